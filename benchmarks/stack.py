@@ -1,0 +1,50 @@
+"""The Kafka broker and PostgreSQL a benchmark runs against: the environment's, or its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    """Addresses of the servers a benchmark uses."""
+
+    kafka_bootstrap_servers: str
+    postgres_server_url: str
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    """Use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; otherwise start private servers on
+    free ports (durable settings, as in production) and stop them by PID afterwards."""
+    state = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    state.chmod(0o755)
+    stops = []
+    try:
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if kafka:
+            wait_for_kafka(kafka, timeout=30.0)
+        else:
+            broker = start_kafka(state, free_port(), die_with_parent=True)
+            stops.append(broker.stop)
+            kafka = broker.address
+        database = os.environ.get("DATABASE_URL")
+        if not database:
+            postgres = start_postgres(state, free_port())
+            stops.append(postgres.stop)
+            database = postgres.url
+        yield BenchStack(kafka_bootstrap_servers=kafka, postgres_server_url=database)
+    finally:
+        for stop in reversed(stops):
+            stop()
+        shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""Event contracts: the envelope and every payload model, versioned by topic."""
+
+from common_core.events.assessment import AssessmentResponseCompletedV1, AssessmentScoredV1
+from common_core.events.cj import (
+    AnchorEssay,
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJAssessmentRequestV1,
+    CJCompletionReason,
+    CJStatistics,
+    EssayRanking,
+    EssayToProcess,
+    GradeProjection,
+    LLMConfigOverrides,
+    ResourceUsage,
+    SystemMetadata,
+)
+from common_core.events.envelope import (
+    EnvelopeDecodeError,
+    EventEnvelope,
+    PayloadValidationError,
+    decode_envelope,
+    decode_event,
+    encode_envelope,
+)
+from common_core.events.llm import (
+    ComparisonEssay,
+    ComparisonWinner,
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMProviderName,
+    LLMRubricRequestV1,
+    LLMRubricResultV1,
+    RubricScores,
+    TokenUsage,
+)
+from common_core.events.registry import PAYLOAD_BY_TOPIC, payload_model_for
+
+__all__ = [
+    "PAYLOAD_BY_TOPIC",
+    "AnchorEssay",
+    "AssessmentResponseCompletedV1",
+    "AssessmentScoredV1",
+    "CJAssessmentCompletedV1",
+    "CJAssessmentFailedV1",
+    "CJAssessmentRequestV1",
+    "CJCompletionReason",
+    "CJStatistics",
+    "ComparisonEssay",
+    "ComparisonWinner",
+    "EnvelopeDecodeError",
+    "EssayRanking",
+    "EssayToProcess",
+    "EventEnvelope",
+    "GradeProjection",
+    "LLMComparisonRequestV1",
+    "LLMComparisonResultV1",
+    "LLMConfig",
+    "LLMConfigOverrides",
+    "LLMProviderName",
+    "LLMRubricRequestV1",
+    "LLMRubricResultV1",
+    "PayloadValidationError",
+    "ResourceUsage",
+    "RubricScores",
+    "SystemMetadata",
+    "TokenUsage",
+    "decode_envelope",
+    "decode_event",
+    "encode_envelope",
+    "payload_model_for",
+]

@@ -1,0 +1,149 @@
+"""Comparative-judgement payloads (SPEC §1.3).
+
+The request model checks structure only: an empty essay list, duplicate ids or empty texts are
+semantic errors the CJ service answers with a failed event, so they must still decode.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from common_core.errors import ErrorDetail
+from common_core.events.llm import LLMConfig
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class EssayToProcess(_Contract):
+    """One essay of a CJ batch."""
+
+    essay_id: str = Field(min_length=1, max_length=200)
+    text_content: str
+
+
+class AnchorEssay(EssayToProcess):
+    """An essay with a known grade, used to project grades onto the scale."""
+
+    grade: str = Field(min_length=1, max_length=20)
+
+
+LLMConfigOverrides = LLMConfig
+
+
+class CJAssessmentRequestV1(_Contract):
+    """Upstream asks for a comparative-judgement ranking of a batch of essays."""
+
+    event_name: Literal["cj_assessment.requested"] = "cj_assessment.requested"
+    entity_ref: str = Field(min_length=1, max_length=200)
+    essays_to_process: list[EssayToProcess]
+    language: str = Field(default="en", min_length=2, max_length=16)
+    course_code: str | None = None
+    essay_instructions: str = ""
+    judge_rubric: str | None = None
+    llm_config_overrides: LLMConfigOverrides | None = None
+    max_comparisons: int | None = Field(default=None, ge=1)
+    anchors: list[AnchorEssay] = Field(default_factory=list)
+
+
+class CJCompletionReason(StrEnum):
+    """Why a CJ batch finished scoring."""
+
+    STABLE = "STABLE"
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    ALL_PAIRS_COMPARED = "ALL_PAIRS_COMPARED"
+    FORCED_RECOVERY = "FORCED_RECOVERY"
+    INSUFFICIENT_ESSAYS = "INSUFFICIENT_ESSAYS"
+
+
+class EssayRanking(_Contract):
+    """One essay's place on the fitted scale; `rank` 1 is the best."""
+
+    essay_id: str
+    rank: int = Field(ge=1)
+    score: float
+    standard_error: float | None = Field(default=None, ge=0)
+    comparisons: int = Field(ge=0)
+    wins: int = Field(ge=0)
+
+
+class CJStatistics(_Contract):
+    """Reliability and design figures of a fitted batch; None where there is too little data."""
+
+    scale_separation_reliability: float | None = None
+    split_half_reliability: float | None = None
+    position_bias_logit: float | None = None
+    comparisons_per_essay: float = Field(default=0.0, ge=0)
+
+
+class GradeProjection(_Contract):
+    """A grade projected from anchor essays, with a probability per grade."""
+
+    essay_id: str
+    predicted_grade: str
+    grade_probabilities: dict[str, float]
+    confidence: float = Field(ge=0, le=1)
+
+
+class ResourceUsage(_Contract):
+    """What a batch consumed."""
+
+    total_comparisons: int = Field(default=0, ge=0)
+    completed_comparisons: int = Field(default=0, ge=0)
+    failed_comparisons: int = Field(default=0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+
+class SystemMetadata(_Contract):
+    """Processing facts attached to CJ outcome events."""
+
+    source_service: str = "cj_assessment_service"
+    processed_at: AwareDatetime
+    processing_duration_seconds: float = Field(ge=0)
+    resource_usage: ResourceUsage = Field(default_factory=ResourceUsage)
+
+
+class CJAssessmentCompletedV1(_Contract):
+    """A CJ batch has been scored."""
+
+    event_name: Literal["cj_assessment.completed"] = "cj_assessment.completed"
+    entity_ref: str
+    status: Literal["COMPLETED_SUCCESSFULLY"] = "COMPLETED_SUCCESSFULLY"
+    cj_assessment_job_id: str
+    completion_reason: CJCompletionReason
+    rankings: list[EssayRanking]
+    statistics: CJStatistics
+    grade_projections: list[GradeProjection] | None = None
+    system_metadata: SystemMetadata
+
+
+class CJAssessmentFailedV1(_Contract):
+    """A CJ batch could not be scored; `error_detail` says why."""
+
+    event_name: Literal["cj_assessment.failed"] = "cj_assessment.failed"
+    entity_ref: str
+    status: Literal["FAILED"] = "FAILED"
+    cj_assessment_job_id: str | None = None
+    error_detail: ErrorDetail
+    system_metadata: SystemMetadata
+
+
+__all__ = [
+    "AnchorEssay",
+    "CJAssessmentCompletedV1",
+    "CJAssessmentFailedV1",
+    "CJAssessmentRequestV1",
+    "CJCompletionReason",
+    "CJStatistics",
+    "EssayRanking",
+    "EssayToProcess",
+    "GradeProjection",
+    "LLMConfigOverrides",
+    "ResourceUsage",
+    "SystemMetadata",
+]

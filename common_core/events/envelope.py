@@ -1,0 +1,112 @@
+"""The EventEnvelope and its two-phase (envelope first, then typed payload) decoding."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class EnvelopeDecodeError(ValueError):
+    """The bytes are not a readable envelope (not UTF-8 JSON, or the envelope schema fails)."""
+
+    code = "envelope_invalid"
+
+
+class PayloadValidationError(ValueError):
+    """The envelope is readable but its `data` does not match the payload model."""
+
+    code = "payload_invalid"
+
+
+class EventEnvelope(BaseModel, Generic[PayloadT]):
+    """Every event travels in one of these; `event_type` equals the topic name."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    event_type: str = Field(min_length=1)
+    event_timestamp: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    source_service: str = Field(min_length=1)
+    schema_version: int = Field(default=1, ge=1)
+    correlation_id: UUID
+    data: PayloadT
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("event_timestamp")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class RawEnvelope(BaseModel):
+    """Phase one of decoding: the envelope with `data` still an untyped JSON object."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: UUID
+    event_type: str = Field(min_length=1)
+    event_timestamp: AwareDatetime
+    source_service: str = Field(min_length=1)
+    schema_version: int = Field(default=1, ge=1)
+    correlation_id: UUID
+    data: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def typed(self, model: type[ModelT]) -> EventEnvelope[ModelT]:
+        """Phase two: validate `data` against the payload model."""
+        try:
+            payload = model.model_validate(self.data)
+        except ValidationError as exc:
+            raise PayloadValidationError(
+                f"{model.__name__} payload invalid: {_summarise(exc)}"
+            ) from exc
+        return EventEnvelope[model](  # type: ignore[valid-type]
+            event_id=self.event_id,
+            event_type=self.event_type,
+            event_timestamp=self.event_timestamp,
+            source_service=self.source_service,
+            schema_version=self.schema_version,
+            correlation_id=self.correlation_id,
+            data=payload,
+            metadata=self.metadata,
+        )
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "<root>"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def encode_envelope(envelope: EventEnvelope[Any]) -> bytes:
+    """The wire form of an envelope: UTF-8 JSON."""
+    return envelope.model_dump_json().encode("utf-8")
+
+
+def decode_envelope(raw: bytes | str) -> RawEnvelope:
+    """Phase one: parse the bytes and validate the envelope, leaving `data` untyped."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeDecodeError(f"message is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise EnvelopeDecodeError("message is JSON but not an object")
+    try:
+        return RawEnvelope.model_validate(document)
+    except ValidationError as exc:
+        raise EnvelopeDecodeError(f"envelope invalid: {_summarise(exc)}") from exc
+
+
+def decode_event(raw: bytes | str, model: type[ModelT]) -> EventEnvelope[ModelT]:
+    """Both phases: the envelope, then the typed payload."""
+    return decode_envelope(raw).typed(model)

@@ -1,0 +1,146 @@
+"""LLM provider payloads (SPEC §1.4): comparison and rubric requests and their results."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from common_core.errors import ErrorDetail
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LLMProviderName(StrEnum):
+    """Providers the LLM provider service can call."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    HEURISTIC = "heuristic"
+
+
+class LLMConfig(_Contract):
+    """Per-request model settings; None means the provider service's default."""
+
+    provider: LLMProviderName | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=32000)
+
+
+class ComparisonWinner(StrEnum):
+    """Which essay of a pair the judge preferred."""
+
+    ESSAY_A = "essay_a"
+    ESSAY_B = "essay_b"
+
+
+class ComparisonEssay(_Contract):
+    """An essay as shown to the judge."""
+
+    essay_id: str = Field(min_length=1)
+    text_content: str
+
+
+class TokenUsage(_Contract):
+    """Tokens a provider call consumed."""
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+
+
+class LLMComparisonRequestV1(_Contract):
+    """Ask the provider which of two essays is better; the answer goes to `callback_topic`."""
+
+    request_id: UUID
+    essay_a: ComparisonEssay
+    essay_b: ComparisonEssay
+    essay_instructions: str = ""
+    judge_rubric: str | None = None
+    language: str = "en"
+    llm_config: LLMConfig = Field(default_factory=LLMConfig)
+    callback_topic: str = Field(min_length=1)
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class _ProviderAnswer(_Contract):
+    request_id: UUID
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    error_detail: ErrorDetail | None = None
+    provider: str
+    model: str
+    prompt_sha256: str | None = None
+    prompt_version: str | None = None
+    latency_ms: int = Field(default=0, ge=0)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    injection_suspected: bool = False
+
+
+class LLMComparisonResultV1(_ProviderAnswer):
+    """The judge's verdict on a pair, or an `error_detail`: exactly one of the two."""
+
+    winner: ComparisonWinner | None = None
+    justification: str | None = None
+    confidence: float | None = Field(default=None, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _exactly_one_outcome(self) -> LLMComparisonResultV1:
+        has_verdict = self.winner is not None
+        if has_verdict == (self.error_detail is not None):
+            raise ValueError("exactly one of winner or error_detail must be set")
+        if has_verdict and self.confidence is None:
+            raise ValueError("a verdict needs a confidence (1..5)")
+        return self
+
+    @property
+    def is_error(self) -> bool:
+        """True when the provider could not judge the pair."""
+        return self.error_detail is not None
+
+
+class LLMRubricRequestV1(_Contract):
+    """Ask the provider to score one answer on a rubric."""
+
+    request_id: UUID
+    answer_text: str
+    question_text: str = ""
+    rubric: dict[str, Any] = Field(default_factory=dict)
+    language: str = "en"
+    llm_config: LLMConfig = Field(default_factory=LLMConfig)
+    callback_topic: str = Field(min_length=1)
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RubricScores(_Contract):
+    """Scores on the four rubric dimensions, each 1..5."""
+
+    relevance: int = Field(ge=1, le=5)
+    depth: int = Field(ge=1, le=5)
+    clarity: int = Field(ge=1, le=5)
+    technical: int = Field(ge=1, le=5)
+
+
+class LLMRubricResultV1(_ProviderAnswer):
+    """Rubric scores for an answer, or an `error_detail`: exactly one of the two."""
+
+    scores: RubricScores | None = None
+    overall: float | None = Field(default=None, ge=1, le=5)
+    feedback: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_outcome(self) -> LLMRubricResultV1:
+        has_scores = self.scores is not None
+        if has_scores == (self.error_detail is not None):
+            raise ValueError("exactly one of scores or error_detail must be set")
+        if has_scores and self.overall is None:
+            raise ValueError("scores need an overall score (1..5)")
+        return self
+
+    @property
+    def is_error(self) -> bool:
+        """True when the provider could not score the answer."""
+        return self.error_detail is not None

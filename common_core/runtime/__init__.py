@@ -1,0 +1,1 @@
+"""Shared runtime: Kafka producer and consumer runner, outbox, database, logging, metrics."""

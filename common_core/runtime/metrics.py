@@ -1,0 +1,51 @@
+"""Prometheus helpers and the metrics the shared runtime itself records.
+
+Metric names are documented in docs/metrics.md; each service adds its own with its prefix.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+CONSUMER_MESSAGES = Counter(
+    "huleedu_consumer_messages_total",
+    "Kafka messages handled by consumer runners, by topic and outcome (handled, retried).",
+    ["topic", "outcome"],
+)
+DEAD_LETTERED = Counter(
+    "huleedu_dead_lettered_total",
+    "Messages sent to a dead-letter topic, by source topic and error code.",
+    ["topic", "code"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "huleedu_outbox_published_total", "Outbox rows published to Kafka.", ["table"]
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "huleedu_outbox_publish_failures_total",
+    "Outbox relay batches that failed to publish.",
+    ["table"],
+)
+OUTBOX_LAG_SECONDS = Gauge(
+    "huleedu_outbox_lag_seconds",
+    "Age of the oldest unpublished outbox row at the relay's last pass.",
+    ["table"],
+)
+OUTBOX_PUBLISH_DELAY = Histogram(
+    "huleedu_outbox_publish_delay_seconds",
+    "Time from an outbox row's creation to its publication.",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def render_metrics(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """The exposition body and its content type, for a `/metrics` endpoint."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,69 @@
+"""Running one service process: the HTTP app and background workers until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
+
+log = structlog.get_logger(__name__)
+
+
+async def run_service(
+    app: Quart,
+    *,
+    host: str,
+    port: int,
+    workers: Sequence[Awaitable[None]] = (),
+    stop_workers: Callable[[], None] = lambda: None,
+    graceful_timeout: float = 10.0,
+) -> None:
+    """Serve `app` and run `workers` until a signal arrives, then stop workers and the server.
+
+    A worker that crashes stops the whole process (so a supervisor restarts it) instead of
+    leaving a half-alive service that answers health checks.
+    """
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown.set)
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
+    tasks = [asyncio.ensure_future(w) for w in workers]
+    crashed: BaseException | None = None
+
+    async def watch(task: asyncio.Future[None]) -> None:
+        nonlocal crashed
+        try:
+            await task
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            crashed = exc
+            log.error("worker_crashed", error=f"{type(exc).__name__}: {exc}")
+            shutdown.set()
+
+    watchers = [asyncio.create_task(watch(t)) for t in tasks]
+    log.info("service_started", host=host, port=port, workers=len(tasks))
+    await shutdown.wait()
+    log.info("service_stopping")
+    stop_workers()
+    pending: set[asyncio.Future[None]] = set()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=graceful_timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
+    await server
+    log.info("service_stopped", clean=not pending and crashed is None)
+    if crashed is not None:
+        raise SystemExit(1)

@@ -1,0 +1,61 @@
+"""The typed settings base every service's `config.py` extends.
+
+Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+`TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name, validate_prefix
+
+SERVER_DEFAULT_DATABASE = "postgres"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by every service."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    topic_partitions: int = Field(default=3, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    service_database_name: str = "postgres"
+    database_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+    log_json: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    instance_id: str | None = None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        return validate_prefix(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        url = make_url(value)
+        if url.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+            url = url.set(drivername="postgresql+asyncpg")
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql+asyncpg://...)")
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def service_database_url(self) -> str:
+        """DATABASE_URL as given when it names a database; else the service's own database on it."""
+        url = make_url(self.database_url)
+        if url.database and url.database != SERVER_DEFAULT_DATABASE:
+            return self.database_url
+        return url.set(database=self.service_database_name).render_as_string(hide_password=False)
+
+    def topic(self, topic: Topic) -> str:
+        """Full name of a logical topic under the configured prefix."""
+        return topic_name(topic, self.topic_prefix)

@@ -1,0 +1,240 @@
+"""Hypothesis strategies producing valid instances of every contract model."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events import (
+    AnchorEssay,
+    AssessmentResponseCompletedV1,
+    AssessmentScoredV1,
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJAssessmentRequestV1,
+    CJCompletionReason,
+    CJStatistics,
+    ComparisonEssay,
+    ComparisonWinner,
+    EssayRanking,
+    EssayToProcess,
+    GradeProjection,
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMProviderName,
+    LLMRubricRequestV1,
+    LLMRubricResultV1,
+    ResourceUsage,
+    RubricScores,
+    SystemMetadata,
+    TokenUsage,
+)
+
+ids = st.text(min_size=1, max_size=40)
+texts = st.text(max_size=200)
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e6, max_value=1e6)
+non_negative = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+counts = st.integers(min_value=0, max_value=10_000)
+aware_datetimes = st.datetimes(timezones=st.just(UTC))
+metadata = st.dictionaries(
+    st.text(max_size=10), st.one_of(st.integers(), st.text(max_size=20)), max_size=3
+)
+
+llm_configs = st.builds(
+    LLMConfig,
+    provider=st.none() | st.sampled_from(LLMProviderName),
+    model=st.none() | st.text(min_size=1, max_size=30),
+    temperature=st.none() | st.floats(min_value=0, max_value=2),
+    max_tokens=st.none() | st.integers(min_value=1, max_value=32000),
+)
+essays = st.builds(EssayToProcess, essay_id=ids, text_content=texts)
+anchors = st.builds(
+    AnchorEssay, essay_id=ids, text_content=texts, grade=st.text(min_size=1, max_size=5)
+)
+error_details = st.builds(
+    ErrorDetail,
+    code=st.sampled_from(ErrorCode),
+    message=st.text(min_size=1, max_size=100),
+    timestamp=aware_datetimes,
+    service=ids,
+    operation=ids,
+    details=metadata,
+)
+usage = st.builds(TokenUsage, prompt_tokens=counts, completion_tokens=counts)
+system_metadata = st.builds(
+    SystemMetadata,
+    processed_at=aware_datetimes,
+    processing_duration_seconds=non_negative,
+    resource_usage=st.builds(
+        ResourceUsage,
+        total_comparisons=counts,
+        completed_comparisons=counts,
+        failed_comparisons=counts,
+        prompt_tokens=counts,
+        completion_tokens=counts,
+    ),
+)
+rubric_scores = st.builds(
+    RubricScores, **{d: st.integers(1, 5) for d in ("relevance", "depth", "clarity", "technical")}
+)
+overall = st.floats(min_value=1, max_value=5)
+_answer_common = {
+    "request_metadata": metadata,
+    "provider": ids,
+    "model": ids,
+    "prompt_sha256": st.none() | st.text(min_size=64, max_size=64, alphabet="0123456789abcdef"),
+    "latency_ms": counts,
+    "usage": usage,
+}
+
+STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
+    CJAssessmentRequestV1: st.builds(
+        CJAssessmentRequestV1,
+        entity_ref=ids,
+        essays_to_process=st.lists(essays, max_size=5),
+        language=st.sampled_from(["en", "sv", "en-GB"]),
+        course_code=st.none() | ids,
+        essay_instructions=texts,
+        judge_rubric=st.none() | texts,
+        llm_config_overrides=st.none() | llm_configs,
+        max_comparisons=st.none() | st.integers(min_value=1, max_value=10_000),
+        anchors=st.lists(anchors, max_size=3),
+    ),
+    CJAssessmentCompletedV1: st.builds(
+        CJAssessmentCompletedV1,
+        entity_ref=ids,
+        cj_assessment_job_id=ids,
+        completion_reason=st.sampled_from(CJCompletionReason),
+        rankings=st.lists(
+            st.builds(
+                EssayRanking,
+                essay_id=ids,
+                rank=st.integers(min_value=1, max_value=1000),
+                score=finite,
+                standard_error=st.none() | non_negative,
+                comparisons=counts,
+                wins=counts,
+            ),
+            max_size=5,
+        ),
+        statistics=st.builds(
+            CJStatistics,
+            scale_separation_reliability=st.none() | finite,
+            split_half_reliability=st.none() | finite,
+            position_bias_logit=st.none() | finite,
+            comparisons_per_essay=non_negative,
+        ),
+        grade_projections=st.none()
+        | st.lists(
+            st.builds(
+                GradeProjection,
+                essay_id=ids,
+                predicted_grade=ids,
+                grade_probabilities=st.dictionaries(ids, st.floats(0, 1), max_size=4),
+                confidence=st.floats(0, 1),
+            ),
+            max_size=3,
+        ),
+        system_metadata=system_metadata,
+    ),
+    CJAssessmentFailedV1: st.builds(
+        CJAssessmentFailedV1,
+        entity_ref=ids,
+        cj_assessment_job_id=st.none() | ids,
+        error_detail=error_details,
+        system_metadata=system_metadata,
+    ),
+    LLMComparisonRequestV1: st.builds(
+        LLMComparisonRequestV1,
+        request_id=st.uuids(),
+        essay_a=st.builds(ComparisonEssay, essay_id=ids, text_content=texts),
+        essay_b=st.builds(ComparisonEssay, essay_id=ids, text_content=texts),
+        essay_instructions=texts,
+        judge_rubric=st.none() | texts,
+        llm_config=llm_configs,
+        callback_topic=ids,
+        request_metadata=metadata,
+    ),
+    LLMComparisonResultV1: st.one_of(
+        st.builds(
+            LLMComparisonResultV1,
+            request_id=st.uuids(),
+            winner=st.sampled_from(ComparisonWinner),
+            justification=texts,
+            confidence=st.floats(min_value=1, max_value=5),
+            injection_suspected=st.booleans(),
+            **_answer_common,
+        ),
+        st.builds(
+            LLMComparisonResultV1,
+            request_id=st.uuids(),
+            error_detail=error_details,
+            **_answer_common,
+        ),
+    ),
+    LLMRubricRequestV1: st.builds(
+        LLMRubricRequestV1,
+        request_id=st.uuids(),
+        answer_text=texts,
+        question_text=texts,
+        rubric=st.dictionaries(ids, texts, max_size=4),
+        llm_config=llm_configs,
+        callback_topic=ids,
+        request_metadata=metadata,
+    ),
+    LLMRubricResultV1: st.one_of(
+        st.builds(
+            LLMRubricResultV1,
+            request_id=st.uuids(),
+            scores=rubric_scores,
+            overall=overall,
+            feedback=texts,
+            **_answer_common,
+        ),
+        st.builds(
+            LLMRubricResultV1, request_id=st.uuids(), error_detail=error_details, **_answer_common
+        ),
+    ),
+    AssessmentResponseCompletedV1: st.builds(
+        AssessmentResponseCompletedV1,
+        response_id=st.uuids(),
+        question_id=ids,
+        module_slug=ids,
+        learning_outcome_id=st.none() | ids,
+        content_id=st.none() | ids,
+        user_id=ids,
+        anonymous_token=st.none(),
+        completed_at=aware_datetimes,
+        answer_length=counts,
+        scoring_request_id=st.uuids(),
+    )
+    | st.builds(
+        AssessmentResponseCompletedV1,
+        response_id=st.uuids(),
+        question_id=ids,
+        module_slug=ids,
+        user_id=st.none(),
+        anonymous_token=st.uuids(),
+        completed_at=aware_datetimes,
+        answer_length=counts,
+        scoring_request_id=st.uuids(),
+    ),
+    AssessmentScoredV1: st.builds(
+        AssessmentScoredV1,
+        response_id=st.uuids(),
+        score_id=st.uuids(),
+        question_id=ids,
+        module_slug=ids,
+        scores=rubric_scores,
+        overall=overall,
+        feedback=texts,
+        provider=ids,
+        model_id=ids,
+        prompt_version=ids,
+        scored_at=aware_datetimes,
+    ),
+}

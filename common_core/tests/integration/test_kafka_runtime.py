@@ -1,0 +1,228 @@
+"""The producer wrapper and consumer runner against the real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from common_core.events import (
+    CJAssessmentRequestV1,
+    EssayToProcess,
+    EventEnvelope,
+)
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner, RejectMessage
+from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
+from common_core.testing import eventually, read_topic
+from common_core.topics import dlq_topic_name
+
+pytestmark = pytest.mark.integration
+
+
+def _request_envelope(entity_ref: str) -> EventEnvelope[CJAssessmentRequestV1]:
+    return EventEnvelope[CJAssessmentRequestV1](
+        event_type="test.request",
+        source_service="tests",
+        correlation_id=uuid4(),
+        data=CJAssessmentRequestV1(
+            entity_ref=entity_ref,
+            essays_to_process=[EssayToProcess(essay_id="e1", text_content="An essay.")],
+        ),
+    )
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap_servers: str) -> AsyncIterator[KafkaEventProducer]:
+    async with KafkaEventProducer(kafka_bootstrap_servers, client_id="tests") as p:
+        yield p
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap_servers: str, unique_topic: str) -> str:
+    await ensure_topics(
+        kafka_bootstrap_servers, [unique_topic, dlq_topic_name(unique_topic)], partitions=1
+    )
+    return unique_topic
+
+
+class Collector:
+    """A batch handler that records what it saw and can be told to fail."""
+
+    def __init__(self, fail_times: int = 0, reject_ref: str | None = None) -> None:
+        self.seen: list[ConsumedEvent[Any]] = []
+        self.calls = 0
+        self._fail_times = fail_times
+        self._reject_ref = reject_ref
+
+    async def __call__(self, events: Sequence[ConsumedEvent[Any]]) -> None:
+        self.calls += 1
+        if self._fail_times > 0:
+            self._fail_times -= 1
+            raise RuntimeError("database unavailable")
+        for event in events:
+            if event.envelope.data.entity_ref == self._reject_ref:
+                raise RejectMessage(event, "entity is poisoned", code="validation")
+        self.seen.extend(events)
+
+
+def _runner(
+    bootstrap: str, topic: str, handler: Collector, producer: KafkaEventProducer, group: str
+) -> KafkaConsumerRunner:
+    return KafkaConsumerRunner(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        payloads={topic: CJAssessmentRequestV1},
+        handler=handler,
+        producer=producer,
+        client_id="tests",
+        retry_backoff_seconds=(0.05, 0.2),
+    )
+
+
+async def _seen_count(handler: Collector) -> int:
+    return len(handler.seen)
+
+
+class TestProduceAndConsume:
+    async def test_envelope_is_consumed_and_decoded_with_its_correlation_id(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        envelope = _request_envelope("batch-1")
+        await producer.publish(topic, envelope, key="batch-1")
+        handler = Collector()
+        runner = _runner(kafka_bootstrap_servers, topic, handler, producer, f"g-{uuid4().hex}")
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+        event = handler.seen[0]
+        assert event.envelope.correlation_id == envelope.correlation_id
+        assert event.envelope.event_id == envelope.event_id
+        assert event.envelope.data == envelope.data
+        assert event.key == "batch-1"
+
+
+class TestDeadLetters:
+    async def test_poison_message_goes_to_dlq_and_next_message_is_handled(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        await producer.send(OutgoingMessage(topic=topic, value=b"{not json", key="x"))
+        await producer.send(OutgoingMessage(topic=topic, value=b'{"event_id": "nope"}', key="y"))
+        good = _request_envelope("batch-ok")
+        await producer.publish(topic, good, key="batch-ok")
+        handler = Collector()
+        runner = _runner(kafka_bootstrap_servers, topic, handler, producer, f"g-{uuid4().hex}")
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+
+        assert handler.seen[0].envelope.event_id == good.event_id
+        dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=2)
+        assert [r.value for r in dead] == [b"{not json", b'{"event_id": "nope"}']
+        headers = dict(dead[0].headers)
+        assert headers["x-dlq-error-code"] == b"envelope_invalid"
+        assert headers["x-dlq-original-topic"] == topic.encode()
+        assert headers["x-dlq-original-offset"] == b"0"
+        assert b"not UTF-8 JSON" in headers["x-dlq-error-message"]
+        assert dict(dead[1].headers)["x-dlq-error-code"] == b"envelope_invalid"
+
+    async def test_rejected_message_is_dead_lettered_and_its_neighbours_are_handled(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        for ref in ("a", "poison", "b"):
+            await producer.publish(topic, _request_envelope(ref), key=ref)
+        handler = Collector(reject_ref="poison")
+        runner = _runner(kafka_bootstrap_servers, topic, handler, producer, f"g-{uuid4().hex}")
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 2)
+        finally:
+            runner.stop()
+            await task
+        assert [e.envelope.data.entity_ref for e in handler.seen] == ["a", "b"]
+        dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=1)
+        assert len(dead) == 1
+        assert dict(dead[0].headers)["x-dlq-error-code"] == b"validation"
+
+
+class TestRedelivery:
+    async def test_handler_failure_leaves_offset_uncommitted_and_message_is_redelivered(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        envelope = _request_envelope("flaky")
+        await producer.publish(topic, envelope, key="flaky")
+        group = f"g-{uuid4().hex}"
+        tp = TopicPartition(topic, 0)
+
+        failing = Collector(fail_times=10_000)
+        runner = _runner(kafka_bootstrap_servers, topic, failing, producer, group)
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: asyncio.sleep(0, failing.calls), until=lambda n: n >= 3)
+            assert await runner.consumer.committed(tp) is None
+        finally:
+            runner.stop()
+            await task
+        assert failing.seen == []
+
+        # The group's committed position is still before the message: a new member gets it.
+        recovering = Collector(fail_times=1)
+        runner = _runner(kafka_bootstrap_servers, topic, recovering, producer, group)
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(recovering), until=lambda n: n == 1)
+            await eventually(lambda: runner.consumer.committed(tp), until=lambda o: o == 1)
+        finally:
+            runner.stop()
+            await task
+        assert recovering.calls == 2
+        assert recovering.seen[0].envelope.event_id == envelope.event_id
+
+    async def test_committed_offset_survives_restart_so_nothing_is_handled_twice(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        group = f"g-{uuid4().hex}"
+        await producer.publish(topic, _request_envelope("first"), key="k")
+        first = Collector()
+        runner = _runner(kafka_bootstrap_servers, topic, first, producer, group)
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(first), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+
+        await producer.publish(topic, _request_envelope("second"), key="k")
+        second = Collector()
+        runner = _runner(kafka_bootstrap_servers, topic, second, producer, group)
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(second), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+        assert [e.envelope.data.entity_ref for e in second.seen] == ["second"]
+
+
+async def test_ensure_topics_creates_partitions_once(
+    kafka_bootstrap_servers: str, unique_topic: str
+) -> None:
+    await ensure_topics(kafka_bootstrap_servers, [unique_topic], partitions=3)
+    await ensure_topics(kafka_bootstrap_servers, [unique_topic], partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        partitions = await producer.partitions_for(unique_topic)
+    finally:
+        await producer.stop()
+    assert partitions == {0, 1, 2}

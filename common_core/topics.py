@@ -1,0 +1,52 @@
+"""The topic registry: `<prefix>.<area>.<event>.v<N>` names and the payload each topic carries."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+DEFAULT_TOPIC_PREFIX = "huleedu"
+DLQ_SUFFIX = ".dlq"
+_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
+
+
+class Topic(StrEnum):
+    """Logical topics; the value is the name without the configurable prefix."""
+
+    CJ_ASSESSMENT_REQUESTED = "els.cj_assessment.requested.v1"
+    CJ_ASSESSMENT_COMPLETED = "cj_assessment.completed.v1"
+    CJ_ASSESSMENT_FAILED = "cj_assessment.failed.v1"
+    LLM_COMPARISON_REQUESTED = "llm_provider.comparison_requested.v1"
+    LLM_COMPARISON_RESULT = "llm_provider.comparison_result.v1"
+    LLM_RUBRIC_REQUESTED = "llm_provider.rubric_requested.v1"
+    LLM_RUBRIC_RESULT = "llm_provider.rubric_result.v1"
+    ASSESSMENT_RESPONSE_COMPLETED = "assessment.response_completed.v1"
+    ASSESSMENT_SCORED = "assessment.scored.v1"
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return the prefix if it is a valid dotted lower-case name, else raise ValueError."""
+    if not _PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"invalid topic prefix {prefix!r}: use lower-case dotted words")
+    return prefix
+
+
+def topic_name(topic: Topic, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The full Kafka topic name of a logical topic under a prefix."""
+    return f"{validate_prefix(prefix)}.{topic.value}"
+
+
+def dlq_topic_name(topic: str) -> str:
+    """The dead-letter topic of any topic."""
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def logical_topic(name: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> Topic | None:
+    """The logical topic a full name refers to under a prefix, or None if it is not registered."""
+    head = f"{prefix}."
+    if not name.startswith(head):
+        return None
+    try:
+        return Topic(name[len(head) :])
+    except ValueError:
+        return None
