@@ -1,0 +1,110 @@
+"""Fixtures for tests against the real Kafka broker and PostgreSQL (see infra/devstack).
+
+Servers start lazily, on the first test that asks for them, and once per session:
+- the environment wins: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at servers to use;
+- with a Docker engine and DEVSTACK_USE_TESTCONTAINERS=1, testcontainers provides them;
+- otherwise devstack runs them as local processes on free ports (never 9092/5432, where a
+  `make stack-up` may be running) in a temporary state dir, and stops them by PID at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
+from devstack.postgres import asyncpg_url, libpq_url, with_database
+
+
+def _use_testcontainers() -> bool:
+    docker = bool(os.environ.get("DOCKER_HOST")) or Path("/var/run/docker.sock").exists()
+    return docker and os.environ.get("DEVSTACK_USE_TESTCONTAINERS") == "1"
+
+
+@contextlib.contextmanager
+def _temporary_state_dir(component: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"devstack-{component}-"))
+    path.chmod(0o755)  # the postgres account must be able to reach its data dir inside
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker for the whole session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        wait_for_kafka(external, timeout=30.0)
+        yield external
+    elif _use_testcontainers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield str(container.get_bootstrap_server())
+    else:
+        with _temporary_state_dir("kafka") as state_dir:
+            broker = start_kafka(state_dir, free_port(), die_with_parent=True)
+            try:
+                yield broker.address
+            finally:
+                broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """postgresql+asyncpg URL of a real PostgreSQL server (its maintenance database)."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield asyncpg_url(external)
+    elif _use_testcontainers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver="asyncpg") as container:
+            yield str(container.get_connection_url())
+    else:
+        with _temporary_state_dir("postgres") as state_dir:
+            server = start_postgres(state_dir, free_port(), fast=True)
+            try:
+                yield server.url
+            finally:
+                server.stop()
+
+
+async def _execute_on_server(server_url: str, sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(libpq_url(server_url))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test module, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex}"
+    await _execute_on_server(postgres_server_url, f'create database "{name}"')
+    yield with_database(postgres_server_url, name)
+    await _execute_on_server(postgres_server_url, f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def make_topic_name() -> Callable[[], str]:
+    """A factory of unique topic names (`test.<uuid hex>`) for tests that need several."""
+    return lambda: f"test.{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def unique_topic(make_topic_name: Callable[[], str]) -> str:
+    """A topic name no other test uses."""
+    return make_topic_name()

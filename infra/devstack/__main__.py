@@ -1,0 +1,74 @@
+"""Command line: python -m devstack {up,down,status,env,provision}."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from devstack import stack
+from devstack.processes import StackError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="Run a real Kafka broker and PostgreSQL (and the services) locally.",
+        epilog="Ports: KAFKA_PORT (9092), POSTGRES_PORT (5432), SUBMISSION_HTTP_PORT (8001), "
+        "LLM_PROVIDER_HTTP_PORT (8002), CJ_HTTP_PORT (8003). KAFKA_BOOTSTRAP_SERVERS / "
+        "DATABASE_URL, when set and reachable, are used instead of starting a server.",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where pids, logs and data live (default: $DEVSTACK_STATE_DIR or <repo>/.stack)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start Kafka, PostgreSQL and the services")
+    up.add_argument("--no-services", action="store_true", help="only Kafka and PostgreSQL")
+    up.add_argument(
+        "--fast", action="store_true", help="PostgreSQL without fsync (for test runs only)"
+    )
+    up.add_argument(
+        "--database",
+        action="append",
+        metavar="NAME",
+        help=f"database to create (repeatable; default: {', '.join(stack.DEFAULT_DATABASES)})",
+    )
+    commands.add_parser("down", help="stop what `up` started, by PID")
+    commands.add_parser("status", help="show what runs where")
+    commands.add_parser("env", help="print `export KAFKA_BOOTSTRAP_SERVERS=... DATABASE_URL=...`")
+    commands.add_parser("provision", help="fetch the Kafka jars and install PostgreSQL only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one devstack command; return the process exit code."""
+    args = _parser().parse_args(argv)
+    settings = stack.settings_from_environment(args.state_dir)
+    try:
+        if args.command == "up":
+            stack.up(
+                settings,
+                with_services=not args.no_services,
+                fast=args.fast,
+                databases=args.database or stack.DEFAULT_DATABASES,
+            )
+        elif args.command == "down":
+            stack.down(settings)
+        elif args.command == "status":
+            print("\n".join(stack.status_lines(settings)))
+        elif args.command == "env":
+            print(stack.running_endpoints(settings).shell_exports())
+        elif args.command == "provision":
+            stack.provision()
+    except StackError as error:
+        print(f"devstack: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
