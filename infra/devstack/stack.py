@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack import kafka, postgres, services
+from devstack import kafka, postgres, prometheus, services
 from devstack.processes import StackError, say, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +61,12 @@ def provision() -> None:
     with stopwatch() as elapsed:
         libs = kafka.provision_kafka()
         bin_dir = postgres.provision_postgres()
+        prometheus_binary = prometheus.provision_prometheus()
     version = kafka.kafka_version()
-    say(f"provisioned: Kafka {version} in {libs}, PostgreSQL in {bin_dir} ({elapsed()})")
+    say(
+        f"provisioned: Kafka {version} in {libs}, PostgreSQL in {bin_dir}, "
+        f"Prometheus {prometheus_binary} ({elapsed()})"
+    )
 
 
 def _external_kafka_reachable(bootstrap: str) -> bool:

@@ -1,0 +1,114 @@
+"""A real Prometheus server (Debian's package) scraping the services, for the scrape test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from devstack.processes import (
+    RunningProcess,
+    StackError,
+    ensure_port_free,
+    run,
+    say,
+    spawn,
+    stopwatch,
+    wait_until,
+)
+
+READY_TIMEOUT = 60.0
+
+
+def find_prometheus() -> str | None:
+    """The prometheus binary on PATH, if any."""
+    return shutil.which("prometheus")
+
+
+def provision_prometheus() -> str:
+    """Return the prometheus binary, installing Debian's package when running as root."""
+    binary = find_prometheus()
+    if binary is not None:
+        return binary
+    install = "apt-get update && apt-get install -y prometheus"
+    if os.geteuid() != 0:
+        raise StackError(f"prometheus not found on PATH: run `sudo sh -c '{install}'`")
+    say("Prometheus not found; installing it with apt-get ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with stopwatch() as elapsed:
+        run(["apt-get", "update"], what="apt-get update", env=env)
+        run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
+            what="apt-get install prometheus",
+            env=env,
+        )
+    binary = find_prometheus()
+    if binary is None:
+        raise StackError("installed prometheus but it is not on PATH")
+    say(f"installed Prometheus in {elapsed()}")
+    return binary
+
+
+def scrape_config(targets: Mapping[str, str], interval_seconds: float = 1.0) -> str:
+    """A prometheus.yml scraping each job's host:port (JSON is valid YAML)."""
+    config = {
+        "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [address]}]}
+            for job, address in targets.items()
+        ],
+    }
+    return json.dumps(config, indent=2)
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1.0) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def start_prometheus(
+    state_dir: Path, port: int, targets: Mapping[str, str], *, die_with_parent: bool = True
+) -> RunningProcess:
+    """Start Prometheus on 127.0.0.1:port scraping `targets` ({job: host:port}) every second."""
+    binary = provision_prometheus()
+    ensure_port_free(port, "Prometheus", "PROMETHEUS_PORT")
+    home = state_dir.resolve() / "prometheus"
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    config = home / "prometheus.yml"
+    config.write_text(scrape_config(targets))
+    log_path = home / "prometheus.log"
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={home / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with stopwatch() as elapsed:
+        process = spawn(
+            "prometheus",
+            command,
+            address=f"127.0.0.1:{port}",
+            log_path=log_path,
+            pid_file=home / "prometheus.pid",
+            cwd=home,
+            die_with_parent=die_with_parent,
+        )
+        try:
+            wait_until(
+                lambda: _ready(port),
+                timeout=READY_TIMEOUT,
+                what="Prometheus",
+                log_path=log_path,
+                process=process,
+            )
+        except StackError:
+            process.stop(timeout=5.0)
+            raise
+        say(f"Prometheus ready on 127.0.0.1:{port} (pid {process.pid}) in {elapsed()}")
+    return process
