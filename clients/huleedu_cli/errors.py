@@ -1,0 +1,57 @@
+"""The client's error hierarchy; each error knows the exit code the CLI ends with."""
+
+from __future__ import annotations
+
+from common_core.errors import ErrorCode, HuleEduError
+from common_core.events import CJAssessmentFailedV1
+
+EXIT_BATCH_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
+
+
+class ClientError(HuleEduError):
+    """Base of every error the client reports as one clear line instead of a traceback."""
+
+    exit_code: int = EXIT_USAGE
+
+
+class InputError(ClientError):
+    """The essays, prompt, anchors or intended order given on the command line are unusable."""
+
+    code = ErrorCode.VALIDATION
+
+
+class BrokerUnavailableError(ClientError):
+    """The Kafka broker could not be reached within the connect timeout."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    retryable = True
+
+
+class StatusUnavailableError(ClientError):
+    """The CJ service's HTTP API could not be reached or answered with an error."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    retryable = True
+
+
+class CJBatchTimeoutError(ClientError):
+    """Neither a completed nor a failed event arrived within the timeout."""
+
+    code = ErrorCode.TIMEOUT
+    exit_code = EXIT_TIMEOUT
+    retryable = True
+
+
+class CJBatchFailedError(ClientError):
+    """The CJ service answered the batch with a failed event."""
+
+    exit_code = EXIT_BATCH_FAILED
+
+    def __init__(self, failed: CJAssessmentFailedV1) -> None:
+        detail = failed.error_detail
+        super().__init__(f"CJ batch {failed.entity_ref} failed: [{detail.code}] {detail.message}")
+        self.failed = failed
+        self.code = detail.code

@@ -1,0 +1,169 @@
+"""The Kafka side of the upstream role: publish a CJ request, wait for its outcome event.
+
+The outcome consumer is positioned at the end of the completed and failed topics BEFORE the
+request is published, so an answer can never slip past between publishing and listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from common_core.events import (
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJAssessmentRequestV1,
+    EnvelopeDecodeError,
+    EventEnvelope,
+    PayloadValidationError,
+    decode_envelope,
+)
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name
+from huleedu_cli.errors import BrokerUnavailableError
+
+CJOutcome = CJAssessmentCompletedV1 | CJAssessmentFailedV1
+DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+CLIENT_ID = "huleedu-cli"
+
+# aiokafka logs every failed connection attempt; the CLI reports one clear line instead.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+class KafkaCJChannel:
+    """A started producer plus a consumer parked at the end of the CJ outcome topics."""
+
+    def __init__(
+        self,
+        producer: KafkaEventProducer,
+        consumer: AIOKafkaConsumer,
+        *,
+        request_topic: str,
+        completed_topic: str,
+        failed_topic: str,
+    ) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self.request_topic = request_topic
+        self._outcome_models: dict[str, type[CJAssessmentCompletedV1 | CJAssessmentFailedV1]] = {
+            completed_topic: CJAssessmentCompletedV1,
+            failed_topic: CJAssessmentFailedV1,
+        }
+
+    async def publish_request(self, envelope: EventEnvelope[CJAssessmentRequestV1]) -> None:
+        """Publish the request keyed by its entity_ref; returns once the broker acknowledged."""
+        await self._producer.publish(self.request_topic, envelope, key=envelope.data.entity_ref)
+
+    async def wait_for_outcome(self, entity_ref: str) -> CJOutcome:
+        """The first completed or failed event about `entity_ref` after the channel opened."""
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    outcome = self._outcome_of(record, entity_ref)
+                    if outcome is not None:
+                        return outcome
+
+    def _outcome_of(
+        self, record: ConsumerRecord[bytes, bytes], entity_ref: str
+    ) -> CJOutcome | None:
+        if record.key is not None and record.key.decode("utf-8", "replace") != entity_ref:
+            return None
+        model = self._outcome_models.get(record.topic)
+        if model is None or record.value is None:
+            return None
+        try:
+            payload = decode_envelope(record.value).typed(model).data
+        except (EnvelopeDecodeError, PayloadValidationError):
+            return None  # not ours to judge: the producer's DLQ handling covers bad events
+        return payload if payload.entity_ref == entity_ref else None
+
+
+@contextlib.asynccontextmanager
+async def open_cj_channel(
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS,
+    *,
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX,
+    connect_timeout: float = 10.0,
+    topic_partitions: int = 3,
+) -> AsyncIterator[KafkaCJChannel]:
+    """Connect, make sure the CJ topics exist, park a consumer at their ends; then yield."""
+    request_topic = topic_name(Topic.CJ_ASSESSMENT_REQUESTED, topic_prefix)
+    completed_topic = topic_name(Topic.CJ_ASSESSMENT_COMPLETED, topic_prefix)
+    failed_topic = topic_name(Topic.CJ_ASSESSMENT_FAILED, topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=CLIENT_ID,
+        group_id=None,  # manual assignment: no group offsets to share with anyone
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        request_timeout_ms=int(connect_timeout * 1000),
+    )
+    producer: KafkaEventProducer | None = None
+    try:
+        try:
+            async with asyncio.timeout(connect_timeout):
+                await consumer.start()
+                await ensure_topics(
+                    bootstrap_servers,
+                    [request_topic, completed_topic, failed_topic],
+                    partitions=topic_partitions,
+                )
+                producer = KafkaEventProducer(
+                    bootstrap_servers,
+                    client_id=CLIENT_ID,
+                    request_timeout_ms=int(connect_timeout * 1000),
+                )
+                await producer.start()
+                await _park_at_end(consumer, bootstrap_servers, [completed_topic, failed_topic])
+        except TimeoutError as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach the Kafka broker at {bootstrap_servers}: "
+                f"no answer within {connect_timeout:g}s"
+            ) from exc
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach the Kafka broker at {bootstrap_servers}: {type(exc).__name__}"
+            ) from exc
+        yield KafkaCJChannel(
+            producer,
+            consumer,
+            request_topic=request_topic,
+            completed_topic=completed_topic,
+            failed_topic=failed_topic,
+        )
+    finally:
+        if producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+        with contextlib.suppress(KafkaError, OSError):
+            await consumer.stop()
+
+
+async def _park_at_end(
+    consumer: AIOKafkaConsumer, bootstrap_servers: str, topics: list[str]
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=CLIENT_ID)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+    if {tp.topic for tp in partitions} != set(topics):
+        raise BrokerUnavailableError(f"the broker does not list all of {', '.join(topics)}")
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)  # resolve now, not lazily after the request is out

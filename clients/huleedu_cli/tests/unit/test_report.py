@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from common_core.events import CJAssessmentCompletedV1
+from huleedu_cli.inputs import IntendedPlacement
+from huleedu_cli.report import (
+    RANKING_COLUMNS,
+    order_agreement,
+    render_ranking,
+    write_chart,
+    write_ranking_csv,
+    write_result_json,
+)
+from huleedu_cli.tests.factories import completed_event
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def intended(*ids: str) -> dict[str, IntendedPlacement]:
+    grades = "ABCDEF"
+    return {
+        essay_id: IntendedPlacement(essay_id=essay_id, rank=i + 1, grade=grades[i % 6])
+        for i, essay_id in enumerate(ids)
+    }
+
+
+class TestOrderAgreement:
+    def test_same_order_is_perfect_agreement(self) -> None:
+        agreement = order_agreement(completed_event(), intended("e1", "e2", "e3", "e4"))
+        assert agreement is not None
+        assert agreement.spearman_rho == pytest.approx(1.0)
+        assert agreement.essays_compared == 4
+
+    def test_reversed_order_is_perfect_disagreement(self) -> None:
+        agreement = order_agreement(completed_event(), intended("e4", "e3", "e2", "e1"))
+        assert agreement is not None
+        assert agreement.spearman_rho == pytest.approx(-1.0)
+
+    def test_only_essays_known_to_both_count_and_fewer_than_three_give_none(self) -> None:
+        assert order_agreement(completed_event(), intended("e1", "e2", "zz")) is None
+
+
+class TestFiles:
+    def test_csv_lists_every_essay_best_first_with_intended_placement(self, tmp_path: Path) -> None:
+        path = tmp_path / "out" / "ranking.csv"
+        write_ranking_csv(path, completed_event(), intended("e2", "e1", "e3", "e4"))
+
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        assert tuple(reader.fieldnames or ()) == RANKING_COLUMNS
+        assert [r["essay_id"] for r in rows] == ["e1", "e2", "e3", "e4"]
+        assert rows[0]["rank"] == "1"
+        assert float(rows[0]["score"]) == pytest.approx(1.5)
+        assert float(rows[0]["standard_error"]) == pytest.approx(0.4)
+        assert rows[0]["wins"] == "3"
+        assert (rows[0]["intended_rank"], rows[0]["intended_grade"]) == ("2", "B")
+        assert rows[0]["predicted_grade"] == ""
+
+    def test_json_is_the_completed_payload_plus_agreement(self, tmp_path: Path) -> None:
+        completed = completed_event()
+        path = tmp_path / "result.json"
+        write_result_json(path, completed, intended("e1", "e2", "e3", "e4"))
+
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert CJAssessmentCompletedV1.model_validate(document) == completed
+        assert document["intended_order_agreement"]["spearman_rho"] == pytest.approx(1.0)
+        assert document["intended_order_agreement"]["essays_compared"] == 4
+
+    def test_json_without_intended_order_has_no_agreement(self, tmp_path: Path) -> None:
+        path = tmp_path / "result.json"
+        write_result_json(path, completed_event())
+        assert "intended_order_agreement" not in json.loads(path.read_text(encoding="utf-8"))
+
+    def test_chart_is_a_png(self, tmp_path: Path) -> None:
+        path = tmp_path / "charts" / "scores.png"
+        write_chart(path, completed_event(essay_ids=[f"s{i:02d}" for i in range(1, 25)]))
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+        assert path.stat().st_size > 5_000
+
+
+class TestConsoleReport:
+    def test_table_shows_scores_with_errors_and_reliability(self) -> None:
+        console = Console(record=True, width=120)
+        render_ranking(console, completed_event(), intended("e1", "e2", "e3", "e4"))
+        text = console.export_text()
+
+        assert "+1.50 ± 0.40" in text
+        assert "scale separation reliability: 0.91" in text
+        assert "split-half reliability: 0.87" in text
+        assert "Spearman rho 1.000 over 4 essays" in text
+        assert text.index("e1") < text.index("e4")
