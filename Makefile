@@ -27,7 +27,7 @@ format: bootstrap
 	@$(PY) -m ruff check --fix .
 
 demo: provision  ## The main job: the sample CJ batch through the running services
-	@$(PY) -m demo
+	@$(PY) -m huleedu_cli.demo
 
 bench: provision  ## Benchmarks; figures printed and written to benchmarks/results/
 	@$(PY) -m benchmarks

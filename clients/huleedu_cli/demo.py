@@ -1,0 +1,168 @@
+"""`make demo`: the main job, end to end on the real stack.
+
+1. Start Kafka, PostgreSQL and the three services (devstack), unless they are already running.
+2. Run the sample essay batch as an upstream orchestrator would: the `huleedu cj submit` CLI
+   publishes a CJ request event and waits for the completed event, then prints the ranking and
+   how well it matches the intended order.
+3. Submit one answer through the submission API, complete it, and show its rubric score.
+4. Stop what step 1 started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from devstack import kafka, postgres, services, stack
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = REPO_ROOT / "samples"
+OUTPUT = REPO_ROOT / "demo-output"
+SCORE_TIMEOUT_SECONDS = 120.0
+
+DEMO_ANSWER = (
+    "Schools should move to digital textbooks, but gradually. Digital books are cheaper to "
+    "update, so students read current facts instead of editions that are ten years old, and a "
+    "tablet weighs less than a bag of heavy books. Teachers can also add videos and quizzes that "
+    "help students who learn in different ways. On the other hand, screens tire the eyes and "
+    "make it easy to drift to games, and not every family has fast internet at home. For these "
+    "reasons schools should lend devices, keep printed copies for those who need them, and "
+    "train teachers before replacing paper completely."
+)
+
+console = Console(highlight=False)
+
+
+def _provider_note() -> str:
+    if os.environ.get("OPENAI_API_KEY"):
+        return "OPENAI_API_KEY is set: the LLM provider service judges with OpenAI."
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "ANTHROPIC_API_KEY is set: the LLM provider service judges with Anthropic."
+    return (
+        "No OPENAI_API_KEY or ANTHROPIC_API_KEY: the LLM provider service uses its offline "
+        "heuristic judge (transparent text features, not a language model)."
+    )
+
+
+def _something_running(settings: stack.StackSettings) -> bool:
+    state = settings.state_dir
+    return (
+        kafka.running_kafka(state) is not None
+        or postgres.running_postgres(state) is not None
+        or any(services.running_service(state, s) is not None for s in services.SERVICES)
+    )
+
+
+def _service_url(name: str) -> str:
+    service = next(s for s in services.SERVICES if s.name == name)
+    return f"http://127.0.0.1:{service.port(os.environ)}"
+
+
+def run_cj_batch(endpoints: stack.Endpoints) -> None:
+    """The upstream role: the CLI submits the sample batch and prints the ranking."""
+    OUTPUT.mkdir(exist_ok=True)
+    command = [
+        sys.executable, "-m", "huleedu_cli.app", "cj", "submit", str(SAMPLES / "essays"),
+        "--prompt-file", str(SAMPLES / "prompt.md"),
+        "--rubric-file", str(SAMPLES / "rubric.md"),
+        "--anchors", str(SAMPLES / "anchors"),
+        "--intended-order", str(SAMPLES / "intended_order.csv"),
+        "--kafka", endpoints.kafka_bootstrap_servers,
+        "--cj-url", _service_url("cj_assessment_service"),
+        "--out", str(OUTPUT),
+        "--chart", str(OUTPUT / "scores.png"),
+        "--timeout", "600",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO_ROOT, check=False)  # noqa: S603 - fixed argv
+    if result.returncode != 0:
+        raise SystemExit(f"demo: the CJ batch did not complete (exit {result.returncode})")
+
+
+def _wait_for_score(client: httpx.Client, headers: dict[str, str], response_id: str) -> Any:
+    deadline = time.monotonic() + SCORE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        listing = client.get(
+            "/api/assessments/responses",
+            params={"module_slug": "argument", "question_id": "short-essay"},
+            headers=headers,
+        )
+        listing.raise_for_status()
+        for response in listing.json()["responses"]:
+            if response["id"] == response_id and response["scores"]:
+                return response["scores"][0]
+        time.sleep(0.5)
+    raise SystemExit(f"demo: no rubric score within {SCORE_TIMEOUT_SECONDS:.0f}s")
+
+
+def score_one_answer() -> None:
+    """The learner role: create an answer, complete it, and read back its rubric score."""
+    headers = {"X-Anonymous-Token": str(uuid.uuid4())}
+    with httpx.Client(base_url=_service_url("submission_service"), timeout=10.0) as client:
+        created = client.post(
+            "/api/assessments/responses",
+            json={
+                "question_id": "short-essay",
+                "module_slug": "argument",
+                "answer_text": DEMO_ANSWER,
+            },
+            headers=headers,
+        )
+        created.raise_for_status()
+        response_id = created.json()["id"]
+        completed = client.patch(
+            f"/api/assessments/responses/{response_id}",
+            json={"answer_text": DEMO_ANSWER, "completed_at": datetime.now(UTC).isoformat()},
+            headers=headers,
+        )
+        completed.raise_for_status()
+        console.print(
+            f"answer {response_id} completed; scoring requested: "
+            f"{completed.json()['scoring_requested']} (the PATCH returned without waiting)"
+        )
+        score = _wait_for_score(client, headers, response_id)
+    data = score["score_data"]
+    table = Table(title="Rubric score of the demo answer")
+    table.add_column("dimension")
+    table.add_column("score (1-5)", justify="right")
+    for dimension, value in data.get("scores", {}).items():
+        table.add_row(dimension, str(value))
+    table.add_row("[bold]overall[/]", f"[bold]{data.get('overall')}[/]")
+    console.print(table)
+    console.print(f"feedback: {data.get('feedback')}")
+    console.print(f"model: {score['model_id']}, prompt version: {score['prompt_version']}")
+
+
+def main() -> int:
+    """Run the demo; returns the process exit code."""
+    settings = stack.settings_from_environment()
+    reuse = _something_running(settings)
+    console.rule("[bold]HuleEdu demo")
+    console.print(_provider_note())
+    endpoints = stack.up(settings, with_services=True)
+    try:
+        console.rule("Comparative judgement of the sample batch (24 essays, 4 anchors)")
+        run_cj_batch(endpoints)
+        console.rule("Rubric scoring of one answer through the submission API")
+        score_one_answer()
+        console.rule("done")
+        console.print(f"outputs: {OUTPUT}/ranking.csv, result.json, scores.png")
+    finally:
+        if reuse:
+            console.print("the stack was already running before the demo; leaving it running")
+        else:
+            stack.down(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
