@@ -1,0 +1,348 @@
+"""Whole assessments: start an attempt, submit it (idempotently), report its status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from submission_service.application.scoring import (
+    JOB_TYPE_ASSESSMENT_ESSAY,
+    RubricPolicy,
+    ScoringStore,
+    finalize_if_done,
+    stage_rubric_request,
+)
+from submission_service.domain.assessments import (
+    AssessmentDefinition,
+    JobStatus,
+    QuestionScore,
+    QuestionType,
+    ScoreStatus,
+    StageProgress,
+    SubmittedAnswer,
+    overall_progress,
+    score_question,
+    stage_progress,
+)
+from submission_service.domain.errors import ConflictError, NotFoundError
+from submission_service.domain.identity import Identity
+from submission_service.domain.records import (
+    AssessmentRecord,
+    ResponseRecord,
+    ScoringJob,
+    WebhookRecord,
+)
+from submission_service.metrics import ASSESSMENT_SUBMISSIONS
+
+SUBMIT_OPERATION = "assessment.submit"
+
+
+class DefinitionCatalog(Protocol):
+    """The shipped assessment definitions."""
+
+    def get(self, definition_id: str) -> AssessmentDefinition | None:
+        """The definition with this id, if shipped."""
+        ...
+
+    def all(self) -> list[AssessmentDefinition]:
+        """Every definition."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A reply recorded under an idempotency key."""
+
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A scoring job as shown in the status, with its effective state."""
+
+    job: ScoringJob
+    module_slug: str
+    question_id: str
+
+
+class AssessmentStore(ScoringStore, Protocol):
+    """Storage of assessments, their score records, jobs, locks and idempotency keys."""
+
+    async def insert_assessment(self, record: AssessmentRecord) -> None:
+        """Store a new attempt."""
+        ...
+
+    async def assessment_for(
+        self, identity: Identity, assessment_id: UUID, *, lock: bool = False
+    ) -> AssessmentRecord | None:
+        """The caller's own assessment; None if absent or someone else's."""
+        ...
+
+    async def lock_idempotency_key(self, identity_key: str, key: str) -> None:
+        """Serialise concurrent requests with the same key (transaction-scoped lock)."""
+        ...
+
+    async def stored_reply(self, identity_key: str, key: str) -> StoredReply | None:
+        """The reply recorded under this key, if any."""
+        ...
+
+    async def store_reply(
+        self, identity_key: str, key: str, operation: str, reply: StoredReply
+    ) -> None:
+        """Record a reply under this key."""
+        ...
+
+    async def latest_responses(
+        self, identity: Identity, module_slugs: list[str]
+    ) -> dict[tuple[str, str], ResponseRecord]:
+        """The newest answer per (module, question) of the caller in these modules."""
+        ...
+
+    async def lock_responses(self, assessment_id: UUID, response_ids: list[UUID]) -> None:
+        """Lock answers against further edits."""
+        ...
+
+    async def insert_score_records(self, assessment_id: UUID, scores: list[QuestionScore]) -> None:
+        """Store the per-question score records."""
+        ...
+
+    async def attach_job(self, assessment_id: UUID, response_id: UUID, job_id: UUID) -> None:
+        """Link the pending essay score record of a response to its job."""
+        ...
+
+    async def mark_submitted(self, assessment_id: UUID, submitted_at: datetime) -> None:
+        """Mark the assessment submitted."""
+        ...
+
+    async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
+        """The assessment's jobs; queued jobs whose request was published show `in_progress`."""
+        ...
+
+    async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:
+        """Registered webhooks with their deliveries and attempts."""
+        ...
+
+
+async def start_assessment(
+    store: AssessmentStore, catalog: DefinitionCatalog, identity: Identity, definition_id: str
+) -> AssessmentRecord:
+    """Create an attempt at a shipped definition for the caller."""
+    if catalog.get(definition_id) is None:
+        raise NotFoundError(
+            "no assessment definition with this id",
+            reason="definition_not_found",
+            field="definition_id",
+        )
+    record = AssessmentRecord(
+        id=uuid4(),
+        definition_id=definition_id,
+        identity=identity,
+        status="open",
+        created_at=datetime.now(UTC),
+    )
+    await store.insert_assessment(record)
+    await store.commit()
+    return record
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """A stable hash of a request body (key order does not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit_assessment(
+    store: AssessmentStore,
+    catalog: DefinitionCatalog,
+    identity: Identity,
+    assessment_id: UUID,
+    *,
+    idempotency_key: str,
+    request_body: dict[str, Any],
+    policy: RubricPolicy,
+    correlation_id: UUID,
+) -> tuple[int, dict[str, Any]]:
+    """Submit once per key: lock answers, score rule questions now, queue essay jobs.
+
+    Returns (HTTP status, body). The same key and body replays the stored reply; the same key
+    with another body, or a second submission under a new key, is a ConflictError.
+    """
+    fingerprint = request_fingerprint({"assessment_id": str(assessment_id), **request_body})
+    await store.lock_idempotency_key(identity.key, idempotency_key)
+    stored = await store.stored_reply(identity.key, idempotency_key)
+    if stored is not None:
+        if stored.request_hash != fingerprint:
+            ASSESSMENT_SUBMISSIONS.labels(outcome="conflict").inc()
+            raise ConflictError(
+                "this Idempotency-Key was already used with a different request",
+                reason="idempotency_key_reused",
+                field="Idempotency-Key",
+            )
+        ASSESSMENT_SUBMISSIONS.labels(outcome="replayed").inc()
+        return stored.status_code, stored.body
+    assessment = await store.assessment_for(identity, assessment_id, lock=True)
+    if assessment is None:
+        raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
+    if assessment.status != "open":
+        ASSESSMENT_SUBMISSIONS.labels(outcome="conflict").inc()
+        raise ConflictError("the assessment was already submitted", reason="already_submitted")
+    definition = catalog.get(assessment.definition_id)
+    if definition is None:
+        raise NotFoundError("the assessment's definition is gone", reason="definition_not_found")
+
+    answers = await store.latest_responses(identity, [m.slug for m in definition.modules])
+    scores: list[QuestionScore] = []
+    for module, question in definition.questions():
+        response = answers.get((module.slug, question.id))
+        answer = (
+            SubmittedAnswer(str(response.id), response.answer_text, response.answer_metadata)
+            if response is not None
+            else None
+        )
+        scores.append(score_question(module, question, answer))
+    submitted_at = datetime.now(UTC)
+    await store.lock_responses(assessment.id, [r.id for r in answers.values()])
+    await store.insert_score_records(assessment.id, scores)
+    await store.mark_submitted(assessment.id, submitted_at)
+
+    essay_jobs: list[dict[str, Any]] = []
+    questions = {(m.slug, q.id): q for m, q in definition.questions()}
+    for item in scores:
+        if item.status is not ScoreStatus.PENDING:
+            continue
+        response = answers[(item.module_slug, item.question_id)]
+        job = await stage_rubric_request(
+            store,
+            policy=policy,
+            response=response,
+            question=questions[(item.module_slug, item.question_id)],
+            job_type=JOB_TYPE_ASSESSMENT_ESSAY,
+            correlation_id=correlation_id,
+            assessment_id=assessment.id,
+        )
+        await store.attach_job(assessment.id, response.id, job.id)
+        essay_jobs.append(
+            {
+                "job_id": str(job.id),
+                "module_slug": item.module_slug,
+                "question_id": item.question_id,
+                "status": JobStatus.QUEUED.value,
+            }
+        )
+    completed = await finalize_if_done(store, assessment.id)
+    body = {
+        "assessment_id": str(assessment.id),
+        "definition_id": assessment.definition_id,
+        "status": "completed" if completed else "submitted",
+        "submitted_at": submitted_at.isoformat(),
+        "degraded": any(s.status is ScoreStatus.MISSING for s in scores),
+        "rule_results": [_score_json(s) for s in scores if s.score_type is not QuestionType.ESSAY],
+        "essay_jobs": essay_jobs,
+        "missing": [
+            {"module_slug": s.module_slug, "question_id": s.question_id}
+            for s in scores
+            if s.status is ScoreStatus.MISSING
+        ],
+    }
+    await store.store_reply(
+        identity.key,
+        idempotency_key,
+        SUBMIT_OPERATION,
+        StoredReply(request_hash=fingerprint, status_code=202, body=body),
+    )
+    await store.commit()
+    ASSESSMENT_SUBMISSIONS.labels(outcome="submitted").inc()
+    return 202, body
+
+
+def _score_json(item: QuestionScore) -> dict[str, Any]:
+    return {
+        "module_slug": item.module_slug,
+        "question_id": item.question_id,
+        "score_type": item.score_type.value,
+        "status": item.status.value,
+        "score": item.score,
+        "max_score": item.max_score,
+        "detail": item.detail,
+    }
+
+
+async def assessment_status(
+    store: AssessmentStore, identity: Identity, assessment_id: UUID
+) -> dict[str, Any]:
+    """Per-stage progress with weights, job states, result and webhook deliveries."""
+    assessment = await store.assessment_for(identity, assessment_id)
+    if assessment is None:
+        raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
+    jobs = await store.jobs_of(assessment_id)
+    records = await store.score_records(assessment_id)
+    stages: list[StageProgress] = []
+    if assessment.status != "open":
+        rule_items = sum(1 for r in records if r.score_type is not QuestionType.ESSAY)
+        stages = stage_progress(
+            rule_items=rule_items,
+            essay_jobs=[j.job.status for j in jobs],
+            fused=assessment.status == "completed",
+        )
+    webhooks = await store.webhooks_of(assessment_id)
+    return {
+        "assessment_id": str(assessment.id),
+        "definition_id": assessment.definition_id,
+        "status": assessment.status,
+        "created_at": assessment.created_at.isoformat(),
+        "submitted_at": assessment.submitted_at.isoformat() if assessment.submitted_at else None,
+        "completed_at": assessment.completed_at.isoformat() if assessment.completed_at else None,
+        "progress": overall_progress(stages) if stages else 0.0,
+        "stages": [
+            {
+                "name": s.name,
+                "weight": s.weight,
+                "status": s.status.value,
+                "done": s.done,
+                "total": s.total,
+            }
+            for s in stages
+        ],
+        "jobs": [
+            {
+                "job_id": str(j.job.id),
+                "module_slug": j.module_slug,
+                "question_id": j.question_id,
+                "status": j.job.status.value,
+                "error": j.job.error,
+            }
+            for j in jobs
+        ],
+        "result": assessment.result,
+        "webhooks": [
+            {
+                "webhook_id": str(w.id),
+                "url": w.url,
+                "deliveries": [
+                    {
+                        "delivery_id": str(d.id),
+                        "event": d.event,
+                        "status": d.status,
+                        "attempts": [
+                            {
+                                "attempt": a.attempt,
+                                "attempted_at": a.attempted_at.isoformat(),
+                                "succeeded": a.succeeded,
+                                "http_status": a.http_status,
+                                "error": a.error,
+                            }
+                            for a in d.attempts
+                        ],
+                    }
+                    for d in w.deliveries
+                ],
+            }
+            for w in webhooks
+        ],
+    }

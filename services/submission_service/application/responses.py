@@ -1,0 +1,208 @@
+"""Answers: create, update (with the completion trigger), list with scores, claim."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from common_core.events.assessment import AssessmentResponseCompletedV1
+from common_core.topics import Topic
+from submission_service.application.scoring import (
+    JOB_TYPE_RESPONSE,
+    RubricPolicy,
+    ScoringStore,
+    stage_rubric_request,
+)
+from submission_service.domain.assessments import Module, Question
+from submission_service.domain.completion import completion_requested
+from submission_service.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
+from submission_service.domain.identity import Identity
+from submission_service.domain.records import ResponseRecord, ScoreRecord
+from submission_service.metrics import COMPLETIONS_TRIGGERED, RESPONSES_WRITTEN
+
+
+class ResponseStore(ScoringStore, Protocol):
+    """Storage of answers, scoped by identity, in one transaction."""
+
+    async def insert_response(self, record: ResponseRecord) -> ResponseRecord:
+        """Store a new answer; returns it as stored."""
+        ...
+
+    async def response_for(self, identity: Identity, response_id: UUID) -> ResponseRecord | None:
+        """The caller's own answer, locked for update; None if absent or someone else's."""
+        ...
+
+    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
+        """Apply column changes to an answer."""
+        ...
+
+    async def list_responses(
+        self,
+        identity: Identity,
+        *,
+        module_slug: str | None,
+        question_id: str | None,
+        limit: int,
+    ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
+        """The caller's answers, newest first, each with its scores."""
+        ...
+
+    async def claim_responses(self, anonymous_token: UUID, user_id: str) -> tuple[int, int]:
+        """Move the token's answers to the user unless the user answered the question already."""
+        ...
+
+
+class QuestionCatalog(Protocol):
+    """Finds the shipped question an answer refers to (for the rubric and question text)."""
+
+    def find_question(self, module_slug: str, question_id: str) -> tuple[Module, Question] | None:
+        """The question, if any shipped definition has it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewResponse:
+    """The fields a client sends to create an answer."""
+
+    question_id: str
+    module_slug: str
+    answer_text: str = ""
+    learning_outcome_id: str | None = None
+    content_id: str | None = None
+    answer_metadata: dict[str, Any] = field(default_factory=dict)
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseChanges:
+    """A partial update; `completed_at_sent` says whether the body named `completed_at` at all."""
+
+    values: dict[str, Any]
+    completed_at_sent: bool = False
+    completed_at: datetime | None = None
+
+
+_UPDATABLE = frozenset({"answer_text", "answer_metadata", "learning_outcome_id", "content_id"})
+
+
+async def create_response(
+    store: ResponseStore, identity: Identity, new: NewResponse
+) -> ResponseRecord:
+    """Store an answer. Never triggers scoring, even with `completed_at` (SPEC §4)."""
+    record = ResponseRecord(
+        id=uuid4(),
+        identity=identity,
+        question_id=new.question_id,
+        module_slug=new.module_slug,
+        learning_outcome_id=new.learning_outcome_id,
+        content_id=new.content_id,
+        answer_text=new.answer_text,
+        answer_metadata=dict(new.answer_metadata),
+        created_at=datetime.now(UTC),
+        completed_at=new.completed_at,
+    )
+    stored = await store.insert_response(record)
+    await store.commit()
+    RESPONSES_WRITTEN.labels(operation="created").inc()
+    return stored
+
+
+async def update_response(
+    store: ResponseStore,
+    identity: Identity,
+    response_id: UUID,
+    changes: ResponseChanges,
+    *,
+    catalog: QuestionCatalog,
+    policy: RubricPolicy,
+    correlation_id: UUID,
+) -> tuple[ResponseRecord, bool]:
+    """Apply an update; stage scoring events when the body sets `completed_at` to a timestamp.
+
+    Returns the updated answer and whether scoring was requested. Scoring runs later: the events
+    are only staged in the outbox within this transaction.
+    """
+    current = await store.response_for(identity, response_id)
+    if current is None:
+        raise NotFoundError("no such response for this identity", reason="response_not_found")
+    if current.locked:
+        raise ConflictError(
+            "the response belongs to a submitted assessment and can no longer be edited",
+            reason="response_locked",
+        )
+    unknown = set(changes.values) - _UPDATABLE
+    if unknown:
+        raise InvalidInputError("field cannot be updated", field=sorted(unknown)[0])
+    values = dict(changes.values)
+    if changes.completed_at_sent:
+        values["completed_at"] = changes.completed_at
+    updated = await store.update_response(response_id, values) if values else current
+    triggered = completion_requested(
+        completed_at_sent=changes.completed_at_sent, completed_at=changes.completed_at
+    )
+    if triggered and changes.completed_at is not None:
+        found = catalog.find_question(updated.module_slug, updated.question_id)
+        job = await stage_rubric_request(
+            store,
+            policy=policy,
+            response=updated,
+            question=found[1] if found else None,
+            job_type=JOB_TYPE_RESPONSE,
+            correlation_id=correlation_id,
+        )
+        await store.stage_event(
+            Topic.ASSESSMENT_RESPONSE_COMPLETED,
+            AssessmentResponseCompletedV1(
+                response_id=updated.id,
+                question_id=updated.question_id,
+                module_slug=updated.module_slug,
+                learning_outcome_id=updated.learning_outcome_id,
+                content_id=updated.content_id,
+                user_id=updated.identity.user_id,
+                anonymous_token=updated.identity.anonymous_token,
+                completed_at=changes.completed_at,
+                answer_length=len(updated.answer_text),
+                scoring_request_id=job.request_id,
+            ),
+            key=str(updated.id),
+            correlation_id=correlation_id,
+        )
+    await store.commit()
+    RESPONSES_WRITTEN.labels(operation="updated").inc()
+    if triggered:
+        COMPLETIONS_TRIGGERED.inc()
+    return updated, triggered
+
+
+async def list_responses(
+    store: ResponseStore,
+    identity: Identity,
+    *,
+    module_slug: str | None,
+    question_id: str | None,
+    limit: int,
+) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
+    """The caller's own answers, newest first, with their scores."""
+    return await store.list_responses(
+        identity, module_slug=module_slug, question_id=question_id, limit=limit
+    )
+
+
+async def claim_responses(
+    store: ResponseStore, identity: Identity, anonymous_token: UUID
+) -> tuple[int, int]:
+    """Move an anonymous token's answers to the logged-in user; returns (claimed, skipped)."""
+    if identity.user_id is None:
+        raise ForbiddenError(
+            "claiming needs a logged-in user (Bearer token)", reason="user_required"
+        )
+    claimed, skipped = await store.claim_responses(anonymous_token, identity.user_id)
+    await store.commit()
+    return claimed, skipped

@@ -1,0 +1,239 @@
+"""Webhooks: registration behind the SSRF guard, and signed delivery with retries."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
+
+import structlog
+
+from submission_service.application.assessments import AssessmentStore
+from submission_service.application.scoring import completion_payload
+from submission_service.domain.errors import (
+    InvalidInputError,
+    NotFoundError,
+    WebhookTargetRefusedError,
+)
+from submission_service.domain.identity import Identity
+from submission_service.domain.records import WebhookDelivery
+from submission_service.domain.webhooks import (
+    SIGNATURE_HEADER,
+    backoff_seconds,
+    first_refusal,
+    host_is_allowlisted,
+    signature_header,
+)
+from submission_service.metrics import WEBHOOK_DELIVERY_ATTEMPTS
+
+log = structlog.get_logger(__name__)
+
+
+class HostResolver(Protocol):
+    """Resolves a host name to its IP addresses."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Every address the host resolves to; raises OSError when it does not resolve."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """POSTs a body to a URL and reports the HTTP status."""
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The response status code; raises OSError-like errors on transport failure."""
+        ...
+
+
+class WebhookStore(AssessmentStore, Protocol):
+    """Webhook rows: registration and the delivery queue."""
+
+    async def insert_webhook(
+        self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
+    ) -> None:
+        """Store a registered webhook."""
+        ...
+
+    async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
+        """Create one pending delivery for one webhook."""
+        ...
+
+
+class DeliveryQueue(Protocol):
+    """The delivery queue as the dispatcher sees it (short transactions of its own)."""
+
+    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
+        """Pending deliveries that are due, leased so other dispatchers skip them for a while."""
+        ...
+
+    async def record_attempt(
+        self,
+        delivery_id: UUID,
+        *,
+        succeeded: bool,
+        http_status: int | None,
+        error: str | None,
+        give_up: bool,
+        retry_at: datetime | None,
+    ) -> int:
+        """Record an attempt and the delivery's new state; returns the attempt number."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPolicy:
+    """Where webhooks may go and how hard delivery tries."""
+
+    allowlist: tuple[str, ...]
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float
+
+
+async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[str]) -> None:
+    """Refuse URLs that are not http(s) or resolve to internal addresses (unless allowlisted)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInputError(
+            "url is not a valid URL", reason="invalid_url", field="url"
+        ) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError(
+            "url must be an absolute http(s) URL", reason="invalid_url", field="url"
+        )
+    if parts.username or parts.password:
+        raise InvalidInputError("url must not carry credentials", reason="invalid_url", field="url")
+    host = parts.hostname
+    if host_is_allowlisted(host, allowlist):
+        return
+    try:
+        addresses = await resolver.resolve(host, port or (443 if parts.scheme == "https" else 80))
+    except OSError as exc:
+        raise WebhookTargetRefusedError(
+            "the webhook host does not resolve", reason="webhook_host_unresolvable", field="url"
+        ) from exc
+    if not addresses:
+        raise WebhookTargetRefusedError(
+            "the webhook host does not resolve", reason="webhook_host_unresolvable", field="url"
+        )
+    refused = first_refusal(addresses)
+    if refused is not None:
+        address, why = refused
+        raise WebhookTargetRefusedError(
+            f"the webhook URL resolves to a refused address ({why})",
+            field="url",
+            details={"address": address, "reason": why},
+        )
+
+
+async def register_webhook(
+    store: WebhookStore,
+    identity: Identity,
+    assessment_id: UUID,
+    url: str,
+    *,
+    resolver: HostResolver,
+    policy: WebhookPolicy,
+) -> tuple[UUID, str]:
+    """Register a callback URL; returns its id and the signing secret (shown only once)."""
+    assessment = await store.assessment_for(identity, assessment_id)
+    if assessment is None:
+        raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
+    await check_target(url, resolver=resolver, allowlist=policy.allowlist)
+    webhook_id = uuid4()
+    secret = secrets.token_hex(32)
+    await store.insert_webhook(webhook_id, assessment_id, url, secret)
+    if assessment.status == "completed" and assessment.completed_at and assessment.result:
+        # Registered after completion: deliver the outcome right away.
+        await store.enqueue_delivery(
+            webhook_id,
+            "assessment.completed",
+            completion_payload(assessment, assessment.result, assessment.completed_at),
+        )
+    await store.commit()
+    return webhook_id, secret
+
+
+async def deliver_due(
+    queue: DeliveryQueue,
+    sender: WebhookSender,
+    resolver: HostResolver,
+    policy: WebhookPolicy,
+    *,
+    batch_size: int = 20,
+) -> int:
+    """One dispatcher pass: deliver what is due; returns how many attempts were made."""
+    due = await queue.lease_due(batch_size, lease_seconds=policy.timeout_seconds + 30.0)
+    for delivery in due:
+        await _attempt(queue, sender, resolver, policy, delivery)
+    return len(due)
+
+
+async def _attempt(
+    queue: DeliveryQueue,
+    sender: WebhookSender,
+    resolver: HostResolver,
+    policy: WebhookPolicy,
+    delivery: WebhookDelivery,
+) -> None:
+    body = json.dumps(
+        {**delivery.payload, "delivery_id": str(delivery.id)}, separators=(",", ":")
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature_header(delivery.secret, int(time.time()), body),
+        "X-HuleEdu-Event": delivery.event,
+        "X-HuleEdu-Delivery": str(delivery.id),
+    }
+    status: int | None = None
+    error: str | None = None
+    refused = False
+    try:
+        # Checked again at delivery time: DNS may have changed since registration.
+        await check_target(delivery.url, resolver=resolver, allowlist=policy.allowlist)
+    except (WebhookTargetRefusedError, InvalidInputError) as exc:
+        error, refused = f"refused: {exc.message}", True
+    if not refused:
+        try:
+            status = await sender.post(delivery.url, body, headers)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    succeeded = error is None
+    attempt_no = delivery.attempt_count + 1
+    give_up = not succeeded and attempt_no >= policy.max_attempts
+    retry_at = None
+    if not succeeded and not give_up:
+        delay = backoff_seconds(
+            attempt_no, base=policy.backoff_base_seconds, maximum=policy.backoff_max_seconds
+        )
+        retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+    await queue.record_attempt(
+        delivery.id,
+        succeeded=succeeded,
+        http_status=status,
+        error=error,
+        give_up=give_up,
+        retry_at=retry_at,
+    )
+    outcome = (
+        "delivered" if succeeded else "refused" if refused else "failed" if give_up else "retry"
+    )
+    WEBHOOK_DELIVERY_ATTEMPTS.labels(outcome=outcome).inc()
+    log.info(
+        "webhook_delivery_attempt",
+        delivery_id=str(delivery.id),
+        attempt=attempt_no,
+        outcome=outcome,
+        http_status=status,
+    )

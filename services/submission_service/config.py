@@ -1,0 +1,62 @@
+"""Typed settings of the submission service (environment variables, no prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from common_core.events.llm import LLMProviderName
+from common_core.runtime.settings import ServiceSettings
+
+SERVICE_NAME = "submission_service"
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 - documented dev default
+DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent / "content"
+
+
+class Settings(ServiceSettings):
+    """Settings of the submission service; see README.md for each variable."""
+
+    service_database_name: str = "huleedu_submission"
+    http_port: int = Field(default=8003, ge=1, le=65535)
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "huleedu"
+    jwt_audience: str = "huleedu-submission"
+    jwt_leeway_seconds: int = Field(default=30, ge=0)
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    list_limit_max: int = Field(default=500, ge=1)
+
+    content_dir: Path = DEFAULT_CONTENT_DIR
+
+    rubric_llm_provider: LLMProviderName | None = None
+    rubric_llm_model: str | None = None
+    rubric_llm_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    rubric_prompt_language: str = "en"
+
+    webhook_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    consumer_max_batch_size: int = Field(default=100, ge=1)
+
+    @field_validator("webhook_allowlist", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        if isinstance(value, list):
+            return [str(h).strip().lower() for h in value if str(h).strip()]
+        return value
+
+    @property
+    def uses_dev_jwt_secret(self) -> bool:
+        """True when JWT_SECRET was left at the insecure development default."""
+        return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET

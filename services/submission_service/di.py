@@ -1,0 +1,132 @@
+"""Dishka providers: APP scope for connections and clients, REQUEST scope for the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+from dishka import (
+    AnyOf,
+    AsyncContainer,
+    Provider,
+    Scope,
+    from_context,
+    make_async_container,
+    provide,
+)
+from quart_dishka import QuartProvider
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common_core.runtime.database import create_engine, create_session_factory
+from common_core.topics import Topic
+from submission_service.adapters.content import FileDefinitionCatalog
+from submission_service.adapters.identity import JwtIdentityReader
+from submission_service.adapters.postgres import PostgresDeliveryQueue, PostgresUnitOfWork
+from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
+from submission_service.application.assessments import AssessmentStore, DefinitionCatalog
+from submission_service.application.responses import QuestionCatalog, ResponseStore
+from submission_service.application.scoring import RubricPolicy, ScoringStore
+from submission_service.application.webhooks import (
+    DeliveryQueue,
+    HostResolver,
+    WebhookPolicy,
+    WebhookSender,
+    WebhookStore,
+)
+from submission_service.config import Settings
+
+
+class SubmissionProvider(Provider):
+    """Everything the submission service's handlers and workers depend on."""
+
+    settings = from_context(provides=Settings, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        """The database engine of the service's own database."""
+        engine = create_engine(settings.service_database_url, pool_size=settings.database_pool_size)
+        yield engine
+        await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def session_factory(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+        """Sessions on the engine."""
+        return create_session_factory(engine)
+
+    @provide(scope=Scope.APP)
+    def catalog(
+        self, settings: Settings
+    ) -> AnyOf[FileDefinitionCatalog, DefinitionCatalog, QuestionCatalog]:
+        """The assessment definitions shipped in CONTENT_DIR."""
+        return FileDefinitionCatalog.load(settings.content_dir)
+
+    @provide(scope=Scope.APP)
+    def identity_reader(self, settings: Settings) -> JwtIdentityReader:
+        """JWT / anonymous-token identity reader."""
+        return JwtIdentityReader(
+            secret=settings.jwt_secret.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_seconds=settings.jwt_leeway_seconds,
+        )
+
+    @provide(scope=Scope.APP)
+    def rubric_policy(self, settings: Settings) -> RubricPolicy:
+        """Where rubric results come back and which model (None = the LLM service decides)."""
+        return RubricPolicy(
+            callback_topic=settings.topic(Topic.LLM_RUBRIC_RESULT),
+            provider=settings.rubric_llm_provider,
+            model=settings.rubric_llm_model,
+            temperature=settings.rubric_llm_temperature,
+            language=settings.rubric_prompt_language,
+        )
+
+    @provide(scope=Scope.APP)
+    def webhook_policy(self, settings: Settings) -> WebhookPolicy:
+        """Webhook allowlist and retry policy."""
+        return WebhookPolicy(
+            allowlist=tuple(settings.webhook_allowlist),
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_seconds=settings.webhook_backoff_base_seconds,
+            backoff_max_seconds=settings.webhook_backoff_max_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
+
+    resolver = provide(SystemResolver, scope=Scope.APP, provides=HostResolver)
+
+    @provide(scope=Scope.APP)
+    async def http_client(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        """The HTTP client webhooks are delivered with (no redirects)."""
+        client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        yield client
+        await client.aclose()
+
+    @provide(scope=Scope.APP)
+    def sender(self, client: httpx.AsyncClient) -> WebhookSender:
+        """Webhook sender over httpx."""
+        return HttpxWebhookSender(client)
+
+    @provide(scope=Scope.APP)
+    def delivery_queue(self, sessions: async_sessionmaker[AsyncSession]) -> DeliveryQueue:
+        """The webhook delivery queue."""
+        return PostgresDeliveryQueue(sessions)
+
+    @provide(scope=Scope.REQUEST)
+    async def session(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
+        """One session (one transaction) per request or message batch."""
+        async with sessions() as session:
+            yield session
+
+    @provide(scope=Scope.REQUEST)
+    def unit_of_work(
+        self, session: AsyncSession, settings: Settings
+    ) -> AnyOf[PostgresUnitOfWork, ScoringStore, ResponseStore, AssessmentStore, WebhookStore]:
+        """The stores over the request's session."""
+        return PostgresUnitOfWork(session, topic_prefix=settings.topic_prefix)
+
+
+def build_container(settings: Settings) -> AsyncContainer:
+    """The service's container (Quart request objects included)."""
+    return make_async_container(SubmissionProvider(), QuartProvider(), context={Settings: settings})

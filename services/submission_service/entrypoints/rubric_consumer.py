@@ -1,0 +1,52 @@
+"""The rubric-result consumer: stores scores and announces them, one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dishka import AsyncContainer
+
+from common_core.events.llm import LLMRubricResultV1
+from common_core.runtime.kafka_consumer import BatchHandler, ConsumedEvent, KafkaConsumerRunner
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.logging import bound_log_context
+from common_core.topics import Topic
+from submission_service.application.scoring import ScoringStore, record_rubric_result
+from submission_service.config import SERVICE_NAME, Settings
+
+CONSUMER_NAME = f"{SERVICE_NAME}.rubric_results"
+
+
+def rubric_result_handler(container: AsyncContainer) -> BatchHandler:
+    """A batch handler: claim each event, record it, commit once; offsets follow the commit."""
+
+    async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
+        async with container() as scope:
+            store = await scope.get(ScoringStore)
+            for event in events:
+                with bound_log_context(
+                    correlation_id=event.envelope.correlation_id,
+                    event_id=event.envelope.event_id,
+                    request_id=event.envelope.data.request_id,
+                ):
+                    await record_rubric_result(store, event.envelope, consumer=CONSUMER_NAME)
+            await store.commit()
+
+    return handle
+
+
+def build_rubric_consumer(
+    container: AsyncContainer, settings: Settings, producer: KafkaEventProducer
+) -> KafkaConsumerRunner:
+    """The consumer of `LLMRubricResultV1` callbacks (group `submission_service.rubric_results`)."""
+    return KafkaConsumerRunner(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=CONSUMER_NAME,
+        payloads={settings.topic(Topic.LLM_RUBRIC_RESULT): LLMRubricResultV1},
+        handler=rubric_result_handler(container),
+        producer=producer,
+        client_id=f"{SERVICE_NAME}-rubric-results",
+        max_batch_size=settings.consumer_max_batch_size,
+        group_instance_id=None,
+    )

@@ -1,0 +1,121 @@
+"""Assembling the process: the app, the rubric-result consumer, the outbox relay, the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from dishka import AsyncContainer
+from quart import Quart
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_consumer import KafkaConsumerRunner
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.migrations import run_migrations
+from common_core.runtime.outbox import OutboxRelay
+from common_core.topics import Topic, dlq_topic_name
+from submission_service.application.webhooks import (
+    DeliveryQueue,
+    HostResolver,
+    WebhookPolicy,
+    WebhookSender,
+)
+from submission_service.config import SERVICE_NAME, Settings
+from submission_service.di import build_container
+from submission_service.entrypoints.http_app import create_app
+from submission_service.entrypoints.rubric_consumer import build_rubric_consumer
+from submission_service.entrypoints.webhook_dispatcher import WebhookDispatcher
+
+log = structlog.get_logger(__name__)
+
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "alembic" / "versions"
+PRODUCED = (
+    Topic.ASSESSMENT_RESPONSE_COMPLETED,
+    Topic.LLM_RUBRIC_REQUESTED,
+    Topic.ASSESSMENT_SCORED,
+)
+CONSUMED = (Topic.LLM_RUBRIC_RESULT,)
+
+
+async def prepare_infrastructure(settings: Settings) -> None:
+    """Apply migrations and create the topics the service uses (with their DLQs)."""
+    await run_migrations(settings.service_database_url, [VERSIONS_DIR])
+    names = [settings.topic(t) for t in (*PRODUCED, *CONSUMED)]
+    names += [dlq_topic_name(settings.topic(t)) for t in CONSUMED]
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        names,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+
+
+@dataclass
+class SubmissionRuntime:
+    """Everything one service process runs."""
+
+    settings: Settings
+    container: AsyncContainer
+    app: Quart
+    producer: KafkaEventProducer
+    consumer: KafkaConsumerRunner
+    relay: OutboxRelay
+    dispatcher: WebhookDispatcher
+
+    def workers(self) -> list[Awaitable[None]]:
+        """The background coroutines beside the HTTP server."""
+        return [self.consumer.run(), self.relay.run(), self.dispatcher.run()]
+
+    def stop(self) -> None:
+        """Ask every worker to finish."""
+        self.consumer.stop()
+        self.relay.stop()
+        self.dispatcher.stop()
+
+    async def close(self) -> None:
+        """Release the producer and the container's resources."""
+        await self.producer.stop()
+        await self.container.close()
+
+
+async def build_runtime(settings: Settings) -> SubmissionRuntime:
+    """Build the container, app and workers; starts only the Kafka producer."""
+    container = build_container(settings)
+    engine = await container.get(AsyncEngine)
+    producer = KafkaEventProducer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
+    await producer.start()
+
+    async def database_ready() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def kafka_ready() -> None:
+        host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
+        await writer.wait_closed()
+
+    app = create_app(container, settings, {"database": database_ready, "kafka": kafka_ready})
+    dispatcher = WebhookDispatcher(
+        await container.get(DeliveryQueue),
+        await container.get(WebhookSender),
+        await container.get(HostResolver),
+        await container.get(WebhookPolicy),
+        poll_interval_seconds=settings.webhook_poll_interval_seconds,
+    )
+    return SubmissionRuntime(
+        settings=settings,
+        container=container,
+        app=app,
+        producer=producer,
+        consumer=build_rubric_consumer(container, settings, producer),
+        relay=OutboxRelay(
+            engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
+        ),
+        dispatcher=dispatcher,
+    )

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the submission service (documented in README.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "huleedu_submission_http_requests_total",
+    "HTTP requests answered, by method, route and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "huleedu_submission_http_request_duration_seconds",
+    "HTTP request handling time, by method and route.",
+    ["method", "route"],
+)
+RESPONSES_WRITTEN = Counter(
+    "huleedu_submission_responses_written_total",
+    "Answers created or updated through the API.",
+    ["operation"],
+)
+COMPLETIONS_TRIGGERED = Counter(
+    "huleedu_submission_completions_triggered_total",
+    "Answers whose completion triggered a rubric scoring request.",
+)
+RUBRIC_RESULTS = Counter(
+    "huleedu_submission_rubric_results_total",
+    "Rubric result callbacks handled, by outcome (scored, failed, duplicate, unknown_request, "
+    "already_finished).",
+    ["outcome"],
+)
+ASSESSMENT_SUBMISSIONS = Counter(
+    "huleedu_submission_assessment_submissions_total",
+    "Assessment submit calls, by outcome (submitted, replayed, conflict).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_ATTEMPTS = Counter(
+    "huleedu_submission_webhook_delivery_attempts_total",
+    "Webhook delivery attempts, by outcome (delivered, retry, failed, refused).",
+    ["outcome"],
+)

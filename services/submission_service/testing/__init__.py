@@ -1,0 +1,1 @@
+"""Test support for the submission service: tokens and an in-process service under test."""

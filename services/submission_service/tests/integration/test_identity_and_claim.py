@@ -1,0 +1,176 @@
+"""Create/list/claim with anonymous and user identities; nobody sees another identity's data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from submission_service.testing.harness import (
+    ServiceUnderTest,
+    anonymous_headers,
+    user_headers,
+    user_token,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _create(
+    service: ServiceUnderTest, headers: dict[str, str], question_id: str, module: str = "m1"
+) -> dict[str, Any]:
+    reply = await service.client.post(
+        "/api/assessments/responses",
+        json={"question_id": question_id, "module_slug": module, "answer_text": question_id},
+        headers=headers,
+    )
+    assert reply.status_code == 201, await reply.get_data()
+    body: dict[str, Any] = await reply.get_json()
+    return body
+
+
+async def _list(
+    service: ServiceUnderTest, headers: dict[str, str], query: str = ""
+) -> list[dict[str, Any]]:
+    reply = await service.client.get(f"/api/assessments/responses{query}", headers=headers)
+    assert reply.status_code == 200
+    responses: list[dict[str, Any]] = (await reply.get_json())["responses"]
+    return responses
+
+
+class TestCreateAndList:
+    async def test_user_and_anonymous_see_only_their_own_answers(
+        self, service: ServiceUnderTest
+    ) -> None:
+        user = user_headers(f"user-{uuid.uuid4()}")
+        anonymous = anonymous_headers()
+        mine = await _create(service, user, "q1")
+        theirs = await _create(service, anonymous, "q1")
+
+        assert mine["user_id"] is not None
+        assert mine["anonymous_token"] is None
+        assert theirs["anonymous_token"] is not None
+        assert theirs["user_id"] is None
+        assert [r["id"] for r in await _list(service, user)] == [mine["id"]]
+        assert [r["id"] for r in await _list(service, anonymous)] == [theirs["id"]]
+
+    async def test_listing_is_newest_first_and_filtered(self, service: ServiceUnderTest) -> None:
+        headers = user_headers(f"user-{uuid.uuid4()}")
+        first = await _create(service, headers, "q1", "m1")
+        second = await _create(service, headers, "q1", "m1")  # a second attempt is a new row
+        other = await _create(service, headers, "q2", "m2")
+
+        assert [r["id"] for r in await _list(service, headers)] == [
+            other["id"],
+            second["id"],
+            first["id"],
+        ]
+        assert [r["id"] for r in await _list(service, headers, "?module_slug=m1")] == [
+            second["id"],
+            first["id"],
+        ]
+        assert [r["id"] for r in await _list(service, headers, "?question_id=q2")] == [other["id"]]
+
+    async def test_another_identitys_answer_is_not_found(self, service: ServiceUnderTest) -> None:
+        owner = anonymous_headers()
+        created = await _create(service, owner, "q1")
+
+        for intruder in (anonymous_headers(), user_headers("someone-else")):
+            reply = await service.client.patch(
+                f"/api/assessments/responses/{created['id']}",
+                json={"answer_text": "overwritten"},
+                headers=intruder,
+            )
+            assert reply.status_code == 404
+            body = await reply.get_json()
+            assert body["code"] == "response_not_found"
+            assert "answer_text" not in body
+        [still] = await _list(service, owner)
+        assert still["answer_text"] == "q1"
+
+
+class TestClaim:
+    async def test_claim_moves_answers_and_skips_questions_already_answered(
+        self, service: ServiceUnderTest
+    ) -> None:
+        token = uuid.uuid4()
+        anonymous = anonymous_headers(token)
+        user = user_headers(f"user-{uuid.uuid4()}")
+        await _create(service, user, "q1")
+        await _create(service, anonymous, "q1")  # the user answered q1 already: skipped
+        await _create(service, anonymous, "q2")
+        await _create(service, anonymous, "q3")
+
+        reply = await service.client.post(
+            "/api/assessments/claim", json={"anonymous_token": str(token)}, headers=user
+        )
+
+        assert reply.status_code == 200
+        assert await reply.get_json() == {"claimed": 2, "skipped": 1}
+        assert sorted(r["question_id"] for r in await _list(service, user)) == ["q1", "q2", "q3"]
+        assert [r["question_id"] for r in await _list(service, anonymous)] == ["q1"]
+
+    async def test_claim_reads_the_token_from_the_header(self, service: ServiceUnderTest) -> None:
+        token = uuid.uuid4()
+        await _create(service, anonymous_headers(token), "q9")
+        headers = {**user_headers(f"user-{uuid.uuid4()}"), "X-Anonymous-Token": str(token)}
+
+        reply = await service.client.post("/api/assessments/claim", json={}, headers=headers)
+
+        assert await reply.get_json() == {"claimed": 1, "skipped": 0}
+
+    async def test_claim_needs_a_logged_in_user(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.post(
+            "/api/assessments/claim",
+            json={"anonymous_token": str(uuid.uuid4())},
+            headers=anonymous_headers(),
+        )
+
+        assert reply.status_code == 403
+        assert (await reply.get_json())["code"] == "user_required"
+
+
+class TestCredentials:
+    @pytest.mark.parametrize(
+        ("authorization", "code"),
+        [
+            (f"Bearer {user_token('u', expires_in=-3600)}", "token_expired"),
+            (
+                f"Bearer {user_token('u', secret='another-secret-of-enough-length!')}",
+                "invalid_token",
+            ),
+            (f"Bearer {user_token('u', audience='someone-else')}", "invalid_token"),
+            (f"Bearer {user_token('u', issuer='evil')}", "invalid_token"),
+            ("Bearer not.a.jwt", "invalid_token"),
+            ("Basic dXNlcjpwYXNz", "invalid_authorization_header"),
+        ],
+    )
+    async def test_bad_jwts_are_refused(
+        self, service: ServiceUnderTest, authorization: str, code: str
+    ) -> None:
+        reply = await service.client.get(
+            "/api/assessments/responses", headers={"Authorization": authorization}
+        )
+
+        assert reply.status_code == 401
+        assert (await reply.get_json())["code"] == code
+
+    async def test_missing_identity_is_refused(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.get("/api/assessments/responses")
+
+        assert reply.status_code == 401
+        assert (await reply.get_json())["code"] == "authentication_required"
+
+    async def test_anonymous_token_must_be_a_uuid(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.get(
+            "/api/assessments/responses", headers={"X-Anonymous-Token": "not-a-uuid"}
+        )
+
+        assert reply.status_code == 400
+        body = await reply.get_json()
+        assert body == {
+            "code": "invalid_anonymous_token",
+            "message": "X-Anonymous-Token must be a UUID",
+            "field": "X-Anonymous-Token",
+        }

@@ -1,0 +1,298 @@
+"""Status stages progressing to completion, and signed webhook deliveries with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart, request
+
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events.llm import LLMRubricResultV1
+from common_core.testing import eventually
+from common_core.topics import Topic
+from devstack import free_port
+from submission_service.di import build_container
+from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
+from submission_service.entrypoints.http_app import create_app
+from submission_service.testing.harness import (
+    ServiceUnderTest,
+    events_for_key,
+    rubric_result,
+    settings_for_tests,
+    user_headers,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Receiver:
+    """A local webhook receiver that fails its first `failures` calls."""
+
+    port: int
+    failures: int = 1
+    calls: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/hook"
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver(port=free_port())
+    app = Quart("receiver")
+
+    @app.post("/hook")
+    async def hook() -> tuple[str, int]:
+        raw = await request.get_data()
+        body = raw if isinstance(raw, bytes) else raw.encode()
+        status = 500 if len(state.calls) < state.failures else 200
+        state.calls.append(({k.lower(): v for k, v in request.headers.items()}, body, status))
+        return "", status
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{state.port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        yield state
+    finally:
+        stop.set()
+        await server
+
+
+async def _status(service: ServiceUnderTest, headers: dict[str, str], aid: str) -> dict[str, Any]:
+    reply = await service.client.get(f"/api/assessments/{aid}/status", headers=headers)
+    assert reply.status_code == 200
+    body: dict[str, Any] = await reply.get_json()
+    return body
+
+
+async def _submitted_essay(service: ServiceUnderTest, headers: dict[str, str]) -> tuple[str, str]:
+    created = await service.client.post(
+        "/api/assessments/responses",
+        json={
+            "module_slug": "argument",
+            "question_id": "short-essay",
+            "answer_text": "Digital textbooks are cheaper, lighter and easier to keep current.",
+        },
+        headers=headers,
+    )
+    response_id = str((await created.get_json())["id"])
+    started = await service.client.post(
+        "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
+    )
+    return response_id, str((await started.get_json())["assessment_id"])
+
+
+def _stages(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in status["stages"]}
+
+
+class TestStatusAndWebhooks:
+    async def test_stages_progress_to_completed_and_the_webhook_is_delivered_signed(
+        self, service: ServiceUnderTest, receiver: Receiver, kafka_bootstrap_servers: str
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        response_id, aid = await _submitted_essay(service, headers)
+        registered = await service.client.post(
+            f"/api/assessments/{aid}/webhook", json={"url": receiver.url}, headers=headers
+        )
+        assert registered.status_code == 201, await registered.get_data()
+        secret = (await registered.get_json())["secret"]
+        assert (await _status(service, headers, aid))["stages"] == []  # not submitted yet
+
+        submitted = await service.client.post(
+            f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": "k"}
+        )
+        assert submitted.status_code == 202
+
+        status = await eventually(
+            lambda: _status(service, headers, aid),
+            until=lambda s: s["jobs"] and s["jobs"][0]["status"] == "in_progress",
+            what="essay job in progress once its request is published",
+        )
+        stages = _stages(status)
+        assert stages["rule_scoring"]["status"] == "completed"
+        assert stages["essay_scoring"]["status"] == "in_progress"
+        assert stages["fusion"]["status"] == "queued"
+        assert {s["name"]: s["weight"] for s in status["stages"]} == {
+            "rule_scoring": 0.2,
+            "essay_scoring": 0.7,
+            "fusion": 0.1,
+        }
+        assert status["progress"] == pytest.approx(0.2)
+
+        [request_event] = await events_for_key(
+            kafka_bootstrap_servers, service.topic(Topic.LLM_RUBRIC_REQUESTED), response_id
+        )
+        request_data = request_event["data"]
+        assert request_data["request_metadata"]["assessment_id"] == aid
+        await service.send_rubric_result(
+            rubric_result(uuid.UUID(request_data["request_id"]), request_data["request_metadata"])
+        )
+
+        status = await eventually(
+            lambda: _status(service, headers, aid),
+            until=lambda s: s["status"] == "completed",
+            what="assessment completed",
+        )
+        assert all(s["status"] == "completed" for s in status["stages"])
+        assert status["progress"] == 1.0
+        assert status["jobs"][0]["status"] == "completed"
+        assert status["result"]["by_type"]["essay"] == {"score": 1.5, "max_score": 2.0}
+
+        status = await eventually(
+            lambda: _status(service, headers, aid),
+            until=lambda s: (
+                s["webhooks"][0]["deliveries"]
+                and s["webhooks"][0]["deliveries"][0]["status"] == "delivered"
+            ),
+            what="webhook delivered after a retry",
+        )
+        [delivery] = status["webhooks"][0]["deliveries"]
+        assert [a["http_status"] for a in delivery["attempts"]] == [500, 200]
+        assert [a["succeeded"] for a in delivery["attempts"]] == [False, True]
+        hook_headers, body, _ = receiver.calls[-1]
+        assert verify_signature(secret, hook_headers[SIGNATURE_HEADER.lower()], body)
+        assert not verify_signature("wrong-secret", hook_headers[SIGNATURE_HEADER.lower()], body)
+        assert b'"assessment.completed"' in body
+        assert aid.encode() in body
+
+    async def test_failed_essay_job_completes_the_assessment_degraded(
+        self, service: ServiceUnderTest, kafka_bootstrap_servers: str
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        response_id, aid = await _submitted_essay(service, headers)
+        await service.client.post(
+            f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": "k"}
+        )
+        [request_event] = await events_for_key(
+            kafka_bootstrap_servers, service.topic(Topic.LLM_RUBRIC_REQUESTED), response_id
+        )
+        data = request_event["data"]
+
+        await service.send_rubric_result(
+            LLMRubricResultV1(
+                request_id=uuid.UUID(data["request_id"]),
+                request_metadata=data["request_metadata"],
+                error_detail=ErrorDetail(
+                    code=ErrorCode.PARSE_ERROR,
+                    message="model answer was not JSON",
+                    correlation_id=uuid.uuid4(),
+                    service="llm_provider_service",
+                    operation="rubric",
+                ),
+                provider="openai",
+                model="gpt-4o-mini",
+            )
+        )
+
+        status = await eventually(
+            lambda: _status(service, headers, aid),
+            until=lambda s: s["status"] == "completed",
+            what="assessment completed despite the failed job",
+        )
+        assert status["jobs"][0]["status"] == "failed"
+        assert status["jobs"][0]["error"]["code"] == "parse_error"
+        assert status["result"]["degraded"] is True
+        assert status["result"]["essays_failed"] == 1
+        assert _stages(status)["essay_scoring"]["status"] == "failed"
+
+    async def test_another_identity_cannot_read_status_or_register_webhooks(
+        self, service: ServiceUnderTest
+    ) -> None:
+        _, aid = await _submitted_essay(service, user_headers(f"owner-{uuid.uuid4()}"))
+        intruder = user_headers(f"intruder-{uuid.uuid4()}")
+
+        status = await service.client.get(f"/api/assessments/{aid}/status", headers=intruder)
+        hook = await service.client.post(
+            f"/api/assessments/{aid}/webhook",
+            json={"url": "https://example.org/hook"},
+            headers=intruder,
+        )
+
+        assert (status.status_code, hook.status_code) == (404, 404)
+        assert (await status.get_json())["code"] == "assessment_not_found"
+
+
+class TestWebhookTargets:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:8080/hook",
+            "http://10.0.0.1/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/hook",
+            "http://192.168.1.10/hook",
+            "http://0.0.0.0/hook",
+        ],
+    )
+    async def test_internal_addresses_are_refused(
+        self, service: ServiceUnderTest, url: str
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        _, aid = await _submitted_essay(service, headers)
+
+        reply = await service.client.post(
+            f"/api/assessments/{aid}/webhook", json={"url": url}, headers=headers
+        )
+
+        assert reply.status_code == 422
+        error = await reply.get_json()
+        assert error["code"] == "webhook_target_refused"
+        assert error["field"] == "url"
+
+    async def test_a_name_resolving_to_loopback_is_refused_unless_allowlisted(
+        self, service: ServiceUnderTest, database_url: str, kafka_bootstrap_servers: str
+    ) -> None:
+        strict = settings_for_tests(
+            database_url,
+            kafka_bootstrap_servers,
+            topic_prefix=service.settings.topic_prefix,
+            webhook_allowlist=[],
+        )
+        container = build_container(strict)
+        try:
+            client = create_app(container, strict).test_client()
+            headers = user_headers(f"learner-{uuid.uuid4()}")
+            started = await client.post(
+                "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
+            )
+            aid = (await started.get_json())["assessment_id"]
+
+            reply = await client.post(
+                f"/api/assessments/{aid}/webhook",
+                json={"url": "http://localhost:9/hook"},
+                headers=headers,
+            )
+
+            assert reply.status_code == 422
+            error = await reply.get_json()
+            assert error["code"] == "webhook_target_refused"
+            assert "loopback" in error["message"]
+        finally:
+            await container.close()
+
+    @pytest.mark.parametrize(
+        "url", ["ftp://example.org/x", "not a url", "http://user:pw@example.org/", "/relative"]
+    )
+    async def test_non_http_urls_are_invalid(self, service: ServiceUnderTest, url: str) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        _, aid = await _submitted_essay(service, headers)
+
+        reply = await service.client.post(
+            f"/api/assessments/{aid}/webhook", json={"url": url}, headers=headers
+        )
+
+        assert reply.status_code == 400
+        assert (await reply.get_json())["code"] == "invalid_url"

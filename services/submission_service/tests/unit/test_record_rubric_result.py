@@ -1,0 +1,163 @@
+"""Recording rubric results through an in-memory store (the handler's outcomes, not its calls)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMRubricResultV1
+from common_core.topics import Topic
+from submission_service.application.scoring import (
+    JOB_TYPE_ASSESSMENT_ESSAY,
+    JOB_TYPE_RESPONSE,
+    record_rubric_result,
+)
+from submission_service.domain.assessments import (
+    JobStatus,
+    QuestionScore,
+    QuestionType,
+    ScoreStatus,
+)
+from submission_service.domain.identity import Identity
+from submission_service.domain.records import AssessmentRecord, ResponseRecord, ScoringJob
+from submission_service.testing.harness import rubric_result
+from submission_service.tests.unit.fakes import FakeScoringStore
+
+
+def _store_with_job(
+    job_type: str = JOB_TYPE_RESPONSE, assessment_id: UUID | None = None
+) -> tuple[FakeScoringStore, ScoringJob]:
+    store = FakeScoringStore()
+    response = ResponseRecord(
+        id=uuid4(),
+        identity=Identity(anonymous_token=uuid4()),
+        question_id="short-essay",
+        module_slug="argument",
+        learning_outcome_id=None,
+        content_id=None,
+        answer_text="An essay.",
+        answer_metadata={},
+        created_at=datetime.now(UTC),
+        completed_at=datetime.now(UTC),
+    )
+    store.responses[response.id] = response
+    job = ScoringJob(uuid4(), job_type, JobStatus.QUEUED, response.id, assessment_id, uuid4())
+    store.jobs[job.id] = job
+    return store, job
+
+
+def _envelope(result: LLMRubricResultV1) -> EventEnvelope[LLMRubricResultV1]:
+    return EventEnvelope[LLMRubricResultV1](
+        event_type="t.llm_provider.rubric_result.v1",
+        source_service="llm_provider_service",
+        correlation_id=uuid4(),
+        data=result,
+    )
+
+
+class TestRecordRubricResult:
+    async def test_a_result_is_stored_and_announced(self) -> None:
+        store, job = _store_with_job()
+
+        outcome = await record_rubric_result(
+            store, _envelope(rubric_result(job.request_id, {})), consumer="c"
+        )
+
+        assert outcome.outcome == "scored"
+        [score] = store.scores
+        assert (score["model_id"], score["prompt_version"]) == ("heuristic-v1", "rubric-v1")
+        [(topic, payload, key)] = store.events
+        assert topic is Topic.ASSESSMENT_SCORED
+        assert getattr(payload, "overall", None) == 4.0
+        assert key == str(job.response_id)
+        assert store.jobs[job.id].status is JobStatus.COMPLETED
+
+    async def test_the_same_event_twice_is_recorded_once(self) -> None:
+        store, job = _store_with_job()
+        envelope = _envelope(rubric_result(job.request_id, {}))
+
+        await record_rubric_result(store, envelope, consumer="c")
+        second = await record_rubric_result(store, envelope, consumer="c")
+
+        assert second.outcome == "duplicate"
+        assert len(store.scores) == 1
+
+    async def test_a_second_result_for_a_finished_request_changes_nothing(self) -> None:
+        store, job = _store_with_job()
+
+        await record_rubric_result(
+            store, _envelope(rubric_result(job.request_id, {})), consumer="c"
+        )
+        again = await record_rubric_result(
+            store, _envelope(rubric_result(job.request_id, {}, overall=1.0)), consumer="c"
+        )
+
+        assert again.outcome == "already_finished"
+        assert len(store.scores) == 1
+
+    async def test_unknown_requests_are_acknowledged(self) -> None:
+        store, _ = _store_with_job()
+
+        outcome = await record_rubric_result(
+            store, _envelope(rubric_result(uuid4(), {})), consumer="c"
+        )
+
+        assert outcome.outcome == "unknown_request"
+        assert store.scores == []
+
+    async def test_error_callbacks_fail_the_job_with_the_error(self) -> None:
+        store, job = _store_with_job()
+        error = ErrorDetail(
+            code=ErrorCode.RATE_LIMITED,
+            message="slow down",
+            correlation_id=uuid4(),
+            service="llm_provider_service",
+            operation="rubric",
+        )
+        result = LLMRubricResultV1(
+            request_id=job.request_id, error_detail=error, provider="openai", model="m"
+        )
+
+        outcome = await record_rubric_result(store, _envelope(result), consumer="c")
+
+        assert outcome.outcome == "failed"
+        finished = store.jobs[job.id]
+        assert finished.status is JobStatus.FAILED
+        assert finished.error is not None
+        assert finished.error["code"] == "rate_limited"
+        assert store.events == []
+
+    async def test_the_last_essay_result_completes_the_assessment(self) -> None:
+        assessment_id = uuid4()
+        store, job = _store_with_job(JOB_TYPE_ASSESSMENT_ESSAY, assessment_id)
+        store.assessments[assessment_id] = AssessmentRecord(
+            assessment_id, "intro-writing", Identity(user_id="u"), "submitted", datetime.now(UTC)
+        )
+        store.records[assessment_id] = [
+            (None, QuestionScore("m", "t", QuestionType.THEORETICAL, ScoreStatus.SCORED, 1, 1)),
+            (
+                job.id,
+                QuestionScore(
+                    "argument",
+                    "short-essay",
+                    QuestionType.ESSAY,
+                    ScoreStatus.PENDING,
+                    2.0,
+                    None,
+                    str(job.response_id),
+                ),
+            ),
+        ]
+
+        await record_rubric_result(
+            store, _envelope(rubric_result(job.request_id, {}, overall=5.0)), consumer="c"
+        )
+
+        completed = store.assessments[assessment_id]
+        assert completed.status == "completed"
+        assert completed.result is not None
+        assert completed.result["total"] == 3.0
+        assert completed.result["degraded"] is False
+        assert store.deliveries[0]["assessment_id"] == str(assessment_id)
