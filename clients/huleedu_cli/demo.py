@@ -68,24 +68,39 @@ def _service_url(name: str) -> str:
     return f"http://127.0.0.1:{service.port(os.environ)}"
 
 
-def run_cj_batch(endpoints: stack.Endpoints) -> None:
+def run_cj_batch(
+    *,
+    kafka_bootstrap_servers: str,
+    cj_url: str,
+    essays: Path = SAMPLES / "essays",
+    anchors: Path | None = SAMPLES / "anchors",
+    output: Path = OUTPUT,
+    topic_prefix: str | None = None,
+) -> None:
     """The upstream role: the CLI submits the sample batch and prints the ranking."""
-    OUTPUT.mkdir(exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "huleedu_cli.app", "cj", "submit", str(SAMPLES / "essays"),
+        sys.executable, "-m", "huleedu_cli.app", "cj", "submit", str(essays),
         "--prompt-file", str(SAMPLES / "prompt.md"),
         "--rubric-file", str(SAMPLES / "rubric.md"),
-        "--anchors", str(SAMPLES / "anchors"),
         "--intended-order", str(SAMPLES / "intended_order.csv"),
-        "--kafka", endpoints.kafka_bootstrap_servers,
-        "--cj-url", _service_url("cj_assessment_service"),
-        "--out", str(OUTPUT),
-        "--chart", str(OUTPUT / "scores.png"),
+        "--kafka", kafka_bootstrap_servers,
+        "--cj-url", cj_url,
+        "--out", str(output),
+        "--chart", str(output / "scores.png"),
         "--timeout", "600",
     ]  # fmt: skip
+    if anchors is not None:
+        command += ["--anchors", str(anchors)]
+    if topic_prefix is not None:
+        command += ["--topic-prefix", topic_prefix]
     result = subprocess.run(command, cwd=REPO_ROOT, check=False)  # noqa: S603 - fixed argv
     if result.returncode != 0:
-        raise SystemExit(f"demo: the CJ batch did not complete (exit {result.returncode})")
+        raise DemoError(f"the CJ batch did not complete (exit {result.returncode})")
+
+
+class DemoError(RuntimeError):
+    """A demo step did not reach its result."""
 
 
 def _wait_for_score(client: httpx.Client, headers: dict[str, str], response_id: str) -> Any:
@@ -101,13 +116,13 @@ def _wait_for_score(client: httpx.Client, headers: dict[str, str], response_id: 
             if response["id"] == response_id and response["scores"]:
                 return response["scores"][0]
         time.sleep(0.5)
-    raise SystemExit(f"demo: no rubric score within {SCORE_TIMEOUT_SECONDS:.0f}s")
+    raise DemoError(f"no rubric score within {SCORE_TIMEOUT_SECONDS:.0f}s")
 
 
-def score_one_answer() -> None:
+def score_one_answer(submission_url: str) -> dict[str, Any]:
     """The learner role: create an answer, complete it, and read back its rubric score."""
     headers = {"X-Anonymous-Token": str(uuid.uuid4())}
-    with httpx.Client(base_url=_service_url("submission_service"), timeout=10.0) as client:
+    with httpx.Client(base_url=submission_url, timeout=10.0) as client:
         created = client.post(
             "/api/assessments/responses",
             json={
@@ -140,6 +155,7 @@ def score_one_answer() -> None:
     console.print(table)
     console.print(f"feedback: {data.get('feedback')}")
     console.print(f"model: {score['model_id']}, prompt version: {score['prompt_version']}")
+    return dict(score)
 
 
 def main() -> int:
@@ -151,11 +167,17 @@ def main() -> int:
     endpoints = stack.up(settings, with_services=True)
     try:
         console.rule("Comparative judgement of the sample batch (24 essays, 4 anchors)")
-        run_cj_batch(endpoints)
+        run_cj_batch(
+            kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+            cj_url=_service_url("cj_assessment_service"),
+        )
         console.rule("Rubric scoring of one answer through the submission API")
-        score_one_answer()
+        score_one_answer(_service_url("submission_service"))
         console.rule("done")
         console.print(f"outputs: {OUTPUT}/ranking.csv, result.json, scores.png")
+    except DemoError as error:
+        console.print(f"[bold red]demo failed:[/] {error}")
+        return 1
     finally:
         if reuse:
             console.print("the stack was already running before the demo; leaving it running")

@@ -52,10 +52,10 @@ def provision_prometheus() -> str:
     return binary
 
 
-def scrape_config(targets: Mapping[str, str], interval_seconds: float = 1.0) -> str:
+def scrape_config(targets: Mapping[str, str], interval_ms: int = 1000) -> str:
     """A prometheus.yml scraping each job's host:port (JSON is valid YAML)."""
     config = {
-        "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": "1s"},
+        "global": {"scrape_interval": f"{interval_ms}ms", "scrape_timeout": f"{interval_ms}ms"},
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [address]}]}
             for job, address in targets.items()
