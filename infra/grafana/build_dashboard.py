@@ -1,0 +1,115 @@
+"""Writes infra/grafana/dashboards/huleedu.json: one dashboard for all three services.
+
+Run `python infra/grafana/build_dashboard.py` after changing metrics; the JSON is committed so
+docker-compose's Grafana provisions it as is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "dashboards" / "huleedu.json"
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+
+ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    (
+        "CJ assessment service",
+        [
+            ("Batches by state", "sum by (state) (huleedu_cj_batches)", "short"),
+            ("Batches finished /min", "sum by (state, reason) (rate(huleedu_cj_batches_finished_total[5m])) * 60", "short"),
+            ("Callbacks /s by outcome", "sum by (outcome) (rate(huleedu_cj_callbacks_processed_total[1m]))", "reqps"),
+            ("Callback latency p95", "histogram_quantile(0.95, sum by (le) (rate(huleedu_cj_callback_latency_seconds_bucket[5m])))", "s"),
+            ("Comparisons pending", "sum(huleedu_cj_comparisons_pending)", "short"),
+            ("Waves per batch (p50)", "histogram_quantile(0.5, sum by (le) (rate(huleedu_cj_batch_waves_bucket[30m])))", "short"),
+            ("Score stability change (p50)", "histogram_quantile(0.5, sum by (le) (rate(huleedu_cj_score_stability_change_logits_bucket[30m])))", "short"),
+            ("Stuck batches detected (1h)", "sum(increase(huleedu_cj_stuck_batches_detected_total[1h]))", "short"),
+            ("Orphan callbacks /min", "sum(rate(huleedu_cj_orphan_callbacks_total[5m])) * 60", "short"),
+        ],
+    ),
+    (
+        "LLM provider service",
+        [
+            ("Requests /s by provider and outcome", "sum by (provider, outcome) (rate(huleedu_llm_requests_total[1m]))", "reqps"),
+            ("Latency p95 by provider", "histogram_quantile(0.95, sum by (le, provider) (rate(huleedu_llm_request_duration_seconds_bucket[5m])))", "s"),
+            ("In-flight requests", "sum(huleedu_llm_in_flight_requests)", "short"),
+            ("Tokens /min", "sum by (provider, direction) (rate(huleedu_llm_tokens_total[5m])) * 60", "short"),
+            ("Estimated cost (USD, 24h)", "sum by (provider, model) (increase(huleedu_llm_estimated_cost_usd_total[24h]))", "currencyUSD"),
+            ("Rate-limit waits /min", "sum by (provider) (rate(huleedu_llm_rate_limit_waits_total[5m])) * 60", "short"),
+            ("Circuit state (0 closed, 1 half-open, 2 open)", "max by (provider) (huleedu_llm_circuit_state)", "short"),
+            ("Injection suspected /h", "sum by (kind) (increase(huleedu_llm_injection_suspected_total[1h]))", "short"),
+        ],
+    ),
+    (
+        "Submission service",
+        [
+            ("HTTP requests /s by status", "sum by (status) (rate(huleedu_submission_http_requests_total[1m]))", "reqps"),
+            ("HTTP latency p95 by route", "histogram_quantile(0.95, sum by (le, route) (rate(huleedu_submission_http_request_duration_seconds_bucket[5m])))", "s"),
+            ("Completions triggered /min", "sum(rate(huleedu_submission_completions_triggered_total[5m])) * 60", "short"),
+            ("Rubric results /min", "sum(rate(huleedu_submission_rubric_results_total[5m])) * 60", "short"),
+            ("Assessment submissions /min", "sum by (outcome) (rate(huleedu_submission_assessment_submissions_total[5m])) * 60", "short"),
+            ("Webhook deliveries /min", "sum by (outcome) (rate(huleedu_submission_webhook_delivery_attempts_total[5m])) * 60", "short"),
+        ],
+    ),
+    (
+        "Shared runtime (all services)",
+        [
+            ("Outbox lag (s)", "max by (job) (huleedu_outbox_lag_seconds)", "s"),
+            ("Outbox published /s", "sum by (job) (rate(huleedu_outbox_published_total[1m]))", "reqps"),
+            ("Outbox publish delay p95", "histogram_quantile(0.95, sum by (le, job) (rate(huleedu_outbox_publish_delay_seconds_bucket[5m])))", "s"),
+            ("Dead-lettered /min", "sum by (job, topic, code) (rate(huleedu_dead_lettered_total[5m])) * 60", "short"),
+            ("Consumer messages /s", "sum by (job, outcome) (rate(huleedu_consumer_messages_total[1m]))", "reqps"),
+            ("Targets up", "up", "short"),
+        ],
+    ),
+]  # fmt: skip
+
+
+def build() -> dict[str, Any]:
+    """The dashboard model."""
+    panels: list[dict[str, Any]] = []
+    y = 0
+    panel_id = 1
+    for title, charts in ROWS:
+        panels.append(
+            {
+                "type": "row",
+                "title": title,
+                "id": panel_id,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            }
+        )
+        panel_id += 1
+        y += 1
+        for index, (name, expr, unit) in enumerate(charts):
+            panels.append(
+                {
+                    "type": "timeseries",
+                    "title": name,
+                    "id": panel_id,
+                    "datasource": DATASOURCE,
+                    "gridPos": {"h": 8, "w": 8, "x": (index % 3) * 8, "y": y + (index // 3) * 8},
+                    "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                    "targets": [{"refId": "A", "expr": expr, "datasource": DATASOURCE}],
+                }
+            )
+            panel_id += 1
+        y += ((len(charts) + 2) // 3) * 8
+    return {
+        "uid": "huleedu-overview",
+        "title": "HuleEdu services",
+        "tags": ["huleedu"],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "panels": panels,
+    }
+
+
+if __name__ == "__main__":
+    OUT.write_text(json.dumps(build(), indent=2) + "\n")
+    print(f"wrote {OUT}")
