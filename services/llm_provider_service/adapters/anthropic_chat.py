@@ -1,0 +1,96 @@
+"""The `anthropic` provider: the official SDK (Messages API), asked for a JSON answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from llm_provider_service.adapters.retry_after import retry_after_seconds
+from llm_provider_service.application.judging import ChatReply, ChatRequest
+from llm_provider_service.domain.errors import (
+    ContentPolicyError,
+    JudgeError,
+    ProviderAuthenticationError,
+    ProviderRateLimitedError,
+    ProviderRequestRejectedError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+
+
+def make_anthropic_client(
+    *, api_key: str, base_url: str | None, timeout_seconds: float
+) -> anthropic.AsyncAnthropic:
+    """An SDK client with its own retries off: retries, limits and breaking are ours."""
+    return anthropic.AsyncAnthropic(
+        api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+    )
+
+
+def translate_anthropic_error(exc: anthropic.AnthropicError) -> JudgeError:  # noqa: PLR0911 - one return per error class
+    """Map an SDK exception onto the service's error hierarchy."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeoutError("the Anthropic API did not answer in time")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderServerError("could not reach the Anthropic API")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        details: dict[str, Any] = {"status": status}
+        if status == 429:
+            return ProviderRateLimitedError(
+                "the Anthropic API is rate limiting this service",
+                retry_after=retry_after_seconds(exc.response.headers),
+                details=details,
+            )
+        if status in (401, 403):
+            return ProviderAuthenticationError(
+                f"the Anthropic API refused the credentials ({status})", details=details
+            )
+        if status >= 500:  # 529 "overloaded" included
+            return ProviderServerError(
+                f"the Anthropic API failed ({status})",
+                retry_after=retry_after_seconds(exc.response.headers),
+                details=details,
+            )
+        return ProviderRequestRejectedError(
+            f"the Anthropic API rejected the request ({status})", details=details
+        )
+    return ProviderServerError(f"Anthropic SDK error: {type(exc).__name__}")
+
+
+class AnthropicChatModel:
+    """Messages API calls whose system prompt demands a JSON object matching the schema."""
+
+    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
+        self._client = client
+
+    async def complete(self, request: ChatRequest) -> ChatReply:
+        """One call; the answer is the concatenated text blocks."""
+        extra: dict[str, Any] = {}
+        if request.temperature is not None:
+            extra["temperature"] = request.temperature
+        system = (
+            f"{request.system}\n\nThe JSON object must match this JSON schema "
+            f"({request.schema_name}): {json.dumps(request.schema, sort_keys=True)}"
+        )
+        try:
+            response = await self._client.messages.create(
+                model=request.model,
+                max_tokens=request.max_tokens,
+                system=system,
+                messages=[{"role": "user", "content": request.user}],
+                **extra,
+            )
+        except anthropic.AnthropicError as exc:
+            raise translate_anthropic_error(exc) from None
+        prompt_tokens = response.usage.input_tokens
+        completion_tokens = response.usage.output_tokens
+        if response.stop_reason == "refusal":
+            raise ContentPolicyError(
+                "the model refused to judge the content",
+                details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            )
+        text = "".join(block.text for block in response.content if block.type == "text")
+        return ChatReply(text, response.model or request.model, prompt_tokens, completion_tokens)

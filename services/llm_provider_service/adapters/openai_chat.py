@@ -1,0 +1,116 @@
+"""The `openai` provider: the official SDK against api.openai.com or any compatible server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from llm_provider_service.adapters.retry_after import retry_after_seconds
+from llm_provider_service.application.judging import ChatReply, ChatRequest
+from llm_provider_service.domain.errors import (
+    ContentPolicyError,
+    JudgeError,
+    ProviderAuthenticationError,
+    ProviderRateLimitedError,
+    ProviderRequestRejectedError,
+    ProviderServerError,
+    ProviderTimeoutError,
+)
+
+_CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy")
+
+
+def make_openai_client(
+    *, api_key: str, base_url: str | None, timeout_seconds: float
+) -> openai.AsyncOpenAI:
+    """An SDK client with its own retries off: retries, limits and breaking are ours."""
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+    )
+
+
+def translate_openai_error(exc: openai.OpenAIError) -> JudgeError:  # noqa: PLR0911 - one return per error class
+    """Map an SDK exception onto the service's error hierarchy (status codes only, no body)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeoutError("the OpenAI API did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderServerError("could not reach the OpenAI API")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        details: dict[str, Any] = {"status": status}
+        if status == 429:
+            return ProviderRateLimitedError(
+                "the OpenAI API is rate limiting this service",
+                retry_after=retry_after_seconds(exc.response.headers),
+                details=details,
+            )
+        if status in (401, 403):
+            return ProviderAuthenticationError(
+                f"the OpenAI API refused the credentials ({status})", details=details
+            )
+        if status >= 500:
+            return ProviderServerError(
+                f"the OpenAI API failed ({status})",
+                retry_after=retry_after_seconds(exc.response.headers),
+                details=details,
+            )
+        code = str(getattr(exc, "code", "") or "").lower()
+        if any(m in code or m in str(exc.message).lower() for m in _CONTENT_POLICY_MARKERS):
+            return ContentPolicyError(
+                "the OpenAI API refused the content (content policy)", details=details
+            )
+        return ProviderRequestRejectedError(
+            f"the OpenAI API rejected the request ({status})", details=details
+        )
+    return ProviderServerError(f"OpenAI SDK error: {type(exc).__name__}")
+
+
+class OpenAIChatModel:
+    """Structured-output chat completions through `openai.AsyncOpenAI`."""
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
+
+    async def complete(self, request: ChatRequest) -> ChatReply:
+        """One call with a JSON-schema `response_format`; the answer is the first choice's text."""
+        extra: dict[str, Any] = {}
+        if request.temperature is not None:
+            extra["temperature"] = request.temperature
+        try:
+            response = await self._client.chat.completions.create(
+                model=request.model,
+                messages=[
+                    {"role": "system", "content": request.system},
+                    {"role": "user", "content": request.user},
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": request.schema_name,
+                        "schema": request.schema,
+                        "strict": True,
+                    },
+                },
+                max_completion_tokens=request.max_tokens,
+                **extra,
+            )
+        except openai.OpenAIError as exc:
+            raise translate_openai_error(exc) from None
+        usage = response.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        if not response.choices:
+            return ChatReply(None, response.model, prompt_tokens, completion_tokens)
+        choice = response.choices[0]
+        if choice.finish_reason == "content_filter" or choice.message.refusal:
+            raise ContentPolicyError(
+                "the model refused to judge the content",
+                details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            )
+        return ChatReply(
+            choice.message.content,
+            response.model or request.model,
+            prompt_tokens,
+            completion_tokens,
+        )

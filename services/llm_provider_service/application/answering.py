@@ -1,0 +1,214 @@
+"""Turning a request into exactly one result payload (a verdict or an `error_detail`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events.llm import (
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMProviderName,
+    LLMRubricRequestV1,
+    LLMRubricResultV1,
+    RubricScores,
+    TokenUsage,
+)
+from llm_provider_service.application.judging import Judge, ModelChoice
+from llm_provider_service.config import SERVICE_NAME, ModelPrice, Settings
+from llm_provider_service.domain.errors import JudgeError, ProviderNotConfiguredError
+from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
+from llm_provider_service.domain.injection import injection_suspected
+from llm_provider_service.metrics import (
+    ESTIMATED_COST,
+    INJECTION_SUSPECTED,
+    REQUEST_DURATION,
+    REQUESTS,
+    TOKENS,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    provider: LLMProviderName
+    choice: ModelChoice
+
+
+def estimated_cost(usage: TokenUsage, price: ModelPrice | None) -> float:
+    """US dollars for the tokens at a price per million tokens (0 when the model is unpriced)."""
+    if price is None:
+        return 0.0
+    return (usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion) / 1e6
+
+
+class RequestAnswerer:
+    """Answers comparison and rubric requests through the configured judges."""
+
+    def __init__(self, settings: Settings, judges: Mapping[LLMProviderName, Judge]) -> None:
+        self._settings = settings
+        self._judges = dict(judges)
+
+    def _resolve(self, config: LLMConfig) -> _Resolved:
+        provider = config.provider or self._settings.default_provider
+        if provider is LLMProviderName.HEURISTIC:
+            model = HEURISTIC_MODEL  # whatever was asked, this is what answers
+        else:
+            model = config.model or self._settings.default_model(provider)
+        max_tokens = config.max_tokens or self._settings.llm_default_max_tokens
+        return _Resolved(provider, ModelChoice(model, config.temperature, max_tokens))
+
+    async def answer_comparison(
+        self, request: LLMComparisonRequestV1, correlation_id: UUID
+    ) -> LLMComparisonResultV1:
+        """Judge the pair; any failure becomes an error result (never an exception)."""
+        resolved = self._resolve(request.llm_config)
+        suspected = injection_suspected(request.essay_a.text_content, request.essay_b.text_content)
+        started = time.monotonic()
+        common: dict[str, Any] = {
+            "request_id": request.request_id,
+            "request_metadata": request.request_metadata,
+            "provider": resolved.provider.value,
+            "injection_suspected": suspected,
+        }
+        try:
+            judge = self._judge(resolved.provider)
+            judgement = await judge.compare(request, resolved.choice)
+        except Exception as exc:
+            latency = time.monotonic() - started
+            error = self._error_detail(exc, correlation_id, "compare_essays")
+            usage = _usage_from_details(error.details)
+            self._record("comparison", resolved, error.code.value, latency, usage, suspected)
+            return LLMComparisonResultV1(
+                **common,
+                model=resolved.choice.model,
+                error_detail=error,
+                latency_ms=int(latency * 1000),
+                usage=usage,
+            )
+        latency = time.monotonic() - started
+        self._record("comparison", resolved, "success", latency, judgement.usage, suspected)
+        return LLMComparisonResultV1(
+            **common,
+            model=judgement.model,
+            winner=judgement.answer.winner,
+            justification=judgement.answer.justification,
+            confidence=judgement.answer.confidence,
+            prompt_sha256=judgement.prompt.sha256,
+            prompt_version=judgement.prompt.version,
+            latency_ms=int(latency * 1000),
+            usage=judgement.usage,
+        )
+
+    async def answer_rubric(
+        self, request: LLMRubricRequestV1, correlation_id: UUID
+    ) -> LLMRubricResultV1:
+        """Score the answer; any failure becomes an error result (never an exception)."""
+        resolved = self._resolve(request.llm_config)
+        suspected = injection_suspected(request.answer_text)
+        started = time.monotonic()
+        common: dict[str, Any] = {
+            "request_id": request.request_id,
+            "request_metadata": request.request_metadata,
+            "provider": resolved.provider.value,
+            "injection_suspected": suspected,
+        }
+        try:
+            judge = self._judge(resolved.provider)
+            judgement = await judge.score(request, resolved.choice)
+        except Exception as exc:
+            latency = time.monotonic() - started
+            error = self._error_detail(exc, correlation_id, "score_rubric")
+            usage = _usage_from_details(error.details)
+            self._record("rubric", resolved, error.code.value, latency, usage, suspected)
+            return LLMRubricResultV1(
+                **common,
+                model=resolved.choice.model,
+                error_detail=error,
+                latency_ms=int(latency * 1000),
+                usage=usage,
+            )
+        latency = time.monotonic() - started
+        self._record("rubric", resolved, "success", latency, judgement.usage, suspected)
+        scores = judgement.answer.scores
+        return LLMRubricResultV1(
+            **common,
+            model=judgement.model,
+            scores=RubricScores(
+                relevance=scores.relevance,
+                depth=scores.depth,
+                clarity=scores.clarity,
+                technical=scores.technical,
+            ),
+            overall=judgement.answer.overall,
+            feedback=judgement.answer.feedback,
+            prompt_sha256=judgement.prompt.sha256,
+            prompt_version=judgement.prompt.version,
+            latency_ms=int(latency * 1000),
+            usage=judgement.usage,
+        )
+
+    def _judge(self, provider: LLMProviderName) -> Judge:
+        judge = self._judges.get(provider)
+        if judge is None:
+            raise ProviderNotConfiguredError(
+                f"provider {provider.value!r} is not configured on this service",
+                details={"provider": provider.value},
+            )
+        return judge
+
+    def _error_detail(self, exc: Exception, correlation_id: UUID, operation: str) -> ErrorDetail:
+        if isinstance(exc, JudgeError):
+            return exc.to_error_detail(
+                correlation_id=correlation_id, service=SERVICE_NAME, operation=operation
+            )
+        log.error(
+            "judge_failed_unexpectedly",
+            error_type=type(exc).__name__,
+            operation=operation,
+            exc_info=exc,
+        )
+        return ErrorDetail(
+            code=ErrorCode.INTERNAL,
+            message=f"unexpected {type(exc).__name__} while judging",
+            correlation_id=correlation_id,
+            service=SERVICE_NAME,
+            operation=operation,
+            retryable=False,
+        )
+
+    def _record(  # noqa: PLR0917 - one private call shape, used twice
+        self,
+        kind: str,
+        resolved: _Resolved,
+        outcome: str,
+        latency: float,
+        usage: TokenUsage,
+        suspected: bool,
+    ) -> None:
+        provider, model = resolved.provider.value, resolved.choice.model
+        REQUESTS.labels(provider=provider, model=model, kind=kind, outcome=outcome).inc()
+        REQUEST_DURATION.labels(provider=provider, kind=kind).observe(latency)
+        TOKENS.labels(provider=provider, model=model, direction="prompt").inc(usage.prompt_tokens)
+        TOKENS.labels(provider=provider, model=model, direction="completion").inc(
+            usage.completion_tokens
+        )
+        cost = estimated_cost(usage, self._settings.llm_prices.get(model))
+        ESTIMATED_COST.labels(provider=provider, model=model).inc(cost)
+        if suspected:
+            INJECTION_SUSPECTED.labels(kind=kind).inc()
+
+
+def _usage_from_details(details: Mapping[str, Any]) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=int(details.get("prompt_tokens", 0)),
+        completion_tokens=int(details.get("completion_tokens", 0)),
+    )

@@ -1,0 +1,221 @@
+"""Judges: one interface over the providers (chat models behind the SDKs, and the heuristic)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+
+from common_core.events.llm import LLMComparisonRequestV1, LLMRubricRequestV1, TokenUsage
+from llm_provider_service.domain.answers import (
+    COMPARISON_SCHEMA,
+    RUBRIC_SCHEMA,
+    ComparisonAnswer,
+    RubricAnswer,
+    RubricDimensionScores,
+    parse_comparison_answer,
+    parse_rubric_answer,
+)
+from llm_provider_service.domain.errors import MalformedAnswerError
+from llm_provider_service.domain.heuristic_judge import compare_essays, score_answer
+from llm_provider_service.domain.prompts import (
+    RenderedPrompt,
+    render_comparison_prompt,
+    render_rubric_prompt,
+)
+from llm_provider_service.metrics import PROVIDER_ATTEMPTS
+
+AnswerT = TypeVar("AnswerT", ComparisonAnswer, RubricAnswer)
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The model and sampling settings resolved for one request."""
+
+    model: str
+    temperature: float | None
+    max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement(Generic[AnswerT]):
+    """A judge's answer with what it cost and the prompt it came from."""
+
+    answer: AnswerT
+    model: str
+    prompt: RenderedPrompt
+    usage: TokenUsage
+
+
+class Judge(Protocol):
+    """A provider able to compare two essays and to score an answer on a rubric."""
+
+    async def compare(
+        self, request: LLMComparisonRequestV1, choice: ModelChoice
+    ) -> Judgement[ComparisonAnswer]:
+        """Which essay is better; raises a JudgeError when no answer can be had."""
+        ...
+
+    async def score(
+        self, request: LLMRubricRequestV1, choice: ModelChoice
+    ) -> Judgement[RubricAnswer]:
+        """Rubric scores for the answer; raises a JudgeError when no answer can be had."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One structured-output chat call."""
+
+    model: str
+    system: str
+    user: str
+    schema_name: str
+    schema: dict[str, Any]
+    temperature: float | None
+    max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """The model's raw text answer and its token usage."""
+
+    text: str | None
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatModel(Protocol):
+    """A chat-completion API (an SDK adapter); raises the domain's provider errors."""
+
+    async def complete(self, request: ChatRequest) -> ChatReply:
+        """Send the prompt, return the answer text."""
+        ...
+
+
+def comparison_prompt(request: LLMComparisonRequestV1) -> RenderedPrompt:
+    """The rendered comparison prompt of a request."""
+    return render_comparison_prompt(
+        essay_a=request.essay_a.text_content,
+        essay_b=request.essay_b.text_content,
+        instructions=request.essay_instructions,
+        judge_rubric=request.judge_rubric,
+        language=request.language,
+    )
+
+
+def rubric_prompt(request: LLMRubricRequestV1) -> RenderedPrompt:
+    """The rendered rubric prompt of a request."""
+    return render_rubric_prompt(
+        answer=request.answer_text,
+        question=request.question_text,
+        rubric=request.rubric,
+        language=request.language,
+    )
+
+
+class HeuristicJudge:
+    """The offline judge (domain/heuristic_judge.py) behind the Judge interface."""
+
+    async def compare(
+        self, request: LLMComparisonRequestV1, choice: ModelChoice
+    ) -> Judgement[ComparisonAnswer]:
+        """Compare by text features; the prompt is rendered only to fingerprint the input."""
+        verdict = compare_essays(
+            essay_a_id=request.essay_a.essay_id,
+            essay_a=request.essay_a.text_content,
+            essay_b_id=request.essay_b.essay_id,
+            essay_b=request.essay_b.text_content,
+            instructions=request.essay_instructions,
+        )
+        answer = ComparisonAnswer(
+            winner=verdict.winner,
+            justification=verdict.justification,
+            confidence=verdict.confidence,
+        )
+        return Judgement(answer, choice.model, comparison_prompt(request), TokenUsage())
+
+    async def score(
+        self, request: LLMRubricRequestV1, choice: ModelChoice
+    ) -> Judgement[RubricAnswer]:
+        """Score by text features."""
+        scores = score_answer(request.answer_text, request.question_text)
+        answer = RubricAnswer(
+            scores=RubricDimensionScores(
+                relevance=scores.relevance,
+                depth=scores.depth,
+                clarity=scores.clarity,
+                technical=scores.technical,
+            ),
+            overall=scores.overall,
+            feedback=scores.feedback,
+        )
+        return Judgement(answer, choice.model, rubric_prompt(request), TokenUsage())
+
+
+class ChatJudge:
+    """A judge backed by a chat model: renders the prompt, asks, parses; a malformed answer
+    is asked again once, then reported as a parse error."""
+
+    def __init__(self, provider: str, chat: ChatModel, *, parse_attempts: int = 2) -> None:
+        self._provider = provider
+        self._chat = chat
+        self._parse_attempts = parse_attempts
+
+    async def compare(
+        self, request: LLMComparisonRequestV1, choice: ModelChoice
+    ) -> Judgement[ComparisonAnswer]:
+        """Ask the model which essay is better."""
+        prompt = comparison_prompt(request)
+        return await self._ask(
+            prompt, choice, "comparison_verdict", COMPARISON_SCHEMA, parse_comparison_answer
+        )
+
+    async def score(
+        self, request: LLMRubricRequestV1, choice: ModelChoice
+    ) -> Judgement[RubricAnswer]:
+        """Ask the model to score the answer."""
+        prompt = rubric_prompt(request)
+        return await self._ask(prompt, choice, "rubric_scores", RUBRIC_SCHEMA, parse_rubric_answer)
+
+    async def _ask(
+        self,
+        prompt: RenderedPrompt,
+        choice: ModelChoice,
+        schema_name: str,
+        schema: dict[str, Any],
+        parse: Callable[[str | None], AnswerT],
+    ) -> Judgement[AnswerT]:
+        call = ChatRequest(
+            model=choice.model,
+            system=prompt.system,
+            user=prompt.user,
+            schema_name=schema_name,
+            schema=schema,
+            temperature=choice.temperature,
+            max_tokens=choice.max_tokens,
+        )
+        prompt_tokens = completion_tokens = 0
+        last_error: MalformedAnswerError | None = None
+        for attempt in range(1, self._parse_attempts + 1):
+            reply = await self._chat.complete(call)
+            prompt_tokens += reply.prompt_tokens
+            completion_tokens += reply.completion_tokens
+            try:
+                answer = parse(reply.text)
+            except MalformedAnswerError as exc:
+                PROVIDER_ATTEMPTS.labels(provider=self._provider, outcome="malformed").inc()
+                log.warning("malformed_model_answer", provider=self._provider, attempt=attempt)
+                last_error = exc
+                continue
+            usage = TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            return Judgement(answer, reply.model or choice.model, prompt, usage)
+        assert last_error is not None
+        raise MalformedAnswerError(
+            f"{last_error.message} (after {self._parse_attempts} attempts)",
+            details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        )

@@ -1,0 +1,112 @@
+"""The panel of judges this service runs: one per configured provider, with its resilience."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common_core.events.llm import LLMProviderName
+from llm_provider_service.application.judging import ChatJudge, ChatModel, HeuristicJudge, Judge
+from llm_provider_service.application.resilience import (
+    ProviderRateLimiter,
+    ResilientChatModel,
+    RetryPolicy,
+)
+from llm_provider_service.config import ProviderLimits, Settings
+from llm_provider_service.domain.circuit_breaker import CircuitBreaker
+
+
+@dataclass(frozen=True, slots=True)
+class PanelSeat:
+    """One provider: its judge, and for network providers its breaker and limits."""
+
+    provider: LLMProviderName
+    judge: Judge
+    breaker: CircuitBreaker | None = None
+    limits: ProviderLimits | None = None
+
+
+class JudgePanel:
+    """The judges by provider, and a description of them for operators (never keys)."""
+
+    def __init__(self, settings: Settings, seats: Mapping[LLMProviderName, PanelSeat]) -> None:
+        self._settings = settings
+        self._seats = dict(seats)
+
+    @property
+    def judges(self) -> dict[LLMProviderName, Judge]:
+        """Judge by provider name."""
+        return {name: seat.judge for name, seat in self._seats.items()}
+
+    def breaker(self, provider: LLMProviderName) -> CircuitBreaker | None:
+        """A provider's circuit breaker (None for the heuristic or an unconfigured provider)."""
+        seat = self._seats.get(provider)
+        return seat.breaker if seat else None
+
+    def describe(self) -> dict[str, Any]:
+        """Configured providers, the default, circuit states and limits."""
+        providers = []
+        for name in LLMProviderName:
+            seat = self._seats.get(name)
+            entry: dict[str, Any] = {
+                "name": name.value,
+                "configured": seat is not None,
+                "default_model": self._settings.default_model(name),
+            }
+            if seat is not None and seat.breaker is not None:
+                entry["circuit"] = {
+                    "state": seat.breaker.state.value,
+                    "consecutive_failures": seat.breaker.consecutive_failures,
+                    "failure_threshold": self._settings.llm_circuit_failure_threshold,
+                    "cooldown_seconds": self._settings.llm_circuit_cooldown_seconds,
+                }
+            if seat is not None and seat.limits is not None:
+                entry["limits"] = {
+                    "requests_per_minute": seat.limits.requests_per_minute,
+                    "tokens_per_minute": seat.limits.tokens_per_minute,
+                    "period_seconds": self._settings.llm_rate_limit_period_seconds,
+                }
+            providers.append(entry)
+        return {
+            "default_provider": self._settings.default_provider.value,
+            "default_model": self._settings.default_model(self._settings.default_provider),
+            "max_in_flight": self._settings.llm_max_in_flight,
+            "providers": providers,
+        }
+
+
+def build_panel(
+    settings: Settings,
+    chat_models: Mapping[LLMProviderName, ChatModel],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> JudgePanel:
+    """Seat the heuristic and every given chat model behind limits, a breaker and retries."""
+    seats = {LLMProviderName.HEURISTIC: PanelSeat(LLMProviderName.HEURISTIC, HeuristicJudge())}
+    policy = RetryPolicy(
+        max_retries=settings.llm_max_retries,
+        initial_seconds=settings.llm_retry_initial_seconds,
+        max_seconds=settings.llm_retry_max_seconds,
+        retry_after_max_seconds=settings.llm_retry_after_max_seconds,
+    )
+    for name, chat in chat_models.items():
+        limits = settings.limits(name)
+        assert limits is not None, f"{name} is not a network provider"
+        breaker = CircuitBreaker(
+            failure_threshold=settings.llm_circuit_failure_threshold,
+            cooldown_seconds=settings.llm_circuit_cooldown_seconds,
+            clock=clock,
+        )
+        limiter = ProviderRateLimiter(
+            name.value,
+            requests=limits.requests_per_minute,
+            tokens=limits.tokens_per_minute,
+            period_seconds=settings.llm_rate_limit_period_seconds,
+        )
+        resilient = ResilientChatModel(
+            name.value, chat, breaker=breaker, limiter=limiter, policy=policy
+        )
+        seats[name] = PanelSeat(name, ChatJudge(name.value, resilient), breaker, limits)
+    return JudgePanel(settings, seats)

@@ -1,0 +1,133 @@
+"""Typed settings of the LLM provider service (environment variables, no prefix)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from common_core.events.llm import LLMProviderName
+from common_core.runtime.settings import ServiceSettings
+from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
+
+SERVICE_NAME = "llm_provider_service"
+
+DEFAULT_MODELS: dict[LLMProviderName, str] = {
+    LLMProviderName.OPENAI: "gpt-4o-mini",
+    LLMProviderName.ANTHROPIC: "claude-haiku-4-5",
+    LLMProviderName.HEURISTIC: HEURISTIC_MODEL,
+}
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o-mini": ModelPrice(prompt=0.15, completion=0.60),
+    "gpt-4o": ModelPrice(prompt=2.50, completion=10.00),
+    "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
+    "claude-haiku-4-5": ModelPrice(prompt=1.00, completion=5.00),
+    "claude-sonnet-4-5": ModelPrice(prompt=3.00, completion=15.00),
+    HEURISTIC_MODEL: ModelPrice(prompt=0.0, completion=0.0),
+}
+
+
+class ProviderLimits(BaseModel):
+    """Rate limits of one provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests_per_minute: int
+    tokens_per_minute: int
+
+
+class Settings(ServiceSettings):
+    """Settings of the LLM provider service; secrets are SecretStr and never logged."""
+
+    llm_default_provider: LLMProviderName | None = None
+    llm_default_model: str | None = None
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+
+    # One group per deployment; tests give each run its own so they never share rebalances.
+    llm_consumer_group: str = Field(default=SERVICE_NAME, min_length=1)
+    llm_max_in_flight: int = Field(default=32, ge=1, le=4096)
+    llm_fetch_timeout_ms: int = Field(default=200, ge=10)
+    llm_shutdown_grace_seconds: float = Field(default=8.0, ge=0)
+    # Offsets are committed in batches at most this often (always on shutdown and rebalance).
+    llm_commit_interval_seconds: float = Field(default=0.2, ge=0)
+    llm_kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
+
+    openai_requests_per_minute: int = Field(default=500, ge=1)
+    openai_tokens_per_minute: int = Field(default=200_000, ge=1)
+    anthropic_requests_per_minute: int = Field(default=50, ge=1)
+    anthropic_tokens_per_minute: int = Field(default=40_000, ge=1)
+    # The window the per-minute limits are spread over; shorter only in tests.
+    llm_rate_limit_period_seconds: float = Field(default=60.0, gt=0)
+
+    llm_max_retries: int = Field(default=3, ge=0, le=20)
+    llm_retry_initial_seconds: float = Field(default=0.5, ge=0)
+    llm_retry_max_seconds: float = Field(default=20.0, ge=0)
+    llm_retry_after_max_seconds: float = Field(default=60.0, ge=0)
+    llm_request_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_default_max_tokens: int = Field(default=800, ge=1)
+
+    llm_circuit_failure_threshold: int = Field(default=5, ge=1)
+    llm_circuit_cooldown_seconds: float = Field(default=30.0, ge=0)
+
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+    @model_validator(mode="after")
+    def _pick_default_provider(self) -> Settings:
+        if self.llm_default_provider is None:
+            if self.openai_api_key is not None:
+                chosen = LLMProviderName.OPENAI
+            elif self.anthropic_api_key is not None:
+                chosen = LLMProviderName.ANTHROPIC
+            else:
+                chosen = LLMProviderName.HEURISTIC
+            object.__setattr__(self, "llm_default_provider", chosen)
+        return self
+
+    @property
+    def default_provider(self) -> LLMProviderName:
+        """The provider used when a request does not name one."""
+        assert self.llm_default_provider is not None  # set by the validator
+        return self.llm_default_provider
+
+    def default_model(self, provider: LLMProviderName) -> str:
+        """The model used when a request names none (the heuristic has only one)."""
+        if provider is LLMProviderName.HEURISTIC:
+            return HEURISTIC_MODEL
+        if provider is self.default_provider and self.llm_default_model:
+            return self.llm_default_model
+        return DEFAULT_MODELS[provider]
+
+    def provider_configured(self, provider: LLMProviderName) -> bool:
+        """Whether the service can call the provider (has its key; the heuristic needs none)."""
+        if provider is LLMProviderName.OPENAI:
+            return self.openai_api_key is not None
+        if provider is LLMProviderName.ANTHROPIC:
+            return self.anthropic_api_key is not None
+        return True
+
+    def limits(self, provider: LLMProviderName) -> ProviderLimits | None:
+        """Rate limits of a network provider (None for the heuristic)."""
+        if provider is LLMProviderName.OPENAI:
+            return ProviderLimits(
+                requests_per_minute=self.openai_requests_per_minute,
+                tokens_per_minute=self.openai_tokens_per_minute,
+            )
+        if provider is LLMProviderName.ANTHROPIC:
+            return ProviderLimits(
+                requests_per_minute=self.anthropic_requests_per_minute,
+                tokens_per_minute=self.anthropic_tokens_per_minute,
+            )
+        return None

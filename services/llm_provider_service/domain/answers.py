@@ -1,0 +1,116 @@
+"""The answers a model must give (JSON schemas) and their strict parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common_core.events.llm import ComparisonWinner
+from llm_provider_service.domain.errors import MalformedAnswerError
+
+
+class ComparisonAnswer(BaseModel):
+    """A model's verdict on a pair."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    winner: ComparisonWinner
+    justification: str = Field(min_length=1, max_length=4000)
+    confidence: int = Field(ge=1, le=5)
+
+
+class RubricDimensionScores(BaseModel):
+    """A model's scores on the four rubric dimensions."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    relevance: int = Field(ge=1, le=5)
+    depth: int = Field(ge=1, le=5)
+    clarity: int = Field(ge=1, le=5)
+    technical: int = Field(ge=1, le=5)
+
+
+class RubricAnswer(BaseModel):
+    """A model's rubric scores, overall score and feedback."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    scores: RubricDimensionScores
+    overall: float = Field(ge=1, le=5)
+    feedback: str = Field(min_length=1, max_length=4000)
+
+
+_LEVEL = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+
+COMPARISON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "winner": {"type": "string", "enum": ["essay_a", "essay_b"]},
+        "justification": {"type": "string"},
+        "confidence": _LEVEL,
+    },
+    "required": ["winner", "justification", "confidence"],
+    "additionalProperties": False,
+}
+
+RUBRIC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "scores": {
+            "type": "object",
+            "properties": dict.fromkeys(("relevance", "depth", "clarity", "technical"), _LEVEL),
+            "required": ["relevance", "depth", "clarity", "technical"],
+            "additionalProperties": False,
+        },
+        "overall": {"type": "number"},
+        "feedback": {"type": "string"},
+    },
+    "required": ["scores", "overall", "feedback"],
+    "additionalProperties": False,
+}
+
+_CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _json_object(text: str) -> Any:
+    stripped = text.strip()
+    fenced = _CODE_FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError:
+        # Some models wrap the object in prose; take the outermost braces once.
+        start, end = stripped.find("{"), stripped.rfind("}")
+        if start == -1 or end <= start:
+            raise MalformedAnswerError("the answer holds no JSON object") from None
+        try:
+            return json.loads(stripped[start : end + 1])
+        except json.JSONDecodeError as exc:
+            raise MalformedAnswerError(f"the answer is not valid JSON: {exc.msg}") from None
+
+
+def _validated(model: type[BaseModel], text: str | None) -> Any:
+    if not text or not text.strip():
+        raise MalformedAnswerError("the answer is empty")
+    document = _json_object(text)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors())
+        raise MalformedAnswerError(f"the answer does not match the schema ({fields})") from None
+
+
+def parse_comparison_answer(text: str | None) -> ComparisonAnswer:
+    """Parse a model's comparison answer; raises MalformedAnswerError."""
+    answer: ComparisonAnswer = _validated(ComparisonAnswer, text)
+    return answer
+
+
+def parse_rubric_answer(text: str | None) -> RubricAnswer:
+    """Parse a model's rubric answer; raises MalformedAnswerError."""
+    answer: RubricAnswer = _validated(RubricAnswer, text)
+    return answer

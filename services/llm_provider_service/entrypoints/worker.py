@@ -1,0 +1,320 @@
+"""The Kafka worker: many requests in flight, one callback each, commits in offset order.
+
+Why its own loop: the shared `KafkaConsumerRunner` handles a partition's records one batch at a
+time, which would make a slow LLM call block everything behind it. Here each record becomes a
+task (up to `LLM_MAX_IN_FLIGHT`); fetching stops while the limit is reached (backpressure); a
+partition's offset is committed only up to the first record whose callback the broker has not
+acknowledged yet, so a crash redelivers unanswered requests and never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+)
+from pydantic import BaseModel
+
+from common_core.events.envelope import EnvelopeDecodeError, EventEnvelope, PayloadValidationError
+from common_core.events.llm import (
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMRubricRequestV1,
+    LLMRubricResultV1,
+)
+from common_core.runtime.kafka_consumer import ConsumedEvent, dead_letter_message, decode_record
+from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
+from common_core.runtime.logging import bound_log_context
+from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
+from common_core.topics import Topic
+from llm_provider_service.application.answering import RequestAnswerer
+from llm_provider_service.config import SERVICE_NAME, Settings
+from llm_provider_service.entrypoints.offsets import OffsetTracker
+from llm_provider_service.metrics import CALLBACKS_PUBLISHED, IN_FLIGHT
+
+log = structlog.get_logger(__name__)
+
+_PUBLISH_ATTEMPTS = 8
+_PUBLISH_BACKOFF_MAX = 5.0
+
+
+class CallbackUndeliverable(Exception):  # noqa: N818 - a decision, like RejectMessage
+    """Neither the callback nor the dead letter could be published: the process must restart
+    so the request is redelivered."""
+
+
+def request_topics(settings: Settings) -> dict[str, type[BaseModel]]:
+    """The topics the worker consumes and the payload each carries."""
+    return {
+        settings.topic(Topic.LLM_COMPARISON_REQUESTED): LLMComparisonRequestV1,
+        settings.topic(Topic.LLM_RUBRIC_REQUESTED): LLMRubricRequestV1,
+    }
+
+
+class RequestWorker:
+    """Consumes comparison and rubric requests and publishes one callback per request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        answerer: RequestAnswerer,
+        producer: KafkaEventProducer,
+    ) -> None:
+        self._settings = settings
+        self._answerer = answerer
+        self._producer = producer
+        self._group_id = settings.llm_consumer_group
+        self._payloads = request_topics(settings)
+        self._max_in_flight = settings.llm_max_in_flight
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._crash: BaseException | None = None
+        self._commit_interval = settings.llm_commit_interval_seconds
+        self._last_commit = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests taken whose callback is not yet acknowledged."""
+        return len(self._tasks)
+
+    def stop(self) -> None:
+        """Stop fetching; `run` then finishes the requests in flight (bounded), commits, leaves."""
+        self._stopping.set()
+
+    async def check_kafka(self) -> None:
+        """Readiness: the consumer runs and the broker answers a metadata request."""
+        if self._consumer is None:
+            raise RuntimeError("the consumer has not started")
+        await self._consumer.topics()
+
+    async def run(self) -> None:
+        """Consume until `stop()`."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=self._group_id,
+            client_id=f"{SERVICE_NAME}-{self._settings.instance_id or os.getpid()}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self._max_in_flight,
+            session_timeout_ms=self._settings.llm_kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(300, self._settings.llm_kafka_session_timeout_ms // 4),
+        )
+        consumer.subscribe(list(self._payloads), listener=_Rebalance(self))
+        await consumer.start()
+        self._consumer = consumer
+        log.info("worker_started", topics=list(self._payloads), max_in_flight=self._max_in_flight)
+        try:
+            await self._consume(consumer)
+        finally:
+            await self._drain(consumer)
+            self._consumer = None
+            await consumer.stop()
+            log.info("worker_stopped")
+        if self._crash is not None:
+            raise self._crash
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set() and self._crash is None:
+                free = self._max_in_flight - len(self._tasks)
+                if free <= 0:
+                    # Backpressure: no fetching until a request finishes.
+                    await self._wait_for_slot(stop_wait)
+                else:
+                    fetched = await consumer.getmany(
+                        timeout_ms=self._settings.llm_fetch_timeout_ms, max_records=free
+                    )
+                    for tp, records in fetched.items():
+                        for record in records:
+                            self._start(tp, record)
+                if time.monotonic() - self._last_commit >= self._commit_interval:
+                    await self._commit(consumer)
+        finally:
+            stop_wait.cancel()
+
+    async def _wait_for_slot(self, stop_wait: asyncio.Future[Any]) -> None:
+        self._slot_freed.clear()
+        slot: asyncio.Future[Any] = asyncio.ensure_future(self._slot_freed.wait())
+        try:
+            await asyncio.wait([slot, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            slot.cancel()
+
+    def _start(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._tracker.taken(tp, record.offset)
+        task = asyncio.create_task(self._handle(record), name=f"llm-request-{tp}-{record.offset}")
+        self._tasks[task] = tp
+        IN_FLIGHT.set(len(self._tasks))
+        offset = record.offset
+        task.add_done_callback(lambda done: self._finished(done, offset))
+
+    def _finished(self, task: asyncio.Task[None], offset: int) -> None:
+        tp = self._tasks.pop(task)
+        IN_FLIGHT.set(len(self._tasks))
+        self._slot_freed.set()
+        if task.cancelled():
+            return  # not answered: stays uncommitted and is redelivered
+        exc = task.exception()
+        if exc is not None:
+            log.error("request_task_failed", error_type=type(exc).__name__, exc_info=exc)
+            self._crash = self._crash or exc
+            self._stopping.set()
+            return
+        self._tracker.done(tp, offset)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = decode_record(record, self._payloads[record.topic])
+        except (EnvelopeDecodeError, PayloadValidationError) as exc:
+            await self._dead_letter(record, code=exc.code, reason=str(exc))
+            return
+        envelope = event.envelope
+        with bound_log_context(
+            correlation_id=envelope.correlation_id,
+            event_id=envelope.event_id,
+            request_id=getattr(envelope.data, "request_id", None),
+        ):
+            try:
+                callback, kind = await self._answer(event)
+            except Exception as exc:
+                # A bug, not a provider failure (those become error callbacks): park the request
+                # in the DLQ instead of crash-looping on it.
+                log.error("request_unanswerable", error_type=type(exc).__name__, exc_info=exc)
+                await self._dead_letter(record, code="internal", reason=type(exc).__name__)
+                return
+            try:
+                await self._publish(callback)
+            except CallbackUndeliverable:
+                raise
+            except Exception as exc:
+                log.warning("callback_rejected_by_broker", error=f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(record, code="callback_undeliverable", reason=str(exc))
+                return
+            CALLBACKS_PUBLISHED.labels(kind=kind).inc()
+            CONSUMER_MESSAGES.labels(topic=record.topic, outcome="handled").inc()
+
+    async def _answer(self, event: ConsumedEvent[Any]) -> tuple[OutgoingMessage, str]:
+        request = event.envelope.data
+        correlation_id = event.envelope.correlation_id
+        callback: EventEnvelope[Any]
+        if isinstance(request, LLMComparisonRequestV1):
+            comparison = await self._answerer.answer_comparison(request, correlation_id)
+            callback = EventEnvelope[LLMComparisonResultV1](
+                event_type=request.callback_topic,
+                source_service=SERVICE_NAME,
+                correlation_id=correlation_id,
+                data=comparison,
+            )
+            kind, outcome = "comparison", comparison.error_detail
+        else:
+            rubric = await self._answerer.answer_rubric(request, correlation_id)
+            callback = EventEnvelope[LLMRubricResultV1](
+                event_type=request.callback_topic,
+                source_service=SERVICE_NAME,
+                correlation_id=correlation_id,
+                data=rubric,
+            )
+            kind, outcome = "rubric", rubric.error_detail
+        key = event.key if event.key is not None else str(request.request_id)
+        log.info(
+            "request_answered",
+            kind=kind,
+            error_code=outcome.code.value if outcome is not None else None,
+        )
+        return envelope_message(request.callback_topic, callback, key), kind
+
+    async def _publish(self, message: OutgoingMessage) -> None:
+        """Send and wait for the broker's ack, retrying transient broker errors."""
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+            try:
+                await self._producer.send(message)
+            except (KafkaTimeoutError, KafkaConnectionError) as exc:
+                error: KafkaError = exc
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                error = exc
+            else:
+                return
+            delay = min(_PUBLISH_BACKOFF_MAX, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
+            log.warning("publish_retry", attempt=attempt, error=type(error).__name__)
+            await asyncio.sleep(delay)
+        raise CallbackUndeliverable(f"could not publish to {message.topic}")
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], *, code: str, reason: str
+    ) -> None:
+        await self._publish_dead_letter(
+            dead_letter_message(record, code=code, reason=reason, group_id=self._group_id)
+        )
+        DEAD_LETTERED.labels(topic=record.topic, code=code).inc()
+        log.warning("message_dead_lettered", topic=record.topic, offset=record.offset, code=code)
+
+    async def _publish_dead_letter(self, message: OutgoingMessage) -> None:
+        try:
+            await self._publish(message)
+        except KafkaError as exc:
+            raise CallbackUndeliverable(f"could not dead-letter to {message.topic}") from exc
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        self._last_commit = time.monotonic()
+        moves = self._tracker.uncommitted()
+        if not moves:
+            return
+        try:
+            await consumer.commit(moves)
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance moved the partition: its new owner redelivers; duplicates are allowed.
+            log.warning("offset_commit_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._tracker.committed(moves)
+
+    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        """Finish the requests in flight within the grace period, then commit what is done."""
+        if self._tasks:
+            log.info("worker_draining", in_flight=len(self._tasks))
+            await asyncio.wait(list(self._tasks), timeout=self._settings.llm_shutdown_grace_seconds)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        with contextlib.suppress(KafkaError):
+            await self._commit(consumer)
+
+    async def finish_partitions(self, revoked: set[TopicPartition]) -> None:
+        """Rebalance: finish (bounded) what is in flight for partitions leaving, commit, forget."""
+        leaving = [t for t, tp in self._tasks.items() if tp in revoked]
+        if leaving:
+            await asyncio.wait(leaving, timeout=self._settings.llm_shutdown_grace_seconds)
+        if self._consumer is not None:
+            await self._commit(self._consumer)
+        self._tracker.forget(revoked)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: RequestWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.finish_partitions(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "partitions_assigned", partitions=sorted(f"{t.topic}:{t.partition}" for t in assigned)
+        )

@@ -1,0 +1,64 @@
+"""Prometheus metrics of the LLM provider service (documented in README.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "huleedu_llm_requests_total",
+    "Requests answered, by provider, model, kind (comparison, rubric) and outcome "
+    "(success or the error code).",
+    ["provider", "model", "kind", "outcome"],
+)
+REQUEST_DURATION = Histogram(
+    "huleedu_llm_request_duration_seconds",
+    "Time from taking a request to having its answer (retries and waits included).",
+    ["provider", "kind"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+)
+TOKENS = Counter(
+    "huleedu_llm_tokens_total",
+    "Tokens consumed, by provider, model and direction (prompt, completion).",
+    ["provider", "model", "direction"],
+)
+ESTIMATED_COST = Counter(
+    "huleedu_llm_estimated_cost_usd_total",
+    "Estimated spend in US dollars from the configured price table.",
+    ["provider", "model"],
+)
+IN_FLIGHT = Gauge(
+    "huleedu_llm_in_flight_requests",
+    "Requests taken from Kafka whose callback is not yet acknowledged.",
+)
+PROVIDER_ATTEMPTS = Counter(
+    "huleedu_llm_provider_attempts_total",
+    "Calls to a provider's API, by outcome (success, rate_limited, server_error, timeout, "
+    "malformed, rejected).",
+    ["provider", "outcome"],
+)
+RATE_LIMIT_WAITS = Counter(
+    "huleedu_llm_rate_limit_waits_total",
+    "Calls that had to wait for the service's own rate limiter, by provider and limit "
+    "(requests, tokens).",
+    ["provider", "limit"],
+)
+RATE_LIMIT_WAIT_SECONDS = Counter(
+    "huleedu_llm_rate_limit_wait_seconds_total",
+    "Time spent waiting for the service's own rate limiter.",
+    ["provider"],
+)
+CIRCUIT_STATE = Gauge(
+    "huleedu_llm_circuit_state",
+    "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+)
+INJECTION_SUSPECTED = Counter(
+    "huleedu_llm_injection_suspected_total",
+    "Requests whose text contained instruction-like text aimed at the judge.",
+    ["kind"],
+)
+CALLBACKS_PUBLISHED = Counter(
+    "huleedu_llm_callbacks_published_total",
+    "Callback events acknowledged by the broker, by kind.",
+    ["kind"],
+)

@@ -1,0 +1,2 @@
+"""Test support shipped with the service: a fake OpenAI/Anthropic HTTP server, sample essays
+and request builders (used by the tests and benchmarks/llm_provider)."""

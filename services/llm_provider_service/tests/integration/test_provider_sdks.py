@@ -1,0 +1,313 @@
+"""The real `openai` and `anthropic` SDKs against a scripted local HTTP server.
+
+No broker is needed: the server runs in the test's event loop on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from common_core.errors import ErrorCode
+from common_core.events.llm import (
+    ComparisonEssay,
+    ComparisonWinner,
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMProviderName,
+    LLMRubricRequestV1,
+)
+from common_core.testing import eventually
+from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
+from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
+from llm_provider_service.application.answering import RequestAnswerer
+from llm_provider_service.application.judging import ChatModel
+from llm_provider_service.application.panel import JudgePanel, build_panel
+from llm_provider_service.config import Settings
+from llm_provider_service.domain.circuit_breaker import CircuitBreaker, CircuitState
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, scripted
+from llm_provider_service.testing.sample_essays import DEVELOPED_ON_TOPIC, INSTRUCTIONS, ONE_LINE
+
+
+def _state(breaker: CircuitBreaker) -> CircuitState:
+    return breaker.state
+
+
+MALFORMED = FakeReply(content='{"winner": "essay_a", "justification": ')
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeLLMServer]:
+    async with FakeLLMServer() as fake:
+        yield fake
+
+
+class Harness:
+    """Settings, panel and answerer wired to the fake server through the real SDKs."""
+
+    def __init__(self, server: FakeLLMServer, **overrides: Any) -> None:
+        values: dict[str, Any] = {
+            "openai_api_key": "test-openai-key",
+            "openai_base_url": server.openai_base_url,
+            "anthropic_api_key": "test-anthropic-key",
+            "anthropic_base_url": server.anthropic_base_url,
+            "llm_request_timeout_seconds": 0.5,
+            "llm_retry_initial_seconds": 0.05,
+            "llm_retry_max_seconds": 0.2,
+            "llm_max_retries": 2,
+        }
+        values.update(overrides)
+        self.settings = Settings(**values)
+        timeout = self.settings.llm_request_timeout_seconds
+        self.openai_client = make_openai_client(
+            api_key="test-openai-key", base_url=server.openai_base_url, timeout_seconds=timeout
+        )
+        self.anthropic_client = make_anthropic_client(
+            api_key="test-anthropic-key",
+            base_url=server.anthropic_base_url,
+            timeout_seconds=timeout,
+        )
+        chat_models: dict[LLMProviderName, ChatModel] = {
+            LLMProviderName.OPENAI: OpenAIChatModel(self.openai_client),
+            LLMProviderName.ANTHROPIC: AnthropicChatModel(self.anthropic_client),
+        }
+        self.panel: JudgePanel = build_panel(self.settings, chat_models)
+        self.answerer = RequestAnswerer(self.settings, self.panel.judges)
+
+    async def compare(
+        self, provider: LLMProviderName = LLMProviderName.OPENAI
+    ) -> LLMComparisonResultV1:
+        request = LLMComparisonRequestV1(
+            request_id=uuid.uuid4(),
+            essay_a=ComparisonEssay(essay_id="e1", text_content=DEVELOPED_ON_TOPIC),
+            essay_b=ComparisonEssay(essay_id="e2", text_content=ONE_LINE),
+            essay_instructions=INSTRUCTIONS,
+            llm_config=LLMConfig(provider=provider),
+            callback_topic="results",
+            request_metadata={"pair": 1},
+        )
+        return await self.answerer.answer_comparison(request, uuid.uuid4())
+
+    async def close(self) -> None:
+        await self.openai_client.close()
+        await self.anthropic_client.close()
+
+
+@pytest.fixture
+async def make_harness(server: FakeLLMServer) -> AsyncIterator[Any]:
+    made: list[Harness] = []
+
+    def make(**overrides: Any) -> Harness:
+        harness = Harness(server, **overrides)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        await harness.close()
+
+
+class TestGoodAnswers:
+    async def test_openai_structured_output_is_read_from_the_first_choice(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        result = await make_harness().compare()
+        assert result.winner is ComparisonWinner.ESSAY_A
+        assert result.confidence == 4
+        assert result.provider == "openai"
+        assert result.model == "gpt-4o-mini"
+        assert result.usage.prompt_tokens == 120
+        assert result.usage.completion_tokens == 30
+        [request] = server.received
+        assert request.path == "/v1/chat/completions"
+        assert request.headers["authorization"] == "Bearer test-openai-key"
+        assert request.body["response_format"]["type"] == "json_schema"
+        assert request.body["response_format"]["json_schema"]["name"] == "comparison_verdict"
+        user = request.body["messages"][1]["content"]
+        assert user.index(DEVELOPED_ON_TOPIC) < user.index(ONE_LINE)
+
+    async def test_anthropic_messages_answer_is_parsed(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        result = await make_harness().compare(LLMProviderName.ANTHROPIC)
+        assert result.winner is ComparisonWinner.ESSAY_A
+        assert result.provider == "anthropic"
+        [request] = server.received
+        assert request.path == "/v1/messages"
+        # SDK versions differ in how they send the key; either way it is this one.
+        sent = request.headers.get("x-api-key") or request.headers["authorization"].removeprefix(
+            "Bearer "
+        )
+        assert sent == "test-anthropic-key"
+
+    async def test_openai_rubric_scores(self, server: FakeLLMServer, make_harness: Any) -> None:
+        harness = make_harness()
+        request = LLMRubricRequestV1(
+            request_id=uuid.uuid4(),
+            answer_text="An answer.",
+            question_text="Q?",
+            callback_topic="r",
+            llm_config=LLMConfig(provider=LLMProviderName.OPENAI),
+        )
+        result = await harness.answerer.answer_rubric(request, uuid.uuid4())
+        assert result.scores is not None
+        assert result.scores.relevance == 4
+        assert result.overall == 3.5
+
+
+class TestRetries:
+    async def test_429_with_retry_after_is_retried_after_the_advised_delay(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(FakeReply(status=429, headers={"retry-after": "0.4"}))
+        result = await make_harness().compare()
+        assert result.winner is not None
+        first, second = server.received
+        assert second.at - first.at >= 0.4
+
+    async def test_anthropic_429_then_success(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(FakeReply(status=429, headers={"retry-after": "0.1"}))
+        result = await make_harness().compare(LLMProviderName.ANTHROPIC)
+        assert result.winner is not None
+        assert len(server.received) == 2
+
+    async def test_500_then_success(self, server: FakeLLMServer, make_harness: Any) -> None:
+        server.script = scripted(FakeReply(status=500))
+        result = await make_harness().compare()
+        assert result.winner is not None
+        assert len(server.received) == 2
+
+    async def test_a_timeout_is_retried(self, server: FakeLLMServer, make_harness: Any) -> None:
+        server.script = scripted(FakeReply(delay=2.0))
+        result = await make_harness().compare()
+        assert result.winner is not None
+        assert len(server.received) == 2
+
+    async def test_persistent_timeouts_end_in_a_retryable_timeout_error(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(delay=2.0))
+        result = await make_harness(llm_max_retries=1).compare()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.TIMEOUT
+        assert result.error_detail.retryable
+        assert len(server.received) == 2
+
+    async def test_malformed_json_is_asked_again_once_then_reported_as_parse_error(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(MALFORMED, MALFORMED)
+        result = await make_harness().compare()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.PARSE_ERROR
+        assert len(server.received) == 2
+        assert result.usage.prompt_tokens == 240  # both attempts are paid for
+
+    async def test_one_malformed_answer_then_a_good_one_succeeds(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(MALFORMED)
+        result = await make_harness().compare()
+        assert result.winner is not None
+        assert len(server.received) == 2
+
+
+class TestNonRetryable:
+    async def test_401_is_reported_at_once(self, server: FakeLLMServer, make_harness: Any) -> None:
+        server.script = scripted(then=FakeReply(status=401))
+        result = await make_harness().compare()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.AUTHENTICATION
+        assert not result.error_detail.retryable
+        assert len(server.received) == 1
+        assert "test-openai-key" not in result.model_dump_json()
+
+    async def test_content_policy_rejection_is_reported_at_once(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(status=400, error_code="content_policy_violation"))
+        result = await make_harness().compare()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.CONTENT_POLICY
+        assert len(server.received) == 1
+
+    async def test_a_bad_request_is_reported_at_once_as_validation(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(status=400))
+        result = await make_harness().compare(LLMProviderName.ANTHROPIC)
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.VALIDATION
+        assert len(server.received) == 1
+
+
+class TestCircuitBreaker:
+    async def test_the_circuit_opens_after_repeated_failures_and_closes_after_its_cooldown(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(FakeReply(status=500), FakeReply(status=500))
+        harness = make_harness(
+            llm_max_retries=0, llm_circuit_failure_threshold=2, llm_circuit_cooldown_seconds=0.5
+        )
+        breaker = harness.panel.breaker(LLMProviderName.OPENAI)
+        assert breaker is not None
+        for _ in range(2):
+            failed = await harness.compare()
+            assert failed.error_detail is not None
+            assert failed.error_detail.code is ErrorCode.PROVIDER_ERROR
+        assert _state(breaker) is CircuitState.OPEN
+        refused = await harness.compare()
+        assert refused.error_detail is not None
+        assert refused.error_detail.code is ErrorCode.CIRCUIT_OPEN
+        assert len(server.received) == 2  # the open circuit kept the call off the wire
+        providers = {p["name"]: p for p in harness.panel.describe()["providers"]}
+        assert providers["openai"]["circuit"]["state"] == "open"
+
+        async def attempt() -> LLMComparisonResultV1:
+            result: LLMComparisonResultV1 = await harness.compare()
+            return result
+
+        recovered = await eventually(
+            attempt, until=lambda r: r.winner is not None, interval=0.1, timeout=10
+        )
+        assert recovered.winner is not None
+        assert _state(breaker) is CircuitState.CLOSED
+        assert len(server.received) == 3
+
+
+class TestRateLimit:
+    async def test_a_burst_is_held_to_the_configured_rate(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        harness = make_harness(openai_requests_per_minute=4, llm_rate_limit_period_seconds=1.0)
+        waits_before = (
+            REGISTRY.get_sample_value(
+                "huleedu_llm_rate_limit_waits_total", {"provider": "openai", "limit": "requests"}
+            )
+            or 0.0
+        )
+        results = await asyncio.gather(*(harness.compare() for _ in range(10)))
+        assert all(r.winner is not None for r in results)
+        times = sorted(r.at for r in server.received)
+        assert len(times) == 10
+        # A leaky bucket of 4 per second admits at most 4 + 4·t calls in any span of t seconds
+        # (one call of slack for client-side jitter). Unlimited, all 10 would land at once.
+        for i, start in enumerate(times):
+            for j in range(i, len(times)):
+                assert j - i + 1 <= 4 + 4 * (times[j] - start) + 1
+        assert times[-1] - times[0] >= 1.0
+        waits_after = (
+            REGISTRY.get_sample_value(
+                "huleedu_llm_rate_limit_waits_total", {"provider": "openai", "limit": "requests"}
+            )
+            or 0.0
+        )
+        assert waits_after - waits_before >= 6

@@ -1,0 +1,213 @@
+"""The service as a process (`python -m llm_provider_service`) over the real broker: its HTTP
+surface, and SIGKILL while requests are in flight followed by a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from common_core.events.envelope import decode_event
+from common_core.events.llm import LLMComparisonResultV1
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.testing import eventually
+from common_core.topics import Topic, topic_name
+from devstack import free_port
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer
+from llm_provider_service.testing.requests import comparison_envelope
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+SECRET_KEY = "sk-test-never-shown-0123456789"
+
+
+class ServiceProcess:
+    """One `python -m llm_provider_service` child, always stopped by PID."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self._env = {**env, "HTTP_PORT": str(self.port)}
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llm_provider_service"],
+            cwd=REPO_ROOT,
+            env=self._env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_ready(self) -> None:
+        async def ready() -> int:
+            if self.process.poll() is not None:
+                raise AssertionError(f"service exited with {self.process.returncode}")
+            try:
+                async with httpx.AsyncClient(timeout=2.0) as client:
+                    return (await client.get(f"{self.url}/healthz/ready")).status_code
+            except httpx.HTTPError:
+                return 0
+
+        await eventually(ready, until=lambda s: s == 200, timeout=60, what="service ready")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self._log.close()
+        return code
+
+
+@pytest.fixture
+def service_env(kafka_bootstrap_servers: str) -> dict[str, str]:
+    prefix = f"llmproc{uuid.uuid4().hex[:10]}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENAI_", "ANTHROPIC_", "LLM_"))
+    }
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
+        TOPIC_PREFIX=prefix,
+        LLM_CONSUMER_GROUP=f"llm_provider_service.{prefix}",
+        LOG_LEVEL="WARNING",
+        LLM_KAFKA_SESSION_TIMEOUT_MS="6000",
+        LLM_SHUTDOWN_GRACE_SECONDS="3",
+    )
+    return env
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLMServer]:
+    async with FakeLLMServer(delay=1.0) as server:
+        yield server
+
+
+async def _callback_ids(kafka: str, topic: str, wanted: set[UUID], timeout: float) -> list[UUID]:
+    """Every request id seen on the callback topic (duplicates kept) until all wanted appear."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        group_id=f"test-reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list[UUID] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not wanted <= set(seen):
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        seen.append(
+                            decode_event(record.value, LLMComparisonResultV1).data.request_id
+                        )
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return seen
+
+
+class TestServiceProcess:
+    async def test_http_surface_shows_providers_without_keys(
+        self, service_env: dict[str, str], fake_llm: FakeLLMServer, tmp_path: Path
+    ) -> None:
+        env = {
+            **service_env,
+            "OPENAI_API_KEY": SECRET_KEY,
+            "OPENAI_BASE_URL": fake_llm.openai_base_url,
+        }
+        service = ServiceProcess(env, tmp_path / "service.log")
+        try:
+            await service.wait_ready()
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                assert (await client.get(f"{service.url}/healthz")).status_code == 200
+                response = await client.get(f"{service.url}/api/v1/providers")
+                metrics = await client.get(f"{service.url}/metrics")
+        finally:
+            service.kill()
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        assert body["default_provider"] == "openai"
+        providers = {p["name"]: p for p in body["providers"]}
+        assert providers["openai"]["configured"] is True
+        assert providers["openai"]["circuit"]["state"] == "closed"
+        assert providers["openai"]["limits"]["requests_per_minute"] > 0
+        assert providers["anthropic"]["configured"] is False
+        assert providers["heuristic"]["configured"] is True
+        assert SECRET_KEY not in response.text
+        assert "huleedu_llm_in_flight_requests" in metrics.text
+        assert SECRET_KEY not in (tmp_path / "service.log").read_text()
+
+    async def test_sigkill_mid_flight_then_restart_answers_every_request(
+        self,
+        service_env: dict[str, str],
+        fake_llm: FakeLLMServer,
+        kafka_bootstrap_servers: str,
+        tmp_path: Path,
+    ) -> None:
+        prefix = service_env["TOPIC_PREFIX"]
+        requests_topic = topic_name(Topic.LLM_COMPARISON_REQUESTED, prefix)
+        callbacks = f"{prefix}.cj.callbacks"
+        await ensure_topics(kafka_bootstrap_servers, [requests_topic, callbacks], partitions=3)
+        env = {
+            **service_env,
+            "OPENAI_API_KEY": SECRET_KEY,
+            "OPENAI_BASE_URL": fake_llm.openai_base_url,
+            "LLM_MAX_IN_FLIGHT": "6",
+            "LLM_REQUEST_TIMEOUT_SECONDS": "10",
+        }
+        log_path = tmp_path / "service.log"
+        first = ServiceProcess(env, log_path)
+        second: ServiceProcess | None = None
+        try:
+            await first.wait_ready()
+            envelopes = [
+                comparison_envelope(requests_topic, callbacks, metadata={"n": i}) for i in range(24)
+            ]
+            async with KafkaEventProducer(kafka_bootstrap_servers, client_id="test") as producer:
+                for i, envelope in enumerate(envelopes):
+                    await producer.publish(requests_topic, envelope, key=f"batch-{i % 4}")
+
+            async def received() -> int:
+                return len(fake_llm.received)
+
+            await eventually(
+                received, until=lambda n: n >= 8, timeout=60, what="requests in flight"
+            )
+            first.kill()  # SIGKILL: no drain, no commit
+            assert fake_llm.answered < len(envelopes), "the kill must happen mid-flight"
+
+            second = ServiceProcess(env, log_path)
+            await second.wait_ready()
+            wanted = {e.data.request_id for e in envelopes}
+            seen = await _callback_ids(kafka_bootstrap_servers, callbacks, wanted, timeout=90)
+            assert wanted <= set(seen), f"lost: {len(wanted - set(seen))} requests"
+            assert len(seen) >= len(wanted)  # duplicates allowed, losses not
+            assert second.terminate() == 0  # SIGTERM: drain, commit, leave cleanly
+        finally:
+            first.kill()
+            if second is not None:
+                second.kill()
