@@ -135,6 +135,7 @@ class KafkaConsumerRunner:
         group_instance_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self._payloads = dict(payloads)
         self._handler = handler
@@ -157,6 +158,10 @@ class KafkaConsumerRunner:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             max_poll_records=max_batch_size,
+            # How long the broker may hold a fetch for partitions without data. While one
+            # partition's records are still being handled, the next fetch covers only the idle
+            # ones; a shorter wait lets a busy partition be fetched again sooner.
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._running = False
 

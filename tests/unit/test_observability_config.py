@@ -62,3 +62,12 @@ class TestComposeScrapeConfig:
             assert f'"{service}:{port}"' in scrape
             assert f"HTTP_PORT: {port}" in compose
             assert f"SERVICE: {service}" in compose
+
+
+class TestMetricsDocumentation:
+    def test_every_registered_metric_is_documented(self) -> None:
+        documented = (REPO_ROOT / "docs/metrics.md").read_text()
+        ours = sorted(name for name in _registered_families() if name.startswith("huleedu_"))
+        undocumented = [name for name in ours if name not in documented]
+        assert ours
+        assert undocumented == []

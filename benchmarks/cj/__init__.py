@@ -1,0 +1,1 @@
+"""CJ assessment benchmarks: Bradley-Terry fitting, pair planning, callback throughput, monitor."""

@@ -1,0 +1,239 @@
+"""`callbacks` and `monitor`: the CJ service's workers on the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from benchmarks.stack import BenchStack
+from cj_assessment_service.adapters.postgres_repository import (
+    PostgresBatchRepository,
+    repository_transaction,
+)
+from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.config import Settings
+from cj_assessment_service.entrypoints.batch_monitor import BatchMonitor
+from cj_assessment_service.entrypoints.kafka_workers import CALLBACK_GROUP, callback_handler
+from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
+from common_core.events.cj import CJAssessmentRequestV1, EssayToProcess
+from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+from common_core.runtime.database import asyncpg_dsn, create_engine, create_session_factory
+from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner
+from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
+from common_core.topics import Topic
+
+CALLBACK_ESSAYS = 100  # 4950 pairs, all planned at once: one batch receives N = 4950 callbacks
+STUCK_BATCHES = 1000
+
+
+def _settings(stack: BenchStack, database: str, **overrides: Any) -> Settings:
+    url = make_url(stack.postgres_server_url).set(database=database)
+    return Settings(
+        database_url=url.render_as_string(hide_password=False),
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        topic_prefix=f"bench{uuid.uuid4().hex[:10]}",
+        log_level="WARNING",
+        **overrides,
+    )
+
+
+async def _drop_database(stack: BenchStack, name: str) -> None:
+    admin_url = make_url(stack.postgres_server_url).set(database="postgres")
+    connection = await asyncpg.connect(asyncpg_dsn(admin_url.render_as_string(False)))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def _request(settings: Settings, n: int) -> EventEnvelope[CJAssessmentRequestV1]:
+    return EventEnvelope[CJAssessmentRequestV1](
+        event_type=settings.topic(Topic.CJ_ASSESSMENT_REQUESTED),
+        source_service="bench",
+        correlation_id=uuid.uuid4(),
+        data=CJAssessmentRequestV1(
+            entity_ref=f"bench-{uuid.uuid4().hex[:8]}",
+            essays_to_process=[
+                EssayToProcess(essay_id=f"e{i}", text_content=f"essay {i}") for i in range(n)
+            ],
+            max_comparisons=n * (n - 1) // 2,
+        ),
+    )
+
+
+async def _bare_read(settings: Settings, topic: str, expected: int) -> float:
+    """Messages/s of a plain aiokafka consumer reading the topic (first to last message)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"bench-bare-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=settings.callback_batch_size,
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < expected:
+            fetched = await consumer.getmany(
+                timeout_ms=200, max_records=settings.callback_batch_size
+            )
+            for records in fetched.values():
+                if records and not seen:
+                    first = time.perf_counter()
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return expected / (time.perf_counter() - first)
+
+
+async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
+    """One callback worker recording N callbacks of one batch vs a bare consumer."""
+    database = f"bench_cj_{uuid.uuid4().hex[:10]}"
+    settings = _settings(stack, database)
+    await prepare_infrastructure(settings)
+    engine = create_engine(settings.service_database_url, pool_size=4)
+    sessions = create_session_factory(engine)
+    workflow = CJWorkflow(settings)
+    try:
+        async with repository_transaction(sessions) as repo:
+            batch_id = await workflow.handle_request(repo, _request(settings, CALLBACK_ESSAYS))
+        assert batch_id is not None
+        async with sessions() as session:
+            pairs = await PostgresBatchRepository(session).batch_pairs(batch_id)
+        total = len(pairs)
+        topic = settings.callback_topic
+        async with KafkaEventProducer(settings.kafka_bootstrap_servers, client_id="bench") as out:
+            await out.send_many(
+                [
+                    envelope_message(
+                        topic,
+                        EventEnvelope[LLMComparisonResultV1](
+                            event_type=topic,
+                            source_service="bench",
+                            correlation_id=uuid.uuid4(),
+                            data=LLMComparisonResultV1(
+                                request_id=pair.request_id,
+                                request_metadata={"batch_id": str(batch_id)},
+                                winner=ComparisonWinner.ESSAY_A
+                                if pair.essay_a > pair.essay_b
+                                else ComparisonWinner.ESSAY_B,
+                                confidence=4,
+                                provider="bench",
+                                model="bench",
+                            ),
+                        ),
+                        str(batch_id),
+                    )
+                    for pair in pairs
+                ]
+            )
+            bare_rate = await _bare_read(settings, topic, total)
+            recorded = 0
+            first = last = 0.0
+            done = asyncio.Event()
+            handle = callback_handler(sessions, workflow)
+
+            async def timed(events: Sequence[ConsumedEvent[Any]]) -> None:
+                nonlocal recorded, first, last
+                if not first:
+                    first = time.perf_counter()
+                await handle(events)
+                recorded += len(events)
+                last = time.perf_counter()
+                if recorded >= total:
+                    done.set()
+
+            runner = KafkaConsumerRunner(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                group_id=f"{CALLBACK_GROUP}.bench",
+                payloads={topic: LLMComparisonResultV1},
+                handler=timed,
+                producer=out,
+                client_id="bench-worker",
+                max_batch_size=settings.callback_batch_size,
+                fetch_max_wait_ms=settings.callback_fetch_max_wait_ms,
+            )
+            task = asyncio.create_task(runner.run())
+            await asyncio.wait_for(done.wait(), timeout=600)
+            runner.stop()
+            await task
+        async with sessions() as session:
+            batch = await PostgresBatchRepository(session).get_batch(batch_id)
+        assert batch is not None
+        assert batch.completed == total
+        assert batch.state.value == "COMPLETED"
+        worker_rate = total / (last - first)
+    finally:
+        await engine.dispose()
+        await _drop_database(stack, database)
+    ratio = worker_rate / bare_rate
+    print(
+        f"callbacks: {total} callbacks of one batch: worker {worker_rate:,.0f} msg/s "
+        f"(recorded, committed, batch scored), bare aiokafka {bare_rate:,.0f} msg/s, "
+        f"ratio {ratio:.2f} (target >= 0.5)",
+        flush=True,
+    )
+    return {
+        "callbacks": total,
+        "worker_messages_per_second": round(worker_rate, 1),
+        "bare_consumer_messages_per_second": round(bare_rate, 1),
+        "ratio": round(ratio, 3),
+        "target_ratio": 0.5,
+    }
+
+
+async def monitor_benchmark(stack: BenchStack) -> dict[str, Any]:
+    """One monitor pass over 1000 stuck batches (failing the ones below the threshold)."""
+    database = f"bench_cj_{uuid.uuid4().hex[:10]}"
+    settings = _settings(
+        stack, database, stuck_batch_timeout_seconds=60.0, monitor_batch_limit=STUCK_BATCHES
+    )
+    await prepare_infrastructure(settings)
+    engine = create_engine(settings.service_database_url, pool_size=2)
+    sessions = create_session_factory(engine)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO cj_batches (id, entity_ref, correlation_id, request_event_id, "
+                    "state, essay_count, budget, planned, completed, failed, waves, "
+                    "request_settings, last_activity_at) "
+                    "SELECT gen_random_uuid(), 'stuck-' || g, gen_random_uuid(), "
+                    "gen_random_uuid(), 'WAITING_CALLBACKS', 10, 45, 45, "
+                    "CASE WHEN g % 2 = 0 THEN 10 ELSE 0 END, 0, 1, '{}'::jsonb, "
+                    "now() - interval '1 hour' FROM generate_series(1, :n) AS g"
+                ),
+                {"n": STUCK_BATCHES},
+            )
+        monitor = BatchMonitor(sessions, CJWorkflow(settings), interval_seconds=60)
+        start = time.perf_counter()
+        report = await monitor.run_once()
+        seconds = time.perf_counter() - start
+        async with engine.connect() as connection:
+            remaining = await connection.scalar(
+                text("SELECT count(*) FROM cj_batches WHERE state = 'WAITING_CALLBACKS'")
+            )
+            staged = await connection.scalar(text("SELECT count(*) FROM event_outbox"))
+    finally:
+        await engine.dispose()
+        await _drop_database(stack, database)
+    assert report.detected == STUCK_BATCHES
+    assert remaining == 0
+    assert staged == STUCK_BATCHES
+    print(
+        f"monitor: one pass over {STUCK_BATCHES} stuck batches (each failed, one failed event "
+        f"staged per batch) took {seconds:.3f}s (target < 1s)",
+        flush=True,
+    )
+    return {"stuck_batches": STUCK_BATCHES, "seconds": round(seconds, 4), "target_seconds": 1.0}

@@ -1,0 +1,446 @@
+"""PostgreSQL implementation of `BatchRepository` on one SQLAlchemy session (one transaction)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cj_assessment_service.adapters.tables import cj_batches, cj_essays, cj_pairs, cj_scores
+from cj_assessment_service.application.ports import (
+    BatchRecord,
+    EssayRecord,
+    NewPair,
+    PairAnswer,
+    PairRecord,
+    PairReissue,
+)
+from cj_assessment_service.config import SERVICE_NAME
+from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState
+from common_core.events.cj import EssayRanking
+from common_core.events.envelope import EventEnvelope, encode_envelope
+from common_core.runtime.inbox import claim_event
+from common_core.runtime.outbox import OUTBOX_CHANNEL, event_outbox
+
+_ACTIVE = [s.value for s in ACTIVE_STATES]
+# The inbox consumer name under which request event ids are de-duplicated.
+REQUEST_CONSUMER = f"{SERVICE_NAME}.requests"
+
+
+def _batch(row: Row[Any]) -> BatchRecord:
+    values = dict(row._mapping)
+    values["state"] = BatchState(values["state"])
+    return BatchRecord(**values)
+
+
+def _pair(row: Any) -> PairRecord:
+    m = row._mapping
+    return PairRecord(
+        id=m["id"],
+        batch_id=m["batch_id"],
+        wave=m["wave"],
+        essay_a=m["essay_a"],
+        essay_b=m["essay_b"],
+        request_id=m["request_id"],
+        status=m["status"],
+        winner=m["winner"],
+        attempts=m["attempts"],
+        requested_at=m["requested_at"],
+    )
+
+
+_PENDING = cj_batches.c.planned - cj_batches.c.completed - cj_batches.c.failed
+
+_PAIR_COLUMNS = (
+    cj_pairs.c.id,
+    cj_pairs.c.batch_id,
+    cj_pairs.c.wave,
+    cj_pairs.c.essay_a,
+    cj_pairs.c.essay_b,
+    cj_pairs.c.request_id,
+    cj_pairs.c.status,
+    cj_pairs.c.winner,
+    cj_pairs.c.attempts,
+    cj_pairs.c.requested_at,
+)
+
+
+class PostgresBatchRepository:
+    """Batches, essays, pairs, scores and outbox rows through one session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._staged: list[dict[str, Any]] = []
+        self._updates: list[tuple[UUID, dict[str, Any]]] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    async def claim_request(self, event_id: UUID) -> bool:
+        """Record a request event as handled; False if it already was."""
+        return await claim_event(self._session, consumer=REQUEST_CONSUMER, event_id=event_id)
+
+    async def live_batch_id(self, entity_ref: str) -> UUID | None:
+        """The non-terminal batch for an upstream ref, if any."""
+        await self._write_updates()
+        result = await self._session.execute(
+            select(cj_batches.c.id).where(
+                cj_batches.c.entity_ref == entity_ref, cj_batches.c.state.in_(_ACTIVE)
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def add_batch(self, batch: BatchRecord, essays: Sequence[EssayRecord]) -> None:
+        """Insert a batch with its essays."""
+        values = {
+            name: getattr(batch, name)
+            for name in BatchRecord.__dataclass_fields__
+            if name not in {"created_at", "updated_at", "last_activity_at"}
+        }
+        values["state"] = batch.state.value
+        await self._session.execute(cj_batches.insert().values(**values))
+        if essays:
+            await self._session.execute(
+                cj_essays.insert(),
+                [
+                    {
+                        "batch_id": batch.id,
+                        "position": e.position,
+                        "essay_id": e.essay_id,
+                        "text_content": e.text_content,
+                        "anchor_grade": e.anchor_grade,
+                    }
+                    for e in essays
+                ],
+            )
+
+    async def add_pairs(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
+        """Insert the pairs of a wave."""
+        if not pairs:
+            return
+        await self._session.execute(
+            cj_pairs.insert(),
+            [
+                {
+                    "id": p.id,
+                    "batch_id": batch_id,
+                    "wave": wave,
+                    "essay_a": p.essay_a,
+                    "essay_b": p.essay_b,
+                    "request_id": p.request_id,
+                    "status": "PENDING",
+                }
+                for p in pairs
+            ],
+        )
+
+    async def update_batch(self, batch_id: UUID, **changes: Any) -> None:
+        """Change columns of a batch (updated_at is set too).
+
+        Updates are buffered and written together (executemany) before the next read and at
+        commit: a monitor pass that fails a thousand batches then costs a few round trips.
+        """
+        if "state" in changes and isinstance(changes["state"], BatchState):
+            changes["state"] = changes["state"].value
+        self._updates.append((batch_id, changes))
+
+    async def _write_updates(self) -> None:
+        pending, self._updates = self._updates, []
+        start = 0
+        while start < len(pending):
+            columns = sorted(pending[start][1])
+            end = start
+            while end < len(pending) and sorted(pending[end][1]) == columns:
+                end += 1
+            await self._session.execute(
+                update(cj_batches)
+                .where(cj_batches.c.id == bindparam("target_id"))
+                .values(
+                    {
+                        **{name: bindparam(f"new_{name}") for name in columns},
+                        "updated_at": func.now(),
+                    }
+                ),
+                [
+                    {"target_id": batch_id, **{f"new_{k}": v for k, v in changes.items()}}
+                    for batch_id, changes in pending[start:end]
+                ],
+                execution_options={"synchronize_session": False},
+            )
+            start = end
+
+    async def get_batch(self, batch_id: UUID) -> BatchRecord | None:
+        """A batch, without locking."""
+        await self._write_updates()
+        row = (
+            await self._session.execute(select(cj_batches).where(cj_batches.c.id == batch_id))
+        ).first()
+        return _batch(row) if row is not None else None
+
+    async def newest_batch(self, entity_ref: str) -> BatchRecord | None:
+        """The most recently created batch of an upstream ref."""
+        await self._write_updates()
+        row = (
+            await self._session.execute(
+                select(cj_batches)
+                .where(cj_batches.c.entity_ref == entity_ref)
+                .order_by(cj_batches.c.created_at.desc())
+                .limit(1)
+            )
+        ).first()
+        return _batch(row) if row is not None else None
+
+    async def lock_batch(self, batch_id: UUID) -> BatchRecord | None:
+        """A batch, locked for this transaction."""
+        await self._write_updates()
+        row = (
+            await self._session.execute(
+                select(cj_batches).where(cj_batches.c.id == batch_id).with_for_update()
+            )
+        ).first()
+        return _batch(row) if row is not None else None
+
+    async def lock_batches(self, batch_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
+        """Several batches locked in id order (so concurrent lockers cannot deadlock)."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(cj_batches)
+                .where(cj_batches.c.id.in_(list(batch_ids)))
+                .order_by(cj_batches.c.id)
+                .with_for_update()
+            )
+        ).all()
+        return {row.id: _batch(row) for row in rows}
+
+    async def lock_stale_batches(
+        self, *, inactive_since: datetime, threshold_since: datetime, limit: int
+    ) -> list[BatchRecord]:
+        """Live batches idle since `inactive_since` or past their partial-scoring grace,
+        locked with SKIP LOCKED so several monitors share the work."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(cj_batches)
+                .where(
+                    cj_batches.c.state.in_(_ACTIVE),
+                    or_(
+                        cj_batches.c.last_activity_at < inactive_since,
+                        and_(
+                            cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
+                            cj_batches.c.threshold_reached_at <= threshold_since,
+                        ),
+                    ),
+                )
+                .order_by(cj_batches.c.last_activity_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [_batch(row) for row in rows]
+
+    async def count_live(self) -> tuple[dict[str, int], int]:
+        """Batches per state, and pending comparisons over live batches."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(
+                    cj_batches.c.state,
+                    func.count(),
+                    func.coalesce(
+                        func.sum(
+                            cj_batches.c.planned - cj_batches.c.completed - cj_batches.c.failed
+                        ),
+                        0,
+                    ),
+                ).group_by(cj_batches.c.state)
+            )
+        ).all()
+        counts = {row[0]: int(row[1]) for row in rows}
+        pending = sum(int(row[2]) for row in rows if row[0] in _ACTIVE)
+        return counts, pending
+
+    async def batch_ids_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """request id -> batch id for the request ids that belong to a pair."""
+        await self._write_updates()
+        if not request_ids:
+            return {}
+        rows = (
+            await self._session.execute(
+                select(cj_pairs.c.request_id, cj_pairs.c.batch_id).where(
+                    cj_pairs.c.request_id.in_(list(request_ids))
+                )
+            )
+        ).all()
+        return {row.request_id: row.batch_id for row in rows}
+
+    async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
+        """The current pair rows for request ids."""
+        await self._write_updates()
+        if not request_ids:
+            return {}
+        rows = (
+            await self._session.execute(
+                select(*_PAIR_COLUMNS).where(cj_pairs.c.request_id.in_(list(request_ids)))
+            )
+        ).all()
+        return {row.request_id: _pair(row) for row in rows}
+
+    async def batch_pairs(self, batch_id: UUID) -> list[PairRecord]:
+        """Every pair of a batch."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(*_PAIR_COLUMNS)
+                .where(cj_pairs.c.batch_id == batch_id)
+                .order_by(cj_pairs.c.wave, cj_pairs.c.requested_at, cj_pairs.c.id)
+            )
+        ).all()
+        return [_pair(row) for row in rows]
+
+    async def essays(self, batch_id: UUID) -> list[EssayRecord]:
+        """The essays of a batch in position order."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(
+                    cj_essays.c.position,
+                    cj_essays.c.essay_id,
+                    cj_essays.c.text_content,
+                    cj_essays.c.anchor_grade,
+                )
+                .where(cj_essays.c.batch_id == batch_id)
+                .order_by(cj_essays.c.position)
+            )
+        ).all()
+        return [EssayRecord(r.position, r.essay_id, r.text_content, r.anchor_grade) for r in rows]
+
+    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
+        """Store outcomes of pending pairs."""
+        if not answers:
+            return
+        await self._session.execute(
+            update(cj_pairs)
+            .where(cj_pairs.c.id == bindparam("pair_id"))
+            .values(
+                status=bindparam("new_status"),
+                winner=bindparam("new_winner"),
+                error_code=bindparam("new_error"),
+                answered_at=bindparam("at"),
+            ),
+            [
+                {
+                    "pair_id": a.pair_id,
+                    "new_status": a.status,
+                    "new_winner": a.winner,
+                    "new_error": a.error_code,
+                    "at": answered_at,
+                }
+                for a in answers
+            ],
+            execution_options={"synchronize_session": False},
+        )
+
+    async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
+        """Give pairs new request ids (and count the attempt)."""
+        if not reissues:
+            return
+        await self._session.execute(
+            update(cj_pairs)
+            .where(cj_pairs.c.id == bindparam("pair_id"))
+            .values(
+                request_id=bindparam("new_request_id"),
+                attempts=cj_pairs.c.attempts + 1,
+                requested_at=bindparam("at"),
+            ),
+            [
+                {"pair_id": r.pair_id, "new_request_id": r.request_id, "at": requested_at}
+                for r in reissues
+            ],
+            execution_options={"synchronize_session": False},
+        )
+
+    async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
+        """Store the final scores of a batch."""
+        if not rankings:
+            return
+        statement = insert(cj_scores)
+        statement = statement.on_conflict_do_update(
+            index_elements=[cj_scores.c.batch_id, cj_scores.c.essay_id],
+            set_={
+                "rank": statement.excluded.rank,
+                "score": statement.excluded.score,
+                "standard_error": statement.excluded.standard_error,
+                "comparisons": statement.excluded.comparisons,
+                "wins": statement.excluded.wins,
+            },
+        )
+        await self._session.execute(
+            statement,
+            [
+                {
+                    "batch_id": batch_id,
+                    "essay_id": r.essay_id,
+                    "rank": r.rank,
+                    "score": r.score,
+                    "standard_error": r.standard_error,
+                    "comparisons": r.comparisons,
+                    "wins": r.wins,
+                }
+                for r in rankings
+            ],
+        )
+
+    async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
+        """Put an event in the outbox of this transaction (rows are written by `flush`)."""
+        self._staged.append(
+            {
+                "event_id": envelope.event_id,
+                "topic": topic,
+                "message_key": key,
+                "payload": encode_envelope(envelope).decode("utf-8"),
+                "headers": {
+                    "event_type": envelope.event_type,
+                    "event_id": str(envelope.event_id),
+                    "correlation_id": str(envelope.correlation_id),
+                },
+            }
+        )
+
+    async def flush(self) -> None:
+        """Write buffered updates and staged outbox rows; wake the relays (NOTIFY on commit)."""
+        await self._write_updates()
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, []
+        # Same rows as common_core's add_to_outbox, inserted together: a wave can be thousands.
+        await self._session.execute(event_outbox.insert(), staged)
+        await self._session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
+        )
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` (metrics, logs) once the transaction has committed."""
+        self._after_commit.append(action)
+
+    def committed(self) -> None:
+        """Run the after-commit actions (called by the unit of work)."""
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+
+@contextlib.asynccontextmanager
+async def repository_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[PostgresBatchRepository]:
+    """One transaction: yields a repository, flushes the outbox, commits, then runs hooks."""
+    async with sessions() as session, session.begin():
+        repo = PostgresBatchRepository(session)
+        yield repo
+        await repo.flush()
+    repo.committed()

@@ -1,0 +1,89 @@
+"""SQLAlchemy Core tables of the CJ database (created by the Alembic revisions in alembic/)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+cj_batches = Table(
+    "cj_batches",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("entity_ref", Text, nullable=False),
+    Column("correlation_id", UUID(as_uuid=True), nullable=False),
+    Column("request_event_id", UUID(as_uuid=True), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("essay_count", Integer, nullable=False),
+    Column("budget", Integer, nullable=False),
+    Column("planned", Integer, nullable=False, server_default=text("0")),
+    Column("completed", Integer, nullable=False, server_default=text("0")),
+    Column("failed", Integer, nullable=False, server_default=text("0")),
+    Column("waves", Integer, nullable=False, server_default=text("0")),
+    Column("partial_scoring_triggered", Boolean, nullable=False, server_default=text("false")),
+    Column("threshold_reached_at", DateTime(timezone=True), nullable=True),
+    Column("completion_reason", Text, nullable=True),
+    Column("request_settings", JSONB, nullable=False),
+    Column("previous_scores", JSONB, nullable=True),
+    Column("result", JSONB, nullable=True),
+    Column("error_detail", JSONB, nullable=True),
+    Column("prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("completion_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+cj_essays = Table(
+    "cj_essays",
+    metadata,
+    Column("batch_id", UUID(as_uuid=True), ForeignKey("cj_batches.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("essay_id", Text, nullable=False),
+    Column("text_content", Text, nullable=False),
+    Column("anchor_grade", Text, nullable=True),
+)
+
+cj_pairs = Table(
+    "cj_pairs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("batch_id", UUID(as_uuid=True), ForeignKey("cj_batches.id"), nullable=False),
+    Column("wave", Integer, nullable=False),
+    Column("essay_a", Integer, nullable=False),
+    Column("essay_b", Integer, nullable=False),
+    Column("request_id", UUID(as_uuid=True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("winner", Text, nullable=True),
+    Column("error_code", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("1")),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+cj_scores = Table(
+    "cj_scores",
+    metadata,
+    Column("batch_id", UUID(as_uuid=True), ForeignKey("cj_batches.id"), primary_key=True),
+    Column("essay_id", Text, primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("standard_error", Float, nullable=True),
+    Column("comparisons", Integer, nullable=False),
+    Column("wins", Integer, nullable=False),
+)

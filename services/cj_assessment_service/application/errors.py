@@ -1,0 +1,36 @@
+"""The CJ service's error hierarchy, translated to HTTP statuses and event errors at the edges."""
+
+from __future__ import annotations
+
+from common_core.errors import ErrorCode, HuleEduError
+
+
+class CJError(HuleEduError):
+    """Base of the CJ assessment service's errors."""
+
+
+class InvalidBatchRequest(CJError):  # noqa: N818 - named for the condition it reports
+    """A request that decodes but cannot be processed (empty, duplicate ids, empty texts)."""
+
+    code = ErrorCode.VALIDATION
+
+
+class BatchNotFound(CJError):  # noqa: N818
+    """No batch with that id (or for that upstream ref)."""
+
+    code = ErrorCode.VALIDATION
+    http_code = "batch_not_found"
+
+
+class BatchNotCompleted(CJError):  # noqa: N818
+    """Results were asked for a batch that has not completed."""
+
+    code = ErrorCode.VALIDATION
+    http_code = "batch_not_completed"
+
+
+class BatchAlreadyFinished(CJError):  # noqa: N818
+    """A cancel was asked for a batch in a terminal state."""
+
+    code = ErrorCode.VALIDATION
+    http_code = "batch_already_finished"

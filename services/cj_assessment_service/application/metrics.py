@@ -1,0 +1,66 @@
+"""Prometheus metrics of the CJ assessment service (documented in the service README)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLBACKS_PROCESSED = Counter(
+    "huleedu_cj_callbacks_processed_total",
+    "Comparison callbacks handled, by outcome "
+    "(recorded, failed, retried, duplicate, late, orphan).",
+    ["outcome"],
+)
+CALLBACK_LATENCY = Histogram(
+    "huleedu_cj_callback_latency_seconds",
+    "Time from a comparison request being staged to its callback being recorded.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+ORPHAN_CALLBACKS = Counter(
+    "huleedu_cj_orphan_callbacks_total",
+    "Callbacks whose request id matches no comparison pair (acknowledged, nothing stored).",
+)
+BATCHES_BY_STATE = Gauge(
+    "huleedu_cj_batches", "Batches per state, as counted at the monitor's last pass.", ["state"]
+)
+BATCHES_FINISHED = Counter(
+    "huleedu_cj_batches_finished_total",
+    "Batches that reached a terminal state, by state and reason.",
+    ["state", "reason"],
+)
+BATCH_PROGRESS = Histogram(
+    "huleedu_cj_batch_progress_ratio",
+    "Share of the comparison budget answered when a batch finished.",
+    buckets=(0.1, 0.25, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0),
+)
+COMPARISONS_PENDING = Gauge(
+    "huleedu_cj_comparisons_pending",
+    "Comparisons requested and not yet answered across live batches (monitor's last pass).",
+)
+WAVES_PER_BATCH = Histogram(
+    "huleedu_cj_batch_waves",
+    "Comparison waves a batch used before it was scored.",
+    buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30),
+)
+SCORE_STABILITY_CHANGE = Histogram(
+    "huleedu_cj_score_stability_change_logits",
+    "Largest change of any essay's score between consecutive waves.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+STUCK_BATCHES_DETECTED = Counter(
+    "huleedu_cj_stuck_batches_detected_total", "Batches the monitor found without activity."
+)
+STUCK_BATCHES_RECOVERED = Counter(
+    "huleedu_cj_stuck_batches_recovered_total", "Stuck batches scored by forced recovery."
+)
+STUCK_BATCHES_FAILED = Counter(
+    "huleedu_cj_stuck_batches_failed_total", "Stuck batches failed below the recovery threshold."
+)
+PARTIAL_SCORING_TRIGGERED = Counter(
+    "huleedu_cj_partial_scoring_total",
+    "Batches scored after the completion threshold and grace period.",
+)
+REQUESTS_HANDLED = Counter(
+    "huleedu_cj_requests_total",
+    "CJ assessment requests, by outcome (accepted, duplicate, invalid, insufficient).",
+    ["outcome"],
+)

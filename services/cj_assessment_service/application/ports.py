@@ -1,0 +1,197 @@
+"""What the application layer needs from storage: records and the repository Protocol.
+
+The handlers in this package own this interface; `adapters.postgres_repository` implements it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from cj_assessment_service.domain.batch import BatchState
+from common_core.events.cj import EssayRanking
+from common_core.events.envelope import EventEnvelope
+
+PAIR_PENDING = "PENDING"
+PAIR_COMPLETED = "COMPLETED"
+PAIR_FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """A CJ batch row."""
+
+    id: UUID
+    entity_ref: str
+    correlation_id: UUID
+    request_event_id: UUID
+    state: BatchState
+    essay_count: int
+    budget: int
+    planned: int
+    completed: int
+    failed: int
+    waves: int
+    partial_scoring_triggered: bool
+    threshold_reached_at: datetime | None
+    completion_reason: str | None
+    request_settings: dict[str, Any]
+    previous_scores: list[float] | None
+    result: dict[str, Any] | None
+    error_detail: dict[str, Any] | None
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def answered(self) -> int:
+        """Comparisons answered so far (verdicts and final errors)."""
+        return self.completed + self.failed
+
+    @property
+    def pending(self) -> int:
+        """Comparisons requested and not answered yet."""
+        return self.planned - self.answered
+
+
+@dataclass(frozen=True, slots=True)
+class EssayRecord:
+    """An essay of a batch; `position` is its index in the Bradley-Terry fit."""
+
+    position: int
+    essay_id: str
+    text_content: str
+    anchor_grade: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairRecord:
+    """A comparison pair of a batch."""
+
+    id: UUID
+    batch_id: UUID
+    wave: int
+    essay_a: int
+    essay_b: int
+    request_id: UUID
+    status: str
+    winner: str | None
+    attempts: int
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewPair:
+    """A pair to insert: the ordered essay positions and the request id it is asked under."""
+
+    id: UUID
+    essay_a: int
+    essay_b: int
+    request_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class PairAnswer:
+    """The outcome to store for a pending pair."""
+
+    pair_id: UUID
+    status: str
+    winner: str | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PairReissue:
+    """A pair asked again after a retryable error, under a new request id."""
+
+    pair_id: UUID
+    request_id: UUID
+
+
+class BatchRepository(Protocol):
+    """Storage of batches, essays, pairs, scores and the outbox, inside one transaction."""
+
+    async def claim_request(self, event_id: UUID) -> bool:
+        """Record a request event as handled; False if it already was."""
+        ...
+
+    async def live_batch_id(self, entity_ref: str) -> UUID | None:
+        """The non-terminal batch for an upstream ref, if any."""
+        ...
+
+    async def add_batch(self, batch: BatchRecord, essays: Sequence[EssayRecord]) -> None:
+        """Insert a batch with its essays."""
+        ...
+
+    async def add_pairs(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
+        """Insert the pairs of a wave."""
+        ...
+
+    async def update_batch(self, batch_id: UUID, **changes: Any) -> None:
+        """Change columns of a batch (updated_at is set too)."""
+        ...
+
+    async def get_batch(self, batch_id: UUID) -> BatchRecord | None:
+        """A batch, without locking."""
+        ...
+
+    async def newest_batch(self, entity_ref: str) -> BatchRecord | None:
+        """The most recently created batch of an upstream ref."""
+        ...
+
+    async def lock_batch(self, batch_id: UUID) -> BatchRecord | None:
+        """A batch, locked for this transaction."""
+        ...
+
+    async def lock_batches(self, batch_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
+        """Several batches locked in id order (so concurrent lockers cannot deadlock)."""
+        ...
+
+    async def lock_stale_batches(
+        self, *, inactive_since: datetime, threshold_since: datetime, limit: int
+    ) -> list[BatchRecord]:
+        """Live batches idle since `inactive_since` or past their partial-scoring grace,
+        locked with SKIP LOCKED so several monitors share the work."""
+        ...
+
+    async def batch_ids_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """request id -> batch id for the request ids that belong to a pair."""
+        ...
+
+    async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
+        """The current pair rows for request ids."""
+        ...
+
+    async def batch_pairs(self, batch_id: UUID) -> list[PairRecord]:
+        """Every pair of a batch."""
+        ...
+
+    async def essays(self, batch_id: UUID) -> list[EssayRecord]:
+        """The essays of a batch in position order."""
+        ...
+
+    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
+        """Store outcomes of pending pairs."""
+        ...
+
+    async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
+        """Give pairs new request ids (and count the attempt)."""
+        ...
+
+    async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
+        """Store the final scores of a batch."""
+        ...
+
+    async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
+        """Put an event in the outbox of this transaction."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` (metrics, logs) once the transaction has committed."""
+        ...

@@ -1,0 +1,105 @@
+"""Turning a batch's answered comparisons into rankings, statistics and grade projections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cj_assessment_service.domain.bradley_terry import (
+    Comparisons,
+    fit_bradley_terry,
+    ranks_from_scores,
+    scale_separation_reliability,
+    split_half_reliability,
+)
+from cj_assessment_service.domain.grade_projection import project_grades
+from common_core.events.cj import CJStatistics, EssayRanking, GradeProjection
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredEssay:
+    """An essay of the batch as the scorer sees it; anchors carry their known grade."""
+
+    essay_id: str
+    anchor_grade: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredComparison:
+    """One verdict: indices into the essay list, and whether the first-shown essay won."""
+
+    essay_a: int
+    essay_b: int
+    a_won: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchScores:
+    """Everything the completed event reports about the ranking."""
+
+    rankings: list[EssayRanking]
+    statistics: CJStatistics
+    grade_projections: list[GradeProjection] | None
+
+
+def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) -> BatchScores:
+    """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors."""
+    n = len(essays)
+    comparisons = Comparisons.from_lists(
+        n,
+        [a.essay_a for a in answers],
+        [a.essay_b for a in answers],
+        [a.a_won for a in answers],
+    )
+    fit = fit_bradley_terry(comparisons)
+    played, wins = comparisons.counts()
+    errors = fit.standard_errors if fit.standard_errors is not None else np.zeros(n)
+    students = np.array([i for i, e in enumerate(essays) if e.anchor_grade is None], dtype=np.int64)
+    student_scores = fit.scores[students] - (fit.scores[students].mean() if students.size else 0.0)
+    ranks = ranks_from_scores(student_scores)
+    rankings = sorted(
+        (
+            EssayRanking(
+                essay_id=essays[idx].essay_id,
+                rank=int(rank),
+                score=round(float(score), 6),
+                standard_error=round(float(errors[idx]), 6) if answers else None,
+                comparisons=int(played[idx]),
+                wins=int(wins[idx]),
+            )
+            for idx, rank, score in zip(students, ranks, student_scores, strict=True)
+        ),
+        key=lambda r: r.rank,
+    )
+    statistics = CJStatistics(
+        scale_separation_reliability=(
+            scale_separation_reliability(fit.scores, errors) if answers else None
+        ),
+        split_half_reliability=split_half_reliability(comparisons) if answers else None,
+        position_bias_logit=round(fit.position_bias, 6) if answers else None,
+        comparisons_per_essay=round(2.0 * len(answers) / n, 4) if n else 0.0,
+    )
+    return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
+
+
+def _grade_projections(
+    essays: list[ScoredEssay], scores: np.ndarray, errors: np.ndarray
+) -> list[GradeProjection] | None:
+    anchors: dict[str, list[float]] = {}
+    for idx, essay in enumerate(essays):
+        if essay.anchor_grade is not None:
+            anchors.setdefault(essay.anchor_grade, []).append(float(scores[idx]))
+    if not anchors:
+        return None
+    students = [i for i, e in enumerate(essays) if e.anchor_grade is None]
+    projected = project_grades(scores[students], errors[students], anchors)
+    return [
+        GradeProjection(
+            essay_id=essays[idx].essay_id,
+            predicted_grade=p.predicted_grade,
+            grade_probabilities=p.probabilities,
+            confidence=min(1.0, max(0.0, p.confidence)),
+        )
+        for idx, p in zip(students, projected, strict=True)
+    ]

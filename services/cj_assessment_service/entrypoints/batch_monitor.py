@@ -1,0 +1,68 @@
+"""The batch monitor loop: periodic passes over stale batches, safe with several instances."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cj_assessment_service.adapters.postgres_repository import (
+    PostgresBatchRepository,
+    repository_transaction,
+)
+from cj_assessment_service.application import metrics
+from cj_assessment_service.application.batch_workflow import CJWorkflow, MonitorReport
+from cj_assessment_service.domain.batch import BatchState
+
+log = structlog.get_logger(__name__)
+
+
+class BatchMonitor:
+    """Runs `CJWorkflow.check_stale_batches` every interval until stopped."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        workflow: CJWorkflow,
+        *,
+        interval_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._workflow = workflow
+        self._interval = interval_seconds
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the pass in hand and return from `run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Pass, sleep, repeat; a failing pass is logged and retried next interval."""
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning("cj_monitor_pass_failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+
+    async def run_once(self) -> MonitorReport:
+        """One pass in one transaction, then refresh the state gauges."""
+        async with repository_transaction(self._sessions) as repo:
+            report = await self._workflow.check_stale_batches(repo)
+        if report.detected or report.partial_scored:
+            log.info(
+                "cj_monitor_pass",
+                detected=report.detected,
+                recovered=report.recovered,
+                failed=report.failed,
+                partial_scored=report.partial_scored,
+            )
+        async with self._sessions() as session:
+            counts, pending = await PostgresBatchRepository(session).count_live()
+        for state in BatchState:
+            metrics.BATCHES_BY_STATE.labels(state=state.value).set(counts.get(state.value, 0))
+        metrics.COMPARISONS_PENDING.set(pending)
+        return report

@@ -1,0 +1,143 @@
+"""Composition of one service instance: container, consumers, outbox relay and monitor.
+
+`__main__` serves this with hypercorn through `run_service`; tests and benchmarks run the same
+workers in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dishka import AsyncContainer
+from quart import Quart
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.config import Settings
+from cj_assessment_service.di import client_id, make_container
+from cj_assessment_service.entrypoints.batch_monitor import BatchMonitor
+from cj_assessment_service.entrypoints.http_app import create_app
+from cj_assessment_service.entrypoints.kafka_workers import callback_consumer, request_consumer
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_consumer import KafkaConsumerRunner
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.migrations import run_migrations
+from common_core.runtime.outbox import OutboxRelay
+from common_core.topics import Topic, dlq_topic_name
+
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "alembic" / "versions"
+
+
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the service consumes or produces, with the dead-letter topics it may use."""
+    consumed = [settings.topic(Topic.CJ_ASSESSMENT_REQUESTED), settings.callback_topic]
+    produced = [
+        settings.topic(Topic.LLM_COMPARISON_REQUESTED),
+        settings.topic(Topic.CJ_ASSESSMENT_COMPLETED),
+        settings.topic(Topic.CJ_ASSESSMENT_FAILED),
+    ]
+    return [*consumed, *produced, *(dlq_topic_name(t) for t in consumed)]
+
+
+async def prepare_infrastructure(settings: Settings) -> None:
+    """Apply migrations and create the topics (both idempotent, safe from several instances)."""
+    await run_migrations(settings.service_database_url, [VERSIONS_DIR])
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        service_topics(settings),
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+
+
+async def _kafka_reachable(bootstrap_servers: str) -> None:
+    host, _, port = bootstrap_servers.split(",", maxsplit=1)[0].strip().rpartition(":")
+    _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+    writer.close()
+    await writer.wait_closed()
+
+
+@dataclass
+class ServiceRuntime:
+    """The running parts of one instance."""
+
+    settings: Settings
+    container: AsyncContainer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    producer: KafkaEventProducer
+    workflow: CJWorkflow
+    requests: KafkaConsumerRunner
+    callbacks: KafkaConsumerRunner
+    relay: OutboxRelay
+    monitor: BatchMonitor
+    app: Quart
+
+    def workers(self) -> list[Coroutine[Any, Any, None]]:
+        """The background loops of the instance."""
+        return [self.requests.run(), self.callbacks.run(), self.relay.run(), self.monitor.run()]
+
+    def stop(self) -> None:
+        """Ask every loop to finish."""
+        self.requests.stop()
+        self.callbacks.stop()
+        self.relay.stop()
+        self.monitor.stop()
+
+
+@contextlib.asynccontextmanager
+async def service_runtime(settings: Settings) -> AsyncIterator[ServiceRuntime]:
+    """Build an instance's parts (migrations and topics first); close the container after."""
+    await prepare_infrastructure(settings)
+    container = make_container(settings)
+    try:
+        engine = await container.get(AsyncEngine)
+        sessions = await container.get(async_sessionmaker[AsyncSession])
+        producer = await container.get(KafkaEventProducer)
+        workflow = await container.get(CJWorkflow)
+        name = client_id(settings)
+
+        async def database_ready() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        async def kafka_ready() -> None:
+            await _kafka_reachable(settings.kafka_bootstrap_servers)
+
+        yield ServiceRuntime(
+            settings=settings,
+            container=container,
+            engine=engine,
+            sessions=sessions,
+            producer=producer,
+            workflow=workflow,
+            requests=request_consumer(settings, sessions, workflow, producer, name),
+            callbacks=callback_consumer(settings, sessions, workflow, producer, name),
+            relay=OutboxRelay(engine, producer, poll_interval_seconds=1.0),
+            monitor=BatchMonitor(
+                sessions, workflow, interval_seconds=settings.monitor_interval_seconds
+            ),
+            app=create_app(container, {"database": database_ready, "kafka": kafka_ready}),
+        )
+    finally:
+        await container.close()
+
+
+@contextlib.asynccontextmanager
+async def running_workers(runtime: ServiceRuntime) -> AsyncIterator[ServiceRuntime]:
+    """Run the instance's loops as tasks in this event loop (for tests and benchmarks)."""
+    tasks = [asyncio.ensure_future(w) for w in runtime.workers()]
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        _, pending = await asyncio.wait(tasks, timeout=15)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,55 @@
+"""Running an in-process service instance against the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cj_assessment_service.adapters.postgres_repository import PostgresBatchRepository
+from cj_assessment_service.application.ports import BatchRecord
+from cj_assessment_service.config import Settings
+from cj_assessment_service.entrypoints.runtime import (
+    ServiceRuntime,
+    running_workers,
+    service_runtime,
+)
+from common_core.events.envelope import EventEnvelope, decode_event
+from common_core.testing import read_topic
+from common_core.topics import Topic
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[ServiceRuntime]:
+    """An instance with all its loops running in this event loop."""
+    async with service_runtime(settings) as runtime, running_workers(runtime):
+        yield runtime
+
+
+async def submit(runtime: ServiceRuntime, envelope: EventEnvelope[Any]) -> None:
+    """Publish a CJ request as the upstream would."""
+    await runtime.producer.publish(
+        runtime.settings.topic(Topic.CJ_ASSESSMENT_REQUESTED),
+        envelope,
+        key=envelope.data.entity_ref,
+    )
+
+
+async def newest_batch(runtime: ServiceRuntime, entity_ref: str) -> BatchRecord | None:
+    """The newest batch of an upstream ref."""
+    async with runtime.sessions() as session:
+        return await PostgresBatchRepository(session).newest_batch(entity_ref)
+
+
+async def outcome_events(
+    settings: Settings, model: type[Any], topic: Topic, *, expected: int, settle: float = 1.5
+) -> list[EventEnvelope[Any]]:
+    """Every event on an outcome topic (reading a little past `expected` to catch extras)."""
+    records = await read_topic(
+        settings.kafka_bootstrap_servers,
+        settings.topic(topic),
+        expected=expected,
+        timeout=30.0,
+        settle=settle,
+    )
+    return [decode_event(r.value, model) for r in records if r.value is not None]

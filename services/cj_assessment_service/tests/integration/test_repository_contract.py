@@ -1,0 +1,168 @@
+"""One contract suite for the repository: the PostgreSQL adapter and the unit tests' fake agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cj_assessment_service.adapters.postgres_repository import repository_transaction
+from cj_assessment_service.application.ports import (
+    PAIR_COMPLETED,
+    PAIR_PENDING,
+    BatchRecord,
+    BatchRepository,
+    EssayRecord,
+    NewPair,
+    PairAnswer,
+    PairReissue,
+)
+from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
+from cj_assessment_service.tests.support import make_settings, unique_prefix
+from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from common_core.runtime.database import create_engine, create_session_factory
+
+pytestmark = pytest.mark.integration
+
+Transaction = Callable[[], AbstractAsyncContextManager[BatchRepository]]
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def transaction(
+    request: pytest.FixtureRequest, database_url: str, kafka_bootstrap_servers: str
+) -> AsyncIterator[Transaction]:
+    """A factory of transactions on one repository kind (the fake keeps state across them)."""
+    if request.param == "fake":
+        fake = FakeBatchRepository()
+
+        @asynccontextmanager
+        async def fake_transaction() -> AsyncIterator[BatchRepository]:
+            yield fake
+            fake.committed()
+
+        yield fake_transaction
+        return
+    settings = make_settings(database_url, kafka_bootstrap_servers, unique_prefix())
+    await prepare_infrastructure(settings)
+    engine = create_engine(settings.service_database_url, pool_size=2)
+    sessions = create_session_factory(engine)
+    try:
+        yield lambda: repository_transaction(sessions)
+    finally:
+        await engine.dispose()
+
+
+def _batch(entity_ref: str, **overrides: object) -> BatchRecord:
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "entity_ref": entity_ref,
+        "correlation_id": uuid.uuid4(),
+        "request_event_id": uuid.uuid4(),
+        "state": BatchState.WAITING_CALLBACKS,
+        "essay_count": 3,
+        "budget": 3,
+        "planned": 3,
+        "completed": 0,
+        "failed": 0,
+        "waves": 1,
+        "partial_scoring_triggered": False,
+        "threshold_reached_at": None,
+        "completion_reason": None,
+        "request_settings": {"language": "en"},
+        "previous_scores": None,
+        "result": None,
+        "error_detail": None,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "created_at": now,
+        "updated_at": now,
+        "last_activity_at": now,
+        "finished_at": None,
+    }
+    values.update(overrides)
+    return BatchRecord(**values)  # type: ignore[arg-type]
+
+
+ESSAYS = [EssayRecord(i, f"e{i}", f"text {i}") for i in range(3)]
+
+
+class TestRepositoryContract:
+    async def test_request_claims_are_idempotent(self, transaction: Transaction) -> None:
+        event_id = uuid.uuid4()
+        async with transaction() as repo:
+            assert await repo.claim_request(event_id) is True
+        async with transaction() as repo:
+            assert await repo.claim_request(event_id) is False
+
+    async def test_batches_are_found_by_live_ref_and_updated(
+        self, transaction: Transaction
+    ) -> None:
+        ref = f"ref-{uuid.uuid4().hex}"
+        batch = _batch(ref)
+        async with transaction() as repo:
+            await repo.add_batch(batch, ESSAYS)
+        async with transaction() as repo:
+            assert await repo.live_batch_id(ref) == batch.id
+            await repo.update_batch(batch.id, completed=2, state=BatchState.COMPLETED)
+        async with transaction() as repo:
+            assert await repo.live_batch_id(ref) is None
+            stored = await repo.get_batch(batch.id)
+            newest = await repo.newest_batch(ref)
+            essays = await repo.essays(batch.id)
+        assert stored is not None
+        assert (stored.state, stored.completed) == (BatchState.COMPLETED, 2)
+        assert newest is not None
+        assert newest.id == batch.id
+        assert essays == ESSAYS
+
+    async def test_pairs_are_found_answered_and_reissued(self, transaction: Transaction) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        pairs = [NewPair(uuid.uuid4(), a, b, uuid.uuid4()) for a, b in [(0, 1), (1, 2), (2, 0)]]
+        now = datetime.now(UTC)
+        async with transaction() as repo:
+            await repo.add_batch(batch, ESSAYS)
+            await repo.add_pairs(batch.id, 1, pairs)
+        fresh = uuid.uuid4()
+        async with transaction() as repo:
+            owners = await repo.batch_ids_for_requests([p.request_id for p in pairs] + [fresh])
+            assert owners == {p.request_id: batch.id for p in pairs}
+            await repo.save_answers([PairAnswer(pairs[0].id, PAIR_COMPLETED, "essay_a", None)], now)
+            await repo.reissue_pairs([PairReissue(pairs[1].id, fresh)], now)
+        async with transaction() as repo:
+            by_request = await repo.pairs_by_request([pairs[0].request_id, fresh])
+            everything = await repo.batch_pairs(batch.id)
+            locked = await repo.lock_batches([batch.id])
+        assert by_request[pairs[0].request_id].status == PAIR_COMPLETED
+        assert by_request[pairs[0].request_id].winner == "essay_a"
+        assert by_request[fresh].attempts == 2
+        assert by_request[fresh].status == PAIR_PENDING
+        assert len(everything) == 3
+        assert set(locked) == {batch.id}
+
+    async def test_stale_batches_are_those_idle_or_past_their_grace(
+        self, transaction: Transaction
+    ) -> None:
+        now = datetime.now(UTC)
+        idle = _batch(f"idle-{uuid.uuid4().hex}", last_activity_at=now - timedelta(hours=2))
+        graced = _batch(f"grace-{uuid.uuid4().hex}", threshold_reached_at=now - timedelta(hours=2))
+        busy = _batch(f"busy-{uuid.uuid4().hex}")
+        async with transaction() as repo:
+            for batch in (idle, graced, busy):
+                await repo.add_batch(batch, [])
+        async with transaction() as repo:
+            # PostgreSQL stamps last activity on insert; age it explicitly for both kinds.
+            await repo.update_batch(idle.id, last_activity_at=now - timedelta(hours=2))
+        async with transaction() as repo:
+            stale = await repo.lock_stale_batches(
+                inactive_since=now - timedelta(hours=1),
+                threshold_since=now - timedelta(hours=1),
+                limit=100,
+            )
+        ids = {b.id for b in stale}
+        assert {idle.id, graced.id} <= ids
+        assert busy.id not in ids

@@ -1,0 +1,156 @@
+"""The batch use cases driven through an in-memory repository (no Kafka, no database)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
+from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from common_core.events.cj import CJCompletionReason
+from common_core.events.llm import LLMComparisonRequestV1, LLMComparisonResultV1
+from common_core.topics import Topic
+
+REQUESTED = Topic.LLM_COMPARISON_REQUESTED.value
+COMPLETED = Topic.CJ_ASSESSMENT_COMPLETED.value
+FAILED = Topic.CJ_ASSESSMENT_FAILED.value
+
+
+def workflow(**overrides: Any) -> tuple[CJWorkflow, Settings]:
+    settings = Settings(**overrides)
+    return CJWorkflow(settings, seed=1), settings
+
+
+def requests(repo: FakeBatchRepository) -> list[LLMComparisonRequestV1]:
+    return [e.data for e in repo.events(REQUESTED)]
+
+
+async def start(repo: FakeBatchRepository, n: int, **overrides: Any) -> CJWorkflow:
+    flow, settings = workflow(**overrides)
+    await flow.handle_request(repo, request_envelope(settings, "ref", essays(n)))
+    return flow
+
+
+class TestRequests:
+    async def test_a_request_plans_all_pairs_and_stages_their_requests(self) -> None:
+        repo = FakeBatchRepository()
+        await start(repo, 10)
+        (batch,) = repo.batches.values()
+        assert batch.state == BatchState.WAITING_CALLBACKS
+        assert batch.planned == len(requests(repo)) == 45
+        assert {r.request_metadata["batch_id"] for r in requests(repo)} == {str(batch.id)}
+
+    async def test_the_same_event_or_a_live_ref_creates_no_second_batch(self) -> None:
+        repo = FakeBatchRepository()
+        flow, settings = workflow()
+        event = request_envelope(settings, "ref", essays(3))
+        assert await flow.handle_request(repo, event) is not None
+        assert await flow.handle_request(repo, event) is None
+        assert await flow.handle_request(repo, request_envelope(settings, "ref", essays(3))) is None
+        assert len(repo.batches) == 1
+
+    async def test_an_empty_request_fails_with_a_validation_error(self) -> None:
+        repo = FakeBatchRepository()
+        await start(repo, 0)
+        (failed,) = repo.events(FAILED)
+        assert failed.data.error_detail.code == "validation"
+        assert repo.events(REQUESTED) == []
+
+
+class TestCallbacks:
+    async def test_all_answers_complete_the_batch_with_one_event(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 5)
+        await flow.record_results(repo, [verdict(r) for r in requests(repo)])
+        (batch,) = repo.batches.values()
+        assert batch.state == BatchState.COMPLETED
+        (completed,) = repo.events(COMPLETED)
+        assert completed.data.completion_reason == CJCompletionReason.ALL_PAIRS_COMPARED
+        assert [r.essay_id for r in completed.data.rankings] == ["e4", "e3", "e2", "e1", "e0"]
+
+    async def test_duplicates_and_unknown_ids_change_nothing(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 4)
+        first = verdict(requests(repo)[0])
+        stranger = LLMComparisonResultV1.model_validate(
+            {**first.model_dump(), "request_id": "00000000-0000-0000-0000-000000000001"}
+        )
+        report = await flow.record_results(repo, [first, first, stranger])
+        again = await flow.record_results(repo, [first])
+        (batch,) = repo.batches.values()
+        assert (report.recorded, report.duplicates, report.orphans) == (1, 1, 1)
+        assert (again.recorded, again.duplicates) == (0, 1)
+        assert batch.completed == 1
+
+    async def test_a_retryable_error_is_asked_again_under_a_new_request_id(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 3, max_retries_per_pair=1)
+        original = requests(repo)[0]
+        await flow.record_results(repo, [error_result(original, retryable=True)])
+        retried = requests(repo)[-1]
+        assert retried.request_metadata["pair_id"] == original.request_metadata["pair_id"]
+        assert retried.request_id != original.request_id
+        await flow.record_results(repo, [error_result(retried, retryable=True)])
+        (batch,) = repo.batches.values()
+        assert (batch.completed, batch.failed) == (0, 1)
+
+    async def test_a_low_success_rate_fails_the_batch(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 4, min_success_rate_threshold=0.8)
+        pending = requests(repo)
+        results = [error_result(r) if i % 2 else verdict(r) for i, r in enumerate(pending)]
+        await flow.record_results(repo, results)
+        (batch,) = repo.batches.values()
+        assert batch.state == BatchState.FAILED
+        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["low_success_rate"]
+        assert repo.events(COMPLETED) == []
+
+
+class TestMonitor:
+    async def _age(self, repo: FakeBatchRepository, **changes: Any) -> None:
+        (batch,) = repo.batches.values()
+        repo.batches[batch.id] = replace(batch, **changes)
+
+    async def test_a_stuck_batch_above_the_threshold_is_recovered(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 10, stuck_batch_timeout_seconds=60)
+        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:40]])
+        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
+        report = await flow.check_stale_batches(repo)
+        assert (report.detected, report.recovered) == (1, 1)
+        (completed,) = repo.events(COMPLETED)
+        assert completed.data.completion_reason == CJCompletionReason.FORCED_RECOVERY
+
+    async def test_a_stuck_batch_below_the_threshold_fails(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 10, stuck_batch_timeout_seconds=60)
+        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:5]])
+        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
+        report = await flow.check_stale_batches(repo)
+        assert report.failed == 1
+        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["stuck_batch"]
+
+    async def test_the_threshold_and_grace_trigger_partial_scoring(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 10, completion_threshold_pct=80, partial_scoring_grace_seconds=30)
+        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:36]])
+        (batch,) = repo.batches.values()
+        assert batch.threshold_reached_at is not None
+        assert (await flow.check_stale_batches(repo)).partial_scored == 0
+        await self._age(repo, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
+        assert (await flow.check_stale_batches(repo)).partial_scored == 1
+        (batch,) = repo.batches.values()
+        assert batch.partial_scoring_triggered
+        assert batch.state == BatchState.COMPLETED
+
+    async def test_a_live_batch_can_be_cancelled_once(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 3)
+        (batch,) = repo.batches.values()
+        cancelled = await flow.cancel(repo, batch.id)
+        assert cancelled.state == BatchState.CANCELLED
+        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["cancelled"]

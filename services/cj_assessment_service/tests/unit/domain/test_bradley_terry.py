@@ -1,0 +1,147 @@
+"""Bradley-Terry fitting: agreement with choix, finiteness, order effect, errors, reliabilities."""
+
+from __future__ import annotations
+
+import choix
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+
+from cj_assessment_service.domain import bradley_terry
+from cj_assessment_service.domain.bradley_terry import (
+    Comparisons,
+    fit_bradley_terry,
+    ranks_from_scores,
+    scale_separation_reliability,
+    split_half_reliability,
+)
+
+
+def simulate(
+    n: int, m: int, *, seed: int = 0, spread: float = 1.5, bias: float = 0.0
+) -> tuple[Comparisons, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, n)
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    a_won = rng.random(m) < 1.0 / (1.0 + np.exp(-(theta[a] - theta[b] + bias)))
+    return Comparisons(n, a, b, a_won), theta
+
+
+class TestAgreementWithChoix:
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_map_scores_match_choix_opt_pairwise_with_the_same_prior(self, seed: int) -> None:
+        comparisons, _ = simulate(30, 400, seed=seed)
+        ours = fit_bradley_terry(comparisons, prior_precision=0.1, estimate_position_bias=False)
+        data = [
+            (int(a), int(b)) if won else (int(b), int(a))
+            for a, b, won in zip(comparisons.essay_a, comparisons.essay_b, comparisons.a_won)
+        ]
+        # choix penalises alpha * ||theta||^2, i.e. a prior precision of 2 * alpha.
+        theirs = choix.opt_pairwise(30, data, alpha=0.05, tol=1e-10)
+        np.testing.assert_allclose(ours.scores, theirs - theirs.mean(), atol=1e-4)
+
+    def test_ranking_agrees_with_choix_ilsr(self) -> None:
+        comparisons, truth = simulate(200, 3000, seed=3)
+        data = [
+            (int(a), int(b)) if won else (int(b), int(a))
+            for a, b, won in zip(comparisons.essay_a, comparisons.essay_b, comparisons.a_won)
+        ]
+        ours = fit_bradley_terry(comparisons, estimate_position_bias=False).scores
+        theirs = choix.ilsr_pairwise(200, data, alpha=0.01)
+        assert spearmanr(ours, theirs)[0] > 0.99
+        assert spearmanr(ours, truth)[0] >= spearmanr(theirs, truth)[0] - 0.01
+
+
+class TestFit:
+    def test_a_perfect_record_stays_finite(self) -> None:
+        comparisons = Comparisons.from_lists(3, [0, 0, 1], [1, 2, 2], [True, True, True])
+        fit = fit_bradley_terry(comparisons)
+        assert np.all(np.isfinite(fit.scores))
+        assert fit.standard_errors is not None
+        assert np.all(np.isfinite(fit.standard_errors))
+        assert list(ranks_from_scores(fit.scores)) == [1, 2, 3]
+
+    def test_scores_are_centred_on_zero(self) -> None:
+        comparisons, _ = simulate(20, 200)
+        assert abs(fit_bradley_terry(comparisons).scores.mean()) < 1e-9
+
+    def test_position_bias_is_recovered(self) -> None:
+        comparisons, truth = simulate(100, 6000, seed=4, bias=0.8)
+        fit = fit_bradley_terry(comparisons)
+        assert fit.position_bias == pytest.approx(0.8, abs=0.15)
+        assert spearmanr(fit.scores, truth)[0] > 0.9
+
+    def test_no_bias_is_estimated_near_zero(self) -> None:
+        comparisons, _ = simulate(100, 6000, seed=5, bias=0.0)
+        assert abs(fit_bradley_terry(comparisons).position_bias) < 0.1
+
+    def test_more_comparisons_give_smaller_standard_errors(self) -> None:
+        few, _ = simulate(40, 200, seed=6)
+        many, _ = simulate(40, 2000, seed=6)
+        few_se = fit_bradley_terry(few).standard_errors
+        many_se = fit_bradley_terry(many).standard_errors
+        assert few_se is not None
+        assert many_se is not None
+        assert many_se.mean() < few_se.mean() / 2
+
+    def test_large_batch_errors_approximate_the_exact_ones(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        comparisons, _ = simulate(150, 1500, seed=7)
+        exact = fit_bradley_terry(comparisons).standard_errors
+        monkeypatch.setattr(bradley_terry, "EXACT_SE_MAX_ESSAYS", 10)
+        approximate = fit_bradley_terry(comparisons).standard_errors
+        assert exact is not None
+        assert approximate is not None
+        np.testing.assert_allclose(approximate, exact, rtol=0.05)
+
+    def test_no_comparisons_give_zero_scores(self) -> None:
+        fit = fit_bradley_terry(Comparisons.from_lists(4, [], [], []))
+        assert list(fit.scores) == [0.0] * 4
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        n=st.integers(min_value=2, max_value=25),
+        m=st.integers(min_value=0, max_value=120),
+        seed=st.integers(min_value=0, max_value=10_000),
+    )
+    def test_ranks_are_a_permutation_and_scores_finite(self, n: int, m: int, seed: int) -> None:
+        comparisons, _ = simulate(n, m, seed=seed)
+        fit = fit_bradley_terry(comparisons)
+        assert np.all(np.isfinite(fit.scores))
+        assert sorted(ranks_from_scores(fit.scores)) == list(range(1, n + 1))
+
+
+class TestReliability:
+    def test_scale_separation_reliability_is_high_with_plenty_of_data(self) -> None:
+        comparisons, _ = simulate(30, 3000, seed=8)
+        fit = fit_bradley_terry(comparisons)
+        assert fit.standard_errors is not None
+        value = scale_separation_reliability(fit.scores, fit.standard_errors)
+        assert value is not None
+        assert value > 0.9
+
+    def test_scale_separation_reliability_is_low_for_noise(self) -> None:
+        comparisons, _ = simulate(30, 60, seed=9, spread=0.0)
+        fit = fit_bradley_terry(comparisons)
+        assert fit.standard_errors is not None
+        value = scale_separation_reliability(fit.scores, fit.standard_errors)
+        assert value is None or value < 0.3
+
+    def test_split_half_reliability_tracks_signal(self) -> None:
+        strong, _ = simulate(30, 3000, seed=10)
+        noise, _ = simulate(30, 3000, seed=10, spread=0.0)
+        high = split_half_reliability(strong)
+        low = split_half_reliability(noise)
+        assert high is not None
+        assert high > 0.9
+        assert low is not None
+        assert low < 0.5
+
+    def test_reliabilities_need_enough_data(self) -> None:
+        comparisons = Comparisons.from_lists(2, [0], [1], [True])
+        assert split_half_reliability(comparisons) is None
+        assert scale_separation_reliability(np.array([0.5, -0.5]), np.array([1.0, 1.0])) is None

@@ -1,0 +1,115 @@
+"""Pair planning: all pairs, coverage waves, adaptive waves, orientations and A/B balance."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cj_assessment_service.domain.batch import plan_first_wave, plan_next_wave
+from cj_assessment_service.domain.pair_planning import (
+    PlanningHistory,
+    plan_adaptive_wave,
+    plan_all_pairs,
+    plan_coverage_wave,
+    total_pairs,
+)
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def position_imbalance(n: int, pairs: list[tuple[int, int]]) -> int:
+    first = Counter(a for a, _ in pairs)
+    second = Counter(b for _, b in pairs)
+    return max(abs(first[i] - second[i]) for i in range(n))
+
+
+class TestAllPairs:
+    def test_ten_essays_give_45_distinct_pairs(self) -> None:
+        pairs = plan_all_pairs(10, rng())
+        assert len(pairs) == 45
+        assert len({frozenset(p) for p in pairs}) == 45
+
+    @settings(max_examples=30, deadline=None)
+    @given(n=st.integers(min_value=2, max_value=40), seed=st.integers(0, 1000))
+    def test_every_pair_once_with_balanced_positions(self, n: int, seed: int) -> None:
+        pairs = plan_all_pairs(n, rng(seed))
+        assert len({frozenset(p) for p in pairs}) == total_pairs(n) == len(pairs)
+        assert position_imbalance(n, pairs) <= 1
+
+    def test_first_wave_is_all_pairs_when_the_budget_covers_them(self) -> None:
+        plan = plan_first_wave(10, 45, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng())
+        assert len(plan.pairs) == 45
+
+
+class TestCoverageWave:
+    def test_every_essay_is_compared_and_positions_balance(self) -> None:
+        pairs = plan_coverage_wave(50, 4, 1000, rng())
+        appearances = Counter(i for p in pairs for i in p)
+        assert set(appearances) == set(range(50))
+        assert set(appearances.values()) == {4}
+        assert position_imbalance(50, pairs) == 0
+        assert len({frozenset(p) for p in pairs}) == len(pairs)
+
+    def test_the_limit_caps_the_wave(self) -> None:
+        assert len(plan_coverage_wave(50, 4, 30, rng())) == 30
+
+    def test_first_wave_is_coverage_when_the_budget_is_short(self) -> None:
+        plan = plan_first_wave(
+            100, 500, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng()
+        )
+        assert 0 < len(plan.pairs) < 500
+        assert {i for p in plan.pairs for i in p} == set(range(100))
+
+
+class TestAdaptiveWave:
+    def test_close_uncertain_pairs_are_preferred(self) -> None:
+        scores = np.array([0.0, 0.05, 3.0, 6.0])
+        errors = np.array([1.0, 1.0, 0.2, 0.2])
+        pairs = plan_adaptive_wave(scores, errors, PlanningHistory(4), 1, rng())
+        assert [frozenset(p) for p in pairs] == [frozenset((0, 1))]
+
+    def test_a_pair_asked_in_one_orientation_is_asked_in_the_other(self) -> None:
+        history = PlanningHistory.from_pairs(2, [(0, 1)])
+        pairs = plan_adaptive_wave(np.zeros(2), np.ones(2), history, 5, rng())
+        assert pairs == [(1, 0)]
+
+    def test_nothing_is_left_when_both_orientations_were_asked(self) -> None:
+        history = PlanningHistory.from_pairs(2, [(0, 1), (1, 0)])
+        assert plan_adaptive_wave(np.zeros(2), np.ones(2), history, 5, rng()) == []
+
+    def test_large_batches_use_score_neighbourhoods(self) -> None:
+        n = 1000
+        scores = np.linspace(-3, 3, n)
+        pairs = plan_adaptive_wave(scores, np.full(n, 0.5), PlanningHistory(n), 400, rng())
+        assert len(pairs) == 400
+        assert max(abs(a - b) for a, b in pairs) <= 12
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        n=st.integers(min_value=2, max_value=30),
+        waves=st.integers(min_value=1, max_value=6),
+        size=st.integers(min_value=1, max_value=40),
+        seed=st.integers(0, 1000),
+    )
+    def test_waves_never_repeat_an_orientation_and_keep_positions_balanced(
+        self, n: int, waves: int, size: int, seed: int
+    ) -> None:
+        generator = rng(seed)
+        asked: list[tuple[int, int]] = []
+        for _ in range(waves):
+            scores = generator.normal(size=n)
+            errors = generator.uniform(0.1, 1.0, size=n)
+            plan = plan_next_wave(
+                scores, errors, asked, size, max_pairs_per_wave=size, rng=generator
+            )
+            assert len(plan.pairs) <= size
+            asked.extend(plan.pairs)
+        assert len(asked) == len(set(asked))
+        assert all(a != b for a, b in asked)
+        per_essay = Counter(i for p in asked for i in p)
+        assert position_imbalance(n, asked) <= max(2, max(per_essay.values(), default=0) // 2)
