@@ -23,9 +23,17 @@ from llm_provider_service.domain.errors import (
 def make_anthropic_client(
     *, api_key: str, base_url: str | None, timeout_seconds: float
 ) -> anthropic.AsyncAnthropic:
-    """An SDK client with its own retries off: retries, limits and breaking are ours."""
+    """An SDK client with its own retries off: retries, limits and breaking are ours.
+
+    The aiohttp transport costs far less CPU per call than the default one, which matters with
+    many requests in flight (see the throughput benchmark).
+    """
     return anthropic.AsyncAnthropic(
-        api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout_seconds,
+        http_client=anthropic.DefaultAioHttpClient(timeout=timeout_seconds),
     )
 
 

@@ -24,9 +24,17 @@ _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content manageme
 def make_openai_client(
     *, api_key: str, base_url: str | None, timeout_seconds: float
 ) -> openai.AsyncOpenAI:
-    """An SDK client with its own retries off: retries, limits and breaking are ours."""
+    """An SDK client with its own retries off: retries, limits and breaking are ours.
+
+    The aiohttp transport costs far less CPU per call than the default one, which matters with
+    many requests in flight (see the throughput benchmark).
+    """
     return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout_seconds,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout_seconds),
     )
 
 
