@@ -7,13 +7,17 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import plan_first_wave, plan_next_wave
 from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
 
 ESSAYS = 100
 MAX_PER_ESSAY = 24
 CHECKPOINTS = list(range(2, MAX_PER_ESSAY + 1, 2))
-MAX_PAIRS_PER_WAVE = 500  # the service default; the planner sizes adaptive waves itself
+# Called as the service calls the planner, with its default settings; the planner sizes the
+# adaptive waves itself (up to MAX_PAIRS_PER_WAVE).
+MAX_PAIRS_PER_WAVE: int = Settings.model_fields["max_pairs_per_wave"].default
+COMPARISONS_PER_ESSAY: int = Settings.model_fields["default_comparisons_per_essay"].default
 
 
 class Judge:
@@ -44,7 +48,11 @@ def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
     judge = Judge(np.random.default_rng(seed + 10_000), bias, spread)
     budget = ESSAYS * MAX_PER_ESSAY // 2
     pairs = plan_first_wave(
-        ESSAYS, budget, comparisons_per_essay=4, max_pairs_per_wave=MAX_PAIRS_PER_WAVE, rng=rng
+        ESSAYS,
+        budget,
+        comparisons_per_essay=COMPARISONS_PER_ESSAY,
+        max_pairs_per_wave=MAX_PAIRS_PER_WAVE,
+        rng=rng,
     ).pairs
     wins = judge.judge(pairs)
     curve: dict[int, float] = {}

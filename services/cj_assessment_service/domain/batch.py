@@ -19,6 +19,8 @@ from cj_assessment_service.domain.pair_planning import (
 )
 from common_core.events.cj import CJCompletionReason
 
+COVERAGE_PER_ESSAY = 2
+
 
 class BatchState(StrEnum):
     """Where a batch is in its life."""
@@ -90,10 +92,15 @@ def plan_first_wave(
     max_pairs_per_wave: int,
     rng: np.random.Generator,
 ) -> WavePlan:
-    """All pairs when they fit in the budget; otherwise a coverage wave."""
+    """All pairs when they fit in the budget; otherwise a coverage wave.
+
+    The coverage wave is one shuffled ring (each essay twice, once as A and once as B), which
+    connects the batch; the adaptive waves place the rest of the budget better than a wider
+    coverage wave would (see `benchmarks/cj/pairing.py`).
+    """
     if total_pairs(n_essays) <= budget:
         return WavePlan(plan_all_pairs(n_essays, rng))
-    coverage = min(4, max(2, comparisons_per_essay // 2))
+    coverage = max(1, min(COVERAGE_PER_ESSAY, comparisons_per_essay))
     # The coverage wave must reach every essay, even when that exceeds the usual wave size.
     limit = min(budget, max(max_pairs_per_wave, n_essays))
     return WavePlan(plan_coverage_wave(n_essays, coverage, limit, rng))

@@ -13,13 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from cj_assessment_service.domain.bradley_terry import DEFAULT_PRIOR_PRECISION
+
 OrderedPair = tuple[int, int]
 
-# Adaptive waves rank candidate pairs among each essay's nearest neighbours on the scale; above
-# this many essays only that neighbourhood is scored instead of all n(n-1)/2 pairs.
-ALL_CANDIDATES_MAX_ESSAYS = 300
+# Up to this many essays adaptive waves are a sequential design on the full n x n covariance
+# (an inverse and O(n^2) work per pair). Above it, candidate pairs are only each essay's nearest
+# neighbours on the scale, scored by a cheaper heuristic.
+DESIGN_MAX_ESSAYS = 300
 NEIGHBOURHOOD = 12
 REPEAT_PENALTY = 1.0
+# Lower bound of the density kernel's width (logits), for fits with tiny standard errors.
+MIN_DENSITY_WIDTH = 0.05
 
 
 def total_pairs(n_essays: int) -> int:
@@ -131,15 +136,135 @@ def plan_adaptive_wave(
     size: int,
     rng: np.random.Generator,
 ) -> list[OrderedPair]:
-    """Pick up to `size` pairs with the most expected information about the ranking.
+    """Pick up to `size` pairs that most reduce the expected rank error of the batch.
+
+    Up to `DESIGN_MAX_ESSAYS` essays this is a greedy sequential design on the model's
+    covariance (see `_plan_design_wave`); above it, a cheaper score on each essay's nearest
+    neighbours (see `_plan_neighbourhood_wave`).
+    """
+    n = scores.shape[0]
+    if n < 2 or size <= 0:
+        return []
+    if n <= DESIGN_MAX_ESSAYS:
+        return _plan_design_wave(scores, standard_errors, history, size, rng)
+    return _plan_neighbourhood_wave(scores, standard_errors, history, size, rng)
+
+
+def _plan_design_wave(
+    scores: npt.NDArray[np.float64],
+    standard_errors: npt.NDArray[np.float64],
+    history: PlanningHistory,
+    size: int,
+    rng: np.random.Generator,
+) -> list[OrderedPair]:
+    """Greedy density-weighted A-optimal design, one pair at a time.
+
+    C is the covariance of the abilities implied by every pair asked so far (Fisher information
+    of Bradley-Terry at the current scores plus the fit's Gaussian prior). An essay's rank error
+    is about n * density(theta_i) * (its ability error), so the loss is
+    tr(C W) with W = diag(density^2), the density estimated from the current scores with a
+    kernel as wide as the typical standard error (essays whose order is uncertain). Asking
+    {i, j} adds w = p(1-p) times (e_i - e_j)(e_i - e_j)^T to the information, which lowers the
+    loss by w * u^T C W C u / (1 + w * u^T C u) with u = e_i - e_j (Sherman-Morrison). The best
+    pair is taken, C and C W C are updated, and the next pair is scored against the wave so
+    far, so one wave spreads over the essays that still need it instead of piling onto one.
+    Informative pairs are close on the scale (p(1-p) near 1/4) but not only the very nearest:
+    a chain of nearest neighbours pins down local order while leaving large rank errors.
+    """
+    n = scores.shape[0]
+    first, second = np.triu_indices(n, k=1)
+    weight = _pair_information(scores[first] - scores[second])
+    covariance = np.linalg.inv(_information_matrix(scores, history))
+    density = _score_density(scores, standard_errors)
+    weighted = (covariance * density**2) @ covariance
+    compared = np.fromiter(
+        (history.times_compared(int(i), int(j)) for i, j in zip(first, second, strict=True)),
+        dtype=np.int64,
+        count=first.shape[0],
+    )
+    # Random tie-breaking far below any real difference, so equal candidates (e.g. before any
+    # fit) are not index-biased.
+    tie_break = np.asarray(rng.random(first.shape[0]), dtype=np.float64) * 1e-12
+    planned: list[OrderedPair] = []
+    flat = first * n + second
+    while len(planned) < size:
+        weighted_diag, covariance_diag = np.diagonal(weighted), np.diagonal(covariance)
+        gain_num = weighted_diag[first] + weighted_diag[second] - 2 * weighted.ravel()[flat]
+        diff_var = covariance_diag[first] + covariance_diag[second]
+        diff_var = diff_var - 2 * covariance.ravel()[flat]
+        value = weight * gain_num / (1.0 + weight * diff_var) + tie_break
+        value[compared >= 2] = -np.inf
+        best = int(np.argmax(value))
+        if not np.isfinite(value[best]):
+            break
+        i, j = int(first[best]), int(second[best])
+        pair = history.orient(i, j, rng)
+        if pair is None:  # both orientations taken; cannot happen while compared < 2
+            compared[best] = 2
+            continue
+        history.record(pair)
+        compared[best] += 1
+        planned.append(pair)
+        column = covariance[:, i] - covariance[:, j]
+        weighted_column = weighted[:, i] - weighted[:, j]
+        scale = weight[best] / (1.0 + weight[best] * (column[i] - column[j]))
+        quadratic = weighted_column[i] - weighted_column[j]
+        covariance -= scale * np.outer(column, column)
+        weighted -= scale * (
+            np.outer(column, weighted_column) + np.outer(weighted_column, column)
+        ) - scale**2 * quadratic * np.outer(column, column)
+    return planned
+
+
+def _pair_information(diff: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    prob = 1.0 / (1.0 + np.exp(-diff))
+    return np.asarray(prob * (1.0 - prob), dtype=np.float64)
+
+
+def _information_matrix(
+    scores: npt.NDArray[np.float64], history: PlanningHistory
+) -> npt.NDArray[np.float64]:
+    """Bradley-Terry Fisher information of the pairs asked so far, plus the fit's prior."""
+    n = scores.shape[0]
+    information = np.zeros((n, n))
+    if history.asked:
+        a = np.fromiter((p[0] for p in history.asked), dtype=np.int64, count=len(history.asked))
+        b = np.fromiter((p[1] for p in history.asked), dtype=np.int64, count=len(history.asked))
+        w = _pair_information(scores[a] - scores[b])
+        np.add.at(information, (a, a), w)
+        np.add.at(information, (b, b), w)
+        np.add.at(information, (a, b), -w)
+        np.add.at(information, (b, a), -w)
+    information[np.diag_indices(n)] += DEFAULT_PRIOR_PRECISION
+    return information
+
+
+def _score_density(
+    scores: npt.NDArray[np.float64], standard_errors: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Essays per logit around each essay (Gaussian kernel, width = median standard error)."""
+    positive = standard_errors[np.isfinite(standard_errors) & (standard_errors > 0)]
+    width = max(float(np.median(positive)) if positive.size else 1.0, MIN_DENSITY_WIDTH)
+    distance = (scores[:, None] - scores[None, :]) / width
+    kernel = np.exp(-0.5 * distance**2)
+    np.fill_diagonal(kernel, 0.0)
+    return np.asarray(kernel.sum(axis=1) / width, dtype=np.float64)
+
+
+def _plan_neighbourhood_wave(
+    scores: npt.NDArray[np.float64],
+    standard_errors: npt.NDArray[np.float64],
+    history: PlanningHistory,
+    size: int,
+    rng: np.random.Generator,
+) -> list[OrderedPair]:
+    """Large batches: score candidate pairs among each essay's nearest neighbours on the scale.
 
     A candidate {i, j} is worth p(1-p) * (SE_i^2 + SE_j^2): close abilities (p near 1/2) and
     uncertain essays first, divided by (1 + penalty * times already compared). Each essay
     appears at most a few times per wave so the wave spreads over the batch.
     """
     n = scores.shape[0]
-    if n < 2 or size <= 0:
-        return []
     first, second = _candidate_pairs(scores)
     diff = scores[first] - scores[second]
     prob = 1.0 / (1.0 + np.exp(-diff))
@@ -176,10 +301,8 @@ def plan_adaptive_wave(
 def _candidate_pairs(
     scores: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each essay with its NEIGHBOURHOOD nearest essays on the current scale."""
     n = scores.shape[0]
-    if n <= ALL_CANDIDATES_MAX_ESSAYS:
-        first, second = np.triu_indices(n, k=1)
-        return first.astype(np.int64), second.astype(np.int64)
     order = np.argsort(scores, kind="stable")
     width = min(NEIGHBOURHOOD, n - 1)
     lows, highs = [], []

@@ -65,6 +65,15 @@ class TestCoverageWave:
         assert 0 < len(plan.pairs) < 500
         assert {i for p in plan.pairs for i in p} == set(range(100))
 
+    def test_coverage_is_one_ring_each_essay_once_as_a_and_once_as_b(self) -> None:
+        pairs = plan_first_wave(
+            100, 500, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng()
+        ).pairs
+        assert len(pairs) == 100
+        assert set(Counter(a for a, _ in pairs).values()) == {1}
+        assert set(Counter(b for _, b in pairs).values()) == {1}
+        assert len({frozenset(p) for p in pairs}) == 100
+
 
 class TestAdaptiveWave:
     def test_close_uncertain_pairs_are_preferred(self) -> None:
@@ -72,6 +81,41 @@ class TestAdaptiveWave:
         errors = np.array([1.0, 1.0, 0.2, 0.2])
         pairs = plan_adaptive_wave(scores, errors, PlanningHistory(4), 1, rng())
         assert [frozenset(p) for p in pairs] == [frozenset((0, 1))]
+
+    def test_one_wave_spreads_over_the_essays(self) -> None:
+        pairs = plan_adaptive_wave(np.zeros(20), np.ones(20), PlanningHistory(20), 10, rng())
+        assert len(pairs) == 10
+        assert {i for p in pairs for i in p} == set(range(20))
+
+    def test_essays_with_little_information_come_first(self) -> None:
+        generator = rng(3)
+        asked = plan_all_pairs(10, generator)  # essays 0..9 all compared; 10 and 11 never
+        history = PlanningHistory.from_pairs(12, asked)
+        scores = np.linspace(-1.0, 1.0, 12)
+        pairs = plan_adaptive_wave(scores, np.full(12, 0.5), history, 2, generator)
+        assert {10, 11} <= {i for p in pairs for i in p}
+
+    def test_far_apart_pairs_are_not_preferred_over_informative_ones(self) -> None:
+        scores = np.array([-6.0, -5.0, 0.0, 0.4, 5.0, 6.0])
+        history = PlanningHistory(6)
+        pairs = plan_adaptive_wave(scores, np.ones(6), history, 3, rng())
+        assert {frozenset(p) for p in pairs} == {
+            frozenset((0, 1)),
+            frozenset((2, 3)),
+            frozenset((4, 5)),
+        }
+
+    def test_same_rng_gives_the_same_wave(self) -> None:
+        generator = rng(7)
+        scores = generator.normal(size=40)
+        errors = generator.uniform(0.2, 1.0, size=40)
+        asked = plan_coverage_wave(40, 2, 40, generator)
+        plans = [
+            plan_next_wave(scores, errors, asked, 100, max_pairs_per_wave=500, rng=rng(1)).pairs
+            for _ in range(2)
+        ]
+        assert plans[0] == plans[1]
+        assert len(plans[0]) == 20
 
     def test_a_pair_asked_in_one_orientation_is_asked_in_the_other(self) -> None:
         history = PlanningHistory.from_pairs(2, [(0, 1)])
