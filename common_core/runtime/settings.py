@@ -18,7 +18,10 @@ SERVER_DEFAULT_DATABASE = "postgres"
 class ServiceSettings(BaseSettings):
     """Settings shared by every service."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+    # Empty variables count as unset, so compose files can pass `${VAR:-}` through safely.
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, frozen=True, env_ignore_empty=True
+    )
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX

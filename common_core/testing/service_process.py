@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +52,15 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within `timeout`."""
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit within `timeout`; returns the exit code."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        return self.process.returncode
 
 
 def _spawn(
@@ -86,13 +87,22 @@ async def start_service(
     port: int | None = None,
     ready_timeout: float = 60.0,
     keep_provider_keys: bool = False,
+    unset_prefixes: Collection[str] = (),
+    ready_path: str = "/healthz",
 ) -> ServiceProcess:
-    """Start `python -m module` with `env` over this process's environment; wait for /healthz.
+    """Start `python -m module` with `env` over this process's environment; wait for `ready_path`.
 
     Provider API keys are removed unless asked for, so tests never reach a real LLM provider.
+    Inherited variables whose names start with one of `unset_prefixes` are dropped (`env` may
+    still set such variables).
     """
     port = port or free_tcp_port()
-    full_env = {**os.environ, **env, "HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1"}
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(tuple(unset_prefixes))
+    }
+    full_env = {**inherited, **env, "HTTP_PORT": str(port), "HTTP_HOST": "127.0.0.1"}
     if not keep_provider_keys:
         for name in _SECRET_VARIABLES:
             full_env.pop(name, None)
@@ -104,12 +114,14 @@ async def start_service(
             raise AssertionError(f"{module} exited during start-up:\n{service.log_tail()}")
         try:
             async with httpx.AsyncClient(timeout=2.0) as client:
-                return (await client.get(f"{service.url}/healthz")).status_code == 200
+                return (await client.get(f"{service.url}{ready_path}")).status_code == 200
         except httpx.HTTPError:
             return False
 
     try:
-        await eventually(healthy, timeout=ready_timeout, interval=0.2, what=f"{module} healthy")
+        await eventually(
+            healthy, timeout=ready_timeout, interval=0.2, what=f"{module} {ready_path}"
+        )
     except BaseException:
         service.stop()
         raise
@@ -118,10 +130,27 @@ async def start_service(
 
 @contextlib.asynccontextmanager
 async def running_service(
-    module: str, *, env: Mapping[str, str], log_dir: Path, port: int | None = None
+    module: str,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    ready_timeout: float = 60.0,
+    keep_provider_keys: bool = False,
+    unset_prefixes: Collection[str] = (),
+    ready_path: str = "/healthz",
 ) -> AsyncIterator[ServiceProcess]:
     """A started service that is stopped (by PID) when the block ends."""
-    service = await start_service(module, env=env, log_dir=log_dir, port=port)
+    service = await start_service(
+        module,
+        env=env,
+        log_dir=log_dir,
+        port=port,
+        ready_timeout=ready_timeout,
+        keep_provider_keys=keep_provider_keys,
+        unset_prefixes=unset_prefixes,
+        ready_path=ready_path,
+    )
     try:
         yield service
     finally:
