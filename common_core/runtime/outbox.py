@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,6 +69,31 @@ event_outbox = Table(
 )
 
 
+def outbox_row(*, topic: str, envelope: EventEnvelope[Any], key: str | None) -> dict[str, Any]:
+    """The outbox row of an event, for `add_rows_to_outbox`."""
+    return {
+        "event_id": envelope.event_id,
+        "topic": topic,
+        "message_key": key,
+        "payload": encode_envelope(envelope).decode("utf-8"),
+        "headers": {
+            "event_type": envelope.event_type,
+            "event_id": str(envelope.event_id),
+            "correlation_id": str(envelope.correlation_id),
+        },
+    }
+
+
+async def add_rows_to_outbox(
+    session: AsyncSession | AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Stage many events with one INSERT and one NOTIFY in the caller's transaction."""
+    if not rows:
+        return
+    await session.execute(event_outbox.insert(), list(rows))
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+
+
 async def add_to_outbox(
     session: AsyncSession | AsyncConnection,
     *,
@@ -76,21 +102,7 @@ async def add_to_outbox(
     key: str | None,
 ) -> None:
     """Stage an event in the caller's transaction; it is published once that commits."""
-    headers = {
-        "event_type": envelope.event_type,
-        "event_id": str(envelope.event_id),
-        "correlation_id": str(envelope.correlation_id),
-    }
-    await session.execute(
-        event_outbox.insert().values(
-            event_id=envelope.event_id,
-            topic=topic,
-            message_key=key,
-            payload=encode_envelope(envelope).decode("utf-8"),
-            headers=headers,
-        )
-    )
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+    await add_rows_to_outbox(session, [outbox_row(topic=topic, envelope=envelope, key=key)])
 
 
 class OutboxRelay:

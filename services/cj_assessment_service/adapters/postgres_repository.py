@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,9 +24,9 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState
 from common_core.events.cj import EssayRanking
-from common_core.events.envelope import EventEnvelope, encode_envelope
+from common_core.events.envelope import EventEnvelope
 from common_core.runtime.inbox import claim_event
-from common_core.runtime.outbox import OUTBOX_CHANNEL, event_outbox
+from common_core.runtime.outbox import add_rows_to_outbox, outbox_row
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 # The inbox consumer name under which request event ids are de-duplicated.
@@ -397,31 +397,14 @@ class PostgresBatchRepository:
 
     async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
         """Put an event in the outbox of this transaction (rows are written by `flush`)."""
-        self._staged.append(
-            {
-                "event_id": envelope.event_id,
-                "topic": topic,
-                "message_key": key,
-                "payload": encode_envelope(envelope).decode("utf-8"),
-                "headers": {
-                    "event_type": envelope.event_type,
-                    "event_id": str(envelope.event_id),
-                    "correlation_id": str(envelope.correlation_id),
-                },
-            }
-        )
+        self._staged.append(outbox_row(topic=topic, envelope=envelope, key=key))
 
     async def flush(self) -> None:
         """Write buffered updates and staged outbox rows; wake the relays (NOTIFY on commit)."""
         await self._write_updates()
-        if not self._staged:
-            return
         staged, self._staged = self._staged, []
-        # Same rows as common_core's add_to_outbox, inserted together: a wave can be thousands.
-        await self._session.execute(event_outbox.insert(), staged)
-        await self._session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
-        )
+        # A wave can be thousands of requests: one INSERT for all of them.
+        await add_rows_to_outbox(self._session, staged)
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` (metrics, logs) once the transaction has committed."""
