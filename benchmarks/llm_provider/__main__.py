@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.stack import RESULTS_DIR, bench_stack
@@ -39,6 +38,7 @@ from common_core.events.llm import LLMProviderName
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
 from common_core.runtime.logging import configure_logging
+from common_core.testing.service_process import start_service
 from common_core.topics import Topic, topic_name
 from devstack import free_port
 from llm_provider_service.application.answering import RequestAnswerer
@@ -181,69 +181,34 @@ async def _in_process_worker(kafka: str, prefix: str, limit: int) -> Callable[[]
 
 def _service_process_runner(fake_url: str, log_dir: Path) -> WorkerRunner:
     async def start(kafka: str, prefix: str, limit: int) -> Callable[[], Awaitable[None]]:
-        port = free_port()
         env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OPENAI_", "ANTHROPIC_", "LLM_"))
-        }
-        env.update(
-            KAFKA_BOOTSTRAP_SERVERS=kafka,
-            TOPIC_PREFIX=prefix,
-            LLM_CONSUMER_GROUP=f"llm_provider_service.{prefix}",
-            HTTP_PORT=str(port),
-            LOG_LEVEL="WARNING",
-            OPENAI_API_KEY="bench-key",
-            OPENAI_BASE_URL=fake_url,
-            LLM_DEFAULT_PROVIDER="openai",
-            LLM_MAX_IN_FLIGHT=str(limit),
-            LLM_REQUEST_TIMEOUT_SECONDS="30",
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "TOPIC_PREFIX": prefix,
+            "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
+            "LOG_LEVEL": "WARNING",
+            "OPENAI_API_KEY": "bench-key",
+            "OPENAI_BASE_URL": fake_url,
+            "LLM_DEFAULT_PROVIDER": "openai",
+            "LLM_MAX_IN_FLIGHT": str(limit),
+            "LLM_REQUEST_TIMEOUT_SECONDS": "30",
             **_UNLIMITED,
-        )
-        log = (log_dir / f"bench_llm_provider_{limit}.log").open("wb")
-        service = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        }
+        # Started (and awaited ready) before the burst is timed, as before.
+        service = await start_service(
             "llm_provider_service",
-            cwd=REPO_ROOT,
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_dir=log_dir,
+            keep_provider_keys=True,  # the fake server's key
+            unset_prefixes=("OPENAI_", "ANTHROPIC_", "LLM_"),
+            ready_path="/healthz/ready",
         )
 
         async def stop() -> None:
-            if service.returncode is None:
-                service.terminate()
-                try:
-                    await asyncio.wait_for(service.wait(), timeout=30)
-                except TimeoutError:
-                    service.kill()
-                    await service.wait()
-            log.close()
+            await asyncio.to_thread(service.stop, 30.0)
 
-        try:
-            await _wait_ready(f"http://127.0.0.1:{port}", service)
-        except BaseException:
-            await stop()
-            raise
         return stop
 
     return start
-
-
-async def _wait_ready(url: str, process: asyncio.subprocess.Process, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError(f"service exited with {process.returncode}")
-            try:
-                if (await client.get(f"{url}/healthz/ready")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("service not ready in time")
 
 
 async def _series(name: str, kafka: str, runner: WorkerRunner) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import httpx
 
@@ -61,6 +62,16 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode
+
+
+class StartOptions(TypedDict, total=False):
+    """The optional keywords of `start_service`, for `running_service`."""
+
+    port: int | None
+    ready_timeout: float
+    keep_provider_keys: bool
+    unset_prefixes: Collection[str]
+    ready_path: str
 
 
 def _spawn(
@@ -130,27 +141,10 @@ async def start_service(
 
 @contextlib.asynccontextmanager
 async def running_service(
-    module: str,
-    *,
-    env: Mapping[str, str],
-    log_dir: Path,
-    port: int | None = None,
-    ready_timeout: float = 60.0,
-    keep_provider_keys: bool = False,
-    unset_prefixes: Collection[str] = (),
-    ready_path: str = "/healthz",
+    module: str, *, env: Mapping[str, str], log_dir: Path, **options: Unpack[StartOptions]
 ) -> AsyncIterator[ServiceProcess]:
-    """A started service that is stopped (by PID) when the block ends."""
-    service = await start_service(
-        module,
-        env=env,
-        log_dir=log_dir,
-        port=port,
-        ready_timeout=ready_timeout,
-        keep_provider_keys=keep_provider_keys,
-        unset_prefixes=unset_prefixes,
-        ready_path=ready_path,
-    )
+    """A started service (`start_service` with `options`), stopped (by PID) when the block ends."""
+    service = await start_service(module, env=env, log_dir=log_dir, **options)
     try:
         yield service
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +14,9 @@ import pytest
 from common_core.events.assessment import AssessmentScoredV1
 from common_core.events.envelope import decode_event
 from common_core.testing import eventually, read_topic
+from common_core.testing.service_process import running_service
 from common_core.topics import Topic, topic_name
-from devstack import free_port
 from submission_service.testing.harness import TEST_JWT_SECRET
-from submission_service.testing.process import service_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ ANSWER = (
 
 
 async def test_completed_answer_is_scored_by_the_llm_provider_service(
-    database_url: str, kafka_bootstrap_servers: str
+    database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
 ) -> None:
     prefix = f"e2e{uuid.uuid4().hex[:10]}"
     common = {
@@ -41,17 +41,22 @@ async def test_completed_answer_is_scored_by_the_llm_provider_service(
     }
     submission_env = {**common, "DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET}
     llm_env = {**common, "LLM_DEFAULT_PROVIDER": "heuristic"}
-    api_keys = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_DEFAULT_MODEL")
     headers = {"X-Anonymous-Token": str(uuid.uuid4())}
 
-    with contextlib.ExitStack() as stack:
-        submission_url = stack.enter_context(
-            service_process("submission_service", submission_env, free_port())
+    async with contextlib.AsyncExitStack() as stack:
+        submission = await stack.enter_async_context(
+            running_service("submission_service", env=submission_env, log_dir=tmp_path)
         )
-        stack.enter_context(
-            service_process("llm_provider_service", llm_env, free_port(), unset=api_keys)
+        # Provider API keys are always left out by the helper; no inherited default model either.
+        await stack.enter_async_context(
+            running_service(
+                "llm_provider_service",
+                env=llm_env,
+                log_dir=tmp_path,
+                unset_prefixes=("LLM_DEFAULT_MODEL",),
+            )
         )
-        async with httpx.AsyncClient(base_url=submission_url, headers=headers) as client:
+        async with httpx.AsyncClient(base_url=submission.url, headers=headers) as client:
             created = await client.post(
                 "/api/assessments/responses",
                 json={

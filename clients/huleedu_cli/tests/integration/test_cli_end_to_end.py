@@ -6,23 +6,19 @@ prints the ranking and writes ranking.csv, result.json and the PNG chart.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from common_core.testing import eventually
-from devstack import free_port
+from common_core.testing.service_process import running_service
 from huleedu_cli.app import app
 
 pytestmark = pytest.mark.integration
@@ -30,7 +26,6 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[4]
 SAMPLES = REPO_ROOT / "samples"
 SIX_ESSAYS = ("s07", "s11", "s22", "s10", "s08", "s06")  # intended grades A, B, C, D, E, F
-STOP_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -42,46 +37,6 @@ class Stack:
     cj_url: str
 
 
-def _start(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-
-
-def _exited(module: str, log_path: Path) -> AssertionError:
-    return AssertionError(f"{module} exited early:\n{log_path.read_text(errors='replace')[-3000:]}")
-
-
-def _health_probe(
-    url: str, module: str, process: subprocess.Popen[bytes], log_path: Path
-) -> Callable[[], Awaitable[bool]]:
-    async def healthy() -> bool:
-        if process.poll() is not None:
-            raise _exited(module, log_path)
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                return (await client.get(f"{url}/healthz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return healthy
-
-
 @pytest.fixture(scope="module")
 async def stack(
     kafka_bootstrap_servers: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -89,41 +44,22 @@ async def stack(
     """The CJ and LLM provider services on free ports under a topic prefix of their own."""
     logs = tmp_path_factory.mktemp("service-logs")
     prefix = f"cli{uuid.uuid4().hex[:10]}"
-    base_env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}  # the offline judge, always
-    }
-    base_env |= {
+    # Provider API keys are left out by the helper: the offline judge, always.
+    env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
         "DATABASE_URL": database_url,
         "TOPIC_PREFIX": prefix,
         "LLM_DEFAULT_PROVIDER": "heuristic",
         "LOG_LEVEL": "WARNING",
     }
-    ports = {"cj_assessment_service": free_port(), "llm_provider_service": free_port()}
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for module, port in ports.items():
-            processes[module] = _start(
-                module, base_env | {"HTTP_PORT": str(port)}, logs / f"{module}.log"
-            )
-        for module, port in ports.items():
-            url, log_path = f"http://127.0.0.1:{port}", logs / f"{module}.log"
-            await eventually(
-                _health_probe(url, module, processes[module], log_path),
-                timeout=60.0,
-                interval=0.3,
-                what=f"{module} /healthz",
-            )
-        yield Stack(
-            kafka=kafka_bootstrap_servers,
-            topic_prefix=prefix,
-            cj_url=f"http://127.0.0.1:{ports['cj_assessment_service']}",
+    async with contextlib.AsyncExitStack() as services:
+        cj = await services.enter_async_context(
+            running_service("cj_assessment_service", env=env, log_dir=logs)
         )
-    finally:
-        for process in processes.values():
-            _stop(process)
+        await services.enter_async_context(
+            running_service("llm_provider_service", env=env, log_dir=logs)
+        )
+        yield Stack(kafka=kafka_bootstrap_servers, topic_prefix=prefix, cj_url=cj.url)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import signal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -13,7 +14,9 @@ from cj_assessment_service.adapters.tables import cj_pairs
 from cj_assessment_service.entrypoints.kafka_workers import CALLBACK_GROUP, REQUEST_GROUP
 from cj_assessment_service.tests.integration.harness import outcome_events
 from cj_assessment_service.tests.integration.processes import (
+    get_json,
     group_members,
+    metrics_text,
     process_env,
     service_process,
 )
@@ -29,18 +32,19 @@ from common_core.events.cj import CJAssessmentCompletedV1
 from common_core.runtime.database import create_engine
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.testing import eventually
+from common_core.testing.service_process import ServiceProcess
 from common_core.topics import Topic
 
 pytestmark = pytest.mark.integration
 
 
-async def _batch_view(instance, entity_ref: str):  # type: ignore[no-untyped-def]
-    return await instance.get(f"/api/v1/batches?entity_ref={entity_ref}")
+async def _batch_view(instance: ServiceProcess, entity_ref: str) -> Any:
+    return await get_json(instance, f"/api/v1/batches?entity_ref={entity_ref}")
 
 
 class TestCrashRecovery:
     async def test_sigkill_mid_batch_then_restart_completes_without_double_counting(
-        self, database_url: str, kafka_bootstrap_servers: str
+        self, database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
     ) -> None:
         prefix = unique_prefix()
         settings = make_settings(database_url, kafka_bootstrap_servers, prefix)
@@ -49,7 +53,7 @@ class TestCrashRecovery:
             KafkaEventProducer(kafka_bootstrap_servers, client_id="test-judge") as producer,
             judging(settings, producer, policy=lambda _r, _i: None) as judge,
         ):
-            async with service_process(env) as first:
+            async with service_process(env, tmp_path) as first:
                 await producer.publish(
                     settings.topic(Topic.CJ_ASSESSMENT_REQUESTED),
                     request_envelope(settings, "crash", essays(10)),
@@ -67,11 +71,11 @@ class TestCrashRecovery:
                 # Ten more in flight while the process dies without any clean-up.
                 for request in judge.requests[20:30]:
                     await judge.answer(request, verdict(request.data))
-                first.kill(signal.SIGKILL)
+                first.kill()
             # Every answer again, as a provider retrying after its own crash would.
             for request in judge.requests:
                 await judge.answer(request, verdict(request.data))
-            async with service_process(env) as second:
+            async with service_process(env, tmp_path) as second:
                 view = await eventually(
                     lambda: _batch_view(second, "crash"),
                     until=lambda b: b is not None and b["state"] == "COMPLETED",
@@ -99,15 +103,15 @@ class TestCrashRecovery:
 
 class TestScaleOut:
     async def test_two_instances_in_one_group_complete_a_batch_together(
-        self, database_url: str, kafka_bootstrap_servers: str
+        self, database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
     ) -> None:
         prefix = unique_prefix()
         settings = make_settings(database_url, kafka_bootstrap_servers, prefix)
         env = process_env(database_url, kafka_bootstrap_servers, prefix)
         async with (
             KafkaEventProducer(kafka_bootstrap_servers, client_id="test-judge") as producer,
-            service_process({**env, "INSTANCE_ID": "one"}) as one,
-            service_process({**env, "INSTANCE_ID": "two"}) as two,
+            service_process({**env, "INSTANCE_ID": "one"}, tmp_path) as one,
+            service_process({**env, "INSTANCE_ID": "two"}, tmp_path) as two,
         ):
             for group in (REQUEST_GROUP, CALLBACK_GROUP):
                 await eventually(
@@ -132,7 +136,7 @@ class TestScaleOut:
                     )
                     assert view["progress"]["completed"] == 45
                     assert await _batch_view(two, ref) == view
-            metrics = [await one.metrics_text(), await two.metrics_text()]
+            metrics = [await metrics_text(one), await metrics_text(two)]
         events = await outcome_events(
             settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=3
         )

@@ -4,10 +4,6 @@ surface, and SIGKILL while requests are in flight followed by a restart."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,78 +19,41 @@ from common_core.events.llm import LLMComparisonResultV1
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.testing import eventually
+from common_core.testing.service_process import ServiceProcess, start_service
 from common_core.topics import Topic, topic_name
-from devstack import free_port
 from llm_provider_service.testing.fake_llm_server import FakeLLMServer
 from llm_provider_service.testing.requests import comparison_envelope
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
 SECRET_KEY = "sk-test-never-shown-0123456789"
+# Inherited provider settings the child must not see; the tests set their own.
+PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
 
 
-class ServiceProcess:
-    """One `python -m llm_provider_service` child, always stopped by PID."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self._env = {**env, "HTTP_PORT": str(self.port)}
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "llm_provider_service"],
-            cwd=REPO_ROOT,
-            env=self._env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def wait_ready(self) -> None:
-        async def ready() -> int:
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited with {self.process.returncode}")
-            try:
-                async with httpx.AsyncClient(timeout=2.0) as client:
-                    return (await client.get(f"{self.url}/healthz/ready")).status_code
-            except httpx.HTTPError:
-                return 0
-
-        await eventually(ready, until=lambda s: s == 200, timeout=60, what="service ready")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._log.close()
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self._log.close()
-        return code
+async def _start(env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """One `python -m llm_provider_service` child, ready once `/healthz/ready` answers 200."""
+    return await start_service(
+        "llm_provider_service",
+        env=env,
+        log_dir=log_dir,
+        keep_provider_keys=True,
+        unset_prefixes=PROVIDER_PREFIXES,
+        ready_path="/healthz/ready",
+    )
 
 
 @pytest.fixture
 def service_env(kafka_bootstrap_servers: str) -> dict[str, str]:
     prefix = f"llmproc{uuid.uuid4().hex[:10]}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "ANTHROPIC_", "LLM_"))
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+        "TOPIC_PREFIX": prefix,
+        "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
+        "LOG_LEVEL": "WARNING",
+        "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "LLM_SHUTDOWN_GRACE_SECONDS": "3",
     }
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
-        TOPIC_PREFIX=prefix,
-        LLM_CONSUMER_GROUP=f"llm_provider_service.{prefix}",
-        LOG_LEVEL="WARNING",
-        LLM_KAFKA_SESSION_TIMEOUT_MS="6000",
-        LLM_SHUTDOWN_GRACE_SECONDS="3",
-    )
-    return env
 
 
 @pytest.fixture
@@ -139,9 +98,8 @@ class TestServiceProcess:
             "OPENAI_API_KEY": SECRET_KEY,
             "OPENAI_BASE_URL": fake_llm.openai_base_url,
         }
-        service = ServiceProcess(env, tmp_path / "service.log")
+        service = await _start(env, tmp_path)
         try:
-            await service.wait_ready()
             async with httpx.AsyncClient(timeout=5.0) as client:
                 assert (await client.get(f"{service.url}/healthz")).status_code == 200
                 response = await client.get(f"{service.url}/api/v1/providers")
@@ -159,7 +117,7 @@ class TestServiceProcess:
         assert providers["heuristic"]["configured"] is True
         assert SECRET_KEY not in response.text
         assert "huleedu_llm_in_flight_requests" in metrics.text
-        assert SECRET_KEY not in (tmp_path / "service.log").read_text()
+        assert SECRET_KEY not in service.log_path.read_text()
 
     async def test_sigkill_mid_flight_then_restart_answers_every_request(
         self,
@@ -179,11 +137,9 @@ class TestServiceProcess:
             "LLM_MAX_IN_FLIGHT": "6",
             "LLM_REQUEST_TIMEOUT_SECONDS": "10",
         }
-        log_path = tmp_path / "service.log"
-        first = ServiceProcess(env, log_path)
+        first = await _start(env, tmp_path)
         second: ServiceProcess | None = None
         try:
-            await first.wait_ready()
             envelopes = [
                 comparison_envelope(requests_topic, callbacks, metadata={"n": i}) for i in range(24)
             ]
@@ -200,13 +156,12 @@ class TestServiceProcess:
             first.kill()  # SIGKILL: no drain, no commit
             assert fake_llm.answered < len(envelopes), "the kill must happen mid-flight"
 
-            second = ServiceProcess(env, log_path)
-            await second.wait_ready()
+            second = await _start(env, tmp_path)
             wanted = {e.data.request_id for e in envelopes}
             seen = await _callback_ids(kafka_bootstrap_servers, callbacks, wanted, timeout=90)
             assert wanted <= set(seen), f"lost: {len(wanted - set(seen))} requests"
             assert len(seen) >= len(wanted)  # duplicates allowed, losses not
-            assert second.terminate() == 0  # SIGTERM: drain, commit, leave cleanly
+            assert second.stop(timeout=30) == 0  # SIGTERM: drain, commit, leave cleanly
         finally:
             first.kill()
             if second is not None:
