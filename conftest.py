@@ -18,9 +18,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
 from devstack.postgres import asyncpg_url, libpq_url, with_database
+
+# CI explores the same examples every run (a red CI must mean a real change); locally hypothesis
+# keeps searching new ones, and what it finds is replayed from its database.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def _use_testcontainers() -> bool:

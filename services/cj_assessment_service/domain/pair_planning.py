@@ -23,6 +23,9 @@ OrderedPair = tuple[int, int]
 DESIGN_MAX_ESSAYS = 300
 NEIGHBOURHOOD = 12
 REPEAT_PENALTY = 1.0
+# An essay's |times first - times second| may reach this; a pair that would push an essay past it
+# (and past where it already is) is skipped while any other candidate remains.
+POSITION_IMBALANCE_CAP = 2
 # Lower bound of the density kernel's width (logits), for fits with tiny standard errors.
 MIN_DENSITY_WIDTH = 0.05
 
@@ -64,6 +67,41 @@ class PlanningHistory:
     def times_compared(self, i: int, j: int) -> int:
         """How often the unordered pair {i, j} was asked (0, 1 or 2)."""
         return int((i, j) in self.asked) + int((j, i) in self.asked)
+
+    def balances(self) -> npt.NDArray[np.int64]:
+        """Each essay's times first minus times second."""
+        return np.asarray(self.times_first, dtype=np.int64) - np.asarray(
+            self.times_second, dtype=np.int64
+        )
+
+    def free_orientations(
+        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """For candidate pairs: is (first, second) still free, and is (second, first)?"""
+        count = first.shape[0]
+        pairs = list(zip(first.tolist(), second.tolist(), strict=True))
+        forward = np.fromiter(((a, b) not in self.asked for a, b in pairs), bool, count)
+        backward = np.fromiter(((b, a) not in self.asked for a, b in pairs), bool, count)
+        return forward, backward
+
+    def unbalancing(
+        self,
+        first: npt.NDArray[np.int64],
+        second: npt.NDArray[np.int64],
+        free: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
+    ) -> npt.NDArray[np.bool_]:
+        """For candidate pairs {first[k], second[k]} with their free orientations: would the
+        best free orientation push an essay's position imbalance past the cap and past where
+        it already is?"""
+        forward_free, backward_free = free
+        balance = self.balances()
+        bf, bs = balance[first], balance[second]
+        never = np.iinfo(np.int64).max
+        forward = np.where(forward_free, np.maximum(np.abs(bf + 1), np.abs(bs - 1)), never)
+        backward = np.where(backward_free, np.maximum(np.abs(bs + 1), np.abs(bf - 1)), never)
+        worst = np.minimum(forward, backward)
+        now = np.maximum(np.abs(bf), np.abs(bs))
+        return np.asarray((worst > POSITION_IMBALANCE_CAP) & (worst > now), dtype=np.bool_)
 
     def orient(self, i: int, j: int, rng: np.random.Generator) -> OrderedPair | None:
         """The orientation to ask {i, j} in (balancing A/B positions), or None if both were used."""
@@ -187,6 +225,7 @@ def _plan_design_wave(
     tie_break = np.asarray(rng.random(first.shape[0]), dtype=np.float64) * 1e-12
     planned: list[OrderedPair] = []
     flat = first * n + second
+    free = history.free_orientations(first, second)
     while len(planned) < size:
         weighted_diag, covariance_diag = np.diagonal(weighted), np.diagonal(covariance)
         gain_num = weighted_diag[first] + weighted_diag[second] - 2 * weighted.ravel()[flat]
@@ -194,7 +233,10 @@ def _plan_design_wave(
         diff_var = diff_var - 2 * covariance.ravel()[flat]
         value = weight * gain_num / (1.0 + weight * diff_var) + tie_break
         value[compared >= 2] = -np.inf
-        best = int(np.argmax(value))
+        balanced = np.where(history.unbalancing(first, second, free), -np.inf, value)
+        best = int(np.argmax(balanced))
+        if not np.isfinite(balanced[best]):
+            best = int(np.argmax(value))  # only unbalancing pairs are left: take the best
         if not np.isfinite(value[best]):
             break
         i, j = int(first[best]), int(second[best])
@@ -204,6 +246,7 @@ def _plan_design_wave(
             continue
         history.record(pair)
         compared[best] += 1
+        (free[0] if pair == (i, j) else free[1])[best] = False
         planned.append(pair)
         column = covariance[:, i] - covariance[:, j]
         weighted_column = weighted[:, i] - weighted[:, j]
@@ -282,19 +325,30 @@ def _plan_neighbourhood_wave(
     per_essay_cap = max(1, -(-2 * size // n) + 1)
     used = np.zeros(n, dtype=np.int64)
     planned: list[OrderedPair] = []
-    for index in order:
-        if value[index] < 0 or len(planned) >= size:
-            break
-        i, j = int(first[index]), int(second[index])
-        if used[i] >= per_essay_cap or used[j] >= per_essay_cap:
-            continue
-        pair = history.orient(i, j, rng)
-        if pair is None:
-            continue
-        history.record(pair)
-        used[i] += 1
-        used[j] += 1
-        planned.append(pair)
+    chosen: set[int] = set()
+    for keep_balance in (True, False):  # balanced candidates first; the rest only if needed
+        for index in order:
+            if value[index] < 0 or len(planned) >= size:
+                break
+            i, j = int(first[index]), int(second[index])
+            if index in chosen or used[i] >= per_essay_cap or used[j] >= per_essay_cap:
+                continue
+            one = slice(int(index), int(index) + 1)
+            if (
+                keep_balance
+                and history.unbalancing(
+                    first[one], second[one], history.free_orientations(first[one], second[one])
+                )[0]
+            ):
+                continue
+            pair = history.orient(i, j, rng)
+            if pair is None:
+                continue
+            chosen.add(int(index))
+            history.record(pair)
+            used[i] += 1
+            used[j] += 1
+            planned.append(pair)
     return planned
 
 
