@@ -7,14 +7,11 @@ from typing import Any
 
 import anthropic
 
-from llm_provider_service.adapters.retry_after import retry_after_seconds
+from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.judging import ChatReply, ChatRequest
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,
-    ProviderAuthenticationError,
-    ProviderRateLimitedError,
-    ProviderRequestRejectedError,
     ProviderServerError,
     ProviderTimeoutError,
 )
@@ -37,34 +34,14 @@ def make_anthropic_client(
     )
 
 
-def translate_anthropic_error(exc: anthropic.AnthropicError) -> JudgeError:  # noqa: PLR0911 - one return per error class
+def translate_anthropic_error(exc: anthropic.AnthropicError) -> JudgeError:
     """Map an SDK exception onto the service's error hierarchy."""
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderTimeoutError("the Anthropic API did not answer in time")
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderServerError("could not reach the Anthropic API")
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        details: dict[str, Any] = {"status": status}
-        if status == 429:
-            return ProviderRateLimitedError(
-                "the Anthropic API is rate limiting this service",
-                retry_after=retry_after_seconds(exc.response.headers),
-                details=details,
-            )
-        if status in (401, 403):
-            return ProviderAuthenticationError(
-                f"the Anthropic API refused the credentials ({status})", details=details
-            )
-        if status >= 500:  # 529 "overloaded" included
-            return ProviderServerError(
-                f"the Anthropic API failed ({status})",
-                retry_after=retry_after_seconds(exc.response.headers),
-                details=details,
-            )
-        return ProviderRequestRejectedError(
-            f"the Anthropic API rejected the request ({status})", details=details
-        )
+        return error_for_status("Anthropic", exc.status_code, exc.response.headers)
     return ProviderServerError(f"Anthropic SDK error: {type(exc).__name__}")
 
 

@@ -6,14 +6,11 @@ from typing import Any
 
 import openai
 
-from llm_provider_service.adapters.retry_after import retry_after_seconds
+from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.judging import ChatReply, ChatRequest
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,
-    ProviderAuthenticationError,
-    ProviderRateLimitedError,
-    ProviderRequestRejectedError,
     ProviderServerError,
     ProviderTimeoutError,
 )
@@ -38,38 +35,17 @@ def make_openai_client(
     )
 
 
-def translate_openai_error(exc: openai.OpenAIError) -> JudgeError:  # noqa: PLR0911 - one return per error class
+def translate_openai_error(exc: openai.OpenAIError) -> JudgeError:
     """Map an SDK exception onto the service's error hierarchy (status codes only, no body)."""
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeoutError("the OpenAI API did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
         return ProviderServerError("could not reach the OpenAI API")
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        details: dict[str, Any] = {"status": status}
-        if status == 429:
-            return ProviderRateLimitedError(
-                "the OpenAI API is rate limiting this service",
-                retry_after=retry_after_seconds(exc.response.headers),
-                details=details,
-            )
-        if status in (401, 403):
-            return ProviderAuthenticationError(
-                f"the OpenAI API refused the credentials ({status})", details=details
-            )
-        if status >= 500:
-            return ProviderServerError(
-                f"the OpenAI API failed ({status})",
-                retry_after=retry_after_seconds(exc.response.headers),
-                details=details,
-            )
         code = str(getattr(exc, "code", "") or "").lower()
-        if any(m in code or m in str(exc.message).lower() for m in _CONTENT_POLICY_MARKERS):
-            return ContentPolicyError(
-                "the OpenAI API refused the content (content policy)", details=details
-            )
-        return ProviderRequestRejectedError(
-            f"the OpenAI API rejected the request ({status})", details=details
+        policy = any(m in code or m in str(exc.message).lower() for m in _CONTENT_POLICY_MARKERS)
+        return error_for_status(
+            "OpenAI", exc.status_code, exc.response.headers, content_policy=policy
         )
     return ProviderServerError(f"OpenAI SDK error: {type(exc).__name__}")
 
