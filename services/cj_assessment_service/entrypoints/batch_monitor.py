@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,12 +12,15 @@ from cj_assessment_service.adapters.postgres_repository import (
 from cj_assessment_service.application import metrics
 from cj_assessment_service.application.batch_workflow import CJWorkflow, MonitorReport
 from cj_assessment_service.domain.batch import BatchState
+from common_core.runtime.periodic import PeriodicWorker
 
 log = structlog.get_logger(__name__)
 
 
-class BatchMonitor:
+class BatchMonitor(PeriodicWorker):
     """Runs `CJWorkflow.check_stale_batches` every interval until stopped."""
+
+    name = "cj_monitor"
 
     def __init__(
         self,
@@ -29,24 +29,14 @@ class BatchMonitor:
         *,
         interval_seconds: float,
     ) -> None:
+        super().__init__(interval_seconds=interval_seconds)
         self._sessions = sessions
         self._workflow = workflow
-        self._interval = interval_seconds
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        """Finish the pass in hand and return from `run`."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Pass, sleep, repeat; a failing pass is logged and retried next interval."""
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception as exc:
-                log.warning("cj_monitor_pass_failed", error=f"{type(exc).__name__}: {exc}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+    async def run_pass(self) -> bool:
+        """One monitor pass; the next waits for the interval."""
+        await self.run_once()
+        return False
 
     async def run_once(self) -> MonitorReport:
         """One pass in one transaction, then refresh the state gauges."""

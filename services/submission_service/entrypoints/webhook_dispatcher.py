@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import structlog
-
+from common_core.runtime.periodic import PeriodicWorker
 from submission_service.application.webhooks import (
     DeliveryQueue,
     HostResolver,
@@ -15,11 +11,11 @@ from submission_service.application.webhooks import (
     deliver_due,
 )
 
-log = structlog.get_logger(__name__)
 
-
-class WebhookDispatcher:
+class WebhookDispatcher(PeriodicWorker):
     """Polls the delivery queue; several dispatchers may run (deliveries are leased)."""
+
+    name = "webhook"
 
     def __init__(
         self,
@@ -30,28 +26,13 @@ class WebhookDispatcher:
         *,
         poll_interval_seconds: float,
     ) -> None:
+        super().__init__(interval_seconds=poll_interval_seconds)
         self._queue = queue
         self._sender = sender
         self._resolver = resolver
         self._policy = policy
-        self._interval = poll_interval_seconds
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        """Finish the pass in hand and return from `run`."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Deliver until stopped; a failing pass is logged and retried on the next tick."""
-        while not self._stopping.is_set():
-            try:
-                attempted = await deliver_due(
-                    self._queue, self._sender, self._resolver, self._policy
-                )
-            except Exception as exc:
-                log.warning("webhook_pass_failed", error=f"{type(exc).__name__}: {exc}")
-                attempted = 0
-            if attempted:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+    async def run_pass(self) -> bool:
+        """Deliver what is due; True when something was attempted (more may be waiting)."""
+        attempted = await deliver_due(self._queue, self._sender, self._resolver, self._policy)
+        return bool(attempted)
