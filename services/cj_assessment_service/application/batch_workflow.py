@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 import numpy as np
 import structlog
+from pydantic import BaseModel
 
 from cj_assessment_service.application import metrics
 from cj_assessment_service.application.errors import BatchAlreadyFinished, BatchNotFound
@@ -220,6 +221,25 @@ class CJWorkflow:
             "max_comparisons": request.max_comparisons,
         }
 
+    async def _stage(
+        self,
+        repo: BatchRepository,
+        topic: Topic,
+        payload: BaseModel,
+        *,
+        batch: BatchRecord,
+        key: str,
+    ) -> None:
+        """Stage an event about `batch` (its correlation id) in this transaction's outbox."""
+        name = self._settings.topic(topic)
+        envelope = EventEnvelope[Any](
+            event_type=name,
+            source_service=SERVICE_NAME,
+            correlation_id=batch.correlation_id,
+            data=payload,
+        )
+        await repo.stage_event(name, envelope, key=key)
+
     async def _request_wave(
         self,
         repo: BatchRepository,
@@ -254,14 +274,9 @@ class CJWorkflow:
             callback_topic=self._settings.callback_topic,
             request_metadata={"batch_id": str(batch.id), "pair_id": str(pair.id)},
         )
-        topic = self._settings.topic(Topic.LLM_COMPARISON_REQUESTED)
-        envelope = EventEnvelope[LLMComparisonRequestV1](
-            event_type=topic,
-            source_service=SERVICE_NAME,
-            correlation_id=batch.correlation_id,
-            data=payload,
+        await self._stage(
+            repo, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(batch.id)
         )
-        await repo.stage_event(topic, envelope, key=str(batch.id))
 
     # ---------------------------------------------------------------------------------- callbacks
 
@@ -492,7 +507,6 @@ class CJWorkflow:
         ]
         scored = score_batch([ScoredEssay(e.essay_id, e.anchor_grade) for e in essays], answered)
         now = _now()
-        topic = self._settings.topic(Topic.CJ_ASSESSMENT_COMPLETED)
         payload = CJAssessmentCompletedV1(
             entity_ref=batch.entity_ref,
             cj_assessment_job_id=str(batch.id),
@@ -502,15 +516,8 @@ class CJWorkflow:
             grade_projections=scored.grade_projections,
             system_metadata=self._system_metadata(batch, now),
         )
-        await repo.stage_event(
-            topic,
-            EventEnvelope[CJAssessmentCompletedV1](
-                event_type=topic,
-                source_service=SERVICE_NAME,
-                correlation_id=batch.correlation_id,
-                data=payload,
-            ),
-            key=batch.entity_ref,
+        await self._stage(
+            repo, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref
         )
         await repo.save_scores(batch.id, scored.rankings)
         await repo.update_batch(
@@ -586,22 +593,14 @@ class CJWorkflow:
             retryable=False,
             details=details or {},
         )
-        topic = self._settings.topic(Topic.CJ_ASSESSMENT_FAILED)
         payload = CJAssessmentFailedV1(
             entity_ref=batch.entity_ref,
             cj_assessment_job_id=str(batch.id),
             error_detail=detail,
             system_metadata=self._system_metadata(batch, now),
         )
-        await repo.stage_event(
-            topic,
-            EventEnvelope[CJAssessmentFailedV1](
-                event_type=topic,
-                source_service=SERVICE_NAME,
-                correlation_id=batch.correlation_id,
-                data=payload,
-            ),
-            key=batch.entity_ref,
+        await self._stage(
+            repo, Topic.CJ_ASSESSMENT_FAILED, payload, batch=batch, key=batch.entity_ref
         )
         await repo.update_batch(
             batch.id,
