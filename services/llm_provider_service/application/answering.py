@@ -83,17 +83,10 @@ class RequestAnswerer:
             judge = self._judge(resolved.provider)
             judgement = await judge.compare(request, resolved.choice)
         except Exception as exc:
-            latency = time.monotonic() - started
-            error = self._error_detail(exc, correlation_id, "compare_essays")
-            usage = _usage_from_details(error.details)
-            self._record("comparison", resolved, error.code.value, latency, usage, suspected)
-            return LLMComparisonResultV1(
-                **common,
-                model=resolved.choice.model,
-                error_detail=error,
-                latency_ms=int(latency * 1000),
-                usage=usage,
+            failure = self._failure(
+                exc, correlation_id, "compare_essays", "comparison", resolved, started, suspected
             )
+            return LLMComparisonResultV1(**common, **failure)
         latency = time.monotonic() - started
         self._record("comparison", resolved, "success", latency, judgement.usage, suspected)
         return LLMComparisonResultV1(
@@ -125,17 +118,10 @@ class RequestAnswerer:
             judge = self._judge(resolved.provider)
             judgement = await judge.score(request, resolved.choice)
         except Exception as exc:
-            latency = time.monotonic() - started
-            error = self._error_detail(exc, correlation_id, "score_rubric")
-            usage = _usage_from_details(error.details)
-            self._record("rubric", resolved, error.code.value, latency, usage, suspected)
-            return LLMRubricResultV1(
-                **common,
-                model=resolved.choice.model,
-                error_detail=error,
-                latency_ms=int(latency * 1000),
-                usage=usage,
+            failure = self._failure(
+                exc, correlation_id, "score_rubric", "rubric", resolved, started, suspected
             )
+            return LLMRubricResultV1(**common, **failure)
         latency = time.monotonic() - started
         self._record("rubric", resolved, "success", latency, judgement.usage, suspected)
         scores = judgement.answer.scores
@@ -155,6 +141,28 @@ class RequestAnswerer:
             latency_ms=int(latency * 1000),
             usage=judgement.usage,
         )
+
+    def _failure(  # noqa: PLR0917 - one private call shape, used twice
+        self,
+        exc: Exception,
+        correlation_id: UUID,
+        operation: str,
+        kind: str,
+        resolved: _Resolved,
+        started: float,
+        suspected: bool,
+    ) -> dict[str, Any]:
+        """The error fields of a result (and its metrics) for a request that failed."""
+        latency = time.monotonic() - started
+        error = self._error_detail(exc, correlation_id, operation)
+        usage = _usage_from_details(error.details)
+        self._record(kind, resolved, error.code.value, latency, usage, suspected)
+        return {
+            "model": resolved.choice.model,
+            "error_detail": error,
+            "latency_ms": int(latency * 1000),
+            "usage": usage,
+        }
 
     def _judge(self, provider: LLMProviderName) -> Judge:
         judge = self._judges.get(provider)
