@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from common_core.runtime.blas_threads import limit_blas_threads
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
 from devstack.postgres import asyncpg_url, libpq_url, with_database
 
@@ -28,6 +29,9 @@ from devstack.postgres import asyncpg_url, libpq_url, with_database
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+# The service workers tests run in this process fit Bradley-Terry models as the service does.
+limit_blas_threads()
 
 
 def _use_testcontainers() -> bool:

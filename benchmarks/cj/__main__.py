@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from benchmarks.cj import bt_fit, pairing
 from benchmarks.cj.stack_benchmarks import callbacks_benchmark, monitor_benchmark
 from benchmarks.stack import RESULTS_DIR, bench_stack
+from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.logging import configure_logging
 
 
@@ -22,6 +23,7 @@ def main() -> int:
     # Service log lines (one per failed batch, say) go through structlog as in production, but
     # at WARNING so the figures are not interleaved with thousands of lines.
     configure_logging("benchmarks", "WARNING")
+    limit_blas_threads()  # as the service process does
     results["bt_fit"] = bt_fit.run()
     results["pairing"] = pairing.run()
     with bench_stack() as stack:

