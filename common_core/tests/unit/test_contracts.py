@@ -82,6 +82,17 @@ class TestMalformedInput:
         with pytest.raises(EnvelopeDecodeError, match=field):
             decode_envelope(json.dumps(document))
 
+    @pytest.mark.parametrize(
+        "field", ["event_id", "event_type", "event_timestamp", "correlation_id", "data"]
+    )
+    def test_decode_event_names_a_missing_envelope_field(self, field: str) -> None:
+        # The one-pass decoder would fill in event_id and event_timestamp from their defaults;
+        # a message without them must still be rejected as an invalid envelope.
+        document = self._good_request()
+        del document[field]
+        with pytest.raises(EnvelopeDecodeError, match=field):
+            decode_event(json.dumps(document).encode(), CJAssessmentRequestV1)
+
     def test_naive_timestamp_is_rejected(self) -> None:
         document = self._good_request()
         document["event_timestamp"] = "2026-01-01T12:00:00"
