@@ -30,6 +30,7 @@ from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
 from common_core.runtime.database import asyncpg_dsn, create_engine, create_session_factory
 from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner, decode_record
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
+from common_core.runtime.startup_heap import freeze_startup_heap
 from common_core.topics import Topic
 
 # 200 essays: 19,900 pairs, all planned at once, so one batch receives N = 19,900 callbacks (the
@@ -168,6 +169,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
                 if recorded >= total:
                     done.set()
 
+            freeze_startup_heap()  # as `run_service` does once the service has started
             runner = KafkaConsumerRunner(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 group_id=f"{CALLBACK_GROUP}.bench",

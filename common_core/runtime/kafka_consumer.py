@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import BaseModel
 
 from common_core.events.envelope import (
@@ -62,6 +62,15 @@ class RejectMessage(Exception):  # noqa: N818 - named for the decision, as in fa
         self.event = event
         self.reason = reason
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """A record that failed decoding: it is dead-lettered in its turn."""
+
+    record: ConsumerRecord[bytes, bytes]
+    code: str
+    reason: str
 
 
 BatchHandler = Callable[[Sequence[ConsumedEvent[Any]]], Awaitable[None]]
@@ -181,42 +190,85 @@ class KafkaConsumerRunner:
             loop.add_signal_handler(sig, self.stop)
 
     async def run(self) -> None:
-        """Consume until `stop()`; always leaves the group cleanly."""
+        """Consume until `stop()`; always leaves the group cleanly.
+
+        The next fetch is taken and decoded while the handler works on the previous one (its
+        time is mostly spent waiting on the database), so fetching and decoding cost no wall
+        time. Fetches are still handled one after another and offsets committed in order; when
+        a partition's handler fails, what was fetched for it meanwhile is dropped and the
+        partition is read again from the failed message.
+        """
         await self._consumer.start()
         self._running = True
+        in_hand: asyncio.Task[dict[TopicPartition, int]] | None = None
         try:
             while not self._stopping.is_set():
                 fetched = await self._consumer.getmany(
                     timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_size
                 )
-                for tp, records in fetched.items():
-                    if self._stopping.is_set():
-                        break
-                    await self._process_partition(tp, records)
+                decoded = {
+                    tp: [self._decode(record) for record in records]
+                    for tp, records in fetched.items()
+                }
+                if in_hand is not None:
+                    rewind = await in_hand
+                    in_hand = None
+                    # What was fetched meanwhile for a failed partition lies past the failure:
+                    # drop it and fetch again from the failed message.
+                    for tp, offset in rewind.items():
+                        decoded.pop(tp, None)
+                        # (A partition revoked meanwhile is read by its new owner instead.)
+                        with contextlib.suppress(IllegalStateError):
+                            self._consumer.seek(tp, offset)
+                if decoded and not self._stopping.is_set():
+                    in_hand = asyncio.create_task(self._process_fetch(decoded))
+            if in_hand is not None:
+                await in_hand  # stopping: finish the fetch in hand and commit its offsets
         finally:
+            if in_hand is not None and not in_hand.done():
+                in_hand.cancel()  # cancelled or failed: what it did not commit is redelivered
             self._running = False
             await self._consumer.stop()
 
-    async def _process_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
-        run: list[ConsumedEvent[Any]] = []
-        for record in records:
-            try:
-                event = decode_record(record, self._payloads[record.topic])
-            except (EnvelopeDecodeError, PayloadValidationError) as exc:
-                if run and not await self._handle_run(tp, run):
-                    return
-                run = []
-                await self._dead_letter(record, code=exc.code, reason=str(exc))
-                await self._commit(tp, record.offset + 1)
-                continue
-            run.append(event)
-        if run:
-            await self._handle_run(tp, run)
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent[Any] | _Undecodable:
+        try:
+            return decode_record(record, self._payloads[record.topic])
+        except (EnvelopeDecodeError, PayloadValidationError) as exc:
+            return _Undecodable(record, exc.code, str(exc))
 
-    async def _handle_run(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> bool:
-        """Handle contiguous decoded events; False when the partition must be retried."""
+    async def _process_fetch(
+        self, decoded: dict[TopicPartition, list[ConsumedEvent[Any] | _Undecodable]]
+    ) -> dict[TopicPartition, int]:
+        """Handle one fetch partition by partition; the offsets to redeliver from, by partition."""
+        rewind: dict[TopicPartition, int] = {}
+        for tp, items in decoded.items():
+            if self._stopping.is_set():
+                break
+            failed_at = await self._process_partition(tp, items)
+            if failed_at is not None:
+                rewind[tp] = failed_at
+        return rewind
+
+    async def _process_partition(
+        self, tp: TopicPartition, items: list[ConsumedEvent[Any] | _Undecodable]
+    ) -> int | None:
+        """Runs of decoded events go to the handler, undecodable records to the DLQ, in offset
+        order; the offset of the message that failed (to redeliver from), if one did."""
+        run: list[ConsumedEvent[Any]] = []
+        for item in items:
+            if isinstance(item, ConsumedEvent):
+                run.append(item)
+                continue
+            failed_at = await self._handle_run(tp, run) if run else None
+            if failed_at is not None:
+                return failed_at
+            run = []
+            await self._dead_letter(item.record, code=item.code, reason=item.reason)
+            await self._commit(tp, item.record.offset + 1)
+        return await self._handle_run(tp, run) if run else None
+
+    async def _handle_run(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> int | None:
+        """Handle contiguous decoded events; the offset to redeliver from if one failed."""
         try:
             await self._handler(run)
         except RejectMessage as rejection:
@@ -227,17 +279,20 @@ class KafkaConsumerRunner:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)
             await self._back_off(tp, run[0], exc)
-            return False
+            return run[0].offset
         self._failures.pop(tp, None)
         CONSUMER_MESSAGES.labels(topic=tp.topic, outcome="handled").inc(len(run))
         await self._commit(tp, run[-1].offset + 1)
-        return True
+        return None
 
-    async def _handle_one_by_one(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> bool:
+    async def _handle_one_by_one(
+        self, tp: TopicPartition, run: list[ConsumedEvent[Any]]
+    ) -> int | None:
         for event in run:
-            if not await self._handle_run(tp, [event]):
-                return False
-        return True
+            failed_at = await self._handle_run(tp, [event])
+            if failed_at is not None:
+                return failed_at
+        return None
 
     async def _back_off(
         self, tp: TopicPartition, event: ConsumedEvent[Any], exc: Exception
@@ -257,7 +312,6 @@ class KafkaConsumerRunner:
             attempt=failures,
             delay_seconds=delay,
         )
-        self._consumer.seek(tp, event.offset)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 

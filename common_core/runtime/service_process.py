@@ -11,6 +11,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from common_core.runtime.startup_heap import freeze_startup_heap
+
 log = structlog.get_logger(__name__)
 
 
@@ -53,6 +55,7 @@ async def run_service(
             shutdown.set()
 
     watchers = [asyncio.create_task(watch(t)) for t in tasks]
+    freeze_startup_heap()
     log.info("service_started", host=host, port=port, workers=len(tasks))
     await shutdown.wait()
     log.info("service_stopping")

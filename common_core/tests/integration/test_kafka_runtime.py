@@ -70,6 +70,22 @@ class Collector:
         self.seen.extend(events)
 
 
+class FailsOnRef(Collector):
+    """Fails every batch holding `ref`, the first `times` times it sees one."""
+
+    def __init__(self, ref: str, times: int) -> None:
+        super().__init__()
+        self.failures = 0
+        self._ref, self._times = ref, times
+
+    async def __call__(self, events: Sequence[ConsumedEvent[Any]]) -> None:
+        holds_ref = any(e.envelope.data.entity_ref == self._ref for e in events)
+        if holds_ref and self.failures < self._times:
+            self.failures += 1
+            raise RuntimeError("database unavailable")
+        await super().__call__(events)
+
+
 def _runner(
     bootstrap: str, topic: str, handler: Collector, producer: KafkaEventProducer, group: str
 ) -> KafkaConsumerRunner:
@@ -187,6 +203,31 @@ class TestRedelivery:
             await task
         assert recovering.calls == 2
         assert recovering.seen[0].envelope.event_id == envelope.event_id
+
+    async def test_failure_mid_stream_redelivers_from_the_failed_message_in_order(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        # The runner fetches and decodes the next messages while the handler works; when the
+        # handler fails, what was fetched meanwhile must be dropped and read again in order.
+        refs = [f"m{i:02d}" for i in range(40)]
+        for ref in refs[:20]:
+            await producer.publish(topic, _request_envelope(ref), key="k")
+        handler = FailsOnRef("m07", times=2)
+        group = f"g-{uuid4().hex}"
+        runner = _runner(kafka_bootstrap_servers, topic, handler, producer, group)
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: asyncio.sleep(0, handler.failures), until=lambda n: n >= 1)
+            for ref in refs[20:]:
+                await producer.publish(topic, _request_envelope(ref), key="k")
+            await eventually(lambda: _seen_count(handler), until=lambda n: n >= len(refs))
+            tp = TopicPartition(topic, 0)
+            await eventually(lambda: runner.consumer.committed(tp), until=lambda o: o == 40)
+        finally:
+            runner.stop()
+            await task
+        assert handler.failures == 2
+        assert [e.envelope.data.entity_ref for e in handler.seen] == refs
 
     async def test_committed_offset_survives_restart_so_nothing_is_handled_twice(
         self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
