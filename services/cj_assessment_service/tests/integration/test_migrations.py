@@ -1,0 +1,54 @@
+"""The CJ schema migrates up, down and up again on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cj_assessment_service.entrypoints.runtime import VERSIONS_DIR
+from common_core.runtime.database import create_engine
+from common_core.runtime.migrations import run_migrations
+
+pytestmark = pytest.mark.integration
+
+
+async def _pairs_layout(engine: AsyncEngine) -> tuple[set[str], list[str] | None]:
+    async with engine.connect() as connection:
+        indexes = set(
+            (
+                await connection.execute(
+                    text("SELECT indexname FROM pg_indexes WHERE tablename = 'cj_pairs'")
+                )
+            ).scalars()
+        )
+        options = await connection.scalar(
+            text("SELECT reloptions FROM pg_class WHERE relname = 'cj_pairs'")
+        )
+    return indexes, options
+
+
+async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await run_migrations(database_url, [VERSIONS_DIR])
+        indexes, options = await _pairs_layout(engine)
+        # Answers are heap-only updates: no index on the answer columns, room on each page.
+        assert "ix_cj_pairs_batch_status" not in indexes
+        assert {"uq_cj_pairs_request_id", "uq_cj_pairs_orientation"} <= indexes
+        assert options == ["fillfactor=50"]
+
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0001", downgrade=True)
+        indexes, options = await _pairs_layout(engine)
+        assert "ix_cj_pairs_batch_status" in indexes
+        assert options is None
+
+        await run_migrations(database_url, [VERSIONS_DIR], target="base", downgrade=True)
+        indexes, _ = await _pairs_layout(engine)
+        assert not indexes
+
+        await run_migrations(database_url, [VERSIONS_DIR])
+        await run_migrations(database_url, [VERSIONS_DIR])  # idempotent
+        assert (await _pairs_layout(engine))[1] == ["fillfactor=50"]
+    finally:
+        await engine.dispose()
