@@ -9,13 +9,14 @@ from typing import Any
 from cj_assessment_service.adapters.postgres_repository import PostgresBatchRepository
 from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.runtime import (
     ServiceRuntime,
     running_workers,
     service_runtime,
 )
 from common_core.events.envelope import EventEnvelope, decode_event
-from common_core.testing import read_topic
+from common_core.testing import eventually, read_topic
 from common_core.topics import Topic
 
 
@@ -39,6 +40,20 @@ async def newest_batch(runtime: ServiceRuntime, entity_ref: str) -> BatchRecord 
     """The newest batch of an upstream ref."""
     async with runtime.sessions() as session:
         return await PostgresBatchRepository(session).newest_batch(entity_ref)
+
+
+async def batch_in_state(
+    runtime: ServiceRuntime, entity_ref: str, state: BatchState, *, timeout: float = 60.0
+) -> BatchRecord:
+    """Wait until the newest batch of `entity_ref` is in `state`; that batch."""
+    batch = await eventually(
+        lambda: newest_batch(runtime, entity_ref),
+        until=lambda b: b is not None and b.state == state,
+        timeout=timeout,
+        what=f"batch {entity_ref} {state}",
+    )
+    assert batch is not None
+    return batch
 
 
 async def outcome_events(

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from cj_assessment_service.adapters.tables import cj_batches
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.tests.integration.harness import (
-    newest_batch,
+    batch_in_state,
     outcome_events,
     running_service,
     submit,
@@ -48,12 +48,7 @@ class TestFullLifecycle:
         ):
             request = request_envelope(settings, "bos-batch-42", essays(10))
             await submit(service, request)
-            batch = await eventually(
-                lambda: newest_batch(service, "bos-batch-42"),
-                until=lambda b: b is not None and b.state == BatchState.COMPLETED,
-                timeout=90,
-                what="batch completed",
-            )
+            batch = await batch_in_state(service, "bos-batch-42", BatchState.COMPLETED, timeout=90)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )
@@ -108,11 +103,7 @@ class TestRequestHandling:
                 OutgoingMessage(topic=request_topic, value=b"{not json", key="garbage")
             )
             await submit(service, request_envelope(settings, "after-garbage", essays(3)))
-            await eventually(
-                lambda: newest_batch(service, "after-garbage"),
-                until=lambda b: b is not None and b.state == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "after-garbage", BatchState.COMPLETED)
             failed = await outcome_events(
                 settings, CJAssessmentFailedV1, Topic.CJ_ASSESSMENT_FAILED, expected=3
             )
@@ -177,11 +168,7 @@ class TestWavesAndAnchors:
             await submit(
                 service, request_envelope(settings, "waves", essays(16), max_comparisons=70)
             )
-            batch = await eventually(
-                lambda: newest_batch(service, "waves"),
-                until=lambda b: b is not None and b.state == BatchState.COMPLETED,
-                timeout=90,
-            )
+            batch = await batch_in_state(service, "waves", BatchState.COMPLETED, timeout=90)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )

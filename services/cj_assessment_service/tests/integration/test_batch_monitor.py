@@ -8,6 +8,7 @@ from sqlalchemy import text
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.runtime import ServiceRuntime
 from cj_assessment_service.tests.integration.harness import (
+    batch_in_state,
     newest_batch,
     outcome_events,
     running_service,
@@ -41,11 +42,6 @@ async def _completed_count(service: ServiceRuntime, ref: str) -> int:
     return batch.completed if batch else -1
 
 
-async def _state(service: ServiceRuntime, ref: str) -> BatchState | None:
-    batch = await newest_batch(service, ref)
-    return batch.state if batch else None
-
-
 class TestStuckBatches:
     async def test_stuck_batch_above_the_recovery_threshold_is_scored_by_forced_recovery(
         self, database_url: str, kafka_bootstrap_servers: str
@@ -62,11 +58,7 @@ class TestStuckBatches:
             judging(settings, service.producer, _answer_first(39)),
         ):
             await submit(service, request_envelope(settings, "stuck-85", essays(10)))
-            await eventually(
-                lambda: _state(service, "stuck-85"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "stuck-85", BatchState.COMPLETED)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )
@@ -93,11 +85,7 @@ class TestStuckBatches:
             judging(settings, service.producer, _answer_first(20)),
         ):
             await submit(service, request_envelope(settings, "stuck-44", essays(10)))
-            await eventually(
-                lambda: _state(service, "stuck-44"),
-                until=lambda s: s == BatchState.FAILED,
-                timeout=60,
-            )
+            await batch_in_state(service, "stuck-44", BatchState.FAILED)
             failed = await outcome_events(
                 settings, CJAssessmentFailedV1, Topic.CJ_ASSESSMENT_FAILED, expected=1
             )
@@ -138,11 +126,7 @@ class TestStuckBatches:
                     ),
                     {"ref": "stuck-scoring"},
                 )
-            await eventually(
-                lambda: _state(service, "stuck-scoring"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=30,
-            )
+            await batch_in_state(service, "stuck-scoring", BatchState.COMPLETED, timeout=30)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )
@@ -166,11 +150,7 @@ class TestPartialScoring:
             judging(settings, service.producer, _answer_first(37)),
         ):
             await submit(service, request_envelope(settings, "partial", essays(10)))
-            await eventually(
-                lambda: _state(service, "partial"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "partial", BatchState.COMPLETED)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )

@@ -14,6 +14,7 @@ from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.runtime import ServiceRuntime
 from cj_assessment_service.tests.integration.harness import (
+    batch_in_state,
     newest_batch,
     outcome_events,
     running_service,
@@ -43,11 +44,6 @@ def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def _state(service: ServiceRuntime, entity_ref: str) -> BatchState | None:
-    batch = await newest_batch(service, entity_ref)
-    return batch.state if batch else None
-
-
 async def _snapshot(service: ServiceRuntime) -> list[tuple[object, ...]]:
     async with service.sessions() as session:
         batches = (await session.execute(select(cj_batches).order_by(cj_batches.c.id))).all()
@@ -62,11 +58,7 @@ class TestIdempotence:
         settings = make_settings(database_url, kafka_bootstrap_servers, unique_prefix())
         async with running_service(settings) as service, judging(settings, service.producer):
             await submit(service, request_envelope(settings, "orphan-ref", essays(3)))
-            await eventually(
-                lambda: _state(service, "orphan-ref"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "orphan-ref", BatchState.COMPLETED)
             before_rows = await _snapshot(service)
             before = _metric("huleedu_cj_orphan_callbacks_total")
             orphan = LLMComparisonResultV1(
@@ -111,11 +103,7 @@ class TestIdempotence:
             judging(settings, service.producer, copies=2) as judge,
         ):
             await submit(service, request_envelope(settings, "dup-callbacks", essays(6)))
-            await eventually(
-                lambda: _state(service, "dup-callbacks"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "dup-callbacks", BatchState.COMPLETED)
             batch = await newest_batch(service, "dup-callbacks")
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
@@ -164,9 +152,7 @@ class TestConcurrency:
                     for request in judge.requests[100:]
                 )
             )
-            await eventually(
-                lambda: _state(service, "concurrent"), until=lambda s: s == BatchState.COMPLETED
-            )
+            await batch_in_state(service, "concurrent", BatchState.COMPLETED, timeout=30)
             events = await outcome_events(
                 settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
             )
@@ -192,11 +178,7 @@ class TestErrors:
             judging(settings, service.producer, half_errors),
         ):
             await submit(service, request_envelope(settings, "half-errors", essays(10)))
-            await eventually(
-                lambda: _state(service, "half-errors"),
-                until=lambda s: s == BatchState.FAILED,
-                timeout=60,
-            )
+            await batch_in_state(service, "half-errors", BatchState.FAILED)
             failed = await outcome_events(
                 settings, CJAssessmentFailedV1, Topic.CJ_ASSESSMENT_FAILED, expected=1
             )
@@ -235,11 +217,7 @@ class TestErrors:
             judging(settings, service.producer, fail_first_attempt) as judge,
         ):
             await submit(service, request_envelope(settings, "retries", essays(5)))
-            await eventually(
-                lambda: _state(service, "retries"),
-                until=lambda s: s == BatchState.COMPLETED,
-                timeout=60,
-            )
+            await batch_in_state(service, "retries", BatchState.COMPLETED)
             batch = await newest_batch(service, "retries")
         assert batch is not None
         assert (batch.planned, batch.completed, batch.failed) == (10, 10, 0)
@@ -264,11 +242,7 @@ class TestErrors:
             ) as judge,
         ):
             await submit(service, request_envelope(settings, "always-fails", essays(3)))
-            await eventually(
-                lambda: _state(service, "always-fails"),
-                until=lambda s: s == BatchState.FAILED,
-                timeout=60,
-            )
+            await batch_in_state(service, "always-fails", BatchState.FAILED)
             batch = await newest_batch(service, "always-fails")
         assert batch is not None
         assert (batch.planned, batch.completed, batch.failed) == (3, 0, 3)
@@ -286,11 +260,7 @@ class TestUnreadableCallbacks:
             )
             async with judging(settings, service.producer):
                 await submit(service, request_envelope(settings, "after-bad-callback", essays(3)))
-                await eventually(
-                    lambda: _state(service, "after-bad-callback"),
-                    until=lambda s: s == BatchState.COMPLETED,
-                    timeout=60,
-                )
+                await batch_in_state(service, "after-bad-callback", BatchState.COMPLETED)
             dead = await read_topic(
                 kafka_bootstrap_servers, dlq_topic_name(settings.callback_topic), expected=1
             )

@@ -8,6 +8,7 @@ import pytest
 
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.tests.integration.harness import (
+    batch_in_state,
     newest_batch,
     outcome_events,
     running_service,
@@ -64,10 +65,7 @@ class TestBatchApi:
                 await eventually(lambda: _count(judge), until=lambda n: n == 6)
                 for item in judge.requests:
                     await judge.answer(item, verdict(item.data))
-                await eventually(
-                    lambda: newest_batch(service, "http-ref"),
-                    until=lambda b: b is not None and b.state == BatchState.COMPLETED,
-                )
+                await batch_in_state(service, "http-ref", BatchState.COMPLETED, timeout=30)
             status = await client.get(f"/api/v1/batches/{batch.id}")
             body = await status.get_json()
             found = await (await client.get("/api/v1/batches?entity_ref=http-ref")).get_json()
