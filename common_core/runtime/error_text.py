@@ -17,7 +17,7 @@ MAX_ERROR_CHARS = 300
 _SQLALCHEMY_TAIL = re.compile(r"\s*\[(SQL|parameters|Background on this error)[:\s].*", re.S)
 _PG_DETAIL = re.compile(r"\s*DETAIL:.*", re.S)
 _KEY_VALUES = re.compile(r"(Key \([^)]*\)=)\(.*?\)(?= |$)", re.S)
-_QUOTED = re.compile(r"\"[^\"]{40,}\"|'[^']{40,}'")
+_QUOTED = re.compile(r"\"[^\"]{40,}\"|(?<!class )'[^']{40,}'")
 
 
 def describe_error(exc: BaseException, *, max_chars: int = MAX_ERROR_CHARS) -> str:
