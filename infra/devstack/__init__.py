@@ -5,7 +5,13 @@ fixtures in the repo-root conftest.py all go through this package, so every mach
 same path. See /work/shared/LOCAL_STACK.md for the background.
 """
 
-from devstack.kafka import ClusterMetadata, fetch_cluster_metadata, start_kafka, wait_for_kafka
+from devstack.kafka import (
+    ClusterMetadata,
+    fetch_cluster_metadata,
+    restart_kafka,
+    start_kafka,
+    wait_for_kafka,
+)
 from devstack.postgres import RunningPostgres, create_databases, start_postgres
 from devstack.processes import RunningProcess, StackError, free_port
 
@@ -17,6 +23,7 @@ __all__ = [
     "create_databases",
     "fetch_cluster_metadata",
     "free_port",
+    "restart_kafka",
     "start_kafka",
     "start_postgres",
     "wait_for_kafka",

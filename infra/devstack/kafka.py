@@ -151,7 +151,8 @@ def start_kafka(
 ) -> RunningProcess:
     """Start a single-node KRaft broker on 127.0.0.1:port and wait until it serves metadata.
 
-    Storage under state_dir/kafka is formatted once and reused by later starts.
+    Storage under state_dir/kafka is formatted once and reused by later starts, and so is the
+    controller port of the previous start when none is given and it is free.
     """
     state_dir = state_dir.resolve()
     already = running_kafka(state_dir)
@@ -166,7 +167,8 @@ def start_kafka(
     log_path = home / "kafka.log"
     config = home / "server.properties"
     log4j = home / "log4j.properties"
-    config.write_text(_server_properties(port, controller_port or free_port(), data_dir))
+    controller_port = controller_port or _configured_controller_port(config) or free_port()
+    config.write_text(_server_properties(port, controller_port, data_dir))
     log4j.write_text(_LOG4J_PROPERTIES)
     jvm = [java, f"-Dlog4j.configuration={log4j.as_uri()}", f"-Dkafka.logs.dir={home}"]
     classpath = ["-cp", f"{libs}/*"]
@@ -201,6 +203,30 @@ def start_kafka(
             raise
         say(f"Kafka {kafka_version()} ready on {broker.address} (pid {broker.pid}) in {elapsed()}")
     return broker
+
+
+def _configured_port(config: Path, key: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in config.read_text().splitlines():
+            if line.startswith(f"{key}="):
+                return int(line.rsplit(":", 1)[-1])
+    return None
+
+
+def _configured_controller_port(config: Path) -> int | None:
+    port = _configured_port(config, "controller.quorum.voters")
+    return port if port is not None and not port_is_open("127.0.0.1", port) else None
+
+
+def restart_kafka(
+    state_dir: Path, *, timeout: float = READY_TIMEOUT, die_with_parent: bool = False
+) -> RunningProcess:
+    """Start the broker of state_dir again on its data dir and ports (after a kill or stop)."""
+    config = kafka_dir(state_dir.resolve()) / "server.properties"
+    port = _configured_port(config, "advertised.listeners")
+    if port is None:
+        raise StackError(f"no broker was started in {state_dir} (no port in {config})")
+    return start_kafka(state_dir, port, timeout=timeout, die_with_parent=die_with_parent)
 
 
 def running_kafka(state_dir: Path) -> RunningProcess | None:

@@ -17,8 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from devstack.processes import (
     StackError,
+    child_pids,
     ensure_port_free,
     failure,
+    kill_pids,
     pid_alive,
     port_is_open,
     read_pid_file,
@@ -27,6 +29,7 @@ from devstack.processes import (
     stop_pid,
     stopwatch,
     wait_until,
+    wait_until_reaped,
 )
 
 DEFAULT_PORT = 5432
@@ -157,6 +160,7 @@ class RunningPostgres:
     bin_dir: Path
     log_path: Path
     pid_file: Path | None = None
+    fast: bool = False
 
     @property
     def address(self) -> str:
@@ -187,6 +191,25 @@ class RunningPostgres:
             stop_pid(self.pid, timeout=10.0)
         if self.pid_file is not None:
             self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends, as in a crash (no checkpoint, no shutdown).
+
+        A server started with fast=True (synchronous_commit=off) may lose its last commits.
+        """
+        kill_pids([self.pid, *child_pids(self.pid)])
+        # Until its parent reaps it, the dead postmaster is a zombie whose PID still answers
+        # kill(pid, 0), and the next postmaster would refuse the lock files naming it.
+        wait_until_reaped(self.pid, timeout=10.0)
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+
+    def restart(self, timeout: float = READY_TIMEOUT) -> RunningPostgres:
+        """Start the server again on the same data dir, port and settings (after `kill`/`stop`).
+
+        PostgreSQL replays its WAL first when the previous run crashed.
+        """
+        return start_postgres(self.data_dir.parents[1], self.port, fast=self.fast, timeout=timeout)
 
 
 def _socket_dir(home: Path, port: int) -> Path:
@@ -261,7 +284,7 @@ def start_postgres(
             raise failure(str(error), log_path) from error
         pid_file = postgres_pid_file(state_dir)
         server = RunningPostgres(
-            _postmaster_pid(data_dir), port, data_dir, bin_dir, log_path, pid_file
+            _postmaster_pid(data_dir), port, data_dir, bin_dir, log_path, pid_file, fast
         )
         pid_file.write_text(f"{server.pid}\n")
         try:

@@ -170,6 +170,39 @@ def stop_pid(pid: int, timeout: float = 30.0) -> None:
         raise StackError(f"process {pid} survived SIGKILL")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The PIDs of a process's direct children (empty without procfs)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            children.append(int(stat.parent.name))
+    return children
+
+
+def kill_pids(pids: Sequence[int], timeout: float = 10.0) -> None:
+    """SIGKILL exactly these PIDs (a crash: no clean shutdown) and wait until they are gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        if not wait_for_exit(pid, timeout):
+            raise StackError(f"process {pid} survived SIGKILL")
+
+
+def wait_until_reaped(pid: int, timeout: float) -> bool:
+    """Wait until a dead process's entry is gone (a zombie's PID still answers kill(pid, 0))."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @dataclass(frozen=True)
 class RunningProcess:
     """A background process started (or found) by devstack, identified by its PID."""
@@ -188,6 +221,15 @@ class RunningProcess:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL after timeout) and remove its pid file."""
         stop_pid(self.pid, timeout)
+        if self.popen is not None:
+            with contextlib.suppress(ChildProcessError):
+                self.popen.wait(timeout=1.0)
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the process, as in a crash; its data stays as it was for a restart."""
+        kill_pids([self.pid])
         if self.popen is not None:
             with contextlib.suppress(ChildProcessError):
                 self.popen.wait(timeout=1.0)
