@@ -7,7 +7,11 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from common_core.limits import clean_json, clean_text
+
+MAX_ERROR_MESSAGE_CHARS = 2000
 
 
 class ErrorCode(StrEnum):
@@ -36,13 +40,26 @@ class ErrorDetail(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     code: ErrorCode
-    message: str = Field(min_length=1, max_length=2000)
+    message: str = Field(min_length=1, max_length=MAX_ERROR_MESSAGE_CHARS)
     correlation_id: UUID
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     service: str
     operation: str
     retryable: bool = False
     details: dict[str, Any] = Field(default_factory=dict)
+
+    # An error describes what went wrong, often quoting input it was given: it is made storable
+    # (NULs and lone surrogates replaced, cut to size) rather than rejected, so reporting a bad
+    # input can never fail in turn.
+    @field_validator("message", mode="before")
+    @classmethod
+    def _storable_message(cls, value: object) -> object:
+        return clean_text(value, MAX_ERROR_MESSAGE_CHARS) if isinstance(value, str) else value
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _storable_details(cls, value: object) -> object:
+        return clean_json(value) if isinstance(value, dict) else value
 
 
 class HuleEduError(Exception):

@@ -126,10 +126,10 @@ def clean_json(value: Any, max_text_chars: int = MAX_FEEDBACK_CHARS) -> Any:
     return value
 
 
-_NO_NUL = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
-
-
-_STORABLE = AfterValidator(_check_storable)
+# Annotations for a custom text field: `Annotated[str, Field(...), STORABLE, NO_NUL_SCHEMA]`.
+STORABLE = AfterValidator(_check_storable)
+NO_NUL_SCHEMA = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+_STORABLE, _NO_NUL = STORABLE, NO_NUL_SCHEMA
 
 # Text types PostgreSQL can store, each with its maximum length (checked first: it is cheap and
 # keeps a huge value from being scanned). Written out one by one so type checkers see them.
@@ -143,6 +143,9 @@ FeedbackText = Annotated[str, Field(max_length=MAX_FEEDBACK_CHARS), _STORABLE, _
 CodeText = Annotated[str, Field(max_length=MAX_CODE_CHARS), _STORABLE, _NO_NUL]
 # Short text of any kind: 0..MAX_ID_CHARS storable characters.
 ShortText = Annotated[str, Field(max_length=MAX_ID_CHARS), _STORABLE, _NO_NUL]
+
+# A Kafka topic name (Kafka's own rule: 1..249 of these characters).
+TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[a-zA-Z0-9._-]+$")]
 
 # Free JSON objects: storable strings and keys, at most MAX_METADATA_BYTES encoded.
 StorableJson = Annotated[dict[str, Any], _storable_json(MAX_METADATA_BYTES)]
@@ -161,6 +164,8 @@ __all__ = [
     "MAX_RUBRIC_CHARS",
     "MAX_RUBRIC_JSON_BYTES",
     "NO_NUL_PATTERN",
+    "NO_NUL_SCHEMA",
+    "STORABLE",
     "AnswerText",
     "CodeText",
     "EssayText",
@@ -171,6 +176,7 @@ __all__ = [
     "RubricText",
     "ShortText",
     "StorableJson",
+    "TopicName",
     "clean_json",
     "clean_text",
     "storable_json_problem",

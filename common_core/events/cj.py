@@ -1,18 +1,31 @@
 """Comparative-judgement payloads (SPEC §1.3).
 
-The request model checks structure only: an empty essay list, duplicate ids or empty texts are
-semantic errors the CJ service answers with a failed event, so they must still decode.
+The request model checks structure and the limits of common_core.limits (storable text, maximum
+sizes); a request that breaks them is answered with a failed event naming the field. An empty
+essay list, duplicate ids or empty texts are semantic errors the CJ service answers with a failed
+event too, after storing the request, so they must still decode.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from common_core.errors import ErrorDetail
 from common_core.events.llm import LLMConfig
+from common_core.limits import (
+    MAX_ANCHORS_PER_REQUEST,
+    MAX_ESSAYS_PER_REQUEST,
+    NO_NUL_SCHEMA,
+    STORABLE,
+    EssayText,
+    Identifier,
+    InstructionsText,
+    RubricText,
+    ShortText,
+)
 
 
 class _Contract(BaseModel):
@@ -22,14 +35,14 @@ class _Contract(BaseModel):
 class EssayToProcess(_Contract):
     """One essay of a CJ batch."""
 
-    essay_id: str = Field(min_length=1, max_length=200)
-    text_content: str
+    essay_id: Identifier
+    text_content: EssayText
 
 
 class AnchorEssay(EssayToProcess):
     """An essay with a known grade, used to project grades onto the scale."""
 
-    grade: str = Field(min_length=1, max_length=20)
+    grade: Annotated[str, Field(min_length=1, max_length=20), STORABLE, NO_NUL_SCHEMA]
 
 
 LLMConfigOverrides = LLMConfig
@@ -39,15 +52,15 @@ class CJAssessmentRequestV1(_Contract):
     """Upstream asks for a comparative-judgement ranking of a batch of essays."""
 
     event_name: Literal["cj_assessment.requested"] = "cj_assessment.requested"
-    entity_ref: str = Field(min_length=1, max_length=200)
-    essays_to_process: list[EssayToProcess]
-    language: str = Field(default="en", min_length=2, max_length=16)
-    course_code: str | None = None
-    essay_instructions: str = ""
-    judge_rubric: str | None = None
+    entity_ref: Identifier
+    essays_to_process: list[EssayToProcess] = Field(max_length=MAX_ESSAYS_PER_REQUEST)
+    language: Annotated[str, Field(min_length=2, max_length=16), STORABLE, NO_NUL_SCHEMA] = "en"
+    course_code: ShortText | None = None
+    essay_instructions: InstructionsText = ""
+    judge_rubric: RubricText | None = None
     llm_config_overrides: LLMConfigOverrides | None = None
     max_comparisons: int | None = Field(default=None, ge=1)
-    anchors: list[AnchorEssay] = Field(default_factory=list)
+    anchors: list[AnchorEssay] = Field(default_factory=list, max_length=MAX_ANCHORS_PER_REQUEST)
 
 
 class CJCompletionReason(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -19,10 +20,33 @@ class EnvelopeDecodeError(ValueError):
     code = "envelope_invalid"
 
 
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason a payload was rejected: the field's dotted path and why (never its value)."""
+
+    field: str
+    reason: str
+
+
 class PayloadValidationError(ValueError):
-    """The envelope is readable but its `data` does not match the payload model."""
+    """The envelope is readable but its `data` does not match the payload model.
+
+    It keeps the readable envelope (so a consumer can answer the sender: a failed event, an error
+    callback) and the rejected fields.
+    """
 
     code = "payload_invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        envelope: RawEnvelope | None = None,
+        fields: tuple[FieldError, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.envelope = envelope
+        self.fields = fields
 
 
 class EventEnvelope(BaseModel, Generic[PayloadT]):
@@ -77,7 +101,9 @@ class RawEnvelope(BaseModel):
             payload = model.model_validate(self.data)
         except ValidationError as exc:
             raise PayloadValidationError(
-                f"{model.__name__} payload invalid: {_summarise(exc)}"
+                f"{model.__name__} payload invalid: {_summarise(exc)}",
+                envelope=self,
+                fields=field_errors(exc),
             ) from exc
         return envelope_type(model)(
             event_id=self.event_id,
@@ -91,11 +117,16 @@ class RawEnvelope(BaseModel):
         )
 
 
+def field_errors(exc: ValidationError, limit: int = 20) -> tuple[FieldError, ...]:
+    """The fields a validation error names, with pydantic's reasons (the values left out)."""
+    return tuple(
+        FieldError(".".join(str(p) for p in error["loc"]) or "<root>", error["msg"])
+        for error in exc.errors(include_url=False, include_input=False)[:limit]
+    )
+
+
 def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False)[:5]:
-        location = ".".join(str(p) for p in error["loc"]) or "<root>"
-        parts.append(f"{location}: {error['msg']}")
+    parts = [f"{e.field}: {e.reason}" for e in field_errors(exc, limit=5)]
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common_core.errors import ErrorDetail
+from common_core.limits import (
+    AnswerText,
+    CodeText,
+    EssayText,
+    FeedbackText,
+    Identifier,
+    InstructionsText,
+    RubricJson,
+    RubricText,
+    ShortText,
+    StorableJson,
+    TopicName,
+)
 
 
 class _Contract(BaseModel):
@@ -27,7 +39,7 @@ class LLMConfig(_Contract):
     """Per-request model settings; None means the provider service's default."""
 
     provider: LLMProviderName | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=200)
+    model: Identifier | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32000)
 
@@ -42,8 +54,8 @@ class ComparisonWinner(StrEnum):
 class ComparisonEssay(_Contract):
     """An essay as shown to the judge."""
 
-    essay_id: str = Field(min_length=1)
-    text_content: str
+    essay_id: Identifier
+    text_content: EssayText
 
 
 class TokenUsage(_Contract):
@@ -59,22 +71,22 @@ class LLMComparisonRequestV1(_Contract):
     request_id: UUID
     essay_a: ComparisonEssay
     essay_b: ComparisonEssay
-    essay_instructions: str = ""
-    judge_rubric: str | None = None
-    language: str = "en"
+    essay_instructions: InstructionsText = ""
+    judge_rubric: RubricText | None = None
+    language: CodeText = "en"
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
-    callback_topic: str = Field(min_length=1)
-    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    callback_topic: TopicName
+    request_metadata: StorableJson = Field(default_factory=dict)
 
 
 class _ProviderAnswer(_Contract):
     request_id: UUID
-    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    request_metadata: StorableJson = Field(default_factory=dict)
     error_detail: ErrorDetail | None = None
-    provider: str
-    model: str
-    prompt_sha256: str | None = None
-    prompt_version: str | None = None
+    provider: ShortText
+    model: ShortText
+    prompt_sha256: ShortText | None = None
+    prompt_version: ShortText | None = None
     latency_ms: int = Field(default=0, ge=0)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     injection_suspected: bool = False
@@ -84,7 +96,7 @@ class LLMComparisonResultV1(_ProviderAnswer):
     """The judge's verdict on a pair, or an `error_detail`: exactly one of the two."""
 
     winner: ComparisonWinner | None = None
-    justification: str | None = None
+    justification: FeedbackText | None = None
     confidence: float | None = Field(default=None, ge=1, le=5)
 
     @model_validator(mode="after")
@@ -106,13 +118,13 @@ class LLMRubricRequestV1(_Contract):
     """Ask the provider to score one answer on a rubric."""
 
     request_id: UUID
-    answer_text: str
-    question_text: str = ""
-    rubric: dict[str, Any] = Field(default_factory=dict)
-    language: str = "en"
+    answer_text: AnswerText
+    question_text: InstructionsText = ""
+    rubric: RubricJson = Field(default_factory=dict)
+    language: CodeText = "en"
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
-    callback_topic: str = Field(min_length=1)
-    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    callback_topic: TopicName
+    request_metadata: StorableJson = Field(default_factory=dict)
 
 
 class RubricScores(_Contract):
@@ -129,7 +141,7 @@ class LLMRubricResultV1(_ProviderAnswer):
 
     scores: RubricScores | None = None
     overall: float | None = Field(default=None, ge=1, le=5)
-    feedback: str | None = None
+    feedback: FeedbackText | None = None
 
     @model_validator(mode="after")
     def _exactly_one_outcome(self) -> LLMRubricResultV1:

@@ -3,9 +3,17 @@
 Decisions per message, after faststream's ack / nack / reject split:
 - the handler returns normally: the offset is committed (after the handler's own DB commit);
 - the handler raises `RejectMessage`: the message goes to `<topic>.dlq`, the offset is committed;
-- the handler raises anything else: nothing is committed, the consumer seeks back and the message
-  is redelivered after a backoff;
+- the handler raises a transient infrastructure error (`failures.is_transient`: the database or
+  broker unreachable, a reset connection, a timeout): nothing is committed and the partition is
+  paused and read again from that message after a backoff, for as long as it takes; the other
+  partitions keep flowing meanwhile;
+- the handler raises anything else (this message's data makes it fail): the same, but at most
+  `max_attempts` times; then the message goes to `<topic>.dlq` and the partition moves on;
 - the bytes cannot be decoded or fail schema validation: dead-lettered, committed, carry on.
+
+Whenever a message is dead-lettered, the topic's `DeadLetterResponder` (if any) may answer the
+sender (a failed event, an error callback) so that nobody waits for ever on a message that will
+never be processed.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,21 +35,28 @@ from pydantic import BaseModel
 from common_core.events.envelope import (
     EnvelopeDecodeError,
     EventEnvelope,
+    FieldError,
     PayloadValidationError,
+    RawEnvelope,
     decode_event,
 )
+from common_core.runtime.error_text import describe_error
+from common_core.runtime.failures import is_transient
 from common_core.runtime.kafka_producer import (
     KafkaEventProducer,
     OutgoingMessage,
     envelope_message,
 )
-from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
+from common_core.runtime.metrics import CONSUMER_LAG, CONSUMER_MESSAGES, DEAD_LETTERED
 from common_core.topics import dlq_topic_name
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 log = structlog.get_logger(__name__)
 
 _MAX_ERROR_HEADER = 1000
+_LAG_REFRESH_SECONDS = 10.0
+
+HANDLER_FAILED = "handler_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,31 @@ class _Undecodable:
     record: ConsumerRecord[bytes, bytes]
     code: str
     reason: str
+    envelope: RawEnvelope | None = None
+    fields: tuple[FieldError, ...] = ()
 
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """What the runner knows about a message it gives up on, for a `DeadLetterResponder`.
+
+    `envelope` is the readable envelope (its `data` an untyped JSON object) when there is one;
+    `fields` the rejected fields when the payload failed validation.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    code: str
+    reason: str
+    attempts: int
+    envelope: RawEnvelope | None
+    fields: tuple[FieldError, ...] = ()
+
+
+DeadLetterResponder = Callable[[DeadLetter], Sequence[OutgoingMessage]]
+"""Builds the messages that tell a dead letter's sender what was wrong (may return none)."""
 
 BatchHandler = Callable[[Sequence[ConsumedEvent[Any]]], Awaitable[None]]
 
@@ -88,11 +128,19 @@ def decode_record(
 
 
 def dead_letter_headers(
-    *, topic: str, partition: int, offset: int, code: str, reason: str, group_id: str
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    code: str,
+    reason: str,
+    group_id: str,
+    attempts: int = 1,
 ) -> list[tuple[str, bytes]]:
     """The error headers every dead-lettered message carries."""
     return [
         ("x-dlq-error-code", code.encode()),
+        ("x-dlq-attempts", str(attempts).encode()),
         ("x-dlq-error-message", reason[:_MAX_ERROR_HEADER].encode("utf-8", errors="replace")),
         ("x-dlq-original-topic", topic.encode()),
         ("x-dlq-original-partition", str(partition).encode()),
@@ -103,7 +151,12 @@ def dead_letter_headers(
 
 
 def dead_letter_message(
-    record: ConsumerRecord[bytes, bytes], *, code: str, reason: str, group_id: str
+    record: ConsumerRecord[bytes, bytes],
+    *,
+    code: str,
+    reason: str,
+    group_id: str,
+    attempts: int = 1,
 ) -> OutgoingMessage:
     """The DLQ message for a record: the original bytes and key plus error headers."""
     headers = dead_letter_headers(
@@ -113,6 +166,7 @@ def dead_letter_message(
         code=code,
         reason=reason,
         group_id=group_id,
+        attempts=attempts,
     )
     headers.extend((k, v) for k, v in (record.headers or ()) if not k.startswith("x-dlq-"))
     key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
@@ -141,11 +195,15 @@ class KafkaConsumerRunner:
         max_batch_size: int = 200,
         fetch_timeout_ms: int = 200,
         retry_backoff_seconds: tuple[float, float] = (0.2, 5.0),
+        max_attempts: int = 5,
+        responders: Mapping[str, DeadLetterResponder] | None = None,
         group_instance_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         fetch_max_wait_ms: int = 500,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self._payloads = dict(payloads)
         self._handler = handler
         self._producer = producer
@@ -153,7 +211,15 @@ class KafkaConsumerRunner:
         self._max_batch_size = max_batch_size
         self._fetch_timeout_ms = fetch_timeout_ms
         self._backoff_min, self._backoff_max = retry_backoff_seconds
-        self._failures: dict[TopicPartition, int] = {}
+        self._max_attempts = max_attempts
+        self._responders = dict(responders or {})
+        # Per partition: the offset that keeps failing and how often it failed (its own data's
+        # failures count towards max_attempts; transient failures only lengthen the backoff).
+        self._attempts: dict[TopicPartition, tuple[int, int, int]] = {}
+        # Partitions paused after a failure, and when to read them again.
+        self._retry_at: dict[TopicPartition, float] = {}
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._lag_refreshed = 0.0
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             *self._payloads,
@@ -195,14 +261,15 @@ class KafkaConsumerRunner:
         The next fetch is taken and decoded while the handler works on the previous one (its
         time is mostly spent waiting on the database), so fetching and decoding cost no wall
         time. Fetches are still handled one after another and offsets committed in order; when
-        a partition's handler fails, what was fetched for it meanwhile is dropped and the
-        partition is read again from the failed message.
+        a partition's handler fails, what was fetched for it meanwhile is dropped, the partition
+        is paused for its backoff and then read again from the failed message.
         """
         await self._consumer.start()
         self._running = True
         in_hand: asyncio.Task[dict[TopicPartition, int]] | None = None
         try:
             while not self._stopping.is_set():
+                self._resume_due()
                 fetched = await self._consumer.getmany(
                     timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_size
                 )
@@ -214,14 +281,17 @@ class KafkaConsumerRunner:
                     rewind = await in_hand
                     in_hand = None
                     # What was fetched meanwhile for a failed partition lies past the failure:
-                    # drop it and fetch again from the failed message.
+                    # drop it, and read the partition again from the failed message once its
+                    # backoff is over.
                     for tp, offset in rewind.items():
                         decoded.pop(tp, None)
                         # (A partition revoked meanwhile is read by its new owner instead.)
                         with contextlib.suppress(IllegalStateError):
                             self._consumer.seek(tp, offset)
+                            self._consumer.pause(tp)
                 if decoded and not self._stopping.is_set():
                     in_hand = asyncio.create_task(self._process_fetch(decoded))
+                await self._refresh_lag()
             if in_hand is not None:
                 await in_hand  # stopping: finish the fetch in hand and commit its offsets
         finally:
@@ -230,10 +300,21 @@ class KafkaConsumerRunner:
             self._running = False
             await self._consumer.stop()
 
+    def _resume_due(self) -> None:
+        now = time.monotonic()
+        due = [tp for tp, at in self._retry_at.items() if at <= now]
+        for tp in due:
+            del self._retry_at[tp]
+            with contextlib.suppress(IllegalStateError):
+                if tp in self._consumer.assignment():
+                    self._consumer.resume(tp)
+
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent[Any] | _Undecodable:
         try:
             return decode_record(record, self._payloads[record.topic])
-        except (EnvelopeDecodeError, PayloadValidationError) as exc:
+        except PayloadValidationError as exc:
+            return _Undecodable(record, exc.code, str(exc), exc.envelope, exc.fields)
+        except EnvelopeDecodeError as exc:
             return _Undecodable(record, exc.code, str(exc))
 
     async def _process_fetch(
@@ -263,8 +344,26 @@ class KafkaConsumerRunner:
             if failed_at is not None:
                 return failed_at
             run = []
-            await self._dead_letter(item.record, code=item.code, reason=item.reason)
-            await self._commit(tp, item.record.offset + 1)
+            record = item.record
+            key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+            letter = DeadLetter(
+                record.topic,
+                record.partition,
+                record.offset,
+                key,
+                item.code,
+                item.reason,
+                1,
+                item.envelope,
+                item.fields,
+            )
+            await self._send_dead_letter(
+                letter,
+                dead_letter_message(
+                    record, code=item.code, reason=item.reason, group_id=self._group_id
+                ),
+            )
+            await self._commit(tp, record.offset + 1)
         return await self._handle_run(tp, run) if run else None
 
     async def _handle_run(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> int | None:
@@ -274,13 +373,18 @@ class KafkaConsumerRunner:
         except RejectMessage as rejection:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)
-            await self._dead_letter_event(rejection.event, rejection.code, rejection.reason)
+            await self._dead_letter_event(rejection.event, rejection.code, rejection.reason, 1)
         except Exception as exc:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)
-            await self._back_off(tp, run[0], exc)
-            return run[0].offset
-        self._failures.pop(tp, None)
+            event = run[0]
+            attempts = self._record_failure(tp, event, exc)
+            if attempts is not None and attempts >= self._max_attempts:
+                await self._dead_letter_event(event, HANDLER_FAILED, describe_error(exc), attempts)
+            else:
+                self._schedule_retry(tp, event, exc, attempts)
+                return event.offset
+        self._attempts.pop(tp, None)
         CONSUMER_MESSAGES.labels(topic=tp.topic, outcome="handled").inc(len(run))
         await self._commit(tp, run[-1].offset + 1)
         return None
@@ -294,13 +398,28 @@ class KafkaConsumerRunner:
                 return failed_at
         return None
 
-    async def _back_off(
+    def _record_failure(
         self, tp: TopicPartition, event: ConsumedEvent[Any], exc: Exception
+    ) -> int | None:
+        """Count a failure of `event`; its data-caused attempts so far, None if transient."""
+        offset, attempts, transient = self._attempts.get(tp, (event.offset, 0, 0))
+        if offset != event.offset:
+            attempts, transient = 0, 0
+        if is_transient(exc):
+            self._attempts[tp] = (event.offset, attempts, transient + 1)
+            return None
+        self._attempts[tp] = (event.offset, attempts + 1, transient)
+        return attempts + 1
+
+    def _schedule_retry(
+        self, tp: TopicPartition, event: ConsumedEvent[Any], exc: Exception, attempts: int | None
     ) -> None:
-        failures = self._failures.get(tp, 0) + 1
-        self._failures[tp] = failures
+        _, data_failures, transient_failures = self._attempts[tp]
+        failures = data_failures + transient_failures
         delay = min(self._backoff_max, self._backoff_min * 2 ** (failures - 1))
-        CONSUMER_MESSAGES.labels(topic=tp.topic, outcome="retried").inc()
+        self._retry_at[tp] = time.monotonic() + delay
+        outcome = "retried" if attempts is not None else "retried_transient"
+        CONSUMER_MESSAGES.labels(topic=tp.topic, outcome=outcome).inc()
         log.warning(
             "handler_failed_will_redeliver",
             topic=tp.topic,
@@ -308,14 +427,16 @@ class KafkaConsumerRunner:
             offset=event.offset,
             event_id=str(event.envelope.event_id),
             correlation_id=str(event.envelope.correlation_id),
-            error=f"{type(exc).__name__}: {exc}",
-            attempt=failures,
-            delay_seconds=delay,
+            error=describe_error(exc),
+            transient=attempts is None,
+            attempt=attempts if attempts is not None else transient_failures,
+            max_attempts=self._max_attempts if attempts is not None else None,
+            delay_seconds=round(delay, 3),
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
-    async def _dead_letter_event(self, event: ConsumedEvent[Any], code: str, reason: str) -> None:
+    async def _dead_letter_event(
+        self, event: ConsumedEvent[Any], code: str, reason: str, attempts: int
+    ) -> None:
         # The handler saw a decoded event; re-encode it so the DLQ holds a readable original.
         headers = dead_letter_headers(
             topic=event.topic,
@@ -324,34 +445,48 @@ class KafkaConsumerRunner:
             code=code,
             reason=reason,
             group_id=self._group_id,
+            attempts=attempts,
         )
         message = envelope_message(dlq_topic_name(event.topic), event.envelope, event.key)
-        await self._producer.send(
-            OutgoingMessage(message.topic, message.value, message.key, headers + message.headers)
+        letter = DeadLetter(
+            event.topic,
+            event.partition,
+            event.offset,
+            event.key,
+            code,
+            reason,
+            attempts,
+            _raw_envelope(event.envelope),
         )
-        DEAD_LETTERED.labels(topic=event.topic, code=code).inc()
-        log.warning(
-            "message_dead_lettered",
-            topic=event.topic,
-            offset=event.offset,
-            code=code,
-            reason=reason,
-            event_id=str(event.envelope.event_id),
+        await self._send_dead_letter(
+            letter,
+            OutgoingMessage(message.topic, message.value, message.key, headers + message.headers),
         )
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], *, code: str, reason: str
-    ) -> None:
-        await self._producer.send(
-            dead_letter_message(record, code=code, reason=reason, group_id=self._group_id)
-        )
-        DEAD_LETTERED.labels(topic=record.topic, code=code).inc()
+    async def _send_dead_letter(self, letter: DeadLetter, message: OutgoingMessage) -> None:
+        """Publish the dead letter and whatever its responder says to the sender (both acked
+        before the offset moves on, so a crash in between repeats them rather than losing them)."""
+        answers: Sequence[OutgoingMessage] = ()
+        responder = self._responders.get(letter.topic)
+        if responder is not None:
+            try:
+                answers = responder(letter)
+            except Exception as exc:  # a bug in a responder must not stall the partition
+                log.error(
+                    "dead_letter_responder_failed", topic=letter.topic, error=describe_error(exc)
+                )
+        await self._producer.send_many([message, *answers])
+        DEAD_LETTERED.labels(topic=letter.topic, reason=letter.code).inc()
         log.warning(
             "message_dead_lettered",
-            topic=record.topic,
-            offset=record.offset,
-            code=code,
-            reason=reason,
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            code=letter.code,
+            reason=letter.reason,
+            attempts=letter.attempts,
+            event_id=str(letter.envelope.event_id) if letter.envelope is not None else None,
+            answered=len(answers),
         )
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
@@ -364,5 +499,33 @@ class KafkaConsumerRunner:
                 topic=tp.topic,
                 partition=tp.partition,
                 offset=next_offset,
-                error=str(exc),
+                error=describe_error(exc),
             )
+            return
+        self._next_offsets[tp] = next_offset
+
+    async def _refresh_lag(self) -> None:
+        """Set the lag gauge (end offset minus what this member has committed) now and then."""
+        now = time.monotonic()
+        if now - self._lag_refreshed < _LAG_REFRESH_SECONDS:
+            return
+        self._lag_refreshed = now
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = await asyncio.wait_for(self._consumer.end_offsets(assigned), timeout=2.0)
+        except (KafkaError, TimeoutError, IllegalStateError):
+            return  # the broker is away; the gauge keeps its last value
+        for tp, end in ends.items():
+            position = self._next_offsets.get(tp)
+            if position is None:
+                continue
+            CONSUMER_LAG.labels(
+                group=self._group_id, topic=tp.topic, partition=str(tp.partition)
+            ).set(max(0, end - position))
+
+
+def _raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:
+    """A decoded envelope in the untyped form a responder reads."""
+    return RawEnvelope.model_validate(envelope.model_dump(mode="json"))

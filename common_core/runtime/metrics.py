@@ -17,13 +17,19 @@ from prometheus_client import (
 
 CONSUMER_MESSAGES = Counter(
     "huleedu_consumer_messages_total",
-    "Kafka messages handled by consumer runners, by topic and outcome (handled, retried).",
+    "Kafka messages handled by consumer runners, by topic and outcome "
+    "(handled, retried, retried_transient).",
     ["topic", "outcome"],
 )
 DEAD_LETTERED = Counter(
     "huleedu_dead_lettered_total",
-    "Messages sent to a dead-letter topic, by source topic and error code.",
-    ["topic", "code"],
+    "Messages sent to a dead-letter topic, by source topic and reason (the error code).",
+    ["topic", "reason"],
+)
+CONSUMER_LAG = Gauge(
+    "huleedu_consumer_lag_messages",
+    "Messages on a partition past what its consumer group member has committed.",
+    ["group", "topic", "partition"],
 )
 OUTBOX_PUBLISHED = Counter(
     "huleedu_outbox_published_total", "Outbox rows published to Kafka.", ["table"]

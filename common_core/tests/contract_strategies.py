@@ -34,31 +34,36 @@ from common_core.events import (
     TokenUsage,
 )
 
-ids = st.text(min_size=1, max_size=40)
-texts = st.text(max_size=200)
+# Text PostgreSQL can store (common_core.limits): no NUL, no lone surrogate.
+storable = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+ids = st.text(storable, min_size=1, max_size=40)
+texts = st.text(storable, max_size=200)
+topic_names = st.from_regex(r"\A[a-zA-Z0-9._-]{1,60}\Z")
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e6, max_value=1e6)
 non_negative = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 counts = st.integers(min_value=0, max_value=10_000)
 aware_datetimes = st.datetimes(timezones=st.just(UTC))
 metadata = st.dictionaries(
-    st.text(max_size=10), st.one_of(st.integers(), st.text(max_size=20)), max_size=3
+    st.text(storable, max_size=10),
+    st.one_of(st.integers(), st.text(storable, max_size=20)),
+    max_size=3,
 )
 
 llm_configs = st.builds(
     LLMConfig,
     provider=st.none() | st.sampled_from(LLMProviderName),
-    model=st.none() | st.text(min_size=1, max_size=30),
+    model=st.none() | st.text(storable, min_size=1, max_size=30),
     temperature=st.none() | st.floats(min_value=0, max_value=2),
     max_tokens=st.none() | st.integers(min_value=1, max_value=32000),
 )
 essays = st.builds(EssayToProcess, essay_id=ids, text_content=texts)
 anchors = st.builds(
-    AnchorEssay, essay_id=ids, text_content=texts, grade=st.text(min_size=1, max_size=5)
+    AnchorEssay, essay_id=ids, text_content=texts, grade=st.text(storable, min_size=1, max_size=5)
 )
 error_details = st.builds(
     ErrorDetail,
     code=st.sampled_from(ErrorCode),
-    message=st.text(min_size=1, max_size=100),
+    message=st.text(storable, min_size=1, max_size=100),
     timestamp=aware_datetimes,
     service=ids,
     operation=ids,
@@ -156,7 +161,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         essay_instructions=texts,
         judge_rubric=st.none() | texts,
         llm_config=llm_configs,
-        callback_topic=ids,
+        callback_topic=topic_names,
         request_metadata=metadata,
     ),
     LLMComparisonResultV1: st.one_of(
@@ -183,7 +188,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         question_text=texts,
         rubric=st.dictionaries(ids, texts, max_size=4),
         llm_config=llm_configs,
-        callback_topic=ids,
+        callback_topic=topic_names,
         request_metadata=metadata,
     ),
     LLMRubricResultV1: st.one_of(

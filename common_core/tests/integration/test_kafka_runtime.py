@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import uuid4
@@ -15,8 +16,15 @@ from common_core.events import (
     EssayToProcess,
     EventEnvelope,
 )
+from common_core.events.envelope import encode_envelope
 from common_core.runtime.kafka_admin import ensure_topics
-from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner, RejectMessage
+from common_core.runtime.kafka_consumer import (
+    ConsumedEvent,
+    DeadLetter,
+    DeadLetterResponder,
+    KafkaConsumerRunner,
+    RejectMessage,
+)
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.testing import eventually, read_topic
 from common_core.topics import dlq_topic_name
@@ -63,7 +71,7 @@ class Collector:
         self.calls += 1
         if self._fail_times > 0:
             self._fail_times -= 1
-            raise RuntimeError("database unavailable")
+            raise ConnectionRefusedError("database unavailable")
         for event in events:
             if event.envelope.data.entity_ref == self._reject_ref:
                 raise RejectMessage(event, "entity is poisoned", code="validation")
@@ -82,12 +90,49 @@ class FailsOnRef(Collector):
         holds_ref = any(e.envelope.data.entity_ref == self._ref for e in events)
         if holds_ref and self.failures < self._times:
             self.failures += 1
-            raise RuntimeError("database unavailable")
+            raise ConnectionRefusedError("database unavailable")
+        await super().__call__(events)
+
+
+class RaisesOnRef(Collector):
+    """Raises a data error (not a transient one) every time it sees `ref`."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.failures = 0
+        self._ref = ref
+
+    async def __call__(self, events: Sequence[ConsumedEvent[Any]]) -> None:
+        if any(e.envelope.data.entity_ref == self._ref for e in events):
+            self.failures += 1
+            raise ValueError("invalid byte sequence for encoding UTF8: 0x00")
+        await super().__call__(events)
+
+
+class TransientOnPartition(Collector):
+    """The database is away for one partition's messages only (as if its rows were locked)."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__()
+        self.failures = 0
+        self._partition = partition
+
+    async def __call__(self, events: Sequence[ConsumedEvent[Any]]) -> None:
+        if any(e.partition == self._partition for e in events):
+            self.failures += 1
+            raise ConnectionResetError("connection reset by peer")
         await super().__call__(events)
 
 
 def _runner(
-    bootstrap: str, topic: str, handler: Collector, producer: KafkaEventProducer, group: str
+    bootstrap: str,
+    topic: str,
+    handler: Collector,
+    producer: KafkaEventProducer,
+    group: str,
+    *,
+    max_attempts: int = 5,
+    responder: DeadLetterResponder | None = None,
 ) -> KafkaConsumerRunner:
     return KafkaConsumerRunner(
         bootstrap_servers=bootstrap,
@@ -97,7 +142,22 @@ def _runner(
         producer=producer,
         client_id="tests",
         retry_backoff_seconds=(0.05, 0.2),
+        max_attempts=max_attempts,
+        responders={topic: responder} if responder is not None else None,
     )
+
+
+class AnswersSender:
+    """A responder that records the dead letters it saw and answers each on `reply_topic`."""
+
+    def __init__(self, reply_topic: str) -> None:
+        self.letters: list[DeadLetter] = []
+        self._reply_topic = reply_topic
+
+    def __call__(self, letter: DeadLetter) -> list[OutgoingMessage]:
+        self.letters.append(letter)
+        ref = letter.envelope.data.get("entity_ref") if letter.envelope is not None else None
+        return [OutgoingMessage(self._reply_topic, f"failed:{ref}".encode(), key=letter.key)]
 
 
 async def _seen_count(handler: Collector) -> int:
@@ -169,6 +229,124 @@ class TestDeadLetters:
         dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=1)
         assert len(dead) == 1
         assert dict(dead[0].headers)["x-dlq-error-code"] == b"validation"
+
+
+class TestFailurePolicy:
+    async def test_a_message_that_keeps_failing_is_dead_lettered_after_max_attempts(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        for ref in ("before", "poison", "after"):
+            await producer.publish(topic, _request_envelope(ref), key="same-key")
+        reply_topic = f"{topic}.replies"
+        await ensure_topics(kafka_bootstrap_servers, [reply_topic], partitions=1)
+        handler = RaisesOnRef("poison")
+        responder = AnswersSender(reply_topic)
+        group = f"g-{uuid4().hex}"
+        runner = _runner(
+            kafka_bootstrap_servers,
+            topic,
+            handler,
+            producer,
+            group,
+            max_attempts=3,
+            responder=responder,
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 2)
+            tp = TopicPartition(topic, 0)
+            await eventually(lambda: runner.consumer.committed(tp), until=lambda o: o == 3)
+        finally:
+            runner.stop()
+            await task
+
+        assert [e.envelope.data.entity_ref for e in handler.seen] == ["before", "after"]
+        # Only its failures alone count (a batch holding it is split first): three, then the DLQ.
+        assert handler.failures >= 3
+        dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=1)
+        assert len(dead) == 1
+        headers = dict(dead[0].headers)
+        assert headers["x-dlq-error-code"] == b"handler_failed"
+        assert headers["x-dlq-attempts"] == b"3"
+        assert headers["x-dlq-original-topic"] == topic.encode()
+        assert headers["x-dlq-original-partition"] == b"0"
+        assert headers["x-dlq-original-offset"] == b"1"
+        assert b"ValueError" in headers["x-dlq-error-message"]
+        assert dead[0].key == b"same-key"
+        assert [
+            letter.envelope.data["entity_ref"] for letter in responder.letters if letter.envelope
+        ] == ["poison"]
+        replies = await read_topic(kafka_bootstrap_servers, reply_topic, expected=1)
+        assert [r.value for r in replies] == [b"failed:poison"]
+
+    async def test_an_invalid_payload_is_answered_by_the_responder_with_the_fields(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        bad = _request_envelope("nul-essay").model_dump(mode="json")
+        bad["data"]["essays_to_process"][0]["text_content"] = "An essay\u0000with a NUL."
+        await producer.send(OutgoingMessage(topic, json.dumps(bad).encode(), key="k"))
+        await producer.publish(topic, _request_envelope("valid"), key="k")
+        reply_topic = f"{topic}.replies"
+        await ensure_topics(kafka_bootstrap_servers, [reply_topic], partitions=1)
+        handler = Collector()
+        responder = AnswersSender(reply_topic)
+        runner = _runner(
+            kafka_bootstrap_servers,
+            topic,
+            handler,
+            producer,
+            f"g-{uuid4().hex}",
+            responder=responder,
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+        assert handler.seen[0].envelope.data.entity_ref == "valid"
+        (letter,) = responder.letters
+        assert letter.code == "payload_invalid"
+        assert [f.field for f in letter.fields] == ["essays_to_process.0.text_content"]
+        assert "NUL" in letter.fields[0].reason
+        dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=1)
+        assert dict(dead[0].headers)["x-dlq-error-code"] == b"payload_invalid"
+        assert b"NUL" in dict(dead[0].headers)["x-dlq-error-message"]
+
+    async def test_transient_failures_on_one_partition_do_not_hold_up_the_others(
+        self, kafka_bootstrap_servers: str, unique_topic: str, producer: KafkaEventProducer
+    ) -> None:
+        topic = unique_topic
+        await ensure_topics(kafka_bootstrap_servers, [topic, dlq_topic_name(topic)], partitions=2)
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap_servers)
+        await raw.start()
+        try:
+            for i in range(6):
+                envelope = _request_envelope(f"p{i % 2}-{i}")
+                await raw.send_and_wait(topic, encode_envelope(envelope), partition=i % 2)
+        finally:
+            await raw.stop()
+        handler = TransientOnPartition(partition=0)
+        runner = _runner(
+            kafka_bootstrap_servers, topic, handler, producer, f"g-{uuid4().hex}", max_attempts=2
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 3)
+            # Far more failures than max_attempts: transient ones are retried for as long as
+            # it takes and never dead-lettered.
+            await eventually(lambda: asyncio.sleep(0, handler.failures), until=lambda n: n >= 6)
+            assert await runner.consumer.committed(TopicPartition(topic, 0)) is None
+        finally:
+            runner.stop()
+            await task
+        assert sorted(e.envelope.data.entity_ref for e in handler.seen) == ["p1-1", "p1-3", "p1-5"]
+        assert (
+            await read_topic(
+                kafka_bootstrap_servers, dlq_topic_name(topic), expected=1, timeout=2.0
+            )
+            == []
+        )
 
 
 class TestRedelivery:

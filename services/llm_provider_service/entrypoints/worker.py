@@ -263,7 +263,7 @@ class RequestWorker:
         await self._publish_dead_letter(
             dead_letter_message(record, code=code, reason=reason, group_id=self._group_id)
         )
-        DEAD_LETTERED.labels(topic=record.topic, code=code).inc()
+        DEAD_LETTERED.labels(topic=record.topic, reason=code).inc()
         log.warning("message_dead_lettered", topic=record.topic, offset=record.offset, code=code)
 
     async def _publish_dead_letter(self, message: OutgoingMessage) -> None:
