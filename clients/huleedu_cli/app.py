@@ -24,6 +24,7 @@ from rich.progress import (
 from common_core.events import CJAssessmentCompletedV1, LLMProviderName
 from common_core.topics import DEFAULT_TOPIC_PREFIX
 from huleedu_cli.cj_batch import build_cj_request, new_entity_ref, run_cj_batch
+from huleedu_cli.dlq_commands import dlq_app
 from huleedu_cli.errors import EXIT_INTERRUPTED, CJBatchFailedError, ClientError, InputError
 from huleedu_cli.inputs import (
     IntendedPlacement,
@@ -38,12 +39,13 @@ from huleedu_cli.report import render_ranking, write_chart, write_ranking_csv, w
 from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClient
 
 app = typer.Typer(
-    help="HuleEdu upstream client: comparative-judgement batches over Kafka.",
+    help="HuleEdu upstream client: comparative-judgement batches over Kafka, dead letters.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 cj_app = typer.Typer(help="Comparative judgement (CJ) batches.", no_args_is_help=True)
 app.add_typer(cj_app, name="cj")
+app.add_typer(dlq_app, name="dlq")
 
 
 @app.callback()

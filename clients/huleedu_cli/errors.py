@@ -6,6 +6,7 @@ from common_core.errors import ErrorCode, HuleEduError
 from common_core.events import CJAssessmentFailedV1
 
 EXIT_BATCH_FAILED = 1
+EXIT_NOTHING_MATCHED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
@@ -28,6 +29,19 @@ class BrokerUnavailableError(ClientError):
 
     code = ErrorCode.PROVIDER_UNAVAILABLE
     retryable = True
+
+
+class TopicNotFoundError(ClientError):
+    """A topic named on the command line, or one a dead letter points to, is not on the broker."""
+
+    code = ErrorCode.VALIDATION
+
+
+class NoDeadLettersMatchedError(ClientError):
+    """`huleedu dlq replay` found no dead letter to republish."""
+
+    code = ErrorCode.VALIDATION
+    exit_code = EXIT_NOTHING_MATCHED
 
 
 class StatusUnavailableError(ClientError):

@@ -1,9 +1,12 @@
-"""Builders of CJ outcome payloads for the client's tests."""
+"""Builders of CJ outcome payloads and of dead letters for the client's tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from uuid import uuid4
+
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
 
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events import (
@@ -15,6 +18,70 @@ from common_core.events import (
     ResourceUsage,
     SystemMetadata,
 )
+from common_core.events.envelope import EventEnvelope
+from common_core.runtime.kafka_consumer import dead_letter_message
+from common_core.runtime.kafka_producer import OutgoingMessage, envelope_message
+
+MARKER_ESSAY_TEXT = "MARKER-ESSAY-7f3a: Phones in class distract every pupil who owns one."
+
+
+class EssayText(BaseModel):
+    """A stand-in payload that carries essay text, as the real request events do."""
+
+    essay_id: str
+    text_content: str
+
+
+def essay_envelope(text: str = MARKER_ESSAY_TEXT) -> EventEnvelope[EssayText]:
+    """An envelope whose payload holds an essay's text."""
+    return EventEnvelope[EssayText](
+        event_type="test.essay.v1",
+        source_service="huleedu_cli_tests",
+        correlation_id=uuid4(),
+        data=EssayText(essay_id="e1", text_content=text),
+    )
+
+
+def record_of(
+    message: OutgoingMessage, *, partition: int = 0, offset: int = 0
+) -> ConsumerRecord[bytes, bytes]:
+    """The record a consumer would read for `message` at `partition`/`offset`."""
+    key = message.key.encode() if message.key is not None else None
+    return ConsumerRecord(
+        topic=message.topic,
+        partition=partition,
+        offset=offset,
+        timestamp=int(datetime.now(UTC).timestamp() * 1000),
+        timestamp_type=0,
+        key=key,
+        value=message.value,
+        checksum=None,
+        serialized_key_size=len(key) if key is not None else -1,
+        serialized_value_size=len(message.value),
+        headers=list(message.headers),
+    )
+
+
+def dead_letter_of(
+    original: ConsumerRecord[bytes, bytes],
+    *,
+    code: str,
+    reason: str,
+    attempts: int | None = None,
+    group_id: str = "test-group",
+) -> OutgoingMessage:
+    """The consumer runner's dead letter for `original`; `attempts=None` leaves out the
+    `x-dlq-attempts` header, as on letters written before the runner counted attempts."""
+    letter = dead_letter_message(original, code=code, reason=reason, group_id=group_id)
+    headers = [(name, value) for name, value in letter.headers if name != "x-dlq-attempts"]
+    if attempts is not None:
+        headers.insert(1, ("x-dlq-attempts", str(attempts).encode()))
+    return OutgoingMessage(letter.topic, letter.value, letter.key, headers)
+
+
+def essay_message(topic: str, key: str | None, text: str = MARKER_ESSAY_TEXT) -> OutgoingMessage:
+    """An envelope with essay text, as a producer would publish it to `topic`."""
+    return envelope_message(topic, essay_envelope(text), key)
 
 
 def completed_event(
