@@ -29,7 +29,7 @@ from huleedu_cli.kafka_client import CLIENT_ID
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM_HEADER = "x-replayed-from"
-Headers = tuple[tuple[str, bytes], ...]
+RecordHeaders = tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class DeadLetter:
     consumer_group: str | None
     replayed_from: str | None
     value: bytes = field(repr=False)  # the original message: essay or answer text, never shown
-    headers: Headers = field(repr=False)
+    headers: RecordHeaders = field(repr=False)
 
     @property
     def size(self) -> int:
@@ -128,7 +128,7 @@ def resolve_topic(topic: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> tuple[str, 
 def dead_letter_from_record(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
     """Read a dead-letter record's headers, key and event id (the value is kept, not parsed
     beyond the envelope's `event_id`)."""
-    headers: Headers = tuple(record.headers or ())
+    headers: RecordHeaders = tuple(record.headers or ())
     found: dict[str, str] = {}
     for name, raw in headers:
         found.setdefault(name, raw.decode("utf-8", errors="replace"))
