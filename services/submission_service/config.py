@@ -13,6 +13,8 @@ from common_core.runtime.settings import ServiceSettings
 
 SERVICE_NAME = "submission_service"
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 - documented dev default
+# base64url of b"dev-only-insecure-webhook-key-00": used only while JWT_SECRET is the dev default.
+DEV_WEBHOOK_SECRET_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtd2ViaG9vay1rZXktMDA="  # noqa: S105
 DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent / "content"
 
 
@@ -43,6 +45,8 @@ class Settings(ServiceSettings):
     webhook_backoff_base_seconds: float = Field(default=2.0, gt=0)
     webhook_backoff_max_seconds: float = Field(default=300.0, gt=0)
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Comma-separated Fernet keys: the first encrypts, every one decrypts (key rotation).
+    webhook_secret_keys: SecretStr | None = None
 
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     consumer_max_batch_size: int = Field(default=100, ge=1)
@@ -60,3 +64,24 @@ class Settings(ServiceSettings):
     def uses_dev_jwt_secret(self) -> bool:
         """True when JWT_SECRET was left at the insecure development default."""
         return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+    @property
+    def uses_dev_webhook_secret_key(self) -> bool:
+        """True when webhook secrets are encrypted with the published development key."""
+        return self.webhook_secret_keys is None and self.uses_dev_jwt_secret
+
+    def webhook_secret_key_ring(self) -> list[str]:
+        """The Fernet keys of WEBHOOK_SECRET_KEYS, newest first.
+
+        Unset, the development key is used while JWT_SECRET is also the development default
+        (a development setup); a deployment that sets JWT_SECRET must set WEBHOOK_SECRET_KEYS
+        too, or the service refuses to start (ValueError)."""
+        if self.webhook_secret_keys is None:
+            if not self.uses_dev_jwt_secret:
+                raise ValueError(
+                    "WEBHOOK_SECRET_KEYS must be set when JWT_SECRET is set "
+                    "(comma-separated Fernet keys; see the submission service's README)"
+                )
+            return [DEV_WEBHOOK_SECRET_KEY]
+        raw = self.webhook_secret_keys.get_secret_value()
+        return [key.strip() for key in raw.split(",") if key.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import structlog
 from dishka import (
     AnyOf,
     AsyncContainer,
@@ -23,6 +23,7 @@ from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.adapters.postgres import PostgresDeliveryQueue, PostgresUnitOfWork
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
+from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.assessments import AssessmentStore, DefinitionCatalog
 from submission_service.application.responses import QuestionCatalog, ResponseStore
 from submission_service.application.scoring import RubricPolicy, ScoringStore
@@ -34,6 +35,8 @@ from submission_service.application.webhooks import (
     WebhookStore,
 )
 from submission_service.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 class SubmissionProvider(Provider):
@@ -95,21 +98,29 @@ class SubmissionProvider(Provider):
     resolver = provide(SystemResolver, scope=Scope.APP, provides=HostResolver)
 
     @provide(scope=Scope.APP)
-    async def http_client(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        """The HTTP client webhooks are delivered with (no redirects)."""
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-        yield client
-        await client.aclose()
+    async def sender(self, settings: Settings) -> AsyncIterator[WebhookSender]:
+        """Webhook sender over httpx (pinned addresses, no redirects)."""
+        sender = HttpxWebhookSender(timeout_seconds=settings.webhook_timeout_seconds)
+        yield sender
+        await sender.aclose()
 
     @provide(scope=Scope.APP)
-    def sender(self, client: httpx.AsyncClient) -> WebhookSender:
-        """Webhook sender over httpx."""
-        return HttpxWebhookSender(client)
+    def secret_box(self, settings: Settings) -> WebhookSecretBox:
+        """Encryption of stored webhook secrets; without keys it raises: the service stops."""
+        box = WebhookSecretBox(settings.webhook_secret_key_ring())
+        if settings.uses_dev_webhook_secret_key:
+            log.warning(
+                "insecure_dev_webhook_secret_key",
+                message="webhook secrets use the development key; set WEBHOOK_SECRET_KEYS",
+            )
+        return box
 
     @provide(scope=Scope.APP)
-    def delivery_queue(self, sessions: async_sessionmaker[AsyncSession]) -> DeliveryQueue:
+    def delivery_queue(
+        self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
+    ) -> DeliveryQueue:
         """The webhook delivery queue."""
-        return PostgresDeliveryQueue(sessions)
+        return PostgresDeliveryQueue(sessions, secret_box)
 
     @provide(scope=Scope.REQUEST)
     async def session(
@@ -121,12 +132,18 @@ class SubmissionProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     def unit_of_work(
-        self, session: AsyncSession, settings: Settings
+        self, session: AsyncSession, settings: Settings, secret_box: WebhookSecretBox
     ) -> AnyOf[PostgresUnitOfWork, ScoringStore, ResponseStore, AssessmentStore, WebhookStore]:
         """The stores over the request's session."""
-        return PostgresUnitOfWork(session, topic_prefix=settings.topic_prefix)
+        return PostgresUnitOfWork(
+            session, topic_prefix=settings.topic_prefix, secret_box=secret_box
+        )
 
 
-def build_container(settings: Settings) -> AsyncContainer:
-    """The service's container (Quart request objects included)."""
-    return make_async_container(SubmissionProvider(), QuartProvider(), context={Settings: settings})
+def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
+    """The service's container (Quart request objects included).
+
+    `overrides` replace bindings of the service's provider (tests: a DNS resolver stand-in)."""
+    return make_async_container(
+        SubmissionProvider(), QuartProvider(), *overrides, context={Settings: settings}
+    )

@@ -16,7 +16,7 @@ from common_core.events.envelope import decode_event
 from common_core.testing import eventually, read_topic
 from common_core.testing.service_process import running_service
 from common_core.topics import Topic, topic_name
-from submission_service.testing.harness import TEST_JWT_SECRET
+from submission_service.testing.harness import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,7 +39,12 @@ async def test_completed_answer_is_scored_by_the_llm_provider_service(
         "TOPIC_PARTITIONS": "1",
         "LOG_LEVEL": "WARNING",
     }
-    submission_env = {**common, "DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET}
+    submission_env = {
+        **common,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
+    }
     llm_env = {**common, "LLM_DEFAULT_PROVIDER": "heuristic"}
     headers = {"X-Anonymous-Token": str(uuid.uuid4())}
 

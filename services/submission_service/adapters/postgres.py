@@ -28,6 +28,7 @@ from submission_service.adapters.tables import (
     webhook_delivery_attempts,
     webhooks,
 )
+from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.assessments import JobView, StoredReply
 from submission_service.domain.assessments import (
     JobStatus,
@@ -103,9 +104,12 @@ def _job(row: Row[Any]) -> ScoringJob:
 class PostgresUnitOfWork:
     """Every store Protocol of the application layer over one AsyncSession (one transaction)."""
 
-    def __init__(self, session: AsyncSession, *, topic_prefix: str) -> None:
+    def __init__(
+        self, session: AsyncSession, *, topic_prefix: str, secret_box: WebhookSecretBox
+    ) -> None:
         self._session = session
         self._topic_prefix = topic_prefix
+        self._secret_box = secret_box
 
     async def commit(self) -> None:
         """Commit the transaction."""
@@ -581,10 +585,13 @@ class PostgresUnitOfWork:
     async def insert_webhook(
         self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
     ) -> None:
-        """Store a webhook."""
+        """Store a webhook; its secret only as ciphertext."""
         await self._session.execute(
             webhooks.insert().values(
-                id=webhook_id, assessment_id=assessment_id, url=url, secret=secret
+                id=webhook_id,
+                assessment_id=assessment_id,
+                url=url,
+                secret_ciphertext=self._secret_box.encrypt(secret),
             )
         )
 
@@ -647,7 +654,7 @@ class PostgresUnitOfWork:
             by_delivery.setdefault(a.delivery_id, []).append(
                 DeliveryAttempt(a.attempt, a.attempted_at, a.succeeded, a.http_status, a.error)
             )
-        secrets = {h.id: h.secret for h in hooks}
+        secrets = {h.id: self._secret_box.decrypt(h.secret_ciphertext) for h in hooks}
         urls = {h.id: h.url for h in hooks}
         by_hook: dict[UUID, list[WebhookDelivery]] = {}
         for d in deliveries:
@@ -673,15 +680,18 @@ class PostgresUnitOfWork:
 class PostgresDeliveryQueue:
     """The webhook delivery queue; each call is its own short transaction."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
+    ) -> None:
         self._sessions = sessions
+        self._secret_box = secret_box
 
     async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
         """Due pending deliveries, pushed `lease_seconds` into the future while in hand."""
         async with self._sessions.begin() as session:
             rows = (
                 await session.execute(
-                    select(webhook_deliveries, webhooks.c.url, webhooks.c.secret)
+                    select(webhook_deliveries, webhooks.c.url, webhooks.c.secret_ciphertext)
                     .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
                     .where(
                         webhook_deliveries.c.status == "pending",
@@ -703,7 +713,7 @@ class PostgresDeliveryQueue:
                 id=r.id,
                 webhook_id=r.webhook_id,
                 url=r.url,
-                secret=r.secret,
+                secret=self._secret_box.decrypt(r.secret_ciphertext),
                 event=r.event,
                 payload=r.payload,
                 status=r.status,

@@ -158,8 +158,12 @@ webhooks = Table(
         nullable=False,
     ),
     Column("url", Text, nullable=False),
-    Column("secret", Text, nullable=False),
+    # A Fernet token (adapters/webhook_secrets.py), never the secret itself (migration sub0002).
+    Column("secret_ciphertext", Text, nullable=False),
     _now(),
+    CheckConstraint(
+        "left(secret_ciphertext, 2) = 'gA'", name="ck_webhooks_secret_ciphertext_is_fernet"
+    ),
 )
 
 webhook_deliveries = Table(

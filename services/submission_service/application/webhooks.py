@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import structlog
 
+from common_core.runtime.error_text import describe_error
 from submission_service.application.assessments import AssessmentStore
 from submission_service.application.scoring import completion_payload
 from submission_service.domain.errors import (
@@ -25,14 +25,18 @@ from submission_service.domain.identity import Identity
 from submission_service.domain.records import WebhookDelivery
 from submission_service.domain.webhooks import (
     SIGNATURE_HEADER,
+    WebhookTarget,
     backoff_seconds,
     first_refusal,
     host_is_allowlisted,
     signature_header,
+    split_webhook_url,
 )
 from submission_service.metrics import WEBHOOK_DELIVERY_ATTEMPTS
 
 log = structlog.get_logger(__name__)
+
+NOT_DECRYPTABLE = "the webhook's signing secret does not decrypt with WEBHOOK_SECRET_KEYS"
 
 
 class HostResolver(Protocol):
@@ -44,10 +48,14 @@ class HostResolver(Protocol):
 
 
 class WebhookSender(Protocol):
-    """POSTs a body to a URL and reports the HTTP status."""
+    """POSTs a body to a resolved target and reports the HTTP status."""
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """The response status code; raises OSError-like errors on transport failure."""
+    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
+        """The response status code; raises on transport failure.
+
+        Connects only to `target.addresses` (never resolves the host again), sends the URL's
+        own Host header and, for https, its host name as TLS server name (SNI and certificate
+        check), and follows no redirect."""
         ...
 
 
@@ -97,26 +105,16 @@ class WebhookPolicy:
     timeout_seconds: float
 
 
-async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[str]) -> None:
-    """Refuse URLs that are not http(s) or resolve to internal addresses (unless allowlisted)."""
+async def resolve_target(
+    url: str, *, resolver: HostResolver, allowlist: Sequence[str]
+) -> WebhookTarget:
+    """Resolve the URL's host once and check every address it has (allowlisted hosts pass).
+
+    Refuses URLs that are not http(s) and hosts that do not resolve or have any internal
+    address. The returned addresses are the only ones a delivery may connect to."""
+    location = split_webhook_url(url)
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidInputError(
-            "url is not a valid URL", reason="invalid_url", field="url"
-        ) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(
-            "url must be an absolute http(s) URL", reason="invalid_url", field="url"
-        )
-    if parts.username or parts.password:
-        raise InvalidInputError("url must not carry credentials", reason="invalid_url", field="url")
-    host = parts.hostname
-    if host_is_allowlisted(host, allowlist):
-        return
-    try:
-        addresses = await resolver.resolve(host, port or (443 if parts.scheme == "https" else 80))
+        addresses = await resolver.resolve(location.host, location.port)
     except OSError as exc:
         raise WebhookTargetRefusedError(
             "the webhook host does not resolve", reason="webhook_host_unresolvable", field="url"
@@ -125,7 +123,7 @@ async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[
         raise WebhookTargetRefusedError(
             "the webhook host does not resolve", reason="webhook_host_unresolvable", field="url"
         )
-    refused = first_refusal(addresses)
+    refused = None if host_is_allowlisted(location.host, allowlist) else first_refusal(addresses)
     if refused is not None:
         address, why = refused
         raise WebhookTargetRefusedError(
@@ -133,6 +131,12 @@ async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[
             field="url",
             details={"address": address, "reason": why},
         )
+    return WebhookTarget(location, tuple(addresses))
+
+
+async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[str]) -> None:
+    """Refuse URLs that are not http(s) or resolve to internal addresses (unless allowlisted)."""
+    await resolve_target(url, resolver=resolver, allowlist=allowlist)
 
 
 async def register_webhook(
@@ -185,30 +189,7 @@ async def _attempt(
     policy: WebhookPolicy,
     delivery: WebhookDelivery,
 ) -> None:
-    body = json.dumps(
-        {**delivery.payload, "delivery_id": str(delivery.id)}, separators=(",", ":")
-    ).encode()
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature_header(delivery.secret, int(time.time()), body),
-        "X-HuleEdu-Event": delivery.event,
-        "X-HuleEdu-Delivery": str(delivery.id),
-    }
-    status: int | None = None
-    error: str | None = None
-    refused = False
-    try:
-        # Checked again at delivery time: DNS may have changed since registration.
-        await check_target(delivery.url, resolver=resolver, allowlist=policy.allowlist)
-    except (WebhookTargetRefusedError, InvalidInputError) as exc:
-        error, refused = f"refused: {exc.message}", True
-    if not refused:
-        try:
-            status = await sender.post(delivery.url, body, headers)
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+    status, error, refused = await _send(sender, resolver, policy, delivery)
     succeeded = error is None
     attempt_no = delivery.attempt_count + 1
     give_up = not succeeded and attempt_no >= policy.max_attempts
@@ -237,3 +218,35 @@ async def _attempt(
         outcome=outcome,
         http_status=status,
     )
+
+
+async def _send(
+    sender: WebhookSender,
+    resolver: HostResolver,
+    policy: WebhookPolicy,
+    delivery: WebhookDelivery,
+) -> tuple[int | None, str | None, bool]:
+    """One signed POST of the delivery: (HTTP status, error, refused before sending)."""
+    if delivery.secret is None:
+        log.error("webhook_secret_undecryptable", webhook_id=str(delivery.webhook_id))
+        return None, f"refused: {NOT_DECRYPTABLE}", True
+    try:
+        # Resolved and checked at every attempt (DNS may have changed since registration); the
+        # sender connects to exactly these checked addresses, never to a later DNS answer.
+        target = await resolve_target(delivery.url, resolver=resolver, allowlist=policy.allowlist)
+    except (WebhookTargetRefusedError, InvalidInputError) as exc:
+        return None, f"refused: {exc.message}", True
+    body = json.dumps(
+        {**delivery.payload, "delivery_id": str(delivery.id)}, separators=(",", ":")
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature_header(delivery.secret, int(time.time()), body),
+        "X-HuleEdu-Event": delivery.event,
+        "X-HuleEdu-Delivery": str(delivery.id),
+    }
+    try:
+        status = await sender.post(target, body, headers)
+    except Exception as exc:
+        return None, describe_error(exc, max_chars=500), False
+    return status, None if 200 <= status < 300 else f"HTTP {status}", False

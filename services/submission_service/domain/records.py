@@ -85,7 +85,7 @@ class WebhookDelivery:
     id: UUID
     webhook_id: UUID
     url: str
-    secret: str
+    secret: str | None  # None: the stored secret does not decrypt with the configured keys
     event: str
     payload: dict[str, Any]
     status: str

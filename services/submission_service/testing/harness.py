@@ -26,6 +26,8 @@ from submission_service.entrypoints.runtime import (
 )
 
 TEST_JWT_SECRET = "integration-test-secret-0123456789abcdef"  # noqa: S105 - test-only key
+# base64url of b"integration-test-webhook-key-001": the Fernet key of stored webhook secrets.
+TEST_WEBHOOK_SECRET_KEY = "aW50ZWdyYXRpb24tdGVzdC13ZWJob29rLWtleS0wMDE="  # noqa: S105
 
 
 def settings_for_tests(database_url: str, bootstrap: str, **overrides: Any) -> Settings:
@@ -36,6 +38,7 @@ def settings_for_tests(database_url: str, bootstrap: str, **overrides: Any) -> S
         "topic_prefix": f"t{uuid.uuid4().hex[:12]}",
         "topic_partitions": 1,
         "jwt_secret": TEST_JWT_SECRET,
+        "webhook_secret_keys": TEST_WEBHOOK_SECRET_KEY,
         "webhook_allowlist": ["localhost"],
         "webhook_backoff_base_seconds": 0.2,
         "webhook_backoff_max_seconds": 1.0,

@@ -23,7 +23,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from devstack import free_port
-from submission_service.testing.harness import TEST_JWT_SECRET, user_token
+from submission_service.testing.harness import (
+    TEST_JWT_SECRET,
+    TEST_WEBHOOK_SECRET_KEY,
+    user_token,
+)
 from submission_service.testing.process import service_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,6 +49,7 @@ def service_url(database_url: str, kafka_bootstrap_servers: str) -> Iterator[str
         "TOPIC_PREFIX": f"st{uuid.uuid4().hex[:12]}",
         "TOPIC_PARTITIONS": "1",
         "JWT_SECRET": TEST_JWT_SECRET,
+        "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
         "LOG_LEVEL": "WARNING",
     }
     with service_process("submission_service", env, free_port()) as url:

@@ -9,13 +9,15 @@ from uuid import UUID, uuid4
 import pytest
 
 from submission_service.application.webhooks import (
+    NOT_DECRYPTABLE,
     WebhookPolicy,
     check_target,
     deliver_due,
+    resolve_target,
 )
 from submission_service.domain.errors import InvalidInputError, WebhookTargetRefusedError
 from submission_service.domain.records import WebhookDelivery
-from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
+from submission_service.domain.webhooks import SIGNATURE_HEADER, WebhookTarget, verify_signature
 
 
 class FakeResolver:
@@ -29,12 +31,25 @@ class FakeResolver:
 
 
 @dataclass
+class RebindingResolver:
+    """A name whose DNS answers change: each lookup gets the next answer (the last repeats)."""
+
+    answers: list[list[str]]
+    lookups: int = 0
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        answer = self.answers[min(self.lookups, len(self.answers) - 1)]
+        self.lookups += 1
+        return answer
+
+
+@dataclass
 class FakeSender:
     statuses: list[int]
-    sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    sent: list[tuple[WebhookTarget, bytes, dict[str, str]]] = field(default_factory=list)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        self.sent.append((url, body, headers))
+    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
+        self.sent.append((target, body, headers))
         return self.statuses.pop(0)
 
 
@@ -96,12 +111,14 @@ RESOLVER = FakeResolver(
 )
 
 
-def _delivery(url: str = "https://example.org/hook") -> WebhookDelivery:
+def _delivery(
+    url: str = "https://example.org/hook", secret: str | None = "secret"
+) -> WebhookDelivery:
     return WebhookDelivery(
         id=uuid4(),
         webhook_id=uuid4(),
         url=url,
-        secret="secret",
+        secret=secret,
         event="assessment.completed",
         payload={"event": "assessment.completed"},
         status="pending",
@@ -127,6 +144,28 @@ class TestCheckTarget:
         with pytest.raises(InvalidInputError):
             await check_target(url, resolver=RESOLVER, allowlist=())
 
+    async def test_the_target_holds_every_checked_address_of_one_lookup(self) -> None:
+        resolver = RebindingResolver([["93.184.215.14", "2606:4700::6810:85e5"], ["127.0.0.1"]])
+
+        target = await resolve_target(
+            "https://Example.org:8443/h?x=1", resolver=resolver, allowlist=()
+        )
+
+        assert target.addresses == ("93.184.215.14", "2606:4700::6810:85e5")
+        assert (target.url.host, target.url.port, target.url.target) == (
+            "example.org",
+            8443,
+            "/h?x=1",
+        )
+        assert resolver.lookups == 1
+
+    async def test_an_allowlisted_host_is_pinned_to_its_internal_address(self) -> None:
+        target = await resolve_target(
+            "http://hooks.internal/x", resolver=RESOLVER, allowlist=POLICY.allowlist
+        )
+
+        assert target.addresses == ("10.0.0.5",)
+
 
 class TestDeliverDue:
     async def test_success_is_signed_and_recorded(self) -> None:
@@ -136,8 +175,10 @@ class TestDeliverDue:
         await deliver_due(queue, sender, RESOLVER, POLICY)
 
         assert queue.state[delivery.id] == "delivered"
-        _, body, headers = sender.sent[0]
+        target, body, headers = sender.sent[0]
         assert verify_signature("secret", headers[SIGNATURE_HEADER], body)
+        assert target.addresses == ("93.184.215.14",)
+        assert target.url.host_header == "example.org"
 
     async def test_failures_are_retried_with_backoff_then_given_up(self) -> None:
         delivery = _delivery()
@@ -162,3 +203,41 @@ class TestDeliverDue:
         assert status is None
         assert error is not None
         assert error.startswith("refused")
+
+    async def test_a_name_rebound_to_loopback_after_registration_is_never_sent_to(self) -> None:
+        delivery = _delivery("https://rebind.example/hook")
+        resolver = RebindingResolver([["93.184.215.14"], ["127.0.0.1"]])
+        queue, sender = FakeQueue([delivery]), FakeSender([200])
+        await check_target(delivery.url, resolver=resolver, allowlist=())  # registration
+
+        await deliver_due(queue, sender, resolver, POLICY)
+
+        assert sender.sent == []
+        [(succeeded, status, error)] = queue.attempts[delivery.id]
+        assert (succeeded, status) == (False, None)
+        assert error == "refused: the webhook URL resolves to a refused address (loopback)"
+
+    async def test_the_sender_gets_the_answer_that_was_checked_and_nothing_resolves_again(
+        self,
+    ) -> None:
+        delivery = _delivery("https://rebind.example/hook")
+        resolver = RebindingResolver([["93.184.215.14"], ["127.0.0.1"]])
+        queue, sender = FakeQueue([delivery]), FakeSender([200])
+
+        await deliver_due(queue, sender, resolver, POLICY)
+
+        [(target, _, _)] = sender.sent
+        assert target.addresses == ("93.184.215.14",)
+        assert resolver.lookups == 1
+        assert queue.state[delivery.id] == "delivered"
+
+    async def test_a_secret_that_does_not_decrypt_is_refused_without_sending(self) -> None:
+        delivery = _delivery(secret=None)
+        queue, sender = FakeQueue([delivery]), FakeSender([200])
+
+        await deliver_due(queue, sender, RESOLVER, POLICY)
+
+        assert sender.sent == []
+        [(succeeded, _, error)] = queue.attempts[delivery.id]
+        assert not succeeded
+        assert error == f"refused: {NOT_DECRYPTABLE}"

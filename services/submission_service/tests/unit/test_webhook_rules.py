@@ -6,11 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from submission_service.domain.errors import InvalidInputError
 from submission_service.domain.webhooks import (
+    WebhookUrl,
     backoff_seconds,
     host_is_allowlisted,
     refusal_reason,
     signature_header,
+    split_webhook_url,
     verify_signature,
 )
 
@@ -31,13 +34,24 @@ class TestRefusalReason:
             ("0.0.0.0", "unspecified"),
             ("240.0.0.1", "reserved"),
             ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "metadata"),
+            ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+            ("2002:a00:1::1", "private"),  # 6to4 of 10.0.0.1
+            ("64:ff9b::a9fe:a9fe", "metadata"),  # NAT64 of 169.254.169.254
+            ("64:ff9b::c0a8:101", "private"),  # NAT64 of 192.168.1.1
+            ("fd00:ec2::254", "metadata"),
+            ("fc00::1", "private"),
+            ("ff02::1", "multicast"),
+            ("::", "unspecified"),
             ("100.64.0.1", "not_global"),
         ],
     )
     def test_internal_addresses_are_refused(self, address: str, reason: str) -> None:
         assert refusal_reason(address) == reason
 
-    @pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::6810:85e5"])
+    @pytest.mark.parametrize(
+        "address", ["93.184.215.14", "2606:4700::6810:85e5", "64:ff9b::5db8:d70e"]
+    )
     def test_public_addresses_pass(self, address: str) -> None:
         assert refusal_reason(address) is None
 
@@ -71,3 +85,49 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_allowlist_is_an_exact_case_insensitive_host_match() -> None:
     assert host_is_allowlisted("LocalHost.", ["localhost"])
     assert not host_is_allowlisted("evil-localhost", ["localhost"])
+
+
+class TestWebhookUrl:
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("https://example.org/hook", WebhookUrl("https", "example.org", 443, "/hook")),
+            ("http://Example.ORG", WebhookUrl("http", "example.org", 80, "/")),
+            (
+                "https://example.org:8443/a?b=1#frag",
+                WebhookUrl("https", "example.org", 8443, "/a?b=1"),
+            ),
+            ("http://[2606:4700::1]:81/x", WebhookUrl("http", "2606:4700::1", 81, "/x")),
+            ("https://bücher.example/", WebhookUrl("https", "xn--bcher-kva.example", 443, "/")),
+        ],
+    )
+    def test_urls_are_taken_apart(self, url: str, expected: WebhookUrl) -> None:
+        assert split_webhook_url(url) == expected
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "ftp://example.org/",
+            "example.org",
+            "http://:80/",
+            "http://user:pw@example.org/",
+            "http://example.org:0/",
+            "http://example.org:99999/",
+            "http://exa mple.org/",
+            "http://a..b/",
+        ],
+    )
+    def test_other_urls_are_invalid(self, url: str) -> None:
+        with pytest.raises(InvalidInputError):
+            split_webhook_url(url)
+
+    def test_the_host_header_keeps_the_name_and_a_non_default_port(self) -> None:
+        assert WebhookUrl("https", "example.org", 443, "/").host_header == "example.org"
+        assert WebhookUrl("http", "example.org", 8080, "/").host_header == "example.org:8080"
+        assert WebhookUrl("http", "2606:4700::1", 80, "/").host_header == "[2606:4700::1]"
+
+    def test_the_connected_url_has_the_address_in_place_of_the_name(self) -> None:
+        url = WebhookUrl("https", "example.org", 443, "/hook?x=1")
+
+        assert url.at("93.184.215.14") == "https://93.184.215.14:443/hook?x=1"
+        assert url.at("2606:4700::1") == "https://[2606:4700::1]:443/hook?x=1"
