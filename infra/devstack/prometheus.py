@@ -1,4 +1,8 @@
-"""A real Prometheus server (Debian's package) scraping the services, for the scrape test."""
+"""A real Prometheus server (Debian's package) scraping the services, for the scrape test.
+
+It loads the alerting rules that ship with the stack (infra/prometheus/alerts.yml); the same
+package's promtool checks and unit-tests them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import os
 import shutil
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devstack.processes import (
@@ -21,6 +25,7 @@ from devstack.processes import (
 )
 
 READY_TIMEOUT = 60.0
+ALERT_RULES = Path(__file__).resolve().parents[1] / "prometheus" / "alerts.yml"
 
 
 def find_prometheus() -> str | None:
@@ -52,10 +57,38 @@ def provision_prometheus() -> str:
     return binary
 
 
-def scrape_config(targets: Mapping[str, str], interval_ms: int = 1000) -> str:
-    """A prometheus.yml scraping each job's host:port (JSON is valid YAML)."""
+def find_promtool() -> str | None:
+    """The promtool binary on PATH, if any (Debian ships it in the prometheus package)."""
+    return shutil.which("promtool")
+
+
+def provision_promtool() -> str:
+    """Return the promtool binary, provisioning the prometheus package that carries it."""
+    binary = find_promtool()
+    if binary is not None:
+        return binary
+    provision_prometheus()
+    binary = find_promtool()
+    if binary is None:
+        raise StackError(
+            "prometheus is installed but promtool is not on PATH: "
+            "install Debian's prometheus package, which ships both"
+        )
+    return binary
+
+
+def scrape_config(
+    targets: Mapping[str, str], interval_ms: int = 1000, rule_files: Sequence[Path] = ()
+) -> str:
+    """A prometheus.yml (JSON is valid YAML) scraping each job's host:port, rules as often."""
+    interval = f"{interval_ms}ms"
     config = {
-        "global": {"scrape_interval": f"{interval_ms}ms", "scrape_timeout": f"{interval_ms}ms"},
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "evaluation_interval": interval,
+        },
+        "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [address]}]}
             for job, address in targets.items()
@@ -73,15 +106,23 @@ def _ready(port: int) -> bool:
 
 
 def start_prometheus(
-    state_dir: Path, port: int, targets: Mapping[str, str], *, die_with_parent: bool = True
+    state_dir: Path,
+    port: int,
+    targets: Mapping[str, str],
+    *,
+    rule_files: Sequence[Path] = (ALERT_RULES,),
+    die_with_parent: bool = True,
 ) -> RunningProcess:
-    """Start Prometheus on 127.0.0.1:port scraping `targets` ({job: host:port}) every second."""
+    """Start Prometheus on 127.0.0.1:port scraping `targets` ({job: host:port}) every second.
+
+    It evaluates `rule_files` as often: by default the alerting rules that ship with the stack.
+    """
     binary = provision_prometheus()
     ensure_port_free(port, "Prometheus", "PROMETHEUS_PORT")
     home = state_dir.resolve() / "prometheus"
     (home / "data").mkdir(parents=True, exist_ok=True)
     config = home / "prometheus.yml"
-    config.write_text(scrape_config(targets))
+    config.write_text(scrape_config(targets, rule_files=[path.resolve() for path in rule_files]))
     log_path = home / "prometheus.log"
     command = [
         binary,
