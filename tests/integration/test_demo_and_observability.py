@@ -1,4 +1,5 @@
-"""The demo's steps on the real stack, and a real Prometheus scraping all three services.
+"""The demo's steps on the real stack, and a real Prometheus scraping all three services
+and evaluating the stack's alerting rules (infra/prometheus/alerts.yml).
 
 The three services run as `python -m <service>` processes on the test broker and PostgreSQL
 (each with its own database and a topic prefix of its own), with the heuristic judge.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +28,7 @@ from common_core.testing import eventually
 from common_core.testing.service_process import ServiceProcess, free_tcp_port, start_service
 from devstack.postgres import with_database
 from devstack.processes import RunningProcess
-from devstack.prometheus import start_prometheus
+from devstack.prometheus import ALERT_RULES, start_prometheus
 from huleedu_cli.cj_batch import build_cj_request, run_cj_batch
 from huleedu_cli.demo import SAMPLES, score_one_answer
 from huleedu_cli.demo import run_cj_batch as demo_cj_step
@@ -163,6 +165,20 @@ async def _targets(prometheus: str) -> dict[str, str]:
     return {t["labels"]["job"]: t["health"] for t in reply["data"]["activeTargets"]}
 
 
+async def _rule_groups(prometheus: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        reply = (await client.get(f"{prometheus}/api/v1/rules")).json()
+    groups: list[dict[str, Any]] = reply["data"]["groups"]
+    return groups
+
+
+def _evaluated_with_services_up(groups: list[dict[str, Any]]) -> bool:
+    """Every rule evaluated at least once, and ServiceDown neither pending nor firing."""
+    rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    evaluated = bool(rules) and all(rule["health"] != "unknown" for rule in rules.values())
+    return evaluated and rules.get("ServiceDown", {}).get("state") == "inactive"
+
+
 async def _series(prometheus: str, metric: str, job: str) -> list[Any]:
     async with httpx.AsyncClient(timeout=5.0) as client:
         reply = await client.get(
@@ -203,3 +219,32 @@ class TestPrometheusScrape:
                     what=f"{metric} scraped from {job}",
                 )
                 assert series, f"{metric} missing for {job}"
+
+    async def test_the_stack_alerting_rules_are_loaded_and_evaluate_cleanly(
+        self, prometheus: str
+    ) -> None:
+        await eventually(
+            lambda: _targets(prometheus),
+            until=lambda t: len(t) == 3 and set(t.values()) == {"up"},
+            timeout=30,
+            what="all three targets up",
+        )
+        groups = await eventually(
+            lambda: _rule_groups(prometheus),
+            until=_evaluated_with_services_up,
+            timeout=30,
+            what="every alerting rule evaluated, ServiceDown inactive",
+        )
+
+        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+        assert {group["file"] for group in groups} == {str(ALERT_RULES)}
+        assert set(rules) == set(re.findall(r"- alert: (\w+)", ALERT_RULES.read_text()))
+        for name, rule in rules.items():
+            assert (rule["type"], rule["health"], rule.get("lastError", "")) == (
+                "alerting",
+                "ok",
+                "",
+            ), name
+            assert rule["labels"]["severity"] in {"critical", "warning"}, name
+            assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
+        assert rules["ServiceDown"]["alerts"] == []
