@@ -35,6 +35,10 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     instance_id: str | None = None
+    # Times a consumer hands a message to its handler when the handler fails because of the
+    # message's data (not an outage: those are retried for as long as it takes) before the
+    # message goes to `<topic>.dlq`.
+    consumer_max_attempts: int = Field(default=5, ge=1)
 
     @field_validator("topic_prefix")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Literal
 
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -35,7 +36,8 @@ from common_core.events import (
 )
 
 # Text PostgreSQL can store (common_core.limits): no NUL, no lone surrogate.
-storable = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+storable = st.characters(exclude_characters="\x00", exclude_categories=_SURROGATES)
 ids = st.text(storable, min_size=1, max_size=40)
 texts = st.text(storable, max_size=200)
 topic_names = st.from_regex(r"\A[a-zA-Z0-9._-]{1,60}\Z")

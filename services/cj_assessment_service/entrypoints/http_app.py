@@ -19,6 +19,7 @@ from cj_assessment_service.application.errors import (
 )
 from cj_assessment_service.application.ports import BatchRecord, BatchRepository
 from cj_assessment_service.domain.batch import BatchState
+from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import (
     ReadinessCheck,
     error_body,
@@ -110,6 +111,11 @@ def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck
         entity_ref = request.args.get("entity_ref", "").strip()
         if not entity_ref:
             raise InvalidParameter("entity_ref", "the entity_ref query parameter is required")
+        if len(entity_ref) > MAX_ID_CHARS:
+            raise InvalidParameter("entity_ref", f"longer than {MAX_ID_CHARS} characters")
+        problem = storable_text_problem(entity_ref)
+        if problem is not None:
+            raise InvalidParameter("entity_ref", problem)
         batch = await repo.newest_batch(entity_ref)
         if batch is None:
             raise BatchNotFound(f"no batch for entity_ref {entity_ref!r}")

@@ -6,10 +6,19 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from common_core.events.llm import ComparisonWinner
+from common_core.limits import clean_text
 from llm_provider_service.domain.errors import MalformedAnswerError
+
+_MAX_ANSWER_TEXT = 4000
+
+
+def _storable(value: object) -> object:
+    """A model's free text made storable (a NUL or lone surrogate replaced, never rejected: the
+    verdict is still good)."""
+    return clean_text(value, _MAX_ANSWER_TEXT) if isinstance(value, str) else value
 
 
 class ComparisonAnswer(BaseModel):
@@ -18,8 +27,10 @@ class ComparisonAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     winner: ComparisonWinner
-    justification: str = Field(min_length=1, max_length=4000)
+    justification: str = Field(min_length=1, max_length=_MAX_ANSWER_TEXT)
     confidence: int = Field(ge=1, le=5)
+
+    _clean_justification = field_validator("justification", mode="before")(_storable)
 
 
 class RubricDimensionScores(BaseModel):
@@ -40,7 +51,9 @@ class RubricAnswer(BaseModel):
 
     scores: RubricDimensionScores
     overall: float = Field(ge=1, le=5)
-    feedback: str = Field(min_length=1, max_length=4000)
+    feedback: str = Field(min_length=1, max_length=_MAX_ANSWER_TEXT)
+
+    _clean_feedback = field_validator("feedback", mode="before")(_storable)
 
 
 _LEVEL = {"type": "integer", "enum": [1, 2, 3, 4, 5]}

@@ -15,6 +15,7 @@ import os
 import random
 import time
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -24,15 +25,23 @@ from aiokafka.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from common_core.events.envelope import EnvelopeDecodeError, EventEnvelope, PayloadValidationError
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events.envelope import (
+    EnvelopeDecodeError,
+    EventEnvelope,
+    PayloadValidationError,
+    RawEnvelope,
+)
 from common_core.events.llm import (
     LLMComparisonRequestV1,
     LLMComparisonResultV1,
     LLMRubricRequestV1,
     LLMRubricResultV1,
 )
+from common_core.limits import MAX_METADATA_BYTES, TopicName, storable_json_problem
+from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_consumer import ConsumedEvent, dead_letter_message, decode_record
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
 from common_core.runtime.logging import bound_log_context
@@ -181,7 +190,24 @@ class RequestWorker:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
             event = decode_record(record, self._payloads[record.topic])
-        except (EnvelopeDecodeError, PayloadValidationError) as exc:
+        except PayloadValidationError as exc:
+            # Tell the sender which field was wrong (an error callback), then park the bytes.
+            answer = (
+                rejection_callback(
+                    exc.envelope,
+                    self._payloads[record.topic],
+                    ErrorCode.VALIDATION,
+                    "request rejected: "
+                    + "; ".join(f"{f.field}: {f.reason}" for f in exc.fields[:5]),
+                    fields=[{"field": f.field, "reason": f.reason} for f in exc.fields],
+                    key=_record_key(record),
+                )
+                if exc.envelope is not None
+                else None
+            )
+            await self._dead_letter(record, code=exc.code, reason=str(exc), answer=answer)
+            return
+        except EnvelopeDecodeError as exc:
             await self._dead_letter(record, code=exc.code, reason=str(exc))
             return
         envelope = event.envelope
@@ -193,18 +219,31 @@ class RequestWorker:
             try:
                 callback, kind = await self._answer(event)
             except Exception as exc:
-                # A bug, not a provider failure (those become error callbacks): park the request
-                # in the DLQ instead of crash-looping on it.
-                log.error("request_unanswerable", error_type=type(exc).__name__, exc_info=exc)
-                await self._dead_letter(record, code="internal", reason=type(exc).__name__)
+                # A bug, not a provider failure (those become error callbacks): answer the sender
+                # with an internal error and park the request in the DLQ instead of crash-looping
+                # on it.
+                log.error("request_unanswerable", error=describe_error(exc), exc_info=exc)
+                answer = rejection_callback(
+                    _raw(envelope),
+                    self._payloads[record.topic],
+                    ErrorCode.INTERNAL,
+                    f"the request could not be answered: unexpected {type(exc).__name__}",
+                    fields=[],
+                    key=_record_key(record),
+                )
+                await self._dead_letter(
+                    record, code="internal", reason=type(exc).__name__, answer=answer
+                )
                 return
             try:
                 await self._publish(callback)
             except CallbackUndeliverable:
                 raise
             except Exception as exc:
-                log.warning("callback_rejected_by_broker", error=f"{type(exc).__name__}: {exc}")
-                await self._dead_letter(record, code="callback_undeliverable", reason=str(exc))
+                log.warning("callback_rejected_by_broker", error=describe_error(exc))
+                await self._dead_letter(
+                    record, code="callback_undeliverable", reason=describe_error(exc)
+                )
                 return
             CALLBACKS_PUBLISHED.labels(kind=kind).inc()
             CONSUMER_MESSAGES.labels(topic=record.topic, outcome="handled").inc()
@@ -258,13 +297,35 @@ class RequestWorker:
         raise CallbackUndeliverable(f"could not publish to {message.topic}")
 
     async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], *, code: str, reason: str
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        *,
+        code: str,
+        reason: str,
+        answer: OutgoingMessage | None = None,
     ) -> None:
+        """Park the record in `<topic>.dlq`; first publish `answer` (an error callback) when the
+        sender can be told, so nobody waits for ever on it."""
+        if answer is not None:
+            try:
+                await self._publish(answer)
+            except CallbackUndeliverable:
+                raise
+            except Exception as exc:  # e.g. the callback topic does not exist
+                log.warning("error_callback_rejected_by_broker", error=describe_error(exc))
+            else:
+                CALLBACKS_PUBLISHED.labels(kind="rejection").inc()
         await self._publish_dead_letter(
             dead_letter_message(record, code=code, reason=reason, group_id=self._group_id)
         )
         DEAD_LETTERED.labels(topic=record.topic, reason=code).inc()
-        log.warning("message_dead_lettered", topic=record.topic, offset=record.offset, code=code)
+        log.warning(
+            "message_dead_lettered",
+            topic=record.topic,
+            offset=record.offset,
+            code=code,
+            answered=answer is not None,
+        )
 
     async def _publish_dead_letter(self, message: OutgoingMessage) -> None:
         try:
@@ -305,6 +366,66 @@ class RequestWorker:
         if self._consumer is not None:
             await self._commit(self._consumer)
         self._tracker.forget(revoked)
+
+
+def rejection_callback(
+    envelope: RawEnvelope,
+    request_model: type[BaseModel],
+    code: ErrorCode,
+    message: str,
+    *,
+    fields: list[dict[str, str]],
+    key: str | None,
+) -> OutgoingMessage | None:
+    """The error callback for a request that will not be answered, read from its untyped
+    envelope; None when the request names no usable request id or callback topic."""
+    data = envelope.data
+    try:
+        request_id = UUID(str(data.get("request_id")))
+        callback_topic = _CALLBACK_TOPIC.validate_python(data.get("callback_topic"))
+    except (ValueError, ValidationError):
+        return None
+    metadata = data.get("request_metadata")
+    if not isinstance(metadata, dict) or storable_json_problem(metadata, MAX_METADATA_BYTES):
+        metadata = {}  # what cannot be echoed safely is not echoed
+    error = ErrorDetail(
+        code=code,
+        message=message,
+        correlation_id=envelope.correlation_id,
+        service=SERVICE_NAME,
+        operation="validate_request" if code is ErrorCode.VALIDATION else "answer_request",
+        retryable=False,
+        details={"fields": fields, "field": fields[0]["field"] if fields else None},
+    )
+    result_model: type[LLMComparisonResultV1] | type[LLMRubricResultV1] = (
+        LLMComparisonResultV1 if request_model is LLMComparisonRequestV1 else LLMRubricResultV1
+    )
+    result = result_model(
+        request_id=request_id,
+        request_metadata=metadata,
+        error_detail=error,
+        provider="none",
+        model="none",
+    )
+    callback = EventEnvelope[Any](
+        event_id=uuid5(NAMESPACE_URL, f"huleedu:llm-request-rejected:{envelope.event_id}"),
+        event_type=callback_topic,
+        source_service=SERVICE_NAME,
+        correlation_id=envelope.correlation_id,
+        data=result,
+    )
+    return envelope_message(callback_topic, callback, key or str(request_id))
+
+
+_CALLBACK_TOPIC: TypeAdapter[str] = TypeAdapter(TopicName)
+
+
+def _record_key(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    return record.key.decode("utf-8", errors="replace") if record.key is not None else None
+
+
+def _raw(envelope: EventEnvelope[Any]) -> RawEnvelope:
+    return RawEnvelope.model_validate(envelope.model_dump(mode="json"))
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

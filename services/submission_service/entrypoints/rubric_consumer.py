@@ -48,5 +48,6 @@ def build_rubric_consumer(
         producer=producer,
         client_id=f"{SERVICE_NAME}-rubric-results",
         max_batch_size=settings.consumer_max_batch_size,
+        max_attempts=settings.consumer_max_attempts,
         group_instance_id=None,
     )
