@@ -219,7 +219,6 @@ class KafkaConsumerRunner:
         # Partitions paused after a failure, and when to read them again.
         self._retry_at: dict[TopicPartition, float] = {}
         self._next_offsets: dict[TopicPartition, int] = {}
-        self._lag_refreshed = 0.0
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             *self._payloads,
@@ -238,6 +237,7 @@ class KafkaConsumerRunner:
             # ones; a shorter wait lets a busy partition be fetched again sooner.
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
+        self._lag = ConsumerLagReporter(self._consumer, group_id)
         self._running = False
 
     @property
@@ -505,12 +505,28 @@ class KafkaConsumerRunner:
         self._next_offsets[tp] = next_offset
 
     async def _refresh_lag(self) -> None:
-        """Set the lag gauge (end offset minus what this member has committed) now and then."""
+        await self._lag.maybe_report(self._next_offsets)
+
+
+class ConsumerLagReporter:
+    """Sets `huleedu_consumer_lag_messages` now and then: each assigned partition's end offset
+    minus the offset this member has committed (or will commit next)."""
+
+    def __init__(
+        self, consumer: AIOKafkaConsumer, group_id: str, interval: float = _LAG_REFRESH_SECONDS
+    ) -> None:
+        self._consumer = consumer
+        self._group_id = group_id
+        self._interval = interval
+        self._reported = 0.0
+
+    async def maybe_report(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Report, unless the last report is younger than the interval; never raises."""
         now = time.monotonic()
-        if now - self._lag_refreshed < _LAG_REFRESH_SECONDS:
+        if now - self._reported < self._interval:
             return
-        self._lag_refreshed = now
-        assigned = list(self._consumer.assignment())
+        self._reported = now
+        assigned = [tp for tp in self._consumer.assignment() if tp in positions]
         if not assigned:
             return
         try:
@@ -518,12 +534,9 @@ class KafkaConsumerRunner:
         except (KafkaError, TimeoutError, IllegalStateError):
             return  # the broker is away; the gauge keeps its last value
         for tp, end in ends.items():
-            position = self._next_offsets.get(tp)
-            if position is None:
-                continue
             CONSUMER_LAG.labels(
                 group=self._group_id, topic=tp.topic, partition=str(tp.partition)
-            ).set(max(0, end - position))
+            ).set(max(0, end - positions[tp]))
 
 
 def _raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:

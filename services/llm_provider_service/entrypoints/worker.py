@@ -42,7 +42,12 @@ from common_core.events.llm import (
 )
 from common_core.limits import MAX_METADATA_BYTES, TopicName, storable_json_problem
 from common_core.runtime.error_text import describe_error
-from common_core.runtime.kafka_consumer import ConsumedEvent, dead_letter_message, decode_record
+from common_core.runtime.kafka_consumer import (
+    ConsumedEvent,
+    ConsumerLagReporter,
+    dead_letter_message,
+    decode_record,
+)
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
 from common_core.runtime.logging import bound_log_context
 from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
@@ -91,6 +96,7 @@ class RequestWorker:
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._lag: ConsumerLagReporter | None = None
         self._crash: BaseException | None = None
         self._commit_interval = settings.llm_commit_interval_seconds
         self._last_commit = 0.0
@@ -126,6 +132,7 @@ class RequestWorker:
         consumer.subscribe(list(self._payloads), listener=_Rebalance(self))
         await consumer.start()
         self._consumer = consumer
+        self._lag = ConsumerLagReporter(consumer, self._group_id)
         log.info("worker_started", topics=list(self._payloads), max_in_flight=self._max_in_flight)
         try:
             await self._consume(consumer)
@@ -154,6 +161,7 @@ class RequestWorker:
                             self._start(tp, record)
                 if time.monotonic() - self._last_commit >= self._commit_interval:
                     await self._commit(consumer)
+                await self._report_lag(consumer)
         finally:
             stop_wait.cancel()
 
@@ -332,6 +340,16 @@ class RequestWorker:
             await self._publish(message)
         except KafkaError as exc:
             raise CallbackUndeliverable(f"could not dead-letter to {message.topic}") from exc
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if self._lag is None:
+            return
+        positions = {
+            tp: point
+            for tp in consumer.assignment()
+            if (point := self._tracker.commit_point(tp)) is not None
+        }
+        await self._lag.maybe_report(positions)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         self._last_commit = time.monotonic()
