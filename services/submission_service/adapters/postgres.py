@@ -765,3 +765,27 @@ class PostgresDeliveryQueue:
                 )
             )
         return int(attempt)
+
+
+async def reencrypt_webhook_secrets(
+    sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
+) -> tuple[int, int]:
+    """Re-encrypt stored secrets that are not under the primary key; (re-encrypted, unreadable)."""
+    reencrypted = unreadable = 0
+    async with sessions.begin() as session:
+        rows = (
+            await session.execute(
+                select(webhooks.c.id, webhooks.c.secret_ciphertext).with_for_update()
+            )
+        ).all()
+        for row in rows:
+            if secret_box.decrypt(row.secret_ciphertext) is None:
+                unreadable += 1
+            elif secret_box.needs_rotation(row.secret_ciphertext):
+                await session.execute(
+                    update(webhooks)
+                    .where(webhooks.c.id == row.id)
+                    .values(secret_ciphertext=secret_box.rotate(row.secret_ciphertext))
+                )
+                reencrypted += 1
+    return reencrypted, unreadable

@@ -35,6 +35,16 @@ class TestWebhookSecretBox:
         assert WebhookSecretBox([NEW_KEY]).decrypt(new_token) == "s3cret"
         assert WebhookSecretBox([OLD_KEY]).decrypt(new_token) is None
 
+    def test_only_tokens_not_under_the_first_key_need_rotation(self) -> None:
+        ring = WebhookSecretBox([NEW_KEY, OLD_KEY])
+        old_token = WebhookSecretBox([OLD_KEY]).encrypt("s3cret")
+
+        rotated = ring.rotate(old_token)
+
+        assert ring.needs_rotation(old_token)
+        assert not ring.needs_rotation(rotated)
+        assert WebhookSecretBox([NEW_KEY]).decrypt(rotated) == "s3cret"
+
     @pytest.mark.parametrize("token", ["not a token", "gAAAAA", "ünïcode"])
     def test_a_token_no_key_decrypts_reads_as_none(self, token: str) -> None:
         assert WebhookSecretBox([NEW_KEY]).decrypt(token) is None
