@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.settings import ServiceSettings
@@ -20,6 +21,9 @@ DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent / "content"
 
 class Settings(ServiceSettings):
     """Settings of the submission service; see README.md for each variable."""
+
+    # A validation error never repeats the values it was given (secrets and keys among them).
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     service_database_name: str = "huleedu_submission"
     http_port: int = Field(default=8003, ge=1, le=65535)
@@ -60,6 +64,35 @@ class Settings(ServiceSettings):
             return [str(h).strip().lower() for h in value if str(h).strip()]
         return value
 
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        keys = _split_keys(value)
+        if not keys:
+            raise ValueError("WEBHOOK_SECRET_KEYS holds no key")
+        for number, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                # The message names the entry, never its value.
+                raise ValueError(
+                    f"WEBHOOK_SECRET_KEYS entry {number} is not a Fernet key "
+                    "(32 url-safe base64-encoded bytes)"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_keys_outside_development(self) -> Settings:
+        # A published key protects nothing: only a development setup may fall back to it.
+        if self.webhook_secret_keys is None and not self.uses_dev_jwt_secret:
+            raise ValueError(
+                "WEBHOOK_SECRET_KEYS must be set when JWT_SECRET is set "
+                "(comma-separated Fernet keys; see the submission service's README)"
+            )
+        return self
+
     @property
     def uses_dev_jwt_secret(self) -> bool:
         """True when JWT_SECRET was left at the insecure development default."""
@@ -73,15 +106,13 @@ class Settings(ServiceSettings):
     def webhook_secret_key_ring(self) -> list[str]:
         """The Fernet keys of WEBHOOK_SECRET_KEYS, newest first.
 
-        Unset, the development key is used while JWT_SECRET is also the development default
-        (a development setup); a deployment that sets JWT_SECRET must set WEBHOOK_SECRET_KEYS
-        too, or the service refuses to start (ValueError)."""
+        Unset, the development key: validation allows that only while JWT_SECRET is also the
+        development default; a deployment that sets JWT_SECRET without WEBHOOK_SECRET_KEYS
+        fails validation, so the service refuses to start."""
         if self.webhook_secret_keys is None:
-            if not self.uses_dev_jwt_secret:
-                raise ValueError(
-                    "WEBHOOK_SECRET_KEYS must be set when JWT_SECRET is set "
-                    "(comma-separated Fernet keys; see the submission service's README)"
-                )
             return [DEV_WEBHOOK_SECRET_KEY]
-        raw = self.webhook_secret_keys.get_secret_value()
-        return [key.strip() for key in raw.split(",") if key.strip()]
+        return _split_keys(self.webhook_secret_keys)
+
+
+def _split_keys(value: SecretStr) -> list[str]:
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]

@@ -106,7 +106,7 @@ class SubmissionProvider(Provider):
 
     @provide(scope=Scope.APP)
     def secret_box(self, settings: Settings) -> WebhookSecretBox:
-        """Encryption of stored webhook secrets; without keys it raises: the service stops."""
+        """Encryption of stored webhook secrets with the keys of WEBHOOK_SECRET_KEYS."""
         box = WebhookSecretBox(settings.webhook_secret_key_ring())
         if settings.uses_dev_webhook_secret_key:
             log.warning(

@@ -6,6 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.config import DEV_JWT_SECRET, DEV_WEBHOOK_SECRET_KEY, Settings
@@ -76,10 +77,21 @@ class TestKeyRingSetting:
         assert settings.uses_dev_webhook_secret_key
 
     def test_unset_where_jwt_secret_is_set_refuses_to_start(self) -> None:
-        settings = Settings(webhook_secret_keys=None, jwt_secret="a-real-deployment-secret")
+        with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS must be set") as caught:
+            Settings(webhook_secret_keys=None, jwt_secret="a-real-deployment-secret")
 
-        with pytest.raises(ValueError, match="WEBHOOK_SECRET_KEYS must be set"):
-            settings.webhook_secret_key_ring()
+        assert "a-real-deployment-secret" not in str(caught.value)
+
+    @pytest.mark.parametrize("value", ["hunter2-not-a-key", f"{NEW_KEY},hunter2-not-a-key", " , "])
+    def test_a_malformed_key_setting_refuses_to_start_without_repeating_it(
+        self, value: str
+    ) -> None:
+        with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS") as caught:
+            Settings(webhook_secret_keys=value, jwt_secret="a-real-deployment-secret")
+
+        assert "hunter2" not in str(caught.value)
+        assert NEW_KEY not in str(caught.value)
+        assert "a-real-deployment-secret" not in str(caught.value)
 
     def test_the_keys_never_show_in_the_settings_repr(self) -> None:
         settings = Settings(webhook_secret_keys=NEW_KEY)

@@ -1,4 +1,4 @@
-"""Finishing a key rotation re-encrypts stored webhook secrets under the new first key."""
+"""WEBHOOK_SECRET_KEYS: a deployment without it does not start; a rotation re-encrypts secrets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from sqlalchemy import text
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
+from devstack import free_port
 from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.config import Settings
 from submission_service.entrypoints.rotate_webhook_secrets import rotate
 from submission_service.entrypoints.runtime import VERSIONS_DIR
+from submission_service.testing.process import service_process
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +76,25 @@ async def test_old_secrets_move_to_the_new_key_and_unreadable_ones_are_counted(
     assert {i: new_only.decrypt(tokens[i]) for i in secrets} == secrets
     [(lost_id, _)] = lost.items()
     assert WebhookSecretBox([NEW_KEY, OLD_KEY]).decrypt(tokens[lost_id]) is None
+
+
+def test_a_deployment_that_sets_jwt_secret_but_no_webhook_keys_refuses_to_start(
+    database_url: str, kafka_bootstrap_servers: str
+) -> None:
+    jwt_secret = f"deployment-secret-{uuid.uuid4().hex}"
+    env = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+        "TOPIC_PREFIX": f"nokey{uuid.uuid4().hex[:10]}",
+        "TOPIC_PARTITIONS": "1",
+        "JWT_SECRET": jwt_secret,
+    }
+
+    with (
+        pytest.raises(RuntimeError, match="exited early") as caught,
+        service_process("submission_service", env, free_port(), unset=("WEBHOOK_SECRET_KEYS",)),
+    ):
+        pass
+
+    assert "WEBHOOK_SECRET_KEYS must be set when JWT_SECRET is set" in str(caught.value)
+    assert jwt_secret not in str(caught.value)
