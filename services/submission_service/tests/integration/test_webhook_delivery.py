@@ -88,6 +88,7 @@ class Receiver:
     port: int
     calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     server_names: list[str | None] = field(default_factory=list)
+    redirects: int = 0
 
 
 class _RecordingTlsConfig(Config):
@@ -120,6 +121,11 @@ async def receiving(
         body = raw if isinstance(raw, bytes) else raw.encode()
         receiver.calls.append(({k.lower(): v for k, v in request.headers.items()}, body))
         return "", 204
+
+    @app.post("/elsewhere")
+    async def elsewhere() -> tuple[str, int, dict[str, str]]:
+        receiver.redirects += 1
+        return "", 307, {"Location": f"http://127.0.0.1:{receiver.port}/hook"}
 
     config = _RecordingTlsConfig(receiver)
     config.bind = [f"127.0.0.1:{receiver.port}"]
@@ -292,6 +298,22 @@ class TestAllowlistedDelivery:
         assert received_headers["host"] == f"{ALLOWED_HOST}:{receiver.port}"
         assert verify_signature(secret, received_headers[SIGNATURE_HEADER.lower()], body)
         assert aid.encode() in body
+
+    async def test_a_redirect_is_not_followed(self, service: Service, tmp_path: Path) -> None:
+        async with receiving(tmp_path) as receiver:
+            service.resolver.script(ALLOWED_HOST, ["127.0.0.1"])
+            headers, aid, webhook_id, _ = await _registered(
+                service, f"http://{ALLOWED_HOST}:{receiver.port}/elsewhere"
+            )
+
+            await _deliver_once(
+                service, aid, webhook_id, await service.container.get(WebhookSender)
+            )
+
+            [attempt] = await _attempts(service, headers, aid)
+            assert (receiver.redirects, receiver.calls) == (1, [])
+        assert (attempt["succeeded"], attempt["http_status"]) == (False, 307)
+        assert attempt["error"] == "HTTP 307"
 
     async def test_https_keeps_the_original_name_for_sni_and_the_certificate_check(
         self, service: Service, tmp_path: Path
