@@ -6,7 +6,7 @@ from uuid import UUID
 
 import jwt
 
-from submission_service.domain.errors import AuthenticationError, InvalidInputError
+from submission_service.domain.errors import AuthenticationError
 from submission_service.domain.identity import Identity
 
 
@@ -21,7 +21,7 @@ class JwtIdentityReader:
         self._leeway = leeway_seconds
 
     def identify(self, authorization: str | None, anonymous_token: str | None) -> Identity:
-        """The identity the headers prove; raises AuthenticationError / InvalidInputError."""
+        """The identity the headers prove; raises AuthenticationError."""
         if authorization:
             return Identity(user_id=self.user_from_header(authorization))
         if anonymous_token:
@@ -61,11 +61,11 @@ class JwtIdentityReader:
 
 
 def parse_anonymous_token(value: str) -> UUID:
-    """An anonymous token must be a UUID."""
+    """An anonymous token must be a UUID; anything else is a credential that proves nothing."""
     try:
         return UUID(value.strip())
     except ValueError as exc:
-        raise InvalidInputError(
+        raise AuthenticationError(
             "X-Anonymous-Token must be a UUID",
             reason="invalid_anonymous_token",
             field="X-Anonymous-Token",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ import structlog
 from dishka import AsyncContainer, FromDishka
 from pydantic import ValidationError
 from quart import Quart, Request, Response, g, request
+from quart.json.provider import JSONProvider
 from quart_dishka import QuartDishka, inject
 from quart_schema import (
     APIKeySecurityScheme,
@@ -23,15 +25,25 @@ from quart_schema import (
     document_request,
     document_response,
     hide,
+    security_scheme,
     validate_headers,
     validate_querystring,
     validate_request,
     validate_response,
 )
+from quart_schema.conversion import model_schema
+from quart_schema.typing import Model
 from quart_schema.validation import QuerystringValidationError, RequestHeadersValidationError
-from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, UnsupportedMediaType
+from werkzeug.routing import Rule
 
-from common_core.runtime.http import ReadinessCheck, error_body, register_operational_routes
+from common_core.runtime.error_text import describe_error
+from common_core.runtime.http import (
+    ReadinessCheck,
+    error_body,
+    register_database_error_handlers,
+    register_operational_routes,
+)
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader, parse_anonymous_token
 from submission_service.application import assessments as assessment_cases
@@ -56,6 +68,7 @@ from submission_service.domain.records import ResponseRecord, ScoreRecord
 from submission_service.domain.webhooks import SIGNATURE_HEADER
 from submission_service.entrypoints.schemas import (
     AssessmentOut,
+    AuthenticateHeaders,
     ClaimIn,
     ClaimOut,
     CreateResponseIn,
@@ -81,6 +94,7 @@ from submission_service.entrypoints.schemas import (
     UpdateResponseIn,
     WebhookIn,
     WebhookOut,
+    is_uuid,
 )
 from submission_service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -90,11 +104,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 _STATUS_BY_ERROR: tuple[tuple[type[SubmissionError], int], ...] = (
     (AuthenticationError, 401),
     (ForbiddenError, 403),
+    # A well-formed URL the SSRF policy will not call: refused, like a forbidden target.
+    (WebhookTargetRefusedError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
-    (WebhookTargetRefusedError, 422),
     (InvalidInputError, 400),
 )
+
+
+# Every 401 carries a Bearer challenge (RFC 9110 §11.6.1); a rejected token adds RFC 6750's code.
+AUTH_REALM = "huleedu-submission"
+_BEARER_ERRORS = {
+    "invalid_token": "invalid_token",
+    "token_expired": "invalid_token",
+    "invalid_authorization_header": "invalid_request",
+}
+# Operations anyone may call; the document's default is a Bearer JWT or an anonymous token.
+PUBLIC: list[dict[str, list[str]]] = []
+USER_ONLY: list[dict[str, list[str]]] = [{"bearer": []}]
+_OPTIONAL_BODY = "_submission_optional_body"
+_HEADER_NAMES = {"www_authenticate": "WWW-Authenticate"}
 
 
 def errors(*statuses: int) -> Callable[[F], F]:
@@ -102,10 +131,60 @@ def errors(*statuses: int) -> Callable[[F], F]:
 
     def decorator(func: F) -> F:
         for status in statuses:
-            func = document_response(ErrorOut, status)(func)
+            headers = AuthenticateHeaders if status == 401 else None
+            func = document_response(ErrorOut, status, headers)(func)
         return func
 
     return decorator
+
+
+def optional_body(func: F) -> F:
+    """Mark a route whose documented request body may be left out."""
+    setattr(func, _OPTIONAL_BODY, True)
+    return func
+
+
+def authentication_challenge(exc: AuthenticationError) -> str:
+    """The WWW-Authenticate value of a 401."""
+    challenge = f'Bearer realm="{AUTH_REALM}"'
+    error = _BEARER_ERRORS.get(exc.reason)
+    return f'{challenge}, error="{error}"' if error else challenge
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number is beyond the range of a double")
+    return value
+
+
+def loads_json(data: str | bytes) -> Any:
+    """RFC 8259 JSON: no NaN or Infinity, no number beyond a double (jsonb stores neither)."""
+    return json.loads(data, parse_constant=_not_json, parse_float=_finite_float)
+
+
+class StrictJSONProvider(JSONProvider):
+    """Another provider (quart-schema's) writes; request bodies are read by `loads_json`."""
+
+    def __init__(self, app: Quart, writer: JSONProvider) -> None:
+        super().__init__(app)
+        self._writer = writer
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """Serialize as the writer does."""
+        return self._writer.dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse a request body; ValueError for anything RFC 8259 does not call JSON."""
+        return loads_json(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        """A JSON response as the writer makes it."""
+        return self._writer.response(*args, **kwargs)
 
 
 class SubmissionRequest(Request):
@@ -117,7 +196,22 @@ class SubmissionRequest(Request):
 
 
 class SubmissionOpenAPIProvider(OpenAPIProvider):
-    """Path ids are UUIDs: routes accept any string so a bad id gets a specific 400."""
+    """What quart-schema leaves out or misplaces, so the document states what the server checks.
+
+    Path ids are UUIDs (routes accept any string so a bad id gets a specific 400); required
+    headers, query parameters and bodies are marked required; response headers go where
+    OpenAPI looks for them."""
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Mark request bodies required unless the route says otherwise."""
+        paths, components = super().build_paths(rule)
+        optional = getattr(self._app.view_functions[rule.endpoint], _OPTIONAL_BODY, False)
+        for operations in paths.values():
+            for method, operation in operations.items():
+                if "requestBody" in operation:
+                    body = {**operation["requestBody"], "required": not optional}
+                    operations[method] = {**operation, "requestBody": body}
+        return paths, components
 
     def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
         """Document `*_id` path parameters as UUID strings."""
@@ -125,6 +219,45 @@ class SubmissionOpenAPIProvider(OpenAPIProvider):
         if name.endswith("_id"):
             parameter["schema"] = {"type": "string", "format": "uuid"}
         return parameter
+
+    def build_headers_parameters(
+        self, model: type[Model]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Header parameters with their HTTP names, required ones marked."""
+        parameters, definitions = super().build_headers_parameters(model)
+        required = {_kebab(name) for name in self._required(model)}
+        for parameter in parameters:
+            parameter["required"] = parameter["name"] in required
+            parameter["name"] = _http_header(parameter["name"].replace("-", "_"))
+        return parameters, definitions
+
+    def build_querystring_parameters(
+        self, model: type[Model]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Query parameters, required ones marked."""
+        parameters, definitions = super().build_querystring_parameters(model)
+        required = self._required(model)
+        for parameter in parameters:
+            parameter["required"] = parameter["name"] in required
+        return parameters, definitions
+
+    def build_response_object(
+        self, model: type[Model], headers_model: type[Model] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Response headers under `headers` (quart-schema nests them in `content`)."""
+        response, definitions = super().build_response_object(model, headers_model)
+        headers = response["content"].pop("headers", None)
+        if headers_model is not None and headers is not None:
+            required = {_kebab(name) for name in self._required(headers_model)}
+            response["headers"] = {
+                _http_header(name.replace("-", "_")): {**header, "required": name in required}
+                for name, header in headers.items()
+            }
+        return response, definitions
+
+    def _required(self, model: type[Model]) -> set[str]:
+        preference = self._app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"]
+        return set(model_schema(model, preference=preference).get("required", []))
 
 
 def _correlation_id() -> UUID:
@@ -139,12 +272,9 @@ def _identify(reader: JwtIdentityReader) -> Identity:
 
 
 def _path_uuid(value: str, field: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{field} must be a UUID", reason="invalid_uuid", field=field
-        ) from exc
+    if not is_uuid(value):
+        raise InvalidInputError(f"{field} must be a UUID", reason="invalid_uuid", field=field)
+    return UUID(value)
 
 
 def _response_out(record: ResponseRecord) -> dict[str, Any]:
@@ -188,11 +318,14 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(SubmissionError)
     async def submission_error(exc: SubmissionError) -> tuple[Response, int]:
         status = next((s for t, s in _STATUS_BY_ERROR if isinstance(exc, t)), 400)
-        return Response(
+        response = Response(
             json.dumps(error_body(exc.reason, exc.message, exc.field)),
             status=status,
             content_type="application/json",
-        ), status
+        )
+        if isinstance(exc, AuthenticationError):
+            response.headers["WWW-Authenticate"] = authentication_challenge(exc)
+        return response, status
 
     @app.errorhandler(RequestSchemaValidationError)
     async def schema_error(exc: RequestSchemaValidationError) -> tuple[Response, int]:
@@ -225,13 +358,16 @@ def register_error_handlers(app: Quart) -> None:
         message = exc.description or exc.name or "error"
         if status == 400 and "JSON" in message:
             code = "invalid_json"
-        return Response(
+        response = Response(
             json.dumps(error_body(code, message)), status=status, content_type="application/json"
-        ), status
+        )
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, status
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.error("unhandled_error", error=f"{type(exc).__name__}: {exc}", path=request.path)
+        log.error("unhandled_error", error=describe_error(exc), path=request.path)
         return Response(
             json.dumps(error_body("internal_error", "internal error")),
             status=500,
@@ -240,9 +376,15 @@ def register_error_handlers(app: Quart) -> None:
 
 
 def _header_name(field: str | None) -> str | None:
-    if field is None:
-        return None
-    return "-".join(part.capitalize() for part in field.split("_"))
+    return None if field is None else _http_header(field)
+
+
+def _http_header(field: str) -> str:
+    return _HEADER_NAMES.get(field) or "-".join(part.capitalize() for part in field.split("_"))
+
+
+def _kebab(field: str) -> str:
+    return field.replace("_", "-")
 
 
 def _check_json_body(body: bytes) -> None:
@@ -308,7 +450,9 @@ def create_app(
         redoc_ui_path=None,
         scalar_ui_path=None,
     )
+    app.json = StrictJSONProvider(app, app.json)  # after QuartSchema, which sets its own
     register_error_handlers(app)
+    register_database_error_handlers(app)
     _register_request_hooks(app)
     register_operational_routes(app, readiness or {})
     _document_operational_routes(app)
@@ -322,11 +466,14 @@ def _document_operational_routes(app: Quart) -> None:
     document_response(HealthOut, 200)(app.view_functions["healthz"])
     document_response(ReadinessOut, 200)(app.view_functions["ready"])
     document_response(ReadinessOut, 503)(app.view_functions["ready"])
+    security_scheme(PUBLIC)(app.view_functions["healthz"])
+    security_scheme(PUBLIC)(app.view_functions["ready"])
     hide(app.view_functions["metrics"])  # Prometheus text format, not JSON
 
 
 def _register_api(app: Quart) -> None:
     @app.get("/api/assessments/definitions")
+    @security_scheme(PUBLIC)
     @errors(500)
     @validate_response(DefinitionListOut, 200)
     @inject
@@ -460,7 +607,8 @@ def _register_api(app: Quart) -> None:
         )
 
     @app.post("/api/assessments/claim")
-    @errors(400, 401, 403, 413, 415, 422)
+    @security_scheme(USER_ONLY)
+    @errors(400, 401, 413, 415, 422)
     @validate_response(ClaimOut, 200)
     @validate_request(ClaimIn)
     @inject
@@ -473,7 +621,7 @@ def _register_api(app: Quart) -> None:
         """Move an anonymous token's answers to the logged-in user."""
         authorization = request.headers.get("Authorization")
         if not authorization:
-            raise ForbiddenError(
+            raise AuthenticationError(
                 "claiming needs a logged-in user (Authorization: Bearer <JWT>)",
                 reason="user_required",
             )
@@ -518,6 +666,7 @@ def _register_api(app: Quart) -> None:
     @app.post("/api/assessments/<assessment_id>/submit")
     @errors(400, 401, 404, 409, 413, 415, 422)
     @validate_response(SubmitOut, 202)
+    @optional_body
     @document_request(SubmitIn)
     @validate_headers(SubmitHeaders)
     @inject
@@ -564,7 +713,7 @@ def _register_api(app: Quart) -> None:
         )
 
     @app.post("/api/assessments/<assessment_id>/webhook")
-    @errors(400, 401, 404, 413, 415, 422)
+    @errors(400, 401, 403, 404, 413, 415, 422)
     @validate_response(WebhookOut, 201)
     @validate_request(WebhookIn)
     @inject
@@ -593,8 +742,8 @@ async def _optional_json_body(model: type[SubmitIn]) -> SubmitIn:
     if not raw or not raw.strip():
         return model()
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = loads_json(raw)
+    except ValueError as exc:
         raise InvalidInputError("the body is not valid JSON", reason="invalid_json") from exc
     try:
         return model.model_validate(document)

@@ -1,52 +1,208 @@
-"""Typed HTTP request and response models (they generate the OpenAPI document)."""
+"""Typed HTTP request and response models (they generate the OpenAPI document).
+
+Every text a request carries is one of `common_core.limits`' storable types (SPEC §1.5): a NUL
+character, a lone surrogate or an oversized value is refused naming the field, and the document
+states the same limits. Where the server reads more than plain JSON Schema keywords say (UUIDs,
+timestamps, webhook URLs), the pattern in the document is the very one the server checks, so a
+request fits the document exactly when the server accepts its shape.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypeAliasType
 
+from common_core.limits import (
+    MAX_METADATA_BYTES,
+    NO_NUL_PATTERN,
+    AnswerText,
+    Identifier,
+    ShortText,
+    StorableJson,
+)
 from submission_service.domain.completion import normalise_completed_at
 
-_ID = Field(min_length=1, max_length=200)
+# A UUID as JSON Schema's `format: uuid` means it: 8-4-4-4-12 hexadecimal digits, nothing else
+# (no braces, no `urn:uuid:` prefix, no undashed form, which Python's UUID() would also take).
+UUID_PATTERN = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+# RFC 3339 timestamps as the server reads them: upper-case `T` and `Z`, no leap second, years
+# 0002-9998 so that any offset stays within what a datetime can hold.
+_YEAR = (
+    "(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+)
+_HOUR = "(?:[01][0-9]|2[0-3])"
+TIMESTAMP_PATTERN = (
+    f"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    f"T{_HOUR}:[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-]{_HOUR}:[0-5][0-9])$"
+)
+# What clears `completed_at`: empty, "null" or "none" in any case, JSON whitespace around.
+EMPTY_TIMESTAMP_PATTERN = "^[ \\t\\n\\r]*(?:[Nn][Uu][Ll][Ll]|[Nn][Oo][Nn][Ee])?[ \\t\\n\\r]*$"
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_EMPTY_TIMESTAMP = re.compile(EMPTY_TIMESTAMP_PATTERN)
+
+# Webhook URLs: http(s), a host name, an IPv4 or a bracketed IPv6 address (RFC 3986), a port
+# 1-65535 without leading zeros, no credentials, and printable ASCII after the host.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = f"(?:{_H16}:{_H16}|{_OCTET}(?:\\.{_OCTET}){{3}})"
+_IPV6 = "|".join(
+    (
+        f"(?:{_H16}:){{6}}{_LS32}",
+        f"::(?:{_H16}:){{5}}{_LS32}",
+        f"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        f"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        f"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        f"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        f"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        f"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    )
+)
+_PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+WEBHOOK_URL_PATTERN = (
+    f"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9_.-]+|\\[(?:{_IPV6})\\])(?::{_PORT})?(?:[/?#][!-~]*)?$"
+)
+_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
+MAX_WEBHOOK_URL_CHARS = 2000
 
 
-def _nul_path(value: object, path: str = "") -> str | None:
-    """Where a NUL character hides in a JSON value (PostgreSQL text and JSONB refuse it)."""
-    if isinstance(value, str):
-        return path or "<root>" if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return here
-            found = _nul_path(item, here)
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+def is_uuid(value: str) -> bool:
+    """True for a UUID in its 8-4-4-4-12 hexadecimal form (what `format: uuid` means)."""
+    return _UUID.fullmatch(value) is not None
+
+
+def _uuid_text(value: object) -> object:
+    if isinstance(value, str) and not is_uuid(value):
+        raise ValueError("must be a UUID (8-4-4-4-12 hexadecimal digits)")
+    return value
+
+
+def _read_completed_at(value: object) -> datetime | None:
+    if isinstance(value, str) and not (
+        _EMPTY_TIMESTAMP.fullmatch(value) or _TIMESTAMP.fullmatch(value)
+    ):
+        raise ValueError('must be an RFC 3339 timestamp, empty, null or "null"')
+    return normalise_completed_at(value)
+
+
+def _check_webhook_url(value: str) -> str:
+    if _WEBHOOK_URL.fullmatch(value) is None:
+        raise ValueError(
+            "must be an absolute http(s) URL: a host name, IPv4 or [IPv6] address, "
+            "a port from 1 to 65535, no credentials, printable ASCII only"
+        )
+    return value
+
+
+class _PropertyNames:
+    """Document a dict with constrained keys as `propertyNames` + `additionalProperties`.
+
+    pydantic writes `patternProperties`, which lets keys outside the pattern through."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        (pattern, values), *_ = handler(schema)["patternProperties"].items()
+        return {
+            "type": "object",
+            "propertyNames": {"pattern": pattern},
+            "additionalProperties": values,
+        }
+
+
+class _DocumentedAs:
+    """Document a field as another type (validation stays with the field's own type)."""
+
+    def __init__(self, documented: Any) -> None:
+        self._schema = TypeAdapter(documented).core_schema
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self._schema)
+
+
+_NoNulText = Annotated[str, Field(pattern=NO_NUL_PATTERN)]
+# Any JSON value PostgreSQL can store (recursive; its own OpenAPI component). Documentation only:
+# `StorableJson` validates, so numbers keep their JSON type and the size limit is checked.
+StorableJsonValue = TypeAliasType(
+    "StorableJsonValue",
+    "_NoNulText | float | bool | list[StorableJsonValue] | _StorableJsonObject | None",
+)
+_StorableJsonObject = Annotated[dict[_NoNulText, StorableJsonValue], _PropertyNames()]
+
+Uuid = Annotated[UUID, BeforeValidator(_uuid_text)]
+CompletedAt = Annotated[
+    datetime | None,
+    BeforeValidator(_read_completed_at),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN},
+                {"type": "string", "pattern": EMPTY_TIMESTAMP_PATTERN},
+                {"type": "null"},
+            ],
+            "description": (
+                'An RFC 3339 timestamp; empty, null, "null" or "none" clear it '
+                "(naive timestamps are not accepted)."
+            ),
+        }
+    ),
+]
+Metadata = Annotated[
+    StorableJson,
+    _DocumentedAs(_StorableJsonObject),
+    Field(
+        description=(
+            f"A JSON object of at most {MAX_METADATA_BYTES} bytes as UTF-8 JSON, "
+            "with no NUL character in any string or key."
+        )
+    ),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
+    ),
+    AfterValidator(_check_webhook_url),
+]
+IdempotencyKey = Annotated[Identifier, Field(description="Replays of one submission share it.")]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul_characters(cls, data: object) -> object:
-        where = _nul_path(data)
-        if where is not None:
-            raise ValueError(f"NUL characters are not allowed (in {where})")
-        return data
-
 
 class _Reply(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class AuthenticateHeaders(BaseModel):
+    """The challenge every 401 carries."""
+
+    www_authenticate: str = Field(
+        description='`Bearer realm="huleedu-submission"`, with `error` when a token was refused.'
+    )
 
 
 class ErrorOut(_Reply):
@@ -60,34 +216,24 @@ class ErrorOut(_Reply):
 class CreateResponseIn(_Request):
     """A new answer. `completed_at` may be stored but a POST never triggers scoring."""
 
-    question_id: str = _ID
-    module_slug: str = _ID
-    answer_text: str = Field(default="", max_length=100_000)
-    learning_outcome_id: str | None = Field(default=None, max_length=200)
-    content_id: str | None = Field(default=None, max_length=200)
-    answer_metadata: dict[str, Any] = Field(default_factory=dict)
-    completed_at: datetime | None = None
-
-    @field_validator("completed_at", mode="before")
-    @classmethod
-    def _completed_at(cls, value: object) -> datetime | None:
-        return normalise_completed_at(value)
+    question_id: Identifier
+    module_slug: Identifier
+    answer_text: AnswerText = ""
+    learning_outcome_id: ShortText | None = None
+    content_id: ShortText | None = None
+    answer_metadata: Metadata = Field(default_factory=dict)
+    completed_at: CompletedAt = None
 
 
 class UpdateResponseIn(_Request):
     """A partial update. Only `completed_at` set to a timestamp triggers scoring; empty,
     `null` and the string "null" clear it without triggering."""
 
-    answer_text: str = Field(default="", max_length=100_000)
-    learning_outcome_id: str | None = Field(default=None, max_length=200)
-    content_id: str | None = Field(default=None, max_length=200)
-    answer_metadata: dict[str, Any] = Field(default_factory=dict)
-    completed_at: datetime | None = None
-
-    @field_validator("completed_at", mode="before")
-    @classmethod
-    def _completed_at(cls, value: object) -> datetime | None:
-        return normalise_completed_at(value)
+    answer_text: AnswerText = ""
+    learning_outcome_id: ShortText | None = None
+    content_id: ShortText | None = None
+    answer_metadata: Metadata = Field(default_factory=dict)
+    completed_at: CompletedAt = None
 
 
 class ScoreOut(_Reply):
@@ -140,15 +286,15 @@ class ResponseListQuery(_Request):
 
     model_config = ConfigDict(extra="ignore")
 
-    module_slug: str | None = Field(default=None, min_length=1, max_length=200)
-    question_id: str | None = Field(default=None, min_length=1, max_length=200)
+    module_slug: Identifier | None = None
+    question_id: Identifier | None = None
     limit: int = Field(default=100, ge=1, le=500)
 
 
 class ClaimIn(_Request):
     """Which anonymous token to claim (else the X-Anonymous-Token header is used)."""
 
-    anonymous_token: UUID | None = None
+    anonymous_token: Uuid | None = None
 
 
 class ClaimOut(_Reply):
@@ -202,7 +348,7 @@ class DefinitionListOut(_Reply):
 class StartAssessmentIn(_Request):
     """Start an attempt at a shipped definition."""
 
-    definition_id: str = _ID
+    definition_id: Identifier
 
 
 class AssessmentOut(_Reply):
@@ -217,13 +363,13 @@ class AssessmentOut(_Reply):
 class SubmitIn(_Request):
     """Optional submit body; it is part of the idempotency fingerprint."""
 
-    client_reference: str | None = Field(default=None, max_length=200)
+    client_reference: ShortText | None = None
 
 
 class SubmitHeaders(BaseModel):
     """The idempotency key every submit needs."""
 
-    idempotency_key: str = Field(min_length=1, max_length=200)
+    idempotency_key: IdempotencyKey
 
 
 class RuleResultOut(_Reply):
@@ -333,7 +479,7 @@ class StatusOut(_Reply):
 class WebhookIn(_Request):
     """A callback URL for the assessment's completion."""
 
-    url: str = Field(min_length=1, max_length=2000)
+    url: WebhookUrl
 
 
 class WebhookOut(_Reply):

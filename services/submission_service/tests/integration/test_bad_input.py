@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
+from common_core.limits import MAX_ANSWER_CHARS, MAX_ID_CHARS, MAX_METADATA_BYTES, NO_NUL_PATTERN
 from submission_service.testing.harness import ServiceUnderTest, anonymous_headers
 
 pytestmark = pytest.mark.integration
+
+_NEW = '"question_id": "q", "module_slug": "m"'
+_JSON = {"Content-Type": "application/json"}
 
 
 class TestBadInput:
@@ -129,3 +136,141 @@ class TestBadInput:
 
         assert reply.status_code == 404
         assert (await reply.get_json())["code"] == "not_found"
+
+
+async def _stored_answers(service: ServiceUnderTest, headers: dict[str, str]) -> list[Any]:
+    listed = await service.client.get("/api/assessments/responses", headers=headers)
+    assert listed.status_code == 200
+    answers: list[Any] = (await listed.get_json())["responses"]
+    return answers
+
+
+class TestStorableText:
+    """SPEC §1.5: what PostgreSQL cannot store, or what breaks a documented limit, is refused
+    naming the field, and nothing is stored."""
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            (f'{{{_NEW}, "answer_text": "an \\u0000 inside"}}', "answer_text"),
+            (f'{{{_NEW}, "answer_text": "\\ud800"}}', "answer_text"),
+            (f'{{{_NEW}, "answer_text": "{"x" * (MAX_ANSWER_CHARS + 1)}"}}', "answer_text"),
+            ('{"question_id": "q\\u0000", "module_slug": "m"}', "question_id"),
+            (f'{{"question_id": "q", "module_slug": "{"m" * (MAX_ID_CHARS + 1)}"}}', "module_slug"),
+            (f'{{{_NEW}, "learning_outcome_id": "\\udfff"}}', "learning_outcome_id"),
+            (f'{{{_NEW}, "answer_metadata": {{"k": ["\\u0000"]}}}}', "answer_metadata"),
+            (f'{{{_NEW}, "answer_metadata": {{"\\ud800": 1}}}}', "answer_metadata"),
+            (
+                f'{{{_NEW}, "answer_metadata": {{"k": "{"x" * MAX_METADATA_BYTES}"}}}}',
+                "answer_metadata",
+            ),
+        ],
+    )
+    async def test_a_new_answer_that_cannot_be_stored_is_refused(
+        self, service: ServiceUnderTest, body: str, field: str
+    ) -> None:
+        headers = anonymous_headers()
+
+        reply = await service.client.post(
+            "/api/assessments/responses", data=body.encode(), headers={**headers, **_JSON}
+        )
+
+        assert reply.status_code == 422
+        error = await reply.get_json()
+        assert (error["code"], error["field"]) == ("validation_error", field)
+        assert await _stored_answers(service, headers) == []
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ('{"answer_text": "\\u0000"}', "answer_text"),
+            ('{"answer_text": "\\ud800"}', "answer_text"),
+            ('{"content_id": "\\u0000"}', "content_id"),
+        ],
+    )
+    async def test_an_update_that_cannot_be_stored_changes_nothing(
+        self, service: ServiceUnderTest, body: str, field: str
+    ) -> None:
+        headers = anonymous_headers()
+        created = await service.client.post(
+            "/api/assessments/responses",
+            json={"question_id": "q", "module_slug": "m", "answer_text": "kept"},
+            headers=headers,
+        )
+        response_id = (await created.get_json())["id"]
+
+        reply = await service.client.patch(
+            f"/api/assessments/responses/{response_id}",
+            data=body.encode(),
+            headers={**headers, **_JSON},
+        )
+
+        assert reply.status_code == 422
+        assert (await reply.get_json())["field"] == field
+        [stored] = await _stored_answers(service, headers)
+        assert (stored["answer_text"], stored["content_id"]) == ("kept", None)
+
+    @pytest.mark.parametrize(
+        ("query", "field"),
+        [
+            ("module_slug=%00", "module_slug"),
+            (f"question_id={'q' * (MAX_ID_CHARS + 1)}", "question_id"),
+            ("module_slug=", "module_slug"),
+        ],
+    )
+    async def test_query_parameters_are_held_to_the_same_limits(
+        self, service: ServiceUnderTest, query: str, field: str
+    ) -> None:
+        reply = await service.client.get(
+            f"/api/assessments/responses?{query}", headers=anonymous_headers()
+        )
+
+        assert reply.status_code == 400
+        error = await reply.get_json()
+        assert (error["code"], error["field"]) == ("invalid_query", field)
+
+    async def test_a_nul_in_a_path_id_is_refused(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.patch(
+            "/api/assessments/responses/%00", json={}, headers=anonymous_headers()
+        )
+
+        assert reply.status_code == 400
+        error = await reply.get_json()
+        assert (error["code"], error["field"]) == ("invalid_uuid", "response_id")
+
+    @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+    async def test_numbers_jsonb_cannot_store_are_invalid_json(
+        self, service: ServiceUnderTest, number: str
+    ) -> None:
+        headers = anonymous_headers()
+        body = f'{{{_NEW}, "answer_metadata": {{"n": {number}}}}}'
+
+        reply = await service.client.post(
+            "/api/assessments/responses", data=body.encode(), headers={**headers, **_JSON}
+        )
+
+        assert reply.status_code == 400
+        assert (await reply.get_json())["code"] == "invalid_json"
+        assert await _stored_answers(service, headers) == []
+
+    async def test_the_openapi_document_states_the_limits(self, service: ServiceUnderTest) -> None:
+        document = await (await service.client.get("/openapi.json")).get_json()
+        create = document["paths"]["/api/assessments/responses"]["post"]["requestBody"]
+        fields = create["content"]["application/json"]["schema"]["properties"]
+        listing = document["paths"]["/api/assessments/responses"]["get"]["parameters"]
+        query = {parameter["name"]: parameter["schema"] for parameter in listing}
+        identifier = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": NO_NUL_PATTERN,
+        }
+
+        assert create["required"] is True
+        assert fields["answer_text"]["maxLength"] == MAX_ANSWER_CHARS
+        assert fields["answer_text"]["pattern"] == NO_NUL_PATTERN
+        assert identifier.items() <= fields["question_id"].items()
+        assert identifier in query["module_slug"]["anyOf"]
+        assert fields["answer_metadata"]["propertyNames"] == {"pattern": NO_NUL_PATTERN}
+        assert str(MAX_METADATA_BYTES) in fields["answer_metadata"]["description"]
+        assert json.dumps(document).count("StorableJsonValue") >= 3

@@ -127,47 +127,61 @@ class TestClaim:
             headers=anonymous_headers(),
         )
 
-        assert reply.status_code == 403
+        assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"] == 'Bearer realm="huleedu-submission"'
         assert (await reply.get_json())["code"] == "user_required"
 
 
 class TestCredentials:
     @pytest.mark.parametrize(
-        ("authorization", "code"),
+        ("authorization", "code", "bearer_error"),
         [
-            (f"Bearer {user_token('u', expires_in=-3600)}", "token_expired"),
+            (f"Bearer {user_token('u', expires_in=-3600)}", "token_expired", "invalid_token"),
             (
                 f"Bearer {user_token('u', secret='another-secret-of-enough-length!')}",
                 "invalid_token",
+                "invalid_token",
             ),
-            (f"Bearer {user_token('u', audience='someone-else')}", "invalid_token"),
-            (f"Bearer {user_token('u', issuer='evil')}", "invalid_token"),
-            ("Bearer not.a.jwt", "invalid_token"),
-            ("Basic dXNlcjpwYXNz", "invalid_authorization_header"),
+            (
+                f"Bearer {user_token('u', audience='someone-else')}",
+                "invalid_token",
+                "invalid_token",
+            ),
+            (f"Bearer {user_token('u', issuer='evil')}", "invalid_token", "invalid_token"),
+            ("Bearer not.a.jwt", "invalid_token", "invalid_token"),
+            ("Basic dXNlcjpwYXNz", "invalid_authorization_header", "invalid_request"),
         ],
     )
     async def test_bad_jwts_are_refused(
-        self, service: ServiceUnderTest, authorization: str, code: str
+        self, service: ServiceUnderTest, authorization: str, code: str, bearer_error: str
     ) -> None:
+        challenge = f'Bearer realm="huleedu-submission", error="{bearer_error}"'
+
         reply = await service.client.get(
             "/api/assessments/responses", headers={"Authorization": authorization}
         )
 
         assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"] == challenge
         assert (await reply.get_json())["code"] == code
 
     async def test_missing_identity_is_refused(self, service: ServiceUnderTest) -> None:
         reply = await service.client.get("/api/assessments/responses")
 
         assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"] == 'Bearer realm="huleedu-submission"'
         assert (await reply.get_json())["code"] == "authentication_required"
 
-    async def test_anonymous_token_must_be_a_uuid(self, service: ServiceUnderTest) -> None:
+    @pytest.mark.parametrize("token", ["not-a-uuid", "12345678-1234-1234-1234-12345678901z", "{}"])
+    async def test_a_malformed_anonymous_token_is_refused(
+        self, service: ServiceUnderTest, token: str
+    ) -> None:
         reply = await service.client.get(
-            "/api/assessments/responses", headers={"X-Anonymous-Token": "not-a-uuid"}
+            "/api/assessments/responses", headers={"X-Anonymous-Token": token}
         )
 
-        assert reply.status_code == 400
+        assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"] == 'Bearer realm="huleedu-submission"'
         body = await reply.get_json()
         assert body == {
             "code": "invalid_anonymous_token",

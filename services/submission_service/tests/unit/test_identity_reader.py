@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from submission_service.adapters.identity import JwtIdentityReader
-from submission_service.domain.errors import AuthenticationError, InvalidInputError
+from submission_service.domain.errors import AuthenticationError
 from submission_service.testing.harness import TEST_JWT_SECRET, user_token
 
 READER = JwtIdentityReader(
@@ -48,7 +48,8 @@ class TestIdentify:
         with pytest.raises(AuthenticationError):
             READER.identify(None, None)
 
-    def test_anonymous_token_must_be_a_uuid(self) -> None:
-        with pytest.raises(InvalidInputError) as caught:
+    def test_a_malformed_anonymous_token_fails_authentication(self) -> None:
+        with pytest.raises(AuthenticationError) as caught:
             READER.identify(None, "nope")
+        assert caught.value.reason == "invalid_anonymous_token"
         assert caught.value.field == "X-Anonymous-Token"
