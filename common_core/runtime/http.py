@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 
-from quart import Quart, Response, jsonify
+import asyncpg
+import structlog
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    ASGISendEvent,
+)
+from quart import Quart, Response, jsonify, request
+from quart.asgi import ASGIHTTPConnection
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from common_core.runtime.database import is_database_unavailable
+from common_core.runtime.error_text import describe_error
 from common_core.runtime.metrics import render_metrics
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells clients to wait before retrying while the database is unavailable."""
+
+# What a database failure can raise into a handler: SQLAlchemy's errors, asyncpg's own (a raw
+# connection), and the OS's for a refused or reset connection (TimeoutError is an OSError).
+_DATABASE_ERROR_TYPES: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises when the dependency is not usable; returns None when it is."""
@@ -59,3 +87,83 @@ def register_http_error_handlers(app: Quart) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500
         return jsonify(error_body(code, exc.description or exc.name or "error")), status
+
+
+def unavailable_response(retry_after_seconds: int = RETRY_AFTER_SECONDS) -> Response:
+    """503 `service_unavailable` with Retry-After: the database cannot serve right now."""
+    body = error_body("service_unavailable", "the database is unavailable; retry later")
+    return Response(
+        json.dumps(body),
+        status=503,
+        content_type="application/json",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
+def _internal_error_response() -> Response:
+    return Response(
+        json.dumps(error_body("internal_error", "internal error")),
+        status=500,
+        content_type="application/json",
+    )
+
+
+def register_database_error_handlers(app: Quart) -> None:
+    """Answer 503 (JSON, Retry-After) while the database is unavailable, never a traceback.
+
+    Covers errors raised by a handler and those raised after it, when the request's dependency
+    scope closes (a request-scoped transaction committing on a lost connection), which Quart
+    does not hand to its error handlers.
+    """
+
+    async def database_error(exc: Exception) -> Response:
+        return _failure_response(exc, stage="handler", path=request.path)
+
+    for error_type in _DATABASE_ERROR_TYPES:
+        app.register_error_handler(error_type, database_error)
+    app.asgi_http_class = DatabaseAwareHTTPConnection
+
+
+def _failure_response(exc: BaseException, *, stage: str, path: str) -> Response:
+    if is_database_unavailable(exc):
+        log.warning(
+            "database_unavailable",
+            stage=stage,
+            path=path,
+            error_type=type(exc).__name__,
+            error=describe_error(exc),
+        )
+        return unavailable_response()
+    log.error("request_failed", stage=stage, path=path, exc_info=exc)
+    return _internal_error_response()
+
+
+class DatabaseAwareHTTPConnection(ASGIHTTPConnection):
+    """Quart's HTTP connection, answering what escapes the app as JSON instead of re-raising.
+
+    Quart re-raises an exception from a teardown function (dishka closing the request scope) to
+    hypercorn, which logs "Error in ASGI Framework" with a traceback and answers a bare 500.
+    """
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        """Run the request; an escaping exception becomes a logged 503 or 500 JSON answer."""
+        started = False
+        disconnected = False
+
+        async def tracking_receive() -> ASGIReceiveEvent:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
+
+        async def tracking_send(message: ASGISendEvent) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await super().__call__(tracking_receive, tracking_send)
+        except Exception as exc:
+            response = _failure_response(exc, stage="teardown", path=self.scope["path"])
+            if not (started or disconnected):
+                await self._send_response(send, response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -14,6 +15,9 @@ from quart import Quart
 from common_core.runtime.startup_heap import freeze_startup_heap
 
 log = structlog.get_logger(__name__)
+
+# Path without the query string: a query may carry what must not reach a log line.
+_ACCESS_LOG_FORMAT = "%(m)s %(U)s %(H)s %(s)s %(b)s %(L)ss"
 
 
 async def run_service(
@@ -38,7 +42,11 @@ async def run_service(
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
-    config.accesslog = None
+    # Loggers, not "-": hypercorn would add its own plain-text stderr handlers otherwise.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    access = logging.getLogger("hypercorn.access")  # enabled at LOG_LEVEL=DEBUG
+    config.accesslog = access if access.isEnabledFor(logging.INFO) else None
+    config.access_log_format = _ACCESS_LOG_FORMAT
     server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
     tasks = [asyncio.ensure_future(w) for w in workers]
     crashed: BaseException | None = None
@@ -51,7 +59,7 @@ async def run_service(
             return
         except Exception as exc:
             crashed = exc
-            log.error("worker_crashed", error=f"{type(exc).__name__}: {exc}")
+            log.error("worker_crashed", exc_info=exc)
             shutdown.set()
 
     watchers = [asyncio.create_task(watch(t)) for t in tasks]

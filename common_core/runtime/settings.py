@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name, validate_prefix
 
 SERVER_DEFAULT_DATABASE = "postgres"
@@ -32,6 +33,8 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
+    # A log message repeated within this many seconds is written once with `repeats=N`.
+    log_repeat_interval_seconds: float = Field(default=DEFAULT_REPEAT_INTERVAL_SECONDS, ge=0)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     instance_id: str | None = None

@@ -16,7 +16,12 @@ async def main() -> None:
     """Run one service instance until SIGTERM."""
     settings = Settings()
     limit_blas_threads()
-    configure_logging(SERVICE_NAME, settings.log_level, json=settings.log_json)
+    configure_logging(
+        SERVICE_NAME,
+        settings.log_level,
+        json=settings.log_json,
+        repeat_interval_seconds=settings.log_repeat_interval_seconds,
+    )
     async with service_runtime(settings) as runtime:
         await run_service(
             runtime.app,

@@ -28,7 +28,12 @@ _OWN_TOPICS = (
 async def main() -> None:
     """Provision topics, wire the container, serve until SIGTERM."""
     settings = Settings()
-    configure_logging(SERVICE_NAME, settings.log_level, json=settings.log_json)
+    configure_logging(
+        SERVICE_NAME,
+        settings.log_level,
+        json=settings.log_json,
+        repeat_interval_seconds=settings.log_repeat_interval_seconds,
+    )
     names = [settings.topic(t) for t in _OWN_TOPICS]
     await ensure_topics(
         settings.kafka_bootstrap_servers,

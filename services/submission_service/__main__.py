@@ -17,7 +17,12 @@ log = structlog.get_logger(__name__)
 async def main() -> None:
     """Migrate, create topics, then serve until SIGTERM."""
     settings = Settings()
-    configure_logging(SERVICE_NAME, settings.log_level, json=settings.log_json)
+    configure_logging(
+        SERVICE_NAME,
+        settings.log_level,
+        json=settings.log_json,
+        repeat_interval_seconds=settings.log_repeat_interval_seconds,
+    )
     if settings.uses_dev_jwt_secret:
         log.warning(
             "insecure_dev_jwt_secret",

@@ -23,6 +23,7 @@ from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import (
     ReadinessCheck,
     error_body,
+    register_database_error_handlers,
     register_http_error_handlers,
     register_operational_routes,
 )
@@ -89,6 +90,7 @@ def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck
     app = Quart("cj_assessment_service")
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
+    register_database_error_handlers(app)
 
     @app.errorhandler(CJError)
     async def cj_error(exc: CJError) -> tuple[Response, int]:

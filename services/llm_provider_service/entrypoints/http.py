@@ -8,7 +8,11 @@ from dishka import AsyncContainer, FromDishka
 from quart import Quart
 from quart_dishka import QuartDishka, inject
 
-from common_core.runtime.http import register_http_error_handlers, register_operational_routes
+from common_core.runtime.http import (
+    register_database_error_handlers,
+    register_http_error_handlers,
+    register_operational_routes,
+)
 from llm_provider_service.application.panel import JudgePanel
 from llm_provider_service.entrypoints.worker import RequestWorker
 
@@ -23,6 +27,7 @@ def create_app(container: AsyncContainer) -> Quart:
 
     register_operational_routes(app, {"kafka": kafka_ready})
     register_http_error_handlers(app)
+    register_database_error_handlers(app)
 
     @app.get("/api/v1/providers")
     @inject
