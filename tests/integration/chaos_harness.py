@@ -1,0 +1,667 @@
+"""Chaos tests' harness: a Kafka broker and a PostgreSQL of their own that may be SIGKILLed,
+a CJ batch run through the real CJ and LLM provider processes, and the evidence read back.
+
+The session-wide broker and database of the root conftest.py serve every other test, so the
+chaos tests start their own (on free ports, in a temporary state dir) and kill only those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import func, select
+
+from cj_assessment_service.adapters.tables import cj_batches, cj_pairs, cj_scores
+from common_core.events.cj import (
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJAssessmentRequestV1,
+    EssayToProcess,
+)
+from common_core.events.envelope import EventEnvelope, decode_event
+from common_core.events.llm import LLMComparisonResultV1
+from common_core.runtime.database import create_engine
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.outbox import event_outbox
+from common_core.testing import eventually
+from common_core.testing.service_process import ServiceProcess, start_service
+from common_core.topics import DLQ_SUFFIX, Topic, topic_name
+from devstack import free_port, restart_kafka, start_kafka, start_postgres
+from devstack.postgres import RunningPostgres, libpq_url, with_database
+from devstack.processes import RunningProcess
+from llm_provider_service.testing.fake_llm_server import (
+    FakeLLMServer,
+    FakeReply,
+    ReceivedRequest,
+)
+
+T = TypeVar("T")
+
+FAKE_API_KEY = "sk-chaos-never-logged-0123456789"
+# Every essay text carries this marker: it must never reach a log line.
+ESSAY_MARKER = "chaos-essay-body"
+TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED")
+READY_PATH = "/healthz/ready"
+# Inherited settings the service processes must not see; the harness sets its own.
+_PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
+_QUALITY = re.compile(r"quality level (\d+)")
+
+
+# --- A broker and a database that may be killed ---------------------------------------------
+
+
+@dataclass
+class CrashableStack:
+    """A Kafka broker and a PostgreSQL of the chaos tests' own, killed and restarted on their
+    data dirs. Blocking devstack calls run on one long-lived thread: the broker is spawned with
+    a parent-death signal, which Linux ties to the spawning thread."""
+
+    state_dir: Path
+    broker: RunningProcess
+    postgres: RunningPostgres
+    thread: ThreadPoolExecutor
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker's bootstrap address (the same across restarts)."""
+        return self.broker.address
+
+    async def _on_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, call)
+
+    async def kill_broker(self) -> None:
+        """SIGKILL the broker (no controlled shutdown, nothing flushed)."""
+        await self._on_thread(self.broker.kill)
+
+    async def restart_broker(self) -> None:
+        """Start the broker again on its data dir and port; wait until it serves metadata."""
+        self.broker = await self._on_thread(
+            functools.partial(restart_kafka, self.state_dir, die_with_parent=True)
+        )
+
+    async def kill_postgres(self) -> None:
+        """SIGKILL the postmaster and its backends (no checkpoint)."""
+        await self._on_thread(self.postgres.kill)
+
+    async def restart_postgres(self) -> None:
+        """Start PostgreSQL again on its data dir and port (it replays its WAL first)."""
+        self.postgres = await self._on_thread(self.postgres.restart)
+
+    async def new_database(self) -> str:
+        """A fresh database on the stack's server; its postgresql+asyncpg URL."""
+        name = f"chaos_{uuid.uuid4().hex[:12]}"
+        connection = await asyncpg.connect(libpq_url(self.postgres.url))
+        try:
+            await connection.execute(f'create database "{name}"')
+        finally:
+            await connection.close()
+        return with_database(self.postgres.url, name)
+
+
+def _new_state_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="devstack-chaos-"))
+    path.chmod(0o755)  # the postgres account must reach its data dir inside
+    return path
+
+
+@contextlib.asynccontextmanager
+async def crashable_stack() -> AsyncIterator[CrashableStack]:
+    """Start a private broker and PostgreSQL; stop both by PID and delete their data at the end.
+
+    PostgreSQL runs with its durable settings: the test-only `fast` ones (synchronous_commit=off)
+    may lose acknowledged commits in a crash, which no service could be asked to survive.
+    """
+    state_dir = _new_state_dir()
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaos-stack")
+    loop = asyncio.get_running_loop()
+    broker: RunningProcess | None = None
+    postgres: RunningPostgres | None = None
+    try:
+        postgres = await loop.run_in_executor(
+            thread, functools.partial(start_postgres, state_dir, free_port())
+        )
+        broker = await loop.run_in_executor(
+            thread, functools.partial(start_kafka, state_dir, free_port(), die_with_parent=True)
+        )
+        stack = CrashableStack(state_dir, broker, postgres, thread)
+        try:
+            yield stack
+        finally:
+            broker, postgres = stack.broker, stack.postgres
+    finally:
+        try:
+            if broker is not None:
+                broker.stop(timeout=20.0)
+        finally:
+            if postgres is not None:
+                postgres.stop(timeout=20.0)
+            thread.shutdown(wait=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# --- The judge behind the fake OpenAI-compatible server -------------------------------------
+
+
+def essay_text(level: int) -> str:
+    """An essay whose quality the fake judge reads back from its text."""
+    return (
+        f"{ESSAY_MARKER}: an essay of quality level {level:03d}. Summer is the season of long "
+        "days, and this essay argues that holidays should be spent outdoors."
+    )
+
+
+def judge_by_quality(request: ReceivedRequest, _index: int) -> FakeReply:
+    """Answer like a consistent model: the essay of the higher quality level wins."""
+    if not request.is_comparison:
+        return FakeReply()
+    prompt = json.dumps(request.body.get("messages", []))
+    levels = [int(level) for level in _QUALITY.findall(prompt)]
+    a_wins = len(levels) >= 2 and levels[0] > levels[1]
+    verdict = {
+        "winner": "essay_a" if a_wins else "essay_b",
+        "justification": "The better essay develops its argument further.",
+        "confidence": 4,
+    }
+    return FakeReply(content=json.dumps(verdict))
+
+
+# --- Polling the CJ HTTP API throughout ------------------------------------------------------
+
+
+@dataclass
+class ApiPoller:
+    """Polls HTTP paths of a service in a loop and keeps every answer (status or error)."""
+
+    base_url: str
+    paths: Sequence[str]
+    interval: float = 0.25
+    answers: list[tuple[str, int | str]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Poll until `stop()`."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as client:
+            while not self._stopping.is_set():
+                for path in self.paths:
+                    try:
+                        answer: int | str = (await client.get(path)).status_code
+                    except httpx.HTTPError as exc:
+                        answer = type(exc).__name__
+                    self.answers.append((path, answer))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+
+    def stop(self) -> None:
+        """End the loop after the round in hand."""
+        self._stopping.set()
+
+    def counts(self) -> dict[tuple[str, int | str], int]:
+        """How often each path gave each answer."""
+        return dict(Counter(self.answers))
+
+
+def unexpected_answers(
+    counts: dict[tuple[str, int | str], int],
+) -> dict[tuple[str, int | str], int]:
+    """The answers that are neither 2xx nor 503 (errors without an answer included)."""
+    return {
+        (path, answer): count
+        for (path, answer), count in counts.items()
+        if not (isinstance(answer, int) and (200 <= answer < 300 or answer == 503))
+    }
+
+
+# --- Logs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogProblem:
+    """A log line that breaks the rules: where it is, what is wrong, and its text."""
+
+    path: Path
+    line_number: int
+    kind: str
+    text: str
+
+    @property
+    def process(self) -> str:
+        """The service the log belongs to (its file is `<module>-<port>.log`)."""
+        return self.path.stem.rsplit("-", 1)[0]
+
+
+_VARYING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+")
+
+
+def log_problems(paths: Sequence[Path], forbidden: Sequence[str]) -> list[LogProblem]:
+    """Lines that are not a JSON object, hold a traceback, or contain a forbidden text."""
+    problems = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                problems.append(LogProblem(path, number, "not a JSON object", line))
+            if "Traceback" in line:
+                problems.append(LogProblem(path, number, "traceback", line))
+            if any(text in line for text in forbidden):
+                problems.append(LogProblem(path, number, "forbidden text", "(not shown)"))
+    return problems
+
+
+def summarize_log_problems(problems: Sequence[LogProblem], limit: int = 25) -> str:
+    """Problems grouped by process, kind and text (ids and numbers masked), most frequent
+    first, each with its first place."""
+    groups: dict[tuple[str, str, str], list[LogProblem]] = {}
+    for problem in problems:
+        shape = _VARYING.sub("N", problem.text)[:160]
+        groups.setdefault((problem.process, problem.kind, shape), []).append(problem)
+    ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
+    lines = [
+        f"{len(found)}x {process}: {kind}: {shape}  (first: {found[0].path.name}:"
+        f"{found[0].line_number})"
+        for (process, kind, shape), found in ranked[:limit]
+    ]
+    if len(ranked) > limit:
+        lines.append(f"... and {len(ranked) - limit} more kinds")
+    return "\n".join(lines)
+
+
+# --- Reading topics to their end ------------------------------------------------------------
+
+
+async def partitions_by_topic(bootstrap_servers: str, prefix: str) -> dict[str, list[int]]:
+    """The partitions of every topic under a prefix."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {
+        str(t["topic"]): sorted(int(p["partition"]) for p in t["partitions"])
+        for t in described
+        if str(t["topic"]).startswith(f"{prefix}.")
+    }
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    async with asyncio.timeout(60):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            fetched = await consumer.getmany(*tps, timeout_ms=500)
+            for part in fetched.values():
+                records.extend(part)
+    return records
+
+
+async def topic_contents(
+    bootstrap_servers: str, partitions: dict[str, list[int]]
+) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
+    """Every message of each topic, read from the start to the end offsets of now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        return {
+            topic: await _read_to_end(consumer, [TopicPartition(topic, p) for p in numbers])
+            for topic, numbers in partitions.items()
+            if numbers
+        }
+    finally:
+        await consumer.stop()
+
+
+# --- One batch through the real service processes ------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchEvidence:
+    """What a finished batch left behind: events, rows, callbacks, dead letters, logs, HTTP."""
+
+    essay_ids: list[str]
+    state: str
+    completed_events: list[EventEnvelope[CJAssessmentCompletedV1]]
+    failed_events: list[EventEnvelope[CJAssessmentFailedV1]]
+    batch_row: dict[str, Any]
+    pairs_by_status: dict[str, int]
+    score_rows: int
+    successful_callbacks: int
+    distinct_successful_callbacks: int
+    dead_letters: dict[str, int]
+    log_problems: list[LogProblem]
+    http_answers: dict[tuple[str, int | str], int]
+    llm_calls: int
+
+
+@dataclass
+class BatchUnderChaos:
+    """A CJ batch run through a CJ and an LLM provider process against a fake OpenAI server.
+
+    Answers arrive over about a minute: every call to the fake server takes `latency` seconds
+    and the provider runs at most `in_flight` calls at once.
+    """
+
+    stack: CrashableStack
+    database_url: str
+    log_dir: Path
+    fake_llm: FakeLLMServer
+    essays: int
+    in_flight: int
+    prefix: str = field(default_factory=lambda: f"chaos{uuid.uuid4().hex[:10]}")
+    entity_ref: str = field(default_factory=lambda: f"chaos-{uuid.uuid4().hex[:8]}")
+    cj: ServiceProcess | None = None
+    llm: ServiceProcess | None = None
+    processes: list[ServiceProcess] = field(default_factory=list)
+    batch_id: str | None = None
+    poller: ApiPoller | None = None
+    _poll_task: asyncio.Task[None] | None = None
+
+    @property
+    def essay_ids(self) -> list[str]:
+        """The ids of the batch's essays."""
+        return [f"essay-{i:03d}" for i in range(self.essays)]
+
+    def _common_env(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers,
+            "TOPIC_PREFIX": self.prefix,
+            "LOG_LEVEL": "INFO",
+            "LOG_JSON": "true",
+        }
+
+    async def start_llm_provider(self) -> ServiceProcess:
+        """Start an LLM provider process (calling the fake server), ready once it consumes."""
+        env = {
+            **self._common_env(),
+            "LLM_CONSUMER_GROUP": f"llm_provider_service.{self.prefix}",
+            "LLM_MAX_IN_FLIGHT": str(self.in_flight),
+            "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "LLM_SHUTDOWN_GRACE_SECONDS": "3",
+            "OPENAI_API_KEY": FAKE_API_KEY,
+            "OPENAI_BASE_URL": self.fake_llm.openai_base_url,
+        }
+        self.llm = await start_service(
+            "llm_provider_service",
+            env=env,
+            log_dir=self.log_dir,
+            keep_provider_keys=True,
+            unset_prefixes=_PROVIDER_PREFIXES,
+            ready_path=READY_PATH,
+        )
+        self.processes.append(self.llm)
+        return self.llm
+
+    async def start_cj(self) -> ServiceProcess:
+        """Start the CJ process; it spends the whole budget (no early stop on stability)."""
+        env = {
+            **self._common_env(),
+            "DATABASE_URL": self.database_url,
+            "MONITOR_INTERVAL_SECONDS": "0.5",
+            "STABILITY_THRESHOLD": "0.000001",
+        }
+        self.cj = await start_service(
+            "cj_assessment_service", env=env, log_dir=self.log_dir, unset_prefixes=("LLM_",)
+        )
+        self.processes.append(self.cj)
+        return self.cj
+
+    def kill_llm_provider(self) -> None:
+        """SIGKILL the LLM provider process (requests in flight are neither answered nor
+        committed)."""
+        assert self.llm is not None
+        self.llm.kill()
+        self.llm = None
+
+    async def submit(self) -> str:
+        """Publish the CJ request; wait until the batch exists, then poll its API throughout."""
+        assert self.cj is not None
+        request = EventEnvelope[CJAssessmentRequestV1](
+            event_type=topic_name(Topic.CJ_ASSESSMENT_REQUESTED, self.prefix),
+            source_service="chaos-test",
+            correlation_id=uuid.uuid4(),
+            data=CJAssessmentRequestV1(
+                entity_ref=self.entity_ref,
+                essays_to_process=[
+                    EssayToProcess(essay_id=essay_id, text_content=essay_text(level))
+                    for level, essay_id in enumerate(self.essay_ids)
+                ],
+                essay_instructions="Write about your summer.",
+            ),
+        )
+        async with KafkaEventProducer(
+            self.stack.bootstrap_servers, client_id="chaos-test"
+        ) as producer:
+            await producer.publish(request.event_type, request, key=self.entity_ref)
+        view = await self._view(f"/api/v1/batches?entity_ref={self.entity_ref}", timeout=60)
+        self.batch_id = str(view["batch_id"])
+        self.poller = ApiPoller(self.cj.url, [f"/api/v1/batches/{self.batch_id}", READY_PATH])
+        self._poll_task = asyncio.create_task(self.poller.run())
+        return self.batch_id
+
+    def _check_alive(self) -> None:
+        for process in (self.cj, self.llm):
+            if process is not None and process.process.poll() is not None:
+                raise AssertionError(
+                    f"{process.module} exited with code {process.process.returncode}:\n"
+                    f"{process.log_tail()}"
+                )
+
+    async def _view(
+        self, path: str, *, until: Callable[[dict[str, Any]], bool] = bool, timeout: float
+    ) -> dict[str, Any]:
+        assert self.cj is not None
+        url = f"{self.cj.url}{path}"
+
+        async def probe() -> dict[str, Any]:
+            self._check_alive()
+            try:
+                async with httpx.AsyncClient(timeout=10.0) as client:
+                    response = await client.get(url)
+            except httpx.HTTPError:
+                return {}
+            body: dict[str, Any] = response.json() if response.status_code == 200 else {}
+            return body
+
+        return await eventually(
+            probe, until=lambda v: bool(v) and until(v), timeout=timeout, interval=0.25, what=path
+        )
+
+    async def progress(self, fraction: float, *, timeout: float = 120) -> dict[str, Any]:
+        """Wait until `fraction` of the budget is answered; the batch's view then."""
+        return await self._view(
+            f"/api/v1/batches/{self.batch_id}",
+            until=lambda v: (
+                v["state"] in TERMINAL_STATES
+                or v["progress"]["completed"] + v["progress"]["failed"]
+                >= fraction * v["progress"]["budget"]
+            ),
+            timeout=timeout,
+        )
+
+    async def finished(self, *, timeout: float = 200) -> dict[str, Any]:
+        """Wait until the batch is in a terminal state and its outbox is relayed."""
+        view = await self._view(
+            f"/api/v1/batches/{self.batch_id}",
+            until=lambda v: v["state"] in TERMINAL_STATES,
+            timeout=timeout,
+        )
+        await eventually(
+            self._unpublished_outbox_rows,
+            until=lambda n: n == 0,
+            timeout=60,
+            what="the outbox is relayed",
+        )
+        return view
+
+    async def _unpublished_outbox_rows(self) -> int:
+        self._check_alive()
+        engine = create_engine(self.database_url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                count = await connection.scalar(
+                    select(func.count())
+                    .select_from(event_outbox)
+                    .where(event_outbox.c.published_at.is_(None))
+                )
+        finally:
+            await engine.dispose()
+        return int(count or 0)
+
+    async def evidence(self) -> BatchEvidence:
+        """Everything the assertions look at, read once the batch is finished."""
+        assert self.batch_id is not None
+        assert self.poller is not None
+        view = await self._view(f"/api/v1/batches/{self.batch_id}", timeout=30)
+        self.poller.stop()
+        if self._poll_task is not None:
+            await self._poll_task
+        bootstrap = self.stack.bootstrap_servers
+        completed_topic = topic_name(Topic.CJ_ASSESSMENT_COMPLETED, self.prefix)
+        failed_topic = topic_name(Topic.CJ_ASSESSMENT_FAILED, self.prefix)
+        callback_topic = topic_name(Topic.LLM_COMPARISON_RESULT, self.prefix)
+        partitions = await partitions_by_topic(bootstrap, self.prefix)
+        dlq_topics = [t for t in partitions if t.endswith(DLQ_SUFFIX)]
+        wanted = [completed_topic, failed_topic, callback_topic, *dlq_topics]
+        contents = await topic_contents(bootstrap, {t: partitions.get(t, []) for t in wanted})
+        for topic in wanted:
+            assert topic in contents, f"no topic {topic}"
+        completed = [
+            decode_event(r.value, CJAssessmentCompletedV1)
+            for r in contents[completed_topic]
+            if r.value is not None
+        ]
+        failed = [
+            decode_event(r.value, CJAssessmentFailedV1)
+            for r in contents[failed_topic]
+            if r.value is not None
+        ]
+        rows = await self._batch_rows()
+        request_ids: set[uuid.UUID] = rows.pop("request_ids")
+        callbacks = Counter(
+            result.request_id
+            for result in (
+                decode_event(r.value, LLMComparisonResultV1).data
+                for r in contents[callback_topic]
+                if r.value is not None
+            )
+            if result.error_detail is None and result.request_id in request_ids
+        )
+        return BatchEvidence(
+            essay_ids=self.essay_ids,
+            state=str(view["state"]),
+            completed_events=[e for e in completed if e.data.entity_ref == self.entity_ref],
+            failed_events=[e for e in failed if e.data.entity_ref == self.entity_ref],
+            batch_row=rows["batch"],
+            pairs_by_status=rows["pairs"],
+            score_rows=rows["scores"],
+            successful_callbacks=sum(callbacks.values()),
+            distinct_successful_callbacks=len(callbacks),
+            dead_letters={topic: len(contents[topic]) for topic in dlq_topics},
+            log_problems=log_problems(
+                [p.log_path for p in self.processes], [FAKE_API_KEY, ESSAY_MARKER]
+            ),
+            http_answers=self.poller.counts(),
+            llm_calls=len(self.fake_llm.received),
+        )
+
+    async def _batch_rows(self) -> dict[str, Any]:
+        batch_id = uuid.UUID(self.batch_id)
+        engine = create_engine(self.database_url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                batch = (
+                    (
+                        await connection.execute(
+                            select(cj_batches).where(cj_batches.c.id == batch_id)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+                pairs = (
+                    await connection.execute(
+                        select(cj_pairs.c.status, cj_pairs.c.request_id).where(
+                            cj_pairs.c.batch_id == batch_id
+                        )
+                    )
+                ).all()
+                scores = await connection.scalar(
+                    select(func.count())
+                    .select_from(cj_scores)
+                    .where(cj_scores.c.batch_id == batch_id)
+                )
+        finally:
+            await engine.dispose()
+        return {
+            "batch": dict(batch),
+            "pairs": dict(Counter(str(p.status) for p in pairs)),
+            "request_ids": {p.request_id for p in pairs},
+            "scores": int(scores or 0),
+        }
+
+    async def stop(self) -> None:
+        """Stop polling and every process started (by PID)."""
+        if self.poller is not None:
+            self.poller.stop()
+        if self._poll_task is not None:
+            with contextlib.suppress(Exception):
+                await self._poll_task
+        for process in reversed(self.processes):
+            process.stop(timeout=20.0)
+
+
+@contextlib.asynccontextmanager
+async def batch_under_chaos(
+    stack: CrashableStack,
+    log_dir: Path,
+    *,
+    essays: int = 40,
+    latency: float = 1.0,
+    in_flight: int = 4,
+) -> AsyncIterator[BatchUnderChaos]:
+    """A fake OpenAI server, an LLM provider and a CJ process on a fresh database, ready for a
+    batch; every process is stopped by PID at the end, whatever happened."""
+    database_url = await stack.new_database()
+    async with FakeLLMServer(judge_by_quality, delay=latency) as fake_llm:
+        run = BatchUnderChaos(stack, database_url, log_dir, fake_llm, essays, in_flight)
+        try:
+            # Both start at once; each is awaited to the end so none is left unstopped.
+            started = await asyncio.gather(
+                run.start_llm_provider(), run.start_cj(), return_exceptions=True
+            )
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            yield run
+        finally:
+            await run.stop()

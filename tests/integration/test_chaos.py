@@ -1,0 +1,136 @@
+"""Chaos: a CJ batch of 40 essays, answered over about a minute through the real LLM provider
+and CJ processes, survives a SIGKILL mid-batch of the Kafka broker, of PostgreSQL and of the LLM
+provider process, each restarted on its data (the CJ process's own SIGKILL test is in
+services/cj_assessment_service/tests/integration/test_service_process.py).
+
+Every run ends in exactly one completed event with every essay ranked, no comparison counted
+twice and nothing dead-lettered; through the broker and database outages the CJ API answers
+only 2xx or 503 and every log line stays a JSON object without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.chaos_harness import (
+    READY_PATH,
+    TERMINAL_STATES,
+    BatchEvidence,
+    CrashableStack,
+    batch_under_chaos,
+    crashable_stack,
+    summarize_log_problems,
+    unexpected_answers,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# The kill comes once this share of the comparison budget is answered.
+KILL_AT = 0.3
+# How long a killed broker or database stays down before its restart begins.
+OUTAGE_SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[CrashableStack]:
+    """A broker and a PostgreSQL of this module's own: killing them touches no other test."""
+    async with crashable_stack() as running:
+        yield running
+
+
+def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> None:
+    """One completed event and no failed one; every essay ranked; each count agrees."""
+    assert evidence.failed_events == [], [e.data.error_detail for e in evidence.failed_events]
+    assert len(evidence.completed_events) == 1, [str(e.event_id) for e in evidence.completed_events]
+    assert evidence.state == "COMPLETED"
+    event = evidence.completed_events[0].data
+    rankings = event.rankings
+    assert sorted(r.essay_id for r in rankings) == evidence.essay_ids
+    assert sorted(r.rank for r in rankings) == list(range(1, len(evidence.essay_ids) + 1))
+    assert all(r.comparisons > 0 for r in rankings)
+    assert evidence.score_rows == len(evidence.essay_ids)
+
+    usage = event.system_metadata.resource_usage
+    pairs = evidence.pairs_by_status
+    completed = pairs.get("COMPLETED", 0)
+    counts = {
+        "event": usage.completed_comparisons,
+        "batch row": evidence.batch_row["completed"],
+        "pairs table": completed,
+        "distinct callbacks": evidence.distinct_successful_callbacks,
+    }
+    assert len(set(counts.values())) == 1, counts
+    assert sum(r.comparisons for r in rankings) == 2 * completed
+    assert sum(r.wins for r in rankings) == completed
+    assert usage.failed_comparisons == evidence.batch_row["failed"] == pairs.get("FAILED", 0)
+    assert usage.total_comparisons == evidence.batch_row["planned"] == sum(pairs.values())
+    assert pairs.get("PENDING", 0) == 0, pairs
+    assert all(count == 0 for count in evidence.dead_letters.values()), evidence.dead_letters
+
+
+def assert_clean_logs_and_http(evidence: BatchEvidence) -> None:
+    """Every log line a JSON object without a traceback; the API, polled through the outage
+    (readiness said 503 during it), answered only 2xx or 503."""
+    assert (READY_PATH, 503) in evidence.http_answers, evidence.http_answers
+    unexpected = unexpected_answers(evidence.http_answers)
+    # One message with both, so a failing run shows everything that went wrong.
+    report = (
+        f"log lines breaking the rules:\n{summarize_log_problems(evidence.log_problems)}\n"
+        f"HTTP answers neither 2xx nor 503: {unexpected}"
+    )
+    assert (evidence.log_problems, unexpected) == ([], {}), report
+
+
+class TestSigkillMidBatch:
+    async def test_broker_killed_and_restarted_batch_completes_once(
+        self, stack: CrashableStack, tmp_path: Path
+    ) -> None:
+        async with batch_under_chaos(stack, tmp_path) as run:
+            await run.submit()
+            at_kill = await run.progress(KILL_AT)
+            await stack.kill_broker()
+            await asyncio.sleep(OUTAGE_SECONDS)
+            await stack.restart_broker()
+            await run.finished()
+            evidence = await run.evidence()
+
+        assert at_kill["state"] not in TERMINAL_STATES
+        assert_completed_once_without_double_counting(evidence)
+        assert_clean_logs_and_http(evidence)
+
+    async def test_postgres_killed_and_restarted_batch_completes_once(
+        self, stack: CrashableStack, tmp_path: Path
+    ) -> None:
+        async with batch_under_chaos(stack, tmp_path) as run:
+            await run.submit()
+            at_kill = await run.progress(KILL_AT)
+            await stack.kill_postgres()
+            await asyncio.sleep(OUTAGE_SECONDS)
+            await stack.restart_postgres()
+            await run.finished()
+            evidence = await run.evidence()
+
+        assert at_kill["state"] not in TERMINAL_STATES
+        assert_completed_once_without_double_counting(evidence)
+        assert_clean_logs_and_http(evidence)
+
+    async def test_llm_provider_killed_and_restarted_batch_completes_once(
+        self, stack: CrashableStack, tmp_path: Path
+    ) -> None:
+        async with batch_under_chaos(stack, tmp_path) as run:
+            await run.submit()
+            at_kill = await run.progress(KILL_AT)
+            calls_at_kill = len(run.fake_llm.received)
+            run.kill_llm_provider()
+            await run.start_llm_provider()
+            await run.finished()
+            evidence = await run.evidence()
+
+        assert at_kill["state"] not in TERMINAL_STATES
+        # Some calls were in flight or still to come: the kill really came mid-batch.
+        assert calls_at_kill < evidence.llm_calls
+        assert_completed_once_without_double_counting(evidence)
