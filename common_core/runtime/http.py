@@ -60,7 +60,7 @@ def register_operational_routes(
         return {"status": "ok"}, 200
 
     @app.get("/healthz/ready")
-    async def ready() -> tuple[dict[str, object], int]:
+    async def ready() -> tuple[dict[str, object], int, dict[str, str]]:
         results: dict[str, str] = {}
         for name, check in readiness.items():
             try:
@@ -68,10 +68,10 @@ def register_operational_routes(
                 results[name] = "ok"
             except Exception as exc:
                 results[name] = f"unavailable: {type(exc).__name__}"
-        healthy = all(v == "ok" for v in results.values())
-        return {"status": "ready" if healthy else "not_ready", "checks": results}, (
-            200 if healthy else 503
-        )
+        if all(v == "ok" for v in results.values()):
+            return {"status": "ready", "checks": results}, 200, {}
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return {"status": "not_ready", "checks": results}, 503, retry
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -126,12 +126,14 @@ def register_database_error_handlers(app: Quart) -> None:
 
 def _failure_response(exc: BaseException, *, stage: str, path: str) -> Response:
     if is_database_unavailable(exc):
+        # dishka wraps cleanup failures in a group: what failed is inside.
+        shown = exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) else exc
         log.warning(
             "database_unavailable",
             stage=stage,
             path=path,
-            error_type=type(exc).__name__,
-            error=describe_error(exc),
+            error_type=type(shown).__name__,
+            error=describe_error(shown),
         )
         return unavailable_response()
     log.error("request_failed", stage=stage, path=path, exc_info=exc)

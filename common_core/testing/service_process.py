@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -46,6 +47,19 @@ class ServiceProcess:
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the service's log, for assertion messages."""
         return self.log_path.read_text(errors="replace")[-chars:]
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every line of the log as a JSON object; fails naming the first line that is not one."""
+        records = []
+        for number, line in enumerate(self.log_path.read_text(errors="replace").splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                raise AssertionError(f"{self.log_path}:{number} is not a JSON object: {line[:300]}")
+            records.append(record)
+        return records
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, as in a crash."""
