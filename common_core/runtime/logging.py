@@ -41,7 +41,8 @@ _REDACTED_KEYS = frozenset(
 )
 # Keys whose string values are exception text: SQL, parameters and key values are cut out.
 _ERROR_TEXT_KEYS = frozenset({"error", "reason"})
-_OWN_LOGGERS = ("common_core",)
+# Our code's loggers (a `python -m <service>` entry module logs as `__main__`).
+_OWN_LOGGERS = ("common_core", "__main__")
 _ACCESS_LOGGER = "hypercorn.access"
 _MAX_FRAMES = 12
 _MAX_CHAINED = 3

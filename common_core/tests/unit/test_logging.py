@@ -107,6 +107,7 @@ class TestEveryLineIsJson:
             f"""
             configure_logging("svc", "DEBUG")
             structlog.get_logger("svc.worker").debug("own_debug")
+            structlog.get_logger("__main__").info("entry_module_info")
             logging.getLogger("svc.app").debug("own_stdlib_debug")
             logging.getLogger("aiokafka.conn").debug("Request 7: ProduceRequest {MARKER}")
             logging.getLogger("openai._base_client").debug("Request options: {MARKER}")
@@ -116,6 +117,7 @@ class TestEveryLineIsJson:
 
         assert [line["event"] for line in output.lines] == [
             "own_debug",
+            "entry_module_info",
             "own_stdlib_debug",
             "GET /healthz 1.1 200",
         ]
