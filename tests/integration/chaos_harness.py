@@ -246,6 +246,7 @@ class LogProblem:
         return self.path.stem.rsplit("-", 1)[0]
 
 
+FORBIDDEN_TEXT = "an essay text or the API key"
 _VARYING = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+")
 
 
@@ -265,7 +266,7 @@ def log_problems(paths: Sequence[Path], forbidden: Sequence[str]) -> list[LogPro
             if "Traceback" in line:
                 problems.append(LogProblem(path, number, "traceback", line))
             if any(text in line for text in forbidden):
-                problems.append(LogProblem(path, number, "forbidden text", "(not shown)"))
+                problems.append(LogProblem(path, number, FORBIDDEN_TEXT, "(not shown)"))
     return problems
 
 
@@ -422,12 +423,14 @@ class BatchUnderChaos:
         return self.llm
 
     async def start_cj(self) -> ServiceProcess:
-        """Start the CJ process; it spends the whole budget (no early stop on stability)."""
+        """Start the CJ process; it waits for every answer of the whole budget (no early stop on
+        stability, no partial scoring however long an outage lasts)."""
         env = {
             **self._common_env(),
             "DATABASE_URL": self.database_url,
             "MONITOR_INTERVAL_SECONDS": "0.5",
             "STABILITY_THRESHOLD": "0.000001",
+            "PARTIAL_SCORING_GRACE_SECONDS": "3600",
         }
         self.cj = await start_service(
             "cj_assessment_service", env=env, log_dir=self.log_dir, unset_prefixes=("LLM_",)

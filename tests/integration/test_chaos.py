@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.chaos_harness import (
+    FORBIDDEN_TEXT,
     READY_PATH,
     TERMINAL_STATES,
     BatchEvidence,
@@ -134,3 +135,5 @@ class TestSigkillMidBatch:
         # Some calls were in flight or still to come: the kill really came mid-batch.
         assert calls_at_kill < evidence.llm_calls
         assert_completed_once_without_double_counting(evidence)
+        leaks = [p for p in evidence.log_problems if p.kind == FORBIDDEN_TEXT]
+        assert leaks == [], summarize_log_problems(leaks)
