@@ -12,6 +12,7 @@ so the next occurrence is written at once again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +35,8 @@ class _Window:
 
 def message_template(record: logging.LogRecord) -> str:
     """What identifies "the same message": the unformatted template, or a structlog event name."""
-    if isinstance(
-        record.msg, dict
-    ):  # a structlog event dict (ProcessorFormatter.wrap_for_formatter)
+    # structlog's records carry the event dict as msg (ProcessorFormatter.wrap_for_formatter).
+    if isinstance(record.msg, dict):
         return str(record.msg.get("event", ""))
     return str(record.msg)
 
@@ -80,7 +80,7 @@ class RepeatThrottle(logging.Filter):
         key = (record.name, record.levelno, message_template(record))
         with self._lock:
             now = self._clock()
-            due = self._close_expired(now)
+            due = self._close_expired(now, now)
             window = self._windows.get(key)
             if window is None:
                 self._windows[key] = _Window(ends=now + self.interval_seconds)
@@ -97,30 +97,32 @@ class RepeatThrottle(logging.Filter):
     def flush(self) -> None:
         """Write the counts of every open interval now (at exit, so no count is lost)."""
         with self._lock:
-            due = self._close_expired(float("inf"))
+            due = self._close_expired(math.inf, self._clock())
         self._write(due)
 
     def sweep(self) -> None:
         """Write the counts of the intervals that have ended (also done on every record)."""
         with self._lock:
-            due = self._close_expired(self._clock())
+            now = self._clock()
+            due = self._close_expired(now, now)
         self._write(due)
 
-    def _close_expired(self, now: float) -> list[logging.LogRecord]:
-        if self._next_due is None or now < self._next_due:
+    def _close_expired(self, until: float, now: float) -> list[logging.LogRecord]:
+        """End the windows ending by `until`; one with repeats yields its line and reopens."""
+        if self._next_due is None or until < self._next_due:
             return []
         summaries = []
         self._next_due = None
         for key, window in list(self._windows.items()):
-            if window.ends > now:
+            if window.ends > until:
                 self._schedule(window.ends)
             elif window.last is None:
                 del self._windows[key]
             else:
                 summaries.append(_summary(window.last, window.suppressed))
-                ends = (now if now != float("inf") else self._clock()) + self.interval_seconds
-                self._windows[key] = _Window(ends=ends)
-                self._schedule(ends)
+                # The count line counts as the new window's first line.
+                self._windows[key] = _Window(ends=now + self.interval_seconds)
+                self._schedule(now + self.interval_seconds)
         return summaries
 
     def _schedule(self, when: float) -> None:
@@ -147,7 +149,8 @@ class RepeatThrottle(logging.Filter):
                 while self._next_due is None or self._clock() < self._next_due:
                     delay = None if self._next_due is None else self._next_due - self._clock()
                     self._wake.wait(timeout=delay)
-                due = self._close_expired(self._clock())
+                now = self._clock()
+                due = self._close_expired(now, now)
             self._write(due)
 
 
