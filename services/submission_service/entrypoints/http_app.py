@@ -123,6 +123,10 @@ _BEARER_ERRORS = {
 PUBLIC: list[dict[str, list[str]]] = []
 USER_ONLY: list[dict[str, list[str]]] = [{"bearer": []}]
 _OPTIONAL_BODY = "_submission_optional_body"
+_LINKS = "_submission_links"
+_STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
 _HEADER_NAMES = {"www_authenticate": "WWW-Authenticate"}
 
 
@@ -142,6 +146,16 @@ def optional_body(func: F) -> F:
     """Mark a route whose documented request body may be left out."""
     setattr(func, _OPTIONAL_BODY, True)
     return func
+
+
+def links(status: int, **operations: dict[str, str]) -> Callable[[F], F]:
+    """Document OpenAPI links: which operations (by operationId) take ids from this response."""
+
+    def decorator(func: F) -> F:
+        setattr(func, _LINKS, {**getattr(func, _LINKS, {}), status: operations})
+        return func
+
+    return decorator
 
 
 def authentication_challenge(exc: AuthenticationError) -> str:
@@ -203,14 +217,25 @@ class SubmissionOpenAPIProvider(OpenAPIProvider):
     OpenAPI looks for them."""
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Mark request bodies required unless the route says otherwise."""
+        """Mark request bodies required unless the route says otherwise; add its links."""
         paths, components = super().build_paths(rule)
-        optional = getattr(self._app.view_functions[rule.endpoint], _OPTIONAL_BODY, False)
+        func = self._app.view_functions[rule.endpoint]
+        optional = getattr(func, _OPTIONAL_BODY, False)
+        linked: dict[int, dict[str, dict[str, str]]] = getattr(func, _LINKS, {})
         for operations in paths.values():
             for method, operation in operations.items():
+                changed = {**operation, "responses": dict(operation["responses"])}
                 if "requestBody" in operation:
-                    body = {**operation["requestBody"], "required": not optional}
-                    operations[method] = {**operation, "requestBody": body}
+                    changed["requestBody"] = {**operation["requestBody"], "required": not optional}
+                for status, targets in linked.items():
+                    changed["responses"][status] = {
+                        **changed["responses"][status],
+                        "links": {
+                            target: {"operationId": target, "parameters": parameters}
+                            for target, parameters in targets.items()
+                        },
+                    }
+                operations[method] = changed
         return paths, components
 
     def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
@@ -418,10 +443,12 @@ def _register_request_hooks(app: Quart) -> None:
     @app.after_request
     async def finish(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        # Any token is a method on the wire; only standard ones become label values.
+        method = request.method if request.method in _STANDARD_METHODS else "other"
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
         started = getattr(g, "started", None)
         if started is not None:
-            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
         if getattr(g, "correlation_id", None) is not None:
             response.headers["X-Correlation-ID"] = str(g.correlation_id)
         return response
@@ -513,6 +540,7 @@ def _register_api(app: Quart) -> None:
 
     @app.post("/api/assessments/responses")
     @errors(400, 401, 413, 415, 422)
+    @links(201, patch_update_response={"response_id": "$response.body#/id"})
     @validate_response(ResponseOut, 201)
     @validate_request(CreateResponseIn)
     @inject
@@ -641,6 +669,12 @@ def _register_api(app: Quart) -> None:
 
     @app.post("/api/assessments")
     @errors(400, 401, 404, 413, 415, 422)
+    @links(
+        201,
+        post_submit={"assessment_id": "$response.body#/assessment_id"},
+        get_status={"assessment_id": "$response.body#/assessment_id"},
+        post_register_webhook={"assessment_id": "$response.body#/assessment_id"},
+    )
     @validate_response(AssessmentOut, 201)
     @validate_request(StartAssessmentIn)
     @inject

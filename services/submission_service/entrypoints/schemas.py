@@ -58,8 +58,10 @@ EMPTY_TIMESTAMP_PATTERN = "^[ \\t\\n\\r]*(?:[Nn][Uu][Ll][Ll]|[Nn][Oo][Nn][Ee])?[
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _EMPTY_TIMESTAMP = re.compile(EMPTY_TIMESTAMP_PATTERN)
 
-# Webhook URLs: http(s), a host name, an IPv4 or a bracketed IPv6 address (RFC 3986), a port
-# 1-65535 without leading zeros, no credentials, and printable ASCII after the host.
+# Webhook URLs: http(s), a host name (dot-separated labels of 1-63 letters, digits, `_` or `-`,
+# at most 254 characters: the second pattern), an IPv4 or a bracketed IPv6 address (RFC 3986),
+# a port 1-65535 without leading zeros, no credentials, and printable ASCII after the host.
+_LABEL = "[A-Za-z0-9_-]{1,63}"
 _H16 = "[0-9A-Fa-f]{1,4}"
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _LS32 = f"(?:{_H16}:{_H16}|{_OCTET}(?:\\.{_OCTET}){{3}})"
@@ -78,9 +80,13 @@ _IPV6 = "|".join(
 )
 _PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 WEBHOOK_URL_PATTERN = (
-    f"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9_.-]+|\\[(?:{_IPV6})\\])(?::{_PORT})?(?:[/?#][!-~]*)?$"
+    f"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:{_LABEL}\\.)*{_LABEL}\\.?|\\[(?:{_IPV6})\\])"
+    f"(?::{_PORT})?(?:[/?#][!-~]*)?$"
 )
-_WEBHOOK_URL = re.compile(WEBHOOK_URL_PATTERN)
+WEBHOOK_HOST_LENGTH_PATTERN = (
+    "^[^:]*://(?:[^/?#:\\[]{1,254}|\\[[^\\]]*\\])(?::[0-9]+)?(?:[/?#][!-~]*)?$"
+)
+_WEBHOOK_URL = (re.compile(WEBHOOK_URL_PATTERN), re.compile(WEBHOOK_HOST_LENGTH_PATTERN))
 MAX_WEBHOOK_URL_CHARS = 2000
 
 
@@ -104,7 +110,7 @@ def _read_completed_at(value: object) -> datetime | None:
 
 
 def _check_webhook_url(value: str) -> str:
-    if _WEBHOOK_URL.fullmatch(value) is None:
+    if not all(pattern.fullmatch(value) for pattern in _WEBHOOK_URL):
         raise ValueError(
             "must be an absolute http(s) URL: a host name, IPv4 or [IPv6] address, "
             "a port from 1 to 65535, no credentials, printable ASCII only"
@@ -182,7 +188,9 @@ WebhookUrl = Annotated[
     Field(
         min_length=1,
         max_length=MAX_WEBHOOK_URL_CHARS,
-        json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
+        json_schema_extra={
+            "allOf": [{"pattern": WEBHOOK_URL_PATTERN}, {"pattern": WEBHOOK_HOST_LENGTH_PATTERN}]
+        },
     ),
     AfterValidator(_check_webhook_url),
 ]

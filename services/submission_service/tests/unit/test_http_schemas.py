@@ -22,6 +22,7 @@ from submission_service.entrypoints.schemas import (
     EMPTY_TIMESTAMP_PATTERN,
     TIMESTAMP_PATTERN,
     UUID_PATTERN,
+    WEBHOOK_HOST_LENGTH_PATTERN,
     WEBHOOK_URL_PATTERN,
     CreateResponseIn,
     WebhookIn,
@@ -34,10 +35,15 @@ _RFC3339 = jsonschema_rs.validator_for(
 
 
 class TestWebhookUrl:
-    @given(st.from_regex(WEBHOOK_URL_PATTERN, fullmatch=True))
-    def test_every_url_the_pattern_admits_is_one_the_webhook_rules_take_apart(
+    @given(
+        st.from_regex(WEBHOOK_URL_PATTERN, fullmatch=True).filter(
+            re.compile(WEBHOOK_HOST_LENGTH_PATTERN).fullmatch
+        )
+    )
+    def test_every_url_the_patterns_admit_is_one_the_webhook_rules_take_apart(
         self, url: str
     ) -> None:
+        assert WebhookIn(url=url).url == url
         location = split_webhook_url(url)
 
         assert location.scheme in ("http", "https")
@@ -65,6 +71,10 @@ class TestWebhookUrl:
             "http://[1:2:3:4:5:6:7:8:9]/",
             "http://example.org/\u00e9",
             "http://",
+            "http://.8/",
+            "http://a..b/",
+            f"http://{'a' * 64}.org/",
+            f"http://{'.'.join(['a' * 60] * 5)}/",
         ],
     )
     def test_anything_else_is_refused_naming_the_url(self, url: str) -> None:
