@@ -18,6 +18,11 @@ _SQLALCHEMY_TAIL = re.compile(r"\s*\[(SQL|parameters|Background on this error)[:
 _PG_DETAIL = re.compile(r"\s*DETAIL:.*", re.S)
 _KEY_VALUES = re.compile(r"(Key \([^)]*\)=)\(.*?\)(?= |$)", re.S)
 _QUOTED = re.compile(r"\"[^\"]{40,}\"|(?<!class )'[^']{40,}'")
+# asyncpg quotes an argument it cannot encode (its repr, cut at 40 characters without a closing
+# quote): `invalid input for query argument $1: 'text...' (reason)`.
+_ASYNCPG_ARGUMENT = re.compile(r"(query argument \$\d+[^:]*: )(?:.{1,44}(?= \()|.*)", re.S)
+# PostgreSQL quotes a value it cannot parse: `invalid input syntax for type integer: "text"`.
+_PG_INPUT_VALUE = re.compile(r'(invalid input (?:syntax|value) for [^:"]+: )"(?:[^"]|"")*"')
 
 
 def describe_error(exc: BaseException, *, max_chars: int = MAX_ERROR_CHARS) -> str:
@@ -38,6 +43,8 @@ def redact_error_text(text: str) -> str:
     text = _SQLALCHEMY_TAIL.sub("", text)
     text = _PG_DETAIL.sub("", text)
     text = _KEY_VALUES.sub(r"\1([redacted])", text)
+    text = _ASYNCPG_ARGUMENT.sub(r"\1[redacted]", text)
+    text = _PG_INPUT_VALUE.sub(r"\1[redacted]", text)
     text = _QUOTED.sub("[redacted]", text)
     return " ".join(text.split())
 
