@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs, cj_scores
+from cj_assessment_service.application.ports import PAIR_COMPLETED
 from common_core.events.cj import (
     CJAssessmentCompletedV1,
     CJAssessmentFailedV1,
@@ -36,7 +37,7 @@ from common_core.events.cj import (
     EssayToProcess,
 )
 from common_core.events.envelope import EventEnvelope, decode_event
-from common_core.events.llm import LLMComparisonResultV1
+from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
 from common_core.runtime.database import create_engine
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.outbox import event_outbox
@@ -62,6 +63,7 @@ READY_PATH = "/healthz/ready"
 # Inherited settings the service processes must not see; the harness sets its own.
 _PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
 _QUALITY = re.compile(r"quality level (\d+)")
+ESSAY_A, ESSAY_B = ComparisonWinner.ESSAY_A.value, ComparisonWinner.ESSAY_B.value
 
 
 # --- A broker and a database that may be killed ---------------------------------------------
@@ -175,7 +177,7 @@ def judge_by_quality(request: ReceivedRequest, _index: int) -> FakeReply:
     levels = [int(level) for level in _QUALITY.findall(prompt)]
     a_wins = len(levels) >= 2 and levels[0] > levels[1]
     verdict = {
-        "winner": "essay_a" if a_wins else "essay_b",
+        "winner": ESSAY_A if a_wins else ESSAY_B,
         "justification": "The better essay develops its argument further.",
         "confidence": 4,
     }
@@ -356,6 +358,7 @@ class BatchEvidence:
     batch_row: dict[str, Any]
     pairs_by_status: dict[str, int]
     score_rows: int
+    misjudged_pairs: int
     successful_callbacks: int
     distinct_successful_callbacks: int
     dead_letters: dict[str, int]
@@ -587,6 +590,7 @@ class BatchUnderChaos:
             batch_row=rows["batch"],
             pairs_by_status=rows["pairs"],
             score_rows=rows["scores"],
+            misjudged_pairs=rows["misjudged"],
             successful_callbacks=sum(callbacks.values()),
             distinct_successful_callbacks=len(callbacks),
             dead_letters={topic: len(contents[topic]) for topic in dlq_topics},
@@ -613,9 +617,13 @@ class BatchUnderChaos:
                 )
                 pairs = (
                     await connection.execute(
-                        select(cj_pairs.c.status, cj_pairs.c.request_id).where(
-                            cj_pairs.c.batch_id == batch_id
-                        )
+                        select(
+                            cj_pairs.c.status,
+                            cj_pairs.c.request_id,
+                            cj_pairs.c.essay_a,
+                            cj_pairs.c.essay_b,
+                            cj_pairs.c.winner,
+                        ).where(cj_pairs.c.batch_id == batch_id)
                     )
                 ).all()
                 scores = await connection.scalar(
@@ -628,6 +636,13 @@ class BatchUnderChaos:
         return {
             "batch": dict(batch),
             "pairs": dict(Counter(str(p.status) for p in pairs)),
+            # Essay positions are their quality levels: the judge's winner is the higher one.
+            "misjudged": sum(
+                1
+                for p in pairs
+                if p.status == PAIR_COMPLETED
+                and p.winner != (ESSAY_A if p.essay_a > p.essay_b else ESSAY_B)
+            ),
             "request_ids": {p.request_id for p in pairs},
             "scores": int(scores or 0),
         }

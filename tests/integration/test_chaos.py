@@ -70,6 +70,8 @@ def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> No
     assert usage.failed_comparisons == evidence.batch_row["failed"] == pairs.get("FAILED", 0)
     assert usage.total_comparisons == evidence.batch_row["planned"] == sum(pairs.values())
     assert pairs.get("PENDING", 0) == 0, pairs
+    # Every answer was recorded on the pair it was asked for.
+    assert evidence.misjudged_pairs == 0
     assert all(count == 0 for count in evidence.dead_letters.values()), evidence.dead_letters
 
 
