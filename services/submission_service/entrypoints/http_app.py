@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import structlog
 from dishka import AsyncContainer, FromDishka
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from quart import Quart, Request, Response, g, request
 from quart.json.provider import JSONProvider
 from quart_dishka import QuartDishka, inject
@@ -84,6 +84,7 @@ from submission_service.entrypoints.schemas import (
     ResponseListQuery,
     ResponseOut,
     ResponseWithScoresOut,
+    RetryAfterHeaders,
     ScoreOut,
     StartAssessmentIn,
     StatusOut,
@@ -128,6 +129,8 @@ _STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
 _HEADER_NAMES = {"www_authenticate": "WWW-Authenticate"}
+# 401 carries its challenge; 503 (the database is unavailable, common_core's handler) Retry-After.
+_ERROR_HEADERS: dict[int, type[BaseModel]] = {401: AuthenticateHeaders, 503: RetryAfterHeaders}
 
 
 def errors(*statuses: int) -> Callable[[F], F]:
@@ -135,8 +138,7 @@ def errors(*statuses: int) -> Callable[[F], F]:
 
     def decorator(func: F) -> F:
         for status in statuses:
-            headers = AuthenticateHeaders if status == 401 else None
-            func = document_response(ErrorOut, status, headers)(func)
+            func = document_response(ErrorOut, status, _ERROR_HEADERS.get(status))(func)
         return func
 
     return decorator
@@ -492,7 +494,7 @@ def _document_operational_routes(app: Quart) -> None:
     # The shared routes come from common_core; describe them here so /openapi.json is complete.
     document_response(HealthOut, 200)(app.view_functions["healthz"])
     document_response(ReadinessOut, 200)(app.view_functions["ready"])
-    document_response(ReadinessOut, 503)(app.view_functions["ready"])
+    document_response(ReadinessOut, 503, RetryAfterHeaders)(app.view_functions["ready"])
     security_scheme(PUBLIC)(app.view_functions["healthz"])
     security_scheme(PUBLIC)(app.view_functions["ready"])
     hide(app.view_functions["metrics"])  # Prometheus text format, not JSON
@@ -539,7 +541,7 @@ def _register_api(app: Quart) -> None:
         )
 
     @app.post("/api/assessments/responses")
-    @errors(400, 401, 413, 415, 422)
+    @errors(400, 401, 413, 415, 422, 503)
     @links(201, patch_update_response={"response_id": "$response.body#/id"})
     @validate_response(ResponseOut, 201)
     @validate_request(CreateResponseIn)
@@ -568,7 +570,7 @@ def _register_api(app: Quart) -> None:
         return ResponseOut(**_response_out(record)), 201
 
     @app.patch("/api/assessments/responses/<response_id>")
-    @errors(400, 401, 404, 409, 413, 415, 422)
+    @errors(400, 401, 404, 409, 413, 415, 422, 503)
     @validate_response(UpdatedResponseOut, 200)
     @validate_request(UpdateResponseIn)
     @inject
@@ -606,7 +608,7 @@ def _register_api(app: Quart) -> None:
         return UpdatedResponseOut(**_response_out(record), scoring_requested=triggered)
 
     @app.get("/api/assessments/responses")
-    @errors(400, 401)
+    @errors(400, 401, 503)
     @validate_response(ResponseListOut, 200)
     @validate_querystring(ResponseListQuery)
     @inject
@@ -636,7 +638,7 @@ def _register_api(app: Quart) -> None:
 
     @app.post("/api/assessments/claim")
     @security_scheme(USER_ONLY)
-    @errors(400, 401, 413, 415, 422)
+    @errors(400, 401, 413, 415, 422, 503)
     @validate_response(ClaimOut, 200)
     @validate_request(ClaimIn)
     @inject
@@ -668,7 +670,7 @@ def _register_api(app: Quart) -> None:
         return ClaimOut(claimed=claimed, skipped=skipped)
 
     @app.post("/api/assessments")
-    @errors(400, 401, 404, 413, 415, 422)
+    @errors(400, 401, 404, 413, 415, 422, 503)
     @links(
         201,
         post_submit={"assessment_id": "$response.body#/assessment_id"},
@@ -698,7 +700,7 @@ def _register_api(app: Quart) -> None:
         ), 201
 
     @app.post("/api/assessments/<assessment_id>/submit")
-    @errors(400, 401, 404, 409, 413, 415, 422)
+    @errors(400, 401, 404, 409, 413, 415, 422, 503)
     @validate_response(SubmitOut, 202)
     @optional_body
     @document_request(SubmitIn)
@@ -730,7 +732,7 @@ def _register_api(app: Quart) -> None:
         return SubmitOut.model_validate(reply), status
 
     @app.get("/api/assessments/<assessment_id>/status")
-    @errors(400, 401, 404)
+    @errors(400, 401, 404, 503)
     @validate_response(StatusOut, 200)
     @inject
     async def status(
@@ -747,7 +749,7 @@ def _register_api(app: Quart) -> None:
         )
 
     @app.post("/api/assessments/<assessment_id>/webhook")
-    @errors(400, 401, 403, 404, 413, 415, 422)
+    @errors(400, 401, 403, 404, 413, 415, 422, 503)
     @validate_response(WebhookOut, 201)
     @validate_request(WebhookIn)
     @inject

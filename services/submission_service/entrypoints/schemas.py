@@ -213,6 +213,12 @@ class AuthenticateHeaders(BaseModel):
     )
 
 
+class RetryAfterHeaders(BaseModel):
+    """When to retry a 503."""
+
+    retry_after: int = Field(description="Seconds to wait before retrying.")
+
+
 class ErrorOut(_Reply):
     """Every failure: a specific code, a message and, for bad input, the field."""
 
