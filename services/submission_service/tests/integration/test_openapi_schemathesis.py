@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MAX_EXAMPLES_PER_OPERATION = 25
 SEED = 20261201
-# A bound on a stuck run, not a speed assertion: the run takes about a minute on two cores.
+# A bound on a stuck run, not a speed assertion: the run takes well under a minute on two cores.
 RUN_TIMEOUT_SECONDS = 900
 TESTED_PHASES = ("coverage", "fuzzing", "stateful")
 
