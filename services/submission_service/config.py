@@ -33,7 +33,10 @@ class Settings(ServiceSettings):
     jwt_audience: str = "huleedu-submission"
     jwt_leeway_seconds: int = Field(default=30, ge=0)
 
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Above what the largest schema-valid body can take on the wire (100,000 characters of
+    # answer text as 12-byte surrogate-pair escapes, plus 16 KiB of metadata likewise), so a
+    # request the OpenAPI document accepts is never refused for its size.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     list_limit_max: int = Field(default=500, ge=1)
 
     content_dir: Path = DEFAULT_CONTENT_DIR
