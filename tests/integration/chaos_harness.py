@@ -381,6 +381,7 @@ class BatchUnderChaos:
     fake_llm: FakeLLMServer
     essays: int
     in_flight: int
+    llm_commit_interval: float | None = None
     prefix: str = field(default_factory=lambda: f"chaos{uuid.uuid4().hex[:10]}")
     entity_ref: str = field(default_factory=lambda: f"chaos-{uuid.uuid4().hex[:8]}")
     cj: ServiceProcess | None = None
@@ -414,6 +415,8 @@ class BatchUnderChaos:
             "OPENAI_API_KEY": FAKE_API_KEY,
             "OPENAI_BASE_URL": self.fake_llm.openai_base_url,
         }
+        if self.llm_commit_interval is not None:
+            env["LLM_COMMIT_INTERVAL_SECONDS"] = str(self.llm_commit_interval)
         self.llm = await start_service(
             "llm_provider_service",
             env=env,
@@ -666,12 +669,18 @@ async def batch_under_chaos(
     essays: int = 40,
     latency: float = 1.0,
     in_flight: int = 4,
+    llm_commit_interval: float | None = None,
 ) -> AsyncIterator[BatchUnderChaos]:
     """A fake OpenAI server, an LLM provider and a CJ process on a fresh database, ready for a
-    batch; every process is stopped by PID at the end, whatever happened."""
+    batch; every process is stopped by PID at the end, whatever happened.
+
+    `llm_commit_interval` (seconds) is how seldom the LLM provider commits its offsets.
+    """
     database_url = await stack.new_database()
     async with FakeLLMServer(judge_by_quality, delay=latency) as fake_llm:
-        run = BatchUnderChaos(stack, database_url, log_dir, fake_llm, essays, in_flight)
+        run = BatchUnderChaos(
+            stack, database_url, log_dir, fake_llm, essays, in_flight, llm_commit_interval
+        )
         try:
             # Both start at once; each is awaited to the end so none is left unstopped.
             started = await asyncio.gather(
