@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common_core.events.envelope import EventEnvelope, encode_envelope
 from common_core.runtime.database import asyncpg_dsn
+from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.runtime.metrics import (
     OUTBOX_LAG_SECONDS,
@@ -153,10 +154,10 @@ class OutboxRelay:
                     OUTBOX_PUBLISH_FAILURES.labels(table=self._label).inc()
                     log.warning(
                         "outbox_publish_failed",
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=describe_error(exc),
                         attempt=failures,
                     )
-                    await self._record_failure(str(exc))
+                    await self._record_failure(describe_error(exc))
                     await self._sleep(min(10.0, 0.2 * 2**failures))
                     continue
                 if published >= self._batch_size:
@@ -257,6 +258,6 @@ class OutboxRelay:
             )
             await connection.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("outbox_listen_unavailable_polling_instead", error=str(exc))
+            log.warning("outbox_listen_unavailable_polling_instead", error=describe_error(exc))
             return None
         return connection

@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 
 import structlog
 
+from common_core.runtime.error_text import describe_error
+
 log = structlog.get_logger(__name__)
 
 
@@ -34,7 +36,7 @@ class PeriodicWorker(ABC):
             try:
                 more = await self.run_pass()
             except Exception as exc:
-                log.warning(f"{self.name}_pass_failed", error=f"{type(exc).__name__}: {exc}")
+                log.warning(f"{self.name}_pass_failed", error=describe_error(exc))
                 more = False
             if more:
                 continue

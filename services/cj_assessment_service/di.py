@@ -1,5 +1,10 @@
-"""Dishka providers: APP scope (settings, engine, sessions, producer, workflow) and a REQUEST-scoped
-repository whose transaction commits when the request scope closes."""
+"""Dishka providers: APP scope (settings, engine, sessions, producer, workflow, the unit of work
+factory) and a REQUEST-scoped read-only repository.
+
+Who commits: the entrypoint, through a `BatchTransactions` unit of work it opens itself (an HTTP
+route that changes a batch, a consumer handler, the monitor). The request-scoped repository never
+commits: when its scope closes the session is closed and anything it did is rolled back, so a
+failed or cancelled request can never commit half its work."""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from dishka import AsyncContainer, Provider, Scope, from_context, make_async_con
 from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cj_assessment_service.adapters.postgres_repository import repository_transaction
+from cj_assessment_service.adapters.postgres_repository import (
+    PostgresBatchRepository,
+    repository_transaction,
+)
 from cj_assessment_service.application.batch_workflow import CJWorkflow
-from cj_assessment_service.application.ports import BatchRepository
+from cj_assessment_service.application.ports import BatchRepository, BatchTransactions
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kafka_producer import KafkaEventProducer
@@ -56,13 +64,18 @@ class CJProvider(Provider):
         """The batch use cases."""
         return CJWorkflow(settings)
 
+    @provide(scope=Scope.APP)
+    def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
+        """Units of work for the entrypoints that change batches."""
+        return lambda: repository_transaction(sessions)
+
     @provide(scope=Scope.REQUEST, provides=BatchRepository)
     async def repository(
         self, sessions: async_sessionmaker[AsyncSession]
     ) -> AsyncIterator[BatchRepository]:
-        """One transaction per HTTP request."""
-        async with repository_transaction(sessions) as repo:
-            yield repo
+        """A read-only repository per HTTP request (rolled back when the request ends)."""
+        async with sessions() as session:
+            yield PostgresBatchRepository(session)
 
 
 def make_container(settings: Settings) -> AsyncContainer:

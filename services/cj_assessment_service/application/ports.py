@@ -6,6 +6,7 @@ The handlers in this package own this interface; `adapters.postgres_repository` 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -204,3 +205,10 @@ class BatchRepository(Protocol):
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` (metrics, logs) once the transaction has committed."""
         ...
+
+
+class BatchTransactions(Protocol):
+    """Opens a unit of work: a repository whose changes (and staged events) are committed when
+    the block ends normally and rolled back when it raises."""
+
+    def __call__(self) -> AbstractAsyncContextManager[BatchRepository]: ...

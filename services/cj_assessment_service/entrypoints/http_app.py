@@ -17,7 +17,11 @@ from cj_assessment_service.application.errors import (
     BatchNotFound,
     CJError,
 )
-from cj_assessment_service.application.ports import BatchRecord, BatchRepository
+from cj_assessment_service.application.ports import (
+    BatchRecord,
+    BatchRepository,
+    BatchTransactions,
+)
 from cj_assessment_service.domain.batch import BatchState
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import (
@@ -141,9 +145,13 @@ def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck
     @app.post("/api/v1/batches/<batch_id>/cancel")
     @inject
     async def cancel_batch(
-        batch_id: str, repo: FromDishka[BatchRepository], workflow: FromDishka[CJWorkflow]
+        batch_id: str,
+        transactions: FromDishka[BatchTransactions],
+        workflow: FromDishka[CJWorkflow],
     ) -> dict[str, Any]:
-        return batch_view(await workflow.cancel(repo, _batch_id(batch_id)))
+        async with transactions() as repo:
+            batch = await workflow.cancel(repo, _batch_id(batch_id))
+        return batch_view(batch)
 
     QuartDishka(app=app, container=container)
     return app

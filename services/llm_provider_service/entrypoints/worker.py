@@ -360,7 +360,7 @@ class RequestWorker:
             await consumer.commit(moves)
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance moved the partition: its new owner redelivers; duplicates are allowed.
-            log.warning("offset_commit_failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("offset_commit_failed", error=describe_error(exc))
             return
         self._tracker.committed(moves)
 
