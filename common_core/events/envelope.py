@@ -69,6 +69,28 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
         return value.astimezone(UTC)
 
 
+def new_event(
+    topic: str,
+    payload: ModelT,
+    *,
+    source_service: str,
+    correlation_id: UUID,
+    event_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> EventEnvelope[ModelT]:
+    """The one way every service builds an outgoing event: `event_type` is the full topic name,
+    the correlation id is the one of the request it answers; `event_id` only when it must be
+    derived (so a redelivery repeats the same event rather than adding one)."""
+    return envelope_type(type(payload))(
+        event_id=event_id or uuid4(),
+        event_type=topic,
+        source_service=source_service,
+        correlation_id=correlation_id,
+        data=payload,
+        metadata=metadata or {},
+    )
+
+
 _ENVELOPE_TYPES: dict[type[BaseModel], type[EventEnvelope[Any]]] = {}
 
 
