@@ -30,14 +30,7 @@ from submission_service.adapters.tables import (
 )
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.assessments import JobView, StoredReply
-from submission_service.domain.assessments import (
-    JobStatus,
-    QuestionScore,
-    QuestionType,
-    ScoreStatus,
-)
-from submission_service.domain.identity import Identity
-from submission_service.domain.records import (
+from submission_service.application.ports import (
     AssessmentRecord,
     DeliveryAttempt,
     ResponseRecord,
@@ -46,6 +39,13 @@ from submission_service.domain.records import (
     WebhookDelivery,
     WebhookRecord,
 )
+from submission_service.domain.assessments import (
+    JobStatus,
+    QuestionScore,
+    QuestionType,
+    ScoreStatus,
+)
+from submission_service.domain.identity import Identity
 
 SOURCE_SERVICE = "submission_service"
 

@@ -9,6 +9,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from submission_service.application.ports import (
+    AssessmentRecord,
+    ResponseRecord,
+    ScoringJob,
+    WebhookRecord,
+)
 from submission_service.application.scoring import (
     JOB_TYPE_ASSESSMENT_ESSAY,
     RubricPolicy,
@@ -30,12 +36,6 @@ from submission_service.domain.assessments import (
 )
 from submission_service.domain.errors import ConflictError, NotFoundError
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import (
-    AssessmentRecord,
-    ResponseRecord,
-    ScoringJob,
-    WebhookRecord,
-)
 from submission_service.metrics import ASSESSMENT_SUBMISSIONS
 
 SUBMIT_OPERATION = "assessment.submit"

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.topics import Topic
+from submission_service.application.ports import ResponseRecord, ScoreRecord
 from submission_service.application.scoring import (
     JOB_TYPE_RESPONSE,
     RubricPolicy,
@@ -24,7 +25,6 @@ from submission_service.domain.errors import (
     NotFoundError,
 )
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import ResponseRecord, ScoreRecord
 from submission_service.metrics import COMPLETIONS_TRIGGERED, RESPONSES_WRITTEN
 
 

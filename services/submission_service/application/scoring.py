@@ -15,6 +15,7 @@ from common_core.events.assessment import AssessmentScoredV1
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMConfig, LLMProviderName, LLMRubricRequestV1, LLMRubricResultV1
 from common_core.topics import Topic
+from submission_service.application.ports import AssessmentRecord, ResponseRecord, ScoringJob
 from submission_service.domain.assessments import (
     JobStatus,
     Question,
@@ -24,7 +25,6 @@ from submission_service.domain.assessments import (
     essay_points,
     fuse,
 )
-from submission_service.domain.records import AssessmentRecord, ResponseRecord, ScoringJob
 from submission_service.metrics import RUBRIC_RESULTS
 
 log = structlog.get_logger(__name__)

@@ -15,6 +15,7 @@ import structlog
 
 from common_core.runtime.error_text import describe_error
 from submission_service.application.assessments import AssessmentStore
+from submission_service.application.ports import WebhookDelivery
 from submission_service.application.scoring import completion_payload
 from submission_service.domain.errors import (
     InvalidInputError,
@@ -22,7 +23,6 @@ from submission_service.domain.errors import (
     WebhookTargetRefusedError,
 )
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import WebhookDelivery
 from submission_service.domain.webhooks import (
     SIGNATURE_HEADER,
     WebhookTarget,

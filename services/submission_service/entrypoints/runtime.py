@@ -27,9 +27,9 @@ from submission_service.application.webhooks import (
 )
 from submission_service.config import SERVICE_NAME, Settings
 from submission_service.di import build_container
-from submission_service.entrypoints.http_app import create_app
-from submission_service.entrypoints.rubric_consumer import build_rubric_consumer
-from submission_service.entrypoints.webhook_dispatcher import WebhookDispatcher
+from submission_service.entrypoints.consumers import build_rubric_consumer
+from submission_service.entrypoints.http import create_app
+from submission_service.entrypoints.periodic import WebhookDispatcher
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from common_core.topics import Topic
 from devstack import free_port
 from submission_service.di import build_container
 from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
-from submission_service.entrypoints.http_app import create_app
+from submission_service.entrypoints.http import create_app
 from submission_service.testing.harness import (
     ServiceUnderTest,
     events_for_key,

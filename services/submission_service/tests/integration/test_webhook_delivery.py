@@ -48,7 +48,7 @@ from submission_service.domain.webhooks import (
     WebhookUrl,
     verify_signature,
 )
-from submission_service.entrypoints.http_app import create_app
+from submission_service.entrypoints.http import create_app
 from submission_service.entrypoints.runtime import prepare_infrastructure
 from submission_service.testing.harness import (
     TEST_WEBHOOK_SECRET_KEY,

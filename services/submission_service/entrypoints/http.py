@@ -50,6 +50,7 @@ from submission_service.application import assessments as assessment_cases
 from submission_service.application import responses as response_cases
 from submission_service.application import webhooks as webhook_cases
 from submission_service.application.assessments import AssessmentStore
+from submission_service.application.ports import ResponseRecord, ScoreRecord
 from submission_service.application.responses import ResponseStore
 from submission_service.application.scoring import RubricPolicy
 from submission_service.application.webhooks import HostResolver, WebhookPolicy, WebhookStore
@@ -64,9 +65,8 @@ from submission_service.domain.errors import (
     WebhookTargetRefusedError,
 )
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import ResponseRecord, ScoreRecord
 from submission_service.domain.webhooks import SIGNATURE_HEADER
-from submission_service.entrypoints.schemas import (
+from submission_service.entrypoints.http_schemas import (
     AssessmentOut,
     AuthenticateHeaders,
     ClaimIn,

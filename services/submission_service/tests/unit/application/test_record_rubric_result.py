@@ -9,6 +9,7 @@ from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
 from common_core.topics import Topic
+from submission_service.application.ports import AssessmentRecord, ResponseRecord, ScoringJob
 from submission_service.application.scoring import (
     JOB_TYPE_ASSESSMENT_ESSAY,
     JOB_TYPE_RESPONSE,
@@ -21,9 +22,8 @@ from submission_service.domain.assessments import (
     ScoreStatus,
 )
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import AssessmentRecord, ResponseRecord, ScoringJob
 from submission_service.testing.harness import rubric_result
-from submission_service.tests.unit.fakes import FakeScoringStore
+from submission_service.tests.unit.application.fakes import FakeScoringStore
 
 
 def _store_with_job(

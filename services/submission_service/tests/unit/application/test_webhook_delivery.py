@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from submission_service.application.ports import WebhookDelivery
 from submission_service.application.webhooks import (
     NOT_DECRYPTABLE,
     WebhookPolicy,
@@ -16,7 +17,6 @@ from submission_service.application.webhooks import (
     resolve_target,
 )
 from submission_service.domain.errors import InvalidInputError, WebhookTargetRefusedError
-from submission_service.domain.records import WebhookDelivery
 from submission_service.domain.webhooks import SIGNATURE_HEADER, WebhookTarget, verify_signature
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from submission_service.domain.webhooks import split_webhook_url
-from submission_service.entrypoints.schemas import (
+from submission_service.entrypoints.http_schemas import (
     EMPTY_TIMESTAMP_PATTERN,
     TIMESTAMP_PATTERN,
     UUID_PATTERN,

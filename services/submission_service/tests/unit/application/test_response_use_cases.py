@@ -11,6 +11,7 @@ from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.events.llm import LLMRubricRequestV1
 from common_core.topics import Topic
 from submission_service.adapters.content import FileDefinitionCatalog
+from submission_service.application.ports import ResponseRecord
 from submission_service.application.responses import (
     NewResponse,
     ResponseChanges,
@@ -22,8 +23,7 @@ from submission_service.application.scoring import RubricPolicy
 from submission_service.config import DEFAULT_CONTENT_DIR
 from submission_service.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from submission_service.domain.identity import Identity
-from submission_service.domain.records import ResponseRecord
-from submission_service.tests.unit.fakes import FakeResponseStore
+from submission_service.tests.unit.application.fakes import FakeResponseStore
 
 CATALOG = FileDefinitionCatalog.load(DEFAULT_CONTENT_DIR)
 POLICY = RubricPolicy(callback_topic="p.llm_provider.rubric_result.v1")

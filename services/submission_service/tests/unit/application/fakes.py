@@ -10,14 +10,14 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from common_core.topics import Topic
-from submission_service.domain.assessments import JobStatus, QuestionScore, ScoreStatus
-from submission_service.domain.identity import Identity
-from submission_service.domain.records import (
+from submission_service.application.ports import (
     AssessmentRecord,
     ResponseRecord,
     ScoreRecord,
     ScoringJob,
 )
+from submission_service.domain.assessments import JobStatus, QuestionScore, ScoreStatus
+from submission_service.domain.identity import Identity
 
 
 @dataclass
