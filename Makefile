@@ -11,16 +11,28 @@ bootstrap:  ## Python environment (PDM + .venv from pdm.lock)
 provision: bootstrap  ## Kafka jars (Maven Central) and PostgreSQL (apt) when missing
 	@$(PY) -m devstack provision
 
-test: provision  ## The whole suite against a real Kafka broker and PostgreSQL
-	@$(PY) -m pytest $(PYTEST_ARGS)
+# The critical paths (the consumer runner, the outbox and inbox, CJ callbacks, outcomes and monitor,
+# LLM answering, submission triggering) and their floor of line coverage over the whole suite.
+COVERAGE_FLOOR := 95
+CRITICAL_PATHS := $(shell tr '\n' ',' < tests/coverage-critical-paths.txt)
+
+test: provision  ## The whole suite against a real Kafka broker and PostgreSQL, with coverage
+	@.venv/bin/lint-imports --no-cache
+	@$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	@if [ -z "$(PYTEST_ARGS)" ]; then \
+		echo "Critical paths (floor $(COVERAGE_FLOOR) % of lines):"; \
+		$(PY) -m coverage report --no-skip-covered --include='$(CRITICAL_PATHS)' \
+			--fail-under=$(COVERAGE_FLOOR); \
+	fi
 
 test-unit: bootstrap  ## Only tests that need neither Kafka nor PostgreSQL
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: bootstrap  ## ruff (lint + format check) and mypy --strict
+lint: bootstrap  ## ruff (lint + format check), mypy --strict and the layer contracts
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy
+	@.venv/bin/lint-imports --no-cache
 
 format: bootstrap
 	@$(PY) -m ruff format .

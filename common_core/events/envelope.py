@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -99,7 +99,11 @@ def envelope_type(model: type[ModelT]) -> type[EventEnvelope[ModelT]]:
     parametrised generic costs microseconds, which adds up on a hot consumer)."""
     cached = _ENVELOPE_TYPES.get(model)
     if cached is None:
-        cached = _ENVELOPE_TYPES[model] = EventEnvelope[model]  # type: ignore[valid-type]
+        # Parametrising with a runtime class: type checkers cannot follow `EventEnvelope[model]`
+        # for a variable `model`, so the result is named for what pydantic returns.
+        cached = _ENVELOPE_TYPES[model] = cast(
+            "type[EventEnvelope[Any]]", EventEnvelope.__class_getitem__(model)
+        )
     return cached
 
 
