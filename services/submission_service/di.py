@@ -24,16 +24,19 @@ from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.adapters.postgres import PostgresDeliveryQueue, PostgresUnitOfWork
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
-from submission_service.application.assessments import AssessmentStore, DefinitionCatalog
-from submission_service.application.responses import QuestionCatalog, ResponseStore
-from submission_service.application.scoring import RubricPolicy, ScoringStore
-from submission_service.application.webhooks import (
+from submission_service.application.ports import (
+    AssessmentStore,
+    DefinitionCatalog,
     DeliveryQueue,
     HostResolver,
-    WebhookPolicy,
+    QuestionCatalog,
+    ResponseStore,
+    ScoringStore,
     WebhookSender,
     WebhookStore,
 )
+from submission_service.application.scoring import RubricPolicy
+from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import Settings
 
 log = structlog.get_logger(__name__)

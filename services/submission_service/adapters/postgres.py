@@ -29,13 +29,14 @@ from submission_service.adapters.tables import (
     webhooks,
 )
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
-from submission_service.application.assessments import JobView, StoredReply
 from submission_service.application.ports import (
     AssessmentRecord,
     DeliveryAttempt,
+    JobView,
     ResponseRecord,
     ScoreRecord,
     ScoringJob,
+    StoredReply,
     WebhookDelivery,
     WebhookRecord,
 )

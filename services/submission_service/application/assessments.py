@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid4
 
 from submission_service.application.ports import (
     AssessmentRecord,
-    ResponseRecord,
-    ScoringJob,
-    WebhookRecord,
+    AssessmentStore,
+    DefinitionCatalog,
+    StoredReply,
 )
 from submission_service.application.scoring import (
     JOB_TYPE_ASSESSMENT_ESSAY,
     RubricPolicy,
-    ScoringStore,
     finalize_if_done,
     stage_rubric_request,
 )
 from submission_service.domain.assessments import (
-    AssessmentDefinition,
     JobStatus,
     QuestionScore,
     QuestionType,
@@ -39,94 +36,6 @@ from submission_service.domain.identity import Identity
 from submission_service.metrics import ASSESSMENT_SUBMISSIONS
 
 SUBMIT_OPERATION = "assessment.submit"
-
-
-class DefinitionCatalog(Protocol):
-    """The shipped assessment definitions."""
-
-    def get(self, definition_id: str) -> AssessmentDefinition | None:
-        """The definition with this id, if shipped."""
-        ...
-
-    def all(self) -> list[AssessmentDefinition]:
-        """Every definition."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredReply:
-    """A reply recorded under an idempotency key."""
-
-    request_hash: str
-    status_code: int
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class JobView:
-    """A scoring job as shown in the status, with its effective state."""
-
-    job: ScoringJob
-    module_slug: str
-    question_id: str
-
-
-class AssessmentStore(ScoringStore, Protocol):
-    """Storage of assessments, their score records, jobs, locks and idempotency keys."""
-
-    async def insert_assessment(self, record: AssessmentRecord) -> None:
-        """Store a new attempt."""
-        ...
-
-    async def assessment_for(
-        self, identity: Identity, assessment_id: UUID, *, lock: bool = False
-    ) -> AssessmentRecord | None:
-        """The caller's own assessment; None if absent or someone else's."""
-        ...
-
-    async def lock_idempotency_key(self, identity_key: str, key: str) -> None:
-        """Serialise concurrent requests with the same key (transaction-scoped lock)."""
-        ...
-
-    async def stored_reply(self, identity_key: str, key: str) -> StoredReply | None:
-        """The reply recorded under this key, if any."""
-        ...
-
-    async def store_reply(
-        self, identity_key: str, key: str, operation: str, reply: StoredReply
-    ) -> None:
-        """Record a reply under this key."""
-        ...
-
-    async def latest_responses(
-        self, identity: Identity, module_slugs: list[str]
-    ) -> dict[tuple[str, str], ResponseRecord]:
-        """The newest answer per (module, question) of the caller in these modules."""
-        ...
-
-    async def lock_responses(self, assessment_id: UUID, response_ids: list[UUID]) -> None:
-        """Lock answers against further edits."""
-        ...
-
-    async def insert_score_records(self, assessment_id: UUID, scores: list[QuestionScore]) -> None:
-        """Store the per-question score records."""
-        ...
-
-    async def attach_job(self, assessment_id: UUID, response_id: UUID, job_id: UUID) -> None:
-        """Link the pending essay score record of a response to its job."""
-        ...
-
-    async def mark_submitted(self, assessment_id: UUID, submitted_at: datetime) -> None:
-        """Mark the assessment submitted."""
-        ...
-
-    async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
-        """The assessment's jobs; queued jobs whose request was published show `in_progress`."""
-        ...
-
-    async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:
-        """Registered webhooks with their deliveries and attempts."""
-        ...
 
 
 async def start_assessment(

@@ -1,14 +1,26 @@
-"""Plain records the application layer passes around (read from or written to storage)."""
+"""The ports of the application layer: every Protocol the use cases depend on, and the plain
+records they exchange with the stores (read from or written to storage)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from submission_service.domain.assessments import JobStatus
+from pydantic import BaseModel
+
+from common_core.topics import Topic
+from submission_service.domain.assessments import (
+    AssessmentDefinition,
+    JobStatus,
+    Module,
+    Question,
+    QuestionScore,
+    ScoreStatus,
+)
 from submission_service.domain.identity import Identity
+from submission_service.domain.webhooks import WebhookTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +114,274 @@ class WebhookRecord:
     url: str
     created_at: datetime
     deliveries: list[WebhookDelivery] = field(default_factory=list)
+
+
+class EventStager(Protocol):
+    """Stages events in the current transaction (the outbox)."""
+
+    async def stage_event(
+        self, topic: Topic, payload: BaseModel, *, key: str, correlation_id: UUID
+    ) -> UUID:
+        """Stage one event; returns its event_id."""
+        ...
+
+
+class ScoringStore(EventStager, Protocol):
+    """What recording rubric results needs from storage, in one transaction."""
+
+    async def commit(self) -> None:
+        """Commit the transaction (staged events are published after this)."""
+        ...
+
+    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
+        """Store a new scoring job."""
+        ...
+
+    async def claim_event(self, consumer: str, event_id: UUID) -> bool:
+        """Record an event as processed; False when it already was."""
+        ...
+
+    async def job_for_request(self, request_id: UUID) -> ScoringJob | None:
+        """The job a rubric request belongs to, locked for update."""
+        ...
+
+    async def finish_job(
+        self, job_id: UUID, status: JobStatus, error: dict[str, Any] | None = None
+    ) -> None:
+        """Move a job to a terminal state."""
+        ...
+
+    async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
+        """A response regardless of identity (for consumers, never for HTTP)."""
+        ...
+
+    async def insert_score(
+        self,
+        *,
+        score_id: UUID,
+        response_id: UUID,
+        score_data: dict[str, Any],
+        model_id: str,
+        prompt_version: str,
+        created_at: datetime,
+    ) -> None:
+        """Store a rubric score of a response."""
+        ...
+
+    async def update_score_record(
+        self,
+        assessment_id: UUID,
+        job_id: UUID,
+        *,
+        status: ScoreStatus,
+        score: float | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Update the assessment score record that waited for this job."""
+        ...
+
+    async def lock_assessment(self, assessment_id: UUID) -> AssessmentRecord | None:
+        """The assessment, locked for update (serialises finalisation)."""
+        ...
+
+    async def unfinished_jobs(self, assessment_id: UUID) -> int:
+        """How many of the assessment's jobs are not terminal."""
+        ...
+
+    async def score_records(self, assessment_id: UUID) -> list[QuestionScore]:
+        """Every score record of an assessment."""
+        ...
+
+    async def complete_assessment(
+        self, assessment_id: UUID, result: dict[str, Any], completed_at: datetime
+    ) -> None:
+        """Store the fused result and mark the assessment completed."""
+        ...
+
+    async def enqueue_deliveries(
+        self, assessment_id: UUID, event: str, payload: dict[str, Any]
+    ) -> int:
+        """Create a pending delivery for every webhook of the assessment; returns how many."""
+        ...
+
+
+class ResponseStore(ScoringStore, Protocol):
+    """Storage of answers, scoped by identity, in one transaction."""
+
+    async def insert_response(self, record: ResponseRecord) -> ResponseRecord:
+        """Store a new answer; returns it as stored."""
+        ...
+
+    async def response_for(self, identity: Identity, response_id: UUID) -> ResponseRecord | None:
+        """The caller's own answer, locked for update; None if absent or someone else's."""
+        ...
+
+    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
+        """Apply column changes to an answer."""
+        ...
+
+    async def list_responses(
+        self,
+        identity: Identity,
+        *,
+        module_slug: str | None,
+        question_id: str | None,
+        limit: int,
+    ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
+        """The caller's answers, newest first, each with its scores."""
+        ...
+
+    async def claim_responses(self, anonymous_token: UUID, user_id: str) -> tuple[int, int]:
+        """Move the token's answers to the user unless the user answered the question already."""
+        ...
+
+
+class QuestionCatalog(Protocol):
+    """Finds the shipped question an answer refers to (for the rubric and question text)."""
+
+    def find_question(self, module_slug: str, question_id: str) -> tuple[Module, Question] | None:
+        """The question, if any shipped definition has it."""
+        ...
+
+
+class DefinitionCatalog(Protocol):
+    """The shipped assessment definitions."""
+
+    def get(self, definition_id: str) -> AssessmentDefinition | None:
+        """The definition with this id, if shipped."""
+        ...
+
+    def all(self) -> list[AssessmentDefinition]:
+        """Every definition."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """A reply recorded under an idempotency key."""
+
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A scoring job as shown in the status, with its effective state."""
+
+    job: ScoringJob
+    module_slug: str
+    question_id: str
+
+
+class AssessmentStore(ScoringStore, Protocol):
+    """Storage of assessments, their score records, jobs, locks and idempotency keys."""
+
+    async def insert_assessment(self, record: AssessmentRecord) -> None:
+        """Store a new attempt."""
+        ...
+
+    async def assessment_for(
+        self, identity: Identity, assessment_id: UUID, *, lock: bool = False
+    ) -> AssessmentRecord | None:
+        """The caller's own assessment; None if absent or someone else's."""
+        ...
+
+    async def lock_idempotency_key(self, identity_key: str, key: str) -> None:
+        """Serialise concurrent requests with the same key (transaction-scoped lock)."""
+        ...
+
+    async def stored_reply(self, identity_key: str, key: str) -> StoredReply | None:
+        """The reply recorded under this key, if any."""
+        ...
+
+    async def store_reply(
+        self, identity_key: str, key: str, operation: str, reply: StoredReply
+    ) -> None:
+        """Record a reply under this key."""
+        ...
+
+    async def latest_responses(
+        self, identity: Identity, module_slugs: list[str]
+    ) -> dict[tuple[str, str], ResponseRecord]:
+        """The newest answer per (module, question) of the caller in these modules."""
+        ...
+
+    async def lock_responses(self, assessment_id: UUID, response_ids: list[UUID]) -> None:
+        """Lock answers against further edits."""
+        ...
+
+    async def insert_score_records(self, assessment_id: UUID, scores: list[QuestionScore]) -> None:
+        """Store the per-question score records."""
+        ...
+
+    async def attach_job(self, assessment_id: UUID, response_id: UUID, job_id: UUID) -> None:
+        """Link the pending essay score record of a response to its job."""
+        ...
+
+    async def mark_submitted(self, assessment_id: UUID, submitted_at: datetime) -> None:
+        """Mark the assessment submitted."""
+        ...
+
+    async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
+        """The assessment's jobs; queued jobs whose request was published show `in_progress`."""
+        ...
+
+    async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:
+        """Registered webhooks with their deliveries and attempts."""
+        ...
+
+
+class HostResolver(Protocol):
+    """Resolves a host name to its IP addresses."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Every address the host resolves to; raises OSError when it does not resolve."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """POSTs a body to a resolved target and reports the HTTP status."""
+
+    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
+        """The response status code; raises on transport failure.
+
+        Connects only to `target.addresses` (never resolves the host again), sends the URL's
+        own Host header and, for https, its host name as TLS server name (SNI and certificate
+        check), and follows no redirect."""
+        ...
+
+
+class WebhookStore(AssessmentStore, Protocol):
+    """Webhook rows: registration and the delivery queue."""
+
+    async def insert_webhook(
+        self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
+    ) -> None:
+        """Store a registered webhook."""
+        ...
+
+    async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
+        """Create one pending delivery for one webhook."""
+        ...
+
+
+class DeliveryQueue(Protocol):
+    """The delivery queue as the dispatcher sees it (short transactions of its own)."""
+
+    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
+        """Pending deliveries that are due, leased so other dispatchers skip them for a while."""
+        ...
+
+    async def record_attempt(
+        self,
+        delivery_id: UUID,
+        *,
+        succeeded: bool,
+        http_status: int | None,
+        error: str | None,
+        give_up: bool,
+        retry_at: datetime | None,
+    ) -> int:
+        """Record an attempt and the delivery's new state; returns the attempt number."""
+        ...

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid4
 
 from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.topics import Topic
-from submission_service.application.ports import ResponseRecord, ScoreRecord
+from submission_service.application.ports import (
+    QuestionCatalog,
+    ResponseRecord,
+    ResponseStore,
+    ScoreRecord,
+)
 from submission_service.application.scoring import (
     JOB_TYPE_RESPONSE,
     RubricPolicy,
-    ScoringStore,
     stage_rubric_request,
 )
-from submission_service.domain.assessments import Module, Question
 from submission_service.domain.completion import completion_requested
 from submission_service.domain.errors import (
     ConflictError,
@@ -26,45 +29,6 @@ from submission_service.domain.errors import (
 )
 from submission_service.domain.identity import Identity
 from submission_service.metrics import COMPLETIONS_TRIGGERED, RESPONSES_WRITTEN
-
-
-class ResponseStore(ScoringStore, Protocol):
-    """Storage of answers, scoped by identity, in one transaction."""
-
-    async def insert_response(self, record: ResponseRecord) -> ResponseRecord:
-        """Store a new answer; returns it as stored."""
-        ...
-
-    async def response_for(self, identity: Identity, response_id: UUID) -> ResponseRecord | None:
-        """The caller's own answer, locked for update; None if absent or someone else's."""
-        ...
-
-    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
-        """Apply column changes to an answer."""
-        ...
-
-    async def list_responses(
-        self,
-        identity: Identity,
-        *,
-        module_slug: str | None,
-        question_id: str | None,
-        limit: int,
-    ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
-        """The caller's answers, newest first, each with its scores."""
-        ...
-
-    async def claim_responses(self, anonymous_token: UUID, user_id: str) -> tuple[int, int]:
-        """Move the token's answers to the user unless the user answered the question already."""
-        ...
-
-
-class QuestionCatalog(Protocol):
-    """Finds the shipped question an answer refers to (for the rubric and question text)."""
-
-    def find_question(self, module_slug: str, question_id: str) -> tuple[Module, Question] | None:
-        """The question, if any shipped definition has it."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,21 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
-from pydantic import BaseModel
 
 from common_core.events.assessment import AssessmentScoredV1
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMConfig, LLMProviderName, LLMRubricRequestV1, LLMRubricResultV1
 from common_core.topics import Topic
-from submission_service.application.ports import AssessmentRecord, ResponseRecord, ScoringJob
+from submission_service.application.ports import (
+    AssessmentRecord,
+    ResponseRecord,
+    ScoringJob,
+    ScoringStore,
+)
 from submission_service.domain.assessments import (
     JobStatus,
     Question,
-    QuestionScore,
     QuestionType,
     ScoreStatus,
     essay_points,
@@ -49,95 +52,6 @@ class RubricPolicy:
     model: str | None = None
     temperature: float | None = None
     language: str = "en"
-
-
-class EventStager(Protocol):
-    """Stages events in the current transaction (the outbox)."""
-
-    async def stage_event(
-        self, topic: Topic, payload: BaseModel, *, key: str, correlation_id: UUID
-    ) -> UUID:
-        """Stage one event; returns its event_id."""
-        ...
-
-
-class ScoringStore(EventStager, Protocol):
-    """What recording rubric results needs from storage, in one transaction."""
-
-    async def commit(self) -> None:
-        """Commit the transaction (staged events are published after this)."""
-        ...
-
-    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
-        """Store a new scoring job."""
-        ...
-
-    async def claim_event(self, consumer: str, event_id: UUID) -> bool:
-        """Record an event as processed; False when it already was."""
-        ...
-
-    async def job_for_request(self, request_id: UUID) -> ScoringJob | None:
-        """The job a rubric request belongs to, locked for update."""
-        ...
-
-    async def finish_job(
-        self, job_id: UUID, status: JobStatus, error: dict[str, Any] | None = None
-    ) -> None:
-        """Move a job to a terminal state."""
-        ...
-
-    async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
-        """A response regardless of identity (for consumers, never for HTTP)."""
-        ...
-
-    async def insert_score(
-        self,
-        *,
-        score_id: UUID,
-        response_id: UUID,
-        score_data: dict[str, Any],
-        model_id: str,
-        prompt_version: str,
-        created_at: datetime,
-    ) -> None:
-        """Store a rubric score of a response."""
-        ...
-
-    async def update_score_record(
-        self,
-        assessment_id: UUID,
-        job_id: UUID,
-        *,
-        status: ScoreStatus,
-        score: float | None,
-        detail: dict[str, Any],
-    ) -> None:
-        """Update the assessment score record that waited for this job."""
-        ...
-
-    async def lock_assessment(self, assessment_id: UUID) -> AssessmentRecord | None:
-        """The assessment, locked for update (serialises finalisation)."""
-        ...
-
-    async def unfinished_jobs(self, assessment_id: UUID) -> int:
-        """How many of the assessment's jobs are not terminal."""
-        ...
-
-    async def score_records(self, assessment_id: UUID) -> list[QuestionScore]:
-        """Every score record of an assessment."""
-        ...
-
-    async def complete_assessment(
-        self, assessment_id: UUID, result: dict[str, Any], completed_at: datetime
-    ) -> None:
-        """Store the fused result and mark the assessment completed."""
-        ...
-
-    async def enqueue_deliveries(
-        self, assessment_id: UUID, event: str, payload: dict[str, Any]
-    ) -> int:
-        """Create a pending delivery for every webhook of the assessment; returns how many."""
-        ...
 
 
 async def stage_rubric_request(

@@ -8,14 +8,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import structlog
 
 from common_core.runtime.error_text import describe_error
-from submission_service.application.assessments import AssessmentStore
-from submission_service.application.ports import WebhookDelivery
+from submission_service.application.ports import (
+    DeliveryQueue,
+    HostResolver,
+    WebhookDelivery,
+    WebhookSender,
+    WebhookStore,
+)
 from submission_service.application.scoring import completion_payload
 from submission_service.domain.errors import (
     InvalidInputError,
@@ -37,61 +41,6 @@ from submission_service.metrics import WEBHOOK_DELIVERY_ATTEMPTS
 log = structlog.get_logger(__name__)
 
 NOT_DECRYPTABLE = "the webhook's signing secret does not decrypt with WEBHOOK_SECRET_KEYS"
-
-
-class HostResolver(Protocol):
-    """Resolves a host name to its IP addresses."""
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address the host resolves to; raises OSError when it does not resolve."""
-        ...
-
-
-class WebhookSender(Protocol):
-    """POSTs a body to a resolved target and reports the HTTP status."""
-
-    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
-        """The response status code; raises on transport failure.
-
-        Connects only to `target.addresses` (never resolves the host again), sends the URL's
-        own Host header and, for https, its host name as TLS server name (SNI and certificate
-        check), and follows no redirect."""
-        ...
-
-
-class WebhookStore(AssessmentStore, Protocol):
-    """Webhook rows: registration and the delivery queue."""
-
-    async def insert_webhook(
-        self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
-    ) -> None:
-        """Store a registered webhook."""
-        ...
-
-    async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
-        """Create one pending delivery for one webhook."""
-        ...
-
-
-class DeliveryQueue(Protocol):
-    """The delivery queue as the dispatcher sees it (short transactions of its own)."""
-
-    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
-        """Pending deliveries that are due, leased so other dispatchers skip them for a while."""
-        ...
-
-    async def record_attempt(
-        self,
-        delivery_id: UUID,
-        *,
-        succeeded: bool,
-        http_status: int | None,
-        error: str | None,
-        give_up: bool,
-        retry_at: datetime | None,
-    ) -> int:
-        """Record an attempt and the delivery's new state; returns the attempt number."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

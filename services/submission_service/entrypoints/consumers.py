@@ -12,7 +12,8 @@ from common_core.runtime.kafka_consumer import BatchHandler, ConsumedEvent, Kafk
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import bound_log_context
 from common_core.topics import Topic
-from submission_service.application.scoring import ScoringStore, record_rubric_result
+from submission_service.application.ports import ScoringStore
+from submission_service.application.scoring import record_rubric_result
 from submission_service.config import SERVICE_NAME, Settings
 
 CONSUMER_NAME = f"{SERVICE_NAME}.rubric_results"

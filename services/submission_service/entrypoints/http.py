@@ -49,11 +49,16 @@ from submission_service.adapters.identity import JwtIdentityReader, parse_anonym
 from submission_service.application import assessments as assessment_cases
 from submission_service.application import responses as response_cases
 from submission_service.application import webhooks as webhook_cases
-from submission_service.application.assessments import AssessmentStore
-from submission_service.application.ports import ResponseRecord, ScoreRecord
-from submission_service.application.responses import ResponseStore
+from submission_service.application.ports import (
+    AssessmentStore,
+    HostResolver,
+    ResponseRecord,
+    ResponseStore,
+    ScoreRecord,
+    WebhookStore,
+)
 from submission_service.application.scoring import RubricPolicy
-from submission_service.application.webhooks import HostResolver, WebhookPolicy, WebhookStore
+from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import Settings
 from submission_service.domain.errors import (
     AuthenticationError,

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from common_core.runtime.periodic import PeriodicWorker
-from submission_service.application.webhooks import (
-    DeliveryQueue,
-    HostResolver,
-    WebhookPolicy,
-    WebhookSender,
-    deliver_due,
-)
+from submission_service.application.ports import DeliveryQueue, HostResolver, WebhookSender
+from submission_service.application.webhooks import WebhookPolicy, deliver_due
 
 
 class WebhookDispatcher(PeriodicWorker):

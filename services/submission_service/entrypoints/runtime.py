@@ -19,12 +19,8 @@ from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
-from submission_service.application.webhooks import (
-    DeliveryQueue,
-    HostResolver,
-    WebhookPolicy,
-    WebhookSender,
-)
+from submission_service.application.ports import DeliveryQueue, HostResolver, WebhookSender
+from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import SERVICE_NAME, Settings
 from submission_service.di import build_container
 from submission_service.entrypoints.consumers import build_rubric_consumer

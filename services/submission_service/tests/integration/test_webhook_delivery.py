@@ -32,14 +32,13 @@ from common_core.testing import eventually
 from devstack import free_port
 from submission_service.adapters.webhook_http import HttpxWebhookSender
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
-from submission_service.application.webhooks import (
+from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
-    WebhookPolicy,
     WebhookSender,
     WebhookStore,
-    deliver_due,
 )
+from submission_service.application.webhooks import WebhookPolicy, deliver_due
 from submission_service.config import Settings
 from submission_service.di import build_container
 from submission_service.domain.webhooks import (
