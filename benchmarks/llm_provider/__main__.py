@@ -45,7 +45,7 @@ from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.judging import ChatReply, ChatRequest
 from llm_provider_service.application.panel import build_panel
 from llm_provider_service.config import Settings
-from llm_provider_service.entrypoints.worker import RequestWorker
+from llm_provider_service.entrypoints.consumers import RequestWorker
 from llm_provider_service.testing.requests import comparison_envelope
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from common_core.topics import Topic, dlq_topic_name
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.di import make_container
 from llm_provider_service.entrypoints.http import create_app
-from llm_provider_service.entrypoints.worker import RequestWorker
+from llm_provider_service.entrypoints.consumers import RequestWorker
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.judging import ChatModel
 from llm_provider_service.application.panel import JudgePanel, build_panel
 from llm_provider_service.config import SERVICE_NAME, Settings
-from llm_provider_service.entrypoints.worker import RequestWorker
+from llm_provider_service.entrypoints.consumers import RequestWorker
 
 
 class LLMProviderServiceProvider(Provider):

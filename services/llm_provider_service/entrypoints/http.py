@@ -14,7 +14,7 @@ from common_core.runtime.http import (
     register_operational_routes,
 )
 from llm_provider_service.application.panel import JudgePanel
-from llm_provider_service.entrypoints.worker import RequestWorker
+from llm_provider_service.entrypoints.consumers import RequestWorker
 
 
 def create_app(container: AsyncContainer) -> Quart:

@@ -27,7 +27,7 @@ from llm_provider_service.application.judging import HeuristicJudge, Judgement, 
 from llm_provider_service.application.panel import build_panel
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
-from llm_provider_service.entrypoints.worker import RequestWorker
+from llm_provider_service.entrypoints.consumers import RequestWorker
 from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 
 pytestmark = pytest.mark.integration
