@@ -42,8 +42,8 @@ from common_core.testing.service_process import start_service
 from common_core.topics import Topic, topic_name
 from devstack import free_port
 from llm_provider_service.application.answering import RequestAnswerer
-from llm_provider_service.application.judging import ChatReply, ChatRequest
 from llm_provider_service.application.panel import build_panel
+from llm_provider_service.application.ports import ChatReply, ChatRequest
 from llm_provider_service.config import Settings
 from llm_provider_service.entrypoints.consumers import RequestWorker
 from llm_provider_service.testing.requests import comparison_envelope

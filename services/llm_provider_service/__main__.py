@@ -12,8 +12,8 @@ from common_core.runtime.service_process import run_service
 from common_core.topics import Topic, dlq_topic_name
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.di import make_container
-from llm_provider_service.entrypoints.http import create_app
 from llm_provider_service.entrypoints.consumers import RequestWorker
+from llm_provider_service.entrypoints.http import create_app
 
 log = structlog.get_logger(__name__)
 

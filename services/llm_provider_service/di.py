@@ -11,8 +11,8 @@ from common_core.runtime.kafka_producer import KafkaEventProducer
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.application.answering import RequestAnswerer
-from llm_provider_service.application.judging import ChatModel
 from llm_provider_service.application.panel import JudgePanel, build_panel
+from llm_provider_service.application.ports import ChatModel
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.entrypoints.consumers import RequestWorker
 

@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from llm_provider_service.adapters.status_errors import error_for_status
-from llm_provider_service.application.judging import ChatReply, ChatRequest
+from llm_provider_service.application.ports import ChatReply, ChatRequest
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,

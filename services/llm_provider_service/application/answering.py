@@ -21,7 +21,7 @@ from common_core.events.llm import (
     RubricScores,
     TokenUsage,
 )
-from llm_provider_service.application.judging import Judge, ModelChoice
+from llm_provider_service.application.ports import Judge, ModelChoice
 from llm_provider_service.config import SERVICE_NAME, ModelPrice, Settings
 from llm_provider_service.domain.errors import JudgeError, ProviderNotConfiguredError
 from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL

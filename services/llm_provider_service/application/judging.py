@@ -1,14 +1,21 @@
-"""Judges: one interface over the providers (chat models behind the SDKs, and the heuristic)."""
+"""Judges: one interface (`ports.Judge`) over the providers (chat models behind the SDKs, and
+the heuristic)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
 
 import structlog
 
 from common_core.events.llm import LLMComparisonRequestV1, LLMRubricRequestV1, TokenUsage
+from llm_provider_service.application.ports import (
+    AnswerT,
+    ChatModel,
+    ChatRequest,
+    Judgement,
+    ModelChoice,
+)
 from llm_provider_service.domain.answers import (
     COMPARISON_SCHEMA,
     RUBRIC_SCHEMA,
@@ -27,74 +34,7 @@ from llm_provider_service.domain.prompts import (
 )
 from llm_provider_service.metrics import PROVIDER_ATTEMPTS
 
-AnswerT = TypeVar("AnswerT", ComparisonAnswer, RubricAnswer)
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelChoice:
-    """The model and sampling settings resolved for one request."""
-
-    model: str
-    temperature: float | None
-    max_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class Judgement(Generic[AnswerT]):
-    """A judge's answer with what it cost and the prompt it came from."""
-
-    answer: AnswerT
-    model: str
-    prompt: RenderedPrompt
-    usage: TokenUsage
-
-
-class Judge(Protocol):
-    """A provider able to compare two essays and to score an answer on a rubric."""
-
-    async def compare(
-        self, request: LLMComparisonRequestV1, choice: ModelChoice
-    ) -> Judgement[ComparisonAnswer]:
-        """Which essay is better; raises a JudgeError when no answer can be had."""
-        ...
-
-    async def score(
-        self, request: LLMRubricRequestV1, choice: ModelChoice
-    ) -> Judgement[RubricAnswer]:
-        """Rubric scores for the answer; raises a JudgeError when no answer can be had."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """One structured-output chat call."""
-
-    model: str
-    system: str
-    user: str
-    schema_name: str
-    schema: dict[str, Any]
-    temperature: float | None
-    max_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChatReply:
-    """The model's raw text answer and its token usage."""
-
-    text: str | None
-    model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class ChatModel(Protocol):
-    """A chat-completion API (an SDK adapter); raises the domain's provider errors."""
-
-    async def complete(self, request: ChatRequest) -> ChatReply:
-        """Send the prompt, return the answer text."""
-        ...
 
 
 def comparison_prompt(request: LLMComparisonRequestV1) -> RenderedPrompt:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common_core.events.llm import LLMProviderName
-from llm_provider_service.application.judging import ChatJudge, ChatModel, HeuristicJudge, Judge
+from llm_provider_service.application.judging import ChatJudge, HeuristicJudge
+from llm_provider_service.application.ports import ChatModel, Judge
 from llm_provider_service.application.resilience import (
     ProviderRateLimiter,
     ResilientChatModel,

@@ -27,8 +27,8 @@ from common_core.testing import eventually
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.application.answering import RequestAnswerer
-from llm_provider_service.application.judging import ChatModel
 from llm_provider_service.application.panel import JudgePanel, build_panel
+from llm_provider_service.application.ports import ChatModel
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker, CircuitState
 from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, scripted

@@ -23,8 +23,9 @@ from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessa
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic, dlq_topic_name
 from llm_provider_service.application.answering import RequestAnswerer
-from llm_provider_service.application.judging import HeuristicJudge, Judgement, ModelChoice
+from llm_provider_service.application.judging import HeuristicJudge
 from llm_provider_service.application.panel import build_panel
+from llm_provider_service.application.ports import Judgement, ModelChoice
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
 from llm_provider_service.entrypoints.consumers import RequestWorker

@@ -18,13 +18,8 @@ from common_core.events.llm import (
     TokenUsage,
 )
 from llm_provider_service.application.answering import RequestAnswerer, estimated_cost
-from llm_provider_service.application.judging import (
-    HeuristicJudge,
-    Judge,
-    Judgement,
-    ModelChoice,
-    comparison_prompt,
-)
+from llm_provider_service.application.judging import HeuristicJudge, comparison_prompt
+from llm_provider_service.application.ports import Judge, Judgement, ModelChoice
 from llm_provider_service.config import ModelPrice, Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
 from llm_provider_service.domain.errors import ContentPolicyError
