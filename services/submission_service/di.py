@@ -1,4 +1,6 @@
-"""Dishka providers: APP scope for connections and clients, REQUEST scope for the unit of work."""
+"""Dishka providers: APP scope for connections and clients, REQUEST scope for the unit of work.
+
+Engine, sessions and the Kafka producer come from common_core's shared providers."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from dishka import (
     provide,
 )
 from quart_dishka import QuartProvider
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common_core.runtime.database import create_engine, create_session_factory
+from common_core.runtime.providers import DatabaseProvider, ProducerProvider
 from common_core.topics import Topic
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
@@ -37,7 +39,7 @@ from submission_service.application.ports import (
 )
 from submission_service.application.scoring import RubricPolicy
 from submission_service.application.webhooks import WebhookPolicy
-from submission_service.config import Settings
+from submission_service.config import SERVICE_NAME, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -46,18 +48,6 @@ class SubmissionProvider(Provider):
     """Everything the submission service's handlers and workers depend on."""
 
     settings = from_context(provides=Settings, scope=Scope.APP)
-
-    @provide(scope=Scope.APP)
-    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        """The database engine of the service's own database."""
-        engine = create_engine(settings.service_database_url, pool_size=settings.database_pool_size)
-        yield engine
-        await engine.dispose()
-
-    @provide(scope=Scope.APP)
-    def session_factory(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-        """Sessions on the engine."""
-        return create_session_factory(engine)
 
     @provide(scope=Scope.APP)
     def catalog(
@@ -143,10 +133,16 @@ class SubmissionProvider(Provider):
         )
 
 
-def build_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
-    """The service's container (Quart request objects included).
+def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
+    """The service's container: engine and sessions, the Kafka producer, the service's own
+    bindings and Quart's request objects.
 
     `overrides` replace bindings of the service's provider (tests: a DNS resolver stand-in)."""
     return make_async_container(
-        SubmissionProvider(), QuartProvider(), *overrides, context={Settings: settings}
+        DatabaseProvider(settings),
+        ProducerProvider(settings, SERVICE_NAME),
+        SubmissionProvider(),
+        QuartProvider(),
+        *overrides,
+        context={Settings: settings},
     )

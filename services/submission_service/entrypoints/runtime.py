@@ -21,8 +21,8 @@ from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
 from submission_service.application.ports import DeliveryQueue, HostResolver, WebhookSender
 from submission_service.application.webhooks import WebhookPolicy
-from submission_service.config import SERVICE_NAME, Settings
-from submission_service.di import build_container
+from submission_service.config import Settings
+from submission_service.di import make_container
 from submission_service.entrypoints.consumers import build_rubric_consumer
 from submission_service.entrypoints.http import create_app
 from submission_service.entrypoints.periodic import WebhookDispatcher
@@ -74,17 +74,15 @@ class SubmissionRuntime:
         self.dispatcher.stop()
 
     async def close(self) -> None:
-        """Release the producer and the container's resources."""
-        await self.producer.stop()
+        """Release the container's resources (the producer and the engine among them)."""
         await self.container.close()
 
 
 async def build_runtime(settings: Settings) -> SubmissionRuntime:
     """Build the container, app and workers; starts only the Kafka producer."""
-    container = build_container(settings)
+    container = make_container(settings)
     engine = await container.get(AsyncEngine)
-    producer = KafkaEventProducer(settings.kafka_bootstrap_servers, client_id=SERVICE_NAME)
-    await producer.start()
+    producer = await container.get(KafkaEventProducer)  # started by its provider
 
     async def database_ready() -> None:
         async with engine.connect() as connection:

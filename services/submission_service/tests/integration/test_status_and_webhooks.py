@@ -18,7 +18,7 @@ from common_core.events.llm import LLMRubricResultV1
 from common_core.testing import eventually
 from common_core.topics import Topic
 from devstack import free_port
-from submission_service.di import build_container
+from submission_service.di import make_container
 from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
 from submission_service.entrypoints.http import create_app
 from submission_service.testing.harness import (
@@ -261,7 +261,7 @@ class TestWebhookTargets:
             topic_prefix=service.settings.topic_prefix,
             webhook_allowlist=[],
         )
-        container = build_container(strict)
+        container = make_container(strict)
         try:
             client = create_app(container, strict).test_client()
             headers = user_headers(f"learner-{uuid.uuid4()}")

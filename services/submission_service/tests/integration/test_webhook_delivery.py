@@ -40,7 +40,7 @@ from submission_service.application.ports import (
 )
 from submission_service.application.webhooks import WebhookPolicy, deliver_due
 from submission_service.config import Settings
-from submission_service.di import build_container
+from submission_service.di import make_container
 from submission_service.domain.webhooks import (
     SIGNATURE_HEADER,
     WebhookTarget,
@@ -179,7 +179,7 @@ async def service(database_url: str, kafka_bootstrap_servers: str) -> AsyncItera
     resolver = ScriptedResolver()
     stand_in = Provider(scope=Scope.APP)
     stand_in.provide(lambda: resolver, provides=HostResolver)
-    container = build_container(settings, stand_in)
+    container = make_container(settings, stand_in)
     try:
         yield Service(settings, container, create_app(container, settings).test_client(), resolver)
     finally:
