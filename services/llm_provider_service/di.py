@@ -1,47 +1,30 @@
-"""Dishka wiring: one container per process; everything here lives for the app's lifetime."""
+"""Dishka wiring: one container per process; everything here lives for the app's lifetime.
+
+The entrypoints take what they need from it (`entrypoints/runtime.py` builds the request worker
+from the settings, the answerer and the producer); nothing here imports an entrypoint."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
+from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
 from common_core.events.llm import LLMProviderName
-from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.providers import ProducerProvider
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.panel import JudgePanel, build_panel
 from llm_provider_service.application.ports import ChatModel
 from llm_provider_service.config import SERVICE_NAME, Settings
-from llm_provider_service.entrypoints.consumers import RequestWorker
 
 
 class LLMProviderServiceProvider(Provider):
-    """APP-scope objects: settings, the Kafka producer, the SDK clients, the judges, the worker."""
+    """APP-scope objects: settings, the SDK clients, the judges, the answerer."""
 
     scope = Scope.APP
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__()
-        self._settings = settings
-
-    @provide
-    def settings(self) -> Settings:
-        """The service's settings."""
-        return self._settings
-
-    @provide
-    async def producer(self, settings: Settings) -> AsyncIterator[KafkaEventProducer]:
-        """The idempotent producer callbacks go out through."""
-        producer = KafkaEventProducer(
-            settings.kafka_bootstrap_servers, client_id=f"{SERVICE_NAME}-producer"
-        )
-        await producer.start()
-        try:
-            yield producer
-        finally:
-            await producer.stop()
+    settings = from_context(provides=Settings, scope=Scope.APP)
 
     @provide
     async def panel(self, settings: Settings) -> AsyncIterator[JudgePanel]:
@@ -76,14 +59,15 @@ class LLMProviderServiceProvider(Provider):
         """Requests in, result payloads out."""
         return RequestAnswerer(settings, panel.judges)
 
-    @provide
-    def worker(
-        self, settings: Settings, answerer: RequestAnswerer, producer: KafkaEventProducer
-    ) -> RequestWorker:
-        """The Kafka consume loop."""
-        return RequestWorker(settings, answerer, producer)
 
+def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
+    """The service's container: the Kafka producer (common_core's `ProducerProvider`) and the
+    service's own bindings; nothing connects until a dependency is first asked for.
 
-def make_container(settings: Settings) -> AsyncContainer:
-    """The service's container."""
-    return make_async_container(LLMProviderServiceProvider(settings))
+    `overrides` replace bindings of the service's provider (a test's own panel, say)."""
+    return make_async_container(
+        ProducerProvider(settings, SERVICE_NAME),
+        LLMProviderServiceProvider(),
+        *overrides,
+        context={Settings: settings},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dishka import AsyncContainer, FromDishka
@@ -9,23 +10,19 @@ from quart import Quart
 from quart_dishka import QuartDishka, inject
 
 from common_core.runtime.http import (
+    ReadinessCheck,
     register_database_error_handlers,
     register_http_error_handlers,
     register_operational_routes,
 )
 from llm_provider_service.application.panel import JudgePanel
-from llm_provider_service.entrypoints.consumers import RequestWorker
 
 
-def create_app(container: AsyncContainer) -> Quart:
-    """Build the Quart app on a container (nothing connects until a request needs it)."""
+def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
+    """Build the Quart app on a container (nothing connects until a request needs it);
+    `/healthz/ready` runs the `readiness` checks (the runtime passes the worker's Kafka check)."""
     app = Quart("llm_provider_service")
-
-    async def kafka_ready() -> None:
-        worker = await container.get(RequestWorker)
-        await worker.check_kafka()
-
-    register_operational_routes(app, {"kafka": kafka_ready})
+    register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)
 

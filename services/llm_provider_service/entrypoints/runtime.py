@@ -1,12 +1,25 @@
-"""Composition of one service instance: topics, container, the request worker and the HTTP app."""
+"""Composition of one service instance: topics, container, the request worker and the HTTP app.
+
+`__main__` serves it with hypercorn through `run_service`; the worker is built here from what the
+container provides (settings, answerer, producer), so `di.py` needs no entrypoint.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
 import structlog
+from dishka import AsyncContainer, Provider
+from quart import Quart
 
 from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.service_process import run_service
 from common_core.topics import Topic, dlq_topic_name
+from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.config import Settings
 from llm_provider_service.di import make_container
 from llm_provider_service.entrypoints.consumers import RequestWorker
@@ -22,30 +35,76 @@ _OWN_TOPICS = (
 )
 
 
-async def run(settings: Settings) -> None:
-    """Provision topics, wire the container, serve until SIGTERM."""
+def service_topics(settings: Settings) -> list[str]:
+    """Every topic the service consumes or produces, with their dead-letter topics."""
     names = [settings.topic(t) for t in _OWN_TOPICS]
+    return [*names, *(dlq_topic_name(n) for n in names)]
+
+
+async def prepare_infrastructure(settings: Settings) -> None:
+    """Create the topics (idempotent, safe from several instances)."""
     await ensure_topics(
         settings.kafka_bootstrap_servers,
-        [*names, *(dlq_topic_name(n) for n in names)],
+        service_topics(settings),
         partitions=settings.topic_partitions,
         replication_factor=settings.topic_replication_factor,
     )
-    container = make_container(settings)
+
+
+@dataclass
+class ServiceRuntime:
+    """The running parts of one instance."""
+
+    settings: Settings
+    container: AsyncContainer
+    worker: RequestWorker
+    app: Quart
+
+    def workers(self) -> list[Coroutine[Any, Any, None]]:
+        """The background loops of the instance."""
+        return [self.worker.run()]
+
+    def stop(self) -> None:
+        """Ask every loop to finish."""
+        self.worker.stop()
+
+
+@contextlib.asynccontextmanager
+async def service_runtime(
+    settings: Settings, *overrides: Provider
+) -> AsyncIterator[ServiceRuntime]:
+    """Build an instance's parts (topics first); close the container after."""
+    await prepare_infrastructure(settings)
+    container = make_container(settings, *overrides)
     try:
-        worker = await container.get(RequestWorker)
+        worker = RequestWorker(
+            settings,
+            await container.get(RequestAnswerer),
+            await container.get(KafkaEventProducer),
+        )
+        yield ServiceRuntime(
+            settings=settings,
+            container=container,
+            worker=worker,
+            app=create_app(container, {"kafka": worker.check_kafka}),
+        )
+    finally:
+        await container.close()
+
+
+async def run(settings: Settings) -> None:
+    """Provision topics, wire the container, serve until SIGTERM."""
+    async with service_runtime(settings) as runtime:
         log.info(
             "llm_provider_configured",
             default_provider=settings.default_provider.value,
             max_in_flight=settings.llm_max_in_flight,
         )
         await run_service(
-            create_app(container),
+            runtime.app,
             host=settings.http_host,
             port=settings.http_port,
-            workers=[worker.run()],
-            stop_workers=worker.stop,
+            workers=runtime.workers(),
+            stop_workers=runtime.stop,
             graceful_timeout=settings.llm_shutdown_grace_seconds + 2.0,
         )
-    finally:
-        await container.close()
