@@ -34,6 +34,7 @@ from submission_service.application.ports import (
     QuestionCatalog,
     ResponseStore,
     ScoringStore,
+    UnitOfWork,
     WebhookSender,
     WebhookStore,
 )
@@ -126,8 +127,11 @@ class SubmissionProvider(Provider):
     @provide(scope=Scope.REQUEST)
     def unit_of_work(
         self, session: AsyncSession, settings: Settings, secret_box: WebhookSecretBox
-    ) -> AnyOf[PostgresUnitOfWork, ScoringStore, ResponseStore, AssessmentStore, WebhookStore]:
-        """The stores over the request's session."""
+    ) -> AnyOf[
+        PostgresUnitOfWork, UnitOfWork, ScoringStore, ResponseStore, AssessmentStore, WebhookStore
+    ]:
+        """The unit of work over the request's session; the entrypoint commits it, the stores
+        handed to read-only routes never commit."""
         return PostgresUnitOfWork(
             session, topic_prefix=settings.topic_prefix, secret_box=secret_box
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -119,6 +120,21 @@ class PostgresUnitOfWork:
     async def rollback(self) -> None:
         """Roll the transaction back."""
         await self._session.rollback()
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Commit when the block ended normally, roll back when it raised."""
+        if exc is None:
+            await self.commit()
+        else:
+            await self.rollback()
 
     # events ---------------------------------------------------------------------------------
 

@@ -56,7 +56,6 @@ async def start_assessment(
         created_at=datetime.now(UTC),
     )
     await store.insert_assessment(record)
-    await store.commit()
     return record
 
 
@@ -165,7 +164,6 @@ async def submit_assessment(
         SUBMIT_OPERATION,
         StoredReply(request_hash=fingerprint, status_code=202, body=body),
     )
-    await store.commit()
     ASSESSMENT_SUBMISSIONS.labels(outcome="submitted").inc()
     return 202, body
 

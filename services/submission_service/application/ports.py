@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -128,10 +129,6 @@ class EventStager(Protocol):
 
 class ScoringStore(EventStager, Protocol):
     """What recording rubric results needs from storage, in one transaction."""
-
-    async def commit(self) -> None:
-        """Commit the transaction (staged events are published after this)."""
-        ...
 
     async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
         """Store a new scoring job."""
@@ -363,6 +360,29 @@ class WebhookStore(AssessmentStore, Protocol):
 
     async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
         """Create one pending delivery for one webhook."""
+        ...
+
+
+class Stores(ResponseStore, WebhookStore, Protocol):
+    """Every store, over the one transaction of a unit of work."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction, opened by an entrypoint: `async with uow as stores:` commits when the
+    block ends normally (staged events are published after that) and rolls back when it raises.
+    Use cases never commit."""
+
+    async def __aenter__(self) -> Stores:
+        """The stores over the transaction."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Commit, or roll back when the block raised."""
         ...
 
 

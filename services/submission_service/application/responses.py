@@ -73,7 +73,6 @@ async def create_response(
         completed_at=new.completed_at,
     )
     stored = await store.insert_response(record)
-    await store.commit()
     RESPONSES_WRITTEN.labels(operation="created").inc()
     return stored
 
@@ -138,7 +137,6 @@ async def update_response(
             key=str(updated.id),
             correlation_id=correlation_id,
         )
-    await store.commit()
     RESPONSES_WRITTEN.labels(operation="updated").inc()
     if triggered:
         COMPLETIONS_TRIGGERED.inc()
@@ -167,6 +165,4 @@ async def claim_responses(
         raise ForbiddenError(
             "claiming needs a logged-in user (Bearer token)", reason="user_required"
         )
-    claimed, skipped = await store.claim_responses(anonymous_token, identity.user_id)
-    await store.commit()
-    return claimed, skipped
+    return await store.claim_responses(anonymous_token, identity.user_id)

@@ -112,7 +112,6 @@ async def register_webhook(
             "assessment.completed",
             completion_payload(assessment, assessment.result, assessment.completed_at),
         )
-    await store.commit()
     return webhook_id, secret
 
 

@@ -12,7 +12,7 @@ from common_core.runtime.kafka_consumer import BatchHandler, ConsumedEvent, Kafk
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import bound_log_context
 from common_core.topics import Topic
-from submission_service.application.ports import ScoringStore
+from submission_service.application.ports import UnitOfWork
 from submission_service.application.scoring import record_rubric_result
 from submission_service.config import SERVICE_NAME, Settings
 
@@ -24,15 +24,15 @@ def rubric_result_handler(container: AsyncContainer) -> BatchHandler:
 
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
         async with container() as scope:
-            store = await scope.get(ScoringStore)
-            for event in events:
-                with bound_log_context(
-                    correlation_id=event.envelope.correlation_id,
-                    event_id=event.envelope.event_id,
-                    request_id=event.envelope.data.request_id,
-                ):
-                    await record_rubric_result(store, event.envelope, consumer=CONSUMER_NAME)
-            await store.commit()
+            transactions = await scope.get(UnitOfWork)
+            async with transactions as store:
+                for event in events:
+                    with bound_log_context(
+                        correlation_id=event.envelope.correlation_id,
+                        event_id=event.envelope.event_id,
+                        request_id=event.envelope.data.request_id,
+                    ):
+                        await record_rubric_result(store, event.envelope, consumer=CONSUMER_NAME)
 
     return handle
 

@@ -55,7 +55,7 @@ from submission_service.application.ports import (
     ResponseRecord,
     ResponseStore,
     ScoreRecord,
-    WebhookStore,
+    UnitOfWork,
 )
 from submission_service.application.scoring import RubricPolicy
 from submission_service.application.webhooks import WebhookPolicy
@@ -505,7 +505,7 @@ def _document_operational_routes(app: Quart) -> None:
     hide(app.view_functions["metrics"])  # Prometheus text format, not JSON
 
 
-def _register_api(app: Quart) -> None:
+def _register_api(app: Quart) -> None:  # noqa: PLR0915 - until the routes become blueprints
     @app.get("/api/assessments/definitions")
     @security_scheme(PUBLIC)
     @errors(500)
@@ -555,23 +555,24 @@ def _register_api(app: Quart) -> None:
         *,
         data: CreateResponseIn,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[ResponseStore],
+        transactions: FromDishka[UnitOfWork],
     ) -> tuple[ResponseOut, int]:
         """Create an answer (never triggers scoring)."""
         identity = _identify(reader)
-        record = await response_cases.create_response(
-            store,
-            identity,
-            response_cases.NewResponse(
-                question_id=data.question_id,
-                module_slug=data.module_slug,
-                answer_text=data.answer_text,
-                learning_outcome_id=data.learning_outcome_id,
-                content_id=data.content_id,
-                answer_metadata=data.answer_metadata,
-                completed_at=data.completed_at,
-            ),
-        )
+        async with transactions as store:
+            record = await response_cases.create_response(
+                store,
+                identity,
+                response_cases.NewResponse(
+                    question_id=data.question_id,
+                    module_slug=data.module_slug,
+                    answer_text=data.answer_text,
+                    learning_outcome_id=data.learning_outcome_id,
+                    content_id=data.content_id,
+                    answer_metadata=data.answer_metadata,
+                    completed_at=data.completed_at,
+                ),
+            )
         return ResponseOut(**_response_out(record)), 201
 
     @app.patch("/api/assessments/responses/<response_id>")
@@ -584,7 +585,7 @@ def _register_api(app: Quart) -> None:
         response_id: str,
         data: UpdateResponseIn,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[ResponseStore],
+        transactions: FromDishka[UnitOfWork],
         catalog: FromDishka[FileDefinitionCatalog],
         policy: FromDishka[RubricPolicy],
     ) -> UpdatedResponseOut:
@@ -597,19 +598,20 @@ def _register_api(app: Quart) -> None:
             for name in ("answer_text", "answer_metadata", "learning_outcome_id", "content_id")
             if name in sent
         }
-        record, triggered = await response_cases.update_response(
-            store,
-            identity,
-            rid,
-            response_cases.ResponseChanges(
-                values=values,
-                completed_at_sent="completed_at" in sent,
-                completed_at=data.completed_at,
-            ),
-            catalog=catalog,
-            policy=policy,
-            correlation_id=_correlation_id(),
-        )
+        async with transactions as store:
+            record, triggered = await response_cases.update_response(
+                store,
+                identity,
+                rid,
+                response_cases.ResponseChanges(
+                    values=values,
+                    completed_at_sent="completed_at" in sent,
+                    completed_at=data.completed_at,
+                ),
+                catalog=catalog,
+                policy=policy,
+                correlation_id=_correlation_id(),
+            )
         return UpdatedResponseOut(**_response_out(record), scoring_requested=triggered)
 
     @app.get("/api/assessments/responses")
@@ -651,7 +653,7 @@ def _register_api(app: Quart) -> None:
         *,
         data: ClaimIn,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[ResponseStore],
+        transactions: FromDishka[UnitOfWork],
     ) -> ClaimOut:
         """Move an anonymous token's answers to the logged-in user."""
         authorization = request.headers.get("Authorization")
@@ -671,7 +673,8 @@ def _register_api(app: Quart) -> None:
                     field="anonymous_token",
                 )
             token = parse_anonymous_token(header)
-        claimed, skipped = await response_cases.claim_responses(store, identity, token)
+        async with transactions as store:
+            claimed, skipped = await response_cases.claim_responses(store, identity, token)
         return ClaimOut(claimed=claimed, skipped=skipped)
 
     @app.post("/api/assessments")
@@ -689,14 +692,15 @@ def _register_api(app: Quart) -> None:
         *,
         data: StartAssessmentIn,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[AssessmentStore],
+        transactions: FromDishka[UnitOfWork],
         catalog: FromDishka[FileDefinitionCatalog],
     ) -> tuple[AssessmentOut, int]:
         """Start an attempt at a shipped definition."""
         identity = _identify(reader)
-        record = await assessment_cases.start_assessment(
-            store, catalog, identity, data.definition_id
-        )
+        async with transactions as store:
+            record = await assessment_cases.start_assessment(
+                store, catalog, identity, data.definition_id
+            )
         return AssessmentOut(
             assessment_id=record.id,
             definition_id=record.definition_id,
@@ -716,7 +720,7 @@ def _register_api(app: Quart) -> None:
         assessment_id: str,
         headers: SubmitHeaders,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[AssessmentStore],
+        transactions: FromDishka[UnitOfWork],
         catalog: FromDishka[FileDefinitionCatalog],
         policy: FromDishka[RubricPolicy],
     ) -> tuple[SubmitOut, int]:
@@ -724,16 +728,17 @@ def _register_api(app: Quart) -> None:
         identity = _identify(reader)
         aid = _path_uuid(assessment_id, "assessment_id")
         body = await _optional_json_body(SubmitIn)
-        status, reply = await assessment_cases.submit_assessment(
-            store,
-            catalog,
-            identity,
-            aid,
-            idempotency_key=headers.idempotency_key,
-            request_body=body.model_dump(mode="json", exclude_none=True),
-            policy=policy,
-            correlation_id=_correlation_id(),
-        )
+        async with transactions as store:
+            status, reply = await assessment_cases.submit_assessment(
+                store,
+                catalog,
+                identity,
+                aid,
+                idempotency_key=headers.idempotency_key,
+                request_body=body.model_dump(mode="json", exclude_none=True),
+                policy=policy,
+                correlation_id=_correlation_id(),
+            )
         return SubmitOut.model_validate(reply), status
 
     @app.get("/api/assessments/<assessment_id>/status")
@@ -763,16 +768,17 @@ def _register_api(app: Quart) -> None:
         assessment_id: str,
         data: WebhookIn,
         reader: FromDishka[JwtIdentityReader],
-        store: FromDishka[WebhookStore],
+        transactions: FromDishka[UnitOfWork],
         resolver: FromDishka[HostResolver],
         policy: FromDishka[WebhookPolicy],
     ) -> tuple[WebhookOut, int]:
         """Register a completion callback URL (SSRF-guarded); returns the signing secret."""
         identity = _identify(reader)
         aid = _path_uuid(assessment_id, "assessment_id")
-        webhook_id, secret = await webhook_cases.register_webhook(
-            store, identity, aid, data.url, resolver=resolver, policy=policy
-        )
+        async with transactions as store:
+            webhook_id, secret = await webhook_cases.register_webhook(
+                store, identity, aid, data.url, resolver=resolver, policy=policy
+            )
         return WebhookOut(
             webhook_id=webhook_id, url=data.url, secret=secret, signature_header=SIGNATURE_HEADER
         ), 201

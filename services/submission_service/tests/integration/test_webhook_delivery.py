@@ -35,8 +35,8 @@ from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
+    UnitOfWork,
     WebhookSender,
-    WebhookStore,
 )
 from submission_service.application.webhooks import WebhookPolicy, deliver_due
 from submission_service.config import Settings
@@ -204,13 +204,13 @@ async def _registered(service: Service, url: str) -> tuple[dict[str, str], str, 
 async def _deliver_once(service: Service, aid: str, webhook_id: str, sender: WebhookSender) -> None:
     """Queue one completion delivery for the webhook and run one dispatcher pass."""
     async with service.container() as scope:
-        store = await scope.get(WebhookStore)
-        await store.enqueue_delivery(
-            uuid.UUID(webhook_id),
-            "assessment.completed",
-            {"event": "assessment.completed", "assessment_id": aid},
-        )
-        await store.commit()
+        transactions = await scope.get(UnitOfWork)
+        async with transactions as store:
+            await store.enqueue_delivery(
+                uuid.UUID(webhook_id),
+                "assessment.completed",
+                {"event": "assessment.completed", "assessment_id": aid},
+            )
     await deliver_due(
         await service.container.get(DeliveryQueue),
         sender,

@@ -32,10 +32,6 @@ class FakeScoringStore:
     events: list[tuple[Topic, BaseModel, str]] = field(default_factory=list)
     seen: set[tuple[str, UUID]] = field(default_factory=set)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
-    commits: int = 0
-
-    async def commit(self) -> None:
-        self.commits += 1
 
     async def stage_event(
         self, topic: Topic, payload: BaseModel, *, key: str, correlation_id: UUID
