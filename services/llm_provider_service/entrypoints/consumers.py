@@ -33,6 +33,7 @@ from common_core.events.envelope import (
     EventEnvelope,
     PayloadValidationError,
     RawEnvelope,
+    new_event,
 )
 from common_core.events.llm import (
     LLMComparisonRequestV1,
@@ -262,20 +263,20 @@ class RequestWorker:
         callback: EventEnvelope[Any]
         if isinstance(request, LLMComparisonRequestV1):
             comparison = await self._answerer.answer_comparison(request, correlation_id)
-            callback = EventEnvelope[LLMComparisonResultV1](
-                event_type=request.callback_topic,
+            callback = new_event(
+                request.callback_topic,
+                comparison,
                 source_service=SERVICE_NAME,
                 correlation_id=correlation_id,
-                data=comparison,
             )
             kind, outcome = "comparison", comparison.error_detail
         else:
             rubric = await self._answerer.answer_rubric(request, correlation_id)
-            callback = EventEnvelope[LLMRubricResultV1](
-                event_type=request.callback_topic,
+            callback = new_event(
+                request.callback_topic,
+                rubric,
                 source_service=SERVICE_NAME,
                 correlation_id=correlation_id,
-                data=rubric,
             )
             kind, outcome = "rubric", rubric.error_detail
         key = event.key if event.key is not None else str(request.request_id)
@@ -425,12 +426,12 @@ def rejection_callback(
         provider="none",
         model="none",
     )
-    callback = EventEnvelope[Any](
-        event_id=uuid5(NAMESPACE_URL, f"huleedu:llm-request-rejected:{envelope.event_id}"),
-        event_type=callback_topic,
+    callback = new_event(
+        callback_topic,
+        result,
         source_service=SERVICE_NAME,
         correlation_id=envelope.correlation_id,
-        data=result,
+        event_id=uuid5(NAMESPACE_URL, f"huleedu:llm-request-rejected:{envelope.event_id}"),
     )
     return envelope_message(callback_topic, callback, key or str(request_id))
 
