@@ -10,10 +10,10 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common_core.events.envelope import EventEnvelope
+from common_core.events.envelope import new_event
 from common_core.runtime import inbox
 from common_core.runtime.outbox import add_to_outbox, event_outbox
 from common_core.topics import Topic, topic_name
@@ -143,16 +143,11 @@ class PostgresUnitOfWork:
     ) -> UUID:
         """Stage an event in the outbox, in this transaction."""
         name = topic_name(topic, self._topic_prefix)
-        model: type[BaseModel] = type(payload)
-        envelope = EventEnvelope[model](  # type: ignore[valid-type]
-            event_type=name,
-            source_service=SOURCE_SERVICE,
-            correlation_id=correlation_id,
-            data=payload,
+        envelope = new_event(
+            name, payload, source_service=SOURCE_SERVICE, correlation_id=correlation_id
         )
         await add_to_outbox(self._session, topic=name, envelope=envelope, key=key)
-        event_id: UUID = envelope.event_id
-        return event_id
+        return envelope.event_id
 
     async def claim_event(self, consumer: str, event_id: UUID) -> bool:
         """De-duplicate a consumed event on its event_id."""
@@ -282,7 +277,9 @@ class PostgresUnitOfWork:
             .where(assessment_responses.c.anonymous_token == anonymous_token, ~already)
             .values(user_id=user_id, anonymous_token=None)
         )
-        claimed = int(moved.rowcount or 0)  # type: ignore[attr-defined]
+        if not isinstance(moved, CursorResult):  # an UPDATE always answers with one
+            raise TypeError(f"an UPDATE answered with {type(moved).__name__}")
+        claimed = moved.rowcount
         return claimed, int(total) - claimed
 
     # scoring jobs and scores ----------------------------------------------------------------
