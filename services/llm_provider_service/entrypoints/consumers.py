@@ -447,7 +447,14 @@ def _raw(envelope: EventEnvelope[Any]) -> RawEnvelope:
     return RawEnvelope.model_validate(envelope.model_dump(mode="json"))
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance:
+    """The worker's rebalance listener: finishes and commits the partitions leaving.
+
+    aiokafka ships no type hints, so its `ConsumerRebalanceListener` ABC is `Any` to mypy and
+    cannot be subclassed in strict mode; the class is registered as a virtual subclass instead
+    (below), which is what aiokafka's `isinstance` check in `subscribe` asks for.
+    """
+
     def __init__(self, worker: RequestWorker) -> None:
         self._worker = worker
 
@@ -458,3 +465,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info(
             "partitions_assigned", partitions=sorted(f"{t.topic}:{t.partition}" for t in assigned)
         )
+
+
+ConsumerRebalanceListener.register(_Rebalance)

@@ -95,7 +95,8 @@ async def _committed(settings: Settings, tp: TopicPartition) -> int | None:
     )
     await consumer.start()
     try:
-        return await consumer.committed(tp)  # type: ignore[no-any-return]
+        committed: int | None = await consumer.committed(tp)  # aiokafka ships no type hints
+        return committed
     finally:
         await consumer.stop()
 
