@@ -14,15 +14,15 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.stack import BenchStack
-from cj_assessment_service.adapters.postgres_repository import (
+from cj_assessment_service.adapters.postgres import (
     PostgresBatchRepository,
     repository_transaction,
 )
 from cj_assessment_service.adapters.tables import cj_pairs
-from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
-from cj_assessment_service.entrypoints.batch_monitor import BatchMonitor
-from cj_assessment_service.entrypoints.kafka_workers import CALLBACK_GROUP, callback_handler
+from cj_assessment_service.entrypoints.consumers import CALLBACK_GROUP, callback_handler
+from cj_assessment_service.entrypoints.periodic import BatchMonitor
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
 from common_core.events.cj import CJAssessmentRequestV1, EssayToProcess
 from common_core.events.envelope import EventEnvelope

@@ -16,12 +16,12 @@ from dishka import AsyncContainer, Provider, Scope, from_context, make_async_con
 from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cj_assessment_service.adapters.postgres_repository import (
+from cj_assessment_service.adapters.postgres import (
     PostgresBatchRepository,
     repository_transaction,
 )
-from cj_assessment_service.application.batch_workflow import CJWorkflow
 from cj_assessment_service.application.ports import BatchRepository, BatchTransactions
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kafka_producer import KafkaEventProducer

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ALERT_RULES.parent
 METRIC_MODULES = (
     "common_core.runtime.metrics",
-    "cj_assessment_service.application.metrics",
+    "cj_assessment_service.metrics",
     "llm_provider_service.metrics",
     "submission_service.metrics",
 )

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METRIC_MODULES = (
     "common_core.runtime.metrics",
-    "cj_assessment_service.application.metrics",
+    "cj_assessment_service.metrics",
     "llm_provider_service.metrics",
     "submission_service.metrics",
 )

@@ -18,12 +18,12 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.di import client_id, make_container
-from cj_assessment_service.entrypoints.batch_monitor import BatchMonitor
-from cj_assessment_service.entrypoints.http_app import create_app
-from cj_assessment_service.entrypoints.kafka_workers import callback_consumer, request_consumer
+from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
+from cj_assessment_service.entrypoints.http import create_app
+from cj_assessment_service.entrypoints.periodic import BatchMonitor
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cj_assessment_service.adapters.postgres_repository import PostgresBatchRepository
+from cj_assessment_service.adapters.postgres import PostgresBatchRepository
 from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from cj_assessment_service.adapters.postgres_repository import repository_transaction
+from cj_assessment_service.adapters.postgres import repository_transaction
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.runtime import ServiceRuntime

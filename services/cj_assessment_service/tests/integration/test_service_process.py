@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_pairs
-from cj_assessment_service.entrypoints.kafka_workers import CALLBACK_GROUP, REQUEST_GROUP
+from cj_assessment_service.entrypoints.consumers import CALLBACK_GROUP, REQUEST_GROUP
 from cj_assessment_service.tests.integration.harness import outcome_events
 from cj_assessment_service.tests.integration.processes import (
     get_json,

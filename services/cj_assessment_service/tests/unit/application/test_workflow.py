@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict

@@ -5,12 +5,12 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cj_assessment_service.adapters.postgres_repository import (
+from cj_assessment_service import metrics
+from cj_assessment_service.adapters.postgres import (
     PostgresBatchRepository,
     repository_transaction,
 )
-from cj_assessment_service.application import metrics
-from cj_assessment_service.application.batch_workflow import CJWorkflow, MonitorReport
+from cj_assessment_service.application.workflow import CJWorkflow, MonitorReport
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker
 

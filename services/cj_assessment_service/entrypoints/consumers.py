@@ -10,9 +10,9 @@ from uuid import NAMESPACE_URL, uuid5
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cj_assessment_service.adapters.postgres_repository import repository_transaction
-from cj_assessment_service.application import metrics
-from cj_assessment_service.application.batch_workflow import CJWorkflow
+from cj_assessment_service import metrics
+from cj_assessment_service.adapters.postgres import repository_transaction
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import CJAssessmentFailedV1, CJAssessmentRequestV1, SystemMetadata

@@ -18,8 +18,7 @@ import numpy as np
 import structlog
 from pydantic import BaseModel
 
-from cj_assessment_service.application import metrics
-from cj_assessment_service.application.errors import BatchAlreadyFinished, BatchNotFound
+from cj_assessment_service import metrics
 from cj_assessment_service.application.ports import (
     PAIR_COMPLETED,
     PAIR_FAILED,
@@ -48,6 +47,7 @@ from cj_assessment_service.domain.batch import (
     transition,
 )
 from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
 from cj_assessment_service.domain.pair_planning import OrderedPair
 from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
 from common_core.errors import ErrorCode, ErrorDetail

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cj_assessment_service.adapters.postgres_repository import repository_transaction
+from cj_assessment_service.adapters.postgres import repository_transaction
 from cj_assessment_service.application.ports import (
     PAIR_COMPLETED,
     PAIR_PENDING,

@@ -10,19 +10,19 @@ from dishka import AsyncContainer, FromDishka
 from quart import Quart, Response, jsonify, request
 from quart_dishka import QuartDishka, inject
 
-from cj_assessment_service.application.batch_workflow import CJWorkflow
-from cj_assessment_service.application.errors import (
-    BatchAlreadyFinished,
-    BatchNotCompleted,
-    BatchNotFound,
-    CJError,
-)
 from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
     BatchTransactions,
 )
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.domain.errors import (
+    BatchAlreadyFinished,
+    BatchNotCompleted,
+    BatchNotFound,
+    CJError,
+)
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import (
     ReadinessCheck,
