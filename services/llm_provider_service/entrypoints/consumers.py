@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 from typing import Any
@@ -52,6 +51,7 @@ from common_core.runtime.kafka_consumer import (
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
 from common_core.runtime.logging import bound_log_context
 from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
+from common_core.runtime.providers import instance_client_id
 from common_core.topics import Topic
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.config import SERVICE_NAME, Settings
@@ -122,7 +122,7 @@ class RequestWorker:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=self._group_id,
-            client_id=f"{SERVICE_NAME}-{self._settings.instance_id or os.getpid()}",
+            client_id=instance_client_id(SERVICE_NAME, self._settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
