@@ -23,7 +23,8 @@ from common_core.runtime.providers import DatabaseProvider, ProducerProvider
 from common_core.topics import Topic
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
-from submission_service.adapters.postgres import PostgresDeliveryQueue, PostgresUnitOfWork
+from submission_service.adapters.postgres import PostgresUnitOfWork
+from submission_service.adapters.postgres_webhooks import PostgresDeliveryQueue
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (

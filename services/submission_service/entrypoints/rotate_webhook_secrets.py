@@ -13,7 +13,7 @@ import structlog
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.logging import configure_logging
-from submission_service.adapters.postgres import reencrypt_webhook_secrets
+from submission_service.adapters.postgres_webhooks import reencrypt_webhook_secrets
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.config import SERVICE_NAME, Settings
 
