@@ -1,0 +1,304 @@
+"""Recording comparison results: answers, re-requests after retryable errors, and what follows a
+fully answered wave (fail, finish, or the next wave)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import numpy as np
+import structlog
+
+from cj_assessment_service import metrics
+from cj_assessment_service.application.messages import BatchMessages
+from cj_assessment_service.application.outcomes import BatchOutcomes
+from cj_assessment_service.application.ports import (
+    PAIR_COMPLETED,
+    PAIR_FAILED,
+    PAIR_PENDING,
+    BatchRecord,
+    BatchRepository,
+    EssayRecord,
+    NewPair,
+    PairAnswer,
+    PairOutcome,
+    PairRecord,
+    PairReissue,
+)
+from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import (
+    BatchState,
+    WaveOutcome,
+    decide_after_wave,
+    partial_scoring_due,
+    plan_next_wave,
+    transition,
+)
+from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from common_core.events.cj import CJCompletionReason
+from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+
+log = structlog.get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _BatchChanges:
+    completed: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class CallbackReport:
+    """What one fetched batch of callbacks did (for metrics and tests)."""
+
+    recorded: int = 0
+    failed: int = 0
+    retried: int = 0
+    duplicates: int = 0
+    late: int = 0
+    orphans: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class CallbackUseCases:
+    """Records fetched batches of comparison results, in the caller's transaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        messages: BatchMessages,
+        outcomes: BatchOutcomes,
+        rng: Callable[[], np.random.Generator],
+    ) -> None:
+        self._settings = settings
+        self._messages = messages
+        self._outcomes = outcomes
+        self._rng = rng
+
+    async def record_results(
+        self,
+        repo: BatchRepository,
+        results: Sequence[LLMComparisonResultV1],
+    ) -> CallbackReport:
+        """Record a fetched batch of comparison results in one transaction."""
+        report = CallbackReport()
+        request_ids = list(dict.fromkeys(r.request_id for r in results))
+        batches = await repo.lock_batches_for_requests(request_ids)
+        # Read pairs only after the batch locks: every writer of a batch's pairs holds it.
+        pairs = await repo.pairs_by_request(request_ids) if batches else {}
+        report.orphans = sum(1 for r in results if r.request_id not in pairs)
+        if pairs:
+            now = _now()
+            changes, reissues = await self._apply_results(
+                repo, results, pairs=pairs, batches=batches, report=report, now=now
+            )
+            if reissues:
+                await self._reissue(repo, reissues, pairs, batches, now)
+            for batch_id, delta in changes.items():
+                await self._update_counters(repo, batches[batch_id], delta, now)
+        self._report_callbacks(repo, report)
+        return report
+
+    async def _apply_results(
+        self,
+        repo: BatchRepository,
+        results: Sequence[LLMComparisonResultV1],
+        *,
+        pairs: dict[UUID, PairRecord],
+        batches: dict[UUID, BatchRecord],
+        report: CallbackReport,
+        now: datetime,
+    ) -> tuple[dict[UUID, _BatchChanges], list[PairReissue]]:
+        changes: dict[UUID, _BatchChanges] = {}
+        answers: list[PairAnswer] = []
+        reissues: list[PairReissue] = []
+        handled: set[UUID] = set()
+        for result in results:
+            pair = pairs.get(result.request_id)
+            if pair is None:
+                continue
+            if pair.status != PAIR_PENDING or pair.request_id in handled:
+                report.duplicates += 1
+                continue
+            handled.add(pair.request_id)
+            if batches[pair.batch_id].state.is_terminal:
+                report.late += 1
+                continue
+            delta = changes.setdefault(pair.batch_id, _BatchChanges())
+            delta.prompt_tokens += result.usage.prompt_tokens
+            delta.completion_tokens += result.usage.completion_tokens
+            report.latencies.append(max(0.0, (now - pair.requested_at).total_seconds()))
+            error = result.error_detail
+            if error is None:
+                winner = (result.winner or ComparisonWinner.ESSAY_A).value
+                answers.append(PairAnswer(pair.id, PAIR_COMPLETED, winner, None))
+                delta.completed += 1
+                report.recorded += 1
+            elif error.retryable and pair.attempts <= self._settings.max_retries_per_pair:
+                reissues.append(PairReissue(pair.id, uuid4()))
+                report.retried += 1
+            else:
+                answers.append(PairAnswer(pair.id, PAIR_FAILED, None, error.code.value))
+                delta.failed += 1
+                report.failed += 1
+        await repo.save_answers(answers, now)
+        return changes, reissues
+
+    async def _reissue(
+        self,
+        repo: BatchRepository,
+        reissues: list[PairReissue],
+        pairs: dict[UUID, PairRecord],
+        batches: dict[UUID, BatchRecord],
+        now: datetime,
+    ) -> None:
+        """Ask pairs again under new request ids after retryable errors."""
+        await repo.reissue_pairs(reissues, now)
+        by_id = {p.id: p for p in pairs.values()}
+        essays: dict[UUID, list[EssayRecord]] = {}
+        for reissue in reissues:
+            pair = by_id[reissue.pair_id]
+            if pair.batch_id not in essays:
+                essays[pair.batch_id] = await repo.essays(pair.batch_id)
+            new_pair = NewPair(pair.id, pair.essay_a, pair.essay_b, reissue.request_id)
+            await self._messages.stage_comparison(
+                repo, batches[pair.batch_id], essays[pair.batch_id], new_pair
+            )
+
+    async def _update_counters(
+        self, repo: BatchRepository, before: BatchRecord, delta: _BatchChanges, now: datetime
+    ) -> None:
+        batch = replace(
+            before,
+            completed=before.completed + delta.completed,
+            failed=before.failed + delta.failed,
+            prompt_tokens=before.prompt_tokens + delta.prompt_tokens,
+            completion_tokens=before.completion_tokens + delta.completion_tokens,
+            last_activity_at=now,
+        )
+        update: dict[str, Any] = {
+            "completed": batch.completed,
+            "failed": batch.failed,
+            "prompt_tokens": batch.prompt_tokens,
+            "completion_tokens": batch.completion_tokens,
+            "last_activity_at": now,
+        }
+        if batch.threshold_reached_at is None and partial_scoring_due(
+            answered=batch.answered,
+            budget=batch.budget,
+            threshold_pct=self._settings.completion_threshold_pct,
+        ):
+            update["threshold_reached_at"] = now
+            batch = replace(batch, threshold_reached_at=now)
+        await repo.update_batch(batch.id, **update)
+        if batch.pending == 0 and batch.state == BatchState.WAITING_CALLBACKS:
+            await self._after_wave(repo, batch)
+
+    def _report_callbacks(self, repo: BatchRepository, report: CallbackReport) -> None:
+        def record() -> None:
+            for outcome, count in (
+                ("recorded", report.recorded),
+                ("failed", report.failed),
+                ("retried", report.retried),
+                ("duplicate", report.duplicates),
+                ("late", report.late),
+                ("orphan", report.orphans),
+            ):
+                if count:
+                    metrics.CALLBACKS_PROCESSED.labels(outcome=outcome).inc(count)
+            if report.orphans:
+                metrics.ORPHAN_CALLBACKS.inc(report.orphans)
+            for latency in report.latencies:
+                metrics.CALLBACK_LATENCY.observe(latency)
+
+        repo.after_commit(record)
+
+    # ------------------------------------------------------------------------------------- waves
+
+    async def _after_wave(self, repo: BatchRepository, batch: BatchRecord) -> None:
+        """Every pair of the wave is answered: fail, finish, or plan the next wave."""
+        pairs = await repo.pair_outcomes(batch.id)
+        n = await self._essay_total(repo, batch)
+        unordered = len({frozenset((p.essay_a, p.essay_b)) for p in pairs})
+        # Budget, all-pairs and success rate need no fit; the stability check does.
+        outcome = self._decide(batch, n, unordered, change=None)
+        if outcome.finish is None and not outcome.fail_low_success:
+            answered = [p for p in pairs if p.status == PAIR_COMPLETED]
+            scores, errors = _fit_for_planning(n, answered)
+            if batch.previous_scores is not None and len(batch.previous_scores) == n:
+                change = float(np.max(np.abs(scores - np.asarray(batch.previous_scores))))
+                repo.after_commit(lambda: metrics.SCORE_STABILITY_CHANGE.observe(change))
+                outcome = self._decide(batch, n, unordered, change=change)
+        if outcome.fail_low_success:
+            await self._outcomes.fail_low_success(repo, batch)
+            return
+        if outcome.finish is not None:
+            await self._outcomes.finish(repo, batch, outcome.finish, pairs=pairs)
+            return
+        plan = plan_next_wave(
+            scores,
+            errors,
+            [(p.essay_a, p.essay_b) for p in pairs],
+            batch.budget - batch.planned,
+            max_pairs_per_wave=self._settings.max_pairs_per_wave,
+            rng=self._rng(),
+        )
+        if not plan.pairs:
+            await self._outcomes.finish(
+                repo, batch, CJCompletionReason.ALL_PAIRS_COMPARED, pairs=pairs
+            )
+            return
+        generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
+        essays = await repo.essays(batch.id)
+        await self._messages.request_wave(
+            repo, generating, essays, plan.pairs, wave=batch.waves + 1
+        )
+        await repo.update_batch(
+            batch.id,
+            state=transition(generating.state, BatchState.WAITING_CALLBACKS),
+            planned=batch.planned + len(plan.pairs),
+            waves=batch.waves + 1,
+            previous_scores=[round(float(s), 6) for s in scores],
+        )
+        log.info(
+            "cj_wave_planned", batch_id=str(batch.id), wave=batch.waves + 1, pairs=len(plan.pairs)
+        )
+
+    def _decide(
+        self, batch: BatchRecord, n: int, unordered: int, *, change: float | None
+    ) -> WaveOutcome:
+        return decide_after_wave(
+            n_essays=n,
+            budget=batch.budget,
+            planned=batch.planned,
+            completed=batch.completed,
+            failed=batch.failed,
+            min_success_rate=self._settings.min_success_rate_threshold,
+            unordered_pairs_compared=unordered,
+            max_score_change=change,
+            stability_threshold=self._settings.stability_threshold,
+        )
+
+    async def _essay_total(self, repo: BatchRepository, batch: BatchRecord) -> int:
+        return len(await repo.essays(batch.id))
+
+
+def _fit_for_planning(n: int, answered: Sequence[PairOutcome]) -> tuple[np.ndarray, np.ndarray]:
+    comparisons = Comparisons.from_lists(
+        n,
+        [p.essay_a for p in answered],
+        [p.essay_b for p in answered],
+        [p.winner == ComparisonWinner.ESSAY_A.value for p in answered],
+    )
+    fit = fit_bradley_terry(comparisons)
+    errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
+    return fit.scores, errors

@@ -1,0 +1,86 @@
+"""The outgoing messages of a batch: events staged in the outbox of the caller's transaction, and
+the comparison requests of a wave."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import uuid4
+
+from pydantic import BaseModel
+
+from cj_assessment_service.application.ports import (
+    BatchRecord,
+    BatchRepository,
+    EssayRecord,
+    NewPair,
+)
+from cj_assessment_service.config import SERVICE_NAME, Settings
+from cj_assessment_service.domain.pair_planning import OrderedPair
+from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import ComparisonEssay, LLMComparisonRequestV1, LLMConfig
+from common_core.topics import Topic
+
+
+class BatchMessages:
+    """Builds and stages the events about a batch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def stage(
+        self,
+        repo: BatchRepository,
+        topic: Topic,
+        payload: BaseModel,
+        *,
+        batch: BatchRecord,
+        key: str,
+    ) -> None:
+        """Stage an event about `batch` (its correlation id) in this transaction's outbox."""
+        name = self._settings.topic(topic)
+        envelope = EventEnvelope[Any](
+            event_type=name,
+            source_service=SERVICE_NAME,
+            correlation_id=batch.correlation_id,
+            data=payload,
+        )
+        await repo.stage_event(name, envelope, key=key)
+
+    async def request_wave(
+        self,
+        repo: BatchRepository,
+        batch: BatchRecord,
+        essays: Sequence[EssayRecord],
+        pairs: Sequence[OrderedPair],
+        *,
+        wave: int,
+    ) -> None:
+        new_pairs = [NewPair(uuid4(), a, b, uuid4()) for a, b in pairs]
+        await repo.add_pairs(batch.id, wave, new_pairs)
+        for pair in new_pairs:
+            await self.stage_comparison(repo, batch, essays, pair)
+
+    async def stage_comparison(
+        self,
+        repo: BatchRepository,
+        batch: BatchRecord,
+        essays: Sequence[EssayRecord],
+        pair: NewPair,
+    ) -> None:
+        settings = batch.request_settings
+        first, second = essays[pair.essay_a], essays[pair.essay_b]
+        payload = LLMComparisonRequestV1(
+            request_id=pair.request_id,
+            essay_a=ComparisonEssay(essay_id=first.essay_id, text_content=first.text_content),
+            essay_b=ComparisonEssay(essay_id=second.essay_id, text_content=second.text_content),
+            essay_instructions=settings.get("essay_instructions") or "",
+            judge_rubric=settings.get("judge_rubric"),
+            language=settings.get("language") or "en",
+            llm_config=LLMConfig.model_validate(settings.get("llm_config") or {}),
+            callback_topic=self._settings.callback_topic,
+            request_metadata={"batch_id": str(batch.id), "pair_id": str(pair.id)},
+        )
+        await self.stage(
+            repo, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(batch.id)
+        )

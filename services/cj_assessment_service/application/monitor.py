@@ -1,0 +1,137 @@
+"""The monitor's use cases: partial scoring after the grace, recovering or failing stuck batches,
+and cancelling a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+
+from cj_assessment_service import metrics
+from cj_assessment_service.application.outcomes import BatchOutcomes
+from cj_assessment_service.application.ports import BatchRecord, BatchRepository
+from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import BatchState, recovery_decision, success_rate
+from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
+from common_core.errors import ErrorCode
+from common_core.events.cj import CJCompletionReason
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class MonitorReport:
+    """What one monitor pass did."""
+
+    detected: int = 0
+    recovered: int = 0
+    failed: int = 0
+    partial_scored: int = 0
+
+
+class MonitorUseCases:
+    """Stale and cancelled batches, in the caller's transaction."""
+
+    def __init__(self, settings: Settings, outcomes: BatchOutcomes) -> None:
+        self._settings = settings
+        self._outcomes = outcomes
+
+    async def check_stale_batches(self, repo: BatchRepository) -> MonitorReport:
+        """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
+        report = MonitorReport()
+        now = _now()
+        settings = self._settings
+        stale = await repo.lock_stale_batches(
+            inactive_since=_ago(now, settings.stuck_batch_timeout_seconds),
+            threshold_since=_ago(now, settings.partial_scoring_grace_seconds),
+            limit=settings.monitor_batch_limit,
+        )
+        for batch in stale:
+            with structlog.contextvars.bound_contextvars(batch_id=str(batch.id)):
+                await self._handle_stale(repo, batch, now, report)
+
+        def record() -> None:
+            metrics.STUCK_BATCHES_DETECTED.inc(report.detected)
+            metrics.STUCK_BATCHES_RECOVERED.inc(report.recovered)
+            metrics.STUCK_BATCHES_FAILED.inc(report.failed)
+            metrics.PARTIAL_SCORING_TRIGGERED.inc(report.partial_scored)
+
+        repo.after_commit(record)
+        return report
+
+    async def _handle_stale(
+        self, repo: BatchRepository, batch: BatchRecord, now: datetime, report: MonitorReport
+    ) -> None:
+        settings = self._settings
+        grace_over = batch.threshold_reached_at is not None and (
+            (now - batch.threshold_reached_at).total_seconds()
+            >= settings.partial_scoring_grace_seconds
+        )
+        if batch.state == BatchState.WAITING_CALLBACKS and grace_over:
+            if success_rate(batch.completed, batch.failed) < settings.min_success_rate_threshold:
+                await self._outcomes.fail_low_success(repo, batch)
+                return
+            report.partial_scored += 1
+            await self._outcomes.finish(
+                repo,
+                replace(batch, partial_scoring_triggered=True),
+                CJCompletionReason.BUDGET_EXHAUSTED,
+                partial=True,
+            )
+            return
+        if (now - batch.last_activity_at).total_seconds() < settings.stuck_batch_timeout_seconds:
+            return
+        report.detected += 1
+        recoverable = batch.completed > 0 and (
+            batch.state == BatchState.SCORING
+            or recovery_decision(
+                answered=batch.answered,
+                planned=batch.budget,
+                recovery_threshold_pct=settings.recovery_threshold_pct,
+            )
+        )
+        if recoverable and success_rate(batch.completed, batch.failed) >= (
+            settings.min_success_rate_threshold
+        ):
+            report.recovered += 1
+            await self._outcomes.finish(repo, batch, CJCompletionReason.FORCED_RECOVERY)
+            return
+        report.failed += 1
+        await self._outcomes.fail(
+            repo,
+            batch,
+            ErrorCode.STUCK_BATCH,
+            f"no activity for {settings.stuck_batch_timeout_seconds:g}s with "
+            f"{batch.answered}/{batch.budget} comparisons answered",
+            operation="monitor",
+            details={"state": batch.state.value, "answered": batch.answered},
+        )
+
+    async def cancel(self, repo: BatchRepository, batch_id: UUID) -> BatchRecord:
+        """Cancel a live batch (one failed event with code `cancelled`)."""
+        batch = await repo.lock_batch(batch_id)
+        if batch is None:
+            raise BatchNotFound(f"no batch {batch_id}")
+        if batch.state.is_terminal:
+            raise BatchAlreadyFinished(f"batch {batch_id} is already {batch.state.value}")
+        await self._outcomes.fail(
+            repo,
+            batch,
+            ErrorCode.CANCELLED,
+            "batch cancelled by an operator",
+            operation="cancel",
+            state=BatchState.CANCELLED,
+        )
+        cancelled = await repo.get_batch(batch_id)
+        assert cancelled is not None
+        return cancelled
+
+
+def _ago(now: datetime, seconds: float) -> datetime:
+    from datetime import timedelta
+
+    return now - timedelta(seconds=seconds)

@@ -1,0 +1,177 @@
+"""How a batch ends: scored with exactly one completed event, or failed (or cancelled) with
+exactly one failed event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from cj_assessment_service import metrics
+from cj_assessment_service.application.messages import BatchMessages
+from cj_assessment_service.application.ports import (
+    PAIR_COMPLETED,
+    BatchRecord,
+    BatchRepository,
+    PairOutcome,
+)
+from cj_assessment_service.config import SERVICE_NAME, Settings
+from cj_assessment_service.domain.batch import BatchState, success_rate, transition
+from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
+from common_core.errors import ErrorCode, ErrorDetail
+from common_core.events.cj import (
+    CJAssessmentCompletedV1,
+    CJAssessmentFailedV1,
+    CJCompletionReason,
+    ResourceUsage,
+    SystemMetadata,
+)
+from common_core.events.llm import ComparisonWinner
+from common_core.topics import Topic
+
+log = structlog.get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BatchOutcomes:
+    """Finishing and failing batches, in the caller's transaction."""
+
+    def __init__(self, settings: Settings, messages: BatchMessages) -> None:
+        self._settings = settings
+        self._messages = messages
+
+    async def finish(
+        self,
+        repo: BatchRepository,
+        batch: BatchRecord,
+        reason: CJCompletionReason,
+        *,
+        partial: bool = False,
+        pairs: list[PairOutcome] | None = None,
+    ) -> None:
+        """Score the batch and stage exactly one completed event, in this transaction.
+
+        `pairs` are the batch's pairs when the caller has just read them under the batch lock.
+        """
+        scoring_state = batch.state
+        if batch.state not in (BatchState.SCORING, BatchState.INITIALIZING):
+            scoring_state = transition(batch.state, BatchState.SCORING)
+        essays = await repo.essays(batch.id)
+        if pairs is None:
+            pairs = await repo.pair_outcomes(batch.id)
+        answered = [
+            AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
+            for p in pairs
+            if p.status == PAIR_COMPLETED
+        ]
+        scored = score_batch([ScoredEssay(e.essay_id, e.anchor_grade) for e in essays], answered)
+        now = _now()
+        payload = CJAssessmentCompletedV1(
+            entity_ref=batch.entity_ref,
+            cj_assessment_job_id=str(batch.id),
+            completion_reason=reason,
+            rankings=scored.rankings,
+            statistics=scored.statistics,
+            grade_projections=scored.grade_projections,
+            system_metadata=self._system_metadata(batch, now),
+        )
+        await self._messages.stage(
+            repo, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref
+        )
+        await repo.save_scores(batch.id, scored.rankings)
+        await repo.update_batch(
+            batch.id,
+            state=transition(scoring_state, BatchState.COMPLETED),
+            completion_reason=reason.value,
+            partial_scoring_triggered=batch.partial_scoring_triggered or partial,
+            result=payload.model_dump(
+                mode="json", include={"rankings", "statistics", "grade_projections"}
+            ),
+            finished_at=now,
+        )
+        progress = batch.answered / batch.budget if batch.budget else 1.0
+
+        def record() -> None:
+            metrics.BATCHES_FINISHED.labels(state="COMPLETED", reason=reason.value).inc()
+            metrics.BATCH_PROGRESS.observe(progress)
+            metrics.WAVES_PER_BATCH.observe(batch.waves)
+
+        repo.after_commit(record)
+        log.info(
+            "cj_batch_completed",
+            batch_id=str(batch.id),
+            reason=reason.value,
+            comparisons=len(answered),
+        )
+
+    def _system_metadata(self, batch: BatchRecord, now: datetime) -> SystemMetadata:
+        return SystemMetadata(
+            source_service=SERVICE_NAME,
+            processed_at=now,
+            processing_duration_seconds=max(0.0, (now - batch.created_at).total_seconds()),
+            resource_usage=ResourceUsage(
+                total_comparisons=batch.planned,
+                completed_comparisons=batch.completed,
+                failed_comparisons=batch.failed,
+                prompt_tokens=batch.prompt_tokens,
+                completion_tokens=batch.completion_tokens,
+            ),
+        )
+
+    async def fail_low_success(self, repo: BatchRepository, batch: BatchRecord) -> None:
+        rate = success_rate(batch.completed, batch.failed)
+        await self.fail(
+            repo,
+            batch,
+            ErrorCode.LOW_SUCCESS_RATE,
+            f"only {rate:.0%} of comparisons succeeded; "
+            f"{self._settings.min_success_rate_threshold:.0%} required",
+            operation="score",
+            details={"completed": batch.completed, "failed": batch.failed},
+        )
+
+    async def fail(
+        self,
+        repo: BatchRepository,
+        batch: BatchRecord,
+        code: ErrorCode,
+        message: str,
+        *,
+        operation: str,
+        state: BatchState = BatchState.FAILED,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Stage exactly one failed event and move the batch to FAILED (or CANCELLED)."""
+        now = _now()
+        detail = ErrorDetail(
+            code=code,
+            message=message,
+            correlation_id=batch.correlation_id,
+            service=SERVICE_NAME,
+            operation=operation,
+            retryable=False,
+            details=details or {},
+        )
+        payload = CJAssessmentFailedV1(
+            entity_ref=batch.entity_ref,
+            cj_assessment_job_id=str(batch.id),
+            error_detail=detail,
+            system_metadata=self._system_metadata(batch, now),
+        )
+        await self._messages.stage(
+            repo, Topic.CJ_ASSESSMENT_FAILED, payload, batch=batch, key=batch.entity_ref
+        )
+        await repo.update_batch(
+            batch.id,
+            state=transition(batch.state, state),
+            error_detail=detail.model_dump(mode="json"),
+            finished_at=now,
+        )
+        repo.after_commit(
+            lambda: metrics.BATCHES_FINISHED.labels(state=state.value, reason=code.value).inc()
+        )
+        log.info("cj_batch_failed", batch_id=str(batch.id), code=code.value, state=state.value)

@@ -1,0 +1,172 @@
+"""Registering a CJ assessment request: validate it, store the batch and request its first wave."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import numpy as np
+import structlog
+
+from cj_assessment_service import metrics
+from cj_assessment_service.application.messages import BatchMessages
+from cj_assessment_service.application.outcomes import BatchOutcomes
+from cj_assessment_service.application.ports import BatchRecord, BatchRepository, EssayRecord
+from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import (
+    BatchState,
+    comparison_budget,
+    effective_budget,
+    plan_first_wave,
+    transition,
+)
+from common_core.errors import ErrorCode
+from common_core.events.cj import CJAssessmentRequestV1, CJCompletionReason
+from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMConfig
+
+log = structlog.get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RequestUseCases:
+    """Turns a request event into a batch (or a failed one), in the caller's transaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        messages: BatchMessages,
+        outcomes: BatchOutcomes,
+        rng: Callable[[], np.random.Generator],
+    ) -> None:
+        self._settings = settings
+        self._messages = messages
+        self._outcomes = outcomes
+        self._rng = rng
+
+    async def handle_request(
+        self, repo: BatchRepository, envelope: EventEnvelope[CJAssessmentRequestV1]
+    ) -> UUID | None:
+        """Create (and start) a batch for a request; None for a duplicate request."""
+        request = envelope.data
+        if not await repo.claim_request(envelope.event_id):
+            self._count_request(repo, "duplicate")
+            return None
+        if await repo.live_batch_id(request.entity_ref) is not None:
+            self._count_request(repo, "duplicate")
+            return None
+        essays = [
+            EssayRecord(i, e.essay_id, e.text_content)
+            for i, e in enumerate(request.essays_to_process)
+        ]
+        essays += [
+            EssayRecord(len(essays) + i, a.essay_id, a.text_content, a.grade)
+            for i, a in enumerate(request.anchors)
+        ]
+        now = _now()
+        n_total = len(essays)
+        budget = effective_budget(
+            n_total,
+            comparison_budget(
+                n_total, request.max_comparisons, self._settings.default_comparisons_per_essay
+            ),
+        )
+        batch = BatchRecord(
+            id=uuid4(),
+            entity_ref=request.entity_ref,
+            correlation_id=envelope.correlation_id,
+            request_event_id=envelope.event_id,
+            state=BatchState.INITIALIZING,
+            essay_count=len(request.essays_to_process),
+            budget=budget,
+            planned=0,
+            completed=0,
+            failed=0,
+            waves=0,
+            partial_scoring_triggered=False,
+            threshold_reached_at=None,
+            completion_reason=None,
+            request_settings=self._request_settings(request),
+            previous_scores=None,
+            result=None,
+            error_detail=None,
+            prompt_tokens=0,
+            completion_tokens=0,
+            created_at=now,
+            updated_at=now,
+            last_activity_at=now,
+            finished_at=None,
+        )
+        problem = _validation_problem(request)
+        # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.
+        await repo.add_batch(batch, essays if problem is None else [])
+        if problem is not None:
+            self._count_request(repo, "invalid")
+            await self._outcomes.fail(
+                repo, batch, ErrorCode.VALIDATION, problem, operation="validate"
+            )
+            return batch.id
+        if len(request.essays_to_process) < 2:
+            self._count_request(repo, "insufficient")
+            await self._outcomes.finish(repo, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
+            return batch.id
+        self._count_request(repo, "accepted")
+        plan = plan_first_wave(
+            n_total,
+            budget,
+            comparisons_per_essay=self._settings.default_comparisons_per_essay,
+            max_pairs_per_wave=self._settings.max_pairs_per_wave,
+            rng=self._rng(),
+        )
+        state = transition(batch.state, BatchState.GENERATING_PAIRS)
+        await self._messages.request_wave(
+            repo, replace(batch, state=state), essays, plan.pairs, wave=1
+        )
+        await repo.update_batch(
+            batch.id,
+            state=transition(state, BatchState.WAITING_CALLBACKS),
+            planned=len(plan.pairs),
+            waves=1,
+        )
+        log.info("cj_batch_started", batch_id=str(batch.id), essays=n_total, pairs=len(plan.pairs))
+        return batch.id
+
+    def _count_request(self, repo: BatchRepository, outcome: str) -> None:
+        repo.after_commit(lambda: metrics.REQUESTS_HANDLED.labels(outcome=outcome).inc())
+
+    def _request_settings(self, request: CJAssessmentRequestV1) -> dict[str, Any]:
+        overrides = request.llm_config_overrides or LLMConfig()
+        config = LLMConfig(
+            provider=overrides.provider or self._settings.default_llm_provider,
+            model=overrides.model or self._settings.default_llm_model,
+            temperature=overrides.temperature,
+            max_tokens=overrides.max_tokens,
+        )
+        return {
+            "language": request.language,
+            "course_code": request.course_code,
+            "essay_instructions": request.essay_instructions,
+            "judge_rubric": request.judge_rubric,
+            "llm_config": config.model_dump(mode="json"),
+            "max_comparisons": request.max_comparisons,
+        }
+
+
+def _validation_problem(request: CJAssessmentRequestV1) -> str | None:
+    essays = [*request.essays_to_process, *request.anchors]
+    if not request.essays_to_process:
+        return "essays_to_process is empty"
+    ids = [e.essay_id for e in essays]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        return f"duplicate essay_id values: {', '.join(duplicates[:10])}"
+    empty = [e.essay_id for e in essays if not e.text_content.strip()]
+    if empty:
+        return f"essays with empty text_content: {', '.join(empty[:10])}"
+    return None
