@@ -1,0 +1,146 @@
+"""What the OpenAPI document says beyond quart-schema's defaults: documented errors, optional
+bodies, links, security, and the provider that writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from quart_schema import OpenAPIProvider, document_response
+from quart_schema.conversion import model_schema
+from quart_schema.typing import Model
+from werkzeug.routing import Rule
+
+from submission_service.entrypoints.http_errors import http_header
+from submission_service.entrypoints.http_schemas import (
+    AuthenticateHeaders,
+    ErrorOut,
+    RetryAfterHeaders,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Operations anyone may call; the document's default is a Bearer JWT or an anonymous token.
+PUBLIC: list[dict[str, list[str]]] = []
+
+
+USER_ONLY: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+_OPTIONAL_BODY = "_submission_optional_body"
+
+
+_LINKS = "_submission_links"
+
+
+# 401 carries its challenge; 503 (the database is unavailable, common_core's handler) Retry-After.
+_ERROR_HEADERS: dict[int, type[BaseModel]] = {401: AuthenticateHeaders, 503: RetryAfterHeaders}
+
+
+def errors(*statuses: int) -> Callable[[F], F]:
+    """Document the JSON error body for each status a route can answer with."""
+
+    def decorator(func: F) -> F:
+        for status in statuses:
+            func = document_response(ErrorOut, status, _ERROR_HEADERS.get(status))(func)
+        return func
+
+    return decorator
+
+
+def optional_body(func: F) -> F:
+    """Mark a route whose documented request body may be left out."""
+    setattr(func, _OPTIONAL_BODY, True)
+    return func
+
+
+def links(status: int, **operations: dict[str, str]) -> Callable[[F], F]:
+    """Document OpenAPI links: which operations (by operationId) take ids from this response."""
+
+    def decorator(func: F) -> F:
+        setattr(func, _LINKS, {**getattr(func, _LINKS, {}), status: operations})
+        return func
+
+    return decorator
+
+
+class SubmissionOpenAPIProvider(OpenAPIProvider):
+    """What quart-schema leaves out or misplaces, so the document states what the server checks.
+
+    Path ids are UUIDs (routes accept any string so a bad id gets a specific 400); required
+    headers, query parameters and bodies are marked required; response headers go where
+    OpenAPI looks for them."""
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Mark request bodies required unless the route says otherwise; add its links."""
+        paths, components = super().build_paths(rule)
+        func = self._app.view_functions[rule.endpoint]
+        optional = getattr(func, _OPTIONAL_BODY, False)
+        linked: dict[int, dict[str, dict[str, str]]] = getattr(func, _LINKS, {})
+        for operations in paths.values():
+            for method, operation in operations.items():
+                changed = {**operation, "responses": dict(operation["responses"])}
+                if "requestBody" in operation:
+                    changed["requestBody"] = {**operation["requestBody"], "required": not optional}
+                for status, targets in linked.items():
+                    changed["responses"][status] = {
+                        **changed["responses"][status],
+                        "links": {
+                            target: {"operationId": target, "parameters": parameters}
+                            for target, parameters in targets.items()
+                        },
+                    }
+                operations[method] = changed
+        return paths, components
+
+    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
+        """Document `*_id` path parameters as UUID strings."""
+        parameter = super().build_path_parameter(name, converter)
+        if name.endswith("_id"):
+            parameter["schema"] = {"type": "string", "format": "uuid"}
+        return parameter
+
+    def build_headers_parameters(
+        self, model: type[Model]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Header parameters with their HTTP names, required ones marked."""
+        parameters, definitions = super().build_headers_parameters(model)
+        required = {_kebab(name) for name in self._required(model)}
+        for parameter in parameters:
+            parameter["required"] = parameter["name"] in required
+            parameter["name"] = http_header(parameter["name"].replace("-", "_"))
+        return parameters, definitions
+
+    def build_querystring_parameters(
+        self, model: type[Model]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Query parameters, required ones marked."""
+        parameters, definitions = super().build_querystring_parameters(model)
+        required = self._required(model)
+        for parameter in parameters:
+            parameter["required"] = parameter["name"] in required
+        return parameters, definitions
+
+    def build_response_object(
+        self, model: type[Model], headers_model: type[Model] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Response headers under `headers` (quart-schema nests them in `content`)."""
+        response, definitions = super().build_response_object(model, headers_model)
+        headers = response["content"].pop("headers", None)
+        if headers_model is not None and headers is not None:
+            required = {_kebab(name) for name in self._required(headers_model)}
+            response["headers"] = {
+                http_header(name.replace("-", "_")): {**header, "required": name in required}
+                for name, header in headers.items()
+            }
+        return response, definitions
+
+    def _required(self, model: type[Model]) -> set[str]:
+        preference = self._app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"]
+        return set(model_schema(model, preference=preference).get("required", []))
+
+
+def _kebab(field: str) -> str:
+    return field.replace("_", "-")
