@@ -237,8 +237,15 @@ async def dead_letter_counts(
     try:
         async with _connecting(bootstrap_servers, connect_timeout):
             await consumer.start()
+        # Only connecting is bounded by the connect timeout: a broker with many dead-letter
+        # topics takes a while to list all their offsets, each request bounded on its own.
+        try:
             starts = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError(
+                f"reading offsets from {bootstrap_servers} failed: {type(exc).__name__}"
+            ) from exc
     finally:
         with contextlib.suppress(KafkaError, OSError):
             await consumer.stop()
