@@ -24,7 +24,6 @@ from common_core.topics import Topic
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.adapters.postgres import PostgresUnitOfWork
-from submission_service.adapters.postgres_webhooks import PostgresDeliveryQueue
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
@@ -110,13 +109,6 @@ class SubmissionProvider(Provider):
             )
         return box
 
-    @provide(scope=Scope.APP)
-    def delivery_queue(
-        self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
-    ) -> DeliveryQueue:
-        """The webhook delivery queue."""
-        return PostgresDeliveryQueue(sessions, secret_box)
-
     @provide(scope=Scope.REQUEST)
     async def session(
         self, sessions: async_sessionmaker[AsyncSession]
@@ -129,7 +121,13 @@ class SubmissionProvider(Provider):
     def unit_of_work(
         self, session: AsyncSession, settings: Settings, secret_box: WebhookSecretBox
     ) -> AnyOf[
-        PostgresUnitOfWork, UnitOfWork, ScoringStore, ResponseStore, AssessmentStore, WebhookStore
+        PostgresUnitOfWork,
+        UnitOfWork,
+        ScoringStore,
+        ResponseStore,
+        AssessmentStore,
+        WebhookStore,
+        DeliveryQueue,
     ]:
         """The unit of work over the request's session; the entrypoint commits it, the stores
         handed to read-only routes never commit."""

@@ -67,6 +67,8 @@ class PostgresUnitOfWork:
         self.enqueue_delivery = self.webhooks.enqueue_delivery
         self.enqueue_deliveries = self.webhooks.enqueue_deliveries
         self.webhooks_of = self.webhooks.webhooks_of
+        self.lease_due = self.webhooks.lease_due
+        self.record_attempt = self.webhooks.record_attempt
 
     async def commit(self) -> None:
         """Commit the transaction."""

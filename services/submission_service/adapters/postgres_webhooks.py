@@ -1,5 +1,5 @@
-"""Webhooks: registrations and deliveries (in the unit of work), the dispatcher's delivery queue
-(short transactions of its own) and the re-encryption of stored secrets."""
+"""Webhooks: registrations, deliveries and the dispatcher's delivery queue (in the unit of
+work), and the re-encryption of stored secrets (a transaction of its own)."""
 
 from __future__ import annotations
 
@@ -120,38 +120,28 @@ class PostgresWebhooks:
             for h in hooks
         ]
 
-
-class PostgresDeliveryQueue:
-    """The webhook delivery queue; each call is its own short transaction."""
-
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
-    ) -> None:
-        self._sessions = sessions
-        self._secret_box = secret_box
-
     async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
-        """Due pending deliveries, pushed `lease_seconds` into the future while in hand."""
-        async with self._sessions.begin() as session:
-            rows = (
-                await session.execute(
-                    select(webhook_deliveries, webhooks.c.url, webhooks.c.secret_ciphertext)
-                    .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
-                    .where(
-                        webhook_deliveries.c.status == "pending",
-                        webhook_deliveries.c.next_attempt_at <= func.now(),
-                    )
-                    .order_by(webhook_deliveries.c.next_attempt_at)
-                    .limit(limit)
-                    .with_for_update(of=webhook_deliveries, skip_locked=True)
+        """Due pending deliveries, pushed `lease_seconds` into the future while in hand (the lease
+        holds once the caller commits)."""
+        rows = (
+            await self._session.execute(
+                select(webhook_deliveries, webhooks.c.url, webhooks.c.secret_ciphertext)
+                .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
+                .where(
+                    webhook_deliveries.c.status == "pending",
+                    webhook_deliveries.c.next_attempt_at <= func.now(),
                 )
-            ).all()
-            if rows:
-                await session.execute(
-                    update(webhook_deliveries)
-                    .where(webhook_deliveries.c.id.in_([r.id for r in rows]))
-                    .values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=lease_seconds))
-                )
+                .order_by(webhook_deliveries.c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(of=webhook_deliveries, skip_locked=True)
+            )
+        ).all()
+        if rows:
+            await self._session.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id.in_([r.id for r in rows]))
+                .values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=lease_seconds))
+            )
         return [
             WebhookDelivery(
                 id=r.id,
@@ -177,37 +167,36 @@ class PostgresDeliveryQueue:
         retry_at: datetime | None,
     ) -> int:
         """Record the attempt and move the delivery on."""
-        async with self._sessions.begin() as session:
-            attempt = (
-                await session.execute(
-                    update(webhook_deliveries)
-                    .where(webhook_deliveries.c.id == delivery_id)
-                    .values(attempts=webhook_deliveries.c.attempts + 1)
-                    .returning(webhook_deliveries.c.attempts)
-                )
-            ).scalar_one()
-            values: dict[str, Any] = {}
-            if succeeded:
-                values = {"status": "delivered", "delivered_at": func.now()}
-            elif give_up:
-                values = {"status": "failed"}
-            elif retry_at is not None:
-                values = {"next_attempt_at": retry_at}
-            if values:
-                await session.execute(
-                    update(webhook_deliveries)
-                    .where(webhook_deliveries.c.id == delivery_id)
-                    .values(**values)
-                )
-            await session.execute(
-                webhook_delivery_attempts.insert().values(
-                    delivery_id=delivery_id,
-                    attempt=attempt,
-                    succeeded=succeeded,
-                    http_status=http_status,
-                    error=error,
-                )
+        attempt = (
+            await self._session.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == delivery_id)
+                .values(attempts=webhook_deliveries.c.attempts + 1)
+                .returning(webhook_deliveries.c.attempts)
             )
+        ).scalar_one()
+        values: dict[str, Any] = {}
+        if succeeded:
+            values = {"status": "delivered", "delivered_at": func.now()}
+        elif give_up:
+            values = {"status": "failed"}
+        elif retry_at is not None:
+            values = {"next_attempt_at": retry_at}
+        if values:
+            await self._session.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == delivery_id)
+                .values(**values)
+            )
+        await self._session.execute(
+            webhook_delivery_attempts.insert().values(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                succeeded=succeeded,
+                http_status=http_status,
+                error=error,
+            )
+        )
         return int(attempt)
 
 

@@ -363,7 +363,29 @@ class WebhookStore(AssessmentStore, Protocol):
         ...
 
 
-class Stores(ResponseStore, WebhookStore, Protocol):
+class DeliveryQueue(Protocol):
+    """The delivery queue as the dispatcher sees it; each call runs in a unit of work the
+    dispatcher commits (the lease before the sending, each attempt once made)."""
+
+    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
+        """Pending deliveries that are due, leased so other dispatchers skip them for a while."""
+        ...
+
+    async def record_attempt(
+        self,
+        delivery_id: UUID,
+        *,
+        succeeded: bool,
+        http_status: int | None,
+        error: str | None,
+        give_up: bool,
+        retry_at: datetime | None,
+    ) -> int:
+        """Record an attempt and the delivery's new state; returns the attempt number."""
+        ...
+
+
+class Stores(ResponseStore, WebhookStore, DeliveryQueue, Protocol):
     """Every store, over the one transaction of a unit of work."""
 
 
@@ -383,25 +405,4 @@ class UnitOfWork(Protocol):
         traceback: TracebackType | None,
     ) -> None:
         """Commit, or roll back when the block raised."""
-        ...
-
-
-class DeliveryQueue(Protocol):
-    """The delivery queue as the dispatcher sees it (short transactions of its own)."""
-
-    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
-        """Pending deliveries that are due, leased so other dispatchers skip them for a while."""
-        ...
-
-    async def record_attempt(
-        self,
-        delivery_id: UUID,
-        *,
-        succeeded: bool,
-        http_status: int | None,
-        error: str | None,
-        give_up: bool,
-        retry_at: datetime | None,
-    ) -> int:
-        """Record an attempt and the delivery's new state; returns the attempt number."""
         ...

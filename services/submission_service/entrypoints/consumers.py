@@ -24,7 +24,7 @@ def rubric_result_handler(container: AsyncContainer) -> BatchHandler:
 
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
         async with container() as scope:
-            transactions = await scope.get(UnitOfWork)
+            transactions: UnitOfWork = await scope.get(UnitOfWork)
             async with transactions as store:
                 for event in events:
                     with bound_log_context(

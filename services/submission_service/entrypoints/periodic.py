@@ -2,9 +2,58 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from uuid import UUID
+
+from dishka import AsyncContainer
+
 from common_core.runtime.periodic import PeriodicWorker
-from submission_service.application.ports import DeliveryQueue, HostResolver, WebhookSender
+from submission_service.application.ports import (
+    DeliveryQueue,
+    HostResolver,
+    UnitOfWork,
+    WebhookDelivery,
+    WebhookSender,
+)
 from submission_service.application.webhooks import WebhookPolicy, deliver_due
+
+
+class CommittedDeliveryQueue:
+    """The delivery queue the dispatcher works on: each call is one unit of work, committed when
+    it returns (the lease before anything is sent, each attempt as soon as it is made)."""
+
+    def __init__(self, container: AsyncContainer) -> None:
+        self._container = container
+
+    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
+        """Lease the due deliveries and commit the lease."""
+        async with self._container() as scope:
+            transactions: UnitOfWork = await scope.get(UnitOfWork)
+            async with transactions as stores:
+                return await stores.lease_due(limit, lease_seconds)
+
+    async def record_attempt(
+        self,
+        delivery_id: UUID,
+        *,
+        succeeded: bool,
+        http_status: int | None,
+        error: str | None,
+        give_up: bool,
+        retry_at: datetime | None,
+    ) -> int:
+        """Record one attempt and commit it."""
+        async with self._container() as scope:
+            transactions: UnitOfWork = await scope.get(UnitOfWork)
+            async with transactions as stores:
+                return await stores.record_attempt(
+                    delivery_id,
+                    succeeded=succeeded,
+                    http_status=http_status,
+                    error=error,
+                    give_up=give_up,
+                    retry_at=retry_at,
+                )
 
 
 class WebhookDispatcher(PeriodicWorker):

@@ -19,13 +19,13 @@ from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
-from submission_service.application.ports import DeliveryQueue, HostResolver, WebhookSender
+from submission_service.application.ports import HostResolver, WebhookSender
 from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import Settings
 from submission_service.di import make_container
 from submission_service.entrypoints.consumers import build_rubric_consumer
 from submission_service.entrypoints.http import create_app
-from submission_service.entrypoints.periodic import WebhookDispatcher
+from submission_service.entrypoints.periodic import CommittedDeliveryQueue, WebhookDispatcher
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,7 @@ async def build_runtime(settings: Settings) -> SubmissionRuntime:
 
     app = create_app(container, settings, {"database": database_ready, "kafka": kafka_ready})
     dispatcher = WebhookDispatcher(
-        await container.get(DeliveryQueue),
+        CommittedDeliveryQueue(container),
         await container.get(WebhookSender),
         await container.get(HostResolver),
         await container.get(WebhookPolicy),

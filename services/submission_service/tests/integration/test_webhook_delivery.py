@@ -33,7 +33,6 @@ from devstack import free_port
 from submission_service.adapters.webhook_http import HttpxWebhookSender
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
-    DeliveryQueue,
     HostResolver,
     UnitOfWork,
     WebhookSender,
@@ -48,6 +47,7 @@ from submission_service.domain.webhooks import (
     verify_signature,
 )
 from submission_service.entrypoints.http import create_app
+from submission_service.entrypoints.periodic import CommittedDeliveryQueue
 from submission_service.entrypoints.runtime import prepare_infrastructure
 from submission_service.testing.harness import (
     TEST_WEBHOOK_SECRET_KEY,
@@ -212,7 +212,7 @@ async def _deliver_once(service: Service, aid: str, webhook_id: str, sender: Web
                 {"event": "assessment.completed", "assessment_id": aid},
             )
     await deliver_due(
-        await service.container.get(DeliveryQueue),
+        CommittedDeliveryQueue(service.container),
         sender,
         await service.container.get(HostResolver),
         await service.container.get(WebhookPolicy),
