@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from benchmarks.stack import BenchStack
 from cj_assessment_service.adapters.postgres import (
     PostgresBatchRepository,
+    postgres_transactions,
     repository_transaction,
 )
 from cj_assessment_service.adapters.tables import cj_pairs
@@ -157,7 +158,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
             recorded = 0
             first = last = 0.0
             done = asyncio.Event()
-            handle = callback_handler(sessions, workflow)
+            handle = callback_handler(postgres_transactions(sessions), workflow)
 
             async def timed(events: Sequence[ConsumedEvent[Any]]) -> None:
                 nonlocal recorded, first, last
@@ -235,7 +236,9 @@ async def monitor_benchmark(stack: BenchStack) -> dict[str, Any]:
                 ),
                 {"n": STUCK_BATCHES},
             )
-        monitor = BatchMonitor(sessions, CJWorkflow(settings), interval_seconds=60)
+        monitor = BatchMonitor(
+            postgres_transactions(sessions), CJWorkflow(settings), interval_seconds=60
+        )
         start = time.perf_counter()
         report = await monitor.run_once()
         seconds = time.perf_counter() - start

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cj_assessment_service.adapters.tables import cj_batches, cj_essays, cj_pairs, cj_scores
 from cj_assessment_service.application.ports import (
     BatchRecord,
+    BatchTransactions,
     EssayRecord,
     NewPair,
     PairAnswer,
@@ -421,3 +422,9 @@ async def repository_transaction(
         yield repo
         await repo.flush()
     repo.committed()
+
+
+def postgres_transactions(sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
+    """The `BatchTransactions` port on a session factory: each call opens one
+    `repository_transaction`."""
+    return lambda: repository_transaction(sessions)

@@ -1,6 +1,6 @@
 """What the application layer needs from storage: records and the repository Protocol.
 
-The handlers in this package own this interface; `adapters.postgres_repository` implements it.
+The use cases in this package own this interface; `adapters.postgres` implements it.
 """
 
 from __future__ import annotations
@@ -196,6 +196,10 @@ class BatchRepository(Protocol):
 
     async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
         """Store the final scores of a batch."""
+        ...
+
+    async def count_live(self) -> tuple[dict[str, int], int]:
+        """Batches per state, and comparisons requested and not answered over live batches."""
         ...
 
     async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:

@@ -8,10 +8,9 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cj_assessment_service import metrics
-from cj_assessment_service.adapters.postgres import repository_transaction
+from cj_assessment_service.application.ports import BatchTransactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.errors import ErrorCode, ErrorDetail
@@ -42,7 +41,7 @@ CALLBACK_GROUP = f"{SERVICE_NAME}.callbacks"
 
 def request_consumer(
     settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
+    transactions: BatchTransactions,
     workflow: CJWorkflow,
     producer: KafkaEventProducer,
     client_id: str,
@@ -57,7 +56,7 @@ def request_consumer(
                 event_id=envelope.event_id,
                 entity_ref=envelope.data.entity_ref,
             ):
-                async with repository_transaction(sessions) as repo:
+                async with transactions() as repo:
                     await workflow.handle_request(repo, envelope)
 
     request_topic = settings.topic(Topic.CJ_ASSESSMENT_REQUESTED)
@@ -138,13 +137,11 @@ def rejected_request_responder(settings: Settings) -> DeadLetterResponder:
     return respond
 
 
-def callback_handler(
-    sessions: async_sessionmaker[AsyncSession], workflow: CJWorkflow
-) -> BatchHandler:
+def callback_handler(transactions: BatchTransactions, workflow: CJWorkflow) -> BatchHandler:
     """The handler recording one fetched batch of callbacks in one transaction."""
 
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
-        async with repository_transaction(sessions) as repo:
+        async with transactions() as repo:
             report = await workflow.record_results(repo, [e.envelope.data for e in events])
         if report.orphans:
             log.warning("cj_orphan_callbacks", count=report.orphans)
@@ -154,7 +151,7 @@ def callback_handler(
 
 def callback_consumer(
     settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
+    transactions: BatchTransactions,
     workflow: CJWorkflow,
     producer: KafkaEventProducer,
     client_id: str,
@@ -164,7 +161,7 @@ def callback_consumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=CALLBACK_GROUP,
         payloads={settings.callback_topic: LLMComparisonResultV1},
-        handler=callback_handler(sessions, workflow),
+        handler=callback_handler(transactions, workflow),
         producer=producer,
         client_id=f"{client_id}-callbacks",
         max_batch_size=settings.callback_batch_size,

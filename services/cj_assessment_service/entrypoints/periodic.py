@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cj_assessment_service import metrics
-from cj_assessment_service.adapters.postgres import (
-    PostgresBatchRepository,
-    repository_transaction,
-)
-from cj_assessment_service.application.workflow import CJWorkflow, MonitorReport
+from cj_assessment_service.application.monitor import MonitorReport
+from cj_assessment_service.application.ports import BatchTransactions
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker
 
@@ -24,13 +21,13 @@ class BatchMonitor(PeriodicWorker):
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: BatchTransactions,
         workflow: CJWorkflow,
         *,
         interval_seconds: float,
     ) -> None:
         super().__init__(interval_seconds=interval_seconds)
-        self._sessions = sessions
+        self._transactions = transactions
         self._workflow = workflow
 
     async def run_pass(self) -> bool:
@@ -39,8 +36,8 @@ class BatchMonitor(PeriodicWorker):
         return False
 
     async def run_once(self) -> MonitorReport:
-        """One pass in one transaction, then refresh the state gauges."""
-        async with repository_transaction(self._sessions) as repo:
+        """One pass in one unit of work, then refresh the state gauges (read in another)."""
+        async with self._transactions() as repo:
             report = await self._workflow.check_stale_batches(repo)
         if report.detected or report.partial_scored:
             log.info(
@@ -50,8 +47,8 @@ class BatchMonitor(PeriodicWorker):
                 failed=report.failed,
                 partial_scored=report.partial_scored,
             )
-        async with self._sessions() as session:
-            counts, pending = await PostgresBatchRepository(session).count_live()
+        async with self._transactions() as repo:
+            counts, pending = await repo.count_live()
         for state in BatchState:
             metrics.BATCHES_BY_STATE.labels(state=state.value).set(counts.get(state.value, 0))
         metrics.COMPARISONS_PENDING.set(pending)

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dishka import AsyncContainer
+from dishka import AsyncContainer, Provider
 from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cj_assessment_service.application.ports import BatchTransactions
 from cj_assessment_service.application.workflow import CJWorkflow
-from cj_assessment_service.config import Settings
-from cj_assessment_service.di import client_id, make_container
+from cj_assessment_service.config import SERVICE_NAME, Settings
+from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
 from cj_assessment_service.entrypoints.periodic import BatchMonitor
@@ -29,6 +30,7 @@ from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
+from common_core.runtime.providers import instance_client_id
 from common_core.topics import Topic, dlq_topic_name
 
 VERSIONS_DIR = Path(__file__).resolve().parent.parent / "alembic" / "versions"
@@ -92,16 +94,20 @@ class ServiceRuntime:
 
 
 @contextlib.asynccontextmanager
-async def service_runtime(settings: Settings) -> AsyncIterator[ServiceRuntime]:
-    """Build an instance's parts (migrations and topics first); close the container after."""
+async def service_runtime(
+    settings: Settings, *overrides: Provider
+) -> AsyncIterator[ServiceRuntime]:
+    """Build an instance's parts (migrations and topics first) from the container (`overrides`
+    replace its bindings); close the container after."""
     await prepare_infrastructure(settings)
-    container = make_container(settings)
+    container = make_container(settings, *overrides)
     try:
         engine = await container.get(AsyncEngine)
         sessions = await container.get(async_sessionmaker[AsyncSession])
         producer = await container.get(KafkaEventProducer)
         workflow = await container.get(CJWorkflow)
-        name = client_id(settings)
+        transactions = await container.get(BatchTransactions)
+        name = instance_client_id(SERVICE_NAME, settings)
 
         async def database_ready() -> None:
             async with engine.connect() as connection:
@@ -117,11 +123,11 @@ async def service_runtime(settings: Settings) -> AsyncIterator[ServiceRuntime]:
             sessions=sessions,
             producer=producer,
             workflow=workflow,
-            requests=request_consumer(settings, sessions, workflow, producer, name),
-            callbacks=callback_consumer(settings, sessions, workflow, producer, name),
+            requests=request_consumer(settings, transactions, workflow, producer, name),
+            callbacks=callback_consumer(settings, transactions, workflow, producer, name),
             relay=OutboxRelay(engine, producer, poll_interval_seconds=1.0),
             monitor=BatchMonitor(
-                sessions, workflow, interval_seconds=settings.monitor_interval_seconds
+                transactions, workflow, interval_seconds=settings.monitor_interval_seconds
             ),
             app=create_app(container, {"database": database_ready, "kafka": kafka_ready}),
         )

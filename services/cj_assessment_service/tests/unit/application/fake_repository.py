@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -127,6 +128,11 @@ class FakeBatchRepository:
 
     async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
         self.scores[batch_id] = list(rankings)
+
+    async def count_live(self) -> tuple[dict[str, int], int]:
+        counts = Counter(b.state.value for b in self.batches.values())
+        pending = sum(b.pending for b in self.batches.values() if not b.state.is_terminal)
+        return dict(counts), pending
 
     async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
         self.outbox.append((topic, envelope, key))
