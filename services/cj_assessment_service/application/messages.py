@@ -4,7 +4,6 @@ the comparison requests of a wave."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from uuid import uuid4
 
 from pydantic import BaseModel
@@ -17,7 +16,7 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.pair_planning import OrderedPair
-from common_core.events.envelope import EventEnvelope
+from common_core.events.envelope import new_event
 from common_core.events.llm import ComparisonEssay, LLMComparisonRequestV1, LLMConfig
 from common_core.topics import Topic
 
@@ -39,11 +38,8 @@ class BatchMessages:
     ) -> None:
         """Stage an event about `batch` (its correlation id) in this transaction's outbox."""
         name = self._settings.topic(topic)
-        envelope = EventEnvelope[Any](
-            event_type=name,
-            source_service=SERVICE_NAME,
-            correlation_id=batch.correlation_id,
-            data=payload,
+        envelope = new_event(
+            name, payload, source_service=SERVICE_NAME, correlation_id=batch.correlation_id
         )
         await repo.stage_event(name, envelope, key=key)
 

@@ -15,7 +15,7 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import CJAssessmentFailedV1, CJAssessmentRequestV1, SystemMetadata
-from common_core.events.envelope import EventEnvelope
+from common_core.events.envelope import new_event
 from common_core.events.llm import LLMComparisonResultV1
 from common_core.limits import MAX_ID_CHARS, clean_text, storable_text_problem
 from common_core.runtime.kafka_consumer import (
@@ -116,12 +116,12 @@ def rejected_request_responder(settings: Settings) -> DeadLetterResponder:
             ),
             system_metadata=SystemMetadata(processed_at=now, processing_duration_seconds=0.0),
         )
-        failed = EventEnvelope[CJAssessmentFailedV1](
-            event_id=uuid5(NAMESPACE_URL, f"huleedu:cj-request-rejected:{envelope.event_id}"),
-            event_type=failed_topic,
+        failed = new_event(
+            failed_topic,
+            payload,
             source_service=SERVICE_NAME,
             correlation_id=envelope.correlation_id,
-            data=payload,
+            event_id=uuid5(NAMESPACE_URL, f"huleedu:cj-request-rejected:{envelope.event_id}"),
         )
         metrics.REQUESTS_HANDLED.labels(outcome="invalid" if invalid else "failed").inc()
         log.warning(
