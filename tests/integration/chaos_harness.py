@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs, cj_scores
-from cj_assessment_service.application.ports import PAIR_COMPLETED
+from cj_assessment_service.domain.batch import PairStatus
 from common_core.events.cj import (
     CJAssessmentCompletedV1,
     CJAssessmentFailedV1,
@@ -643,7 +643,7 @@ class BatchUnderChaos:
             "misjudged": sum(
                 1
                 for p in pairs
-                if p.status == PAIR_COMPLETED
+                if p.status == PairStatus.COMPLETED
                 and p.winner != (ESSAY_A if p.essay_a > p.essay_b else ESSAY_B)
             ),
             "request_ids": {p.request_id for p in pairs},

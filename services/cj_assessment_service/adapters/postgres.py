@@ -25,7 +25,7 @@ from cj_assessment_service.application.ports import (
     PairReissue,
 )
 from cj_assessment_service.config import SERVICE_NAME
-from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState
+from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.runtime.inbox import claim_event
@@ -42,9 +42,26 @@ def _batch(row: Row[Any]) -> BatchRecord:
     return BatchRecord(**values)
 
 
-def _pair(row: Any) -> PairRecord:
+# The stored strings, looked up rather than converted by `PairStatus(...)`: a batch of 200
+# essays reads 19,900 pairs at the end of its wave.
+_PAIR_STATUSES: dict[str, PairStatus] = {status.value: status for status in PairStatus}
+
+
+def _pair(row: Sequence[Any]) -> PairRecord:
     # `_PAIR_COLUMNS` lists the columns in PairRecord's field order.
-    return PairRecord(*row)
+    pair_id, batch_id, wave, essay_a, essay_b, request_id, status, winner, attempts, at = row
+    return PairRecord(
+        pair_id,
+        batch_id,
+        wave,
+        essay_a,
+        essay_b,
+        request_id,
+        _PAIR_STATUSES[status],
+        winner,
+        attempts,
+        at,
+    )
 
 
 _UUID_ARRAY: ARRAY[Any] = ARRAY(PG_UUID(as_uuid=True))
@@ -143,7 +160,7 @@ class PostgresBatchRepository:
                     "essay_a": p.essay_a,
                     "essay_b": p.essay_b,
                     "request_id": p.request_id,
-                    "status": "PENDING",
+                    "status": PairStatus.PENDING.value,
                 }
                 for p in pairs
             ],
@@ -306,7 +323,10 @@ class PostgresBatchRepository:
             .where(cj_pairs.c.batch_id == batch_id)
             .order_by(cj_pairs.c.wave, cj_pairs.c.requested_at, cj_pairs.c.id)
         )
-        return [PairOutcome(*row) for row in rows]
+        return [
+            PairOutcome(essay_a, essay_b, _PAIR_STATUSES[status], winner)
+            for essay_a, essay_b, status, winner in rows
+        ]
 
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:
         """The essays of a batch in position order."""
@@ -333,7 +353,7 @@ class PostgresBatchRepository:
             _SAVE_ANSWERS,
             {
                 "ids": [a.pair_id for a in answers],
-                "statuses": [a.status for a in answers],
+                "statuses": [a.status.value for a in answers],
                 "winners": [a.winner for a in answers],
                 "errors": [a.error_code for a in answers],
                 "answered_at": answered_at,

@@ -16,9 +16,6 @@ from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.ports import (
-    PAIR_COMPLETED,
-    PAIR_FAILED,
-    PAIR_PENDING,
     BatchRecord,
     BatchRepository,
     EssayRecord,
@@ -31,6 +28,7 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import (
     BatchState,
+    PairStatus,
     WaveOutcome,
     decide_after_wave,
     partial_scoring_due,
@@ -126,7 +124,7 @@ class CallbackUseCases:
             pair = pairs.get(result.request_id)
             if pair is None:
                 continue
-            if pair.status != PAIR_PENDING or pair.request_id in handled:
+            if pair.status != PairStatus.PENDING or pair.request_id in handled:
                 report.duplicates += 1
                 continue
             handled.add(pair.request_id)
@@ -140,14 +138,14 @@ class CallbackUseCases:
             error = result.error_detail
             if error is None:
                 winner = (result.winner or ComparisonWinner.ESSAY_A).value
-                answers.append(PairAnswer(pair.id, PAIR_COMPLETED, winner, None))
+                answers.append(PairAnswer(pair.id, PairStatus.COMPLETED, winner, None))
                 delta.completed += 1
                 report.recorded += 1
             elif error.retryable and pair.attempts <= self._settings.max_retries_per_pair:
                 reissues.append(PairReissue(pair.id, uuid4()))
                 report.retried += 1
             else:
-                answers.append(PairAnswer(pair.id, PAIR_FAILED, None, error.code.value))
+                answers.append(PairAnswer(pair.id, PairStatus.FAILED, None, error.code.value))
                 delta.failed += 1
                 report.failed += 1
         await repo.save_answers(answers, now)
@@ -232,7 +230,7 @@ class CallbackUseCases:
         # Budget, all-pairs and success rate need no fit; the stability check does.
         outcome = self._decide(batch, n, unordered, change=None)
         if outcome.finish is None and not outcome.fail_low_success:
-            answered = [p for p in pairs if p.status == PAIR_COMPLETED]
+            answered = [p for p in pairs if p.status == PairStatus.COMPLETED]
             scores, errors = _fit_for_planning(n, answered)
             if batch.previous_scores is not None and len(batch.previous_scores) == n:
                 change = float(np.max(np.abs(scores - np.asarray(batch.previous_scores))))

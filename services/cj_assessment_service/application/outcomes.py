@@ -11,13 +11,17 @@ import structlog
 from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.ports import (
-    PAIR_COMPLETED,
     BatchRecord,
     BatchRepository,
     PairOutcome,
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
-from cj_assessment_service.domain.batch import BatchState, success_rate, transition
+from cj_assessment_service.domain.batch import (
+    BatchState,
+    PairStatus,
+    success_rate,
+    transition,
+)
 from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import (
@@ -66,7 +70,7 @@ class BatchOutcomes:
         answered = [
             AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
             for p in pairs
-            if p.status == PAIR_COMPLETED
+            if p.status == PairStatus.COMPLETED
         ]
         scored = score_batch([ScoredEssay(e.essay_id, e.anchor_grade) for e in essays], answered)
         now = _now()

@@ -12,13 +12,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.domain.batch import BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
-
-PAIR_PENDING = "PENDING"
-PAIR_COMPLETED = "COMPLETED"
-PAIR_FAILED = "FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +77,7 @@ class PairRecord:
     essay_a: int
     essay_b: int
     request_id: UUID
-    status: str
+    status: PairStatus
     winner: str | None
     attempts: int
     requested_at: datetime
@@ -93,7 +89,7 @@ class PairOutcome:
 
     essay_a: int
     essay_b: int
-    status: str
+    status: PairStatus
     winner: str | None
 
 
@@ -112,7 +108,7 @@ class PairAnswer:
     """The outcome to store for a pending pair."""
 
     pair_id: UUID
-    status: str
+    status: PairStatus
     winner: str | None
     error_code: str | None
 

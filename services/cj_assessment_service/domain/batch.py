@@ -39,6 +39,17 @@ class BatchState(StrEnum):
         return self in TERMINAL_STATES
 
 
+class PairStatus(StrEnum):
+    """Where a comparison pair is (stored as these strings in `cj_pairs.status`)."""
+
+    PENDING = "PENDING"
+    """Asked, not answered yet (a retryable error asks it again and keeps it pending)."""
+    COMPLETED = "COMPLETED"
+    """Answered with a verdict."""
+    FAILED = "FAILED"
+    """Answered with an error that ends the pair (not retryable, or retries used up)."""
+
+
 TERMINAL_STATES = frozenset({BatchState.COMPLETED, BatchState.FAILED, BatchState.CANCELLED})
 ACTIVE_STATES = tuple(s for s in BatchState if s not in TERMINAL_STATES)
 

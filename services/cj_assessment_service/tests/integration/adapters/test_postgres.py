@@ -11,8 +11,6 @@ import pytest
 
 from cj_assessment_service.adapters.postgres import repository_transaction
 from cj_assessment_service.application.ports import (
-    PAIR_COMPLETED,
-    PAIR_PENDING,
     BatchRecord,
     BatchRepository,
     EssayRecord,
@@ -20,7 +18,7 @@ from cj_assessment_service.application.ports import (
     PairAnswer,
     PairReissue,
 )
-from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
 from cj_assessment_service.tests.support import make_settings, unique_prefix
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
@@ -132,16 +130,18 @@ class TestRepositoryContract:
             owners = await repo.lock_batches_for_requests([p.request_id for p in pairs] + [fresh])
             assert set(owners) == {batch.id}
             assert await repo.lock_batches_for_requests([uuid.uuid4()]) == {}
-            await repo.save_answers([PairAnswer(pairs[0].id, PAIR_COMPLETED, "essay_a", None)], now)
+            await repo.save_answers(
+                [PairAnswer(pairs[0].id, PairStatus.COMPLETED, "essay_a", None)], now
+            )
             await repo.reissue_pairs([PairReissue(pairs[1].id, fresh)], now)
         async with transaction() as repo:
             by_request = await repo.pairs_by_request([pairs[0].request_id, fresh])
             everything = await repo.pair_outcomes(batch.id)
             locked = await repo.lock_batches_for_requests([fresh])
-        assert by_request[pairs[0].request_id].status == PAIR_COMPLETED
+        assert by_request[pairs[0].request_id].status == PairStatus.COMPLETED
         assert by_request[pairs[0].request_id].winner == "essay_a"
         assert by_request[fresh].attempts == 2
-        assert by_request[fresh].status == PAIR_PENDING
+        assert by_request[fresh].status == PairStatus.PENDING
         assert len(everything) == 3
         assert set(locked) == {batch.id}
 

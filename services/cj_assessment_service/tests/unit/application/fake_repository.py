@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from cj_assessment_service.application.ports import (
-    PAIR_PENDING,
     BatchRecord,
     EssayRecord,
     NewPair,
@@ -19,6 +18,7 @@ from cj_assessment_service.application.ports import (
     PairRecord,
     PairReissue,
 )
+from cj_assessment_service.domain.batch import PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
 
@@ -60,7 +60,7 @@ class FakeBatchRepository:
                 p.essay_a,
                 p.essay_b,
                 p.request_id,
-                PAIR_PENDING,
+                PairStatus.PENDING,
                 None,
                 1,
                 datetime.now(UTC),
