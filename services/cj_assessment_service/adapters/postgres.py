@@ -23,6 +23,7 @@ from cj_assessment_service.application.ports import (
     PairOutcome,
     PairRecord,
     PairReissue,
+    RequestSettings,
 )
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
@@ -39,6 +40,7 @@ REQUEST_CONSUMER = f"{SERVICE_NAME}.requests"
 def _batch(row: Row[Any]) -> BatchRecord:
     values = dict(row._mapping)
     values["state"] = BatchState(values["state"])
+    values["request_settings"] = RequestSettings.from_json(values["request_settings"])
     return BatchRecord(**values)
 
 
@@ -130,6 +132,7 @@ class PostgresBatchRepository:
             if name not in {"created_at", "updated_at", "last_activity_at"}
         }
         values["state"] = batch.state.value
+        values["request_settings"] = batch.request_settings.to_json()
         await self._session.execute(cj_batches.insert().values(**values))
         if essays:
             await self._session.execute(

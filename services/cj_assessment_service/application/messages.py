@@ -17,7 +17,7 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.pair_planning import OrderedPair
 from common_core.events.envelope import new_event
-from common_core.events.llm import ComparisonEssay, LLMComparisonRequestV1, LLMConfig
+from common_core.events.llm import ComparisonEssay, LLMComparisonRequestV1
 from common_core.topics import Topic
 
 
@@ -70,10 +70,10 @@ class BatchMessages:
             request_id=pair.request_id,
             essay_a=ComparisonEssay(essay_id=first.essay_id, text_content=first.text_content),
             essay_b=ComparisonEssay(essay_id=second.essay_id, text_content=second.text_content),
-            essay_instructions=settings.get("essay_instructions") or "",
-            judge_rubric=settings.get("judge_rubric"),
-            language=settings.get("language") or "en",
-            llm_config=LLMConfig.model_validate(settings.get("llm_config") or {}),
+            essay_instructions=settings.essay_instructions,
+            judge_rubric=settings.judge_rubric,
+            language=settings.language,
+            llm_config=settings.llm_config,
             callback_topic=self._settings.callback_topic,
             request_metadata={"batch_id": str(batch.id), "pair_id": str(pair.id)},
         )

@@ -5,9 +5,9 @@ The use cases in this package own this interface; `adapters.postgres` implements
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -15,6 +15,45 @@ from uuid import UUID
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSettings:
+    """What a batch keeps of its request for the comparison requests of every wave.
+
+    Stored as the JSON object of `to_json` in `cj_batches.request_settings`; `from_json` reads
+    it back, a missing or null field taking the request's default (rows of any age load)."""
+
+    language: str = "en"
+    course_code: str | None = None
+    essay_instructions: str = ""
+    judge_rubric: str | None = None
+    llm_config: LLMConfig = field(default_factory=LLMConfig)
+    max_comparisons: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored JSON object."""
+        return {
+            "language": self.language,
+            "course_code": self.course_code,
+            "essay_instructions": self.essay_instructions,
+            "judge_rubric": self.judge_rubric,
+            "llm_config": self.llm_config.model_dump(mode="json"),
+            "max_comparisons": self.max_comparisons,
+        }
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> RequestSettings:
+        """The settings of a stored JSON object."""
+        return cls(
+            language=stored.get("language") or "en",
+            course_code=stored.get("course_code"),
+            essay_instructions=stored.get("essay_instructions") or "",
+            judge_rubric=stored.get("judge_rubric"),
+            llm_config=LLMConfig.model_validate(stored.get("llm_config") or {}),
+            max_comparisons=stored.get("max_comparisons"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +74,7 @@ class BatchRecord:
     partial_scoring_triggered: bool
     threshold_reached_at: datetime | None
     completion_reason: str | None
-    request_settings: dict[str, Any]
+    request_settings: RequestSettings
     previous_scores: list[float] | None
     result: dict[str, Any] | None
     error_detail: dict[str, Any] | None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -14,7 +13,12 @@ import structlog
 from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.outcomes import BatchOutcomes
-from cj_assessment_service.application.ports import BatchRecord, BatchRepository, EssayRecord
+from cj_assessment_service.application.ports import (
+    BatchRecord,
+    BatchRepository,
+    EssayRecord,
+    RequestSettings,
+)
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import (
     BatchState,
@@ -140,7 +144,7 @@ class RequestUseCases:
     def _count_request(self, repo: BatchRepository, outcome: str) -> None:
         repo.after_commit(lambda: metrics.REQUESTS_HANDLED.labels(outcome=outcome).inc())
 
-    def _request_settings(self, request: CJAssessmentRequestV1) -> dict[str, Any]:
+    def _request_settings(self, request: CJAssessmentRequestV1) -> RequestSettings:
         overrides = request.llm_config_overrides or LLMConfig()
         config = LLMConfig(
             provider=overrides.provider or self._settings.default_llm_provider,
@@ -148,14 +152,14 @@ class RequestUseCases:
             temperature=overrides.temperature,
             max_tokens=overrides.max_tokens,
         )
-        return {
-            "language": request.language,
-            "course_code": request.course_code,
-            "essay_instructions": request.essay_instructions,
-            "judge_rubric": request.judge_rubric,
-            "llm_config": config.model_dump(mode="json"),
-            "max_comparisons": request.max_comparisons,
-        }
+        return RequestSettings(
+            language=request.language,
+            course_code=request.course_code,
+            essay_instructions=request.essay_instructions,
+            judge_rubric=request.judge_rubric,
+            llm_config=config,
+            max_comparisons=request.max_comparisons,
+        )
 
 
 def _validation_problem(request: CJAssessmentRequestV1) -> str | None:

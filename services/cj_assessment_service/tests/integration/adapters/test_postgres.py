@@ -17,6 +17,7 @@ from cj_assessment_service.application.ports import (
     NewPair,
     PairAnswer,
     PairReissue,
+    RequestSettings,
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
@@ -71,7 +72,7 @@ def _batch(entity_ref: str, **overrides: object) -> BatchRecord:
         "partial_scoring_triggered": False,
         "threshold_reached_at": None,
         "completion_reason": None,
-        "request_settings": {"language": "en"},
+        "request_settings": RequestSettings(language="en"),
         "previous_scores": None,
         "result": None,
         "error_detail": None,
