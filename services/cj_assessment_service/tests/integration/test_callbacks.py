@@ -32,7 +32,11 @@ from cj_assessment_service.tests.support import (
 )
 from common_core.events.cj import CJAssessmentCompletedV1, CJAssessmentFailedV1
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+from common_core.events.llm import (
+    ComparisonWinner,
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+)
 from common_core.runtime.kafka_producer import OutgoingMessage
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic, dlq_topic_name
@@ -170,7 +174,7 @@ class TestErrors:
             database_url, kafka_bootstrap_servers, unique_prefix(), min_success_rate_threshold=0.8
         )
 
-        def half_errors(request, index):  # type: ignore[no-untyped-def]
+        def half_errors(request: LLMComparisonRequestV1, index: int) -> LLMComparisonResultV1:
             return error_result(request) if index % 2 == 0 else verdict(request)
 
         async with (
@@ -205,7 +209,9 @@ class TestErrors:
         )
         seen: set[str] = set()
 
-        def fail_first_attempt(request, _index):  # type: ignore[no-untyped-def]
+        def fail_first_attempt(
+            request: LLMComparisonRequestV1, _index: int
+        ) -> LLMComparisonResultV1:
             pair = request.request_metadata["pair_id"]
             if pair in seen:
                 return verdict(request)

@@ -55,36 +55,39 @@ async def transaction(
         await engine.dispose()
 
 
-def _batch(entity_ref: str, **overrides: object) -> BatchRecord:
+def _batch(
+    entity_ref: str,
+    *,
+    last_activity_at: datetime | None = None,
+    threshold_reached_at: datetime | None = None,
+) -> BatchRecord:
     now = datetime.now(UTC)
-    values: dict[str, object] = {
-        "id": uuid.uuid4(),
-        "entity_ref": entity_ref,
-        "correlation_id": uuid.uuid4(),
-        "request_event_id": uuid.uuid4(),
-        "state": BatchState.WAITING_CALLBACKS,
-        "essay_count": 3,
-        "budget": 3,
-        "planned": 3,
-        "completed": 0,
-        "failed": 0,
-        "waves": 1,
-        "partial_scoring_triggered": False,
-        "threshold_reached_at": None,
-        "completion_reason": None,
-        "request_settings": RequestSettings(language="en"),
-        "previous_scores": None,
-        "result": None,
-        "error_detail": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "created_at": now,
-        "updated_at": now,
-        "last_activity_at": now,
-        "finished_at": None,
-    }
-    values.update(overrides)
-    return BatchRecord(**values)  # type: ignore[arg-type]
+    return BatchRecord(
+        id=uuid.uuid4(),
+        entity_ref=entity_ref,
+        correlation_id=uuid.uuid4(),
+        request_event_id=uuid.uuid4(),
+        state=BatchState.WAITING_CALLBACKS,
+        essay_count=3,
+        budget=3,
+        planned=3,
+        completed=0,
+        failed=0,
+        waves=1,
+        partial_scoring_triggered=False,
+        threshold_reached_at=threshold_reached_at,
+        completion_reason=None,
+        request_settings=RequestSettings(language="en"),
+        previous_scores=None,
+        result=None,
+        error_detail=None,
+        prompt_tokens=0,
+        completion_tokens=0,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=last_activity_at or now,
+        finished_at=None,
+    )
 
 
 ESSAYS = [EssayRecord(i, f"e{i}", f"text {i}") for i in range(3)]

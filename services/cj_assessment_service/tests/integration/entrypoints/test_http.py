@@ -15,6 +15,7 @@ from cj_assessment_service.tests.integration.harness import (
     submit,
 )
 from cj_assessment_service.tests.support import (
+    ScriptedJudge,
     essays,
     judging,
     make_settings,
@@ -145,5 +146,5 @@ class TestBatchApi:
         assert (await no_route.get_json())["code"] == "not_found"
 
 
-async def _count(judge) -> int:  # type: ignore[no-untyped-def]
+async def _count(judge: ScriptedJudge) -> int:
     return len(judge.requests)

@@ -15,6 +15,7 @@ from cj_assessment_service.tests.integration.harness import (
     submit,
 )
 from cj_assessment_service.tests.support import (
+    Policy,
     essays,
     judging,
     make_settings,
@@ -33,7 +34,7 @@ from common_core.topics import Topic
 pytestmark = pytest.mark.integration
 
 
-def _answer_first(count: int):  # type: ignore[no-untyped-def]
+def _answer_first(count: int) -> Policy:
     return lambda request, index: verdict(request) if index < count else None
 
 

@@ -10,6 +10,7 @@ from cj_assessment_service.domain.batch import (
     TERMINAL_STATES,
     BatchState,
     InvalidTransition,
+    WaveOutcome,
     comparison_budget,
     decide_after_wave,
     effective_budget,
@@ -64,20 +65,27 @@ class TestBudget:
         assert effective_budget(100, 200) == 200
 
 
-def _decide(**overrides: object):  # type: ignore[no-untyped-def]
-    values: dict[str, object] = {
-        "n_essays": 20,
-        "budget": 100,
-        "planned": 40,
-        "completed": 40,
-        "failed": 0,
-        "min_success_rate": 0.8,
-        "unordered_pairs_compared": 40,
-        "max_score_change": None,
-        "stability_threshold": 0.05,
-    }
-    values.update(overrides)
-    return decide_after_wave(**values)  # type: ignore[arg-type]
+def _decide(
+    *,
+    n_essays: int = 20,
+    budget: int = 100,
+    planned: int = 40,
+    completed: int = 40,
+    failed: int = 0,
+    max_score_change: float | None = None,
+) -> WaveOutcome:
+    """`decide_after_wave` for a 20-essay batch halfway through its budget, unless overridden."""
+    return decide_after_wave(
+        n_essays=n_essays,
+        budget=budget,
+        planned=planned,
+        completed=completed,
+        failed=failed,
+        min_success_rate=0.8,
+        unordered_pairs_compared=40,
+        max_score_change=max_score_change,
+        stability_threshold=0.05,
+    )
 
 
 class TestCompletionDecisions:
