@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,6 +200,7 @@ class KafkaConsumerRunner:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         fetch_max_wait_ms: int = 500,
+        lag_refresh_seconds: float = _LAG_REFRESH_SECONDS,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -237,7 +237,7 @@ class KafkaConsumerRunner:
             # ones; a shorter wait lets a busy partition be fetched again sooner.
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
-        self._lag = ConsumerLagReporter(self._consumer, group_id)
+        self._lag = ConsumerLagReporter(self._consumer, group_id, lag_refresh_seconds)
         self._running = False
 
     @property
@@ -248,12 +248,6 @@ class KafkaConsumerRunner:
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and leave the group."""
         self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        """Stop gracefully on SIGTERM and SIGINT."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
 
     async def run(self) -> None:
         """Consume until `stop()`; always leaves the group cleanly.

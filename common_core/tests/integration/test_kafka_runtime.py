@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 
 from common_core.events import (
     CJAssessmentRequestV1,
@@ -347,6 +348,77 @@ class TestFailurePolicy:
             )
             == []
         )
+
+
+class TestRunnerEdges:
+    async def test_max_attempts_must_allow_one_attempt(self, kafka_bootstrap_servers: str) -> None:
+        async with KafkaEventProducer(kafka_bootstrap_servers, client_id="t") as producer:
+            with pytest.raises(ValueError, match="max_attempts"):
+                _runner(kafka_bootstrap_servers, "t", Collector(), producer, "g", max_attempts=0)
+
+    async def test_a_tombstone_is_dead_lettered_even_when_the_responder_fails(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap_servers)
+        await raw.start()
+        try:
+            await raw.send_and_wait(topic, None, key=b"deleted")
+        finally:
+            await raw.stop()
+        await producer.publish(topic, _request_envelope("after"), key="deleted")
+
+        def broken_responder(letter: DeadLetter) -> list[OutgoingMessage]:
+            raise RuntimeError("a bug in the responder")
+
+        handler = Collector()
+        runner = _runner(
+            kafka_bootstrap_servers,
+            topic,
+            handler,
+            producer,
+            f"g-{uuid4().hex}",
+            responder=broken_responder,
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 1)
+        finally:
+            runner.stop()
+            await task
+        dead = await read_topic(kafka_bootstrap_servers, dlq_topic_name(topic), expected=1)
+        assert dict(dead[0].headers)["x-dlq-error-code"] == b"envelope_invalid"
+        assert b"tombstone" in dict(dead[0].headers)["x-dlq-error-message"]
+
+    async def test_the_lag_gauge_reads_zero_once_everything_is_handled(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        for ref in ("a", "b", "c"):
+            await producer.publish(topic, _request_envelope(ref), key="k")
+        group = f"g-{uuid4().hex}"
+        handler = Collector()
+        runner = KafkaConsumerRunner(
+            bootstrap_servers=kafka_bootstrap_servers,
+            group_id=group,
+            payloads={topic: CJAssessmentRequestV1},
+            handler=handler,
+            producer=producer,
+            client_id="tests",
+            lag_refresh_seconds=0.0,
+        )
+        task = asyncio.create_task(runner.run())
+
+        async def lag() -> float | None:
+            return REGISTRY.get_sample_value(
+                "huleedu_consumer_lag_messages",
+                {"group": group, "topic": topic, "partition": "0"},
+            )
+
+        try:
+            await eventually(lambda: _seen_count(handler), until=lambda n: n == 3)
+            await eventually(lag, until=lambda value: value == 0.0)
+        finally:
+            runner.stop()
+            await task
 
 
 class TestRedelivery:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
@@ -63,6 +65,18 @@ async def _unpublished(engine: AsyncEngine) -> int:
             .where(event_outbox.c.published_at.is_(None))
         )
     return int(count or 0)
+
+
+async def _attempts(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.max(event_outbox.c.attempts))) or 0)
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
 
 
 async def _table_names(engine: AsyncEngine) -> set[str]:
@@ -132,6 +146,63 @@ class TestOutboxRelay:
         assert json.loads(records[0].value)["event_id"] == str(envelope.event_id)
         assert dict(records[0].headers)["correlation_id"] == str(envelope.correlation_id).encode()
         assert await _unpublished(engine) == 0
+
+    async def test_a_failed_publish_is_recorded_on_the_rows_and_retried_until_it_succeeds(
+        self,
+        engine: AsyncEngine,
+        kafka_bootstrap_servers: str,
+        unique_topic: str,
+    ) -> None:
+        await ensure_topics(kafka_bootstrap_servers, [unique_topic], partitions=1)
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, topic=unique_topic, envelope=_envelope("late"), key="late")
+        # A producer whose size limit the event exceeds refuses every send of it.
+        async with KafkaEventProducer(
+            kafka_bootstrap_servers, client_id="outbox-refusing", max_request_size=64
+        ) as refusing:
+            failing = OutboxRelay(engine, refusing, poll_interval_seconds=0.05, listen=False)
+            task = asyncio.create_task(failing.run())
+            try:
+                await eventually(lambda: _attempts(engine), until=lambda n: n >= 2, timeout=20)
+            finally:
+                failing.stop()
+                await task
+        async with engine.connect() as conn:
+            last_error = await conn.scalar(select(event_outbox.c.last_error))
+        assert last_error  # the operator sees why the row is still there
+        assert await _unpublished(engine) == 1
+
+        async with KafkaEventProducer(kafka_bootstrap_servers, client_id="outbox-ok") as ok:
+            assert await OutboxRelay(engine, ok, listen=False).publish_pending() == 1
+        records = await read_topic(kafka_bootstrap_servers, unique_topic, expected=1)
+        assert [r.key for r in records] == [b"late"]
+
+    async def test_published_rows_are_purged_after_the_retention(
+        self, engine: AsyncEngine, producer: KafkaEventProducer, unique_topic: str
+    ) -> None:
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, topic=unique_topic, envelope=_envelope("old"), key="old")
+        relay = OutboxRelay(engine, producer, listen=False, retention=timedelta(0))
+        assert await relay.publish_pending() == 1
+        assert await relay.purge_published() == 1
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(event_outbox)) == 0
+
+    async def test_a_relay_whose_database_is_unreachable_keeps_trying_without_crashing(
+        self, producer: KafkaEventProducer
+    ) -> None:
+        unreachable = create_engine(
+            f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/postgres"
+        )
+        relay = OutboxRelay(unreachable, producer, poll_interval_seconds=0.05)
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(1.0)
+            assert not task.done()  # failing passes back off and try again
+        finally:
+            relay.stop()
+            await task
+            await unreachable.dispose()
 
     async def test_two_relays_racing_over_1000_rows_publish_each_exactly_once(
         self,
