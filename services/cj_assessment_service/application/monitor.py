@@ -4,7 +4,7 @@ and cancelling a batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import structlog
@@ -132,6 +132,4 @@ class MonitorUseCases:
 
 
 def _ago(now: datetime, seconds: float) -> datetime:
-    from datetime import timedelta
-
     return now - timedelta(seconds=seconds)

@@ -33,7 +33,6 @@ class CJWorkflow:
     """The batch use cases, configured by the service settings."""
 
     def __init__(self, settings: Settings, *, seed: int | None = None) -> None:
-        self._settings = settings
         self._random = random.Random(seed)
         messages = BatchMessages(settings)
         outcomes = BatchOutcomes(settings, messages)
