@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import json
 import re
 import shutil
@@ -214,7 +215,7 @@ class TestPrometheusScrape:
         for job, metrics in KEY_METRICS.items():
             for metric in metrics:
                 series = await eventually(
-                    lambda m=metric, j=job: _series(prometheus, m, j),  # type: ignore[misc]
+                    functools.partial(_series, prometheus, metric, job),
                     timeout=20,
                     what=f"{metric} scraped from {job}",
                 )
