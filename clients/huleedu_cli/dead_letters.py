@@ -29,6 +29,9 @@ from huleedu_cli.kafka_client import CLIENT_ID
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM_HEADER = "x-replayed-from"
+# Offsets are listed this many partitions at a time, each request within the request timeout.
+_OFFSETS_CHUNK = 100
+_REQUEST_TIMEOUT_SECONDS = 60.0
 RecordHeaders = tuple[tuple[str, bytes], ...]
 
 
@@ -239,9 +242,13 @@ async def dead_letter_counts(
             await consumer.start()
         # Only connecting is bounded by the connect timeout: a broker with many dead-letter
         # topics takes a while to list all their offsets, each request bounded on its own.
+        starts: dict[TopicPartition, int] = {}
+        ends: dict[TopicPartition, int] = {}
         try:
-            starts = await consumer.beginning_offsets(partitions)
-            ends = await consumer.end_offsets(partitions)
+            for first in range(0, len(partitions), _OFFSETS_CHUNK):
+                chunk = partitions[first : first + _OFFSETS_CHUNK]
+                starts.update(await consumer.beginning_offsets(chunk))
+                ends.update(await consumer.end_offsets(chunk))
         except (KafkaError, OSError) as exc:
             raise BrokerUnavailableError(
                 f"reading offsets from {bootstrap_servers} failed: {type(exc).__name__}"
@@ -295,7 +302,9 @@ def _reader(bootstrap_servers: str, connect_timeout: float) -> AIOKafkaConsumer:
         group_id=None,  # manual assignment: no group joined, no offsets committed
         enable_auto_commit=False,
         isolation_level="read_committed",
-        request_timeout_ms=int(connect_timeout * 1000),
+        # Each request once connected (an offsets listing of many partitions takes a while on a
+        # busy broker); connecting itself is bounded by the connect timeout.
+        request_timeout_ms=int(max(connect_timeout, _REQUEST_TIMEOUT_SECONDS) * 1000),
     )
 
 
