@@ -58,6 +58,17 @@ def rubric_prompt(request: LLMRubricRequestV1) -> RenderedPrompt:
     )
 
 
+def _rubric_text(rubric: Any) -> str:
+    """The words of a rubric JSON object (keys and string values, nested), for the heuristic."""
+    if isinstance(rubric, str):
+        return rubric
+    if isinstance(rubric, dict):
+        return " ".join(f"{key} {_rubric_text(value)}" for key, value in rubric.items())
+    if isinstance(rubric, list):
+        return " ".join(_rubric_text(item) for item in rubric)
+    return ""
+
+
 class HeuristicJudge:
     """The offline judge (domain/heuristic_judge.py) behind the Judge interface."""
 
@@ -71,6 +82,7 @@ class HeuristicJudge:
             essay_b_id=request.essay_b.essay_id,
             essay_b=request.essay_b.text_content,
             instructions=request.essay_instructions,
+            rubric=request.judge_rubric or "",
         )
         answer = ComparisonAnswer(
             winner=verdict.winner,
@@ -83,7 +95,9 @@ class HeuristicJudge:
         self, request: LLMRubricRequestV1, choice: ModelChoice
     ) -> Judgement[RubricAnswer]:
         """Score by text features."""
-        scores = score_answer(request.answer_text, request.question_text)
+        scores = score_answer(
+            request.answer_text, request.question_text, _rubric_text(request.rubric)
+        )
         answer = RubricAnswer(
             scores=RubricDimensionScores(
                 relevance=scores.relevance,

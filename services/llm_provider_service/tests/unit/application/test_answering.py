@@ -186,7 +186,7 @@ class TestModelLabels:
             update={"llm_config": LLMConfig(provider=LLMProviderName.HEURISTIC, model="gpt-4o")}
         )
         result = await answerer.answer_comparison(request, uuid.uuid4())
-        assert result.model == "heuristic-features-v1"
+        assert result.model == "heuristic-features-v2"
 
 
 class BrokenJudge:
