@@ -1,2 +1,3 @@
-"""Test support shipped with the service: a fake OpenAI/Anthropic HTTP server, sample essays
-and request builders (used by the tests and benchmarks/llm_provider)."""
+"""Test support shipped with the service: a fake OpenAI/Anthropic HTTP server, sample essays,
+request builders (used by the tests and benchmarks/llm_provider) and texts that game the
+heuristic judge."""

@@ -3,11 +3,8 @@ and it ranks the samples at least as well as the judge it replaced."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
-import random
-from pathlib import Path
 
 import pytest
 
@@ -15,79 +12,32 @@ from common_core.events.llm import ComparisonWinner
 from llm_provider_service.domain.heuristic_judge import (
     HeuristicComparison,
     compare_essays,
-    content_stems,
     score_answer,
     text_features,
-    words,
+)
+from llm_provider_service.testing.judge_tricks import (
+    ESSAYS,
+    GOOD_ID,
+    HONEST_WEAK_ID,
+    INTENDED_RANK,
+    PROMPT,
+    RUBRIC,
+    WEAK_IDS,
+    shuffled,
+    tricks,
 )
 
-SAMPLES = Path(__file__).resolve().parents[5] / "samples"
-PROMPT = (SAMPLES / "prompt.md").read_text(encoding="utf-8")
-RUBRIC = (SAMPLES / "rubric.md").read_text(encoding="utf-8")
-INTENDED = {
-    row["essay_id"]: int(row["intended_rank"])
-    for row in csv.DictReader((SAMPLES / "intended_order.csv").open(encoding="utf-8"))
-}
-ESSAYS = {
-    essay_id: (SAMPLES / "essays" / f"{essay_id}.txt").read_text(encoding="utf-8")
-    for essay_id in INTENDED
-}
-
-GOOD = ESSAYS["s07"]  # intended rank 1, grade A
-HONEST_WEAK = ESSAYS["s03"]  # grade E: on topic, an opinion without argument, many errors
+GOOD = ESSAYS[GOOD_ID]
+HONEST_WEAK = ESSAYS[HONEST_WEAK_ID]
+TRICKS = tricks()
 
 # Round-robin Spearman of the judge this one replaced (features: length, vocabulary range,
 # sentence variety, relevance) on the same essays, prompt and rubric: 0.8878.
 PREVIOUS_JUDGE_SPEARMAN = 0.8878
 
-OFF_TOPIC = (
-    "Volcanoes form where molten rock from deep inside the Earth finds a way to the surface. "
-    "Most of them sit along the edges of tectonic plates, for example around the Pacific "
-    "Ocean, where one plate slides beneath another and melts as it sinks.\n\n"
-    "Not every eruption looks the same. Some volcanoes, such as those in Hawaii, release "
-    "runny lava that flows slowly downhill, while others explode violently because gas is "
-    "trapped in thick, sticky magma. The eruption of Mount Vesuvius in the year 79 buried "
-    "the Roman towns of Pompeii and Herculaneum under metres of ash.\n\n"
-    "However, volcanoes are not only destructive. Volcanic soil is extremely fertile, so "
-    "farmers have always settled on their slopes, and in Iceland the heat underground warms "
-    "homes and produces electricity. In conclusion, volcanoes are dangerous neighbours, but "
-    "people who understand them can live safely beside them and even benefit from them."
-)
-
 _SWAPPED = {
     ComparisonWinner.ESSAY_A: ComparisonWinner.ESSAY_B,
     ComparisonWinner.ESSAY_B: ComparisonWinner.ESSAY_A,
-}
-
-
-def _shuffled(text: str, seed: int) -> str:
-    tokens = text.split()
-    random.Random(seed).shuffle(tokens)
-    return " ".join(tokens)
-
-
-def _padded(text: str, copies: int) -> str:
-    paragraphs = [p for p in text.split("\n\n") if p.strip()]
-    return "\n\n".join([paragraphs[1]] * copies)
-
-
-def _keyword_list() -> str:
-    seen: dict[str, None] = {}
-    for word in words(PROMPT + " " + RUBRIC):
-        if word in content_stems(word):
-            seen.setdefault(word, None)
-    return ", ".join(seen)
-
-
-TRICKS = {
-    "prompt pasted verbatim": PROMPT,
-    "prompt and rubric pasted": PROMPT + "\n\n" + RUBRIC,
-    **{f"good essay shuffled (seed {seed})": _shuffled(GOOD, seed) for seed in range(5)},
-    "good paragraph pasted twice": _padded(GOOD, 2),
-    "good paragraph pasted six times": _padded(GOOD, 6),
-    "keyword list": _keyword_list(),
-    "keywords without punctuation": _keyword_list().replace(",", ""),
-    "off-topic essay": OFF_TOPIC,
 }
 
 
@@ -141,7 +91,7 @@ class TestTricksLoseToAnHonestWeakEssay:
     @pytest.mark.parametrize("trick", TRICKS)
     def test_every_weak_sample_beats_the_trick(self, trick: str) -> None:
         # All E-grade essays, not only the one picked above.
-        for essay_id in ("s03", "s14", "s21", "s08"):
+        for essay_id in WEAK_IDS:
             verdict = _compare(ESSAYS[essay_id], TRICKS[trick])
             assert verdict.winner is ComparisonWinner.ESSAY_A, essay_id
 
@@ -150,7 +100,7 @@ class TestTricksLoseToAnHonestWeakEssay:
             assert _compare(essay, PROMPT).winner is ComparisonWinner.ESSAY_A, essay_id
 
     def test_shuffling_the_best_essay_makes_it_worse_than_the_original(self) -> None:
-        assert score_answer(_shuffled(GOOD, 0), PROMPT, RUBRIC).overall < (
+        assert score_answer(shuffled(GOOD, 0), PROMPT, RUBRIC).overall < (
             score_answer(GOOD, PROMPT, RUBRIC).overall
         )
 
@@ -197,7 +147,7 @@ class TestRankingTheSamples:
             verdict = _compare(a, b, ids=(id_a, id_b))
             wins[id_a if verdict.winner is ComparisonWinner.ESSAY_A else id_b] += 1
         ids = list(ESSAYS)
-        rho = _spearman([-wins[i] for i in ids], [INTENDED[i] for i in ids])
+        rho = _spearman([-wins[i] for i in ids], [INTENDED_RANK[i] for i in ids])
         assert rho >= PREVIOUS_JUDGE_SPEARMAN
         assert rho >= 0.9
 
