@@ -85,11 +85,16 @@ class EssayRanking(_Contract):
 
 
 class CJStatistics(_Contract):
-    """Reliability and design figures of a fitted batch; None where there is too little data."""
+    """Reliability and design figures of a fitted batch; None where there is too little data.
+
+    `position_bias_standard_error` (optional, added backward compatibly) is the standard error of
+    `position_bias_logit` from the same fit.
+    """
 
     scale_separation_reliability: float | None = None
     split_half_reliability: float | None = None
     position_bias_logit: float | None = None
+    position_bias_standard_error: float | None = Field(default=None, ge=0)
     comparisons_per_essay: float = Field(default=0.0, ge=0)
 
 

@@ -133,6 +133,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             scale_separation_reliability=st.none() | finite,
             split_half_reliability=st.none() | finite,
             position_bias_logit=st.none() | finite,
+            position_bias_standard_error=st.none() | non_negative,
             comparisons_per_essay=non_negative,
         ),
         grade_projections=st.none()

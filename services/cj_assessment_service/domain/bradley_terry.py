@@ -2,10 +2,15 @@
 
 Model: P(essay A beats essay B) = sigmoid(theta_A - theta_B + delta), where `delta` is a shared
 "shown first" intercept (the order effect). Gaussian priors theta ~ N(0, 1/prior_precision) and
-delta ~ N(0, 1/bias_prior_precision) keep perfect records finite. The fit is Newton's method on
-the log posterior: dense Cholesky steps for small batches, conjugate-gradient steps on the sparse
-design for large ones (no dense n x n matrix is built there). Standard errors come from the
-posterior Fisher information at the optimum.
+delta ~ N(0, 1/bias_prior_precision) keep perfect records finite; the order effect is one
+parameter estimated from every comparison, so its prior is very weak (sd 10 logits) and does not
+pull it towards 0. The fit is Newton's method on the log posterior: dense Cholesky steps for
+small batches, conjugate-gradient steps on the sparse design for large ones (no dense n x n
+matrix is built there). Standard errors come from the posterior Fisher information at the optimum.
+
+The joint MAP order effect carries an incidental-parameter bias away from 0 (+0.04 to +0.08 logits
+at a true 0.6 with 10 comparisons per essay: every ability is itself estimated from a few verdicts);
+`debiased_position_bias` removes it by a parametric bootstrap at the fit.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 DEFAULT_PRIOR_PRECISION = 0.1
-DEFAULT_BIAS_PRIOR_PRECISION = 1.0
+# The order effect is one parameter informed by every comparison: a prior of sd 10 logits only
+# keeps a batch of a single verdict finite. (At 1.0 it pulled the estimate towards 0 by about 0.07
+# logits on 20 essays with 10 comparisons each, which only happened to offset the bias below.)
+DEFAULT_BIAS_PRIOR_PRECISION = 0.01
+# Parametric-bootstrap replicates for the order effect's bias correction.
+BIAS_CORRECTION_REPLICATES = 16
 # Above this many essays the exact inverse of the Fisher information is too slow (cubic); a
 # sparse second-order approximation of its diagonal is used instead.
 EXACT_SE_MAX_ESSAYS = 300
@@ -68,12 +78,25 @@ class Comparisons:
 
 @dataclass(frozen=True, slots=True)
 class BradleyTerryFit:
-    """Abilities (logits, centred on 0), their standard errors and the order effect."""
+    """Abilities (logits, centred on 0), their standard errors and the order effect.
+
+    `position_bias_standard_error` is the order effect's entry of the inverse posterior
+    information (None when the order effect is not estimated or no errors were asked for).
+    """
 
     scores: FloatArray
     standard_errors: FloatArray | None
     position_bias: float
     iterations: int
+    position_bias_standard_error: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionBiasEstimate:
+    """The order effect in logits, bias-corrected, and its standard error."""
+
+    logit: float
+    standard_error: float | None
 
 
 def _design(comparisons: Comparisons, with_bias: bool) -> sparse.csr_matrix:
@@ -131,10 +154,10 @@ def fit_bradley_terry(
             break
     scores = params[:n] - params[:n].mean()
     bias = float(params[n]) if with_bias else 0.0
-    errors = (
-        _standard_errors(design, design_t, params, precision, n) if with_standard_errors else None
-    )
-    return BradleyTerryFit(scores, errors, bias, iterations)
+    if not with_standard_errors:
+        return BradleyTerryFit(scores, None, bias, iterations)
+    errors, bias_error = _standard_errors(design, design_t, params, precision, n)
+    return BradleyTerryFit(scores, errors, bias, iterations, bias_error if with_bias else None)
 
 
 def _dense_newton_step(
@@ -190,16 +213,27 @@ def _standard_errors(
     params: FloatArray,
     precision: FloatArray,
     n: int,
-) -> FloatArray:
-    """Standard errors of the centred abilities from the posterior information matrix."""
+) -> tuple[FloatArray, float | None]:
+    """Standard errors of the centred abilities and of the order effect (when it is a column)
+    from the posterior information matrix.
+
+    Shifting every ability by the same amount changes no prediction, so the all-ones ability
+    direction is informed by the (isotropic) prior alone and is uncoupled from the order effect:
+    the order effect's variance is the same with the abilities constrained to sum to zero.
+    """
     prob = _sigmoid(design @ params)
     weights = prob * (1.0 - prob)
     information = (design_t @ sparse.diags(weights) @ design).tocsr()
     information = information + sparse.diags(precision)
+    width = information.shape[0]
+    bias_variance: float | None = None
     if n <= EXACT_SE_MAX_ESSAYS:
-        covariance = np.linalg.inv(information.toarray())[:n, :n]
+        full = np.linalg.inv(information.toarray())
+        covariance = full[:n, :n]
         # Variance of theta_i - mean(theta): the reported scores are centred.
         variances = np.diag(covariance) - 2.0 * covariance.mean(axis=1) + covariance.mean()
+        if width > n:
+            bias_variance = float(full[n, n])
     else:
         # Second-order Neumann expansion of the inverse's diagonal: D^-1 + D^-1 O D^-1 O D^-1;
         # within ~1 % of the exact centred variances on connected designs, at O(nnz) cost.
@@ -207,7 +241,64 @@ def _standard_errors(
         diagonal = block.diagonal()
         off = block - sparse.diags(diagonal)
         variances = 1.0 / diagonal + (off.multiply(off) @ (1.0 / diagonal)) / diagonal**2
-    return np.asarray(np.sqrt(np.maximum(variances, 0.0)), dtype=np.float64)
+        if width > n:
+            bias_variance = _bias_variance_by_cg(information, n)
+    errors = np.asarray(np.sqrt(np.maximum(variances, 0.0)), dtype=np.float64)
+    return errors, None if bias_variance is None else float(np.sqrt(max(bias_variance, 0.0)))
+
+
+def _bias_variance_by_cg(information: sparse.csr_matrix, n: int) -> float:
+    """The order effect's entry of the inverse information: one preconditioned CG solve of
+    I z = e_bias (no dense matrix)."""
+    width = information.shape[0]
+    unit = np.zeros(width)
+    unit[n] = 1.0
+    diagonal = information.diagonal()
+    preconditioner = LinearOperator((width, width), matvec=lambda v: v / diagonal, dtype=np.float64)
+    solution, _ = cg(information, unit, rtol=1e-10, atol=0.0, maxiter=1000, M=preconditioner)
+    return float(solution[n])
+
+
+def debiased_position_bias(
+    comparisons: Comparisons,
+    fit: BradleyTerryFit,
+    *,
+    prior_precision: float = DEFAULT_PRIOR_PRECISION,
+    bias_prior_precision: float = DEFAULT_BIAS_PRIOR_PRECISION,
+    replicates: int = BIAS_CORRECTION_REPLICATES,
+    seed: int = 0,
+) -> PositionBiasEstimate:
+    """The fit's order effect with its incidental-parameter bias removed.
+
+    Parametric bootstrap at the fit (`fit` made from `comparisons` with these priors): verdicts
+    of the same pairs are drawn from the fitted abilities and order effect and refitted; the mean
+    shift of the refitted order effect from the fitted one estimates the estimator's bias at the
+    fit, which is subtracted (2 * fitted - mean of the refits). The standard error is the fit's,
+    widened by the Monte Carlo error of the bootstrap mean (a factor sqrt(1 + 1/replicates)).
+    """
+    error = fit.position_bias_standard_error
+    if replicates < 1 or len(comparisons) == 0 or error is None:
+        return PositionBiasEstimate(fit.position_bias, error)
+    rng = np.random.default_rng(seed)
+    prob = _sigmoid(
+        fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b] + fit.position_bias
+    )
+    refits = [
+        fit_bradley_terry(
+            Comparisons(
+                comparisons.n_essays,
+                comparisons.essay_a,
+                comparisons.essay_b,
+                rng.random(prob.shape[0]) < prob,
+            ),
+            prior_precision=prior_precision,
+            bias_prior_precision=bias_prior_precision,
+            with_standard_errors=False,
+        ).position_bias
+        for _ in range(replicates)
+    ]
+    logit = 2.0 * fit.position_bias - float(np.mean(refits))
+    return PositionBiasEstimate(logit, error * float(np.sqrt(1.0 + 1.0 / replicates)))
 
 
 def scale_separation_reliability(scores: FloatArray, standard_errors: FloatArray) -> float | None:

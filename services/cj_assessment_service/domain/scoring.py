@@ -8,6 +8,7 @@ import numpy as np
 
 from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
+    debiased_position_bias,
     fit_bradley_terry,
     ranks_from_scores,
     scale_separation_reliability,
@@ -53,6 +54,7 @@ def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) ->
         [a.a_won for a in answers],
     )
     fit = fit_bradley_terry(comparisons)
+    position_bias = debiased_position_bias(comparisons, fit)
     played, wins = comparisons.counts()
     errors = fit.standard_errors if fit.standard_errors is not None else np.zeros(n)
     students = np.array([i for i, e in enumerate(essays) if e.anchor_grade is None], dtype=np.int64)
@@ -77,7 +79,12 @@ def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) ->
             scale_separation_reliability(fit.scores, errors) if answers else None
         ),
         split_half_reliability=split_half_reliability(comparisons) if answers else None,
-        position_bias_logit=round(fit.position_bias, 6) if answers else None,
+        position_bias_logit=round(position_bias.logit, 6) if answers else None,
+        position_bias_standard_error=(
+            round(position_bias.standard_error, 6)
+            if answers and position_bias.standard_error is not None
+            else None
+        ),
         comparisons_per_essay=round(2.0 * len(answers) / n, 4) if n else 0.0,
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))

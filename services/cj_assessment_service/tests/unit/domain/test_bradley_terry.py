@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from cj_assessment_service.domain import bradley_terry
 from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
+    debiased_position_bias,
     fit_bradley_terry,
     ranks_from_scores,
     scale_separation_reliability,
@@ -113,6 +114,96 @@ class TestFit:
         fit = fit_bradley_terry(comparisons)
         assert np.all(np.isfinite(fit.scores))
         assert sorted(ranks_from_scores(fit.scores)) == list(range(1, n + 1))
+
+
+def balanced(
+    n: int, m: int, *, seed: int, spread: float = 1.5, bias: float = 0.0
+) -> tuple[Comparisons, np.ndarray]:
+    """Random distinct pairs, each essay shown first in about half of its comparisons."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, n)
+    first, second = np.triu_indices(n, k=1)
+    chosen = rng.choice(first.shape[0], size=m, replace=False)
+    flip = rng.random(m) < 0.5
+    a = np.where(flip, second[chosen], first[chosen]).astype(np.int64)
+    b = np.where(flip, first[chosen], second[chosen]).astype(np.int64)
+    a_won = rng.random(m) < 1.0 / (1.0 + np.exp(-(theta[a] - theta[b] + bias)))
+    return Comparisons(n, a, b, a_won), theta
+
+
+class TestPositionBiasUncertainty:
+    def test_the_standard_error_is_positive_and_shrinks_with_more_comparisons(self) -> None:
+        few, _ = balanced(60, 300, seed=11, bias=0.4)
+        many, _ = balanced(60, 1500, seed=11, bias=0.4)
+        few_se = fit_bradley_terry(few).position_bias_standard_error
+        many_se = fit_bradley_terry(many).position_bias_standard_error
+        assert few_se is not None
+        assert many_se is not None
+        assert 0.0 < many_se < few_se
+        # Information grows with the number of comparisons: 5x the data, about 1/sqrt(5) the SE.
+        assert many_se < few_se / 1.8
+
+    def test_the_standard_error_matches_the_inverse_information_of_the_constrained_fit(
+        self,
+    ) -> None:
+        comparisons, _ = balanced(30, 200, seed=12, bias=0.5)
+        fit = fit_bradley_terry(comparisons)
+        # The same fit parametrised with abilities summing to zero: theta = P beta, P an
+        # orthonormal basis of the sum-zero subspace, bias appended.
+        n = comparisons.n_essays
+        basis = np.linalg.svd(np.eye(n) - 1.0 / n)[0][:, : n - 1]
+        x = np.zeros((len(comparisons), n + 1))
+        x[np.arange(len(comparisons)), comparisons.essay_a] += 1.0
+        x[np.arange(len(comparisons)), comparisons.essay_b] -= 1.0
+        x[:, n] = 1.0
+        prob = 1.0 / (1.0 + np.exp(-(x[:, :n] @ fit.scores + fit.position_bias)))
+        reduced = np.column_stack([x[:, :n] @ basis, x[:, n]])
+        information = reduced.T @ ((prob * (1.0 - prob))[:, None] * reduced)
+        information[np.diag_indices(n)] += np.append(
+            np.full(n - 1, bradley_terry.DEFAULT_PRIOR_PRECISION),
+            bradley_terry.DEFAULT_BIAS_PRIOR_PRECISION,
+        )
+        expected = float(np.sqrt(np.linalg.inv(information)[n - 1, n - 1]))
+        assert fit.position_bias_standard_error == pytest.approx(expected, rel=1e-6)
+
+    def test_large_batches_compute_the_same_standard_error_without_the_dense_inverse(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        comparisons, _ = balanced(80, 600, seed=13, bias=0.3)
+        exact = fit_bradley_terry(comparisons).position_bias_standard_error
+        monkeypatch.setattr(bradley_terry, "EXACT_SE_MAX_ESSAYS", 10)
+        by_cg = fit_bradley_terry(comparisons).position_bias_standard_error
+        assert exact is not None
+        assert by_cg == pytest.approx(exact, rel=1e-5)
+
+    def test_no_standard_error_without_an_order_effect(self) -> None:
+        comparisons, _ = balanced(10, 30, seed=14)
+        fit = fit_bradley_terry(comparisons, estimate_position_bias=False)
+        assert fit.position_bias_standard_error is None
+        assert debiased_position_bias(comparisons, fit).standard_error is None
+
+    @pytest.mark.parametrize("truth", [0.0, 0.6])
+    def test_a_known_bias_is_recovered_within_three_standard_errors(self, truth: float) -> None:
+        comparisons, _ = balanced(300, 6000, seed=15, bias=truth)
+        fit = fit_bradley_terry(comparisons)
+        estimate = debiased_position_bias(comparisons, fit)
+        assert estimate.standard_error is not None
+        assert 0.0 < estimate.standard_error < 0.05
+        assert abs(estimate.logit - truth) < 3.0 * estimate.standard_error
+
+    def test_the_bias_correction_moves_an_inflated_estimate_towards_the_truth(self) -> None:
+        # Ten comparisons per essay over many batches: the joint MAP is pulled away from 0,
+        # the corrected estimate is not (mean over 48 batches, tolerance from their spread).
+        truth = 0.6
+        raw, corrected = [], []
+        for seed in range(48):
+            comparisons, _ = balanced(60, 300, seed=100 + seed, bias=truth)
+            fit = fit_bradley_terry(comparisons)
+            raw.append(fit.position_bias)
+            corrected.append(debiased_position_bias(comparisons, fit, replicates=8).logit)
+        standard_error_of_mean = float(np.std(corrected, ddof=1)) / np.sqrt(len(corrected))
+        assert abs(float(np.mean(corrected)) - truth) < 3.0 * standard_error_of_mean
+        assert abs(float(np.mean(corrected)) - truth) < abs(float(np.mean(raw)) - truth)
 
 
 class TestReliability:

@@ -40,6 +40,15 @@ class TestScoreBatch:
     def test_a_single_essay_gets_rank_one(self) -> None:
         scores = score_batch([ScoredEssay("only")], [])
         assert [(r.essay_id, r.rank, r.score) for r in scores.rankings] == [("only", 1, 0.0)]
+        assert scores.statistics.position_bias_logit is None
+        assert scores.statistics.position_bias_standard_error is None
+
+    def test_the_position_bias_is_reported_with_its_standard_error(self) -> None:
+        essays = [ScoredEssay(f"e{i}") for i in range(6)]
+        statistics = score_batch(essays, _answers(6)).statistics
+        assert statistics.position_bias_logit is not None
+        assert statistics.position_bias_standard_error is not None
+        assert statistics.position_bias_standard_error > 0.0
 
 
 class TestGradeProjection:
