@@ -1,1 +1,2 @@
-"""CJ assessment benchmarks: Bradley-Terry fitting, pair planning, callback throughput, monitor."""
+"""CJ assessment benchmarks: Bradley-Terry fitting, pair planning, position bias, callback
+throughput, monitor."""

@@ -7,7 +7,7 @@ import json
 import platform
 from datetime import UTC, datetime
 
-from benchmarks.cj import bt_fit, pairing
+from benchmarks.cj import bias, bt_fit, pairing
 from benchmarks.cj.stack_benchmarks import callbacks_benchmark, monitor_benchmark
 from benchmarks.stack import RESULTS_DIR, bench_stack
 from common_core.runtime.blas_threads import limit_blas_threads
@@ -26,6 +26,7 @@ def main() -> int:
     limit_blas_threads()  # as the service process does
     results["bt_fit"] = bt_fit.run()
     results["pairing"] = pairing.run()
+    results["bias"] = bias.run()
     with bench_stack() as stack:
         results["callbacks"] = asyncio.run(callbacks_benchmark(stack))
         results["monitor"] = asyncio.run(monitor_benchmark(stack))
