@@ -83,6 +83,7 @@ class HeuristicJudge:
             essay_b=request.essay_b.text_content,
             instructions=request.essay_instructions,
             rubric=request.judge_rubric or "",
+            language=request.language,
         )
         answer = ComparisonAnswer(
             winner=verdict.winner,
@@ -96,7 +97,10 @@ class HeuristicJudge:
     ) -> Judgement[RubricAnswer]:
         """Score by text features."""
         scores = score_answer(
-            request.answer_text, request.question_text, _rubric_text(request.rubric)
+            request.answer_text,
+            request.question_text,
+            _rubric_text(request.rubric),
+            language=request.language,
         )
         answer = RubricAnswer(
             scores=RubricDimensionScores(

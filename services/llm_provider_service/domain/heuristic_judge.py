@@ -19,6 +19,8 @@ to 0 for the trick it detects, and their product (integrity) scales the score:
   is at or near 0);
 - sentence structure: function words make up a normal share of the text (a keyword list has
   none).
+Word order and sentence structure use English word classes, so for another language they are
+not measured (shown as n/a) and the other guards remain.
 
 Evidence from samples/ (24 essays, prompt.md as instructions, rubric.md as rubric; Spearman of
 each feature against intended_order.csv): relevance 0.90, development 0.82, vocabulary range
@@ -158,22 +160,26 @@ class TextFeatures:
     relevance: float | None  # None when neither instructions nor rubric have content words
     argument_links: float
     originality: float
-    word_order: float
+    word_order: float | None  # None outside English: the word classes are English ones
     non_repetition: float
-    sentence_structure: float
+    sentence_structure: float | None  # likewise
     integrity: float
     overall: float
 
     def describe(self) -> str:
         """A short human-readable account of the features."""
-        relevance = "n/a" if self.relevance is None else f"{self.relevance:.2f}"
+        relevance = _shown(self.relevance)
         return (
             f"development {self.development:.2f}, vocabulary range {self.vocabulary_range:.2f}, "
             f"relevance {relevance}, argument links {self.argument_links:.2f}; "
             f"integrity {self.integrity:.2f} (originality {self.originality:.2f}, word order "
-            f"{self.word_order:.2f}, non-repetition {self.non_repetition:.2f}, sentence "
-            f"structure {self.sentence_structure:.2f})"
+            f"{_shown(self.word_order)}, non-repetition {self.non_repetition:.2f}, sentence "
+            f"structure {_shown(self.sentence_structure)})"
         )
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +333,13 @@ def _topical(relevance: float) -> float:
     return 0.1 + 0.9 * relevance
 
 
-def text_features(text: str, instructions: str = "", *, rubric: str = "") -> TextFeatures:
+def _is_english(language: str) -> bool:
+    return language.strip().lower().split("-")[0] in {"en", "eng", "english"}
+
+
+def text_features(
+    text: str, instructions: str = "", *, rubric: str = "", language: str = "en"
+) -> TextFeatures:
     """Measure a text against the instructions it answers and the rubric it is judged by."""
     tokens = words(text)
     sentences = _sentences(text)
@@ -336,10 +348,13 @@ def text_features(text: str, instructions: str = "", *, rubric: str = "") -> Tex
     relevance = _relevance(tokens, instructions, rubric)
     links = _argument_links(text)
     originality = _originality(tokens, (instructions, rubric))
-    order = _word_order(sentences)
     non_repetition = _non_repetition(tokens)
-    structure = _sentence_structure(tokens)
-    integrity = originality * order * non_repetition * structure
+    # The word classes are English; elsewhere these two checks are not made rather than failed.
+    english = _is_english(language)
+    order = _word_order(sentences) if english else None
+    structure = _sentence_structure(tokens) if english else None
+    guards = (originality, order, non_repetition, structure)
+    integrity = math.prod(g for g in guards if g is not None)
     base = 0.5 * development + 0.3 * vocabulary + 0.2 * links
     # An off-topic text is a weak answer however well written, so relevance scales the rest.
     topical = 1.0 if relevance is None else _topical(relevance)
@@ -370,11 +385,12 @@ def compare_essays(
     essay_b: str,
     instructions: str,
     rubric: str = "",
+    language: str = "en",
 ) -> HeuristicComparison:
     """Prefer the essay with the higher feature score; ties go by a content hash, so swapping
     the essays swaps the verdict."""
-    features_a = text_features(essay_a, instructions, rubric=rubric)
-    features_b = text_features(essay_b, instructions, rubric=rubric)
+    features_a = text_features(essay_a, instructions, rubric=rubric, language=language)
+    features_b = text_features(essay_b, instructions, rubric=rubric, language=language)
     diff = features_a.overall - features_b.overall
     if abs(diff) > _TIE_EPSILON:
         a_wins = diff > 0
@@ -413,9 +429,11 @@ def _clarity(sentences: list[list[str]]) -> float:
     return max(0.0, 1 - (mean_length - 25) / 25)
 
 
-def score_answer(answer: str, question: str, rubric: str = "") -> HeuristicRubricScores:
+def score_answer(
+    answer: str, question: str, rubric: str = "", language: str = "en"
+) -> HeuristicRubricScores:
     """Rubric scores 1..5 for relevance, depth, clarity and technical range."""
-    features = text_features(answer, question, rubric=rubric)
+    features = text_features(answer, question, rubric=rubric, language=language)
     relevance_value = 0.5 if features.relevance is None else features.relevance
     topical = _topical(relevance_value)
     integrity = features.integrity

@@ -62,3 +62,14 @@ class TestHeuristicJudgeUsesTheRubric:
         )
         assert bare.answer.justification != with_rubric.answer.justification
         assert "not a language model" in with_rubric.answer.justification
+
+    async def test_the_request_language_reaches_the_features(self) -> None:
+        request = LLMRubricRequestV1(
+            request_id=uuid.uuid4(),
+            answer_text="Skolor borde förbjuda mobiltelefoner under lektionerna.",
+            question_text="Ska skolor förbjuda mobiltelefoner?",
+            language="sv",
+            callback_topic="callbacks",
+        )
+        judgement = await HeuristicJudge().score(request, _CHOICE)
+        assert "word order n/a" in judgement.answer.feedback

@@ -173,3 +173,29 @@ class TestRubricText:
         assert without.relevance is not None
         assert with_rubric.relevance is not None
         assert with_rubric.relevance > without.relevance
+
+
+class TestOtherLanguages:
+    SWEDISH = (
+        "Jag tycker att skolor borde förbjuda mobiltelefoner under lektionerna. Eleverna blir "
+        "distraherade och lär sig mindre. Men telefoner kan också vara användbara verktyg."
+    )
+    QUESTION = "Ska skolor förbjuda mobiltelefoner under skoldagen?"
+
+    def test_the_english_word_class_checks_are_not_made_for_another_language(self) -> None:
+        features = text_features(self.SWEDISH, self.QUESTION, language="sv")
+        assert features.word_order is None
+        assert features.sentence_structure is None
+        assert features.integrity == 1.0
+        assert "word order n/a" in features.describe()
+
+    def test_a_text_in_another_language_would_fail_them(self) -> None:
+        # Why they are skipped: Swedish has none of the English function words.
+        english_checks = text_features(self.SWEDISH, self.QUESTION, language="en")
+        assert english_checks.sentence_structure is not None
+        assert english_checks.sentence_structure < 0.5
+
+    def test_copying_the_question_is_still_caught_in_another_language(self) -> None:
+        copied = text_features(self.QUESTION + " " + self.QUESTION, self.QUESTION, language="sv")
+        assert copied.originality == 0.0
+        assert copied.overall == 0.0
