@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cj_assessment_service.domain.bradley_terry import (
+    SCORING_BIAS_PRIOR_PRECISION,
     Comparisons,
     debiased_position_bias,
     fit_bradley_terry,
@@ -53,8 +54,10 @@ def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) ->
         [a.essay_b for a in answers],
         [a.a_won for a in answers],
     )
-    fit = fit_bradley_terry(comparisons)
-    position_bias = debiased_position_bias(comparisons, fit)
+    fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
+    position_bias = debiased_position_bias(
+        comparisons, fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
+    )
     played, wins = comparisons.counts()
     errors = fit.standard_errors if fit.standard_errors is not None else np.zeros(n)
     students = np.array([i for i, e in enumerate(essays) if e.anchor_grade is None], dtype=np.int64)

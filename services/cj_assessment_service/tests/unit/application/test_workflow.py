@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
+
+import pytest
 
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
 from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.cj import CJCompletionReason
@@ -154,3 +158,38 @@ class TestMonitor:
         cancelled = await flow.cancel(repo, batch.id)
         assert cancelled.state == BatchState.CANCELLED
         assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["cancelled"]
+        with pytest.raises(BatchAlreadyFinished):
+            await flow.cancel(repo, batch.id)
+        with pytest.raises(BatchNotFound):
+            await flow.cancel(repo, uuid4())
+
+    async def test_a_batch_active_within_the_timeout_is_left_alone(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 10, stuck_batch_timeout_seconds=600)
+        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:5]])
+        report = await flow.check_stale_batches(repo)
+        assert (report.detected, report.recovered, report.failed) == (0, 0, 0)
+        (batch,) = repo.batches.values()
+        assert batch.state == BatchState.WAITING_CALLBACKS
+
+    async def test_partial_scoring_with_too_many_failed_answers_fails_the_batch(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(
+            repo,
+            10,
+            completion_threshold_pct=80,
+            partial_scoring_grace_seconds=30,
+            min_success_rate_threshold=0.9,
+            max_retries_per_pair=0,
+        )
+        pending = requests(repo)[:36]
+        results = [error_result(r) if i % 4 == 0 else verdict(r) for i, r in enumerate(pending)]
+        await flow.record_results(repo, results)
+        (batch,) = repo.batches.values()
+        if batch.state == BatchState.WAITING_CALLBACKS:
+            await self._age(repo, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
+            assert (await flow.check_stale_batches(repo)).partial_scored == 0
+        (batch,) = repo.batches.values()
+        assert batch.state == BatchState.FAILED
+        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["low_success_rate"]
+        assert repo.events(COMPLETED) == []
