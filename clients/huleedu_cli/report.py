@@ -93,6 +93,10 @@ def _figure(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _plus_minus(standard_error: float | None) -> str:
+    return "" if standard_error is None else f" ± {standard_error:.2f}"
+
+
 def _score_text(ranking: EssayRanking) -> str:
     if ranking.standard_error is None:
         return f"{ranking.score:+.2f}"
@@ -150,7 +154,8 @@ def statistics_lines(
         f"batch: {completed.cj_assessment_job_id}",
         f"scale separation reliability: {_figure(stats.scale_separation_reliability)}   "
         f"split-half reliability: {_figure(stats.split_half_reliability)}",
-        f"position bias: {_figure(stats.position_bias_logit)} logits   "
+        f"position bias: {_figure(stats.position_bias_logit)}"
+        f"{_plus_minus(stats.position_bias_standard_error)} logits   "
         f"comparisons per essay: {stats.comparisons_per_essay:.1f}",
         f"comparisons: {usage.completed_comparisons} answered, {usage.failed_comparisons} failed, "
         f"{usage.total_comparisons} planned   "

@@ -110,6 +110,7 @@ def completed_event(
             scale_separation_reliability=0.91,
             split_half_reliability=0.87,
             position_bias_logit=0.05,
+            position_bias_standard_error=0.12,
             comparisons_per_essay=float(count - 1),
         ),
         system_metadata=SystemMetadata(

@@ -94,5 +94,19 @@ class TestConsoleReport:
         assert "+1.50 ± 0.40" in text
         assert "scale separation reliability: 0.91" in text
         assert "split-half reliability: 0.87" in text
+        assert "position bias: 0.05 ± 0.12 logits" in text
         assert "Spearman rho 1.000 over 4 essays" in text
         assert text.index("e1") < text.index("e4")
+
+    def test_an_event_without_the_bias_error_shows_the_bias_alone(self) -> None:
+        event = completed_event()
+        older = event.model_copy(
+            update={
+                "statistics": event.statistics.model_copy(
+                    update={"position_bias_standard_error": None}
+                )
+            }
+        )
+        console = Console(record=True, width=120)
+        render_ranking(console, older, None)
+        assert "position bias: 0.05 logits" in console.export_text()
