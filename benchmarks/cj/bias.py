@@ -6,9 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cj.pairing import COMPARISONS_PER_ESSAY, ESSAYS, MAX_PAIRS_PER_WAVE, Judge
-from cj_assessment_service.domain.batch import plan_first_wave, plan_next_wave
-from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from benchmarks.cj.pairing import ESSAYS, Judge, planned_design
 from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
 
 SPREAD = 1.5
@@ -22,34 +20,8 @@ def simulate_batch(seed: int, bias: float) -> tuple[float, float]:
     """One batch planned as the service plans it (coverage wave, then adaptive waves up to
     PER_ESSAY comparisons per essay, A/B balanced by the planner) and judged by a Bradley-Terry
     judge with a known order effect; the reported position bias and its standard error."""
-    rng = np.random.default_rng(seed)
     judge = Judge(np.random.default_rng(seed + 10_000), bias, SPREAD)
-    budget = ESSAYS * PER_ESSAY // 2
-    pairs = plan_first_wave(
-        ESSAYS,
-        budget,
-        comparisons_per_essay=COMPARISONS_PER_ESSAY,
-        max_pairs_per_wave=MAX_PAIRS_PER_WAVE,
-        rng=rng,
-    ).pairs
-    wins = judge.judge(pairs)
-    while len(pairs) < budget:
-        fit = fit_bradley_terry(
-            Comparisons.from_lists(ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins)
-        )
-        assert fit.standard_errors is not None
-        plan = plan_next_wave(
-            fit.scores,
-            fit.standard_errors,
-            pairs,
-            budget - len(pairs),
-            max_pairs_per_wave=MAX_PAIRS_PER_WAVE,
-            rng=rng,
-        )
-        if not plan.pairs:
-            break
-        pairs = pairs + plan.pairs
-        wins = wins + judge.judge(plan.pairs)
+    pairs, wins = planned_design(judge, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
     scored = score_batch(
         [ScoredEssay(f"e{i}") for i in range(ESSAYS)],
         [AnsweredComparison(a, b, bool(w)) for (a, b), w in zip(pairs, wins, strict=True)],

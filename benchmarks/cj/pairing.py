@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,11 +43,18 @@ def _accuracy(judge: Judge, pairs: list[tuple[int, int]], wins: list[bool]) -> f
     return float(spearmanr(fit.scores, judge.theta)[0])
 
 
-def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
-    """Spearman with the truth at each checkpoint, pairs chosen by our planner."""
-    rng = np.random.default_rng(seed)
-    judge = Judge(np.random.default_rng(seed + 10_000), bias, spread)
-    budget = ESSAYS * MAX_PER_ESSAY // 2
+Pairs = list[tuple[int, int]]
+
+
+def planned_design(
+    judge: Judge,
+    budget: int,
+    rng: np.random.Generator,
+    after_wave: Callable[[Pairs, list[bool]], None] | None = None,
+) -> tuple[Pairs, list[bool]]:
+    """A batch planned as the service plans it (coverage wave, then adaptive waves refitted on
+    the answers so far) up to `budget` comparisons, judged by `judge`; `after_wave` sees the
+    design after each adaptive wave."""
     pairs = plan_first_wave(
         ESSAYS,
         budget,
@@ -55,7 +63,6 @@ def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
         rng=rng,
     ).pairs
     wins = judge.judge(pairs)
-    curve: dict[int, float] = {}
     while len(pairs) < budget:
         comparisons = Comparisons.from_lists(
             ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins
@@ -74,9 +81,24 @@ def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
             break
         pairs = pairs + plan.pairs
         wins = wins + judge.judge(plan.pairs)
+        if after_wave is not None:
+            after_wave(pairs, wins)
+    return pairs, wins
+
+
+def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
+    """Spearman with the truth at each checkpoint, pairs chosen by our planner."""
+    judge = Judge(np.random.default_rng(seed + 10_000), bias, spread)
+    curve: dict[int, float] = {}
+
+    def checkpoint(pairs: Pairs, wins: list[bool]) -> None:
         per_essay = 2 * len(pairs) // ESSAYS
         if per_essay in CHECKPOINTS and per_essay not in curve:
             curve[per_essay] = _accuracy(judge, pairs, wins)
+
+    planned_design(
+        judge, ESSAYS * MAX_PER_ESSAY // 2, np.random.default_rng(seed), after_wave=checkpoint
+    )
     return curve
 
 
