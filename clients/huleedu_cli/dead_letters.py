@@ -8,11 +8,10 @@ for replaying; they are never part of its repr or of its summary.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +21,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from common_core.runtime.kafka_consumer import record_key
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.topics import DEFAULT_TOPIC_PREFIX, DLQ_SUFFIX, Topic, topic_name
 from huleedu_cli.errors import BrokerUnavailableError, InputError, TopicNotFoundError
-from huleedu_cli.kafka_client import CLIENT_ID
+from huleedu_cli.kafka_client import CLIENT_ID, connecting
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM_HEADER = "x-replayed-from"
@@ -144,7 +144,7 @@ def dead_letter_from_record(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
         reason=found.get("x-dlq-error-code", ""),
         error_message=found.get("x-dlq-error-message", ""),
         attempts=_int_or_none(found.get("x-dlq-attempts")),
-        key=record.key.decode("utf-8", errors="replace") if record.key is not None else None,
+        key=record_key(record),
         event_id=envelope_event_id(value),
         original_topic=found.get("x-dlq-original-topic") or record.topic.removesuffix(DLQ_SUFFIX),
         original_partition=_int_or_none(found.get("x-dlq-original-partition")),
@@ -205,7 +205,7 @@ async def read_dead_letters(
         )
     consumer = _reader(bootstrap_servers, connect_timeout)
     try:
-        async with _connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout):
             await consumer.start()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -238,7 +238,7 @@ async def dead_letter_counts(
         return counts
     consumer = _reader(bootstrap_servers, connect_timeout)
     try:
-        async with _connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout):
             await consumer.start()
         # Only connecting is bounded by the connect timeout: a broker with many dead-letter
         # topics takes a while to list all their offsets, each request bounded on its own.
@@ -281,7 +281,7 @@ async def replay_dead_letters(
         bootstrap_servers, client_id=CLIENT_ID, request_timeout_ms=int(connect_timeout * 1000)
     )
     try:
-        async with _connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout):
             await producer.start()
         try:
             await producer.send_many([letter.replay_message() for letter in letters])
@@ -308,23 +308,6 @@ def _reader(bootstrap_servers: str, connect_timeout: float) -> AIOKafkaConsumer:
     )
 
 
-@contextlib.asynccontextmanager
-async def _connecting(bootstrap_servers: str, connect_timeout: float) -> AsyncIterator[None]:
-    """Bound a connection step by the timeout and report failures as one clear error."""
-    try:
-        async with asyncio.timeout(connect_timeout):
-            yield
-    except TimeoutError as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach the Kafka broker at {bootstrap_servers}: "
-            f"no answer within {connect_timeout:g}s"
-        ) from exc
-    except (KafkaError, OSError) as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach the Kafka broker at {bootstrap_servers}: {type(exc).__name__}"
-        ) from exc
-
-
 async def _topic_partitions(
     bootstrap_servers: str, connect_timeout: float
 ) -> dict[str, list[TopicPartition]]:
@@ -335,7 +318,7 @@ async def _topic_partitions(
         request_timeout_ms=int(connect_timeout * 1000),
     )
     try:
-        async with _connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout):
             await admin.start()
             # All topics: asking for one by name may make a broker auto-create it.
             described = await admin.describe_topics()

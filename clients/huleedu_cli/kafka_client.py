@@ -87,6 +87,23 @@ class KafkaCJChannel:
 
 
 @contextlib.asynccontextmanager
+async def connecting(bootstrap_servers: str, connect_timeout: float) -> AsyncIterator[None]:
+    """Bound a connection step by the timeout and report failures as one clear error."""
+    try:
+        async with asyncio.timeout(connect_timeout):
+            yield
+    except TimeoutError as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach the Kafka broker at {bootstrap_servers}: "
+            f"no answer within {connect_timeout:g}s"
+        ) from exc
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach the Kafka broker at {bootstrap_servers}: {type(exc).__name__}"
+        ) from exc
+
+
+@contextlib.asynccontextmanager
 async def open_cj_channel(
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS,
     *,
@@ -108,30 +125,20 @@ async def open_cj_channel(
     )
     producer: KafkaEventProducer | None = None
     try:
-        try:
-            async with asyncio.timeout(connect_timeout):
-                await consumer.start()
-                await ensure_topics(
-                    bootstrap_servers,
-                    [request_topic, completed_topic, failed_topic],
-                    partitions=topic_partitions,
-                )
-                producer = KafkaEventProducer(
-                    bootstrap_servers,
-                    client_id=CLIENT_ID,
-                    request_timeout_ms=int(connect_timeout * 1000),
-                )
-                await producer.start()
-                await _park_at_end(consumer, bootstrap_servers, [completed_topic, failed_topic])
-        except TimeoutError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the Kafka broker at {bootstrap_servers}: "
-                f"no answer within {connect_timeout:g}s"
-            ) from exc
-        except (KafkaError, OSError) as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the Kafka broker at {bootstrap_servers}: {type(exc).__name__}"
-            ) from exc
+        async with connecting(bootstrap_servers, connect_timeout):
+            await consumer.start()
+            await ensure_topics(
+                bootstrap_servers,
+                [request_topic, completed_topic, failed_topic],
+                partitions=topic_partitions,
+            )
+            producer = KafkaEventProducer(
+                bootstrap_servers,
+                client_id=CLIENT_ID,
+                request_timeout_ms=int(connect_timeout * 1000),
+            )
+            await producer.start()
+            await _park_at_end(consumer, bootstrap_servers, [completed_topic, failed_topic])
         yield KafkaCJChannel(
             producer,
             consumer,
