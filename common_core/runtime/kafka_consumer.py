@@ -115,6 +115,11 @@ DeadLetterResponder = Callable[[DeadLetter], Sequence[OutgoingMessage]]
 BatchHandler = Callable[[Sequence[ConsumedEvent[Any]]], Awaitable[None]]
 
 
+def record_key(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """A record's key as text (the entity it is about), None for a record without one."""
+    return record.key.decode("utf-8", errors="replace") if record.key is not None else None
+
+
 def decode_record(
     record: ConsumerRecord[bytes, bytes], model: type[PayloadT]
 ) -> ConsumedEvent[PayloadT]:
@@ -122,7 +127,7 @@ def decode_record(
     if record.value is None:
         raise EnvelopeDecodeError("message has no value (tombstone)")
     envelope = decode_event(record.value, model)
-    key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+    key = record_key(record)
     return ConsumedEvent(record.topic, record.partition, record.offset, key, envelope)
 
 
@@ -168,7 +173,7 @@ def dead_letter_message(
         attempts=attempts,
     )
     headers.extend((k, v) for k, v in (record.headers or ()) if not k.startswith("x-dlq-"))
-    key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+    key = record_key(record)
     return OutgoingMessage(
         topic=dlq_topic_name(record.topic), value=record.value or b"", key=key, headers=headers
     )
@@ -339,7 +344,7 @@ class KafkaConsumerRunner:
                 return failed_at
             run = []
             record = item.record
-            key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+            key = record_key(record)
             letter = DeadLetter(
                 record.topic,
                 record.partition,
@@ -450,7 +455,7 @@ class KafkaConsumerRunner:
             code,
             reason,
             attempts,
-            _raw_envelope(event.envelope),
+            raw_envelope(event.envelope),
         )
         await self._send_dead_letter(
             letter,
@@ -499,7 +504,7 @@ class KafkaConsumerRunner:
         self._next_offsets[tp] = next_offset
 
     async def _refresh_lag(self) -> None:
-        await self._lag.maybe_report(self._next_offsets)
+        await self._lag.maybe_report(lambda: self._next_offsets)
 
 
 class ConsumerLagReporter:
@@ -514,13 +519,17 @@ class ConsumerLagReporter:
         self._interval = interval
         self._reported = 0.0
 
-    async def maybe_report(self, positions: Mapping[TopicPartition, int]) -> None:
-        """Report, unless the last report is younger than the interval; never raises."""
+    async def maybe_report(self, positions: Callable[[], Mapping[TopicPartition, int]]) -> None:
+        """Report, unless the last report is younger than the interval; never raises.
+
+        `positions` (each partition's committed or next-to-commit offset) is only asked for when
+        a report is due: callers run this on every pass of their loop."""
         now = time.monotonic()
         if now - self._reported < self._interval:
             return
         self._reported = now
-        assigned = [tp for tp in self._consumer.assignment() if tp in positions]
+        current = positions()
+        assigned = [tp for tp in self._consumer.assignment() if tp in current]
         if not assigned:
             return
         try:
@@ -530,9 +539,9 @@ class ConsumerLagReporter:
         for tp, end in ends.items():
             CONSUMER_LAG.labels(
                 group=self._group_id, topic=tp.topic, partition=str(tp.partition)
-            ).set(max(0, end - positions[tp]))
+            ).set(max(0, end - current[tp]))
 
 
-def _raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:
+def raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:
     """A decoded envelope in the untyped form a responder reads."""
     return RawEnvelope.model_validate(envelope.model_dump(mode="json"))

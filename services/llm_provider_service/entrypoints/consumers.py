@@ -47,6 +47,8 @@ from common_core.runtime.kafka_consumer import (
     ConsumerLagReporter,
     dead_letter_message,
     decode_record,
+    raw_envelope,
+    record_key,
 )
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
 from common_core.runtime.logging import bound_log_context
@@ -209,7 +211,7 @@ class RequestWorker:
                     "request rejected: "
                     + "; ".join(f"{f.field}: {f.reason}" for f in exc.fields[:5]),
                     fields=[{"field": f.field, "reason": f.reason} for f in exc.fields],
-                    key=_record_key(record),
+                    key=record_key(record),
                 )
                 if exc.envelope is not None
                 else None
@@ -233,12 +235,12 @@ class RequestWorker:
                 # on it.
                 log.error("request_unanswerable", error=describe_error(exc), exc_info=exc)
                 answer = rejection_callback(
-                    _raw(envelope),
+                    raw_envelope(envelope),
                     self._payloads[record.topic],
                     ErrorCode.INTERNAL,
                     f"the request could not be answered: unexpected {type(exc).__name__}",
                     fields=[],
-                    key=_record_key(record),
+                    key=record_key(record),
                 )
                 await self._dead_letter(
                     record, code="internal", reason=type(exc).__name__, answer=answer
@@ -345,11 +347,14 @@ class RequestWorker:
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         if self._lag is None:
             return
-        positions = {
-            tp: point
-            for tp in consumer.assignment()
-            if (point := self._tracker.commit_point(tp)) is not None
-        }
+
+        def positions() -> dict[TopicPartition, int]:
+            return {
+                tp: point
+                for tp in consumer.assignment()
+                if (point := self._tracker.commit_point(tp)) is not None
+            }
+
         await self._lag.maybe_report(positions)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -437,14 +442,6 @@ def rejection_callback(
 
 
 _CALLBACK_TOPIC: TypeAdapter[str] = TypeAdapter(TopicName)
-
-
-def _record_key(record: ConsumerRecord[bytes, bytes]) -> str | None:
-    return record.key.decode("utf-8", errors="replace") if record.key is not None else None
-
-
-def _raw(envelope: EventEnvelope[Any]) -> RawEnvelope:
-    return RawEnvelope.model_validate(envelope.model_dump(mode="json"))
 
 
 class _Rebalance:
