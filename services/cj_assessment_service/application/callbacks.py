@@ -42,10 +42,6 @@ from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
 log = structlog.get_logger(__name__)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class _BatchChanges:
     completed: int = 0
@@ -95,7 +91,7 @@ class CallbackUseCases:
         pairs = await repo.pairs_by_request(request_ids) if batches else {}
         report.orphans = sum(1 for r in results if r.request_id not in pairs)
         if pairs:
-            now = _now()
+            now = datetime.now(UTC)
             changes, reissues = await self._apply_results(
                 repo, results, pairs=pairs, batches=batches, report=report, now=now
             )

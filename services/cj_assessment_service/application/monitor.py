@@ -19,10 +19,6 @@ from common_core.errors import ErrorCode
 from common_core.events.cj import CJCompletionReason
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class MonitorReport:
     """What one monitor pass did."""
@@ -43,7 +39,7 @@ class MonitorUseCases:
     async def check_stale_batches(self, repo: BatchRepository) -> MonitorReport:
         """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
         report = MonitorReport()
-        now = _now()
+        now = datetime.now(UTC)
         settings = self._settings
         stale = await repo.lock_stale_batches(
             inactive_since=_ago(now, settings.stuck_batch_timeout_seconds),

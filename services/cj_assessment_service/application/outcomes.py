@@ -37,10 +37,6 @@ from common_core.topics import Topic
 log = structlog.get_logger(__name__)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class BatchOutcomes:
     """Finishing and failing batches, in the caller's transaction."""
 
@@ -73,7 +69,7 @@ class BatchOutcomes:
             if p.status == PairStatus.COMPLETED
         ]
         scored = score_batch([ScoredEssay(e.essay_id, e.anchor_grade) for e in essays], answered)
-        now = _now()
+        now = datetime.now(UTC)
         payload = CJAssessmentCompletedV1(
             entity_ref=batch.entity_ref,
             cj_assessment_job_id=str(batch.id),
@@ -150,7 +146,7 @@ class BatchOutcomes:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Stage exactly one failed event and move the batch to FAILED (or CANCELLED)."""
-        now = _now()
+        now = datetime.now(UTC)
         detail = ErrorDetail(
             code=code,
             message=message,

@@ -35,10 +35,6 @@ from common_core.events.llm import LLMConfig
 log = structlog.get_logger(__name__)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RequestUseCases:
     """Turns a request event into a batch (or a failed one), in the caller's transaction."""
 
@@ -73,7 +69,7 @@ class RequestUseCases:
             EssayRecord(len(essays) + i, a.essay_id, a.text_content, a.grade)
             for i, a in enumerate(request.anchors)
         ]
-        now = _now()
+        now = datetime.now(UTC)
         n_total = len(essays)
         budget = effective_budget(
             n_total,
