@@ -19,7 +19,12 @@ from cj_assessment_service.adapters.postgres import (
     PostgresBatchRepository,
     postgres_transactions,
 )
-from cj_assessment_service.application.ports import BatchRepository, BatchTransactions
+from cj_assessment_service.adapters.postgres_essay_sets import postgres_essay_set_transactions
+from cj_assessment_service.application.ports import (
+    BatchRepository,
+    BatchTransactions,
+    EssaySetTransactions,
+)
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.runtime.providers import DatabaseProvider, ProducerProvider
@@ -39,6 +44,13 @@ class CJProvider(Provider):
     def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
         """Units of work for the entrypoints that change batches."""
         return postgres_transactions(sessions)
+
+    @provide(scope=Scope.APP)
+    def essay_set_transactions(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> EssaySetTransactions:
+        """Units of work for essay-set uploads and their clean-up."""
+        return postgres_essay_set_transactions(sessions)
 
     @provide(scope=Scope.REQUEST, provides=BatchRepository)
     async def repository(
