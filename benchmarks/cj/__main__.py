@@ -7,7 +7,7 @@ import json
 import platform
 from datetime import UTC, datetime
 
-from benchmarks.cj import bias, bt_fit, pairing
+from benchmarks.cj import bias, bt_fit, large_batch, pairing
 from benchmarks.cj.stack_benchmarks import callbacks_benchmark, monitor_benchmark
 from benchmarks.stack import RESULTS_DIR, bench_stack
 from common_core.runtime.blas_threads import limit_blas_threads
@@ -30,6 +30,7 @@ def main() -> int:
     with bench_stack() as stack:
         results["callbacks"] = asyncio.run(callbacks_benchmark(stack))
         results["monitor"] = asyncio.run(monitor_benchmark(stack))
+        results["large_batch"] = asyncio.run(large_batch.run(stack))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / "cj.json"
     path.write_text(json.dumps(results, indent=2) + "\n")

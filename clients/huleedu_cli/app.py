@@ -197,6 +197,10 @@ def submit(
                     timeout=timeout,
                     connect_timeout=connect_timeout,
                     on_progress=ProgressView(progress, task),
+                    on_upload=lambda count, reference: console.print(
+                        f"too large for one Kafka message: uploaded {count} essays to the CJ "
+                        f"service as essay set {reference.essay_set_id}"
+                    ),
                 )
             )
             progress.update(task, completed=100.0, description="completed", detail="")

@@ -18,6 +18,7 @@ from common_core.events import (
     CJAssessmentCompletedV1,
     CJAssessmentFailedV1,
     CJAssessmentRequestV1,
+    EssaySetReference,
     EssayToProcess,
     EventEnvelope,
     LLMConfig,
@@ -25,11 +26,14 @@ from common_core.events import (
 )
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name
 from huleedu_cli.errors import CJBatchFailedError, CJBatchTimeoutError, StatusUnavailableError
+from huleedu_cli.essay_upload import INLINE_REQUEST_LIMIT_BYTES, sendable_request
 from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, open_cj_channel
 from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClient
 
 SOURCE_SERVICE = "huleedu_cli"
 ProgressCallback = Callable[[BatchStatus | None], None]
+UploadCallback = Callable[[int, EssaySetReference], None]
+"""Told the essay count and the reference when the essays were uploaded instead of inlined."""
 
 
 class CJEventChannel(Protocol):
@@ -161,12 +165,22 @@ async def run_cj_batch(
     connect_timeout: float = 10.0,
     on_progress: ProgressCallback | None = None,
     correlation_id: uuid.UUID | None = None,
+    inline_limit_bytes: int = INLINE_REQUEST_LIMIT_BYTES,
+    on_upload: UploadCallback | None = None,
 ) -> CJAssessmentCompletedV1:
     """Run one batch through the real stack and return its completed event.
 
-    Raises BrokerUnavailableError, CJBatchFailedError or CJBatchTimeoutError.
+    A request too large for one Kafka message (`inline_limit_bytes` encoded) has its essays
+    uploaded to the CJ service first and carries the set's reference instead (claim check).
+
+    Raises BrokerUnavailableError, EssayUploadError, CJBatchFailedError or CJBatchTimeoutError.
     """
     envelope = request_envelope(request, topic_prefix=topic_prefix, correlation_id=correlation_id)
+    envelope, reference = await sendable_request(
+        envelope, cj_url=cj_url, limit_bytes=inline_limit_bytes
+    )
+    if reference is not None and on_upload is not None:
+        on_upload(len(request.essays_to_process), reference)
     async with (
         open_cj_channel(
             bootstrap_servers, topic_prefix=topic_prefix, connect_timeout=connect_timeout

@@ -69,3 +69,9 @@ class CJBatchFailedError(ClientError):
         super().__init__(f"CJ batch {failed.entity_ref} failed: [{detail.code}] {detail.message}")
         self.failed = failed
         self.code = detail.code
+
+
+class EssayUploadError(ClientError):
+    """The CJ service refused (or could not take) an essay-set upload."""
+
+    code = ErrorCode.VALIDATION

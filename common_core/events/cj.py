@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -48,8 +49,24 @@ class AnchorEssay(EssayToProcess):
 LLMConfigOverrides = LLMConfig
 
 
+class EssaySetReference(_Contract):
+    """Essays uploaded to the CJ service beforehand (claim check), named instead of inlined.
+
+    `content_sha256` (optional) is the digest the upload answered; when given, the CJ service
+    refuses a set whose stored essays do not match it.
+    """
+
+    essay_set_id: UUID
+    content_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
 class CJAssessmentRequestV1(_Contract):
-    """Upstream asks for a comparative-judgement ranking of a batch of essays."""
+    """Upstream asks for a comparative-judgement ranking of a batch of essays.
+
+    The essays travel inline in `essays_to_process` or, for a batch too large for one Kafka
+    message, as an `essay_set` reference to an upload (`POST /api/v1/essay-sets`); exactly one
+    of the two. `essay_set` is optional and was added backward compatibly.
+    """
 
     event_name: Literal["cj_assessment.requested"] = "cj_assessment.requested"
     entity_ref: Identifier
@@ -61,6 +78,7 @@ class CJAssessmentRequestV1(_Contract):
     llm_config_overrides: LLMConfigOverrides | None = None
     max_comparisons: int | None = Field(default=None, ge=1)
     anchors: list[AnchorEssay] = Field(default_factory=list, max_length=MAX_ANCHORS_PER_REQUEST)
+    essay_set: EssaySetReference | None = None
 
 
 class CJCompletionReason(StrEnum):
@@ -159,6 +177,7 @@ __all__ = [
     "CJCompletionReason",
     "CJStatistics",
     "EssayRanking",
+    "EssaySetReference",
     "EssayToProcess",
     "GradeProjection",
     "LLMConfigOverrides",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -38,7 +38,9 @@ class KafkaEventProducer:
     """Thin, typed wrapper over AIOKafkaProducer: idempotent, `acks=all`, entity-keyed.
 
     `publish` returns once the broker has acknowledged the message, so callers may commit their
-    own progress (offsets, outbox rows) after it.
+    own progress (offsets, outbox rows) after it. `compression_type="gzip"` compresses each
+    record batch; the broker's message size limit then applies to the compressed batch, while
+    `max_request_size` bounds the uncompressed record.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class KafkaEventProducer:
         linger_ms: int = 5,
         request_timeout_ms: int = 30_000,
         max_request_size: int = 4 * 1024 * 1024,
+        compression_type: Literal["gzip"] | None = None,
     ) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
@@ -58,7 +61,7 @@ class KafkaEventProducer:
             linger_ms=linger_ms,
             request_timeout_ms=request_timeout_ms,
             max_request_size=max_request_size,
-            compression_type=None,
+            compression_type=compression_type,
         )
         self._started = False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from dishka import Provider, Scope, provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -53,16 +54,25 @@ class ProducerProvider(Provider):
 
     scope = Scope.APP
 
-    def __init__(self, settings: ServiceSettings, service_name: str) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        service_name: str,
+        *,
+        compression_type: Literal["gzip"] | None = None,
+    ) -> None:
         super().__init__()
         self._settings = settings
         self._client_id = instance_client_id(service_name, settings)
+        self._compression_type = compression_type
 
     @provide
     async def producer(self) -> AsyncIterator[KafkaEventProducer]:
         """Started on first use, stopped when the container closes."""
         producer = KafkaEventProducer(
-            self._settings.kafka_bootstrap_servers, client_id=self._client_id
+            self._settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
+            compression_type=self._compression_type,
         )
         await producer.start()
         try:

@@ -21,6 +21,7 @@ from common_core.events import (
     ComparisonEssay,
     ComparisonWinner,
     EssayRanking,
+    EssaySetReference,
     EssayToProcess,
     GradeProjection,
     LLMComparisonRequestV1,
@@ -110,6 +111,12 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         llm_config_overrides=st.none() | llm_configs,
         max_comparisons=st.none() | st.integers(min_value=1, max_value=10_000),
         anchors=st.lists(anchors, max_size=3),
+        essay_set=st.none()
+        | st.builds(
+            EssaySetReference,
+            essay_set_id=st.uuids(),
+            content_sha256=st.none() | st.from_regex(r"\A[0-9a-f]{64}\Z"),
+        ),
     ),
     CJAssessmentCompletedV1: st.builds(
         CJAssessmentCompletedV1,

@@ -33,6 +33,10 @@ class Settings(ServiceSettings):
     default_llm_model: str | None = None
     llm_callback_topic: str | None = None
 
+    essay_set_retention_seconds: float = Field(default=86_400.0, gt=0)
+    essay_set_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    essay_set_cleanup_interval_seconds: float = Field(default=300.0, gt=0)
+
     callback_batch_size: int = Field(default=500, ge=1)
     callback_fetch_max_wait_ms: int = Field(default=50, ge=0)
 

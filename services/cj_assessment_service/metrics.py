@@ -64,3 +64,15 @@ REQUESTS_HANDLED = Counter(
     "CJ assessment requests, by outcome (accepted, duplicate, invalid, insufficient).",
     ["outcome"],
 )
+ESSAY_SET_UPLOADS = Counter(
+    "huleedu_cj_essay_set_uploads_total",
+    "Essay-set uploads (POST /api/v1/essay-sets), by outcome (stored, invalid, too_large).",
+    ["outcome"],
+)
+ESSAY_SET_ESSAYS = Counter(
+    "huleedu_cj_essay_set_essays_total", "Essays stored by accepted essay-set uploads."
+)
+ESSAY_SETS_EXPIRED = Counter(
+    "huleedu_cj_essay_sets_expired_total",
+    "Essay sets deleted after ESSAY_SET_RETENTION_SECONDS.",
+)

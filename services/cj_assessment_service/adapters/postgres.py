@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cj_assessment_service.adapters.postgres_essay_sets import read_essay_set
 from cj_assessment_service.adapters.tables import cj_batches, cj_essays, cj_pairs, cj_scores
 from cj_assessment_service.application.ports import (
     BatchRecord,
@@ -24,6 +25,7 @@ from cj_assessment_service.application.ports import (
     PairRecord,
     PairReissue,
     RequestSettings,
+    StoredEssaySet,
 )
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
@@ -362,6 +364,10 @@ class PostgresBatchRepository:
                 "answered_at": answered_at,
             },
         )
+
+    async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
+        """An uploaded essay set with its essays; None when unknown or expired at `now`."""
+        return await read_essay_set(self._session, set_id, now)
 
     async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
         """Give pairs new request ids (and count the attempt)."""

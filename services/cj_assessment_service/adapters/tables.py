@@ -87,3 +87,27 @@ cj_scores = Table(
     Column("comparisons", Integer, nullable=False),
     Column("wins", Integer, nullable=False),
 )
+
+cj_essay_sets = Table(
+    "cj_essay_sets",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("essay_count", Integer, nullable=False),
+    Column("content_sha256", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+cj_essay_set_essays = Table(
+    "cj_essay_set_essays",
+    metadata,
+    Column(
+        "set_id",
+        UUID(as_uuid=True),
+        ForeignKey("cj_essay_sets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("essay_id", Text, nullable=False),
+    Column("text_content", Text, nullable=False),
+)

@@ -160,6 +160,16 @@ class PairReissue:
     request_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEssaySet:
+    """An uploaded essay set as intake reads it: its digest and its essays in upload order."""
+
+    id: UUID
+    content_sha256: str
+    expires_at: datetime
+    essays: list[EssayRecord]
+
+
 class BatchRepository(Protocol):
     """Storage of batches, essays, pairs, scores and the outbox, inside one transaction."""
 
@@ -225,6 +235,10 @@ class BatchRepository(Protocol):
         """Store outcomes of pending pairs."""
         ...
 
+    async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
+        """An uploaded essay set with its essays; None when unknown or expired at `now`."""
+        ...
+
     async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
         """Give pairs new request ids (and count the attempt)."""
         ...
@@ -251,3 +265,31 @@ class BatchTransactions(Protocol):
     the block ends normally and rolled back when it raises."""
 
     def __call__(self) -> AbstractAsyncContextManager[BatchRepository]: ...
+
+
+class EssaySetStore(Protocol):
+    """Storage of uploaded essay sets (the claim-check side of large requests)."""
+
+    async def create_essay_set(
+        self, set_id: UUID, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Insert an empty set; it is filled by `add_essay_set_essays` and sealed after."""
+        ...
+
+    async def add_essay_set_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
+        """Append essays (with their upload positions) to a set."""
+        ...
+
+    async def seal_essay_set(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
+        """Record the set's essay count and digest once every essay is stored."""
+        ...
+
+    async def delete_expired_essay_sets(self, now: datetime, limit: int) -> int:
+        """Delete up to `limit` sets whose retention ended before `now`; how many were."""
+        ...
+
+
+class EssaySetTransactions(Protocol):
+    """Opens a unit of work over essay sets, committed when the block ends normally."""
+
+    def __call__(self) -> AbstractAsyncContextManager[EssaySetStore]: ...

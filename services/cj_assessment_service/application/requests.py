@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -61,15 +62,13 @@ class RequestUseCases:
         if await repo.live_batch_id(request.entity_ref) is not None:
             self._count_request(repo, "duplicate")
             return None
-        essays = [
-            EssayRecord(i, e.essay_id, e.text_content)
-            for i, e in enumerate(request.essays_to_process)
-        ]
+        now = datetime.now(UTC)
+        essays, set_problem = await _essays_to_rank(repo, request, now)
+        essay_count = len(essays)
         essays += [
             EssayRecord(len(essays) + i, a.essay_id, a.text_content, a.grade)
             for i, a in enumerate(request.anchors)
         ]
-        now = datetime.now(UTC)
         n_total = len(essays)
         budget = effective_budget(
             n_total,
@@ -83,7 +82,7 @@ class RequestUseCases:
             correlation_id=envelope.correlation_id,
             request_event_id=envelope.event_id,
             state=BatchState.INITIALIZING,
-            essay_count=len(request.essays_to_process),
+            essay_count=essay_count,
             budget=budget,
             planned=0,
             completed=0,
@@ -103,16 +102,21 @@ class RequestUseCases:
             last_activity_at=now,
             finished_at=None,
         )
-        problem = _validation_problem(request)
+        problem = set_problem or _validation_problem(essays, essay_count)
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.
         await repo.add_batch(batch, essays if problem is None else [])
         if problem is not None:
             self._count_request(repo, "invalid")
             await self._outcomes.fail(
-                repo, batch, ErrorCode.VALIDATION, problem, operation="validate"
+                repo,
+                batch,
+                ErrorCode.VALIDATION,
+                problem.message,
+                operation="validate",
+                details={"field": problem.field} if problem.field else None,
             )
             return batch.id
-        if len(request.essays_to_process) < 2:
+        if essay_count < 2:
             self._count_request(repo, "insufficient")
             await self._outcomes.finish(repo, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
             return batch.id
@@ -158,15 +162,53 @@ class RequestUseCases:
         )
 
 
-def _validation_problem(request: CJAssessmentRequestV1) -> str | None:
-    essays = [*request.essays_to_process, *request.anchors]
-    if not request.essays_to_process:
-        return "essays_to_process is empty"
-    ids = [e.essay_id for e in essays]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """Why a request cannot be processed, and the request field at fault when there is one."""
+
+    message: str
+    field: str | None = None
+
+
+async def _essays_to_rank(
+    repo: BatchRepository, request: CJAssessmentRequestV1, now: datetime
+) -> tuple[list[EssayRecord], _Problem | None]:
+    """The essays to rank, inline or from the uploaded set the request names (claim check)."""
+    reference = request.essay_set
+    if reference is None:
+        inline = [
+            EssayRecord(i, e.essay_id, e.text_content)
+            for i, e in enumerate(request.essays_to_process)
+        ]
+        return inline, None
+    if request.essays_to_process:
+        return [], _Problem(
+            "give the essays either inline (essays_to_process) or as essay_set, not both",
+            "essay_set",
+        )
+    stored = await repo.essay_set(reference.essay_set_id, now)
+    if stored is None:
+        return [], _Problem(
+            f"essay_set.essay_set_id {reference.essay_set_id} is unknown or has expired "
+            "(upload the essays again: POST /api/v1/essay-sets)",
+            "essay_set.essay_set_id",
+        )
+    if reference.content_sha256 is not None and reference.content_sha256 != stored.content_sha256:
+        return [], _Problem(
+            "essay_set.content_sha256 does not match the stored essay set",
+            "essay_set.content_sha256",
+        )
+    return stored.essays, None
+
+
+def _validation_problem(essays: list[EssayRecord], essay_count: int) -> _Problem | None:
+    if essay_count == 0:
+        return _Problem("essays_to_process is empty", "essays_to_process")
+    ids = Counter(e.essay_id for e in essays)
+    duplicates = sorted(i for i, n in ids.items() if n > 1)
     if duplicates:
-        return f"duplicate essay_id values: {', '.join(duplicates[:10])}"
+        return _Problem(f"duplicate essay_id values: {', '.join(duplicates[:10])}")
     empty = [e.essay_id for e in essays if not e.text_content.strip()]
     if empty:
-        return f"essays with empty text_content: {', '.join(empty[:10])}"
+        return _Problem(f"essays with empty text_content: {', '.join(empty[:10])}")
     return None

@@ -34,3 +34,14 @@ class BatchAlreadyFinished(CJError):  # noqa: N818
 
     code = ErrorCode.VALIDATION
     http_code = "batch_already_finished"
+
+
+class InvalidEssaySet(CJError):  # noqa: N818
+    """An essay-set upload with an essay outside the contract; `field` names it."""
+
+    code = ErrorCode.VALIDATION
+    http_code = "validation"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

@@ -1,4 +1,5 @@
-"""The Quart app: operational routes, error handlers and the batch API (`http_batches.py`)."""
+"""The Quart app: operational routes, error handlers, the batch API (`http_batches.py`) and the
+essay-set upload (`http_essay_sets.py`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from quart_dishka import QuartDishka
 
 from cj_assessment_service.entrypoints.http_batches import batches
 from cj_assessment_service.entrypoints.http_errors import register_cj_error_handler
+from cj_assessment_service.entrypoints.http_essay_sets import essay_sets
 from common_core.runtime.http import (
     ReadinessCheck,
     register_database_error_handlers,
@@ -18,13 +20,22 @@ from common_core.runtime.http import (
 )
 
 
-def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
-    """Build the Quart app wired to the container."""
+def create_app(
+    container: AsyncContainer,
+    readiness: Mapping[str, ReadinessCheck],
+    *,
+    max_body_bytes: int | None = None,
+) -> Quart:
+    """Build the Quart app wired to the container; `max_body_bytes` bounds request bodies (the
+    essay-set upload is the only large one; Quart's default is 16 MiB)."""
     app = Quart("cj_assessment_service")
+    if max_body_bytes is not None:
+        app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)
     register_cj_error_handler(app)
     app.register_blueprint(batches)
+    app.register_blueprint(essay_sets)
     QuartDishka(app=app, container=container)
     return app

@@ -9,6 +9,7 @@ from cj_assessment_service.domain.errors import (
     BatchNotCompleted,
     BatchNotFound,
     CJError,
+    InvalidEssaySet,
 )
 from common_core.runtime.http import error_body
 
@@ -23,8 +24,28 @@ class InvalidParameter(CJError):  # noqa: N818 - named for the condition it repo
         self.field = field
 
 
+class UnsupportedBody(CJError):  # noqa: N818 - named for the condition it reports
+    """A request body of a media type the route does not read."""
+
+    http_code = "unsupported_media_type"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BodyTooLarge(CJError):  # noqa: N818 - named for the condition it reports
+    """A request body over the route's size limit."""
+
+    http_code = "body_too_large"
+    field = "body"
+
+
 _STATUS: dict[type[CJError], int] = {
     InvalidParameter: 400,
+    InvalidEssaySet: 422,
+    UnsupportedBody: 415,
+    BodyTooLarge: 413,
     BatchNotFound: 404,
     BatchNotCompleted: 409,
     BatchAlreadyFinished: 409,

@@ -1,12 +1,14 @@
-"""The batch monitor loop: periodic passes over stale batches, safe with several instances."""
+"""The periodic workers: the batch monitor (stale batches) and the essay-set janitor (expired
+uploads); both safe with several instances."""
 
 from __future__ import annotations
 
 import structlog
 
 from cj_assessment_service import metrics
+from cj_assessment_service.application.essay_sets import delete_expired_essay_sets
 from cj_assessment_service.application.monitor import MonitorReport
-from cj_assessment_service.application.ports import BatchTransactions
+from cj_assessment_service.application.ports import BatchTransactions, EssaySetTransactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker
@@ -53,3 +55,30 @@ class BatchMonitor(PeriodicWorker):
             metrics.BATCHES_BY_STATE.labels(state=state.value).set(counts.get(state.value, 0))
         metrics.COMPARISONS_PENDING.set(pending)
         return report
+
+
+class EssaySetJanitor(PeriodicWorker):
+    """Deletes essay sets past their retention, `limit` per transaction."""
+
+    name = "cj_essay_set_janitor"
+
+    def __init__(
+        self, transactions: EssaySetTransactions, *, interval_seconds: float, limit: int = 100
+    ) -> None:
+        super().__init__(interval_seconds=interval_seconds)
+        self._transactions = transactions
+        self._limit = limit
+
+    async def run_pass(self) -> bool:
+        """Delete one chunk of expired sets; True when a full chunk went (more may wait)."""
+        deleted = await self.run_once()
+        return deleted >= self._limit
+
+    async def run_once(self) -> int:
+        """One chunk in one unit of work; how many sets were deleted."""
+        async with self._transactions() as store:
+            deleted = await delete_expired_essay_sets(store, limit=self._limit)
+        if deleted:
+            metrics.ESSAY_SETS_EXPIRED.inc(deleted)
+            log.info("cj_essay_sets_expired", deleted=deleted)
+        return deleted

@@ -18,13 +18,13 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cj_assessment_service.application.ports import BatchTransactions
+from cj_assessment_service.application.ports import BatchTransactions, EssaySetTransactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
-from cj_assessment_service.entrypoints.periodic import BatchMonitor
+from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer
@@ -80,10 +80,17 @@ class ServiceRuntime:
     relay: OutboxRelay
     monitor: BatchMonitor
     app: Quart
+    janitor: EssaySetJanitor
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
         """The background loops of the instance."""
-        return [self.requests.run(), self.callbacks.run(), self.relay.run(), self.monitor.run()]
+        return [
+            self.requests.run(),
+            self.callbacks.run(),
+            self.relay.run(),
+            self.monitor.run(),
+            self.janitor.run(),
+        ]
 
     def stop(self) -> None:
         """Ask every loop to finish."""
@@ -91,6 +98,7 @@ class ServiceRuntime:
         self.callbacks.stop()
         self.relay.stop()
         self.monitor.stop()
+        self.janitor.stop()
 
 
 @contextlib.asynccontextmanager
@@ -107,6 +115,7 @@ async def service_runtime(
         producer = await container.get(KafkaEventProducer)
         workflow = await container.get(CJWorkflow)
         transactions = await container.get(BatchTransactions)
+        essay_set_transactions = await container.get(EssaySetTransactions)
         name = instance_client_id(SERVICE_NAME, settings)
 
         async def database_ready() -> None:
@@ -129,7 +138,15 @@ async def service_runtime(
             monitor=BatchMonitor(
                 transactions, workflow, interval_seconds=settings.monitor_interval_seconds
             ),
-            app=create_app(container, {"database": database_ready, "kafka": kafka_ready}),
+            app=create_app(
+                container,
+                {"database": database_ready, "kafka": kafka_ready},
+                max_body_bytes=settings.essay_set_max_bytes,
+            ),
+            janitor=EssaySetJanitor(
+                essay_set_transactions,
+                interval_seconds=settings.essay_set_cleanup_interval_seconds,
+            ),
         )
     finally:
         await container.close()

@@ -17,6 +17,7 @@ from cj_assessment_service.application.ports import (
     PairOutcome,
     PairRecord,
     PairReissue,
+    StoredEssaySet,
 )
 from cj_assessment_service.domain.batch import PairStatus
 from common_core.events.cj import EssayRanking
@@ -33,6 +34,7 @@ class FakeBatchRepository:
         self.scores: dict[UUID, list[EssayRanking]] = {}
         self.outbox: list[tuple[str, EventEnvelope[Any], str]] = []
         self.claimed: set[UUID] = set()
+        self.essay_sets: dict[UUID, StoredEssaySet] = {}
         self._after: list[Callable[[], None]] = []
 
     async def claim_request(self, event_id: UUID) -> bool:
@@ -114,6 +116,10 @@ class FakeBatchRepository:
 
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:
         return list(self.essay_rows[batch_id])
+
+    async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
+        found = self.essay_sets.get(set_id)
+        return found if found is not None and found.expires_at > now else None
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
