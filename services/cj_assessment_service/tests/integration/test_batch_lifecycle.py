@@ -187,8 +187,10 @@ class TestWavesAndAnchors:
         settings = make_settings(database_url, kafka_bootstrap_servers, unique_prefix())
         anchors = [
             AnchorEssay(essay_id="a1", text_content="weak", grade="C"),
-            AnchorEssay(essay_id="a5", text_content="fair", grade="B"),
-            AnchorEssay(essay_id="a9", text_content="strong", grade="A"),
+            AnchorEssay(essay_id="a4", text_content="fair", grade="B"),
+            # s7 beats the A anchor outright; with an A anchor above it (say a9) s7 would sit
+            # between B and A and its projection would hang on tie-broken orientations.
+            AnchorEssay(essay_id="a6", text_content="strong", grade="A"),
         ]
         async with running_service(settings) as service, judging(settings, service.producer):
             await submit(
