@@ -71,7 +71,14 @@ error_details = st.builds(
     operation=ids,
     details=metadata,
 )
-usage = st.builds(TokenUsage, prompt_tokens=counts, completion_tokens=counts)
+usage = st.builds(
+    TokenUsage,
+    prompt_tokens=counts,
+    completion_tokens=counts,
+    cached_prompt_tokens=counts,
+    cache_write_tokens=counts,
+    estimated_cost_usd=st.none() | non_negative,
+)
 system_metadata = st.builds(
     SystemMetadata,
     processed_at=aware_datetimes,
