@@ -34,6 +34,7 @@ from common_core.events import (
     SystemMetadata,
     TokenUsage,
 )
+from common_core.events.cj import JudgeIdentity
 
 # Text PostgreSQL can store (common_core.limits): no NUL, no lone surrogate.
 _SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
@@ -90,6 +91,20 @@ system_metadata = st.builds(
         failed_comparisons=counts,
         prompt_tokens=counts,
         completion_tokens=counts,
+        cached_prompt_tokens=counts,
+        cache_write_tokens=counts,
+        estimated_cost_usd=st.none() | non_negative,
+        unpriced_comparisons=counts,
+    ),
+    judges=st.lists(
+        st.builds(
+            JudgeIdentity,
+            provider=ids,
+            model=ids,
+            prompt_version=st.none() | ids,
+            comparisons=counts,
+        ),
+        max_size=3,
     ),
 )
 rubric_scores = st.builds(

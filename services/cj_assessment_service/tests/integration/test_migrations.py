@@ -28,9 +28,36 @@ async def _pairs_layout(engine: AsyncEngine) -> tuple[set[str], list[str] | None
     return indexes, options
 
 
+async def _batch_columns(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'cj_batches'"
+                    )
+                )
+            ).scalars()
+        )
+
+
+_USAGE_COLUMNS = {
+    "cached_prompt_tokens",
+    "cache_write_tokens",
+    "estimated_cost_usd",
+    "unpriced_answers",
+    "judges",
+}
+
+
 async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
+        await run_migrations(database_url, [VERSIONS_DIR])
+        assert await _batch_columns(engine) >= _USAGE_COLUMNS
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0002", downgrade=True)
+        assert not _USAGE_COLUMNS & await _batch_columns(engine)
         await run_migrations(database_url, [VERSIONS_DIR])
         indexes, options = await _pairs_layout(engine)
         # Answers are heap-only updates: no index on the answer columns, room on each page.
