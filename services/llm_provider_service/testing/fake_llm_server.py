@@ -293,6 +293,8 @@ class FakeLLMServer:
         self.received: list[ReceivedRequest] = []
         self.answered = 0
         self.prompt_cache = FakePromptCache()
+        # The usage object of every good answer sent, in order (what a test expects to be billed).
+        self.reported_usage: list[dict[str, Any]] = []
         self._port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -348,6 +350,7 @@ class FakeLLMServer:
                 writer.write(self._response(request, reply, usage))
                 if reply.status == 200:
                     self.prompt_cache.remember(request.path, request.body)
+                    self.reported_usage.append(usage)
                 await writer.drain()
                 self.answered += 1
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
