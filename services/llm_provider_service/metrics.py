@@ -32,6 +32,14 @@ UNPRICED_RESULTS = Counter(
     "Results whose model has no price in the price table (their estimated cost is null).",
     ["provider", "model", "mode"],
 )
+ANSWER_TOKENS = Histogram(
+    "huleedu_llm_answer_tokens",
+    "Completion tokens of each answered request, by provider and kind: the measured answer "
+    "lengths the per-kind answer budgets (LLM_COMPARISON_MAX_TOKENS, LLM_RUBRIC_MAX_TOKENS) "
+    "are sized from.",
+    ["provider", "kind"],
+    buckets=(16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4096),
+)
 IN_FLIGHT = Gauge(
     "huleedu_llm_in_flight_requests",
     "Requests taken from Kafka whose callback is not yet acknowledged.",

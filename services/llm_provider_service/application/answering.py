@@ -28,6 +28,7 @@ from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
 from llm_provider_service.domain.injection import injection_suspected
 from llm_provider_service.domain.pricing import CostMode, PriceTable, estimate_cost
 from llm_provider_service.metrics import (
+    ANSWER_TOKENS,
     ESTIMATED_COST,
     INJECTION_SUSPECTED,
     REQUEST_DURATION,
@@ -209,6 +210,8 @@ class RequestAnswerer:
         REQUEST_DURATION.labels(provider=provider, kind=kind).observe(latency)
         if suspected:
             INJECTION_SUSPECTED.labels(kind=kind).inc()
+        if outcome == "success" and provider != LLMProviderName.HEURISTIC.value:
+            ANSWER_TOKENS.labels(provider=provider, kind=kind).observe(usage.completion_tokens)
         return price_usage(
             self._settings.price_table, provider, (model, answered_by), usage, CostMode.SYNC
         )

@@ -285,9 +285,15 @@ class TestCostAccounting:
         self, server: FakeLLMServer, make_harness: Any
     ) -> None:
         harness = make_harness()
+        labels = {"provider": "openai", "kind": "comparison"}
+        count = _sample("huleedu_llm_answer_tokens_count", **labels)
+        total = _sample("huleedu_llm_answer_tokens_sum", **labels)
         await harness.compare()
         await harness.compare(LLMProviderName.ANTHROPIC)
         openai_call, anthropic_call = server.received
+        # Every answer's length is measured, to size the budgets from.
+        assert _sample("huleedu_llm_answer_tokens_count", **labels) == count + 1
+        assert _sample("huleedu_llm_answer_tokens_sum", **labels) == total + FAKE_COMPLETION_TOKENS
         assert openai_call.body["max_completion_tokens"] == harness.settings.max_tokens(
             "comparison"
         )
