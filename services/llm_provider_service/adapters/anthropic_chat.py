@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import anthropic
-from anthropic.types import TextBlockParam
+from anthropic.types import TextBlockParam, Usage
 
 from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.ports import ChatReply, ChatRequest
@@ -71,20 +71,24 @@ class AnthropicChatModel:
             )
         except anthropic.AnthropicError as exc:
             raise translate_anthropic_error(exc) from None
-        usage = response.usage
-        # `input_tokens` excludes the tokens read from or written to the cache; ours counts all.
-        cached = usage.cache_read_input_tokens or 0
-        written = usage.cache_creation_input_tokens or 0
-        tokens = {
-            "prompt_tokens": usage.input_tokens + cached + written,
-            "completion_tokens": usage.output_tokens,
-            "cached_prompt_tokens": cached,
-            "cache_write_tokens": written,
-        }
+        tokens = usage_tokens(response.usage)
         if response.stop_reason == "refusal":
             raise ContentPolicyError("the model refused to judge the content", details=tokens)
         text = "".join(block.text for block in response.content if block.type == "text")
         return ChatReply(text, response.model or request.model, **tokens)
+
+
+def usage_tokens(usage: Usage) -> dict[str, int]:
+    """Token counts of a message's usage (a batch result's too). Anthropic's `input_tokens`
+    excludes the tokens read from or written to the cache; our `prompt_tokens` counts them all."""
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return {
+        "prompt_tokens": usage.input_tokens + cached + written,
+        "completion_tokens": usage.output_tokens,
+        "cached_prompt_tokens": cached,
+        "cache_write_tokens": written,
+    }
 
 
 def user_content(request: ChatRequest) -> str | list[TextBlockParam]:

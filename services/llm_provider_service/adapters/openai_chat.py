@@ -94,8 +94,9 @@ class OpenAIChatModel:
 
 
 def usage_tokens(usage: CompletionUsage | None) -> dict[str, int]:
-    """Token counts of a completion's usage; `prompt_tokens` already includes the cached ones
-    (`prompt_tokens_details.cached_tokens`). OpenAI charges nothing extra for cache writes."""
+    """Token counts of a completion's usage (a batch result's too); `prompt_tokens` already
+    includes the cached ones (`prompt_tokens_details.cached_tokens`). OpenAI charges nothing
+    extra for cache writes."""
     if usage is None:
         return {"prompt_tokens": 0, "completion_tokens": 0}
     details = usage.prompt_tokens_details
