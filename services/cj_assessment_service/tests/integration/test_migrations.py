@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -78,4 +80,44 @@ async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None
         await run_migrations(database_url, [VERSIONS_DIR])  # idempotent
         assert (await _pairs_layout(engine))[1] == ["fillfactor=50"]
     finally:
+        await engine.dispose()
+
+
+async def test_answers_recorded_before_cj0005_make_their_batch_cost_unknown(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    batch_id = uuid.uuid4()
+    try:
+        await run_migrations(database_url, [VERSIONS_DIR])
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0002", downgrade=True)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO cj_batches (id, entity_ref, correlation_id, request_event_id, "
+                    "state, essay_count, budget, planned, completed, failed, request_settings) "
+                    "VALUES (:id, 'old', :id, :id, 'WAITING_CALLBACKS', 4, 6, 6, 3, 1, '{}')"
+                ),
+                {"id": batch_id},
+            )
+        await run_migrations(database_url, [VERSIONS_DIR])
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT unpriced_answers, estimated_cost_usd, judges FROM cj_batches "
+                        "WHERE id = :id"
+                    ),
+                    {"id": batch_id},
+                )
+            ).one()
+        # Their answers carried no cost: unknown, so the batch's cost will be null, not 0.
+        assert row.unpriced_answers == 4
+        assert row.estimated_cost_usd == 0
+        assert row.judges == []
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("DELETE FROM cj_batches WHERE id = :id"), {"id": batch_id}
+            )
         await engine.dispose()
