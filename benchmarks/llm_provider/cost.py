@@ -158,12 +158,14 @@ def static_prefix_tokens() -> dict[str, int]:
 
 @asynccontextmanager
 async def _llm_service(
-    kafka: str, prefix: str, fake: FakeLLMServer, mode: Mode, log_dir: Path
+    stack: BenchStack, prefix: str, fake: FakeLLMServer, mode: Mode, log_dir: Path
 ) -> AsyncIterator[ServiceProcess]:
     service = await start_service(
         "llm_provider_service",
         env={
-            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+            # Batch mode keeps its state in the service's own database on this server.
+            "DATABASE_URL": stack.postgres_server_url,
             "TOPIC_PREFIX": prefix,
             "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
             "LOG_LEVEL": "WARNING",
@@ -224,7 +226,7 @@ async def run_cost_benchmark(stack: BenchStack, log_dir: Path) -> dict[str, Any]
         for mode in modes():
             async with (
                 FakeLLMServer(judge_by_student_number) as fake,
-                _llm_service(stack.kafka_bootstrap_servers, prefix, fake, mode, log_dir),
+                _llm_service(stack, prefix, fake, mode, log_dir),
             ):
                 for provider, model, _label in MODELS:
                     completed: CJAssessmentCompletedV1 = await run_cj_batch(
