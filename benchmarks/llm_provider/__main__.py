@@ -12,6 +12,10 @@ Two set-ups:
   llm_provider_service`) calling a fake OpenAI HTTP server (its own process, 200 ms per answer)
   through the official `openai` SDK. This adds the SDK's and HTTP stack's per-call CPU cost, which
   on a small machine is what limits one process at high concurrency.
+
+And `cost` (`benchmarks/llm_provider/cost.py`, also runnable alone as
+`python -m benchmarks.llm_provider.cost`): the estimated cost of a 100-essay CJ batch per mode
+(synchronous, synchronous with prompt caching, batch with caching) and model.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from benchmarks.stack import RESULTS_DIR, bench_stack
+from benchmarks.llm_provider.cost import run_cost_benchmark
+from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
@@ -228,11 +233,13 @@ async def _series(name: str, kafka: str, runner: WorkerRunner) -> list[dict[str,
     return runs
 
 
-async def _main(kafka: str, fake_url: str, log_dir: Path) -> dict[str, Any]:
+async def _main(stack: BenchStack, fake_url: str, log_dir: Path) -> dict[str, Any]:
+    kafka = stack.kafka_bootstrap_servers
     worker_runs = await _series("throughput", kafka, _in_process_worker)
     sdk_runs = await _series(
         "throughput_openai_sdk", kafka, _service_process_runner(fake_url, log_dir)
     )
+    cost = await run_cost_benchmark(stack, log_dir)
     at_64 = next(r for r in worker_runs if r["in_flight_limit"] == 64)["fraction_of_ideal"]
     return {
         "benchmark": "llm_provider",
@@ -253,6 +260,7 @@ async def _main(kafka: str, fake_url: str, log_dir: Path) -> dict[str, Any]:
             "fake OpenAI server process (200 ms) -> callback acknowledged by Kafka",
             "runs": sdk_runs,
         },
+        "cost": cost,
     }
 
 
@@ -283,7 +291,7 @@ def main() -> int:
         try:
             _wait_for_port(fake_port)
             fake_url = f"http://127.0.0.1:{fake_port}/v1"
-            results = asyncio.run(_main(stack.kafka_bootstrap_servers, fake_url, log_dir))
+            results = asyncio.run(_main(stack, fake_url, log_dir))
         finally:
             fake.terminate()
             fake.wait(timeout=10)

@@ -142,6 +142,23 @@ def render_ranking(
         console.print(line)
 
 
+def _cost_line(completed: CJAssessmentCompletedV1) -> str:
+    """Who judged and what it cost (unknown when an answer's model had no price)."""
+    usage = completed.system_metadata.resource_usage
+    judges = ", ".join(
+        f"{j.provider}/{j.model}" + (f" ({j.prompt_version})" if j.prompt_version else "")
+        for j in completed.system_metadata.judges
+    )
+    if usage.estimated_cost_usd is not None:
+        cost = f"${usage.estimated_cost_usd:.4f}"
+    else:
+        cost = f"unknown ({usage.unpriced_comparisons} answers from unpriced models)"
+    return (
+        f"judged by: {judges}   estimated cost: {cost}   tokens: {usage.prompt_tokens} prompt "
+        f"({usage.cached_prompt_tokens} cached), {usage.completion_tokens} completion"
+    )
+
+
 def statistics_lines(
     completed: CJAssessmentCompletedV1,
     intended: Mapping[str, IntendedPlacement] | None = None,
@@ -161,6 +178,8 @@ def statistics_lines(
         f"{usage.total_comparisons} planned   "
         f"time: {completed.system_metadata.processing_duration_seconds:.1f}s",
     ]
+    if completed.system_metadata.judges:
+        lines.append(_cost_line(completed))
     if intended:
         agreement = order_agreement(completed, intended)
         lines.append(

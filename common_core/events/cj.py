@@ -133,6 +133,24 @@ class ResourceUsage(_Contract):
     failed_comparisons: int = Field(default=0, ge=0)
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
+    # Optional since v1 (SPEC §1.3), summed over every answer of the batch (errors included):
+    # prompt tokens read from / written to the provider's prompt cache (part of prompt_tokens),
+    # and the estimated cost in US dollars from the provider service's price table. The cost is
+    # null when any answer that used tokens came without a price (an unpriced model, or an
+    # answer from before costs were reported): a partial sum would understate it.
+    cached_prompt_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    estimated_cost_usd: float | None = Field(default=None, ge=0)
+    unpriced_comparisons: int = Field(default=0, ge=0)
+
+
+class JudgeIdentity(_Contract):
+    """Who judged a batch's comparisons: provider, model, prompt version, and how many."""
+
+    provider: str
+    model: str
+    prompt_version: str | None = None
+    comparisons: int = Field(default=0, ge=0)
 
 
 class SystemMetadata(_Contract):
@@ -142,6 +160,8 @@ class SystemMetadata(_Contract):
     processed_at: AwareDatetime
     processing_duration_seconds: float = Field(ge=0)
     resource_usage: ResourceUsage = Field(default_factory=ResourceUsage)
+    # Optional since v1: the provider(s), model(s) and prompt version(s) behind the verdicts.
+    judges: list[JudgeIdentity] = Field(default_factory=list)
 
 
 class CJAssessmentCompletedV1(_Contract):

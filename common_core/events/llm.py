@@ -63,6 +63,13 @@ class TokenUsage(_Contract):
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
+    # Optional since v1 (SPEC §1.4). `prompt_tokens` counts every input token; these say how many
+    # of them were read from the provider's prompt cache and how many were written to it.
+    cached_prompt_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    # US dollars from the provider service's dated price table; None when the model has no price
+    # (never 0 for an unknown price) or the producer predates the field.
+    estimated_cost_usd: float | None = Field(default=None, ge=0)
 
 
 class LLMComparisonRequestV1(_Contract):

@@ -35,6 +35,7 @@ from common_core.events import (
     SystemMetadata,
     TokenUsage,
 )
+from common_core.events.cj import JudgeIdentity
 
 # Text PostgreSQL can store (common_core.limits): no NUL, no lone surrogate.
 _SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
@@ -72,7 +73,14 @@ error_details = st.builds(
     operation=ids,
     details=metadata,
 )
-usage = st.builds(TokenUsage, prompt_tokens=counts, completion_tokens=counts)
+usage = st.builds(
+    TokenUsage,
+    prompt_tokens=counts,
+    completion_tokens=counts,
+    cached_prompt_tokens=counts,
+    cache_write_tokens=counts,
+    estimated_cost_usd=st.none() | non_negative,
+)
 system_metadata = st.builds(
     SystemMetadata,
     processed_at=aware_datetimes,
@@ -84,6 +92,20 @@ system_metadata = st.builds(
         failed_comparisons=counts,
         prompt_tokens=counts,
         completion_tokens=counts,
+        cached_prompt_tokens=counts,
+        cache_write_tokens=counts,
+        estimated_cost_usd=st.none() | non_negative,
+        unpriced_comparisons=counts,
+    ),
+    judges=st.lists(
+        st.builds(
+            JudgeIdentity,
+            provider=ids,
+            model=ids,
+            prompt_version=st.none() | ids,
+            comparisons=counts,
+        ),
+        max_size=3,
     ),
 )
 rubric_scores = st.builds(

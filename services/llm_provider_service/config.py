@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.settings import ServiceSettings
 from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
+from llm_provider_service.domain.pricing import PriceTable
 
 SERVICE_NAME = "llm_provider_service"
 
@@ -17,23 +21,18 @@ DEFAULT_MODELS: dict[LLMProviderName, str] = {
 }
 
 
-class ModelPrice(BaseModel):
-    """US dollars per million tokens."""
-
-    model_config = ConfigDict(frozen=True)
-
-    prompt: float = Field(ge=0)
-    completion: float = Field(ge=0)
+# The dated price table shipped with the service (see the file for its sources).
+PRICE_TABLE_PATH = Path(__file__).resolve().parent / "data" / "price_table.json"
 
 
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gpt-4o-mini": ModelPrice(prompt=0.15, completion=0.60),
-    "gpt-4o": ModelPrice(prompt=2.50, completion=10.00),
-    "gpt-4.1-mini": ModelPrice(prompt=0.40, completion=1.60),
-    "claude-haiku-4-5": ModelPrice(prompt=1.00, completion=5.00),
-    "claude-sonnet-4-5": ModelPrice(prompt=3.00, completion=15.00),
-    HEURISTIC_MODEL: ModelPrice(prompt=0.0, completion=0.0),
-}
+def load_price_table(path: Path) -> PriceTable:
+    """The price table in a JSON file (the shipped one, or an operator's own)."""
+    return PriceTable.model_validate_json(path.read_bytes())
+
+
+@functools.cache
+def _cached_price_table(path: Path) -> PriceTable:
+    return load_price_table(path)
 
 
 class ProviderLimits(BaseModel):
@@ -77,12 +76,23 @@ class Settings(ServiceSettings):
     llm_retry_max_seconds: float = Field(default=20.0, ge=0)
     llm_retry_after_max_seconds: float = Field(default=60.0, ge=0)
     llm_request_timeout_seconds: float = Field(default=60.0, gt=0)
-    llm_default_max_tokens: int = Field(default=800, ge=1)
+    # Answer budgets per kind. Providers count `max_tokens` against the tokens-per-minute quota
+    # (and so does our limiter), so an oversized budget, not the provider, sets the pace. A
+    # verdict is a JSON object with two or three sentences (about 60-120 tokens), a rubric answer
+    # four scores and two to four sentences (about 100-200). LLM_DEFAULT_MAX_TOKENS, when set,
+    # overrides both (as before); a request's `llm_config.max_tokens` overrides everything.
+    llm_comparison_max_tokens: int = Field(default=256, ge=1)
+    llm_rubric_max_tokens: int = Field(default=512, ge=1)
+    llm_default_max_tokens: int | None = Field(default=None, ge=1)
 
     llm_circuit_failure_threshold: int = Field(default=5, ge=1)
     llm_circuit_cooldown_seconds: float = Field(default=30.0, ge=0)
 
-    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # Prompt caching of the static prefix: Anthropic `cache_control`, OpenAI `prompt_cache_key`
+    # (off for an OpenAI-compatible server that rejects the parameter).
+    llm_prompt_caching: bool = True
+    # The price table: the shipped one unless LLM_PRICE_TABLE_PATH names another JSON file.
+    llm_price_table_path: Path = PRICE_TABLE_PATH
 
     @model_validator(mode="after")
     def _pick_default_provider(self) -> Settings:
@@ -94,7 +104,21 @@ class Settings(ServiceSettings):
             else:
                 chosen = LLMProviderName.HEURISTIC
             object.__setattr__(self, "llm_default_provider", chosen)
+        _cached_price_table(self.llm_price_table_path)  # a bad table fails at start, not later
         return self
+
+    @property
+    def price_table(self) -> PriceTable:
+        """The price table read from `llm_price_table_path` (read once per path)."""
+        return _cached_price_table(self.llm_price_table_path)
+
+    def max_tokens(self, kind: str) -> int:
+        """The answer budget of a request kind (`comparison` or `rubric`) naming none."""
+        if self.llm_default_max_tokens is not None:
+            return self.llm_default_max_tokens
+        if kind == "rubric":
+            return self.llm_rubric_max_tokens
+        return self.llm_comparison_max_tokens
 
     @property
     def default_provider(self) -> LLMProviderName:

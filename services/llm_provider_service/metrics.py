@@ -18,13 +18,27 @@ REQUEST_DURATION = Histogram(
 )
 TOKENS = Counter(
     "huleedu_llm_tokens_total",
-    "Tokens consumed, by provider, model and direction (prompt, completion).",
-    ["provider", "model", "direction"],
+    "Tokens consumed, by provider, model, mode (sync, batch) and direction (prompt, completion; "
+    "cached_prompt and cache_write count prompt tokens read from / written to the prompt cache).",
+    ["provider", "model", "mode", "direction"],
 )
 ESTIMATED_COST = Counter(
     "huleedu_llm_estimated_cost_usd_total",
-    "Estimated spend in US dollars from the configured price table.",
-    ["provider", "model"],
+    "Estimated spend in US dollars from the dated price table, by provider, model and mode.",
+    ["provider", "model", "mode"],
+)
+UNPRICED_RESULTS = Counter(
+    "huleedu_llm_unpriced_results_total",
+    "Results whose model has no price in the price table (their estimated cost is null).",
+    ["provider", "model", "mode"],
+)
+ANSWER_TOKENS = Histogram(
+    "huleedu_llm_answer_tokens",
+    "Completion tokens of each answered request, by provider and kind: the measured answer "
+    "lengths the per-kind answer budgets (LLM_COMPARISON_MAX_TOKENS, LLM_RUBRIC_MAX_TOKENS) "
+    "are sized from.",
+    ["provider", "kind"],
+    buckets=(16, 32, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4096),
 )
 IN_FLIGHT = Gauge(
     "huleedu_llm_in_flight_requests",

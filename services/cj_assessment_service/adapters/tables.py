@@ -47,6 +47,11 @@ cj_batches = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("cached_prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("estimated_cost_usd", Float, nullable=False, server_default=text("0")),
+    Column("unpriced_answers", Integer, nullable=False, server_default=text("0")),
+    Column("judges", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
 )
 
 cj_essays = Table(

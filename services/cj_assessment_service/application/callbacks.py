@@ -3,6 +3,7 @@ fully answered wave (fail, finish, or the next wave)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -48,6 +49,40 @@ class _BatchChanges:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0
+    judges: Counter[tuple[str, str, str | None]] = field(default_factory=Counter)
+
+    def add_usage(self, result: LLMComparisonResultV1) -> None:
+        """Count an answer's tokens and cost (errors cost too), and its judge for a verdict."""
+        usage = result.usage
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cached_prompt_tokens += usage.cached_prompt_tokens
+        self.cache_write_tokens += usage.cache_write_tokens
+        if usage.estimated_cost_usd is not None:
+            self.cost_usd += usage.estimated_cost_usd
+        elif usage.prompt_tokens or usage.completion_tokens:
+            self.unpriced += 1  # tokens were spent at an unknown price
+        if result.error_detail is None:
+            self.judges[(result.provider, result.model, result.prompt_version)] += 1
+
+
+def _merge_judges(
+    stored: list[dict[str, Any]], new: Counter[tuple[str, str, str | None]]
+) -> list[dict[str, Any]]:
+    """The stored judge counts plus the new ones, as stored (JSON)."""
+    counts: Counter[tuple[str, str, str | None]] = Counter(new)
+    for judge in stored:
+        counts[(judge["provider"], judge["model"], judge.get("prompt_version"))] += int(
+            judge.get("comparisons", 0)
+        )
+    return [
+        {"provider": p, "model": m, "prompt_version": v, "comparisons": n}
+        for (p, m, v), n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    ]
 
 
 @dataclass
@@ -128,8 +163,7 @@ class CallbackUseCases:
                 report.late += 1
                 continue
             delta = changes.setdefault(pair.batch_id, _BatchChanges())
-            delta.prompt_tokens += result.usage.prompt_tokens
-            delta.completion_tokens += result.usage.completion_tokens
+            delta.add_usage(result)
             report.latencies.append(max(0.0, (now - pair.requested_at).total_seconds()))
             error = result.error_detail
             if error is None:
@@ -177,6 +211,11 @@ class CallbackUseCases:
             failed=before.failed + delta.failed,
             prompt_tokens=before.prompt_tokens + delta.prompt_tokens,
             completion_tokens=before.completion_tokens + delta.completion_tokens,
+            cached_prompt_tokens=before.cached_prompt_tokens + delta.cached_prompt_tokens,
+            cache_write_tokens=before.cache_write_tokens + delta.cache_write_tokens,
+            estimated_cost_usd=before.estimated_cost_usd + delta.cost_usd,
+            unpriced_answers=before.unpriced_answers + delta.unpriced,
+            judges=_merge_judges(before.judges, delta.judges) if delta.judges else before.judges,
             last_activity_at=now,
         )
         update: dict[str, Any] = {
@@ -184,6 +223,11 @@ class CallbackUseCases:
             "failed": batch.failed,
             "prompt_tokens": batch.prompt_tokens,
             "completion_tokens": batch.completion_tokens,
+            "cached_prompt_tokens": batch.cached_prompt_tokens,
+            "cache_write_tokens": batch.cache_write_tokens,
+            "estimated_cost_usd": batch.estimated_cost_usd,
+            "unpriced_answers": batch.unpriced_answers,
+            "judges": batch.judges,
             "last_activity_at": now,
         }
         if batch.threshold_reached_at is None and partial_scoring_due(

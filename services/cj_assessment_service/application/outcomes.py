@@ -28,6 +28,7 @@ from common_core.events.cj import (
     CJAssessmentCompletedV1,
     CJAssessmentFailedV1,
     CJCompletionReason,
+    JudgeIdentity,
     ResourceUsage,
     SystemMetadata,
 )
@@ -119,7 +120,15 @@ class BatchOutcomes:
                 failed_comparisons=batch.failed,
                 prompt_tokens=batch.prompt_tokens,
                 completion_tokens=batch.completion_tokens,
+                cached_prompt_tokens=batch.cached_prompt_tokens,
+                cache_write_tokens=batch.cache_write_tokens,
+                # Unknown as a whole when any answer's price was: never a partial sum.
+                estimated_cost_usd=(
+                    None if batch.unpriced_answers else round(batch.estimated_cost_usd, 8)
+                ),
+                unpriced_comparisons=batch.unpriced_answers,
             ),
+            judges=[JudgeIdentity.model_validate(judge) for judge in batch.judges],
         )
 
     async def fail_low_success(self, repo: BatchRepository, batch: BatchRecord) -> None:

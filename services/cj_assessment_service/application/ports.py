@@ -84,6 +84,14 @@ class BatchRecord:
     updated_at: datetime
     last_activity_at: datetime
     finished_at: datetime | None
+    # What the answers cost (SPEC §1.3 resource_usage): cache tokens, the summed estimated cost,
+    # answers that used tokens without a price, and who judged ([{provider, model,
+    # prompt_version, comparisons}]).
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+    unpriced_answers: int = 0
+    judges: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answered(self) -> int:

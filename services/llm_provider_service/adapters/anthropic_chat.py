@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import anthropic
+from anthropic.types import TextBlockParam, Usage
 
 from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.ports import ChatReply, ChatRequest
@@ -65,17 +66,38 @@ class AnthropicChatModel:
                 model=request.model,
                 max_tokens=request.max_tokens,
                 system=system,
-                messages=[{"role": "user", "content": request.user}],
+                messages=[{"role": "user", "content": user_content(request)}],
                 **extra,
             )
         except anthropic.AnthropicError as exc:
             raise translate_anthropic_error(exc) from None
-        prompt_tokens = response.usage.input_tokens
-        completion_tokens = response.usage.output_tokens
+        tokens = usage_tokens(response.usage)
         if response.stop_reason == "refusal":
-            raise ContentPolicyError(
-                "the model refused to judge the content",
-                details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            )
+            raise ContentPolicyError("the model refused to judge the content", details=tokens)
         text = "".join(block.text for block in response.content if block.type == "text")
-        return ChatReply(text, response.model or request.model, prompt_tokens, completion_tokens)
+        return ChatReply(text, response.model or request.model, **tokens)
+
+
+def usage_tokens(usage: Usage) -> dict[str, int]:
+    """Token counts of a message's usage (a batch result's too). Anthropic's `input_tokens`
+    excludes the tokens read from or written to the cache; our `prompt_tokens` counts them all."""
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return {
+        "prompt_tokens": usage.input_tokens + cached + written,
+        "completion_tokens": usage.output_tokens,
+        "cached_prompt_tokens": cached,
+        "cache_write_tokens": written,
+    }
+
+
+def user_content(request: ChatRequest) -> str | list[TextBlockParam]:
+    """The user message: one text, or with a cache breakpoint two blocks (the static head marked
+    `cache_control`, then the per-request texts), so the system prompt and the head are cached."""
+    cut = request.cache_breakpoint_chars
+    if cut <= 0 or cut >= len(request.user):
+        return request.user
+    return [
+        {"type": "text", "text": request.user[:cut], "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": request.user[cut:]},
+    ]

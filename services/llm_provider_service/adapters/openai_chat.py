@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+from openai.types import CompletionUsage
 
 from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.ports import ChatReply, ChatRequest
@@ -61,6 +62,8 @@ class OpenAIChatModel:
         extra: dict[str, Any] = {}
         if request.temperature is not None:
             extra["temperature"] = request.temperature
+        if request.cache_key is not None:
+            extra["prompt_cache_key"] = request.cache_key
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
@@ -81,20 +84,25 @@ class OpenAIChatModel:
             )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc) from None
-        usage = response.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
+        tokens = usage_tokens(response.usage)
         if not response.choices:
-            return ChatReply(None, response.model, prompt_tokens, completion_tokens)
+            return ChatReply(None, response.model, **tokens)
         choice = response.choices[0]
         if choice.finish_reason == "content_filter" or choice.message.refusal:
-            raise ContentPolicyError(
-                "the model refused to judge the content",
-                details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            )
-        return ChatReply(
-            choice.message.content,
-            response.model or request.model,
-            prompt_tokens,
-            completion_tokens,
-        )
+            raise ContentPolicyError("the model refused to judge the content", details=tokens)
+        return ChatReply(choice.message.content, response.model or request.model, **tokens)
+
+
+def usage_tokens(usage: CompletionUsage | None) -> dict[str, int]:
+    """Token counts of a completion's usage (a batch result's too); `prompt_tokens` already
+    includes the cached ones (`prompt_tokens_details.cached_tokens`). OpenAI charges nothing
+    extra for cache writes."""
+    if usage is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0}
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_prompt_tokens": cached,
+    }

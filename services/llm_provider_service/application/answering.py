@@ -22,16 +22,19 @@ from common_core.events.llm import (
     TokenUsage,
 )
 from llm_provider_service.application.ports import Judge, ModelChoice
-from llm_provider_service.config import SERVICE_NAME, ModelPrice, Settings
+from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.errors import JudgeError, ProviderNotConfiguredError
 from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
 from llm_provider_service.domain.injection import injection_suspected
+from llm_provider_service.domain.pricing import CostMode, PriceTable, estimate_cost
 from llm_provider_service.metrics import (
+    ANSWER_TOKENS,
     ESTIMATED_COST,
     INJECTION_SUSPECTED,
     REQUEST_DURATION,
     REQUESTS,
     TOKENS,
+    UNPRICED_RESULTS,
 )
 
 log = structlog.get_logger(__name__)
@@ -43,13 +46,6 @@ class _Resolved:
     choice: ModelChoice
 
 
-def estimated_cost(usage: TokenUsage, price: ModelPrice | None) -> float:
-    """US dollars for the tokens at a price per million tokens (0 when the model is unpriced)."""
-    if price is None:
-        return 0.0
-    return (usage.prompt_tokens * price.prompt + usage.completion_tokens * price.completion) / 1e6
-
-
 class RequestAnswerer:
     """Answers comparison and rubric requests through the configured judges."""
 
@@ -57,20 +53,20 @@ class RequestAnswerer:
         self._settings = settings
         self._judges = dict(judges)
 
-    def _resolve(self, config: LLMConfig) -> _Resolved:
+    def _resolve(self, config: LLMConfig, kind: str) -> _Resolved:
         provider = config.provider or self._settings.default_provider
         if provider is LLMProviderName.HEURISTIC:
             model = HEURISTIC_MODEL  # whatever was asked, this is what answers
         else:
             model = config.model or self._settings.default_model(provider)
-        max_tokens = config.max_tokens or self._settings.llm_default_max_tokens
+        max_tokens = config.max_tokens or self._settings.max_tokens(kind)
         return _Resolved(provider, ModelChoice(model, config.temperature, max_tokens))
 
     async def answer_comparison(
         self, request: LLMComparisonRequestV1, correlation_id: UUID
     ) -> LLMComparisonResultV1:
         """Judge the pair; any failure becomes an error result (never an exception)."""
-        resolved = self._resolve(request.llm_config)
+        resolved = self._resolve(request.llm_config, "comparison")
         suspected = injection_suspected(request.essay_a.text_content, request.essay_b.text_content)
         started = time.monotonic()
         common: dict[str, Any] = {
@@ -88,7 +84,9 @@ class RequestAnswerer:
             )
             return LLMComparisonResultV1(**common, **failure)
         latency = time.monotonic() - started
-        self._record("comparison", resolved, "success", latency, judgement.usage, suspected)
+        usage = self._record(
+            "comparison", resolved, "success", latency, judgement.usage, suspected, judgement.model
+        )
         return LLMComparisonResultV1(
             **common,
             model=judgement.model,
@@ -98,14 +96,14 @@ class RequestAnswerer:
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),
-            usage=judgement.usage,
+            usage=usage,
         )
 
     async def answer_rubric(
         self, request: LLMRubricRequestV1, correlation_id: UUID
     ) -> LLMRubricResultV1:
         """Score the answer; any failure becomes an error result (never an exception)."""
-        resolved = self._resolve(request.llm_config)
+        resolved = self._resolve(request.llm_config, "rubric")
         suspected = injection_suspected(request.answer_text)
         started = time.monotonic()
         common: dict[str, Any] = {
@@ -123,7 +121,9 @@ class RequestAnswerer:
             )
             return LLMRubricResultV1(**common, **failure)
         latency = time.monotonic() - started
-        self._record("rubric", resolved, "success", latency, judgement.usage, suspected)
+        usage = self._record(
+            "rubric", resolved, "success", latency, judgement.usage, suspected, judgement.model
+        )
         scores = judgement.answer.scores
         return LLMRubricResultV1(
             **common,
@@ -139,7 +139,7 @@ class RequestAnswerer:
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),
-            usage=judgement.usage,
+            usage=usage,
         )
 
     def _failure(  # noqa: PLR0917 - one private call shape, used twice
@@ -155,8 +155,9 @@ class RequestAnswerer:
         """The error fields of a result (and its metrics) for a request that failed."""
         latency = time.monotonic() - started
         error = self._error_detail(exc, correlation_id, operation)
-        usage = _usage_from_details(error.details)
-        self._record(kind, resolved, error.code.value, latency, usage, suspected)
+        usage = self._record(
+            kind, resolved, error.code.value, latency, _usage_from_details(error.details), suspected
+        )
         return {
             "model": resolved.choice.model,
             "error_detail": error,
@@ -193,7 +194,7 @@ class RequestAnswerer:
             retryable=False,
         )
 
-    def _record(  # noqa: PLR0917 - one private call shape, used twice
+    def _record(  # noqa: PLR0917 - one private call shape, used three times
         self,
         kind: str,
         resolved: _Resolved,
@@ -201,22 +202,64 @@ class RequestAnswerer:
         latency: float,
         usage: TokenUsage,
         suspected: bool,
-    ) -> None:
+        answered_by: str | None = None,
+    ) -> TokenUsage:
+        """Count the request in the metrics; the usage with its estimated cost (sync mode)."""
         provider, model = resolved.provider.value, resolved.choice.model
         REQUESTS.labels(provider=provider, model=model, kind=kind, outcome=outcome).inc()
         REQUEST_DURATION.labels(provider=provider, kind=kind).observe(latency)
-        TOKENS.labels(provider=provider, model=model, direction="prompt").inc(usage.prompt_tokens)
-        TOKENS.labels(provider=provider, model=model, direction="completion").inc(
-            usage.completion_tokens
-        )
-        cost = estimated_cost(usage, self._settings.llm_prices.get(model))
-        ESTIMATED_COST.labels(provider=provider, model=model).inc(cost)
         if suspected:
             INJECTION_SUSPECTED.labels(kind=kind).inc()
+        if outcome == "success" and provider != LLMProviderName.HEURISTIC.value:
+            ANSWER_TOKENS.labels(provider=provider, kind=kind).observe(usage.completion_tokens)
+        return price_usage(
+            self._settings.price_table, provider, (model, answered_by), usage, CostMode.SYNC
+        )
+
+
+def price_usage(
+    table: PriceTable,
+    provider: str,
+    models: tuple[str, str | None],
+    usage: TokenUsage,
+    mode: str,
+) -> TokenUsage:
+    """The usage with its estimated cost, counted in the token and cost metrics.
+
+    `models` are the model asked for and the one that answered (a dated snapshot, say); the
+    first one with a price prices the usage. Without one the cost is None, never 0, with a
+    warning and `huleedu_llm_unpriced_results_total`. Batch-mode results pass `mode="batch"`.
+    """
+    requested, answered = models
+    cost = estimate_cost(table, provider, requested, usage, mode)
+    if cost is None and answered and answered != requested:
+        cost = estimate_cost(table, provider, answered, usage, mode)
+    labels = {"provider": provider, "model": requested, "mode": str(mode)}
+    for direction, tokens in (
+        ("prompt", usage.prompt_tokens),
+        ("completion", usage.completion_tokens),
+        ("cached_prompt", usage.cached_prompt_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
+        TOKENS.labels(direction=direction, **labels).inc(tokens)
+    if cost is None:
+        UNPRICED_RESULTS.labels(**labels).inc()
+        log.warning(
+            "model_price_unknown",
+            provider=provider,
+            model=requested,
+            answered_by=answered,
+            price_table_as_of=table.as_of,
+        )
+    else:
+        ESTIMATED_COST.labels(**labels).inc(cost)
+    return usage.model_copy(update={"estimated_cost_usd": cost})
 
 
 def _usage_from_details(details: Mapping[str, Any]) -> TokenUsage:
     return TokenUsage(
         prompt_tokens=int(details.get("prompt_tokens", 0)),
         completion_tokens=int(details.get("completion_tokens", 0)),
+        cached_prompt_tokens=int(details.get("cached_prompt_tokens", 0)),
+        cache_write_tokens=int(details.get("cache_write_tokens", 0)),
     )

@@ -3,6 +3,8 @@ the heuristic)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,7 @@ from llm_provider_service.domain.answers import (
 )
 from llm_provider_service.domain.errors import MalformedAnswerError
 from llm_provider_service.domain.heuristic_judge import compare_essays, score_answer
+from llm_provider_service.domain.prompt_caching import plan_prompt_cache
 from llm_provider_service.domain.prompts import (
     RenderedPrompt,
     render_comparison_prompt,
@@ -119,10 +122,20 @@ class ChatJudge:
     """A judge backed by a chat model: renders the prompt, asks, parses; a malformed answer
     is asked again once, then reported as a parse error."""
 
-    def __init__(self, provider: str, chat: ChatModel, *, parse_attempts: int = 2) -> None:
+    def __init__(
+        self,
+        provider: str,
+        chat: ChatModel,
+        *,
+        parse_attempts: int = 2,
+        cache_minimum: Callable[[str], int] | None = None,
+    ) -> None:
+        """`cache_minimum(model)`: the shortest prefix (tokens) the model caches; None turns
+        prompt caching off."""
         self._provider = provider
         self._chat = chat
         self._parse_attempts = parse_attempts
+        self._cache_minimum = cache_minimum
 
     async def compare(
         self, request: LLMComparisonRequestV1, choice: ModelChoice
@@ -148,6 +161,14 @@ class ChatJudge:
         schema: dict[str, Any],
         parse: Callable[[str | None], AnswerT],
     ) -> Judgement[AnswerT]:
+        breakpoint_chars, cache_key = 0, None
+        if self._cache_minimum is not None:
+            plan = plan_prompt_cache(
+                prompt,
+                min_cacheable_tokens=self._cache_minimum(choice.model),
+                extra_prefix_chars=len(json.dumps(schema, sort_keys=True)),
+            )
+            breakpoint_chars, cache_key = plan.breakpoint_chars, plan.key
         call = ChatRequest(
             model=choice.model,
             system=prompt.system,
@@ -156,13 +177,19 @@ class ChatJudge:
             schema=schema,
             temperature=choice.temperature,
             max_tokens=choice.max_tokens,
+            cache_breakpoint_chars=breakpoint_chars,
+            cache_key=cache_key,
         )
-        prompt_tokens = completion_tokens = 0
+        spent: Counter[str] = Counter()
         last_error: MalformedAnswerError | None = None
         for attempt in range(1, self._parse_attempts + 1):
             reply = await self._chat.complete(call)
-            prompt_tokens += reply.prompt_tokens
-            completion_tokens += reply.completion_tokens
+            spent.update(
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                cached_prompt_tokens=reply.cached_prompt_tokens,
+                cache_write_tokens=reply.cache_write_tokens,
+            )
             try:
                 answer = parse(reply.text)
             except MalformedAnswerError as exc:
@@ -170,10 +197,8 @@ class ChatJudge:
                 log.warning("malformed_model_answer", provider=self._provider, attempt=attempt)
                 last_error = exc
                 continue
-            usage = TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-            return Judgement(answer, reply.model or choice.model, prompt, usage)
+            return Judgement(answer, reply.model or choice.model, prompt, TokenUsage(**spent))
         assert last_error is not None
         raise MalformedAnswerError(
-            f"{last_error.message} (after {self._parse_attempts} attempts)",
-            details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+            f"{last_error.message} (after {self._parse_attempts} attempts)", details=dict(spent)
         )

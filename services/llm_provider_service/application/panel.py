@@ -17,6 +17,7 @@ from llm_provider_service.application.resilience import (
 )
 from llm_provider_service.config import ProviderLimits, Settings
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker
+from llm_provider_service.domain.prompt_caching import DEFAULT_MIN_CACHEABLE_TOKENS
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,5 +110,19 @@ def build_panel(
         resilient = ResilientChatModel(
             name.value, chat, breaker=breaker, limiter=limiter, policy=policy
         )
-        seats[name] = PanelSeat(name, ChatJudge(name.value, resilient), breaker, limits)
+        cache_minimum = _cache_minimum(settings, name) if settings.llm_prompt_caching else None
+        judge = ChatJudge(name.value, resilient, cache_minimum=cache_minimum)
+        seats[name] = PanelSeat(name, judge, breaker, limits)
     return JudgePanel(settings, seats)
+
+
+def _cache_minimum(settings: Settings, provider: LLMProviderName) -> Callable[[str], int]:
+    """A model's minimum cacheable prefix from the price table (1024, the providers' common
+    minimum, for a model the table does not know)."""
+    table = settings.price_table
+
+    def minimum(model: str) -> int:
+        price = table.price(provider.value, model)
+        return price.min_cacheable_tokens if price is not None else DEFAULT_MIN_CACHEABLE_TOKENS
+
+    return minimum

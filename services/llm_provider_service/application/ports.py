@@ -59,16 +59,24 @@ class ChatRequest:
     schema: dict[str, Any]
     temperature: float | None
     max_tokens: int
+    # Prompt caching (SPEC §2): the first `cache_breakpoint_chars` characters of `user` close the
+    # cacheable prefix (Anthropic `cache_control`; 0 = no breakpoint); `cache_key` is OpenAI's
+    # `prompt_cache_key` (None = caching off).
+    cache_breakpoint_chars: int = 0
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChatReply:
-    """The model's raw text answer and its token usage."""
+    """The model's raw text answer and its token usage (`prompt_tokens` counts every input
+    token, the cached and cache-written ones included)."""
 
     text: str | None
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class ChatModel(Protocol):

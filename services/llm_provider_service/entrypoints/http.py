@@ -1,4 +1,4 @@
-"""The HTTP app: health, readiness, metrics and the providers overview."""
+"""The HTTP app: health, readiness, metrics, the providers overview and the price table."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from common_core.runtime.http import (
     register_operational_routes,
 )
 from llm_provider_service.application.panel import JudgePanel
+from llm_provider_service.config import Settings
 
 
 def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
@@ -31,6 +32,12 @@ def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck
     async def providers(panel: FromDishka[JudgePanel]) -> tuple[dict[str, Any], int]:
         """Configured providers, the default, circuit states and limits (never keys)."""
         return panel.describe(), 200
+
+    @app.get("/api/v1/prices")
+    @inject
+    async def prices(settings: FromDishka[Settings]) -> tuple[dict[str, Any], int]:
+        """The dated price table the cost estimates come from (date, sources, prices)."""
+        return settings.price_table.model_dump(mode="json"), 200
 
     QuartDishka(app=app, container=container)
     return app

@@ -3,7 +3,8 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the official SDKs:
 `POST /v1/chat/completions` (OpenAI) and `POST /v1/messages` (Anthropic). Each request is
 answered by a script: a good structured answer by default, or a scripted status, delay,
-`Retry-After`, or malformed model text. Run it alone with
+`Retry-After`, or malformed model text. Usage is counted from the prompt text, with prompt-cache
+hits and writes as the providers report them (`FakePromptCache`). Run it alone with
 `python -m llm_provider_service.testing.fake_llm_server --port 8990 --delay 0.2`.
 """
 
@@ -57,6 +58,9 @@ class ReceivedRequest:
 
 Script = Callable[[ReceivedRequest, int], FakeReply]
 
+# What every good answer reports as its completion tokens (a verdict is a few dozen).
+FAKE_COMPLETION_TOKENS = 30
+
 
 def good_content(request: ReceivedRequest) -> str:
     """A valid model answer for the kind of request."""
@@ -77,7 +81,9 @@ def good_content(request: ReceivedRequest) -> str:
     )
 
 
-def _openai_body(request: ReceivedRequest, content: str) -> dict[str, Any]:
+def _openai_body(
+    request: ReceivedRequest, content: str, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -91,11 +97,13 @@ def _openai_body(request: ReceivedRequest, content: str) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+        "usage": usage or openai_usage(request.body, cached_tokens=0),
     }
 
 
-def _anthropic_body(request: ReceivedRequest, content: str) -> dict[str, Any]:
+def _anthropic_body(
+    request: ReceivedRequest, content: str, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "id": "msg_fake",
         "type": "message",
@@ -104,7 +112,7 @@ def _anthropic_body(request: ReceivedRequest, content: str) -> dict[str, Any]:
         "content": [{"type": "text", "text": content}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 120, "output_tokens": 30},
+        "usage": usage or anthropic_usage(request.body, cached_tokens=0, written_tokens=0),
     }
 
 
@@ -131,6 +139,151 @@ def scripted(*replies: FakeReply, then: FakeReply | None = None) -> Script:
     return script
 
 
+class FakePromptCache:
+    """The providers' prompt caches, as far as billing shows them (`server.prompt_cache`).
+
+    Tokens are counted as characters / 4. A prefix becomes readable when the response of the
+    request that wrote it is sent, so requests in flight together all miss, as with the real
+    caches. OpenAI: caches the longest prefix shared with an earlier prompt under the same
+    `prompt_cache_key`, from 1024 tokens in steps of 128; requests without a key are reported
+    uncached (the real API also caches them, with less reliable routing, so a keyless figure is
+    a full-price baseline). Anthropic: caches the system prompt and the user blocks up to the
+    `cache_control` breakpoint when they reach the model's minimum (1024 tokens; 2048 for Haiku
+    3/3.5; 4096 for Haiku 4.5), reporting a cache write the first time and reads afterwards.
+    """
+
+    def __init__(self, *, remembered_prompts: int = 256) -> None:
+        self._openai: dict[str, list[str]] = {}
+        self._anthropic: set[str] = set()
+        self._remembered = remembered_prompts
+
+    def usage(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The usage object to report for a request, given what is cached now."""
+        if path.endswith("/messages"):
+            prefix = _anthropic_cached_prefix(body)
+            if prefix is None:
+                return anthropic_usage(body, cached_tokens=0, written_tokens=0)
+            tokens = _tokens(prefix)
+            if prefix in self._anthropic:
+                return anthropic_usage(body, cached_tokens=tokens, written_tokens=0)
+            return anthropic_usage(body, cached_tokens=0, written_tokens=tokens)
+        key = body.get("prompt_cache_key")
+        if not isinstance(key, str):
+            return openai_usage(body, cached_tokens=0)
+        text = _openai_prompt_text(body)
+        shared = max((_common_prefix(text, seen) for seen in self._openai.get(key, ())), default=0)
+        tokens = _tokens_of_length(shared)
+        cached = 0 if tokens < 1024 else 1024 + (tokens - 1024) // 128 * 128
+        return openai_usage(body, cached_tokens=cached)
+
+    def remember(self, path: str, body: dict[str, Any]) -> None:
+        """Make the request's cacheable prefix readable (its response has been sent)."""
+        if path.endswith("/messages"):
+            prefix = _anthropic_cached_prefix(body)
+            if prefix is not None:
+                self._anthropic.add(prefix)
+            return
+        key = body.get("prompt_cache_key")
+        if isinstance(key, str):
+            seen = self._openai.setdefault(key, [])
+            seen.append(_openai_prompt_text(body))
+            del seen[: -self._remembered]
+
+
+def _tokens_of_length(chars: int) -> int:
+    return chars // 4
+
+
+def _tokens(text: str) -> int:
+    return _tokens_of_length(len(text))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (a binary search of C-speed slice comparisons)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return ""
+
+
+def _openai_prompt_text(body: dict[str, Any]) -> str:
+    return "".join(_text_of(m.get("content")) for m in body.get("messages", []))
+
+
+def _anthropic_prompt_text(body: dict[str, Any]) -> str:
+    return _text_of(body.get("system")) + _openai_prompt_text(body)
+
+
+def _anthropic_min_cacheable(model: str) -> int:
+    if "haiku-4-5" in model:
+        return 4096
+    if "haiku" in model:
+        return 2048
+    return 1024
+
+
+def _anthropic_cached_prefix(body: dict[str, Any]) -> str | None:
+    """The text up to the last `cache_control` breakpoint, when long enough to be cached."""
+    parts: list[tuple[str, bool]] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        parts.append((system, False))
+    for block in system if isinstance(system, list) else []:
+        parts.append((str(block.get("text", "")), "cache_control" in block))
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append((content, False))
+            continue
+        for block in content or []:
+            parts.append((str(block.get("text", "")), "cache_control" in block))
+    marked = [i for i, (_text, mark) in enumerate(parts) if mark]
+    if not marked:
+        return None
+    prefix = "".join(text for text, _mark in parts[: marked[-1] + 1])
+    if _tokens(prefix) < _anthropic_min_cacheable(str(body.get("model", ""))):
+        return None
+    return prefix
+
+
+def openai_usage(body: dict[str, Any], *, cached_tokens: int) -> dict[str, Any]:
+    """An OpenAI usage object: every prompt token in `prompt_tokens`, the cached ones also in
+    `prompt_tokens_details.cached_tokens`."""
+    prompt = _tokens(_openai_prompt_text(body))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": FAKE_COMPLETION_TOKENS,
+        "total_tokens": prompt + FAKE_COMPLETION_TOKENS,
+        "prompt_tokens_details": {"cached_tokens": min(cached_tokens, prompt)},
+    }
+
+
+def anthropic_usage(
+    body: dict[str, Any], *, cached_tokens: int, written_tokens: int
+) -> dict[str, Any]:
+    """An Anthropic usage object: `input_tokens` are the tokens after the last breakpoint, the
+    cached prefix is in `cache_read_input_tokens` or `cache_creation_input_tokens`."""
+    total = _tokens(_anthropic_prompt_text(body))
+    return {
+        "input_tokens": max(0, total - cached_tokens - written_tokens),
+        "output_tokens": FAKE_COMPLETION_TOKENS,
+        "cache_read_input_tokens": cached_tokens,
+        "cache_creation_input_tokens": written_tokens,
+    }
+
+
 class FakeLLMServer:
     """An asyncio HTTP server on 127.0.0.1 answering like the OpenAI/Anthropic APIs."""
 
@@ -139,6 +292,9 @@ class FakeLLMServer:
         self.delay = delay
         self.received: list[ReceivedRequest] = []
         self.answered = 0
+        self.prompt_cache = FakePromptCache()
+        # The usage object of every good answer sent, in order (what a test expects to be billed).
+        self.reported_usage: list[dict[str, Any]] = []
         self._port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -189,8 +345,12 @@ class FakeLLMServer:
                 index = len(self.received)
                 self.received.append(request)
                 reply = self.script(request, index)
+                usage = self.prompt_cache.usage(request.path, request.body)
                 await asyncio.sleep(self.delay + reply.delay)
-                writer.write(self._response(request, reply))
+                writer.write(self._response(request, reply, usage))
+                if reply.status == 200:
+                    self.prompt_cache.remember(request.path, request.body)
+                    self.reported_usage.append(usage)
                 await writer.drain()
                 self.answered += 1
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -218,13 +378,15 @@ class FakeLLMServer:
         return ReceivedRequest(path, headers, body, time.monotonic())
 
     @staticmethod
-    def _response(request: ReceivedRequest, reply: FakeReply) -> bytes:
+    def _response(
+        request: ReceivedRequest, reply: FakeReply, usage: dict[str, Any] | None = None
+    ) -> bytes:
         if reply.status == 200:
             content = reply.content if reply.content is not None else good_content(request)
             if request.path.endswith("/messages"):
-                body = _anthropic_body(request, content)
+                body = _anthropic_body(request, content, usage)
             else:
-                body = _openai_body(request, content)
+                body = _openai_body(request, content, usage)
         else:
             body = _error_body(request, reply)
         payload = json.dumps(body).encode()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from common_core.events import CJAssessmentCompletedV1
+from common_core.events import CJAssessmentCompletedV1, ResourceUsage
+from common_core.events.cj import JudgeIdentity
 from huleedu_cli.inputs import IntendedPlacement
 from huleedu_cli.report import (
     RANKING_COLUMNS,
@@ -97,6 +98,39 @@ class TestConsoleReport:
         assert "position bias: 0.05 ± 0.12 logits" in text
         assert "Spearman rho 1.000 over 4 essays" in text
         assert text.index("e1") < text.index("e4")
+
+    def test_the_judge_and_estimated_cost_are_shown_and_an_unknown_cost_says_so(self) -> None:
+        event = completed_event()
+        metadata = event.system_metadata.model_copy(
+            update={
+                "judges": [
+                    JudgeIdentity(
+                        provider="openai",
+                        model="gpt-4o-mini",
+                        prompt_version="comparison_v1",
+                        comparisons=6,
+                    )
+                ],
+                "resource_usage": ResourceUsage(
+                    prompt_tokens=9000, cached_prompt_tokens=4000, estimated_cost_usd=0.0021
+                ),
+            }
+        )
+        console = Console(record=True, width=160)
+        render_ranking(console, event.model_copy(update={"system_metadata": metadata}), None)
+        text = console.export_text()
+        assert "judged by: openai/gpt-4o-mini (comparison_v1)" in text
+        assert "estimated cost: $0.0021" in text
+        assert "9000 prompt (4000 cached)" in text
+
+        unpriced = metadata.model_copy(
+            update={
+                "resource_usage": ResourceUsage(prompt_tokens=9000, unpriced_comparisons=6),
+            }
+        )
+        console = Console(record=True, width=160)
+        render_ranking(console, event.model_copy(update={"system_metadata": unpriced}), None)
+        assert "estimated cost: unknown (6 answers from unpriced models)" in console.export_text()
 
     def test_an_event_without_the_bias_error_shows_the_bias_alone(self) -> None:
         event = completed_event()

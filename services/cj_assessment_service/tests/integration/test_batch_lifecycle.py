@@ -29,6 +29,7 @@ from common_core.events.cj import (
     CJAssessmentFailedV1,
     CJCompletionReason,
     EssayToProcess,
+    JudgeIdentity,
 )
 from common_core.runtime.kafka_producer import OutgoingMessage
 from common_core.testing import eventually, read_topic
@@ -73,6 +74,14 @@ class TestFullLifecycle:
         assert [r.essay_id for r in rankings] == [f"e{i}" for i in range(9, -1, -1)]
         assert all(r.comparisons == 9 for r in rankings)
         assert completed.data.system_metadata.resource_usage.completed_comparisons == 45
+        # The scripted judge reports 10 + 2 tokens per answer and no price: summed, cost unknown.
+        usage = completed.data.system_metadata.resource_usage
+        assert (usage.prompt_tokens, usage.completion_tokens) == (450, 90)
+        assert usage.estimated_cost_usd is None
+        assert usage.unpriced_comparisons == 45
+        assert completed.data.system_metadata.judges == [
+            JudgeIdentity(provider="heuristic", model="test", comparisons=45)
+        ]
 
 
 class TestRequestHandling:

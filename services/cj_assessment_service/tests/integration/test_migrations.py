@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,9 +30,36 @@ async def _pairs_layout(engine: AsyncEngine) -> tuple[set[str], list[str] | None
     return indexes, options
 
 
+async def _batch_columns(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'cj_batches'"
+                    )
+                )
+            ).scalars()
+        )
+
+
+_USAGE_COLUMNS = {
+    "cached_prompt_tokens",
+    "cache_write_tokens",
+    "estimated_cost_usd",
+    "unpriced_answers",
+    "judges",
+}
+
+
 async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
+        await run_migrations(database_url, [VERSIONS_DIR])
+        assert await _batch_columns(engine) >= _USAGE_COLUMNS
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0002", downgrade=True)
+        assert not _USAGE_COLUMNS & await _batch_columns(engine)
         await run_migrations(database_url, [VERSIONS_DIR])
         indexes, options = await _pairs_layout(engine)
         # Answers are heap-only updates: no index on the answer columns, room on each page.
@@ -51,4 +80,44 @@ async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None
         await run_migrations(database_url, [VERSIONS_DIR])  # idempotent
         assert (await _pairs_layout(engine))[1] == ["fillfactor=50"]
     finally:
+        await engine.dispose()
+
+
+async def test_answers_recorded_before_cj0005_make_their_batch_cost_unknown(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    batch_id = uuid.uuid4()
+    try:
+        await run_migrations(database_url, [VERSIONS_DIR])
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0002", downgrade=True)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO cj_batches (id, entity_ref, correlation_id, request_event_id, "
+                    "state, essay_count, budget, planned, completed, failed, request_settings) "
+                    "VALUES (:id, 'old', :id, :id, 'WAITING_CALLBACKS', 4, 6, 6, 3, 1, '{}')"
+                ),
+                {"id": batch_id},
+            )
+        await run_migrations(database_url, [VERSIONS_DIR])
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT unpriced_answers, estimated_cost_usd, judges FROM cj_batches "
+                        "WHERE id = :id"
+                    ),
+                    {"id": batch_id},
+                )
+            ).one()
+        # Their answers carried no cost: unknown, so the batch's cost will be null, not 0.
+        assert row.unpriced_answers == 4
+        assert row.estimated_cost_usd == 0
+        assert row.judges == []
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("DELETE FROM cj_batches WHERE id = :id"), {"id": batch_id}
+            )
         await engine.dispose()

@@ -103,6 +103,7 @@ class TestServiceProcess:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 assert (await client.get(f"{service.url}/healthz")).status_code == 200
                 response = await client.get(f"{service.url}/api/v1/providers")
+                prices = await client.get(f"{service.url}/api/v1/prices")
                 metrics = await client.get(f"{service.url}/metrics")
         finally:
             service.kill()
@@ -116,6 +117,10 @@ class TestServiceProcess:
         assert providers["anthropic"]["configured"] is False
         assert providers["heuristic"]["configured"] is True
         assert SECRET_KEY not in response.text
+        assert prices.status_code == 200
+        table = prices.json()
+        assert table["as_of"]
+        assert table["providers"]["openai"]["gpt-4o-mini"]["cached_input"] > 0
         assert "huleedu_llm_in_flight_requests" in metrics.text
         assert SECRET_KEY not in service.log_path.read_text()
 

@@ -16,7 +16,7 @@ from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFo
 from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.cj import CJCompletionReason
-from common_core.events.llm import LLMComparisonRequestV1, LLMComparisonResultV1
+from common_core.events.llm import LLMComparisonRequestV1, LLMComparisonResultV1, TokenUsage
 from common_core.topics import Topic
 
 REQUESTED = Topic.LLM_COMPARISON_REQUESTED.value
@@ -112,6 +112,79 @@ class TestCallbacks:
         assert batch.state == BatchState.FAILED
         assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["low_success_rate"]
         assert repo.events(COMPLETED) == []
+
+
+def _priced(
+    result: LLMComparisonResultV1, cost: float | None, *, model: str = "gpt-4o-mini"
+) -> LLMComparisonResultV1:
+    usage = TokenUsage(
+        prompt_tokens=1000,
+        completion_tokens=40,
+        cached_prompt_tokens=600,
+        cache_write_tokens=100,
+        estimated_cost_usd=cost,
+    )
+    return result.model_copy(
+        update={
+            "usage": usage,
+            "provider": "openai",
+            "model": model,
+            "prompt_version": "comparison_v1",
+        }
+    )
+
+
+class TestResourceUsage:
+    async def test_the_completed_event_sums_tokens_and_cost_and_names_the_judges(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 5)
+        asked = requests(repo)
+        answers = [_priced(verdict(r), 0.0002) for r in asked[:6]]
+        answers += [_priced(verdict(r), 0.0005, model="gpt-4o") for r in asked[6:]]
+        # Recorded in two fetched batches, as the consumer does.
+        await flow.record_results(repo, answers[:3])
+        await flow.record_results(repo, answers[3:])
+        (completed,) = repo.events(COMPLETED)
+        usage = completed.data.system_metadata.resource_usage
+        assert usage.prompt_tokens == 10 * 1000
+        assert usage.completion_tokens == 10 * 40
+        assert usage.cached_prompt_tokens == 10 * 600
+        assert usage.cache_write_tokens == 10 * 100
+        assert usage.estimated_cost_usd == pytest.approx(6 * 0.0002 + 4 * 0.0005)
+        assert usage.unpriced_comparisons == 0
+        judges = {
+            (j.provider, j.model, j.prompt_version): j.comparisons
+            for j in completed.data.system_metadata.judges
+        }
+        assert judges == {
+            ("openai", "gpt-4o-mini", "comparison_v1"): 6,
+            ("openai", "gpt-4o", "comparison_v1"): 4,
+        }
+
+    async def test_one_answer_without_a_price_makes_the_cost_unknown_not_partial(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 4)
+        asked = requests(repo)
+        answers = [_priced(verdict(r), 0.0002) for r in asked[1:]]
+        answers.append(_priced(verdict(asked[0]), None, model="my-local-model"))
+        await flow.record_results(repo, answers)
+        (completed,) = repo.events(COMPLETED)
+        usage = completed.data.system_metadata.resource_usage
+        assert usage.estimated_cost_usd is None
+        assert usage.unpriced_comparisons == 1
+        assert usage.prompt_tokens == len(asked) * 1000
+
+    async def test_an_error_that_spent_no_tokens_leaves_the_cost_known(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 3, min_success_rate_threshold=0.5)
+        asked = requests(repo)
+        answers = [_priced(verdict(r), 0.0002) for r in asked[1:]]
+        answers.append(error_result(asked[0]))  # no usage, no cost: nothing was spent
+        await flow.record_results(repo, answers)
+        (completed,) = repo.events(COMPLETED)
+        usage = completed.data.system_metadata.resource_usage
+        assert usage.estimated_cost_usd == pytest.approx((len(asked) - 1) * 0.0002)
+        assert [j.comparisons for j in completed.data.system_metadata.judges] == [len(asked) - 1]
 
 
 class TestMonitor:

@@ -31,7 +31,13 @@ from llm_provider_service.application.panel import JudgePanel, build_panel
 from llm_provider_service.application.ports import ChatModel
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker, CircuitState
-from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, scripted
+from llm_provider_service.testing.fake_llm_server import (
+    FAKE_COMPLETION_TOKENS,
+    FakeLLMServer,
+    FakeReply,
+    openai_usage,
+    scripted,
+)
 from llm_provider_service.testing.sample_essays import DEVELOPED_ON_TOPIC, INSTRUCTIONS, ONE_LINE
 
 
@@ -81,14 +87,20 @@ class Harness:
         self.answerer = RequestAnswerer(self.settings, self.panel.judges)
 
     async def compare(
-        self, provider: LLMProviderName = LLMProviderName.OPENAI
+        self,
+        provider: LLMProviderName = LLMProviderName.OPENAI,
+        *,
+        model: str | None = None,
+        rubric: str | None = None,
+        essay_b: str = ONE_LINE,
     ) -> LLMComparisonResultV1:
         request = LLMComparisonRequestV1(
             request_id=uuid.uuid4(),
             essay_a=ComparisonEssay(essay_id="e1", text_content=DEVELOPED_ON_TOPIC),
-            essay_b=ComparisonEssay(essay_id="e2", text_content=ONE_LINE),
+            essay_b=ComparisonEssay(essay_id="e2", text_content=essay_b),
             essay_instructions=INSTRUCTIONS,
-            llm_config=LLMConfig(provider=provider),
+            judge_rubric=rubric,
+            llm_config=LLMConfig(provider=provider, model=model),
             callback_topic="results",
             request_metadata={"pair": 1},
         )
@@ -122,9 +134,12 @@ class TestGoodAnswers:
         assert result.confidence == 4
         assert result.provider == "openai"
         assert result.model == "gpt-4o-mini"
-        assert result.usage.prompt_tokens == 120
-        assert result.usage.completion_tokens == 30
         [request] = server.received
+        assert (
+            result.usage.prompt_tokens
+            == openai_usage(request.body, cached_tokens=0)["prompt_tokens"]
+        )
+        assert result.usage.completion_tokens == FAKE_COMPLETION_TOKENS
         assert request.path == "/v1/chat/completions"
         assert request.headers["authorization"] == "Bearer test-openai-key"
         assert request.body["response_format"]["type"] == "json_schema"
@@ -159,6 +174,130 @@ class TestGoodAnswers:
         assert result.scores is not None
         assert result.scores.relevance == 4
         assert result.overall == 3.5
+
+
+# A rubric long enough to make the static prefix cacheable for Sonnet and GPT models
+# (about 3,500 tokens).
+LONG_RUBRIC = " ".join(
+    f"Criterion {i}: the essay weighs evidence on pollution, transport, business and residents, "
+    f"and explains how point {i} supports its conclusion."
+    for i in range(100)
+)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class TestPromptCaching:
+    async def test_anthropic_caches_the_static_prefix_and_prices_the_cached_tokens(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        harness = make_harness()
+        sonnet = "claude-sonnet-4-6"
+        first = await harness.compare(LLMProviderName.ANTHROPIC, model=sonnet, rubric=LONG_RUBRIC)
+        second = await harness.compare(
+            LLMProviderName.ANTHROPIC, model=sonnet, rubric=LONG_RUBRIC, essay_b="Another essay."
+        )
+        # The breakpoint closes the static head; the essays follow it, unmarked.
+        blocks = server.received[0].body["messages"][0]["content"]
+        assert blocks[0]["cache_control"] == {"type": "ephemeral"}
+        assert LONG_RUBRIC in blocks[0]["text"]
+        assert DEVELOPED_ON_TOPIC not in blocks[0]["text"]
+        assert DEVELOPED_ON_TOPIC in blocks[1]["text"]
+        assert "cache_control" not in blocks[1]
+        assert first.usage.cache_write_tokens > 1024
+        assert first.usage.cached_prompt_tokens == 0
+        assert second.usage.cached_prompt_tokens == first.usage.cache_write_tokens
+        assert second.usage.cache_write_tokens == 0
+        price = harness.settings.price_table.price("anthropic", sonnet)
+        assert price is not None
+        usage = second.usage
+        expected = (
+            (usage.prompt_tokens - usage.cached_prompt_tokens) * price.input
+            + usage.cached_prompt_tokens * price.cached_input
+            + usage.completion_tokens * price.output
+        ) / 1e6
+        assert usage.estimated_cost_usd == pytest.approx(expected)
+        assert first.usage.estimated_cost_usd is not None
+        assert usage.estimated_cost_usd < first.usage.estimated_cost_usd
+
+    async def test_a_short_static_prefix_gets_no_breakpoint(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        result = await make_harness().compare(LLMProviderName.ANTHROPIC)
+        assert isinstance(server.received[0].body["messages"][0]["content"], str)
+        assert result.usage.cached_prompt_tokens == result.usage.cache_write_tokens == 0
+
+    async def test_openai_requests_sharing_the_prefix_share_a_cache_key_and_report_cached_tokens(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        harness = make_harness()
+        first = await harness.compare(rubric=LONG_RUBRIC)
+        second = await harness.compare(rubric=LONG_RUBRIC, essay_b="Another essay.")
+        keys = {r.body["prompt_cache_key"] for r in server.received}
+        assert len(keys) == 1
+        assert first.usage.cached_prompt_tokens == 0
+        assert second.usage.cached_prompt_tokens >= 1024
+        assert second.usage.cached_prompt_tokens <= second.usage.prompt_tokens
+        price = harness.settings.price_table.price("openai", "gpt-4o-mini")
+        assert price is not None
+        usage = second.usage
+        expected = (
+            (usage.prompt_tokens - usage.cached_prompt_tokens) * price.input
+            + usage.cached_prompt_tokens * price.cached_input
+            + usage.completion_tokens * price.output
+        ) / 1e6
+        assert usage.estimated_cost_usd == pytest.approx(expected)
+
+    async def test_with_caching_off_no_key_is_sent_and_nothing_is_cached(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        harness = make_harness(llm_prompt_caching=False)
+        await harness.compare(rubric=LONG_RUBRIC)
+        second = await harness.compare(rubric=LONG_RUBRIC)
+        await harness.compare(LLMProviderName.ANTHROPIC, rubric=LONG_RUBRIC)
+        assert all("prompt_cache_key" not in r.body for r in server.received[:2])
+        assert isinstance(server.received[2].body["messages"][0]["content"], str)
+        assert second.usage.cached_prompt_tokens == 0
+
+
+class TestCostAccounting:
+    async def test_an_unpriced_model_costs_null_and_is_counted(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        labels = {"provider": "openai", "model": "my-local-llama", "mode": "sync"}
+        before = _sample("huleedu_llm_unpriced_results_total", **labels)
+        result = await make_harness().compare(model="my-local-llama")
+        assert result.winner is not None
+        assert result.usage.prompt_tokens > 0
+        assert result.usage.estimated_cost_usd is None
+        assert _sample("huleedu_llm_unpriced_results_total", **labels) == before + 1
+
+    async def test_a_dated_snapshot_name_is_priced_as_its_model(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        result = await make_harness().compare(model="gpt-4o-mini-2024-07-18")
+        assert result.usage.estimated_cost_usd is not None
+        assert result.usage.estimated_cost_usd > 0
+
+    async def test_the_answer_budget_is_sized_per_kind(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        harness = make_harness()
+        labels = {"provider": "openai", "kind": "comparison"}
+        count = _sample("huleedu_llm_answer_tokens_count", **labels)
+        total = _sample("huleedu_llm_answer_tokens_sum", **labels)
+        await harness.compare()
+        await harness.compare(LLMProviderName.ANTHROPIC)
+        openai_call, anthropic_call = server.received
+        # Every answer's length is measured, to size the budgets from.
+        assert _sample("huleedu_llm_answer_tokens_count", **labels) == count + 1
+        assert _sample("huleedu_llm_answer_tokens_sum", **labels) == total + FAKE_COMPLETION_TOKENS
+        assert openai_call.body["max_completion_tokens"] == harness.settings.max_tokens(
+            "comparison"
+        )
+        assert anthropic_call.body["max_tokens"] == harness.settings.llm_comparison_max_tokens
 
 
 class TestRetries:
@@ -209,7 +348,8 @@ class TestRetries:
         assert result.error_detail is not None
         assert result.error_detail.code is ErrorCode.PARSE_ERROR
         assert len(server.received) == 2
-        assert result.usage.prompt_tokens == 240  # both attempts are paid for
+        one_call = openai_usage(server.received[0].body, cached_tokens=0)["prompt_tokens"]
+        assert result.usage.prompt_tokens == 2 * one_call  # both attempts are paid for
 
     async def test_one_malformed_answer_then_a_good_one_succeeds(
         self, server: FakeLLMServer, make_harness: Any

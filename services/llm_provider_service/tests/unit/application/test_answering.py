@@ -17,10 +17,10 @@ from common_core.events.llm import (
     LLMRubricRequestV1,
     TokenUsage,
 )
-from llm_provider_service.application.answering import RequestAnswerer, estimated_cost
+from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.judging import HeuristicJudge, comparison_prompt
 from llm_provider_service.application.ports import Judge, Judgement, ModelChoice
-from llm_provider_service.config import ModelPrice, Settings
+from llm_provider_service.config import Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
 from llm_provider_service.domain.errors import ContentPolicyError
 from llm_provider_service.testing.sample_essays import (
@@ -136,6 +136,22 @@ class TestComparisons:
         result = await answerer.answer_comparison(_comparison(), uuid.uuid4())
         assert result.usage.prompt_tokens == 1000
         assert result.model == "gpt-4o-mini"
+        # gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
+        assert result.usage.estimated_cost_usd == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6)
+
+    async def test_an_unpriced_model_gets_a_null_cost_never_zero(self) -> None:
+        answerer = _answerer({LLMProviderName.OPENAI: CountingJudge()}, openai_api_key="k")
+        request = _comparison().model_copy(
+            update={"llm_config": LLMConfig(provider=LLMProviderName.OPENAI, model="vllm-local")}
+        )
+        result = await answerer.answer_comparison(request, uuid.uuid4())
+        assert result.usage.prompt_tokens == 1000
+        assert result.usage.estimated_cost_usd is None
+
+    async def test_the_heuristic_costs_zero_because_its_price_is_zero(self) -> None:
+        answerer = _answerer({LLMProviderName.HEURISTIC: HeuristicJudge()})
+        result = await answerer.answer_comparison(_comparison(), uuid.uuid4())
+        assert result.usage.estimated_cost_usd == 0.0
 
 
 class TestRubric:
@@ -171,12 +187,18 @@ class TestSettings:
         assert "sk-very-secret" not in repr(settings)
         assert "sk-very-secret" not in str(settings.model_dump())
 
-    def test_cost_comes_from_the_price_table(self) -> None:
-        cost = estimated_cost(
-            TokenUsage(prompt_tokens=1_000_000, completion_tokens=500_000),
-            ModelPrice(prompt=0.15, completion=0.60),
-        )
-        assert cost == pytest.approx(0.45)
+    def test_answer_budgets_are_sized_per_kind_unless_one_default_is_set(self) -> None:
+        settings = Settings()
+        assert settings.max_tokens("comparison") == settings.llm_comparison_max_tokens
+        assert settings.max_tokens("rubric") == settings.llm_rubric_max_tokens
+        assert settings.max_tokens("comparison") < settings.max_tokens("rubric")
+        legacy = Settings(llm_default_max_tokens=800)
+        assert legacy.max_tokens("comparison") == legacy.max_tokens("rubric") == 800
+
+    def test_the_shipped_price_table_is_dated_and_loaded(self) -> None:
+        table = Settings().price_table
+        assert table.as_of
+        assert table.price("openai", "gpt-4o-mini") is not None
 
 
 class TestModelLabels:

@@ -1,0 +1,335 @@
+"""`python -m benchmarks.llm_provider.cost`: what a CJ batch costs, per mode and model.
+
+A 100-essay CJ batch at 10 comparisons per essay (500 comparisons) runs through the whole stack:
+the CJ service and the LLM provider service as processes on the real broker and database, the
+provider's official SDK (`anthropic` for the Sonnet-class model, `openai` for the mini-class
+one) against the fake provider, which bills usage as the providers do, prompt-cache hits and
+writes included (`FakePromptCache`). The figures are the batch's own `resource_usage` from its
+completed event: the summed tokens and the estimated cost from the dated price table.
+
+Modes, each with a fresh fake provider (an empty cache):
+- `sync`: one synchronous call per comparison, prompt caching off (`LLM_PROMPT_CACHING=false`):
+  the reference every other mode is divided by;
+- `sync_cached`: synchronous with prompt caching (Anthropic `cache_control` when the static
+  prefix reaches the model's minimum, OpenAI `prompt_cache_key`);
+- `batch_cached`: the providers' batch APIs with caching, run only where the contracts have
+  batch mode (`llm_config.mode`); until then it is reported as not run, never estimated.
+
+The batch's texts are the project's samples: `samples/prompt.md` as the instructions,
+`samples/rubric.md` as the rubric, and the 24 sample essays, each used four or five times under
+its own student header (so no two essays share a prefix beyond the static part). CJ's stability
+stop is set out of reach so that every batch spends its whole budget and the modes compare the
+same number of comparisons. The fake judge prefers the essay of the higher student number, so
+the planner sees a consistent judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
+from common_core.events.cj import CJAssessmentCompletedV1, CJAssessmentRequestV1, ResourceUsage
+from common_core.events.llm import LLMConfig, LLMProviderName
+from common_core.runtime.database import asyncpg_dsn
+from common_core.runtime.logging import configure_logging
+from common_core.testing.service_process import ServiceProcess, start_service
+from huleedu_cli.cj_batch import run_cj_batch
+from huleedu_cli.inputs import load_essays
+from llm_provider_service.config import PRICE_TABLE_PATH, load_price_table
+from llm_provider_service.domain.answers import COMPARISON_SCHEMA
+from llm_provider_service.domain.prompts import render_comparison_prompt
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, ReceivedRequest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = REPO_ROOT / "samples"
+ESSAYS = 100
+COMPARISONS_PER_ESSAY = 10
+BUDGET = ESSAYS * COMPARISONS_PER_ESSAY // 2
+TARGET_BATCH_CACHED_RATIO = 0.35
+MODELS = (
+    (LLMProviderName.ANTHROPIC, "claude-sonnet-4-6", "Sonnet-class"),
+    (LLMProviderName.OPENAI, "gpt-4o-mini", "mini-class"),
+)
+_STUDENT = re.compile(r"Student (\d+)\.")
+_UNLIMITED = dict.fromkeys(
+    (
+        "OPENAI_REQUESTS_PER_MINUTE",
+        "OPENAI_TOKENS_PER_MINUTE",
+        "ANTHROPIC_REQUESTS_PER_MINUTE",
+        "ANTHROPIC_TOKENS_PER_MINUTE",
+    ),
+    "1000000000",
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the batch's comparisons are sent."""
+
+    name: str
+    caching: bool
+    llm_config: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_mode_available() -> bool:
+    """Whether the contracts carry batch mode (`llm_config.mode`, SPEC §1.4)."""
+    return "mode" in LLMConfig.model_fields
+
+
+def modes() -> list[Mode]:
+    """The modes to run: batch with caching only where batch mode exists."""
+    runs = [Mode("sync", caching=False), Mode("sync_cached", caching=True)]
+    if batch_mode_available():
+        runs.append(Mode("batch_cached", caching=True, llm_config={"mode": "batch"}))
+    return runs
+
+
+def judge_by_student_number(request: ReceivedRequest, _index: int) -> FakeReply:
+    """A consistent fake judge: the essay of the higher student number wins."""
+    if not request.is_comparison:
+        return FakeReply()
+    text = json.dumps(request.body)
+    numbers = [int(n) for n in _STUDENT.findall(text)]
+    a_wins = len(numbers) < 2 or numbers[0] > numbers[1]
+    verdict = {
+        "winner": "essay_a" if a_wins else "essay_b",
+        "justification": "The better essay develops its argument with examples.",
+        "confidence": 4,
+    }
+    return FakeReply(content=json.dumps(verdict))
+
+
+def batch_request(provider: LLMProviderName, model: str, mode: Mode) -> CJAssessmentRequestV1:
+    """The 100-essay request: the sample texts, each essay under its own student header."""
+    samples = load_essays(SAMPLES / "essays")
+    essays = [
+        samples[i % len(samples)].model_copy(
+            update={
+                "essay_id": f"student-{i:03d}",
+                "text_content": f"Student {i}.\n\n{samples[i % len(samples)].text_content}",
+            }
+        )
+        for i in range(ESSAYS)
+    ]
+    return CJAssessmentRequestV1(
+        entity_ref=f"cost-{mode.name}-{model}-{uuid.uuid4().hex[:6]}",
+        essays_to_process=essays,
+        essay_instructions=(SAMPLES / "prompt.md").read_text(encoding="utf-8"),
+        judge_rubric=(SAMPLES / "rubric.md").read_text(encoding="utf-8"),
+        llm_config_overrides=LLMConfig.model_validate(
+            {"provider": provider, "model": model, **mode.llm_config}
+        ),
+        max_comparisons=BUDGET,
+    )
+
+
+def static_prefix_tokens() -> dict[str, int]:
+    """The comparison prompt's static part (system prompt, instructions, rubric), estimated at
+    4 characters per token as the service does; Anthropic's system prompt also carries the
+    answer schema."""
+    request = batch_request(LLMProviderName.OPENAI, "gpt-4o-mini", Mode("sync", caching=False))
+    prompt = render_comparison_prompt(
+        essay_a="",
+        essay_b="",
+        instructions=request.essay_instructions,
+        judge_rubric=request.judge_rubric,
+        language=request.language,
+    )
+    schema = len(json.dumps(COMPARISON_SCHEMA, sort_keys=True)) + 60  # and its framing sentence
+    essay_chars = [len(e.text_content) for e in request.essays_to_process]
+    return {
+        "openai": len(prompt.static_prefix) // 4,
+        "anthropic": (len(prompt.static_prefix) + schema) // 4,
+        "mean_essay": sum(essay_chars) // len(essay_chars) // 4,
+    }
+
+
+@asynccontextmanager
+async def _llm_service(
+    stack: BenchStack, prefix: str, fake: FakeLLMServer, mode: Mode, log_dir: Path
+) -> AsyncIterator[ServiceProcess]:
+    service = await start_service(
+        "llm_provider_service",
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+            # Batch mode keeps its state in the service's own database on this server.
+            "DATABASE_URL": stack.postgres_server_url,
+            "TOPIC_PREFIX": prefix,
+            "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
+            "LOG_LEVEL": "WARNING",
+            "OPENAI_API_KEY": "bench-key",
+            "OPENAI_BASE_URL": fake.openai_base_url,
+            "ANTHROPIC_API_KEY": "bench-key",
+            "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+            "LLM_PROMPT_CACHING": "true" if mode.caching else "false",
+            "LLM_REQUEST_TIMEOUT_SECONDS": "30",
+            **_UNLIMITED,
+        },
+        log_dir=log_dir,
+        keep_provider_keys=True,  # the fake server's keys
+        unset_prefixes=("OPENAI_", "ANTHROPIC_", "LLM_"),
+        ready_path="/healthz/ready",
+    )
+    try:
+        yield service
+    finally:
+        await asyncio.to_thread(service.stop, 30.0)
+
+
+def _figures(usage: ResourceUsage, reference: ResourceUsage | None) -> dict[str, Any]:
+    cost = usage.estimated_cost_usd
+    ratio = None
+    if reference is not None and cost is not None and reference.estimated_cost_usd:
+        ratio = round(cost / reference.estimated_cost_usd, 3)
+    return {
+        "comparisons": usage.completed_comparisons,
+        "prompt_tokens": usage.prompt_tokens,
+        "cached_prompt_tokens": usage.cached_prompt_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "estimated_cost_usd": cost,
+        "ratio_to_sync": ratio,
+    }
+
+
+async def run_cost_benchmark(stack: BenchStack, log_dir: Path) -> dict[str, Any]:
+    """Run every mode for both models; the `cost` entry of benchmarks/results/llm_provider.json."""
+    prefix = f"bench.cost{uuid.uuid4().hex[:8]}"
+    database = f"bench_cost_{uuid.uuid4().hex[:10]}"
+    cj_url = make_url(stack.postgres_server_url).set(database=database)
+    cj = await start_service(
+        "cj_assessment_service",
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+            "TOPIC_PREFIX": prefix,
+            "DATABASE_URL": cj_url.render_as_string(hide_password=False),
+            "LOG_LEVEL": "WARNING",
+            # Never stable: every batch spends its whole budget, so the modes compare equal work.
+            "STABILITY_THRESHOLD": "1e-9",
+        },
+        log_dir=log_dir,
+    )
+    usages: dict[str, dict[str, ResourceUsage]] = {}
+    try:
+        for mode in modes():
+            async with (
+                FakeLLMServer(judge_by_student_number) as fake,
+                _llm_service(stack, prefix, fake, mode, log_dir),
+            ):
+                for provider, model, _label in MODELS:
+                    completed: CJAssessmentCompletedV1 = await run_cj_batch(
+                        batch_request(provider, model, mode),
+                        bootstrap_servers=stack.kafka_bootstrap_servers,
+                        topic_prefix=prefix,
+                        cj_url=cj.url,
+                        timeout=900.0,
+                    )
+                    usages.setdefault(model, {})[mode.name] = (
+                        completed.system_metadata.resource_usage
+                    )
+    finally:
+        await asyncio.to_thread(cj.stop, 30.0)
+        await _drop_database(stack.postgres_server_url, database)
+    return _report(usages)
+
+
+def _report(usages: dict[str, dict[str, ResourceUsage]]) -> dict[str, Any]:
+    table = load_price_table(PRICE_TABLE_PATH)
+    prefix = static_prefix_tokens()
+    models: dict[str, Any] = {}
+    for provider, model, label in MODELS:
+        runs = usages[model]
+        reference = runs["sync"]
+        price = table.price(provider.value, model)
+        minimum = price.min_cacheable_tokens if price is not None else None
+        figures = {name: _figures(usage, reference) for name, usage in runs.items()}
+        if "batch_cached" not in runs:
+            figures["batch_cached"] = {
+                "run": False,
+                "why": "no batch mode in this build (llm_config.mode); not estimated",
+            }
+        models[model] = {
+            "class": label,
+            "provider": provider.value,
+            "static_prefix_tokens": prefix[provider.value],
+            "min_cacheable_tokens": minimum,
+            "modes": figures,
+        }
+        for name, mode_figures in figures.items():
+            _print_line(model, label, name, mode_figures)
+    batch_ratios = [
+        m["modes"]["batch_cached"].get("ratio_to_sync")
+        for m in models.values()
+        if m["modes"]["batch_cached"].get("run", True)
+    ]
+    met = None
+    if batch_ratios and all(r is not None for r in batch_ratios):
+        met = all(r <= TARGET_BATCH_CACHED_RATIO for r in batch_ratios if r is not None)
+    return {
+        "path": "CJ request -> cj_assessment_service -> Kafka -> llm_provider_service -> "
+        "official SDK -> fake provider (billing prompt-cache hits and writes) -> callbacks -> "
+        "completed event's resource_usage",
+        "essays": ESSAYS,
+        "comparisons_per_essay": COMPARISONS_PER_ESSAY,
+        "comparisons": BUDGET,
+        "price_table_as_of": table.as_of,
+        "mean_essay_tokens": prefix["mean_essay"],
+        "models": models,
+        "target": {"batch_cached_ratio_at_most": TARGET_BATCH_CACHED_RATIO, "met": met},
+    }
+
+
+def _print_line(model: str, label: str, mode: str, figures: dict[str, Any]) -> None:
+    if not figures.get("run", True):
+        print(f"llm_provider cost: {label} {model} {mode}: not run ({figures['why']})", flush=True)
+        return
+    cost = figures["estimated_cost_usd"]
+    shown = f"${cost:.4f}" if cost is not None else "unknown"
+    print(
+        f"llm_provider cost: {label} {model} {mode:>12}: {shown} "
+        f"(ratio to sync {figures['ratio_to_sync']}; {figures['prompt_tokens']} prompt tokens, "
+        f"{figures['cached_prompt_tokens']} cached, {figures['cache_write_tokens']} cache writes, "
+        f"{figures['completion_tokens']} completion, {figures['comparisons']} comparisons)",
+        flush=True,
+    )
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(
+        asyncpg_dsn(make_url(server_url).set(database="postgres").render_as_string(False))
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def main() -> int:
+    """Run the cost benchmark alone; writes its `cost` entry into llm_provider.json."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    configure_logging("benchmarks.llm_provider.cost", "WARNING")
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-cost-logs-"))
+    with bench_stack() as stack:
+        cost = asyncio.run(run_cost_benchmark(stack, log_dir))
+    out = RESULTS_DIR / "llm_provider.json"
+    results = json.loads(out.read_text()) if out.exists() else {"benchmark": "llm_provider"}
+    results["cost"] = cost
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"llm_provider cost: wrote {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
