@@ -7,7 +7,7 @@ behind the verdicts with their counts. Batches that already have answers predate
 costs, so those answers count as unpriced: their cost is unknown, not 0.
 
 Revision ID: cj0005
-Revises: cj0002
+Revises: cj0004_essay_sets
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "cj0005"
-down_revision: str | None = "cj0002"
+down_revision: str | None = "cj0004_essay_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
