@@ -32,6 +32,7 @@ from common_core.events.llm import (
     LLMProviderName,
     LLMRubricRequestV1,
     LLMRubricResultV1,
+    ReferencePassage,
     RubricScores,
     TokenUsage,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "LLMRubricRequestV1",
     "LLMRubricResultV1",
     "PayloadValidationError",
+    "ReferencePassage",
     "ResourceUsage",
     "RubricScores",
     "SystemMetadata",

@@ -29,6 +29,7 @@ from common_core.events import (
     LLMProviderName,
     LLMRubricRequestV1,
     LLMRubricResultV1,
+    ReferencePassage,
     ResourceUsage,
     RubricScores,
     SystemMetadata,
@@ -193,6 +194,9 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         llm_config=llm_configs,
         callback_topic=topic_names,
         request_metadata=metadata,
+        reference_passages=st.lists(
+            st.builds(ReferencePassage, passage_id=ids, text=texts), max_size=3
+        ),
     ),
     LLMRubricResultV1: st.one_of(
         st.builds(
@@ -201,6 +205,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             scores=rubric_scores,
             overall=overall,
             feedback=texts,
+            citations=st.lists(ids, max_size=3),
             **_answer_common,
         ),
         st.builds(

@@ -19,6 +19,9 @@ to 0 for the trick it detects, and their product (integrity) scales the score:
   is at or near 0);
 - sentence structure: function words make up a normal share of the text (a keyword list has
   none).
+With reference passages (retrieval-grounded rubric scoring) a fifth feature, key-point coverage,
+measures how much of each passage's content the answer takes up; the passages it covers are
+its citations, and copying them counts against originality like copying the question.
 Word order and sentence structure use English word classes, so for another language they are
 not measured (shown as n/a) and the other guards remain.
 
@@ -36,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from common_core.events.llm import ComparisonWinner
@@ -149,6 +152,10 @@ _REPEAT_NGRAM = 3
 _REPEAT_TOLERANCE = 0.1
 _REPEAT_ZERO = 0.6
 _TIE_EPSILON = 1e-9
+# A passage is fully covered when the answer takes up this share of its content stems, and cited
+# from a quarter of that.
+_KEY_POINT_SATURATION = 0.4
+_CITED_SHARE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +172,15 @@ class TextFeatures:
     sentence_structure: float | None  # likewise
     integrity: float
     overall: float
+    key_points: float | None = None  # None without reference passages
 
     def describe(self) -> str:
         """A short human-readable account of the features."""
         relevance = _shown(self.relevance)
+        key_points = "" if self.key_points is None else f", key points {self.key_points:.2f}"
         return (
             f"development {self.development:.2f}, vocabulary range {self.vocabulary_range:.2f}, "
-            f"relevance {relevance}, argument links {self.argument_links:.2f}; "
+            f"relevance {relevance}, argument links {self.argument_links:.2f}{key_points}; "
             f"integrity {self.integrity:.2f} (originality {self.originality:.2f}, word order "
             f"{_shown(self.word_order)}, non-repetition {self.non_repetition:.2f}, sentence "
             f"structure {_shown(self.sentence_structure)})"
@@ -204,6 +213,7 @@ class HeuristicRubricScores:
     technical: int
     overall: float
     feedback: str
+    citations: tuple[str, ...] = ()
 
 
 def _stem(word: str) -> str:
@@ -327,6 +337,34 @@ def _sentence_structure(tokens: list[str]) -> float:
     return min(1.0, share / _FUNCTION_SHARE_SATURATION)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyPointCoverage:
+    """How much of the reference passages an answer takes up (0..1) and which it cites."""
+
+    coverage: float
+    cited: tuple[str, ...]
+
+
+def key_point_coverage(
+    tokens: Sequence[str], references: Sequence[tuple[str, str]]
+) -> KeyPointCoverage:
+    """Mean coverage of the passages' content stems by the answer; passages it takes up at
+    least a little of are cited."""
+    present = {_stem(w) for w in tokens}
+    shares: list[float] = []
+    cited: list[str] = []
+    for passage_id, text in references:
+        wanted = content_stems(text)
+        if not wanted:
+            continue
+        share = len(wanted & present) / len(wanted)
+        shares.append(min(1.0, share / _KEY_POINT_SATURATION))
+        if share >= _CITED_SHARE and passage_id not in cited:
+            cited.append(passage_id)
+    coverage = sum(shares) / len(shares) if shares else 0.0
+    return KeyPointCoverage(coverage, tuple(cited))
+
+
 def _topical(relevance: float) -> float:
     # Relevance was the strongest single feature on the samples (0.90), so it scales the rest
     # almost fully; the small floor keeps off-topic texts ordered by how well they are written.
@@ -338,16 +376,22 @@ def _is_english(language: str) -> bool:
 
 
 def text_features(
-    text: str, instructions: str = "", *, rubric: str = "", language: str = "en"
+    text: str,
+    instructions: str = "",
+    *,
+    rubric: str = "",
+    language: str = "en",
+    references: Sequence[tuple[str, str]] = (),
 ) -> TextFeatures:
-    """Measure a text against the instructions it answers and the rubric it is judged by."""
+    """Measure a text against the instructions it answers, the rubric it is judged by and the
+    reference passages (`(id, text)`) it is checked against."""
     tokens = words(text)
     sentences = _sentences(text)
     development = _development(tokens)
     vocabulary = _vocabulary_range(tokens)
     relevance = _relevance(tokens, instructions, rubric)
     links = _argument_links(text)
-    originality = _originality(tokens, (instructions, rubric))
+    originality = _originality(tokens, (instructions, rubric, *(t for _, t in references)))
     non_repetition = _non_repetition(tokens)
     # The word classes are English; elsewhere these two checks are not made rather than failed.
     english = _is_english(language)
@@ -370,6 +414,7 @@ def text_features(
         structure,
         integrity,
         overall,
+        key_point_coverage(tokens, references).coverage if references else None,
     )
 
 
@@ -430,16 +475,27 @@ def _clarity(sentences: list[list[str]]) -> float:
 
 
 def score_answer(
-    answer: str, question: str, rubric: str = "", language: str = "en"
+    answer: str,
+    question: str,
+    rubric: str = "",
+    language: str = "en",
+    references: Sequence[tuple[str, str]] = (),
 ) -> HeuristicRubricScores:
-    """Rubric scores 1..5 for relevance, depth, clarity and technical range."""
-    features = text_features(answer, question, rubric=rubric, language=language)
+    """Rubric scores 1..5 for relevance, depth, clarity and technical range; with reference
+    passages (`(id, text)`) relevance and depth also weigh the key points the answer covers."""
+    features = text_features(
+        answer, question, rubric=rubric, language=language, references=references
+    )
     relevance_value = 0.5 if features.relevance is None else features.relevance
+    depth_value = 0.6 * features.development + 0.4 * features.argument_links
+    if features.key_points is not None:
+        relevance_value = 0.5 * relevance_value + 0.5 * features.key_points
+        depth_value = 0.7 * depth_value + 0.3 * features.key_points
     topical = _topical(relevance_value)
     integrity = features.integrity
     values = (
         relevance_value * integrity,
-        (0.6 * features.development + 0.4 * features.argument_links) * topical * integrity,
+        depth_value * topical * integrity,
         _clarity(_sentences(answer)) * integrity,
         features.vocabulary_range * topical * integrity,
     )
@@ -455,4 +511,13 @@ def score_answer(
         "by the integrity checks (text copied from the question or rubric, scrambled word "
         "order, repetition, missing sentences). Treat these scores as a rough indication only."
     )
-    return HeuristicRubricScores(relevance, depth, clarity, technical, overall, feedback)
+    citations: tuple[str, ...] = ()
+    if references:
+        coverage = key_point_coverage(words(answer), references)
+        citations = coverage.cited if integrity > 0 else ()
+        feedback += (
+            f" Checked against {len(references)} reference passage(s): key-point coverage "
+            f"{coverage.coverage:.2f} (the share of each passage's content words the answer "
+            "takes up); the passages it takes up are cited."
+        )
+    return HeuristicRubricScores(relevance, depth, clarity, technical, overall, feedback, citations)

@@ -21,6 +21,7 @@ from llm_provider_service.testing.judge_tricks import (
     HONEST_WEAK_ID,
     INTENDED_RANK,
     PROMPT,
+    REFERENCE_PASSAGES,
     RUBRIC,
     WEAK_IDS,
     shuffled,
@@ -87,6 +88,22 @@ class TestTricksLoseToAnHonestWeakEssay:
         honest = score_answer(HONEST_WEAK, PROMPT, RUBRIC)
         gamed = score_answer(TRICKS[trick], PROMPT, RUBRIC)
         assert gamed.overall < honest.overall
+
+    @pytest.mark.parametrize("trick", TRICKS)
+    def test_grounded_rubric_scoring_also_scores_the_trick_below_the_honest_weak_essay(
+        self, trick: str
+    ) -> None:
+        # The rag stage: the same rubric plus the reference passages (key-point coverage).
+        honest = score_answer(HONEST_WEAK, PROMPT, RUBRIC, references=REFERENCE_PASSAGES)
+        gamed = score_answer(TRICKS[trick], PROMPT, RUBRIC, references=REFERENCE_PASSAGES)
+        assert gamed.overall < honest.overall
+
+    def test_pasting_the_reference_passages_is_copying_not_coverage(self) -> None:
+        pasted = "\n\n".join(text for _, text in REFERENCE_PASSAGES)
+        features = text_features(pasted, PROMPT, rubric=RUBRIC, references=REFERENCE_PASSAGES)
+        assert features.key_points == 1.0
+        assert features.originality == 0.0
+        assert score_answer(pasted, PROMPT, RUBRIC, references=REFERENCE_PASSAGES).citations == ()
 
     @pytest.mark.parametrize("trick", TRICKS)
     def test_every_weak_sample_beats_the_trick(self, trick: str) -> None:
@@ -173,6 +190,22 @@ class TestRubricText:
         assert without.relevance is not None
         assert with_rubric.relevance is not None
         assert with_rubric.relevance > without.relevance
+
+
+class TestKeyPointCoverage:
+    def test_covering_more_key_points_scores_higher(self) -> None:
+        passages = (
+            ("kp-cost", "Digital textbooks cost less to update than printed editions."),
+            ("kp-eyes", "Screens tire the eyes and distract readers with games."),
+        )
+        question = "Should schools replace printed textbooks with digital ones?"
+        one = "Schools should switch because digital textbooks cost less to update than print."
+        both = one + " However, screens tire the eyes and games distract readers."
+        covered_one = score_answer(one, question, references=passages)
+        covered_both = score_answer(both, question, references=passages)
+        assert covered_one.citations == ("kp-cost",)
+        assert covered_both.citations == ("kp-cost", "kp-eyes")
+        assert covered_both.overall > covered_one.overall
 
 
 class TestOtherLanguages:
