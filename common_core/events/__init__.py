@@ -1,6 +1,11 @@
 """Event contracts: the envelope and every payload model, versioned by topic."""
 
-from common_core.events.assessment import AssessmentResponseCompletedV1, AssessmentScoredV1
+from common_core.events.assessment import (
+    AssessmentResponseCompletedV1,
+    AssessmentScoredV1,
+    EssayFusionV1,
+    EssayStagePartV1,
+)
 from common_core.events.cj import (
     AnchorEssay,
     CJAssessmentCompletedV1,
@@ -51,7 +56,9 @@ __all__ = [
     "ComparisonEssay",
     "ComparisonWinner",
     "EnvelopeDecodeError",
+    "EssayFusionV1",
     "EssayRanking",
+    "EssayStagePartV1",
     "EssayToProcess",
     "EventEnvelope",
     "GradeProjection",

@@ -20,7 +20,9 @@ from common_core.events import (
     CJStatistics,
     ComparisonEssay,
     ComparisonWinner,
+    EssayFusionV1,
     EssayRanking,
+    EssayStagePartV1,
     EssayToProcess,
     GradeProjection,
     LLMComparisonRequestV1,
@@ -249,5 +251,24 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         model_id=ids,
         prompt_version=ids,
         scored_at=aware_datetimes,
+        stage=st.none() | st.just("fusion"),
+        fusion=st.none()
+        | st.builds(
+            EssayFusionV1,
+            overall=overall,
+            parts=st.lists(
+                st.builds(
+                    EssayStagePartV1,
+                    stage=st.sampled_from(["rule_score", "gpt", "rag"]),
+                    status=st.sampled_from(["completed", "failed", "skipped"]),
+                    score=st.none() | overall,
+                    weight=st.floats(min_value=0, max_value=1),
+                ),
+                max_size=3,
+            ),
+            disagreement=st.booleans(),
+            degraded=st.booleans(),
+            citations=st.lists(ids, max_size=3),
+        ),
     ),
 }
