@@ -14,7 +14,9 @@ to 0 for the trick it detects, and their product (integrity) scales the score:
 - originality: few of the text's word 4-grams copied from the instructions or rubric (quoting
   the question is fine; from 50% copied, as in a pasted prompt, it is 0);
 - word order: few implausible function-word bigrams ("the is", "of and", "we the", a sentence
-  ending on "the"); shuffled words have several times more than any sample essay;
+  ending on "the") and capitalised function words inside a sentence ("books The cost"), where
+  shuffling drops the words that began sentences; shuffled words have several times more than
+  any sample essay, and the capitals catch a shuffled answer too short for the bigrams alone;
 - non-repetition: few word trigrams seen earlier in the text (a paragraph pasted twice or more
   is at or near 0);
 - sentence structure: function words make up a normal share of the text (a keyword list has
@@ -317,7 +319,21 @@ def _implausible(first: str, second: str | None) -> bool:
     return False
 
 
-def _word_order(sentences: list[list[str]]) -> float:
+def _misplaced_capitals(text: str) -> int:
+    """Capitalised function words inside a sentence ("digital The books", "cost However,"):
+    where shuffling drops the words that began sentences. Writers capitalise them only at a
+    sentence start ("I" and acronyms aside)."""
+    count = 0
+    for sentence in _SENTENCE_END.split(text.strip()):
+        for token in _WORD.findall(sentence)[1:]:
+            lower = token.lower()
+            acronym = len(token) > 1 and token.isupper()
+            if token[0].isupper() and not acronym and lower != "i" and lower in _FUNCTION_WORDS:
+                count += 1
+    return count
+
+
+def _word_order(sentences: list[list[str]], misplaced_capitals: int = 0) -> float:
     checked = implausible = 0
     for sentence in sentences:
         for first, second in zip(sentence, [*sentence[1:], None], strict=True):
@@ -326,7 +342,7 @@ def _word_order(sentences: list[list[str]]) -> float:
                 implausible += _implausible(first, second)
     # Learners make some slips; beyond a small tolerance the order looks scrambled. The prior
     # count keeps one slip in a very short text from looking like a scrambled one.
-    rate = implausible / (checked + _WORD_ORDER_PRIOR)
+    rate = (implausible + misplaced_capitals) / (checked + _WORD_ORDER_PRIOR)
     return _guard(rate, _IMPLAUSIBLE_TOLERANCE, _IMPLAUSIBLE_ZERO)
 
 
@@ -395,7 +411,7 @@ def text_features(
     non_repetition = _non_repetition(tokens)
     # The word classes are English; elsewhere these two checks are not made rather than failed.
     english = _is_english(language)
-    order = _word_order(sentences) if english else None
+    order = _word_order(sentences, _misplaced_capitals(text)) if english else None
     structure = _sentence_structure(tokens) if english else None
     guards = (originality, order, non_repetition, structure)
     integrity = math.prod(g for g in guards if g is not None)
@@ -489,8 +505,11 @@ def score_answer(
     relevance_value = 0.5 if features.relevance is None else features.relevance
     depth_value = 0.6 * features.development + 0.4 * features.argument_links
     if features.key_points is not None:
-        relevance_value = 0.5 * relevance_value + 0.5 * features.key_points
-        depth_value = 0.7 * depth_value + 0.3 * features.key_points
+        # Key points count as far as the answer is on the question's topic, so the generic
+        # words a passage shares with any text never lift an off-topic answer.
+        key_points = features.key_points * min(1.0, relevance_value / _RELEVANCE_SATURATION)
+        relevance_value = 0.5 * relevance_value + 0.5 * key_points
+        depth_value = 0.7 * depth_value + 0.3 * key_points
     topical = _topical(relevance_value)
     integrity = features.integrity
     values = (

@@ -122,7 +122,7 @@ async def submit_assessment(
         item = score_question(module, question, answer)
         if item.status is ScoreStatus.PENDING and answer is not None:
             # The essay's rule_score stage runs now, inline; fusion uses it later.
-            rule = essay_rule_score(answer.answer_text)
+            rule = essay_rule_score(answer.answer_text, question.prompt)
             item = dataclasses.replace(item, detail={"rule_score": rule.as_json()})
         scores.append(item)
     submitted_at = datetime.now(UTC)

@@ -35,9 +35,17 @@ DISAGREEMENT_POINTS = 1.0
 FUSION_VERSION = "fusion-v1"
 NO_MATERIAL_NOTE = "no reference material for this question: the rag stage was skipped"
 
-# Rule score: an answer reaching this many words counts as developed for the length rule.
+# Rule score: an answer reaching this many words counts as developed for the length rule, and
+# one using this share of the question's own terms as on the question.
 RULE_MIN_WORDS = 80
 RULE_MIN_SENTENCES = 3
+RULE_QUESTION_TERMS_SHARE = 0.4
+_COMMON_WORDS_TEXT = (
+    "about after also argue because been could does each either from have into more most "
+    "ones other should some than that their them then there these they this those what when "
+    "where which while will with would your paragraph paragraphs position"
+)
+_COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split(" "))
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _SENTENCE = re.compile(r"[^.!?]*[^\W\d_][^.!?]*[.!?]")
 
@@ -49,19 +57,37 @@ class RuleScore:
     score: float
     words: int
     sentences: int
+    question_terms: float  # share of the question's own terms the answer uses
 
     def as_json(self) -> dict[str, Any]:
         """The JSON form stored with the essay's score record."""
-        return {"score": self.score, "words": self.words, "sentences": self.sentences}
+        return {
+            "score": self.score,
+            "words": self.words,
+            "sentences": self.sentences,
+            "question_terms": self.question_terms,
+        }
 
 
-def essay_rule_score(answer: str, *, min_words: int = RULE_MIN_WORDS) -> RuleScore:
-    """Transparent rules: length against `min_words` (0.7) and complete sentences (0.3)."""
+def _terms(text: str) -> set[str]:
+    words = (w.lower() for w in _WORD.findall(text))
+    return {w.removesuffix("s") for w in words if len(w) >= 4 and w not in _COMMON_WORDS}
+
+
+def essay_rule_score(
+    answer: str, question: str = "", *, min_words: int = RULE_MIN_WORDS
+) -> RuleScore:
+    """Transparent rules: length against `min_words` (0.7) and complete sentences (0.3), scaled
+    by how many of the question's own terms the answer uses (none: it does not answer it)."""
     word_count = len(_WORD.findall(answer))
     sentence_count = len(_SENTENCE.findall(answer))
     length = min(1.0, word_count / min_words)
     sentences = min(1.0, sentence_count / RULE_MIN_SENTENCES)
-    return RuleScore(round(1 + 4 * (0.7 * length + 0.3 * sentences), 2), word_count, sentence_count)
+    wanted = _terms(question)
+    share = len(wanted & _terms(answer)) / len(wanted) if wanted else 1.0
+    on_question = min(1.0, share / RULE_QUESTION_TERMS_SHARE)
+    score = 1 + 4 * (0.7 * length + 0.3 * sentences) * on_question
+    return RuleScore(round(score, 2), word_count, sentence_count, round(share, 3))
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,15 @@ class TestTricksLoseToAnHonestWeakEssay:
             score_answer(GOOD, PROMPT, RUBRIC).overall
         )
 
+    @pytest.mark.parametrize("seed", range(5))
+    def test_a_short_answer_shuffled_is_caught_by_its_misplaced_capitals(self, seed: int) -> None:
+        # Two paragraphs (167 words): too few function-word pairs for the bigram check alone;
+        # the capitalised sentence starters that shuffling drops mid-sentence give it away.
+        paragraphs = [p for p in GOOD.split("\n\n") if p.strip()]
+        short = "\n\n".join(paragraphs[1:3])
+        assert text_features(short, PROMPT, rubric=RUBRIC).word_order == 1.0
+        assert text_features(shuffled(short, seed), PROMPT, rubric=RUBRIC).word_order == 0.0
+
     def test_an_off_topic_f_essay_scores_below_every_c_essay(self) -> None:
         off_topic_f = score_answer(ESSAYS["s17"], PROMPT, RUBRIC).overall  # about a favourite phone
         for essay_id in ("s16", "s01", "s13", "s22"):

@@ -93,9 +93,17 @@ class TestDegradedMode:
 
 
 class TestRuleScore:
-    def test_a_developed_answer_scores_five_and_a_fragment_little(self) -> None:
-        developed = " ".join(["Schools should keep printed books for now."] * 12)
-        assert essay_rule_score(developed).score == 5.0
-        fragment = essay_rule_score("digital good")
+    QUESTION = "Should schools replace printed textbooks with digital ones?"
+
+    def test_a_developed_answer_on_the_question_scores_five_and_a_fragment_little(self) -> None:
+        developed = " ".join(["Schools should keep printed textbooks, not digital ones."] * 12)
+        assert essay_rule_score(developed, self.QUESTION).score == 5.0
+        fragment = essay_rule_score("digital good", self.QUESTION)
         assert fragment.score < 1.5
         assert (fragment.words, fragment.sentences) == (2, 0)
+
+    def test_a_long_answer_that_never_uses_the_questions_terms_gets_no_credit(self) -> None:
+        volcanoes = " ".join(["Volcanoes erupt where tectonic plates meet and magma rises."] * 12)
+        rule = essay_rule_score(volcanoes, self.QUESTION)
+        assert rule.question_terms == 0.0
+        assert rule.score == 1.0
