@@ -53,7 +53,9 @@ class PostgresScoring:
         )
 
     async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
-        """The stage jobs of one essay answer of an assessment, locked."""
+        """The stage jobs of one essay answer of an assessment. Not locked: the caller holds the
+        assessment's lock, and locking sibling jobs after it could deadlock with a transaction
+        that holds one of them (`job_for_request`) and waits for the assessment."""
         rows = (
             await self._session.execute(
                 select(scoring_jobs)
@@ -62,7 +64,6 @@ class PostgresScoring:
                     scoring_jobs.c.response_id == response_id,
                 )
                 .order_by(scoring_jobs.c.created_at, scoring_jobs.c.id)
-                .with_for_update()
             )
         ).all()
         return [job_record(r) for r in rows]

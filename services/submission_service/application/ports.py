@@ -147,7 +147,8 @@ class ScoringStore(EventStager, Protocol):
         ...
 
     async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
-        """The stage jobs (gpt, rag, fusion) of one essay answer of an assessment."""
+        """The stage jobs (gpt, rag, fusion) of one essay answer of an assessment (read under
+        the assessment's lock)."""
         ...
 
     async def claim_event(self, consumer: str, event_id: UUID) -> bool:

@@ -152,17 +152,8 @@ async def record_rubric_result(
     if result.error_detail is not None:
         error = result.error_detail.model_dump(mode="json")
         await store.finish_job(job.id, JobStatus.FAILED, error)
-        if job.assessment_id is not None and job.job_type in _ESSAY_STAGES:
+        if job.assessment_id is not None:
             await fuse_essay_if_ready(store, job, envelope.correlation_id)
-        elif job.assessment_id is not None:
-            await store.update_score_record(
-                job.assessment_id,
-                job.id,
-                status=ScoreStatus.FAILED,
-                score=0.0,
-                detail={"error": error},
-            )
-            await finalize_if_done(store, job.assessment_id)
         log.warning("rubric_scoring_failed", job_id=str(job.id), code=result.error_detail.code)
         return _counted(ResultOutcome("failed", job.id))
     await _store_score(store, job, result, envelope.correlation_id)
@@ -333,7 +324,9 @@ async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_
     if job.assessment_id is None:
         return
     assessment_id = job.assessment_id
-    await store.lock_assessment(assessment_id)  # serialises the stages of one assessment
+    # The assessment's row lock serialises this step: of two results of one essay handled
+    # concurrently, the one that gets the lock second sees the first committed.
+    await store.lock_assessment(assessment_id)
     jobs = {j.job_type: j for j in await store.jobs_for_response(assessment_id, job.response_id)}
     fusion_job = jobs.get(JobType.FUSION.value)
     if fusion_job is None:  # queued before sub0003: its one gpt job is the essay's whole score
@@ -354,7 +347,9 @@ async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_
         or essay_rule_score(response.answer_text if response is not None else "").as_json()
     )
     fusion = fuse_essay(
-        float(rule["score"]), _outcome(jobs.get(JobType.GPT.value)), _outcome(jobs.get("rag"))
+        float(rule["score"]),
+        _outcome(jobs.get(JobType.GPT.value)),
+        _outcome(jobs.get(JobType.RAG.value)),
     )
     detail = {"rule_score": rule, "fusion": fusion.as_json()}
     if fusion.failed:

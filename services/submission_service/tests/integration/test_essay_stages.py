@@ -18,13 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
+from common_core.runtime.outbox import event_outbox
 from common_core.testing import eventually
 from common_core.topics import Topic
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
+from submission_service.adapters.tables import assessment_scores, scoring_jobs
+from submission_service.application.ports import UnitOfWork
+from submission_service.application.scoring import record_rubric_result
 from submission_service.config import Settings
 from submission_service.entrypoints.runtime import (
     SubmissionRuntime,
@@ -277,6 +282,61 @@ class TestStagesThroughTheService:
         assert essay["fusion"]["degraded"] is True
         assert status["result"]["degraded"] is True
         assert status["progress"] == 1.0
+
+
+class TestConcurrentResults:
+    async def test_gpt_and_rag_results_committed_together_fuse_exactly_once(
+        self, stack: Stack
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        aid, response_id = await _submit_essay(stack, headers, "intro-writing")
+        async with stack.service.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(scoring_jobs.c.job_type, scoring_jobs.c.request_id).where(
+                        scoring_jobs.c.assessment_id == uuid.UUID(aid),
+                        scoring_jobs.c.request_id.is_not(None),
+                    )
+                )
+            ).all()
+        assert {r.job_type for r in rows} == {"gpt", "rag"}
+
+        async def deliver(request_id: uuid.UUID) -> None:
+            envelope = EventEnvelope[LLMRubricResultV1](
+                event_type="rubric_result",
+                source_service="llm_provider_service",
+                correlation_id=uuid.uuid4(),
+                data=rubric_result(request_id, {}, overall=3.0),
+            )
+            async with stack.runtime.container() as scope:
+                transactions: UnitOfWork = await scope.get(UnitOfWork)
+                async with transactions as stores:
+                    await record_rubric_result(stores, envelope, consumer="concurrency-test")
+
+        # Two transactions at once, as two consumer instances would run them.
+        await asyncio.gather(*(deliver(r.request_id) for r in rows))
+
+        status = await _status(stack, headers, aid)
+        assert status["status"] == "completed"
+        assert _jobs(status)["fusion"]["status"] == "completed"
+        async with stack.service.engine.connect() as connection:
+            fused_scores = (
+                await connection.execute(
+                    select(func.count()).where(
+                        assessment_scores.c.response_id == uuid.UUID(response_id),
+                        assessment_scores.c.score_data["stage"].astext == "fusion",
+                    )
+                )
+            ).scalar_one()
+            announced = (
+                await connection.execute(
+                    select(func.count()).where(
+                        event_outbox.c.message_key == response_id,
+                        event_outbox.c.topic == stack.service.topic(Topic.ASSESSMENT_SCORED),
+                    )
+                )
+            ).scalar_one()
+        assert (fused_scores, announced) == (1, 1)
 
 
 class TestRetrieval:
