@@ -33,6 +33,9 @@ MAX_METADATA_BYTES = 16_384
 MAX_RUBRIC_JSON_BYTES = 65_536
 # Short codes: language tags, grades.
 MAX_CODE_CHARS = 32
+# Reference passages a rubric request may carry for retrieval-grounded scoring, and each one's text.
+MAX_REFERENCE_PASSAGES = 8
+MAX_PASSAGE_CHARS = 10_000
 
 # The JSON-schema form of "no NUL character", so OpenAPI documents state what is accepted.
 NO_NUL_PATTERN = "^[^\\u0000]*$"
@@ -141,6 +144,7 @@ InstructionsText = Annotated[str, Field(max_length=MAX_INSTRUCTIONS_CHARS), _STO
 RubricText = Annotated[str, Field(max_length=MAX_RUBRIC_CHARS), _STORABLE, _NO_NUL]
 FeedbackText = Annotated[str, Field(max_length=MAX_FEEDBACK_CHARS), _STORABLE, _NO_NUL]
 CodeText = Annotated[str, Field(max_length=MAX_CODE_CHARS), _STORABLE, _NO_NUL]
+PassageText = Annotated[str, Field(max_length=MAX_PASSAGE_CHARS), _STORABLE, _NO_NUL]
 # Short text of any kind: 0..MAX_ID_CHARS storable characters.
 ShortText = Annotated[str, Field(max_length=MAX_ID_CHARS), _STORABLE, _NO_NUL]
 
@@ -161,6 +165,8 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_INSTRUCTIONS_CHARS",
     "MAX_METADATA_BYTES",
+    "MAX_PASSAGE_CHARS",
+    "MAX_REFERENCE_PASSAGES",
     "MAX_RUBRIC_CHARS",
     "MAX_RUBRIC_JSON_BYTES",
     "NO_NUL_PATTERN",
@@ -172,6 +178,7 @@ __all__ = [
     "FeedbackText",
     "Identifier",
     "InstructionsText",
+    "PassageText",
     "RubricJson",
     "RubricText",
     "ShortText",

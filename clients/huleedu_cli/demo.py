@@ -5,7 +5,9 @@
    publishes a CJ request event and waits for the completed event, then prints the ranking and
    how well it matches the intended order.
 3. Submit one answer through the submission API, complete it, and show its rubric score.
-4. Stop what step 1 started.
+4. Answer and submit a whole assessment, and follow its essay answer through the four stages
+   (rule_score, gpt, rag grounded in the course's reference passages, fusion) to the fused score.
+5. Stop what step 1 started.
 """
 
 from __future__ import annotations
@@ -158,6 +160,97 @@ def score_one_answer(submission_url: str) -> dict[str, Any]:
     return dict(score)
 
 
+ASSESSMENT_ANSWERS = (
+    ("foundations", "thesis-definition", "b"),
+    ("foundations", "paragraph-structure", "a"),
+    ("foundations", "writing-experience", "weekly"),
+    ("argument", "short-essay", DEMO_ANSWER),
+)
+
+
+def _stage_line(status: dict[str, Any]) -> str:
+    stages = ", ".join(
+        f"{s['name']} {s['status']} ({s['done']}/{s['total']})" for s in status["stages"]
+    )
+    return f"progress {status['progress']:.2f}: {stages}"
+
+
+def _show_fused_essay(status: dict[str, Any]) -> None:
+    [essay] = status["result"]["essays"]
+    fusion = essay["fusion"]
+    table = Table(title="The essay answer's four stages")
+    table.add_column("stage")
+    table.add_column("job state")
+    table.add_column("score (1-5)", justify="right")
+    table.add_column("fusion weight", justify="right")
+    jobs = {j["job_type"]: j for j in status["jobs"]}
+    for part in fusion["parts"]:
+        state = (
+            "completed (inline at submit)"
+            if part["stage"] == "rule_score"
+            else jobs[part["stage"]]["status"]
+        )
+        score = "-" if part["score"] is None else f"{part['score']:.2f}"
+        table.add_row(part["stage"], state, score, f"{part['weight']:.2f}")
+    table.add_row(
+        "[bold]fusion[/]", jobs["fusion"]["status"], f"[bold]{fusion['overall']:.2f}[/]", ""
+    )
+    console.print(table)
+    console.print(
+        f"rag cited: {', '.join(fusion['citations']) or '(none)'}; gpt/rag disagreement: "
+        f"{fusion['disagreement']}; degraded: {fusion['degraded']}"
+    )
+    result = status["result"]
+    console.print(
+        f"assessment result: {result['total']:.2f} / {result['max_total']:.2f} points "
+        f"({result['percent']}%), essay {essay['score']:.2f} / {essay['max_score']:.2f}"
+    )
+
+
+def score_an_assessment(submission_url: str) -> dict[str, Any]:
+    """The learner role for a whole assessment: answer, submit, follow the stages to the end."""
+    headers = {"X-Anonymous-Token": str(uuid.uuid4())}
+    with httpx.Client(base_url=submission_url, timeout=10.0) as client:
+        for module_slug, question_id, answer in ASSESSMENT_ANSWERS:
+            client.post(
+                "/api/assessments/responses",
+                json={
+                    "module_slug": module_slug,
+                    "question_id": question_id,
+                    "answer_text": answer,
+                },
+                headers=headers,
+            ).raise_for_status()
+        started = client.post(
+            "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
+        )
+        started.raise_for_status()
+        assessment_id = started.json()["assessment_id"]
+        submitted = client.post(
+            f"/api/assessments/{assessment_id}/submit",
+            json={},
+            headers={**headers, "Idempotency-Key": assessment_id},
+        )
+        submitted.raise_for_status()
+        jobs = ", ".join(f"{j['job_type']} {j['status']}" for j in submitted.json()["essay_jobs"])
+        console.print(f"assessment {assessment_id} submitted; essay jobs: {jobs}")
+        deadline = time.monotonic() + SCORE_TIMEOUT_SECONDS
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            reply = client.get(f"/api/assessments/{assessment_id}/status", headers=headers)
+            reply.raise_for_status()
+            status = reply.json()
+            line = _stage_line(status)
+            if line not in seen:  # print each change of state once
+                seen.add(line)
+                console.print(line)
+            if status["status"] == "completed":
+                _show_fused_essay(status)
+                return dict(status)
+            time.sleep(0.2)
+    raise DemoError(f"the assessment did not complete within {SCORE_TIMEOUT_SECONDS:.0f}s")
+
+
 def main() -> int:
     """Run the demo; returns the process exit code."""
     settings = stack.settings_from_environment()
@@ -173,6 +266,8 @@ def main() -> int:
         )
         console.rule("Rubric scoring of one answer through the submission API")
         score_one_answer(_service_url("submission_service"))
+        console.rule("A whole assessment: an essay answer's four stages")
+        score_an_assessment(_service_url("submission_service"))
         console.rule("done")
         console.print(f"outputs: {OUTPUT}/ranking.csv, result.json, scores.png")
     except DemoError as error:

@@ -1,6 +1,11 @@
 """Event contracts: the envelope and every payload model, versioned by topic."""
 
-from common_core.events.assessment import AssessmentResponseCompletedV1, AssessmentScoredV1
+from common_core.events.assessment import (
+    AssessmentResponseCompletedV1,
+    AssessmentScoredV1,
+    EssayFusionV1,
+    EssayStagePartV1,
+)
 from common_core.events.cj import (
     AnchorEssay,
     CJAssessmentCompletedV1,
@@ -33,6 +38,7 @@ from common_core.events.llm import (
     LLMProviderName,
     LLMRubricRequestV1,
     LLMRubricResultV1,
+    ReferencePassage,
     RubricScores,
     TokenUsage,
 )
@@ -51,8 +57,10 @@ __all__ = [
     "ComparisonEssay",
     "ComparisonWinner",
     "EnvelopeDecodeError",
+    "EssayFusionV1",
     "EssayRanking",
     "EssaySetReference",
+    "EssayStagePartV1",
     "EssayToProcess",
     "EventEnvelope",
     "GradeProjection",
@@ -64,6 +72,7 @@ __all__ = [
     "LLMRubricRequestV1",
     "LLMRubricResultV1",
     "PayloadValidationError",
+    "ReferencePassage",
     "ResourceUsage",
     "RubricScores",
     "SystemMetadata",

@@ -34,8 +34,28 @@ class AssessmentResponseCompletedV1(_Contract):
         return self
 
 
+class EssayStagePartV1(_Contract):
+    """One stage's part in an essay's fused score."""
+
+    stage: str  # rule_score, gpt, rag
+    status: str  # completed, failed, skipped
+    score: float | None = Field(default=None, ge=1, le=5)
+    weight: float = Field(ge=0, le=1)  # its weight in the fusion (0 when it gave no score)
+
+
+class EssayFusionV1(_Contract):
+    """An essay answer's fused score and the stage scores it combines."""
+
+    overall: float = Field(ge=1, le=5)
+    parts: list[EssayStagePartV1] = Field(default_factory=list, max_length=8)
+    disagreement: bool = False  # gpt and rag differ by more than one point
+    degraded: bool = False  # a stage was skipped or failed; its weight went to the others
+    citations: list[str] = Field(default_factory=list, max_length=8)  # passages rag relied on
+
+
 class AssessmentScoredV1(_Contract):
-    """A completed answer received its rubric score."""
+    """A completed answer received its rubric score (for an assessment essay: the fused score,
+    with `stage = "fusion"` and its parts in `fusion`)."""
 
     response_id: UUID
     score_id: UUID
@@ -48,3 +68,5 @@ class AssessmentScoredV1(_Contract):
     model_id: str
     prompt_version: str
     scored_at: AwareDatetime
+    stage: str | None = None  # "fusion" for an assessment essay; None: one rubric score
+    fusion: EssayFusionV1 | None = None

@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common_core.errors import ErrorDetail
 from common_core.limits import (
+    MAX_REFERENCE_PASSAGES,
     AnswerText,
     CodeText,
     EssayText,
     FeedbackText,
     Identifier,
     InstructionsText,
+    PassageText,
     RubricJson,
     RubricText,
     ShortText,
@@ -121,6 +123,13 @@ class LLMComparisonResultV1(_ProviderAnswer):
         return self.error_detail is not None
 
 
+class ReferencePassage(_Contract):
+    """A passage of course reference material (course text, key points, exemplar answer)."""
+
+    passage_id: Identifier
+    text: PassageText
+
+
 class LLMRubricRequestV1(_Contract):
     """Ask the provider to score one answer on a rubric."""
 
@@ -132,6 +141,11 @@ class LLMRubricRequestV1(_Contract):
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
     callback_topic: TopicName
     request_metadata: StorableJson = Field(default_factory=dict)
+    # Retrieval-grounded scoring: the course text to check the answer against (untrusted, like
+    # the answer); the result names the ones it used in `citations`. Empty: plain rubric scoring.
+    reference_passages: list[ReferencePassage] = Field(
+        default_factory=list, max_length=MAX_REFERENCE_PASSAGES
+    )
 
 
 class RubricScores(_Contract):
@@ -149,6 +163,8 @@ class LLMRubricResultV1(_ProviderAnswer):
     scores: RubricScores | None = None
     overall: float | None = Field(default=None, ge=1, le=5)
     feedback: FeedbackText | None = None
+    # The ids of the request's reference passages the score relied on (empty without passages).
+    citations: list[Identifier] = Field(default_factory=list, max_length=MAX_REFERENCE_PASSAGES)
 
     @model_validator(mode="after")
     def _exactly_one_outcome(self) -> LLMRubricResultV1:

@@ -20,8 +20,10 @@ from common_core.events import (
     CJStatistics,
     ComparisonEssay,
     ComparisonWinner,
+    EssayFusionV1,
     EssayRanking,
     EssaySetReference,
+    EssayStagePartV1,
     EssayToProcess,
     GradeProjection,
     LLMComparisonRequestV1,
@@ -30,6 +32,7 @@ from common_core.events import (
     LLMProviderName,
     LLMRubricRequestV1,
     LLMRubricResultV1,
+    ReferencePassage,
     ResourceUsage,
     RubricScores,
     SystemMetadata,
@@ -222,6 +225,9 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         llm_config=llm_configs,
         callback_topic=topic_names,
         request_metadata=metadata,
+        reference_passages=st.lists(
+            st.builds(ReferencePassage, passage_id=ids, text=texts), max_size=3
+        ),
     ),
     LLMRubricResultV1: st.one_of(
         st.builds(
@@ -230,6 +236,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             scores=rubric_scores,
             overall=overall,
             feedback=texts,
+            citations=st.lists(ids, max_size=3),
             **_answer_common,
         ),
         st.builds(
@@ -273,5 +280,24 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
         model_id=ids,
         prompt_version=ids,
         scored_at=aware_datetimes,
+        stage=st.none() | st.just("fusion"),
+        fusion=st.none()
+        | st.builds(
+            EssayFusionV1,
+            overall=overall,
+            parts=st.lists(
+                st.builds(
+                    EssayStagePartV1,
+                    stage=st.sampled_from(["rule_score", "gpt", "rag"]),
+                    status=st.sampled_from(["completed", "failed", "skipped"]),
+                    score=st.none() | overall,
+                    weight=st.floats(min_value=0, max_value=1),
+                ),
+                max_size=3,
+            ),
+            disagreement=st.booleans(),
+            degraded=st.booleans(),
+            citations=st.lists(ids, max_size=3),
+        ),
     ),
 }

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common_core.events.llm import LLMProviderName
+from common_core.limits import MAX_REFERENCE_PASSAGES
 from common_core.runtime.settings import ServiceSettings
 
 SERVICE_NAME = "submission_service"
@@ -45,6 +46,8 @@ class Settings(ServiceSettings):
     rubric_llm_model: str | None = None
     rubric_llm_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     rubric_prompt_language: str = "en"
+    # Reference passages retrieved (full-text search) for an essay's rag request.
+    rag_top_passages: int = Field(default=4, ge=1, le=MAX_REFERENCE_PASSAGES)
 
     webhook_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)

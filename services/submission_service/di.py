@@ -76,6 +76,7 @@ class SubmissionProvider(Provider):
             model=settings.rubric_llm_model,
             temperature=settings.rubric_llm_temperature,
             language=settings.rubric_prompt_language,
+            rag_passages=settings.rag_top_passages,
         )
 
     @provide(scope=Scope.APP)

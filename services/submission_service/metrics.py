@@ -39,3 +39,15 @@ WEBHOOK_DELIVERY_ATTEMPTS = Counter(
     "Webhook delivery attempts, by outcome (delivered, retry, failed, refused).",
     ["outcome"],
 )
+ESSAY_FUSIONS = Counter(
+    "huleedu_submission_essay_fusions_total",
+    "Essay answers fused from their stage scores, by outcome (agreed, disagreement: gpt and rag "
+    "more than a point apart, degraded: a stage skipped or failed, failed: no LLM stage scored).",
+    ["outcome"],
+)
+RAG_RETRIEVALS = Counter(
+    "huleedu_submission_rag_retrievals_total",
+    "Reference-passage retrievals for the rag stage, by outcome (matched: full-text search "
+    "found passages, fallback: the question's first passages, no_material: rag skipped).",
+    ["outcome"],
+)

@@ -31,7 +31,7 @@ from devstack.postgres import with_database
 from devstack.processes import RunningProcess
 from devstack.prometheus import ALERT_RULES, start_prometheus
 from huleedu_cli.cj_batch import build_cj_request, run_cj_batch
-from huleedu_cli.demo import SAMPLES, score_one_answer
+from huleedu_cli.demo import SAMPLES, score_an_assessment, score_one_answer
 from huleedu_cli.demo import run_cj_batch as demo_cj_step
 from huleedu_cli.inputs import load_essays
 
@@ -158,6 +158,22 @@ class TestDemoSteps:
         assert 1 <= data["overall"] <= 5
         assert "heuristic" in data["feedback"].lower()
         assert score["prompt_version"]
+
+    async def test_assessment_step_follows_the_essay_through_its_four_stages(
+        self, stack: Stack
+    ) -> None:
+        status = await asyncio.to_thread(score_an_assessment, stack.url("submission_service"))
+
+        assert status["status"] == "completed"
+        assert [(s["name"], s["weight"], s["status"]) for s in status["stages"]] == [
+            ("rule_score", 0.2, "completed"),
+            ("gpt", 0.3, "completed"),
+            ("rag", 0.3, "completed"),
+            ("fusion", 0.2, "completed"),
+        ]
+        [essay] = status["result"]["essays"]
+        assert {p["stage"] for p in essay["fusion"]["parts"]} == {"rule_score", "gpt", "rag"}
+        assert essay["fusion"]["citations"]
 
 
 async def _targets(prometheus: str) -> dict[str, str]:

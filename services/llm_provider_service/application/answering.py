@@ -136,6 +136,7 @@ class RequestAnswerer:
             ),
             overall=judgement.answer.overall,
             feedback=judgement.answer.feedback,
+            citations=_citations(request, judgement.answer.citations),
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),
@@ -254,6 +255,14 @@ def price_usage(
     else:
         ESTIMATED_COST.labels(**labels).inc(cost)
     return usage.model_copy(update={"estimated_cost_usd": cost})
+
+
+def _citations(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:
+    """The cited ids that name a passage of the request, once each, in the request's order (a
+    model may invent ids; those are dropped)."""
+    named = set(cited)
+    ids = (p.passage_id for p in request.reference_passages if p.passage_id in named)
+    return list(dict.fromkeys(ids))
 
 
 def _usage_from_details(details: Mapping[str, Any]) -> TokenUsage:

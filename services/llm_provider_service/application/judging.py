@@ -20,6 +20,7 @@ from llm_provider_service.application.ports import (
 )
 from llm_provider_service.domain.answers import (
     COMPARISON_SCHEMA,
+    GROUNDED_RUBRIC_SCHEMA,
     RUBRIC_SCHEMA,
     ComparisonAnswer,
     RubricAnswer,
@@ -58,6 +59,7 @@ def rubric_prompt(request: LLMRubricRequestV1) -> RenderedPrompt:
         question=request.question_text,
         rubric=request.rubric,
         language=request.language,
+        passages=[(p.passage_id, p.text) for p in request.reference_passages],
     )
 
 
@@ -104,6 +106,7 @@ class HeuristicJudge:
             request.question_text,
             _rubric_text(request.rubric),
             language=request.language,
+            references=[(p.passage_id, p.text) for p in request.reference_passages],
         )
         answer = RubricAnswer(
             scores=RubricDimensionScores(
@@ -114,6 +117,7 @@ class HeuristicJudge:
             ),
             overall=scores.overall,
             feedback=scores.feedback,
+            citations=scores.citations,
         )
         return Judgement(answer, choice.model, rubric_prompt(request), TokenUsage())
 
@@ -149,9 +153,13 @@ class ChatJudge:
     async def score(
         self, request: LLMRubricRequestV1, choice: ModelChoice
     ) -> Judgement[RubricAnswer]:
-        """Ask the model to score the answer."""
+        """Ask the model to score the answer (and, with reference passages, to cite them)."""
         prompt = rubric_prompt(request)
-        return await self._ask(prompt, choice, "rubric_scores", RUBRIC_SCHEMA, parse_rubric_answer)
+        if request.reference_passages:
+            schema_name, schema = "grounded_rubric_scores", GROUNDED_RUBRIC_SCHEMA
+        else:
+            schema_name, schema = "rubric_scores", RUBRIC_SCHEMA
+        return await self._ask(prompt, choice, schema_name, schema, parse_rubric_answer)
 
     async def _ask(
         self,

@@ -52,6 +52,8 @@ class RubricAnswer(BaseModel):
     scores: RubricDimensionScores
     overall: float = Field(ge=1, le=5)
     feedback: str = Field(min_length=1, max_length=_MAX_ANSWER_TEXT)
+    # Grounded scoring: the passage ids the model relied on (the caller keeps only real ones).
+    citations: tuple[str, ...] = ()
 
     _clean_feedback = field_validator("feedback", mode="before")(_storable)
 
@@ -83,6 +85,16 @@ RUBRIC_SCHEMA: dict[str, Any] = {
     },
     "required": ["scores", "overall", "feedback"],
     "additionalProperties": False,
+}
+
+# Grounded scoring (reference passages given) also asks which passages the score relied on.
+GROUNDED_RUBRIC_SCHEMA: dict[str, Any] = {
+    **RUBRIC_SCHEMA,
+    "properties": {
+        **RUBRIC_SCHEMA["properties"],
+        "citations": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": [*RUBRIC_SCHEMA["required"], "citations"],
 }
 
 _CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)

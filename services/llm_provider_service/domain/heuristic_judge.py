@@ -14,11 +14,16 @@ to 0 for the trick it detects, and their product (integrity) scales the score:
 - originality: few of the text's word 4-grams copied from the instructions or rubric (quoting
   the question is fine; from 50% copied, as in a pasted prompt, it is 0);
 - word order: few implausible function-word bigrams ("the is", "of and", "we the", a sentence
-  ending on "the"); shuffled words have several times more than any sample essay;
+  ending on "the") and capitalised function words inside a sentence ("books The cost"), where
+  shuffling drops the words that began sentences; shuffled words have several times more than
+  any sample essay, and the capitals catch a shuffled answer too short for the bigrams alone;
 - non-repetition: few word trigrams seen earlier in the text (a paragraph pasted twice or more
   is at or near 0);
 - sentence structure: function words make up a normal share of the text (a keyword list has
   none).
+With reference passages (retrieval-grounded rubric scoring) a fifth feature, key-point coverage,
+measures how much of each passage's content the answer takes up; the passages it covers are
+its citations, and copying them counts against originality like copying the question.
 Word order and sentence structure use English word classes, so for another language they are
 not measured (shown as n/a) and the other guards remain.
 
@@ -36,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from common_core.events.llm import ComparisonWinner
@@ -149,6 +154,10 @@ _REPEAT_NGRAM = 3
 _REPEAT_TOLERANCE = 0.1
 _REPEAT_ZERO = 0.6
 _TIE_EPSILON = 1e-9
+# A passage is fully covered when the answer takes up this share of its content stems, and cited
+# from a quarter of that.
+_KEY_POINT_SATURATION = 0.4
+_CITED_SHARE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +174,15 @@ class TextFeatures:
     sentence_structure: float | None  # likewise
     integrity: float
     overall: float
+    key_points: float | None = None  # None without reference passages
 
     def describe(self) -> str:
         """A short human-readable account of the features."""
         relevance = _shown(self.relevance)
+        key_points = "" if self.key_points is None else f", key points {self.key_points:.2f}"
         return (
             f"development {self.development:.2f}, vocabulary range {self.vocabulary_range:.2f}, "
-            f"relevance {relevance}, argument links {self.argument_links:.2f}; "
+            f"relevance {relevance}, argument links {self.argument_links:.2f}{key_points}; "
             f"integrity {self.integrity:.2f} (originality {self.originality:.2f}, word order "
             f"{_shown(self.word_order)}, non-repetition {self.non_repetition:.2f}, sentence "
             f"structure {_shown(self.sentence_structure)})"
@@ -204,6 +215,7 @@ class HeuristicRubricScores:
     technical: int
     overall: float
     feedback: str
+    citations: tuple[str, ...] = ()
 
 
 def _stem(word: str) -> str:
@@ -307,7 +319,21 @@ def _implausible(first: str, second: str | None) -> bool:
     return False
 
 
-def _word_order(sentences: list[list[str]]) -> float:
+def _misplaced_capitals(text: str) -> int:
+    """Capitalised function words inside a sentence ("digital The books", "cost However,"):
+    where shuffling drops the words that began sentences. Writers capitalise them only at a
+    sentence start ("I" and acronyms aside)."""
+    count = 0
+    for sentence in _SENTENCE_END.split(text.strip()):
+        for token in _WORD.findall(sentence)[1:]:
+            lower = token.lower()
+            acronym = len(token) > 1 and token.isupper()
+            if token[0].isupper() and not acronym and lower != "i" and lower in _FUNCTION_WORDS:
+                count += 1
+    return count
+
+
+def _word_order(sentences: list[list[str]], misplaced_capitals: int = 0) -> float:
     checked = implausible = 0
     for sentence in sentences:
         for first, second in zip(sentence, [*sentence[1:], None], strict=True):
@@ -316,7 +342,7 @@ def _word_order(sentences: list[list[str]]) -> float:
                 implausible += _implausible(first, second)
     # Learners make some slips; beyond a small tolerance the order looks scrambled. The prior
     # count keeps one slip in a very short text from looking like a scrambled one.
-    rate = implausible / (checked + _WORD_ORDER_PRIOR)
+    rate = (implausible + misplaced_capitals) / (checked + _WORD_ORDER_PRIOR)
     return _guard(rate, _IMPLAUSIBLE_TOLERANCE, _IMPLAUSIBLE_ZERO)
 
 
@@ -325,6 +351,34 @@ def _sentence_structure(tokens: list[str]) -> float:
         return 0.0
     share = sum(1 for w in tokens if w in _FUNCTION_WORDS) / len(tokens)
     return min(1.0, share / _FUNCTION_SHARE_SATURATION)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPointCoverage:
+    """How much of the reference passages an answer takes up (0..1) and which it cites."""
+
+    coverage: float
+    cited: tuple[str, ...]
+
+
+def key_point_coverage(
+    tokens: Sequence[str], references: Sequence[tuple[str, str]]
+) -> KeyPointCoverage:
+    """Mean coverage of the passages' content stems by the answer; passages it takes up at
+    least a little of are cited."""
+    present = {_stem(w) for w in tokens}
+    shares: list[float] = []
+    cited: list[str] = []
+    for passage_id, text in references:
+        wanted = content_stems(text)
+        if not wanted:
+            continue
+        share = len(wanted & present) / len(wanted)
+        shares.append(min(1.0, share / _KEY_POINT_SATURATION))
+        if share >= _CITED_SHARE and passage_id not in cited:
+            cited.append(passage_id)
+    coverage = sum(shares) / len(shares) if shares else 0.0
+    return KeyPointCoverage(coverage, tuple(cited))
 
 
 def _topical(relevance: float) -> float:
@@ -338,20 +392,26 @@ def _is_english(language: str) -> bool:
 
 
 def text_features(
-    text: str, instructions: str = "", *, rubric: str = "", language: str = "en"
+    text: str,
+    instructions: str = "",
+    *,
+    rubric: str = "",
+    language: str = "en",
+    references: Sequence[tuple[str, str]] = (),
 ) -> TextFeatures:
-    """Measure a text against the instructions it answers and the rubric it is judged by."""
+    """Measure a text against the instructions it answers, the rubric it is judged by and the
+    reference passages (`(id, text)`) it is checked against."""
     tokens = words(text)
     sentences = _sentences(text)
     development = _development(tokens)
     vocabulary = _vocabulary_range(tokens)
     relevance = _relevance(tokens, instructions, rubric)
     links = _argument_links(text)
-    originality = _originality(tokens, (instructions, rubric))
+    originality = _originality(tokens, (instructions, rubric, *(t for _, t in references)))
     non_repetition = _non_repetition(tokens)
     # The word classes are English; elsewhere these two checks are not made rather than failed.
     english = _is_english(language)
-    order = _word_order(sentences) if english else None
+    order = _word_order(sentences, _misplaced_capitals(text)) if english else None
     structure = _sentence_structure(tokens) if english else None
     guards = (originality, order, non_repetition, structure)
     integrity = math.prod(g for g in guards if g is not None)
@@ -370,6 +430,7 @@ def text_features(
         structure,
         integrity,
         overall,
+        key_point_coverage(tokens, references).coverage if references else None,
     )
 
 
@@ -430,16 +491,30 @@ def _clarity(sentences: list[list[str]]) -> float:
 
 
 def score_answer(
-    answer: str, question: str, rubric: str = "", language: str = "en"
+    answer: str,
+    question: str,
+    rubric: str = "",
+    language: str = "en",
+    references: Sequence[tuple[str, str]] = (),
 ) -> HeuristicRubricScores:
-    """Rubric scores 1..5 for relevance, depth, clarity and technical range."""
-    features = text_features(answer, question, rubric=rubric, language=language)
+    """Rubric scores 1..5 for relevance, depth, clarity and technical range; with reference
+    passages (`(id, text)`) relevance and depth also weigh the key points the answer covers."""
+    features = text_features(
+        answer, question, rubric=rubric, language=language, references=references
+    )
     relevance_value = 0.5 if features.relevance is None else features.relevance
+    depth_value = 0.6 * features.development + 0.4 * features.argument_links
+    if features.key_points is not None:
+        # Key points count as far as the answer is on the question's topic, so the generic
+        # words a passage shares with any text never lift an off-topic answer.
+        key_points = features.key_points * min(1.0, relevance_value / _RELEVANCE_SATURATION)
+        relevance_value = 0.5 * relevance_value + 0.5 * key_points
+        depth_value = 0.7 * depth_value + 0.3 * key_points
     topical = _topical(relevance_value)
     integrity = features.integrity
     values = (
         relevance_value * integrity,
-        (0.6 * features.development + 0.4 * features.argument_links) * topical * integrity,
+        depth_value * topical * integrity,
         _clarity(_sentences(answer)) * integrity,
         features.vocabulary_range * topical * integrity,
     )
@@ -455,4 +530,13 @@ def score_answer(
         "by the integrity checks (text copied from the question or rubric, scrambled word "
         "order, repetition, missing sentences). Treat these scores as a rough indication only."
     )
-    return HeuristicRubricScores(relevance, depth, clarity, technical, overall, feedback)
+    citations: tuple[str, ...] = ()
+    if references:
+        coverage = key_point_coverage(words(answer), references)
+        citations = coverage.cited if integrity > 0 else ()
+        feedback += (
+            f" Checked against {len(references)} reference passage(s): key-point coverage "
+            f"{coverage.coverage:.2f} (the share of each passage's content words the answer "
+            "takes up); the passages it takes up are cited."
+        )
+    return HeuristicRubricScores(relevance, depth, clarity, technical, overall, feedback, citations)

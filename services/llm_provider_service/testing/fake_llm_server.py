@@ -55,8 +55,15 @@ class ReceivedRequest:
         """Whether it asked for a comparison verdict (else a rubric score)."""
         return "comparison_verdict" in json.dumps(self.body)
 
+    @property
+    def is_grounded(self) -> bool:
+        """Whether it asked for a rubric score grounded in reference passages."""
+        return "grounded_rubric_scores" in json.dumps(self.body)
+
 
 Script = Callable[[ReceivedRequest, int], FakeReply]
+# The passage id a good grounded answer cites (requests in the tests name a passage so).
+GROUNDED_CITATION = "kp-1"
 
 # What every good answer reports as its completion tokens (a verdict is a few dozen).
 FAKE_COMPLETION_TOKENS = 30
@@ -72,13 +79,14 @@ def good_content(request: ReceivedRequest) -> str:
                 "confidence": 4,
             }
         )
-    return json.dumps(
-        {
-            "scores": {"relevance": 4, "depth": 3, "clarity": 4, "technical": 3},
-            "overall": 3.5,
-            "feedback": "A relevant answer that could go deeper.",
-        }
-    )
+    answer: dict[str, Any] = {
+        "scores": {"relevance": 4, "depth": 3, "clarity": 4, "technical": 3},
+        "overall": 3.5,
+        "feedback": "A relevant answer that could go deeper.",
+    }
+    if request.is_grounded:  # reference passages were given: cite one, and one that is not there
+        answer["citations"] = [GROUNDED_CITATION, "not-a-passage"]
+    return json.dumps(answer)
 
 
 def _openai_body(

@@ -41,6 +41,36 @@ OFF_TOPIC = (
 )
 
 
+# Course reference material for the sample prompt (passage id, text), as a definition would ship
+# it for retrieval-grounded (rag) rubric scoring: key points and a short exemplar.
+REFERENCE_PASSAGES = (
+    (
+        "kp-distraction",
+        "Key point: phones distract students in lessons. Notifications, games and social media "
+        "pull attention away from the teacher, and studies of phone bans report better "
+        "concentration and test results, especially for weaker students.",
+    ),
+    (
+        "kp-social",
+        "Key point: phones change breaks and social life. Without phones students talk and play "
+        "together more; with them, cyberbullying and pressure from social media can follow "
+        "students into school.",
+    ),
+    (
+        "kp-tools",
+        "Key point: phones are also useful tools. Students use them for research, dictionaries, "
+        "calendars and contacting parents in an emergency, and schools can teach responsible "
+        "use instead of banning them.",
+    ),
+    (
+        "exemplar-position",
+        "Exemplar: a strong answer takes a clear position, for example a ban during lessons "
+        "with exceptions for teaching and emergencies, supports it with reasons and examples, "
+        "answers the opposing view and ends with a conclusion.",
+    ),
+)
+
+
 def shuffled(text: str, seed: int) -> str:
     """The text's whitespace-separated tokens in a random (seeded) order."""
     tokens = text.split()

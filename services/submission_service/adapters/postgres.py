@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from submission_service.adapters.postgres_assessments import PostgresAssessments
 from submission_service.adapters.postgres_events import PostgresEvents
+from submission_service.adapters.postgres_reference import PostgresReferencePassages
 from submission_service.adapters.postgres_responses import PostgresResponses
 from submission_service.adapters.postgres_scoring import PostgresScoring
 from submission_service.adapters.postgres_webhooks import PostgresWebhooks
@@ -30,6 +31,7 @@ class PostgresUnitOfWork:
         self.scoring = PostgresScoring(session)
         self.assessments = PostgresAssessments(session)
         self.webhooks = PostgresWebhooks(session, secret_box)
+        self.reference = PostgresReferencePassages(session)
         # events
         self.stage_event = self.events.stage_event
         self.claim_event = self.events.claim_event
@@ -47,6 +49,10 @@ class PostgresUnitOfWork:
         self.insert_score = self.scoring.insert_score
         self.unfinished_jobs = self.scoring.unfinished_jobs
         self.jobs_of = self.scoring.jobs_of
+        self.jobs_for_response = self.scoring.jobs_for_response
+        # reference passages
+        self.replace_passages = self.reference.replace_passages
+        self.retrieve_passages = self.reference.retrieve_passages
         # assessments
         self.insert_assessment = self.assessments.insert_assessment
         self.assessment_for = self.assessments.assessment_for

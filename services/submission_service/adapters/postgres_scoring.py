@@ -26,6 +26,7 @@ def job_record(row: Row[Any]) -> ScoringJob:
         assessment_id=row.assessment_id,
         request_id=row.request_id,
         error=row.error,
+        result=row.result,
     )
 
 
@@ -35,7 +36,7 @@ class PostgresScoring:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
+    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID | None) -> None:
         """Store a new scoring job."""
         await self._session.execute(
             scoring_jobs.insert().values(
@@ -46,8 +47,26 @@ class PostgresScoring:
                 assessment_id=job.assessment_id,
                 request_id=job.request_id,
                 request_event_id=request_event_id,
+                error=job.error,
+                result=job.result,
             )
         )
+
+    async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
+        """The stage jobs of one essay answer of an assessment. Not locked: the caller holds the
+        assessment's lock, and locking sibling jobs after it could deadlock with a transaction
+        that holds one of them (`job_for_request`) and waits for the assessment."""
+        rows = (
+            await self._session.execute(
+                select(scoring_jobs)
+                .where(
+                    scoring_jobs.c.assessment_id == assessment_id,
+                    scoring_jobs.c.response_id == response_id,
+                )
+                .order_by(scoring_jobs.c.created_at, scoring_jobs.c.id)
+            )
+        ).all()
+        return [job_record(r) for r in rows]
 
     async def job_for_request(self, request_id: UUID) -> ScoringJob | None:
         """The job of a rubric request, locked."""
@@ -61,13 +80,17 @@ class PostgresScoring:
         return job_record(row) if row is not None else None
 
     async def finish_job(
-        self, job_id: UUID, status: JobStatus, error: dict[str, Any] | None = None
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        error: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
         """Move a job to a terminal state."""
         await self._session.execute(
             update(scoring_jobs)
             .where(scoring_jobs.c.id == job_id)
-            .values(status=status.value, error=error, updated_at=func.now())
+            .values(status=status.value, error=error, result=result, updated_at=func.now())
         )
 
     async def insert_score(
@@ -98,17 +121,16 @@ class PostgresScoring:
             await self._session.execute(
                 select(func.count()).where(
                     scoring_jobs.c.assessment_id == assessment_id,
-                    scoring_jobs.c.status.notin_(
-                        [JobStatus.COMPLETED.value, JobStatus.FAILED.value]
-                    ),
+                    scoring_jobs.c.status.notin_([s.value for s in JobStatus if s.is_terminal]),
                 )
             )
         ).scalar_one()
         return int(count)
 
     async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
-        """Jobs with their effective state (queued jobs already published are in progress)."""
-        published = or_(
+        """Jobs with their effective state: a queued job whose request the outbox relay has
+        delivered to Kafka (its outbox row published, or already pruned) is in progress."""
+        published = scoring_jobs.c.request_event_id.is_not(None) & or_(
             ~exists().where(event_outbox.c.event_id == scoring_jobs.c.request_event_id),
             exists().where(
                 and_(
@@ -142,6 +164,7 @@ class PostgresScoring:
                     assessment_id=job.assessment_id,
                     request_id=job.request_id,
                     error=job.error,
+                    result=job.result,
                 )
             views.append(JobView(job=job, module_slug=r.module_slug, question_id=r.question_id))
         return views

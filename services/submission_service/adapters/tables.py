@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 metadata = MetaData()
 
@@ -99,9 +100,11 @@ scoring_jobs = Table(
         ForeignKey("assessments.id", ondelete="CASCADE"),
         nullable=True,
     ),
-    Column("request_id", UUID(as_uuid=True), nullable=False, unique=True),
-    Column("request_event_id", UUID(as_uuid=True), nullable=False),
+    # None for jobs that send no request (fusion; rag skipped for lack of material).
+    Column("request_id", UUID(as_uuid=True), nullable=True, unique=True),
+    Column("request_event_id", UUID(as_uuid=True), nullable=True),
     Column("error", JSONB, nullable=True),
+    Column("result", JSONB, nullable=True),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -213,4 +216,24 @@ idempotency_keys = Table(
     Column("response_body", JSONB, nullable=False),
     _now(),
     PrimaryKeyConstraint("identity_key", "idempotency_key", name="pk_idempotency_keys"),
+)
+
+# Course reference material of the definitions (migration sub0003), searched with full-text search.
+reference_passages = Table(
+    "reference_passages",
+    metadata,
+    Column("definition_id", Text, nullable=False),
+    Column("passage_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("question_ids", ARRAY(Text), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column(
+        "search",
+        TSVECTOR,
+        Computed("to_tsvector('english'::regconfig, text)", persisted=True),
+        nullable=False,
+    ),
+    Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("definition_id", "passage_id", name="pk_reference_passages"),
 )

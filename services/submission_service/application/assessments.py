@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -12,16 +13,19 @@ from submission_service.application.ports import (
     AssessmentRecord,
     AssessmentStore,
     DefinitionCatalog,
+    ResponseRecord,
+    ScoringJob,
     StoredReply,
 )
 from submission_service.application.scoring import (
-    JOB_TYPE_ASSESSMENT_ESSAY,
     RubricPolicy,
     finalize_if_done,
     stage_rubric_request,
 )
 from submission_service.domain.assessments import (
+    AssessmentDefinition,
     JobStatus,
+    Question,
     QuestionScore,
     QuestionType,
     ScoreStatus,
@@ -32,8 +36,10 @@ from submission_service.domain.assessments import (
     stage_progress,
 )
 from submission_service.domain.errors import ConflictError, NotFoundError
+from submission_service.domain.essay_fusion import NO_MATERIAL_NOTE, JobType, essay_rule_score
 from submission_service.domain.identity import Identity
-from submission_service.metrics import ASSESSMENT_SUBMISSIONS
+from submission_service.domain.retrieval import search_terms
+from submission_service.metrics import ASSESSMENT_SUBMISSIONS, RAG_RETRIEVALS
 
 SUBMIT_OPERATION = "assessment.submit"
 
@@ -113,7 +119,12 @@ async def submit_assessment(
             if response is not None
             else None
         )
-        scores.append(score_question(module, question, answer))
+        item = score_question(module, question, answer)
+        if item.status is ScoreStatus.PENDING and answer is not None:
+            # The essay's rule_score stage runs now, inline; fusion uses it later.
+            rule = essay_rule_score(answer.answer_text, question.prompt)
+            item = dataclasses.replace(item, detail={"rule_score": rule.as_json()})
+        scores.append(item)
     submitted_at = datetime.now(UTC)
     await store.lock_responses(assessment.id, [r.id for r in answers.values()])
     await store.insert_score_records(assessment.id, scores)
@@ -125,24 +136,25 @@ async def submit_assessment(
         if item.status is not ScoreStatus.PENDING:
             continue
         response = answers[(item.module_slug, item.question_id)]
-        job = await stage_rubric_request(
+        jobs = await _stage_essay_jobs(
             store,
+            definition,
+            questions[(item.module_slug, item.question_id)],
+            response,
             policy=policy,
-            response=response,
-            question=questions[(item.module_slug, item.question_id)],
-            job_type=JOB_TYPE_ASSESSMENT_ESSAY,
             correlation_id=correlation_id,
             assessment_id=assessment.id,
         )
-        await store.attach_job(assessment.id, response.id, job.id)
-        essay_jobs.append(
+        essay_jobs += [
             {
                 "job_id": str(job.id),
+                "job_type": job.job_type,
                 "module_slug": item.module_slug,
                 "question_id": item.question_id,
-                "status": JobStatus.QUEUED.value,
+                "status": job.status.value,
             }
-        )
+            for job in jobs
+        ]
     completed = await finalize_if_done(store, assessment.id)
     body = {
         "assessment_id": str(assessment.id),
@@ -168,6 +180,66 @@ async def submit_assessment(
     return 202, body
 
 
+async def _stage_essay_jobs(
+    store: AssessmentStore,
+    definition: AssessmentDefinition,
+    question: Question,
+    response: ResponseRecord,
+    *,
+    policy: RubricPolicy,
+    correlation_id: UUID,
+    assessment_id: UUID,
+) -> list[ScoringJob]:
+    """An essay answer's three asynchronous stages: the gpt rubric request, the rag request
+    grounded in the passages retrieved for the question and the answer (skipped, and saying
+    so, when the question has no reference material), and the fusion job that waits for both."""
+    common: dict[str, Any] = {
+        "policy": policy,
+        "response": response,
+        "question": question,
+        "correlation_id": correlation_id,
+        "assessment_id": assessment_id,
+    }
+    gpt = await stage_rubric_request(store, job_type=JobType.GPT.value, **common)
+    passages = await store.retrieve_passages(
+        definition.id,
+        question.id,
+        search_terms(question.prompt, response.answer_text),
+        policy.rag_passages,
+    )
+    if passages:
+        RAG_RETRIEVALS.labels(
+            outcome="matched" if any(p.rank > 0 for p in passages) else "fallback"
+        ).inc()
+        rag = await stage_rubric_request(
+            store, job_type=JobType.RAG.value, passages=passages, **common
+        )
+    else:
+        RAG_RETRIEVALS.labels(outcome="no_material").inc()
+        rag = ScoringJob(
+            id=uuid4(),
+            job_type=JobType.RAG.value,
+            status=JobStatus.SKIPPED,
+            response_id=response.id,
+            assessment_id=assessment_id,
+            request_id=None,
+            result={"note": NO_MATERIAL_NOTE},
+        )
+        await store.insert_job(rag, request_event_id=None)
+    fusion = ScoringJob(
+        id=uuid4(),
+        job_type=JobType.FUSION.value,
+        status=JobStatus.QUEUED,
+        response_id=response.id,
+        assessment_id=assessment_id,
+        request_id=None,
+    )
+    await store.insert_job(fusion, request_event_id=None)
+    # The essay's score record waits for the fusion job.
+    await store.attach_job(assessment_id, response.id, fusion.id)
+    return [gpt, rag, fusion]
+
+
 def _score_json(item: QuestionScore) -> dict[str, Any]:
     return {
         "module_slug": item.module_slug,
@@ -191,11 +263,9 @@ async def assessment_status(
     records = await store.score_records(assessment_id)
     stages: list[StageProgress] = []
     if assessment.status != "open":
-        rule_items = sum(1 for r in records if r.score_type is not QuestionType.ESSAY)
+        # Every answered question has a rule score (an essay's too); missing ones count as done.
         stages = stage_progress(
-            rule_items=rule_items,
-            essay_jobs=[j.job.status for j in jobs],
-            fused=assessment.status == "completed",
+            rule_items=len(records), jobs=[(j.job.job_type, j.job.status) for j in jobs]
         )
     webhooks = await store.webhooks_of(assessment_id)
     return {
@@ -213,16 +283,20 @@ async def assessment_status(
                 "status": s.status.value,
                 "done": s.done,
                 "total": s.total,
+                "skipped": s.skipped,
             }
             for s in stages
         ],
         "jobs": [
             {
                 "job_id": str(j.job.id),
+                "job_type": j.job.job_type,
                 "module_slug": j.module_slug,
                 "question_id": j.question_id,
                 "status": j.job.status.value,
                 "error": j.job.error,
+                "note": (j.job.result or {}).get("note"),
+                "result": _job_result(j.job),
             }
             for j in jobs
         ],
@@ -253,3 +327,13 @@ async def assessment_status(
             for w in webhooks
         ],
     }
+
+
+def _job_result(job: ScoringJob) -> dict[str, Any] | None:
+    """What a finished stage produced, as the status shows it (scores, citations, fusion)."""
+    result = job.result or {}
+    if job.job_type == JobType.FUSION.value:
+        return result or None
+    if "overall" not in result:
+        return None
+    return {"overall": result["overall"], "citations": result.get("citations", [])}

@@ -18,6 +18,7 @@ from submission_service.domain.assessments import (
     Module,
     Question,
     QuestionScore,
+    ReferencePassage,
     ScoreStatus,
 )
 from submission_service.domain.identity import Identity
@@ -62,8 +63,9 @@ class ScoringJob:
     status: JobStatus
     response_id: UUID
     assessment_id: UUID | None
-    request_id: UUID
+    request_id: UUID | None  # None: the job sends no request (fusion, a skipped rag)
     error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # what a finished stage produced, for fusion and status
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,16 @@ class WebhookRecord:
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RetrievedPassage:
+    """A reference passage found for a question and an answer, with its full-text rank."""
+
+    passage_id: str
+    kind: str
+    text: str
+    rank: float
+
+
 class EventStager(Protocol):
     """Stages events in the current transaction (the outbox)."""
 
@@ -130,8 +142,13 @@ class EventStager(Protocol):
 class ScoringStore(EventStager, Protocol):
     """What recording rubric results needs from storage, in one transaction."""
 
-    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
-        """Store a new scoring job."""
+    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID | None) -> None:
+        """Store a new scoring job (without a request event when it sends no request)."""
+        ...
+
+    async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
+        """The stage jobs (gpt, rag, fusion) of one essay answer of an assessment (read under
+        the assessment's lock)."""
         ...
 
     async def claim_event(self, consumer: str, event_id: UUID) -> bool:
@@ -143,9 +160,13 @@ class ScoringStore(EventStager, Protocol):
         ...
 
     async def finish_job(
-        self, job_id: UUID, status: JobStatus, error: dict[str, Any] | None = None
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        error: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
-        """Move a job to a terminal state."""
+        """Move a job to a terminal state, with its error or result."""
         ...
 
     async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
@@ -271,7 +292,21 @@ class JobView:
     question_id: str
 
 
-class AssessmentStore(ScoringStore, Protocol):
+class ReferenceStore(Protocol):
+    """Course reference passages in full-text search."""
+
+    async def replace_passages(self, definition_id: str, passages: list[ReferencePassage]) -> None:
+        """Make the stored passages of a definition exactly these."""
+        ...
+
+    async def retrieve_passages(
+        self, definition_id: str, question_id: str, terms: list[str], limit: int
+    ) -> list[RetrievedPassage]:
+        """The question's passages best matching the terms (or its first ones when none does)."""
+        ...
+
+
+class AssessmentStore(ScoringStore, ReferenceStore, Protocol):
     """Storage of assessments, their score records, jobs, locks and idempotency keys."""
 
     async def insert_assessment(self, record: AssessmentRecord) -> None:
@@ -321,7 +356,8 @@ class AssessmentStore(ScoringStore, Protocol):
         ...
 
     async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
-        """The assessment's jobs; queued jobs whose request was published show `in_progress`."""
+        """The assessment's jobs; a queued job whose request the outbox relay delivered to
+        Kafka shows `in_progress`."""
         ...
 
     async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:

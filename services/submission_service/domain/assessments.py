@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common_core.limits import MAX_ID_CHARS, MAX_PASSAGE_CHARS
+
 
 class QuestionType(StrEnum):
     """How a question is scored."""
@@ -27,6 +29,23 @@ class QuestionOption(_Definition):
 
     id: str = Field(min_length=1)
     text: str
+
+
+class PassageKind(StrEnum):
+    """What a reference passage is."""
+
+    COURSE_TEXT = "course_text"  # the course text the question is about
+    KEY_POINT = "key_point"  # a point a good answer covers
+    EXEMPLAR = "exemplar"  # an exemplar answer
+
+
+class ReferencePassage(_Definition):
+    """Course reference material for retrieval-grounded (rag) scoring of essay questions."""
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: PassageKind
+    question_ids: tuple[str, ...] = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=MAX_PASSAGE_CHARS)
 
 
 class Question(_Definition):
@@ -68,6 +87,7 @@ class AssessmentDefinition(_Definition):
     title: str
     description: str = ""
     modules: tuple[Module, ...] = Field(min_length=1)
+    reference_passages: tuple[ReferencePassage, ...] = ()
 
     @model_validator(mode="after")
     def _unique_questions(self) -> AssessmentDefinition:
@@ -79,23 +99,44 @@ class AssessmentDefinition(_Definition):
             seen.add(key)
         return self
 
+    @model_validator(mode="after")
+    def _passages_name_essay_questions(self) -> AssessmentDefinition:
+        essays = {q.id for _, q in self.questions() if q.type is QuestionType.ESSAY}
+        ids: set[str] = set()
+        for passage in self.reference_passages:
+            if passage.id in ids:
+                raise ValueError(f"reference passage {passage.id} appears twice")
+            ids.add(passage.id)
+            unknown = sorted(set(passage.question_ids) - essays)
+            if unknown:
+                raise ValueError(
+                    f"reference passage {passage.id} names {unknown}, not essay questions here"
+                )
+        return self
+
+    def passages_for(self, question_id: str) -> list[ReferencePassage]:
+        """The reference passages about a question, in definition order."""
+        return [p for p in self.reference_passages if question_id in p.question_ids]
+
     def questions(self) -> list[tuple[Module, Question]]:
         """Every question with its module, in definition order."""
         return [(m, q) for m in self.modules for q in m.questions]
 
 
 class JobStatus(StrEnum):
-    """Async scoring job states: `queued → in_progress → completed | failed`."""
+    """Async scoring job states: `queued → in_progress → completed | failed`, or `skipped`
+    (a stage with nothing to do, such as rag without reference material)."""
 
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
     @property
     def is_terminal(self) -> bool:
-        """Completed and failed jobs never change again."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        """Completed, failed and skipped jobs never change again."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.SKIPPED)
 
 
 class ScoreStatus(StrEnum):
@@ -197,6 +238,8 @@ def fuse(scores: Sequence[QuestionScore]) -> FusedResult:
         points = item.score or 0.0
         if item.status in (ScoreStatus.MISSING, ScoreStatus.FAILED):
             degraded = True
+        if item.detail.get("fusion", {}).get("degraded"):  # an essay fused without a stage
+            degraded = True
         bucket = by_type.setdefault(item.score_type.value, {"score": 0.0, "max_score": 0.0})
         bucket["score"] = round(bucket["score"] + points, 6)
         bucket["max_score"] = round(bucket["max_score"] + item.max_score, 6)
@@ -206,7 +249,8 @@ def fuse(scores: Sequence[QuestionScore]) -> FusedResult:
     return FusedResult(round(total, 6), round(max_total, 6), percent, degraded, by_type)
 
 
-STAGE_WEIGHTS: dict[str, float] = {"rule_scoring": 0.2, "essay_scoring": 0.7, "fusion": 0.1}
+# Status weights of an essay answer's four stages (the original design's job types).
+STAGE_WEIGHTS: dict[str, float] = {"rule_score": 0.2, "gpt": 0.3, "rag": 0.3, "fusion": 0.2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +262,7 @@ class StageProgress:
     status: JobStatus
     done: int
     total: int
+    skipped: int = 0
 
     @property
     def fraction(self) -> float:
@@ -225,40 +270,42 @@ class StageProgress:
         return 1.0 if self.total == 0 else self.done / self.total
 
 
+def _stage_status(jobs: Sequence[JobStatus]) -> JobStatus:
+    if not jobs:
+        return JobStatus.COMPLETED
+    if all(s is JobStatus.SKIPPED for s in jobs):
+        return JobStatus.SKIPPED
+    if all(s.is_terminal for s in jobs):
+        ran = [s for s in jobs if s is not JobStatus.SKIPPED]
+        return JobStatus.FAILED if all(s is JobStatus.FAILED for s in ran) else JobStatus.COMPLETED
+    if any(s is not JobStatus.QUEUED for s in jobs):
+        return JobStatus.IN_PROGRESS
+    return JobStatus.QUEUED
+
+
 def stage_progress(
-    *, rule_items: int, essay_jobs: Sequence[JobStatus], fused: bool
+    *, rule_items: int, jobs: Sequence[tuple[str, JobStatus]]
 ) -> list[StageProgress]:
-    """The three stages (rule scoring, essay scoring, fusion) of a submitted assessment."""
-    finished = sum(1 for s in essay_jobs if s.is_terminal)
-    if not essay_jobs or finished == len(essay_jobs):
-        essay_status = (
-            JobStatus.FAILED
-            if essay_jobs and all(s is JobStatus.FAILED for s in essay_jobs)
-            else JobStatus.COMPLETED
+    """The four stages: rule_score (inline at submit, so complete), then one per job type
+    (`gpt`, `rag`, `fusion`), each from the states of its jobs; a skipped job counts as done."""
+    stages = [
+        StageProgress(
+            "rule_score", STAGE_WEIGHTS["rule_score"], JobStatus.COMPLETED, rule_items, rule_items
         )
-    elif any(s is not JobStatus.QUEUED for s in essay_jobs):
-        essay_status = JobStatus.IN_PROGRESS
-    else:
-        essay_status = JobStatus.QUEUED
-    return [
-        StageProgress(
-            "rule_scoring",
-            STAGE_WEIGHTS["rule_scoring"],
-            JobStatus.COMPLETED,
-            rule_items,
-            rule_items,
-        ),
-        StageProgress(
-            "essay_scoring", STAGE_WEIGHTS["essay_scoring"], essay_status, finished, len(essay_jobs)
-        ),
-        StageProgress(
-            "fusion",
-            STAGE_WEIGHTS["fusion"],
-            JobStatus.COMPLETED if fused else JobStatus.QUEUED,
-            1 if fused else 0,
-            1,
-        ),
     ]
+    for name in ("gpt", "rag", "fusion"):
+        states = [status for job_type, status in jobs if job_type == name]
+        stages.append(
+            StageProgress(
+                name,
+                STAGE_WEIGHTS[name],
+                _stage_status(states),
+                sum(1 for s in states if s.is_terminal),
+                len(states),
+                sum(1 for s in states if s is JobStatus.SKIPPED),
+            )
+        )
+    return stages
 
 
 def overall_progress(stages: Sequence[StageProgress]) -> float:

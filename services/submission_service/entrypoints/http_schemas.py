@@ -399,9 +399,10 @@ class RuleResultOut(_Reply):
 
 
 class EssayJobOut(_Reply):
-    """A queued essay scoring job."""
+    """An essay scoring job: `gpt`, `rag` (`skipped` without reference material) or `fusion`."""
 
     job_id: UUID
+    job_type: str
     module_slug: str
     question_id: str
     status: str
@@ -435,16 +436,20 @@ class StageOut(_Reply):
     status: str
     done: int
     total: int
+    skipped: int
 
 
 class JobOut(_Reply):
-    """A scoring job's state (`queued → in_progress → completed | failed`)."""
+    """A scoring job's state (`queued → in_progress → completed | failed`, or `skipped`)."""
 
     job_id: UUID
+    job_type: str
     module_slug: str
     question_id: str
     status: str
     error: dict[str, Any] | None
+    note: str | None
+    result: dict[str, Any] | None
 
 
 class DeliveryAttemptOut(_Reply):

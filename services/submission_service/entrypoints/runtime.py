@@ -19,7 +19,13 @@ from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
-from submission_service.application.ports import HostResolver, WebhookSender
+from submission_service.application.ports import (
+    DefinitionCatalog,
+    HostResolver,
+    UnitOfWork,
+    WebhookSender,
+)
+from submission_service.application.reference import load_reference_material
 from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import Settings
 from submission_service.di import make_container
@@ -83,6 +89,11 @@ async def build_runtime(settings: Settings) -> SubmissionRuntime:
     container = make_container(settings)
     engine = await container.get(AsyncEngine)
     producer = await container.get(KafkaEventProducer)  # started by its provider
+    catalog = await container.get(DefinitionCatalog)
+    async with container() as scope:
+        transactions: UnitOfWork = await scope.get(UnitOfWork)
+        async with transactions as stores:
+            await load_reference_material(stores, catalog)
 
     async def database_ready() -> None:
         async with engine.connect() as connection:

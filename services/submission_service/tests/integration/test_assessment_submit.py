@@ -91,10 +91,11 @@ class TestSubmit:
         assert results["paragraph-structure"]["score"] == 0.0
         assert results["paragraph-structure"]["detail"]["correct"] is False
         assert results["writing-experience"]["score"] == 0.5  # profile: full weight
-        [job] = body["essay_jobs"]
-        assert job["question_id"] == "short-essay"
-        assert job["status"] == "queued"
-        assert await _jobs(service, assessment_id) == 1
+        jobs = {j["job_type"]: j for j in body["essay_jobs"]}
+        assert set(jobs) == {"gpt", "rag", "fusion"}  # one essay, three asynchronous stages
+        assert all(j["question_id"] == "short-essay" for j in jobs.values())
+        assert all(j["status"] == "queued" for j in jobs.values())
+        assert await _jobs(service, assessment_id) == 3
 
     async def test_missing_answers_are_scored_as_missing(self, service: ServiceUnderTest) -> None:
         headers = anonymous_headers()
@@ -147,7 +148,7 @@ class TestSubmit:
 
         assert first.status_code == second.status_code == 202
         assert await first.get_json() == await second.get_json()
-        assert await _jobs(service, assessment_id) == 1
+        assert await _jobs(service, assessment_id) == 3
 
     async def test_concurrent_submits_with_one_key_submit_once(
         self, service: ServiceUnderTest
@@ -163,7 +164,7 @@ class TestSubmit:
         assert {r.status_code for r in replies} == {202}
         bodies = [await r.get_json() for r in replies]
         assert all(b == bodies[0] for b in bodies)
-        assert await _jobs(service, assessment_id) == 1
+        assert await _jobs(service, assessment_id) == 3
 
     async def test_same_key_with_another_body_is_a_conflict(
         self, service: ServiceUnderTest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -118,28 +119,36 @@ class TestStatusAndWebhooks:
 
         status = await eventually(
             lambda: _status(service, headers, aid),
-            until=lambda s: s["jobs"] and s["jobs"][0]["status"] == "in_progress",
-            what="essay job in progress once its request is published",
+            until=lambda s: (
+                _stages(s)["gpt"]["status"] == _stages(s)["rag"]["status"] == "in_progress"
+            ),
+            what="gpt and rag in progress once their requests are delivered",
         )
         stages = _stages(status)
-        assert stages["rule_scoring"]["status"] == "completed"
-        assert stages["essay_scoring"]["status"] == "in_progress"
+        assert stages["rule_score"]["status"] == "completed"
         assert stages["fusion"]["status"] == "queued"
         assert {s["name"]: s["weight"] for s in status["stages"]} == {
-            "rule_scoring": 0.2,
-            "essay_scoring": 0.7,
-            "fusion": 0.1,
+            "rule_score": 0.2,
+            "gpt": 0.3,
+            "rag": 0.3,
+            "fusion": 0.2,
         }
         assert status["progress"] == pytest.approx(0.2)
 
-        [request_event] = await events_for_key(
-            kafka_bootstrap_servers, service.topic(Topic.LLM_RUBRIC_REQUESTED), response_id
+        request_events = await events_for_key(
+            kafka_bootstrap_servers,
+            service.topic(Topic.LLM_RUBRIC_REQUESTED),
+            response_id,
+            expected=2,
         )
-        request_data = request_event["data"]
-        assert request_data["request_metadata"]["assessment_id"] == aid
-        await service.send_rubric_result(
-            rubric_result(uuid.UUID(request_data["request_id"]), request_data["request_metadata"])
-        )
+        for request_event in request_events:
+            request_data = request_event["data"]
+            assert request_data["request_metadata"]["assessment_id"] == aid
+            await service.send_rubric_result(
+                rubric_result(
+                    uuid.UUID(request_data["request_id"]), request_data["request_metadata"]
+                )
+            )
 
         status = await eventually(
             lambda: _status(service, headers, aid),
@@ -148,8 +157,15 @@ class TestStatusAndWebhooks:
         )
         assert all(s["status"] == "completed" for s in status["stages"])
         assert status["progress"] == 1.0
-        assert status["jobs"][0]["status"] == "completed"
-        assert status["result"]["by_type"]["essay"] == {"score": 1.5, "max_score": 2.0}
+        assert {j["status"] for j in status["jobs"]} == {"completed"}
+        [essay] = status["result"]["essays"]
+        # gpt and rag both 4; the short answer's rule score pulls the fused score below 4.
+        fused = essay["fusion"]["overall"]
+        assert fused == pytest.approx(0.2 * essay["rule_score"]["score"] + 0.8 * 4.0, abs=1e-3)
+        assert status["result"]["by_type"]["essay"] == {
+            "score": pytest.approx((fused - 1) / 4 * 2.0, abs=1e-5),
+            "max_score": 2.0,
+        }
 
         status = await eventually(
             lambda: _status(service, headers, aid),
@@ -167,6 +183,8 @@ class TestStatusAndWebhooks:
         assert not verify_signature("wrong-secret", hook_headers[SIGNATURE_HEADER.lower()], body)
         assert b'"assessment.completed"' in body
         assert aid.encode() in body
+        delivered = json.loads(body)
+        assert delivered["result"]["essays"][0]["fusion"] == essay["fusion"]
 
     async def test_failed_essay_job_completes_the_assessment_degraded(
         self, service: ServiceUnderTest, kafka_bootstrap_servers: str
@@ -176,37 +194,46 @@ class TestStatusAndWebhooks:
         await service.client.post(
             f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": "k"}
         )
-        [request_event] = await events_for_key(
-            kafka_bootstrap_servers, service.topic(Topic.LLM_RUBRIC_REQUESTED), response_id
+        request_events = await events_for_key(
+            kafka_bootstrap_servers,
+            service.topic(Topic.LLM_RUBRIC_REQUESTED),
+            response_id,
+            expected=2,
         )
-        data = request_event["data"]
-
-        await service.send_rubric_result(
-            LLMRubricResultV1(
-                request_id=uuid.UUID(data["request_id"]),
-                request_metadata=data["request_metadata"],
-                error_detail=ErrorDetail(
-                    code=ErrorCode.PARSE_ERROR,
-                    message="model answer was not JSON",
-                    correlation_id=uuid.uuid4(),
-                    service="llm_provider_service",
-                    operation="rubric",
-                ),
-                provider="openai",
-                model="gpt-4o-mini",
+        for request_event in request_events:
+            data = request_event["data"]
+            await service.send_rubric_result(
+                LLMRubricResultV1(
+                    request_id=uuid.UUID(data["request_id"]),
+                    request_metadata=data["request_metadata"],
+                    error_detail=ErrorDetail(
+                        code=ErrorCode.PARSE_ERROR,
+                        message="model answer was not JSON",
+                        correlation_id=uuid.uuid4(),
+                        service="llm_provider_service",
+                        operation="rubric",
+                    ),
+                    provider="openai",
+                    model="gpt-4o-mini",
+                )
             )
-        )
 
         status = await eventually(
             lambda: _status(service, headers, aid),
             until=lambda s: s["status"] == "completed",
             what="assessment completed despite the failed job",
         )
-        assert status["jobs"][0]["status"] == "failed"
-        assert status["jobs"][0]["error"]["code"] == "parse_error"
+        jobs = {j["job_type"]: j for j in status["jobs"]}
+        assert {t: j["status"] for t, j in jobs.items()} == {
+            "gpt": "failed",
+            "rag": "failed",
+            "fusion": "failed",  # nothing to fuse: rules alone do not score an essay
+        }
+        assert jobs["gpt"]["error"]["code"] == "parse_error"
         assert status["result"]["degraded"] is True
         assert status["result"]["essays_failed"] == 1
-        assert _stages(status)["essay_scoring"]["status"] == "failed"
+        assert _stages(status)["gpt"]["status"] == "failed"
+        assert _stages(status)["fusion"]["status"] == "failed"
 
     async def test_another_identity_cannot_read_status_or_register_webhooks(
         self, service: ServiceUnderTest

@@ -6,6 +6,7 @@ No broker is needed: the server runs in the test's event loop on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from common_core.events.llm import (
     LLMConfig,
     LLMProviderName,
     LLMRubricRequestV1,
+    ReferencePassage,
 )
 from common_core.testing import eventually
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
@@ -33,6 +35,7 @@ from llm_provider_service.config import Settings
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker, CircuitState
 from llm_provider_service.testing.fake_llm_server import (
     FAKE_COMPLETION_TOKENS,
+    GROUNDED_CITATION,
     FakeLLMServer,
     FakeReply,
     openai_usage,
@@ -174,6 +177,35 @@ class TestGoodAnswers:
         assert result.scores is not None
         assert result.scores.relevance == 4
         assert result.overall == 3.5
+
+    @pytest.mark.parametrize("provider", [LLMProviderName.OPENAI, LLMProviderName.ANTHROPIC])
+    async def test_grounded_rubric_sends_the_passages_and_reads_the_citations(
+        self, server: FakeLLMServer, make_harness: Any, provider: LLMProviderName
+    ) -> None:
+        harness = make_harness()
+        passages = [
+            ReferencePassage(
+                passage_id=GROUNDED_CITATION, text="Key point: digital books cost less."
+            ),
+            ReferencePassage(passage_id="kp-2", text="Key point: screens tire the eyes."),
+        ]
+        request = LLMRubricRequestV1(
+            request_id=uuid.uuid4(),
+            answer_text="Digital books cost less to update.",
+            question_text="Should schools replace printed textbooks?",
+            callback_topic="r",
+            llm_config=LLMConfig(provider=provider),
+            reference_passages=passages,
+        )
+        result = await harness.answerer.answer_rubric(request, uuid.uuid4())
+        assert result.error_detail is None
+        assert result.citations == [GROUNDED_CITATION]  # the invented id is dropped
+        assert result.prompt_version == "rubric_grounded_v1"
+        [sent] = server.received
+        wire = json.dumps(sent.body)
+        assert "grounded_rubric_scores" in wire
+        for passage in passages:
+            assert json.dumps(passage.text)[1:-1] in wire
 
 
 # A rubric long enough to make the static prefix cacheable for Sonnet and GPT models

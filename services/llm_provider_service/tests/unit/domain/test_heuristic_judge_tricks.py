@@ -21,6 +21,7 @@ from llm_provider_service.testing.judge_tricks import (
     HONEST_WEAK_ID,
     INTENDED_RANK,
     PROMPT,
+    REFERENCE_PASSAGES,
     RUBRIC,
     WEAK_IDS,
     shuffled,
@@ -89,6 +90,22 @@ class TestTricksLoseToAnHonestWeakEssay:
         assert gamed.overall < honest.overall
 
     @pytest.mark.parametrize("trick", TRICKS)
+    def test_grounded_rubric_scoring_also_scores_the_trick_below_the_honest_weak_essay(
+        self, trick: str
+    ) -> None:
+        # The rag stage: the same rubric plus the reference passages (key-point coverage).
+        honest = score_answer(HONEST_WEAK, PROMPT, RUBRIC, references=REFERENCE_PASSAGES)
+        gamed = score_answer(TRICKS[trick], PROMPT, RUBRIC, references=REFERENCE_PASSAGES)
+        assert gamed.overall < honest.overall
+
+    def test_pasting_the_reference_passages_is_copying_not_coverage(self) -> None:
+        pasted = "\n\n".join(text for _, text in REFERENCE_PASSAGES)
+        features = text_features(pasted, PROMPT, rubric=RUBRIC, references=REFERENCE_PASSAGES)
+        assert features.key_points == 1.0
+        assert features.originality == 0.0
+        assert score_answer(pasted, PROMPT, RUBRIC, references=REFERENCE_PASSAGES).citations == ()
+
+    @pytest.mark.parametrize("trick", TRICKS)
     def test_every_weak_sample_beats_the_trick(self, trick: str) -> None:
         # All E-grade essays, not only the one picked above.
         for essay_id in WEAK_IDS:
@@ -103,6 +120,15 @@ class TestTricksLoseToAnHonestWeakEssay:
         assert score_answer(shuffled(GOOD, 0), PROMPT, RUBRIC).overall < (
             score_answer(GOOD, PROMPT, RUBRIC).overall
         )
+
+    @pytest.mark.parametrize("seed", range(5))
+    def test_a_short_answer_shuffled_is_caught_by_its_misplaced_capitals(self, seed: int) -> None:
+        # Two paragraphs (167 words): too few function-word pairs for the bigram check alone;
+        # the capitalised sentence starters that shuffling drops mid-sentence give it away.
+        paragraphs = [p for p in GOOD.split("\n\n") if p.strip()]
+        short = "\n\n".join(paragraphs[1:3])
+        assert text_features(short, PROMPT, rubric=RUBRIC).word_order == 1.0
+        assert text_features(shuffled(short, seed), PROMPT, rubric=RUBRIC).word_order == 0.0
 
     def test_an_off_topic_f_essay_scores_below_every_c_essay(self) -> None:
         off_topic_f = score_answer(ESSAYS["s17"], PROMPT, RUBRIC).overall  # about a favourite phone
@@ -173,6 +199,22 @@ class TestRubricText:
         assert without.relevance is not None
         assert with_rubric.relevance is not None
         assert with_rubric.relevance > without.relevance
+
+
+class TestKeyPointCoverage:
+    def test_covering_more_key_points_scores_higher(self) -> None:
+        passages = (
+            ("kp-cost", "Digital textbooks cost less to update than printed editions."),
+            ("kp-eyes", "Screens tire the eyes and distract readers with games."),
+        )
+        question = "Should schools replace printed textbooks with digital ones?"
+        one = "Schools should switch because digital textbooks cost less to update than print."
+        both = one + " However, screens tire the eyes and games distract readers."
+        covered_one = score_answer(one, question, references=passages)
+        covered_both = score_answer(both, question, references=passages)
+        assert covered_one.citations == ("kp-cost",)
+        assert covered_both.citations == ("kp-cost", "kp-eyes")
+        assert covered_both.overall > covered_one.overall
 
 
 class TestOtherLanguages:

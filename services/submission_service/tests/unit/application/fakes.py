@@ -39,8 +39,15 @@ class FakeScoringStore:
         self.events.append((topic, payload, key))
         return uuid4()
 
-    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID) -> None:
+    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID | None) -> None:
         self.jobs[job.id] = job
+
+    async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
+        return [
+            j
+            for j in self.jobs.values()
+            if j.assessment_id == assessment_id and j.response_id == response_id
+        ]
 
     async def claim_event(self, consumer: str, event_id: UUID) -> bool:
         if (consumer, event_id) in self.seen:
@@ -52,12 +59,13 @@ class FakeScoringStore:
         return next((j for j in self.jobs.values() if j.request_id == request_id), None)
 
     async def finish_job(
-        self, job_id: UUID, status: JobStatus, error: dict[str, Any] | None = None
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        error: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
-        job = self.jobs[job_id]
-        self.jobs[job_id] = ScoringJob(
-            job.id, job.job_type, status, job.response_id, job.assessment_id, job.request_id, error
-        )
+        self.jobs[job_id] = replace(self.jobs[job_id], status=status, error=error, result=result)
 
     async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
         return self.responses.get(response_id)

@@ -10,11 +10,7 @@ from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
 from common_core.topics import Topic
 from submission_service.application.ports import AssessmentRecord, ResponseRecord, ScoringJob
-from submission_service.application.scoring import (
-    JOB_TYPE_ASSESSMENT_ESSAY,
-    JOB_TYPE_RESPONSE,
-    record_rubric_result,
-)
+from submission_service.application.scoring import JOB_TYPE_RESPONSE, record_rubric_result
 from submission_service.domain.assessments import (
     JobStatus,
     QuestionScore,
@@ -48,6 +44,12 @@ def _store_with_job(
     return store, job
 
 
+def _request_id(job: ScoringJob) -> UUID:
+    if job.request_id is None:
+        raise ValueError("this job sends no request")
+    return job.request_id
+
+
 def _envelope(result: LLMRubricResultV1) -> EventEnvelope[LLMRubricResultV1]:
     return EventEnvelope[LLMRubricResultV1](
         event_type="t.llm_provider.rubric_result.v1",
@@ -62,7 +64,7 @@ class TestRecordRubricResult:
         store, job = _store_with_job()
 
         outcome = await record_rubric_result(
-            store, _envelope(rubric_result(job.request_id, {})), consumer="c"
+            store, _envelope(rubric_result(_request_id(job), {})), consumer="c"
         )
 
         assert outcome.outcome == "scored"
@@ -76,7 +78,7 @@ class TestRecordRubricResult:
 
     async def test_the_same_event_twice_is_recorded_once(self) -> None:
         store, job = _store_with_job()
-        envelope = _envelope(rubric_result(job.request_id, {}))
+        envelope = _envelope(rubric_result(_request_id(job), {}))
 
         await record_rubric_result(store, envelope, consumer="c")
         second = await record_rubric_result(store, envelope, consumer="c")
@@ -88,10 +90,10 @@ class TestRecordRubricResult:
         store, job = _store_with_job()
 
         await record_rubric_result(
-            store, _envelope(rubric_result(job.request_id, {})), consumer="c"
+            store, _envelope(rubric_result(_request_id(job), {})), consumer="c"
         )
         again = await record_rubric_result(
-            store, _envelope(rubric_result(job.request_id, {}, overall=1.0)), consumer="c"
+            store, _envelope(rubric_result(_request_id(job), {}, overall=1.0)), consumer="c"
         )
 
         assert again.outcome == "already_finished"
@@ -117,7 +119,7 @@ class TestRecordRubricResult:
             operation="rubric",
         )
         result = LLMRubricResultV1(
-            request_id=job.request_id, error_detail=error, provider="openai", model="m"
+            request_id=_request_id(job), error_detail=error, provider="openai", model="m"
         )
 
         outcome = await record_rubric_result(store, _envelope(result), consumer="c")
@@ -129,9 +131,11 @@ class TestRecordRubricResult:
         assert finished.error["code"] == "rate_limited"
         assert store.events == []
 
-    async def test_the_last_essay_result_completes_the_assessment(self) -> None:
+    async def test_an_essay_queued_before_the_stages_existed_still_completes_it(self) -> None:
+        # Migration sub0003 made the single essay job of the earlier design a `gpt` job with no
+        # rag or fusion job beside it: its score is the essay's score, as before.
         assessment_id = uuid4()
-        store, job = _store_with_job(JOB_TYPE_ASSESSMENT_ESSAY, assessment_id)
+        store, job = _store_with_job("gpt", assessment_id)
         store.assessments[assessment_id] = AssessmentRecord(
             assessment_id, "intro-writing", Identity(user_id="u"), "submitted", datetime.now(UTC)
         )
@@ -152,7 +156,7 @@ class TestRecordRubricResult:
         ]
 
         await record_rubric_result(
-            store, _envelope(rubric_result(job.request_id, {}, overall=5.0)), consumer="c"
+            store, _envelope(rubric_result(_request_id(job), {}, overall=5.0)), consumer="c"
         )
 
         completed = store.assessments[assessment_id]

@@ -114,20 +114,82 @@ class TestFusion:
 
 
 class TestStageProgress:
+    def test_the_four_stages_carry_the_original_weights(self) -> None:
+        stages = stage_progress(rule_items=4, jobs=[])
+        assert {s.name: s.weight for s in stages} == {
+            "rule_score": 0.2,
+            "gpt": 0.3,
+            "rag": 0.3,
+            "fusion": 0.2,
+        }
+
     def test_stages_move_from_queued_to_completed(self) -> None:
-        queued = stage_progress(rule_items=3, essay_jobs=[JobStatus.QUEUED], fused=False)
+        queued = stage_progress(
+            rule_items=3,
+            jobs=[
+                ("gpt", JobStatus.QUEUED),
+                ("rag", JobStatus.QUEUED),
+                ("fusion", JobStatus.QUEUED),
+            ],
+        )
         assert [s.status for s in queued] == [
             JobStatus.COMPLETED,
             JobStatus.QUEUED,
             JobStatus.QUEUED,
+            JobStatus.QUEUED,
         ]
         assert overall_progress(queued) == 0.2
-        done = stage_progress(rule_items=3, essay_jobs=[JobStatus.COMPLETED], fused=True)
+        gpt_done = stage_progress(
+            rule_items=3,
+            jobs=[
+                ("gpt", JobStatus.COMPLETED),
+                ("rag", JobStatus.IN_PROGRESS),
+                ("fusion", JobStatus.QUEUED),
+            ],
+        )
+        assert [s.status for s in gpt_done][1:] == [
+            JobStatus.COMPLETED,
+            JobStatus.IN_PROGRESS,
+            JobStatus.QUEUED,
+        ]
+        assert overall_progress(gpt_done) == 0.5
+        done = stage_progress(
+            rule_items=3,
+            jobs=[
+                ("gpt", JobStatus.COMPLETED),
+                ("rag", JobStatus.COMPLETED),
+                ("fusion", JobStatus.COMPLETED),
+            ],
+        )
         assert all(s.status is JobStatus.COMPLETED for s in done)
         assert overall_progress(done) == 1.0
 
-    @given(st.lists(st.sampled_from(list(JobStatus)), max_size=6), st.booleans())
-    def test_progress_stays_between_zero_and_one(self, jobs: list[JobStatus], fused: bool) -> None:
-        stages = stage_progress(rule_items=2, essay_jobs=jobs, fused=fused)
+    def test_a_skipped_rag_stage_says_so_and_counts_as_done(self) -> None:
+        stages = stage_progress(
+            rule_items=1,
+            jobs=[
+                ("gpt", JobStatus.COMPLETED),
+                ("rag", JobStatus.SKIPPED),
+                ("fusion", JobStatus.QUEUED),
+            ],
+        )
+        rag = stages[2]
+        assert (rag.name, rag.status, rag.done, rag.total, rag.skipped) == (
+            "rag",
+            JobStatus.SKIPPED,
+            1,
+            1,
+            1,
+        )
+        assert overall_progress(stages) == 0.8
+
+    @given(
+        st.lists(
+            st.tuples(st.sampled_from(["gpt", "rag", "fusion"]), st.sampled_from(list(JobStatus))),
+            max_size=9,
+        )
+    )
+    def test_progress_stays_between_zero_and_one(self, jobs: list[tuple[str, JobStatus]]) -> None:
+        stages = stage_progress(rule_items=2, jobs=jobs)
         assert 0.0 <= overall_progress(stages) <= 1.0
         assert sum(s.weight for s in stages) == pytest.approx(1.0)
