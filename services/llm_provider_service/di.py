@@ -20,12 +20,13 @@ from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, mak
 from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.adapters.postgres import PostgresTransactions
+from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.batch_results import BatchCallbacks
 from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
 from llm_provider_service.application.panel import JudgePanel, build_panel
-from llm_provider_service.application.ports import BatchAPI, ChatModel, Transactions
-from llm_provider_service.config import SERVICE_NAME, Settings
+from llm_provider_service.application.ports import BatchAPI, ChatModel, RateBudget, Transactions
+from llm_provider_service.config import SERVICE_NAME, ProviderLimits, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +74,32 @@ class LLMProviderServiceProvider(Provider):
                 await anthropic_client.close()
 
     @provide
-    def panel(self, settings: Settings, clients: ProviderClients) -> JudgePanel:
-        """The judges: the heuristic always, OpenAI/Anthropic when their keys are set."""
+    def panel(
+        self,
+        settings: Settings,
+        clients: ProviderClients,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> JudgePanel:
+        """The judges: the heuristic always, OpenAI/Anthropic when their keys are set; their
+        rate budgets shared by every instance through the database unless set to `local`."""
         chat_models: dict[LLMProviderName, ChatModel] = {}
         if clients.openai is not None:
             chat_models[LLMProviderName.OPENAI] = OpenAIChatModel(clients.openai)
         if clients.anthropic is not None:
             chat_models[LLMProviderName.ANTHROPIC] = AnthropicChatModel(clients.anthropic)
+
+        def shared(name: LLMProviderName, limits: ProviderLimits, own: RateBudget) -> RateBudget:
+            return PostgresRateBudget(
+                sessions,
+                name.value,
+                requests=limits.requests_per_minute,
+                tokens=limits.tokens_per_minute,
+                period_seconds=settings.llm_rate_limit_period_seconds,
+                fallback=own,
+            )
+
+        if settings.llm_rate_limit_scope == "shared":
+            return build_panel(settings, chat_models, shared_budget=shared)
         return build_panel(settings, chat_models)
 
     @provide
