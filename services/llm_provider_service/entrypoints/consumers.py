@@ -41,6 +41,7 @@ from common_core.events.llm import (
     LLMRubricResultV1,
 )
 from common_core.limits import MAX_METADATA_BYTES, TopicName, storable_json_problem
+from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_consumer import (
     ConsumedEvent,
@@ -231,12 +232,12 @@ class RequestWorker:
             event_id=envelope.event_id,
             request_id=getattr(envelope.data, "request_id", None),
         ):
-            if self._batches is not None and self._batches.takes(envelope.data):
-                # Batch mode: handled once recorded; the callback leaves through the outbox.
-                await self._enqueue(self._batches, event)
-                CONSUMER_MESSAGES.labels(topic=record.topic, outcome="queued").inc()
-                return
             try:
+                if self._batches is not None and self._batches.takes(envelope.data):
+                    # Batch mode: handled once recorded; the callback leaves through the outbox.
+                    await self._enqueue(self._batches, event)
+                    CONSUMER_MESSAGES.labels(topic=record.topic, outcome="queued").inc()
+                    return
                 callback, kind = await self._answer(event)
             except Exception as exc:
                 # A bug, not a provider failure (those become error callbacks): answer the sender
@@ -270,12 +271,15 @@ class RequestWorker:
 
     async def _enqueue(self, batches: BatchIntake, event: ConsumedEvent[Any]) -> None:
         """Record a batch-mode request, retrying while the database is unreachable (the record
-        stays uncommitted meanwhile; a shutdown cancels the wait and it is redelivered)."""
+        stays uncommitted meanwhile; a shutdown cancels the wait and it is redelivered). Any
+        other failure is a bug: answered and dead-lettered like an unanswerable request."""
         attempt = 0
         while True:
             try:
                 await batches.enqueue(event.envelope, event.key)
             except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
                 attempt += 1
                 delay = min(_ENQUEUE_BACKOFF_MAX, 0.2 * 2 ** min(attempt, 8))
                 log.warning("batch_enqueue_retry", attempt=attempt, error=describe_error(exc))
