@@ -275,8 +275,8 @@ def _raw_response(status: int, payload: bytes, content_type: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
 
-async def _serve_forever(port: int, delay: float) -> None:
-    server = FakeLLMServer(delay=delay, port=port)
+async def _serve_forever(port: int, delay: float, batch_latency: float) -> None:
+    server = FakeLLMServer(delay=delay, port=port, batch_script=BatchScript(latency=batch_latency))
     await server.start()
     print(f"fake LLM server listening on {server.openai_base_url}", flush=True)
     try:
@@ -290,9 +290,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8990)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--batch-latency", type=float, default=5.0, help="seconds until a provider batch ends"
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, args.delay))
+        asyncio.run(_serve_forever(args.port, args.delay, args.batch_latency))
 
 
 if __name__ == "__main__":
