@@ -101,6 +101,8 @@ class Settings(ServiceSettings):
     # reconciled against the provider's list of batches before it is submitted again; it must
     # exceed the request timeout so a live submission is never taken for a lost one.
     llm_batch_submit_lease_seconds: float = Field(default=300.0, gt=0)
+    # Answered requests are kept (without their text) this long to de-duplicate redeliveries.
+    llm_batch_retention_hours: float = Field(default=168.0, gt=0)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     # Rate budgets: `local` (each process its own, aiolimiter) or `shared` (one budget per
     # provider in the service's PostgreSQL, for every instance together).

@@ -28,6 +28,7 @@ class PostgresUnitOfWork:
         self.schedule_poll = self.batches.schedule_poll
         self.end_batch = self.batches.end_batch
         self.finish_request = self.batches.finish_request
+        self.purge_finished = self.batches.purge_finished
         self.stage_callback = self.batches.stage_callback
 
     async def commit(self) -> None:

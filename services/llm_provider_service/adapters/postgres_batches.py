@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,27 +72,28 @@ class PostgresBatches:
             )
         ).all()
         for group in groups:
-            ids = (
-                (
-                    await self._session.execute(
-                        select(batch_items.c.request_id)
-                        .where(
-                            and_(
-                                batch_items.c.state == PENDING,
-                                batch_items.c.provider == group.provider,
-                                batch_items.c.model == group.model,
-                            )
-                        )
-                        .order_by(batch_items.c.created_at, batch_items.c.request_id)
-                        .limit(max_size)
-                        .with_for_update(skip_locked=True)
+            locked = (
+                await self._session.execute(
+                    select(
+                        batch_items.c.request_id,
+                        batch_items.c.created_at <= now - _seconds(window_seconds),
                     )
+                    .where(
+                        and_(
+                            batch_items.c.state == PENDING,
+                            batch_items.c.provider == group.provider,
+                            batch_items.c.model == group.model,
+                        )
+                    )
+                    .order_by(batch_items.c.created_at, batch_items.c.request_id)
+                    .limit(max_size)
+                    .with_for_update(skip_locked=True)
                 )
-                .scalars()
-                .all()
-            )
-            if not ids:
+            ).all()
+            # What another instance left over may be neither a full chunk nor old enough yet.
+            if not locked or (len(locked) < max_size and not locked[0][1]):
                 continue
+            ids = [row[0] for row in locked]
             batch_id = uuid4()
             row = (
                 await self._session.execute(
@@ -239,12 +240,34 @@ class PostgresBatches:
         )
 
     async def finish_request(self, request_id: UUID) -> None:
-        """Mark the request answered."""
+        """Mark the request answered; its text is not kept (the row stays, for de-duplication)."""
         await self._session.execute(
             update(batch_items)
             .where(batch_items.c.request_id == request_id)
-            .values(state=DONE, finished_at=func.now())
+            .values(state=DONE, finished_at=func.now(), envelope="")
         )
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        """Forget answered requests and ended batches finished longer ago than given."""
+        cutoff = func.now() - _seconds(older_than_seconds)
+        items = await self._session.execute(
+            delete(batch_items)
+            .where(and_(batch_items.c.state == DONE, batch_items.c.finished_at < cutoff))
+            .returning(batch_items.c.request_id)
+        )
+        purged = len(items.all())
+        await self._session.execute(
+            delete(provider_batches).where(
+                and_(
+                    provider_batches.c.state == ENDED,
+                    provider_batches.c.ended_at < cutoff,
+                    ~select(batch_items.c.request_id)
+                    .where(batch_items.c.batch_id == provider_batches.c.id)
+                    .exists(),
+                )
+            )
+        )
+        return purged
 
     async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
         """Outbox row in this transaction."""

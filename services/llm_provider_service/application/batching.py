@@ -307,6 +307,12 @@ class BatchPoller:
             answered=sum(1 for i in items if str(i.request_id) in by_id),
         )
 
+    async def purge(self) -> int:
+        """Forget requests answered longer ago than `LLM_BATCH_RETENTION_HOURS` (a redelivery
+        is de-duplicated against them until then)."""
+        async with self._transactions() as store:
+            return await store.purge_finished(self._settings.llm_batch_retention_hours * 3600)
+
     async def _later(self, store: BatchStore, batch: ProviderBatchRecord, result: str) -> None:
         PROVIDER_BATCH_POLLS.labels(provider=batch.provider, result=result).inc()
         interval = next_poll_interval(

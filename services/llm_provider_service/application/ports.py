@@ -221,6 +221,10 @@ class BatchStore(Protocol):
         """Put a callback into the outbox; it is published once the transaction commits."""
         ...
 
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        """Forget answered requests and ended batches finished longer ago; how many requests."""
+        ...
+
 
 class Transactions(Protocol):
     """Opens a unit of work: committed when the block ends normally, rolled back if it raises."""

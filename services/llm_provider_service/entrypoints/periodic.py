@@ -4,6 +4,8 @@ polling submitted provider batches. Safe with several instances: rows are claime
 
 from __future__ import annotations
 
+import time
+
 from common_core.runtime.periodic import PeriodicWorker
 from llm_provider_service.application.batching import BatchPoller, BatchSubmitter
 
@@ -29,10 +31,18 @@ class BatchPollWorker(PeriodicWorker):
 
     name = "batch_poll"
 
-    def __init__(self, poller: BatchPoller, *, interval_seconds: float) -> None:
+    def __init__(
+        self, poller: BatchPoller, *, interval_seconds: float, purge_every_seconds: float = 3600.0
+    ) -> None:
         super().__init__(interval_seconds=interval_seconds)
         self._poller = poller
+        self._purge_every = purge_every_seconds
+        self._last_purge = time.monotonic()
 
     async def run_pass(self) -> bool:
-        """Check the due batches; True when the pass was full (more may be due)."""
+        """Check the due batches (and now and then forget old answered requests); True when the
+        pass was full (more may be due)."""
+        if time.monotonic() - self._last_purge >= self._purge_every:
+            self._last_purge = time.monotonic()
+            await self._poller.purge()
         return await self._poller.poll_due() >= self._poller.batches_per_pass

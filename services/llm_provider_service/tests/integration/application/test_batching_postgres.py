@@ -281,3 +281,26 @@ class TestNoDoubleSubmission:
         results = await batching.answered(2)
         assert set(results) == set(ids)
         assert len(server.batches.created) == 1
+
+
+class TestRetention:
+    async def test_answered_requests_keep_no_text_and_are_purged_after_retention(
+        self, batching: Batching
+    ) -> None:
+        ids = await batching.enqueue(2)
+        assert await batching.submitter.submit_due()
+        await batching.answered(2)
+        async with batching.engine.connect() as connection:
+            texts = (await connection.execute(text("SELECT envelope FROM batch_items"))).scalars()
+            assert set(texts) == {""}
+
+        async with batching.transactions() as store:
+            assert await store.purge_finished(0) == len(ids)
+        async with batching.engine.connect() as connection:
+            remaining = await connection.scalar(
+                text(
+                    "SELECT (SELECT count(*) FROM batch_items)"
+                    " + (SELECT count(*) FROM provider_batches)"
+                )
+            )
+        assert remaining == 0

@@ -117,6 +117,12 @@ class FakeStore:
     async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
         self.staged.append(envelope)
 
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        done = [i for i, (_, state, _) in self.requests.items() if state == "done"]
+        for request_id in done:
+            del self.requests[request_id]
+        return len(done)
+
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[BatchStore]:
         yield self
