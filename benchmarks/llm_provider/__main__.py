@@ -179,7 +179,7 @@ async def _in_process_worker(kafka: str, prefix: str, limit: int) -> Callable[[]
     return stop
 
 
-def _service_process_runner(fake_url: str, log_dir: Path) -> WorkerRunner:
+def _service_process_runner(fake_url: str, log_dir: Path, database_url: str) -> WorkerRunner:
     async def start(kafka: str, prefix: str, limit: int) -> Callable[[], Awaitable[None]]:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -191,6 +191,10 @@ def _service_process_runner(fake_url: str, log_dir: Path) -> WorkerRunner:
             "LLM_DEFAULT_PROVIDER": "openai",
             "LLM_MAX_IN_FLIGHT": str(limit),
             "LLM_REQUEST_TIMEOUT_SECONDS": "30",
+            # The service's own database (huleedu_llm_provider on the server); the rate budgets
+            # stay per process: the limits are lifted here, the worker's machinery is measured.
+            "DATABASE_URL": database_url,
+            "LLM_RATE_LIMIT_SCOPE": "local",
             **_UNLIMITED,
         }
         # Started (and awaited ready) before the burst is timed, as before.
@@ -228,10 +232,10 @@ async def _series(name: str, kafka: str, runner: WorkerRunner) -> list[dict[str,
     return runs
 
 
-async def _main(kafka: str, fake_url: str, log_dir: Path) -> dict[str, Any]:
+async def _main(kafka: str, fake_url: str, log_dir: Path, database_url: str) -> dict[str, Any]:
     worker_runs = await _series("throughput", kafka, _in_process_worker)
     sdk_runs = await _series(
-        "throughput_openai_sdk", kafka, _service_process_runner(fake_url, log_dir)
+        "throughput_openai_sdk", kafka, _service_process_runner(fake_url, log_dir, database_url)
     )
     at_64 = next(r for r in worker_runs if r["in_flight_limit"] == 64)["fraction_of_ideal"]
     return {
@@ -283,7 +287,9 @@ def main() -> int:
         try:
             _wait_for_port(fake_port)
             fake_url = f"http://127.0.0.1:{fake_port}/v1"
-            results = asyncio.run(_main(stack.kafka_bootstrap_servers, fake_url, log_dir))
+            results = asyncio.run(
+                _main(stack.kafka_bootstrap_servers, fake_url, log_dir, stack.postgres_server_url)
+            )
         finally:
             fake.terminate()
             fake.wait(timeout=10)
