@@ -74,6 +74,8 @@ class JudgePanel:
             "default_provider": self._settings.default_provider.value,
             "default_model": self._settings.default_model(self._settings.default_provider),
             "max_in_flight": self._settings.llm_max_in_flight,
+            "default_mode": self._settings.llm_default_mode.value,
+            "rate_limit_scope": self._settings.llm_rate_limit_scope,
             "providers": providers,
         }
 

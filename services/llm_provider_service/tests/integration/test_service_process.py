@@ -110,6 +110,8 @@ class TestServiceProcess:
         assert response.status_code == 200
         body: dict[str, Any] = response.json()
         assert body["default_provider"] == "openai"
+        assert body["default_mode"] == "sync"
+        assert body["rate_limit_scope"] == "shared"
         providers = {p["name"]: p for p in body["providers"]}
         assert providers["openai"]["configured"] is True
         assert providers["openai"]["circuit"]["state"] == "closed"
