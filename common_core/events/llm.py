@@ -37,6 +37,14 @@ class LLMProviderName(StrEnum):
     HEURISTIC = "heuristic"
 
 
+class LLMMode(StrEnum):
+    """How the provider service calls the model: one call now, or through the provider's batch
+    API (half the price, answers within the provider's completion window)."""
+
+    SYNC = "sync"
+    BATCH = "batch"
+
+
 class LLMConfig(_Contract):
     """Per-request model settings; None means the provider service's default."""
 
@@ -44,6 +52,7 @@ class LLMConfig(_Contract):
     model: Identifier | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32000)
+    mode: LLMMode | None = None
 
 
 class ComparisonWinner(StrEnum):

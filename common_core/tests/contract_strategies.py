@@ -29,6 +29,7 @@ from common_core.events import (
     LLMComparisonRequestV1,
     LLMComparisonResultV1,
     LLMConfig,
+    LLMMode,
     LLMProviderName,
     LLMRubricRequestV1,
     LLMRubricResultV1,
@@ -62,6 +63,7 @@ llm_configs = st.builds(
     model=st.none() | st.text(storable, min_size=1, max_size=30),
     temperature=st.none() | st.floats(min_value=0, max_value=2),
     max_tokens=st.none() | st.integers(min_value=1, max_value=32000),
+    mode=st.none() | st.sampled_from(LLMMode),
 )
 essays = st.builds(EssayToProcess, essay_id=ids, text_content=texts)
 anchors = st.builds(

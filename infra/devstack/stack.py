@@ -13,7 +13,7 @@ from devstack import kafka, postgres, prometheus, services
 from devstack.processes import StackError, say, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATABASES = ("huleedu_cj", "huleedu_submission")
+DEFAULT_DATABASES = ("huleedu_cj", "huleedu_submission", "huleedu_llm_provider")
 
 
 @dataclass(frozen=True)

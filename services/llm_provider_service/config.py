@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from common_core.events.llm import LLMProviderName
+from common_core.events.llm import LLMMode, LLMProviderName
 from common_core.runtime.settings import ServiceSettings
 from llm_provider_service.domain.heuristic_judge import HEURISTIC_MODEL
 from llm_provider_service.domain.pricing import PriceTable
@@ -46,6 +47,9 @@ class ProviderLimits(BaseModel):
 
 class Settings(ServiceSettings):
     """Settings of the LLM provider service; secrets are SecretStr and never logged."""
+
+    # Provider batches, their items, the callbacks' outbox and the shared rate budgets.
+    service_database_name: str = "huleedu_llm_provider"
 
     llm_default_provider: LLMProviderName | None = None
     llm_default_model: str | None = None
@@ -94,6 +98,25 @@ class Settings(ServiceSettings):
     # The price table: the shipped one unless LLM_PRICE_TABLE_PATH names another JSON file.
     llm_price_table_path: Path = PRICE_TABLE_PATH
 
+    # Batch mode (provider batch APIs): the mode of requests whose llm_config names none; how
+    # long requests are collected and how many go into one provider batch; polling backoff.
+    llm_default_mode: LLMMode = LLMMode.SYNC
+    llm_batch_window_seconds: float = Field(default=5.0, ge=0)
+    llm_batch_max_size: int = Field(default=1000, ge=1, le=50_000)
+    llm_batch_poll_initial_seconds: float = Field(default=10.0, gt=0)
+    llm_batch_poll_max_seconds: float = Field(default=300.0, gt=0)
+    llm_batch_tick_seconds: float = Field(default=1.0, gt=0)
+    # A chunk whose submission was not recorded within this time (a crash, a lost answer) is
+    # reconciled against the provider's list of batches before it is submitted again; it must
+    # exceed the request timeout so a live submission is never taken for a lost one.
+    llm_batch_submit_lease_seconds: float = Field(default=300.0, gt=0)
+    # Answered requests are kept (without their text) this long to de-duplicate redeliveries.
+    llm_batch_retention_hours: float = Field(default=168.0, gt=0)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Rate budgets: `local` (each process its own, aiolimiter) or `shared` (one budget per
+    # provider in the service's PostgreSQL, for every instance together).
+    llm_rate_limit_scope: Literal["local", "shared"] = "shared"
+
     @model_validator(mode="after")
     def _pick_default_provider(self) -> Settings:
         if self.llm_default_provider is None:
@@ -105,6 +128,10 @@ class Settings(ServiceSettings):
                 chosen = LLMProviderName.HEURISTIC
             object.__setattr__(self, "llm_default_provider", chosen)
         _cached_price_table(self.llm_price_table_path)  # a bad table fails at start, not later
+        if self.llm_batch_submit_lease_seconds <= self.llm_request_timeout_seconds:
+            raise ValueError(
+                "LLM_BATCH_SUBMIT_LEASE_SECONDS must exceed LLM_REQUEST_TIMEOUT_SECONDS"
+            )
         return self
 
     @property

@@ -6,66 +6,165 @@ from the settings, the answerer and the producer); nothing here imports an entry
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import anthropic
+import openai
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.events.llm import LLMProviderName
-from common_core.runtime.providers import ProducerProvider
+from common_core.runtime.providers import DatabaseProvider, ProducerProvider
+from llm_provider_service.adapters.anthropic_batch import AnthropicBatchAPI
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
+from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
+from llm_provider_service.adapters.postgres import PostgresTransactions
+from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.answering import RequestAnswerer
+from llm_provider_service.application.batch_results import BatchCallbacks
+from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
 from llm_provider_service.application.panel import JudgePanel, build_panel
-from llm_provider_service.application.ports import ChatModel
-from llm_provider_service.config import SERVICE_NAME, Settings
+from llm_provider_service.application.ports import BatchAPI, ChatModel, RateBudget, Transactions
+from llm_provider_service.config import SERVICE_NAME, ProviderLimits, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderClients:
+    """The SDK clients of the providers whose keys are set."""
+
+    openai: openai.AsyncOpenAI | None
+    anthropic: anthropic.AsyncAnthropic | None
+
+
+class BatchAPIs(dict[LLMProviderName, BatchAPI]):
+    """The batch APIs by provider (the providers whose keys are set)."""
 
 
 class LLMProviderServiceProvider(Provider):
-    """APP-scope objects: settings, the SDK clients, the judges, the answerer."""
+    """APP-scope objects: settings, the SDK clients, the judges, the answerer, batch mode."""
 
     scope = Scope.APP
 
     settings = from_context(provides=Settings, scope=Scope.APP)
 
     @provide
-    async def panel(self, settings: Settings) -> AsyncIterator[JudgePanel]:
-        """The judges: the heuristic always, OpenAI/Anthropic when their keys are set."""
-        chat_models: dict[LLMProviderName, ChatModel] = {}
-        closers = []
+    async def clients(self, settings: Settings) -> AsyncIterator[ProviderClients]:
+        """One SDK client per provider with a key, closed with the container."""
         timeout = settings.llm_request_timeout_seconds
+        openai_client = anthropic_client = None
         if settings.openai_api_key is not None:
             openai_client = make_openai_client(
                 api_key=settings.openai_api_key.get_secret_value(),
                 base_url=settings.openai_base_url,
                 timeout_seconds=timeout,
             )
-            closers.append(openai_client.close)
-            chat_models[LLMProviderName.OPENAI] = OpenAIChatModel(openai_client)
         if settings.anthropic_api_key is not None:
             anthropic_client = make_anthropic_client(
                 api_key=settings.anthropic_api_key.get_secret_value(),
                 base_url=settings.anthropic_base_url,
                 timeout_seconds=timeout,
             )
-            closers.append(anthropic_client.close)
-            chat_models[LLMProviderName.ANTHROPIC] = AnthropicChatModel(anthropic_client)
         try:
-            yield build_panel(settings, chat_models)
+            yield ProviderClients(openai_client, anthropic_client)
         finally:
-            for close in closers:
-                await close()
+            if openai_client is not None:
+                await openai_client.close()
+            if anthropic_client is not None:
+                await anthropic_client.close()
+
+    @provide
+    def panel(
+        self,
+        settings: Settings,
+        clients: ProviderClients,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> JudgePanel:
+        """The judges: the heuristic always, OpenAI/Anthropic when their keys are set; their
+        rate budgets shared by every instance through the database unless set to `local`."""
+        chat_models: dict[LLMProviderName, ChatModel] = {}
+        if clients.openai is not None:
+            chat_models[LLMProviderName.OPENAI] = OpenAIChatModel(clients.openai)
+        if clients.anthropic is not None:
+            chat_models[LLMProviderName.ANTHROPIC] = AnthropicChatModel(clients.anthropic)
+
+        def shared(name: LLMProviderName, limits: ProviderLimits, own: RateBudget) -> RateBudget:
+            return PostgresRateBudget(
+                sessions,
+                name.value,
+                requests=limits.requests_per_minute,
+                tokens=limits.tokens_per_minute,
+                period_seconds=settings.llm_rate_limit_period_seconds,
+                fallback=own,
+            )
+
+        if settings.llm_rate_limit_scope == "shared":
+            return build_panel(settings, chat_models, shared_budget=shared)
+        return build_panel(settings, chat_models)
 
     @provide
     def answerer(self, settings: Settings, panel: JudgePanel) -> RequestAnswerer:
         """Requests in, result payloads out."""
         return RequestAnswerer(settings, panel.judges)
 
+    @provide
+    def batch_apis(self, clients: ProviderClients) -> BatchAPIs:
+        """The providers' batch APIs, over the same SDK clients."""
+        apis = BatchAPIs()
+        if clients.openai is not None:
+            apis[LLMProviderName.OPENAI] = OpenAIBatchAPI(clients.openai)
+        if clients.anthropic is not None:
+            apis[LLMProviderName.ANTHROPIC] = AnthropicBatchAPI(clients.anthropic)
+        return apis
+
+    @provide
+    def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> Transactions:
+        """Units of work on the service's database."""
+        return PostgresTransactions(sessions)
+
+    @provide
+    def batch_callbacks(self, settings: Settings) -> BatchCallbacks:
+        """Callbacks of batch-mode requests."""
+        return BatchCallbacks(settings)
+
+    @provide
+    def batch_intake(
+        self, settings: Settings, transactions: Transactions, apis: BatchAPIs
+    ) -> BatchIntake:
+        """Which requests go through provider batches, and recording them."""
+        return BatchIntake(settings, transactions, list(apis))
+
+    @provide
+    def batch_submitter(
+        self,
+        settings: Settings,
+        transactions: Transactions,
+        apis: BatchAPIs,
+        callbacks: BatchCallbacks,
+    ) -> BatchSubmitter:
+        """Submits due chunks, reconciles lost submissions."""
+        return BatchSubmitter(settings, transactions, apis, callbacks)
+
+    @provide
+    def batch_poller(
+        self,
+        settings: Settings,
+        transactions: Transactions,
+        apis: BatchAPIs,
+        callbacks: BatchCallbacks,
+    ) -> BatchPoller:
+        """Polls submitted provider batches and answers the ended ones."""
+        return BatchPoller(settings, transactions, apis, callbacks)
+
 
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
-    """The service's container: the Kafka producer (common_core's `ProducerProvider`) and the
-    service's own bindings; nothing connects until a dependency is first asked for.
+    """The service's container: engine and sessions (common_core's `DatabaseProvider`), the
+    Kafka producer (`ProducerProvider`) and the service's own bindings; nothing connects until a
+    dependency is first asked for.
 
     `overrides` replace bindings of the service's provider (a test's own panel, say)."""
     return make_async_container(
+        DatabaseProvider(settings),
         ProducerProvider(settings, SERVICE_NAME),
         LLMProviderServiceProvider(),
         *overrides,

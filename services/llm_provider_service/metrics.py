@@ -76,3 +76,20 @@ CALLBACKS_PUBLISHED = Counter(
     "Callback events acknowledged by the broker, by kind.",
     ["kind"],
 )
+BATCH_REQUESTS = Counter(
+    "huleedu_llm_batch_requests_total",
+    "Batch-mode requests taken from Kafka, by provider and outcome (queued, or duplicate: a "
+    "redelivered request already recorded).",
+    ["provider", "outcome"],
+)
+PROVIDER_BATCHES = Counter(
+    "huleedu_llm_provider_batches_total",
+    "Provider batches, by provider and event: submitted, reconciled (found at the provider after "
+    "a lost submission), refused, and how they ended (completed, expired, cancelled, failed).",
+    ["provider", "event"],
+)
+PROVIDER_BATCH_POLLS = Counter(
+    "huleedu_llm_provider_batch_polls_total",
+    "Status checks of submitted provider batches, by provider and result (running, ended, error).",
+    ["provider", "result"],
+)

@@ -408,6 +408,8 @@ class BatchUnderChaos:
         """Start an LLM provider process (calling the fake server), ready once it consumes."""
         env = {
             **self._common_env(),
+            # Its own database on the stack's server (huleedu_llm_provider): batch state, outbox.
+            "DATABASE_URL": self.stack.postgres.url,
             "LLM_CONSUMER_GROUP": f"llm_provider_service.{self.prefix}",
             "LLM_MAX_IN_FLIGHT": str(self.in_flight),
             "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",

@@ -82,7 +82,7 @@ async def stack(
     databases = {
         "submission_service": f"{prefix}_submission",
         "cj_assessment_service": f"{prefix}_cj",
-        "llm_provider_service": "postgres",  # has no database; the URL is not used
+        "llm_provider_service": f"{prefix}_llm",
     }
     started: dict[str, ServiceProcess] = {}
     try:
@@ -100,7 +100,7 @@ async def stack(
             service.stop()
         admin = await asyncpg.connect(asyncpg_dsn(postgres_server_url))
         try:
-            for name in ("submission_service", "cj_assessment_service"):
+            for name in SERVICES:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{databases[name]}" WITH (FORCE)')
         finally:
             await admin.close()

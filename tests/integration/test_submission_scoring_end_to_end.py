@@ -30,7 +30,7 @@ ANSWER = (
 
 
 async def test_completed_answer_is_scored_by_the_llm_provider_service(
-    database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
+    database_url: str, postgres_server_url: str, kafka_bootstrap_servers: str, tmp_path: Path
 ) -> None:
     prefix = f"e2e{uuid.uuid4().hex[:10]}"
     common = {
@@ -45,7 +45,8 @@ async def test_completed_answer_is_scored_by_the_llm_provider_service(
         "JWT_SECRET": TEST_JWT_SECRET,
         "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
     }
-    llm_env = {**common, "LLM_DEFAULT_PROVIDER": "heuristic"}
+    # The LLM provider's own database on the server (huleedu_llm_provider), not submission's.
+    llm_env = {**common, "DATABASE_URL": postgres_server_url, "LLM_DEFAULT_PROVIDER": "heuristic"}
     headers = {"X-Anonymous-Token": str(uuid.uuid4())}
 
     async with contextlib.AsyncExitStack() as stack:

@@ -151,6 +151,7 @@ class RequestUseCases:
             model=overrides.model or self._settings.default_llm_model,
             temperature=overrides.temperature,
             max_tokens=overrides.max_tokens,
+            mode=overrides.mode,
         )
         return RequestSettings(
             language=request.language,

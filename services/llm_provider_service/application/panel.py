@@ -9,7 +9,7 @@ from typing import Any
 
 from common_core.events.llm import LLMProviderName
 from llm_provider_service.application.judging import ChatJudge, HeuristicJudge
-from llm_provider_service.application.ports import ChatModel, Judge
+from llm_provider_service.application.ports import ChatModel, Judge, RateBudget
 from llm_provider_service.application.resilience import (
     ProviderRateLimiter,
     ResilientChatModel,
@@ -75,8 +75,13 @@ class JudgePanel:
             "default_provider": self._settings.default_provider.value,
             "default_model": self._settings.default_model(self._settings.default_provider),
             "max_in_flight": self._settings.llm_max_in_flight,
+            "default_mode": self._settings.llm_default_mode.value,
+            "rate_limit_scope": self._settings.llm_rate_limit_scope,
             "providers": providers,
         }
+
+
+BudgetFactory = Callable[[LLMProviderName, ProviderLimits, RateBudget], RateBudget]
 
 
 def build_panel(
@@ -84,8 +89,12 @@ def build_panel(
     chat_models: Mapping[LLMProviderName, ChatModel],
     *,
     clock: Callable[[], float] = time.monotonic,
+    shared_budget: BudgetFactory | None = None,
 ) -> JudgePanel:
-    """Seat the heuristic and every given chat model behind limits, a breaker and retries."""
+    """Seat the heuristic and every given chat model behind limits, a breaker and retries.
+
+    The limits are this process's own (aiolimiter), or with `shared_budget` the budget it makes
+    from the provider, its limits and the process's own limiter (its fallback)."""
     seats = {LLMProviderName.HEURISTIC: PanelSeat(LLMProviderName.HEURISTIC, HeuristicJudge())}
     policy = RetryPolicy(
         max_retries=settings.llm_max_retries,
@@ -107,8 +116,11 @@ def build_panel(
             tokens=limits.tokens_per_minute,
             period_seconds=settings.llm_rate_limit_period_seconds,
         )
+        budget: RateBudget = limiter
+        if shared_budget is not None:
+            budget = shared_budget(name, limits, limiter)
         resilient = ResilientChatModel(
-            name.value, chat, breaker=breaker, limiter=limiter, policy=policy
+            name.value, chat, breaker=breaker, limiter=budget, policy=policy
         )
         cache_minimum = _cache_minimum(settings, name) if settings.llm_prompt_caching else None
         judge = ChatJudge(name.value, resilient, cache_minimum=cache_minimum)

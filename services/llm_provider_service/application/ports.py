@@ -3,11 +3,18 @@ records they exchange with them."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
+from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMComparisonRequestV1, LLMRubricRequestV1, TokenUsage
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
+from llm_provider_service.domain.batches import BatchEnd
+from llm_provider_service.domain.errors import JudgeError
 from llm_provider_service.domain.prompts import RenderedPrompt
 
 AnswerT = TypeVar("AnswerT", ComparisonAnswer, RubricAnswer)
@@ -84,4 +91,152 @@ class ChatModel(Protocol):
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         """Send the prompt, return the answer text."""
+        ...
+
+
+class RateBudget(Protocol):
+    """A provider's request and token budgets (per process, or shared by every instance)."""
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        """Wait until one more request and its estimated tokens fit the budgets."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCall:
+    """One request of a provider batch: its custom id (the request id) and its chat call."""
+
+    custom_id: str
+    request: ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A provider batch's state: `end` is None while it runs."""
+
+    end: BatchEnd | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """The provider's answer to one request of a batch: a reply or an error."""
+
+    custom_id: str
+    reply: ChatReply | None = None
+    error: JudgeError | None = None
+
+
+class BatchAPI(Protocol):
+    """A provider's batch API (an SDK adapter); raises the domain's provider errors."""
+
+    async def submit(self, calls: Sequence[BatchCall], *, key: str) -> str:
+        """Submit the calls as one provider batch tagged with `key`; its provider id."""
+        ...
+
+    async def find(
+        self, key: str, *, item_count: int, created_after: datetime, known: Collection[str]
+    ) -> str | None:
+        """The provider batch an earlier `submit` with `key` created, if it did (reconciliation
+        after a crash between submitting and recording); `known` ids are already recorded."""
+        ...
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        """Whether the batch still runs, or how it ended."""
+        ...
+
+    async def outcomes(self, batch_id: str) -> list[ItemOutcome]:
+        """The answers and per-item errors of an ended batch (items it never ran are absent)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """A batch-mode request as stored until its callback is staged."""
+
+    request_id: UUID
+    kind: str
+    provider: str
+    model: str
+    envelope: str
+    message_key: str | None
+    queued_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderBatchRecord:
+    """A chunk of requests submitted (or being submitted) as one provider batch."""
+
+    id: UUID
+    provider: str
+    model: str
+    provider_batch_id: str | None
+    item_count: int
+    poll_interval_seconds: float
+    created_at: datetime
+
+
+class BatchStore(Protocol):
+    """Batch-mode state in one transaction (the unit of work commits it)."""
+
+    async def add_request(self, request: QueuedRequest) -> bool:
+        """Record a request; False when its request id is already known (a redelivery)."""
+        ...
+
+    async def open_batch(
+        self, *, window_seconds: float, max_size: int, lease_seconds: float, poll_seconds: float
+    ) -> ProviderBatchRecord | None:
+        """Lock the pending requests of the oldest provider/model group that is due (oldest
+        older than the window, or a full chunk) and put up to `max_size` of them into a new
+        batch in state `submitting`, leased for `lease_seconds`; None when nothing is due."""
+        ...
+
+    async def requests_of(self, batch_id: UUID) -> list[QueuedRequest]:
+        """The requests of a batch, oldest first."""
+        ...
+
+    async def record_submission(
+        self, batch_id: UUID, provider_batch_id: str, *, poll_seconds: float
+    ) -> bool:
+        """Mark a `submitting` batch submitted with its provider id; False if it is not."""
+        ...
+
+    async def claim_unrecorded(self, *, lease_seconds: float) -> ProviderBatchRecord | None:
+        """Lease one `submitting` batch whose lease ran out (its submitter died or failed)."""
+        ...
+
+    async def known_provider_batches(self, provider: str) -> set[str]:
+        """The provider batch ids already recorded for a provider."""
+        ...
+
+    async def claim_due(self, limit: int) -> list[ProviderBatchRecord]:
+        """Lock up to `limit` submitted batches whose next status check is due."""
+        ...
+
+    async def schedule_poll(self, batch_id: UUID, interval_seconds: float) -> None:
+        """Check the batch again after `interval_seconds`."""
+        ...
+
+    async def end_batch(self, batch_id: UUID, outcome: str) -> None:
+        """Mark the batch ended (its requests answered) with how it ended."""
+        ...
+
+    async def finish_request(self, request_id: UUID) -> None:
+        """Mark a request answered (its callback is staged in the same transaction)."""
+        ...
+
+    async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
+        """Put a callback into the outbox; it is published once the transaction commits."""
+        ...
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        """Forget answered requests and ended batches finished longer ago; how many requests."""
+        ...
+
+
+class Transactions(Protocol):
+    """Opens a unit of work: committed when the block ends normally, rolled back if it raises."""
+
+    def __call__(self) -> AbstractAsyncContextManager[BatchStore]:
+        """A new transaction over the batch store."""
         ...

@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from llm_provider_service.application.ports import ChatModel, ChatReply, ChatRequest
+from llm_provider_service.application.ports import ChatModel, ChatReply, ChatRequest, RateBudget
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker, CircuitState
 from llm_provider_service.domain.errors import (
     CircuitOpenError,
@@ -90,7 +90,7 @@ class ResilientChatModel:
         chat: ChatModel,
         *,
         breaker: CircuitBreaker,
-        limiter: ProviderRateLimiter,
+        limiter: RateBudget,
         policy: RetryPolicy,
     ) -> None:
         self._provider = provider

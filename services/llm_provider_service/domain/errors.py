@@ -83,3 +83,23 @@ class ProviderNotConfiguredError(JudgeError):
     """The request named a provider this service has no key for."""
 
     code = ErrorCode.PROVIDER_UNAVAILABLE
+
+
+class BatchExpiredError(JudgeError):
+    """The provider batch ended (its completion window passed) before this item was answered."""
+
+    code = ErrorCode.TIMEOUT
+    retryable = True
+
+
+class BatchCancelledError(JudgeError):
+    """The provider batch was cancelled before this item was answered."""
+
+    code = ErrorCode.CANCELLED
+    retryable = True
+
+
+class BatchRejectedError(JudgeError):
+    """The provider refused the whole batch (its input failed validation)."""
+
+    code = ErrorCode.VALIDATION

@@ -41,6 +41,7 @@ from common_core.events.llm import (
     LLMRubricResultV1,
 )
 from common_core.limits import MAX_METADATA_BYTES, TopicName, storable_json_problem
+from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_consumer import (
     ConsumedEvent,
@@ -56,6 +57,7 @@ from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
 from common_core.runtime.providers import instance_client_id
 from common_core.topics import Topic
 from llm_provider_service.application.answering import RequestAnswerer
+from llm_provider_service.application.batching import BatchIntake
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.entrypoints.offsets import OffsetTracker
 from llm_provider_service.metrics import CALLBACKS_PUBLISHED, IN_FLIGHT
@@ -64,6 +66,7 @@ log = structlog.get_logger(__name__)
 
 _PUBLISH_ATTEMPTS = 8
 _PUBLISH_BACKOFF_MAX = 5.0
+_ENQUEUE_BACKOFF_MAX = 5.0
 
 
 class CallbackUndeliverable(Exception):  # noqa: N818 - a decision, like RejectMessage
@@ -87,10 +90,12 @@ class RequestWorker:
         settings: Settings,
         answerer: RequestAnswerer,
         producer: KafkaEventProducer,
+        batches: BatchIntake | None = None,
     ) -> None:
         self._settings = settings
         self._answerer = answerer
         self._producer = producer
+        self._batches = batches
         self._group_id = settings.llm_consumer_group
         self._payloads = request_topics(settings)
         self._max_in_flight = settings.llm_max_in_flight
@@ -228,6 +233,11 @@ class RequestWorker:
             request_id=getattr(envelope.data, "request_id", None),
         ):
             try:
+                if self._batches is not None and self._batches.takes(envelope.data):
+                    # Batch mode: handled once recorded; the callback leaves through the outbox.
+                    await self._enqueue(self._batches, event)
+                    CONSUMER_MESSAGES.labels(topic=record.topic, outcome="queued").inc()
+                    return
                 callback, kind = await self._answer(event)
             except Exception as exc:
                 # A bug, not a provider failure (those become error callbacks): answer the sender
@@ -258,6 +268,24 @@ class RequestWorker:
                 return
             CALLBACKS_PUBLISHED.labels(kind=kind).inc()
             CONSUMER_MESSAGES.labels(topic=record.topic, outcome="handled").inc()
+
+    async def _enqueue(self, batches: BatchIntake, event: ConsumedEvent[Any]) -> None:
+        """Record a batch-mode request, retrying while the database is unreachable (the record
+        stays uncommitted meanwhile; a shutdown cancels the wait and it is redelivered). Any
+        other failure is a bug: answered and dead-lettered like an unanswerable request."""
+        attempt = 0
+        while True:
+            try:
+                await batches.enqueue(event.envelope, event.key)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                attempt += 1
+                delay = min(_ENQUEUE_BACKOFF_MAX, 0.2 * 2 ** min(attempt, 8))
+                log.warning("batch_enqueue_retry", attempt=attempt, error=describe_error(exc))
+                await asyncio.sleep(delay * random.uniform(0.5, 1))
+            else:
+                return
 
     async def _answer(self, event: ConsumedEvent[Any]) -> tuple[OutgoingMessage, str]:
         request = event.envelope.data

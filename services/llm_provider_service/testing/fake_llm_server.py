@@ -4,7 +4,9 @@ It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the offic
 `POST /v1/chat/completions` (OpenAI) and `POST /v1/messages` (Anthropic). Each request is
 answered by a script: a good structured answer by default, or a scripted status, delay,
 `Retry-After`, or malformed model text. Usage is counted from the prompt text, with prompt-cache
-hits and writes as the providers report them (`FakePromptCache`). Run it alone with
+hits and writes as the providers report them (`FakePromptCache`). The batch APIs (OpenAI files +
+batches, Anthropic message batches) are served by `fake_batch_endpoints.py`, scripted by a
+`BatchScript`. Run it alone with
 `python -m llm_provider_service.testing.fake_llm_server --port 8990 --delay 0.2`.
 """
 
@@ -18,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from llm_provider_service.testing.fake_batch_endpoints import BatchScript, FakeBatchEndpoints
 
 _REASONS = {
     200: "OK",
@@ -49,6 +53,8 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    method: str = "POST"
+    raw: bytes = b""
 
     @property
     def is_comparison(self) -> bool:
@@ -295,8 +301,19 @@ def anthropic_usage(
 class FakeLLMServer:
     """An asyncio HTTP server on 127.0.0.1 answering like the OpenAI/Anthropic APIs."""
 
-    def __init__(self, script: Script = always_good, *, delay: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        script: Script = always_good,
+        *,
+        delay: float = 0.0,
+        port: int = 0,
+        batch_script: BatchScript | None = None,
+    ) -> None:
         self.script = script
+        self.batches = FakeBatchEndpoints(
+            answer=lambda body: good_content(ReceivedRequest("", {}, body, 0.0)),
+            script=batch_script or BatchScript(),
+        )
         self.delay = delay
         self.received: list[ReceivedRequest] = []
         self.answered = 0
@@ -326,6 +343,7 @@ class FakeLLMServer:
     async def start(self) -> None:
         """Listen on 127.0.0.1."""
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self._port)
+        self.batches.base_url = self.anthropic_base_url
 
     async def stop(self) -> None:
         """Stop listening and drop open connections."""
@@ -350,6 +368,13 @@ class FakeLLMServer:
                 request = await self._read_request(reader)
                 if request is None:
                     break
+                batch_reply = self.batches.handle(
+                    request.method, request.path, request.headers, request.raw
+                )
+                if batch_reply is not None:
+                    writer.write(_raw_response(*batch_reply))
+                    await writer.drain()
+                    continue
                 index = len(self.received)
                 self.received.append(request)
                 reply = self.script(request, index)
@@ -372,7 +397,7 @@ class FakeLLMServer:
         request_line = await reader.readline()
         if not request_line:
             return None
-        _method, path, _version = request_line.decode("latin-1").split(" ", 2)
+        method, path, _version = request_line.decode("latin-1").split(" ", 2)
         headers: dict[str, str] = {}
         while True:
             line = (await reader.readline()).decode("latin-1")
@@ -382,8 +407,11 @@ class FakeLLMServer:
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         raw = await reader.readexactly(length) if length else b""
-        body = json.loads(raw) if raw else {}
-        return ReceivedRequest(path, headers, body, time.monotonic())
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:  # a multipart upload (the batch API's files)
+            body = {}
+        return ReceivedRequest(path, headers, body, time.monotonic(), method, raw)
 
     @staticmethod
     def _response(
@@ -408,8 +436,18 @@ class FakeLLMServer:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
 
-async def _serve_forever(port: int, delay: float) -> None:
-    server = FakeLLMServer(delay=delay, port=port)
+def _raw_response(status: int, payload: bytes, content_type: str) -> bytes:
+    head = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        f"content-type: {content_type}",
+        f"content-length: {len(payload)}",
+        "connection: keep-alive",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+
+async def _serve_forever(port: int, delay: float, batch_latency: float) -> None:
+    server = FakeLLMServer(delay=delay, port=port, batch_script=BatchScript(latency=batch_latency))
     await server.start()
     print(f"fake LLM server listening on {server.openai_base_url}", flush=True)
     try:
@@ -423,9 +461,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8990)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--batch-latency", type=float, default=5.0, help="seconds until a provider batch ends"
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, args.delay))
+        asyncio.run(_serve_forever(args.port, args.delay, args.batch_latency))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from common_core.events.llm import (
     ComparisonEssay,
     LLMComparisonRequestV1,
     LLMConfig,
+    LLMMode,
     LLMProviderName,
     LLMRubricRequestV1,
 )
@@ -22,6 +23,7 @@ def comparison_envelope(
     *,
     metadata: dict[str, Any] | None = None,
     provider: LLMProviderName | None = None,
+    mode: LLMMode | None = None,
 ) -> EventEnvelope[LLMComparisonRequestV1]:
     """A comparison request envelope with a fresh request id and correlation id."""
     return EventEnvelope[LLMComparisonRequestV1](
@@ -33,7 +35,7 @@ def comparison_envelope(
             essay_a=ComparisonEssay(essay_id="e1", text_content=DEVELOPED_ON_TOPIC),
             essay_b=ComparisonEssay(essay_id="e2", text_content=ONE_LINE),
             essay_instructions=INSTRUCTIONS,
-            llm_config=LLMConfig(provider=provider),
+            llm_config=LLMConfig(provider=provider, mode=mode),
             callback_topic=callback_topic,
             request_metadata=metadata or {},
         ),

@@ -39,7 +39,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(
-    kafka_bootstrap_servers: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap_servers: str,
+    database_url: str,
+    postgres_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """The CJ and LLM provider services on free ports under a topic prefix of their own."""
     logs = tmp_path_factory.mktemp("service-logs")
@@ -56,8 +59,10 @@ async def stack(
         cj = await services.enter_async_context(
             running_service("cj_assessment_service", env=env, log_dir=logs)
         )
+        # Its own database (huleedu_llm_provider on the server): one database per service.
+        llm_env = {**env, "DATABASE_URL": postgres_server_url}
         await services.enter_async_context(
-            running_service("llm_provider_service", env=env, log_dir=logs)
+            running_service("llm_provider_service", env=llm_env, log_dir=logs)
         )
         yield Stack(kafka=kafka_bootstrap_servers, topic_prefix=prefix, cj_url=cj.url)
 

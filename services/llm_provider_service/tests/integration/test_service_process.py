@@ -44,10 +44,11 @@ async def _start(env: dict[str, str], log_dir: Path) -> ServiceProcess:
 
 
 @pytest.fixture
-def service_env(kafka_bootstrap_servers: str) -> dict[str, str]:
+def service_env(kafka_bootstrap_servers: str, postgres_server_url: str) -> dict[str, str]:
     prefix = f"llmproc{uuid.uuid4().hex[:10]}"
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+        "DATABASE_URL": postgres_server_url,
         "TOPIC_PREFIX": prefix,
         "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
         "LOG_LEVEL": "WARNING",
@@ -110,6 +111,8 @@ class TestServiceProcess:
         assert response.status_code == 200
         body: dict[str, Any] = response.json()
         assert body["default_provider"] == "openai"
+        assert body["default_mode"] == "sync"
+        assert body["rate_limit_scope"] == "shared"
         providers = {p["name"]: p for p in body["providers"]}
         assert providers["openai"]["configured"] is True
         assert providers["openai"]["circuit"]["state"] == "closed"

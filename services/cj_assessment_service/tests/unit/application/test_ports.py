@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cj_assessment_service.application.ports import RequestSettings
-from common_core.events.llm import LLMConfig, LLMProviderName
+from common_core.events.llm import LLMConfig, LLMMode, LLMProviderName
 
 
 class TestRequestSettings:
@@ -13,7 +13,9 @@ class TestRequestSettings:
             course_code="ENG5",
             essay_instructions="Write about your summer.",
             judge_rubric="Prefer clear arguments.",
-            llm_config=LLMConfig(provider=LLMProviderName.OPENAI, model="m", temperature=0.2),
+            llm_config=LLMConfig(
+                provider=LLMProviderName.OPENAI, model="m", temperature=0.2, mode=LLMMode.BATCH
+            ),
             max_comparisons=40,
         )
         stored = settings.to_json()
@@ -27,6 +29,7 @@ class TestRequestSettings:
                 "model": "m",
                 "temperature": 0.2,
                 "max_tokens": None,
+                "mode": "batch",
             },
             "max_comparisons": 40,
         }

@@ -1,0 +1,113 @@
+"""Two service processes in one consumer group share one provider token budget through their
+PostgreSQL: with a quota one instance alone would use up, the stand-in provider never sees more
+than the quota in a window and answers no request with 429."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from common_core.events.envelope import decode_event
+from common_core.events.llm import LLMComparisonResultV1, LLMProviderName
+from common_core.runtime.database import asyncpg_dsn
+from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.testing import read_topic
+from common_core.testing.service_process import ServiceProcess, start_service
+from common_core.topics import Topic, topic_name
+from llm_provider_service.application.judging import comparison_prompt
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer
+from llm_provider_service.testing.fake_quota import TokenQuota
+from llm_provider_service.testing.requests import comparison_envelope
+
+pytestmark = pytest.mark.integration
+
+PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
+PERIOD = 8.0
+# The fake's window is half the service's period: a call reaches the fake some time after the
+# budget granted it (seconds on a loaded machine, the first call of a process longer), and that
+# delay must not make grants a period apart look simultaneous. Budgets that were not shared
+# overrun it all the same: each instance alone grants the whole quota at once.
+FAKE_WINDOW = PERIOD / 2
+ANSWER_BUDGET = 200
+REQUESTS_PER_PERIOD = 4
+REQUESTS = 16
+
+
+@pytest.fixture
+async def service_database(postgres_server_url: str) -> AsyncIterator[str]:
+    name = f"llmq_{uuid.uuid4().hex}"
+    yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    connection = await asyncpg.connect(asyncpg_dsn(postgres_server_url))
+    try:
+        await connection.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await connection.close()
+
+
+async def test_two_instances_never_exceed_the_shared_token_quota(
+    kafka_bootstrap_servers: str, service_database: str, tmp_path: Path
+) -> None:
+    prefix = f"llmquota{uuid.uuid4().hex[:10]}"
+    requests_topic = topic_name(Topic.LLM_COMPARISON_REQUESTED, prefix)
+    callbacks = f"{prefix}.cj.callbacks"
+    envelopes = [
+        comparison_envelope(requests_topic, callbacks, provider=LLMProviderName.OPENAI)
+        for _ in range(REQUESTS)
+    ]
+    prompt = comparison_prompt(envelopes[0].data)
+    per_request = (len(prompt.system) + len(prompt.user)) // 4 + ANSWER_BUDGET
+    quota = TokenQuota(per_request * REQUESTS_PER_PERIOD, FAKE_WINDOW)
+    async with FakeLLMServer(script=quota) as fake:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+            "DATABASE_URL": service_database,
+            "TOPIC_PREFIX": prefix,
+            "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
+            "LOG_LEVEL": "WARNING",
+            "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "LLM_SHUTDOWN_GRACE_SECONDS": "3",
+            "OPENAI_API_KEY": "sk-test-quota",
+            "OPENAI_BASE_URL": fake.openai_base_url,
+            "OPENAI_TOKENS_PER_MINUTE": str(per_request * REQUESTS_PER_PERIOD),
+            "OPENAI_REQUESTS_PER_MINUTE": "10000",
+            "LLM_RATE_LIMIT_PERIOD_SECONDS": str(PERIOD),
+            "LLM_DEFAULT_MAX_TOKENS": str(ANSWER_BUDGET),
+            "LLM_RATE_LIMIT_SCOPE": "shared",
+        }
+        instances: list[ServiceProcess] = []
+        try:
+            for _ in range(2):
+                instances.append(
+                    await start_service(
+                        "llm_provider_service",
+                        env=env,
+                        log_dir=tmp_path,
+                        keep_provider_keys=True,
+                        unset_prefixes=PROVIDER_PREFIXES,
+                        ready_path="/healthz/ready",
+                    )
+                )
+            await ensure_topics(kafka_bootstrap_servers, [callbacks], partitions=3)
+            async with KafkaEventProducer(kafka_bootstrap_servers, client_id="test") as producer:
+                for i, envelope in enumerate(envelopes):
+                    await producer.publish(requests_topic, envelope, key=f"pair-{i}")
+            records = await read_topic(
+                kafka_bootstrap_servers, callbacks, expected=REQUESTS, timeout=120
+            )
+        finally:
+            for instance in instances:
+                instance.kill()
+    results = [decode_event(r.value, LLMComparisonResultV1).data for r in records]
+    assert {r.request_id for r in results} == {e.data.request_id for e in envelopes}
+    assert [r.error_detail for r in results if r.is_error] == []
+    start = quota.accepted[0][0] if quota.accepted else 0.0
+    accepted = [round(at - start, 2) for at, _ in quota.accepted]
+    rejected = [(round(at - start, 2), live) for at, live in quota.rejections]
+    assert rejected == [], f"the provider answered 429: {rejected} (accepted at {accepted})"
+    assert quota.peak() <= quota.tokens

@@ -1,0 +1,296 @@
+"""Batch mode's use cases with hand-written fakes of the store and the provider's batch API:
+which requests take the batch path, refusals, lost submissions, polling backoff."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from common_core.errors import ErrorCode
+from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMComparisonResultV1, LLMMode, LLMProviderName
+from llm_provider_service.application.batch_results import BatchCallbacks
+from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
+from llm_provider_service.application.ports import (
+    BatchAPI,
+    BatchCall,
+    BatchProgress,
+    BatchStore,
+    ItemOutcome,
+    ProviderBatchRecord,
+    QueuedRequest,
+)
+from llm_provider_service.config import Settings
+from llm_provider_service.domain.batches import BatchEnd
+from llm_provider_service.domain.errors import (
+    JudgeError,
+    ProviderRequestRejectedError,
+    ProviderServerError,
+)
+from llm_provider_service.testing.requests import comparison_envelope
+
+OPENAI = LLMProviderName.OPENAI
+
+
+@dataclass
+class FakeStore:
+    """An in-memory BatchStore: every pending request is due; leases run out when told."""
+
+    requests: dict[UUID, tuple[QueuedRequest, str, UUID | None]] = field(default_factory=dict)
+    batches: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    staged: list[EventEnvelope[Any]] = field(default_factory=list)
+    leases_expired: bool = False
+
+    async def add_request(self, request: QueuedRequest) -> bool:
+        if request.request_id in self.requests:
+            return False
+        self.requests[request.request_id] = (request, "pending", None)
+        return True
+
+    async def open_batch(self, **_: float | int) -> ProviderBatchRecord | None:
+        pending = [r for r, state, _ in self.requests.values() if state == "pending"]
+        if not pending:
+            return None
+        batch_id = uuid4()
+        self.batches[batch_id] = {"state": "submitting", "provider_batch_id": None, "poll": 1.0}
+        for request in pending:
+            self.requests[request.request_id] = (request, "queued", batch_id)
+        return self._record(batch_id, pending[0])
+
+    def _record(self, batch_id: UUID, sample: QueuedRequest) -> ProviderBatchRecord:
+        batch = self.batches[batch_id]
+        return ProviderBatchRecord(
+            id=batch_id,
+            provider=sample.provider,
+            model=sample.model,
+            provider_batch_id=batch["provider_batch_id"],
+            item_count=len(self._queued(batch_id)),
+            poll_interval_seconds=batch["poll"],
+            created_at=datetime.now(UTC),
+        )
+
+    def _queued(self, batch_id: UUID) -> list[QueuedRequest]:
+        return [r for r, s, b in self.requests.values() if b == batch_id and s == "queued"]
+
+    async def requests_of(self, batch_id: UUID) -> list[QueuedRequest]:
+        return self._queued(batch_id)
+
+    async def record_submission(
+        self, batch_id: UUID, provider_batch_id: str, *, poll_seconds: float
+    ) -> bool:
+        batch = self.batches[batch_id]
+        if batch["state"] != "submitting":
+            return False
+        batch.update(state="submitted", provider_batch_id=provider_batch_id, poll=poll_seconds)
+        return True
+
+    async def claim_unrecorded(self, *, lease_seconds: float) -> ProviderBatchRecord | None:
+        for batch_id, batch in self.batches.items():
+            if batch["state"] == "submitting" and self.leases_expired:
+                return self._record(batch_id, self._queued(batch_id)[0])
+        return None
+
+    async def known_provider_batches(self, provider: str) -> set[str]:
+        return {b["provider_batch_id"] for b in self.batches.values() if b["provider_batch_id"]}
+
+    async def claim_due(self, limit: int) -> list[ProviderBatchRecord]:
+        return [
+            self._record(batch_id, self._queued(batch_id)[0])
+            for batch_id, batch in self.batches.items()
+            if batch["state"] == "submitted"
+        ][:limit]
+
+    async def schedule_poll(self, batch_id: UUID, interval_seconds: float) -> None:
+        self.batches[batch_id]["poll"] = interval_seconds
+
+    async def end_batch(self, batch_id: UUID, outcome: str) -> None:
+        self.batches[batch_id].update(state="ended", outcome=outcome)
+
+    async def finish_request(self, request_id: UUID) -> None:
+        request, _, batch_id = self.requests[request_id]
+        self.requests[request_id] = (request, "done", batch_id)
+
+    async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
+        self.staged.append(envelope)
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        done = [i for i, (_, state, _) in self.requests.items() if state == "done"]
+        for request_id in done:
+            del self.requests[request_id]
+        return len(done)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[BatchStore]:
+        yield self
+
+    def results(self) -> list[LLMComparisonResultV1]:
+        return [envelope.data for envelope in self.staged]
+
+
+@dataclass
+class FakeBatchAPI:
+    """A provider batch API whose submit can fail after (or before) creating the batch."""
+
+    submit_error: JudgeError | None = None
+    created_before_error: bool = False
+    running: bool = True
+    progress_error: JudgeError | None = None
+    submitted: list[list[BatchCall]] = field(default_factory=list)
+
+    async def submit(self, calls: Sequence[BatchCall], *, key: str) -> str:
+        if self.submit_error is None or self.created_before_error:
+            self.submitted.append(list(calls))
+        if self.submit_error is not None:
+            raise self.submit_error
+        return f"batch-{len(self.submitted)}"
+
+    async def find(
+        self, key: str, *, item_count: int, created_after: datetime, known: Collection[str]
+    ) -> str | None:
+        found = f"batch-{len(self.submitted)}" if self.submitted else None
+        return found if found not in known else None
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        if self.progress_error is not None:
+            raise self.progress_error
+        if self.running:
+            return BatchProgress(None, "in_progress")
+        return BatchProgress(BatchEnd.COMPLETED, "completed")
+
+    async def outcomes(self, batch_id: str) -> list[ItemOutcome]:
+        return []
+
+
+def _settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_api_key": "sk-test",
+        "llm_batch_poll_initial_seconds": 1.0,
+        "llm_batch_poll_max_seconds": 3.0,
+    }
+    return Settings(**(values | overrides))
+
+
+def _wired(api: BatchAPI, settings: Settings | None = None) -> tuple[Any, ...]:
+    settings = settings or _settings()
+    store = FakeStore()
+    apis = {OPENAI: api}
+    callbacks = BatchCallbacks(settings)
+    return (
+        store,
+        BatchIntake(settings, store, apis),
+        BatchSubmitter(settings, store, apis, callbacks),
+        BatchPoller(settings, store, apis, callbacks),
+    )
+
+
+def _request(
+    mode: LLMMode | None = LLMMode.BATCH, provider: LLMProviderName | None = OPENAI
+) -> Any:
+    return comparison_envelope("requests", "callbacks", provider=provider, mode=mode)
+
+
+class TestWhichRequestsTakeTheBatchPath:
+    def test_batch_mode_with_a_provider_that_has_a_batch_api(self) -> None:
+        _, intake, _, _ = _wired(FakeBatchAPI())
+        assert intake.takes(_request().data)
+
+    def test_sync_mode_the_heuristic_and_unconfigured_providers_answer_at_once(self) -> None:
+        _, intake, _, _ = _wired(FakeBatchAPI())
+        assert not intake.takes(_request(mode=LLMMode.SYNC).data)
+        assert not intake.takes(_request(mode=None).data)  # the default mode is sync
+        assert not intake.takes(_request(provider=LLMProviderName.HEURISTIC).data)
+        assert not intake.takes(_request(provider=LLMProviderName.ANTHROPIC).data)
+
+    def test_the_default_mode_setting_applies_when_a_request_names_none(self) -> None:
+        _, intake, _, _ = _wired(FakeBatchAPI(), _settings(llm_default_mode="batch"))
+        assert intake.takes(_request(mode=None).data)
+
+
+class TestSubmission:
+    async def test_a_refused_submission_answers_every_request_with_the_error(self) -> None:
+        api = FakeBatchAPI(submit_error=ProviderRequestRejectedError("bad model (400)"))
+        store, intake, submitter, _ = _wired(api)
+        for _ in range(3):
+            await intake.enqueue(_request(), key=None)
+
+        assert await submitter.submit_due()
+
+        results = store.results()
+        assert len(results) == 3
+        codes = {(r.error_detail.code, r.error_detail.retryable) for r in results if r.error_detail}
+        assert codes == {(ErrorCode.VALIDATION, False)}
+        assert [b["outcome"] for b in store.batches.values()] == ["refused"]
+
+    async def test_a_submission_lost_on_the_way_back_is_adopted_not_resubmitted(self) -> None:
+        api = FakeBatchAPI(submit_error=ProviderServerError("timeout"), created_before_error=True)
+        store, intake, submitter, _ = _wired(api)
+        await intake.enqueue(_request(), key=None)
+        assert await submitter.submit_due()
+        assert [b["state"] for b in store.batches.values()] == ["submitting"]
+        assert store.results() == []
+
+        api.submit_error = None
+        assert not await submitter.reconcile_one()  # the lease still runs
+        store.leases_expired = True
+        assert await submitter.reconcile_one()
+
+        assert len(api.submitted) == 1
+        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+
+    async def test_a_submission_that_never_arrived_is_submitted_on_reconciliation(self) -> None:
+        api = FakeBatchAPI(submit_error=ProviderServerError("connection refused"))
+        store, intake, submitter, _ = _wired(api)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+        api.submit_error = None
+        store.leases_expired = True
+
+        assert await submitter.reconcile_one()
+
+        assert len(api.submitted) == 1
+        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+
+
+class TestPolling:
+    async def test_a_running_batch_is_checked_again_later_and_later(self) -> None:
+        api = FakeBatchAPI()
+        store, intake, submitter, poller = _wired(api)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+
+        intervals: list[float] = []
+        for _ in range(3):
+            await poller.poll_due()
+            intervals.extend(b["poll"] for b in store.batches.values())
+        assert intervals == [2.0, 3.0, 3.0]
+        assert store.results() == []
+
+    async def test_a_failed_status_check_is_retried_without_answering(self) -> None:
+        api = FakeBatchAPI(progress_error=ProviderServerError("503"))
+        store, intake, submitter, poller = _wired(api)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+
+        assert await poller.poll_due() == 1
+        assert store.results() == []
+        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+
+    async def test_a_request_a_completed_batch_did_not_answer_gets_a_retryable_error(
+        self,
+    ) -> None:
+        api = FakeBatchAPI(running=False)
+        store, intake, submitter, poller = _wired(api)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+
+        await poller.poll_due()
+
+        [result] = store.results()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.PROVIDER_ERROR
+        assert result.error_detail.retryable
+        assert [b["outcome"] for b in store.batches.values()] == ["completed"]
