@@ -115,6 +115,9 @@ class FakeBatchRepository:
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:
         return list(self.essay_rows[batch_id])
 
+    async def essay_total(self, batch_id: UUID) -> int:
+        return len(self.essay_rows[batch_id])
+
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
             self.pairs[a.pair_id] = replace(self.pairs[a.pair_id], status=a.status, winner=a.winner)

@@ -15,6 +15,7 @@ class TestRequestSettings:
             judge_rubric="Prefer clear arguments.",
             llm_config=LLMConfig(provider=LLMProviderName.OPENAI, model="m", temperature=0.2),
             max_comparisons=40,
+            target_reliability=0.85,
         )
         stored = settings.to_json()
         assert stored == {
@@ -29,6 +30,7 @@ class TestRequestSettings:
                 "max_tokens": None,
             },
             "max_comparisons": 40,
+            "target_reliability": 0.85,
         }
         assert RequestSettings.from_json(stored) == settings
 
