@@ -152,7 +152,9 @@ async def _start_services(
     return [llm, cj]
 
 
-async def _run_batch(stack: BenchStack, prefix: str) -> tuple[float, CJAssessmentCompletedV1]:
+async def _run_batch(
+    stack: BenchStack, prefix: str
+) -> tuple[float, float, CJAssessmentCompletedV1]:
     request_topic = topic_name(Topic.CJ_ASSESSMENT_REQUESTED, prefix)
     request = EventEnvelope[CJAssessmentRequestV1](
         event_type=request_topic,
@@ -180,7 +182,7 @@ async def _run_batch(stack: BenchStack, prefix: str) -> tuple[float, CJAssessmen
     elapsed = time.monotonic() - started
     if not records or records[0].value is None:
         raise RuntimeError("the batch did not complete within 900 s")
-    return elapsed, decode_event(records[0].value, CJAssessmentCompletedV1).data
+    return started, elapsed, decode_event(records[0].value, CJAssessmentCompletedV1).data
 
 
 async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
@@ -192,11 +194,15 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
     async with FakeLLMServer(model) as fake:
         services = await _start_services(stack, prefix, database_url, fake, log_dir)
         try:
-            wall, completed = await _run_batch(stack, prefix)
+            started, wall, completed = await _run_batch(stack, prefix)
         finally:
             for service in reversed(services):
                 await asyncio.to_thread(service.stop, 30.0)
     calls = len(model.latencies)
+    # When the stand-in saw its first call and sent its last answer, from the request's publish.
+    first_call = min(r.at for r in fake.received) - started
+    last_answer = max(r.at + d for r, d in zip(fake.received, model.latencies, strict=True))
+    last_answer -= started
     ideal = sum(model.latencies) / IN_FLIGHT
     quota_bound = 0.0  # limits lifted: 10,000,000 requests per minute
     bound = max(ideal, quota_bound)
@@ -209,7 +215,8 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
         f"(sum of {calls} call latencies / {IN_FLIGHT}; quota bound {quota_bound:.0f} s, limits "
         f"lifted) -> fraction of ideal {fraction:.2f} (target >= {TARGET_FRACTION}); "
         f"{usage.completed_comparisons} comparisons, reason {completed.completion_reason.value}; "
-        f"with waves the same batch took {REFERENCE_WAVES_SECONDS:.0f} s (issue 12)",
+        f"with waves the same batch took {REFERENCE_WAVES_SECONDS:.0f} s (issue 12). Timeline: "
+        f"first provider call at {first_call:.1f} s, last answer sent at {last_answer:.1f} s",
         flush=True,
     )
     return {
@@ -225,6 +232,8 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
             "retry_after_seconds": RETRY_AFTER_SECONDS,
         },
         "wall_seconds": round(wall, 2),
+        "first_provider_call_seconds": round(first_call, 2),
+        "last_provider_answer_seconds": round(last_answer, 2),
         "provider_calls": calls,
         "rate_limited_calls": model.rate_limited,
         "sum_of_call_latencies_seconds": round(sum(model.latencies), 2),
