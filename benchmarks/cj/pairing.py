@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Any
 
@@ -9,16 +10,17 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from cj_assessment_service.config import Settings
-from cj_assessment_service.domain.batch import plan_first_wave, plan_next_wave
+from cj_assessment_service.domain.batch import plan_opening_pairs, plan_top_up, top_up_size
 from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
 
 ESSAYS = 100
 MAX_PER_ESSAY = 24
 CHECKPOINTS = list(range(2, MAX_PER_ESSAY + 1, 2))
-# Called as the service calls the planner, with its default settings; the planner sizes the
-# adaptive waves itself (up to MAX_PAIRS_PER_WAVE).
-MAX_PAIRS_PER_WAVE: int = Settings.model_fields["max_pairs_per_wave"].default
+# Called as the service calls the planner, with its default settings.
+MAX_PAIRS_PER_STEP: int = Settings.model_fields["max_pairs_per_step"].default
 COMPARISONS_PER_ESSAY: int = Settings.model_fields["default_comparisons_per_essay"].default
+TARGET_OUTSTANDING: int = Settings.model_fields["target_outstanding_comparisons"].default
+REFILL_STEP: int = Settings.model_fields["refit_every_answers"].default
 
 
 class Judge:
@@ -44,46 +46,68 @@ def _accuracy(judge: Judge, pairs: list[tuple[int, int]], wins: list[bool]) -> f
 
 
 Pairs = list[tuple[int, int]]
+# Called after each batch of answers with the answered design; True stops the batch.
+AfterAnswers = Callable[[Pairs, list[bool]], bool]
+# Answer times of the simulated judge (lognormal, median 1 s): they only set the order in which
+# answers come back, which is what continuous planning reacts to.
+LATENCY_SIGMA = 0.5
 
 
 def planned_design(
     judge: Judge,
     budget: int,
     rng: np.random.Generator,
-    after_wave: Callable[[Pairs, list[bool]], None] | None = None,
+    after_answers: AfterAnswers | None = None,
 ) -> tuple[Pairs, list[bool]]:
-    """A batch planned as the service plans it (coverage wave, then adaptive waves refitted on
-    the answers so far) up to `budget` comparisons, judged by `judge`; `after_wave` sees the
-    design after each adaptive wave."""
-    pairs = plan_first_wave(
-        ESSAYS,
-        budget,
-        comparisons_per_essay=COMPARISONS_PER_ESSAY,
-        max_pairs_per_wave=MAX_PAIRS_PER_WAVE,
-        rng=rng,
-    ).pairs
-    wins = judge.judge(pairs)
-    while len(pairs) < budget:
+    """A batch planned as the service plans it, judged by `judge`: the opening pairs, then
+    top-ups that keep TARGET_OUTSTANDING comparisons in flight, planned on a refit of the
+    answers so far whenever REFILL_STEP answers have come back; answers arrive in the order of
+    simulated latencies. Returns the answered design (at the budget or when `after_answers`
+    says stop)."""
+    asked: Pairs = []
+    answered: Pairs = []
+    wins: list[bool] = []
+    in_flight: list[tuple[float, int]] = []
+    clock = 0.0
+
+    def ask(new: Pairs) -> None:
+        for pair in new:
+            heapq.heappush(
+                in_flight, (clock + float(rng.lognormal(0.0, LATENCY_SIGMA)), len(asked))
+            )
+            asked.append(pair)
+
+    ask(
+        plan_opening_pairs(
+            ESSAYS,
+            budget,
+            comparisons_per_essay=COMPARISONS_PER_ESSAY,
+            max_pairs_per_step=MAX_PAIRS_PER_STEP,
+            rng=rng,
+        )
+    )
+    while in_flight:
+        clock, index = heapq.heappop(in_flight)
+        answered.append(asked[index])
+        wins.extend(judge.judge([asked[index]]))
+        if after_answers is not None and after_answers(answered, wins):
+            break
+        count = top_up_size(
+            budget=budget,
+            planned=len(asked),
+            pending=len(in_flight),
+            target_outstanding=TARGET_OUTSTANDING,
+            refill_step=REFILL_STEP,
+        )
+        if count == 0:
+            continue
         comparisons = Comparisons.from_lists(
-            ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins
+            ESSAYS, [p[0] for p in answered], [p[1] for p in answered], wins
         )
         fit = fit_bradley_terry(comparisons)
         assert fit.standard_errors is not None
-        plan = plan_next_wave(
-            fit.scores,
-            fit.standard_errors,
-            pairs,
-            budget - len(pairs),
-            max_pairs_per_wave=MAX_PAIRS_PER_WAVE,
-            rng=rng,
-        )
-        if not plan.pairs:
-            break
-        pairs = pairs + plan.pairs
-        wins = wins + judge.judge(plan.pairs)
-        if after_wave is not None:
-            after_wave(pairs, wins)
-    return pairs, wins
+        ask(plan_top_up(fit.scores, fit.standard_errors, asked, count, rng=rng))
+    return answered, wins
 
 
 def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
@@ -91,13 +115,13 @@ def curve_planner(seed: int, bias: float, spread: float) -> dict[int, float]:
     judge = Judge(np.random.default_rng(seed + 10_000), bias, spread)
     curve: dict[int, float] = {}
 
-    def checkpoint(pairs: Pairs, wins: list[bool]) -> None:
-        per_essay = 2 * len(pairs) // ESSAYS
-        if per_essay in CHECKPOINTS and per_essay not in curve:
-            curve[per_essay] = _accuracy(judge, pairs, wins)
+    def checkpoint(pairs: Pairs, wins: list[bool]) -> bool:
+        if (2 * len(pairs)) % ESSAYS == 0 and 2 * len(pairs) // ESSAYS in CHECKPOINTS:
+            curve[2 * len(pairs) // ESSAYS] = _accuracy(judge, pairs, wins)
+        return False
 
     planned_design(
-        judge, ESSAYS * MAX_PER_ESSAY // 2, np.random.default_rng(seed), after_wave=checkpoint
+        judge, ESSAYS * MAX_PER_ESSAY // 2, np.random.default_rng(seed), after_answers=checkpoint
     )
     return curve
 

@@ -180,6 +180,16 @@ def statistics_lines(
     ]
     if completed.system_metadata.judges:
         lines.append(_cost_line(completed))
+    if stats.posterior_reliability is not None:
+        # Events since the reliability stop: the figure adaptive pairing does not inflate.
+        target = stats.target_reliability
+        lines.insert(
+            2,
+            f"posterior reliability: {_figure(stats.posterior_reliability)}"
+            + (f"   stop target: {target:.2f}" if target is not None else ""),
+        )
+    if completed.partial_scoring_triggered:
+        lines.insert(1, "partial scoring: some answers were still missing")
     if intended:
         agreement = order_agreement(completed, intended)
         lines.append(

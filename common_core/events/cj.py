@@ -79,6 +79,7 @@ class CJAssessmentRequestV1(_Contract):
     max_comparisons: int | None = Field(default=None, ge=1)
     anchors: list[AnchorEssay] = Field(default_factory=list, max_length=MAX_ANCHORS_PER_REQUEST)
     essay_set: EssaySetReference | None = None
+    target_reliability: float | None = Field(default=None, gt=0, lt=1)
 
 
 class CJCompletionReason(StrEnum):
@@ -106,7 +107,12 @@ class CJStatistics(_Contract):
     """Reliability and design figures of a fitted batch; None where there is too little data.
 
     `position_bias_standard_error` (optional, added backward compatibly) is the standard error of
-    `position_bias_logit` from the same fit.
+    `position_bias_logit` from the same fit. Also optional and added backward compatibly:
+    `posterior_reliability`, the expected squared correlation of the scores with the true
+    abilities under an empirical-Bayes fit, which adaptive pairing does not inflate (scale
+    separation and split-half reliability are inflated by it); `target_reliability`, the target
+    the batch ran with; `stop_rule_reliability`, the name of the statistics field the stop rule
+    compared with it (None when no target applied).
     """
 
     scale_separation_reliability: float | None = None
@@ -114,6 +120,9 @@ class CJStatistics(_Contract):
     position_bias_logit: float | None = None
     position_bias_standard_error: float | None = Field(default=None, ge=0)
     comparisons_per_essay: float = Field(default=0.0, ge=0)
+    posterior_reliability: float | None = Field(default=None, ge=0, le=1)
+    target_reliability: float | None = None
+    stop_rule_reliability: str | None = None
 
 
 class GradeProjection(_Contract):
@@ -176,6 +185,9 @@ class CJAssessmentCompletedV1(_Contract):
     statistics: CJStatistics
     grade_projections: list[GradeProjection] | None = None
     system_metadata: SystemMetadata
+    # Optional, added backward compatibly: True when the monitor scored the batch after the
+    # completion threshold and grace period (reason FORCED_RECOVERY) instead of every answer.
+    partial_scoring_triggered: bool = False
 
 
 class CJAssessmentFailedV1(_Contract):

@@ -20,14 +20,25 @@ class Settings(ServiceSettings):
     completion_threshold_pct: float = Field(default=95.0, gt=0, le=100)
     min_success_rate_threshold: float = Field(default=0.8, ge=0, le=1)
     default_comparisons_per_essay: int = Field(default=10, ge=1)
-    max_pairs_per_wave: int = Field(default=500, ge=1)
+    max_pairs_per_step: int = Field(default=500, ge=1)
+    # Comparisons a batch keeps in flight: the LLM provider's in-flight limit (LLM_MAX_IN_FLIGHT,
+    # 32) plus half again, so its queue does not run dry while answers travel back and the next
+    # pairs are planned. Fewer outstanding pairs adapt sooner to the answers; more keep the
+    # provider busier.
+    target_outstanding_comparisons: int = Field(default=48, ge=1)
+    # Answers to wait for before a refit plans more pairs (unless nothing is in flight).
+    refit_every_answers: int = Field(default=8, ge=1)
+    # The stop rule: the target when a request carries none (None: spend the budget).
+    default_target_reliability: float | None = Field(default=0.9, gt=0, lt=1)
+    min_comparisons_per_essay_before_stop: float = Field(default=6.0, ge=0)
+    # Comparisons per essay between two reliability estimates (each is 16 fits).
+    reliability_check_step: float = Field(default=0.5, gt=0)
     partial_scoring_grace_seconds: float = Field(default=60.0, ge=0)
     stuck_batch_timeout_seconds: float = Field(default=900.0, gt=0)
     monitor_interval_seconds: float = Field(default=30.0, gt=0)
     monitor_batch_limit: int = Field(default=1000, ge=1)
     recovery_threshold_pct: float = Field(default=80.0, ge=0, le=100)
     max_retries_per_pair: int = Field(default=2, ge=0)
-    stability_threshold: float = Field(default=0.05, gt=0)
 
     default_llm_provider: LLMProviderName | None = None
     default_llm_model: str | None = None

@@ -38,13 +38,13 @@ COMPARISONS_PENDING = Gauge(
 )
 WAVES_PER_BATCH = Histogram(
     "huleedu_cj_batch_waves",
-    "Comparison waves a batch used before it was scored.",
-    buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30),
+    "Planning steps (opening pairs, then each top-up) a batch used before it was scored.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
-SCORE_STABILITY_CHANGE = Histogram(
-    "huleedu_cj_score_stability_change_logits",
-    "Largest change of any essay's score between consecutive waves.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+STOP_RELIABILITY = Histogram(
+    "huleedu_cj_stop_reliability",
+    "The stop rule's reliability estimate (split-half) at each check.",
+    buckets=(0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98),
 )
 STUCK_BATCHES_DETECTED = Counter(
     "huleedu_cj_stuck_batches_detected_total", "Batches the monitor found without activity."

@@ -432,12 +432,12 @@ class BatchUnderChaos:
 
     async def start_cj(self) -> ServiceProcess:
         """Start the CJ process; it waits for every answer of the whole budget (no early stop on
-        stability, no partial scoring however long an outage lasts)."""
+        a reliability target, no partial scoring however long an outage lasts)."""
         env = {
             **self._common_env(),
             "DATABASE_URL": self.database_url,
             "MONITOR_INTERVAL_SECONDS": "0.5",
-            "STABILITY_THRESHOLD": "0.000001",
+            "MIN_COMPARISONS_PER_ESSAY_BEFORE_STOP": "1000000",
             "PARTIAL_SCORING_GRACE_SECONDS": "3600",
         }
         self.cj = await start_service(

@@ -350,6 +350,14 @@ class PostgresBatchRepository:
         ).all()
         return [EssayRecord(r.position, r.essay_id, r.text_content, r.anchor_grade) for r in rows]
 
+    async def essay_total(self, batch_id: UUID) -> int:
+        """How many essays (anchors included) a batch has, without reading them."""
+        await self._write_updates()
+        result = await self._session.execute(
+            select(func.count()).select_from(cj_essays).where(cj_essays.c.batch_id == batch_id)
+        )
+        return int(result.scalar_one())
+
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         """Store outcomes of pending pairs."""
         if not answers:

@@ -1,8 +1,9 @@
-"""Recording comparison results: answers, re-requests after retryable errors, and what follows a
-fully answered wave (fail, finish, or the next wave)."""
+"""Recording comparison results: answers, re-requests after retryable errors, and what follows
+new answers (fail, finish, plan more pairs to keep the target in flight, or wait)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,15 +29,18 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import (
+    BatchDecision,
     BatchState,
     PairStatus,
-    WaveOutcome,
-    decide_after_wave,
+    decide_after_answers,
     partial_scoring_due,
-    plan_next_wave,
+    plan_top_up,
+    reliability_stop_applies,
+    top_up_size,
     transition,
 )
 from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from cj_assessment_service.domain.stopping import StopRule, posterior_reliability
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
 
@@ -238,8 +242,8 @@ class CallbackUseCases:
             update["threshold_reached_at"] = now
             batch = replace(batch, threshold_reached_at=now)
         await repo.update_batch(batch.id, **update)
-        if batch.pending == 0 and batch.state == BatchState.WAITING_CALLBACKS:
-            await self._after_wave(repo, batch)
+        if batch.state == BatchState.WAITING_CALLBACKS:
+            await self._advance(repo, before, batch)
 
     def _report_callbacks(self, repo: BatchRepository, report: CallbackReport) -> None:
         def record() -> None:
@@ -260,83 +264,121 @@ class CallbackUseCases:
 
         repo.after_commit(record)
 
-    # ------------------------------------------------------------------------------------- waves
+    # ---------------------------------------------------------------------------------- planning
 
-    async def _after_wave(self, repo: BatchRepository, batch: BatchRecord) -> None:
-        """Every pair of the wave is answered: fail, finish, or plan the next wave."""
+    async def _advance(
+        self, repo: BatchRepository, before: BatchRecord, batch: BatchRecord
+    ) -> None:
+        """After new answers, under the batch lock: fail, finish, plan more pairs, or wait.
+
+        Planning runs in the transaction that recorded the answers and holds the batch row lock
+        (`lock_batches_for_requests`), so two instances never plan for one batch at once; the
+        orientation key (batch, essay A, essay B) is unique in the database as well.
+        """
+        settings = self._settings
+        n = await repo.essay_total(batch.id)  # anchors included: they take part in the fit
+        rule = StopRule(
+            target_reliability=(
+                batch.request_settings.target_reliability
+                if reliability_stop_applies(n, batch.budget)
+                else None
+            ),
+            min_comparisons_per_essay=settings.min_comparisons_per_essay_before_stop,
+            check_every=math.ceil(settings.reliability_check_step * n / 2),
+        )
+        check = rule.check_due(
+            n_essays=n, answered_before=before.answered, answered_now=batch.answered
+        )
+        count = top_up_size(
+            budget=batch.budget,
+            planned=batch.planned,
+            pending=batch.pending,
+            target_outstanding=settings.target_outstanding_comparisons,
+            refill_step=settings.refit_every_answers,
+        )
+        count = min(count, settings.max_pairs_per_step)
+        decision = self._decide(batch, n, reliability_target_met=False, planning=count > 0)
+        if not (check or count or decision.finish or decision.fail_low_success):
+            return  # answers still in flight and nothing to plan: no need to read the pairs
         pairs = await repo.pair_outcomes(batch.id)
-        n = await self._essay_total(repo, batch)
-        unordered = len({frozenset((p.essay_a, p.essay_b)) for p in pairs})
-        # Budget, all-pairs and success rate need no fit; the stability check does.
-        outcome = self._decide(batch, n, unordered, change=None)
-        if outcome.finish is None and not outcome.fail_low_success:
-            answered = [p for p in pairs if p.status == PairStatus.COMPLETED]
-            scores, errors = _fit_for_planning(n, answered)
-            if batch.previous_scores is not None and len(batch.previous_scores) == n:
-                change = float(np.max(np.abs(scores - np.asarray(batch.previous_scores))))
-                repo.after_commit(lambda: metrics.SCORE_STABILITY_CHANGE.observe(change))
-                outcome = self._decide(batch, n, unordered, change=change)
-        if outcome.fail_low_success:
+        comparisons = _answered_comparisons(n, pairs)
+        if check and not decision.fail_low_success:
+            reliability = posterior_reliability(comparisons)
+            if reliability is not None:
+                repo.after_commit(lambda: metrics.STOP_RELIABILITY.observe(reliability))
+            decision = self._decide(
+                batch, n, reliability_target_met=rule.met(reliability), planning=count > 0
+            )
+        if decision.fail_low_success:
             await self._outcomes.fail_low_success(repo, batch)
             return
-        if outcome.finish is not None:
-            await self._outcomes.finish(repo, batch, outcome.finish, pairs=pairs)
+        if decision.finish is not None:
+            await self._outcomes.finish(repo, batch, decision.finish, pairs=pairs)
             return
-        plan = plan_next_wave(
-            scores,
-            errors,
-            [(p.essay_a, p.essay_b) for p in pairs],
-            batch.budget - batch.planned,
-            max_pairs_per_wave=self._settings.max_pairs_per_wave,
-            rng=self._rng(),
+        if count == 0:
+            return
+        fit = fit_bradley_terry(comparisons)
+        errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
+        planned = plan_top_up(
+            fit.scores, errors, [(p.essay_a, p.essay_b) for p in pairs], count, rng=self._rng()
         )
-        if not plan.pairs:
-            await self._outcomes.finish(
-                repo, batch, CJCompletionReason.ALL_PAIRS_COMPARED, pairs=pairs
-            )
+        if not planned:
+            if batch.pending == 0:  # every orientation has been asked and answered
+                decision = self._decide(batch, n, reliability_target_met=False, exhausted=True)
+                if decision.fail_low_success:
+                    await self._outcomes.fail_low_success(repo, batch)
+                else:
+                    await self._outcomes.finish(
+                        repo,
+                        batch,
+                        decision.finish or CJCompletionReason.ALL_PAIRS_COMPARED,
+                        pairs=pairs,
+                    )
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
         essays = await repo.essays(batch.id)
-        await self._messages.request_wave(
-            repo, generating, essays, plan.pairs, wave=batch.waves + 1
-        )
+        await self._messages.request_pairs(repo, generating, essays, planned, step=batch.waves + 1)
         await repo.update_batch(
             batch.id,
             state=transition(generating.state, BatchState.WAITING_CALLBACKS),
-            planned=batch.planned + len(plan.pairs),
+            planned=batch.planned + len(planned),
             waves=batch.waves + 1,
-            previous_scores=[round(float(s), 6) for s in scores],
         )
-        log.info(
-            "cj_wave_planned", batch_id=str(batch.id), wave=batch.waves + 1, pairs=len(plan.pairs)
+        log.debug(
+            "cj_pairs_planned",
+            batch_id=str(batch.id),
+            step=batch.waves + 1,
+            pairs=len(planned),
+            in_flight=batch.pending + len(planned),
         )
 
     def _decide(
-        self, batch: BatchRecord, n: int, unordered: int, *, change: float | None
-    ) -> WaveOutcome:
-        return decide_after_wave(
+        self,
+        batch: BatchRecord,
+        n: int,
+        *,
+        reliability_target_met: bool,
+        planning: bool = False,
+        exhausted: bool = False,
+    ) -> BatchDecision:
+        return decide_after_answers(
             n_essays=n,
             budget=batch.budget,
             planned=batch.planned,
             completed=batch.completed,
             failed=batch.failed,
             min_success_rate=self._settings.min_success_rate_threshold,
-            unordered_pairs_compared=unordered,
-            max_score_change=change,
-            stability_threshold=self._settings.stability_threshold,
+            reliability_target_met=reliability_target_met,
+            planning_more=planning,
+            nothing_left_to_plan=exhausted,
         )
 
-    async def _essay_total(self, repo: BatchRepository, batch: BatchRecord) -> int:
-        return len(await repo.essays(batch.id))
 
-
-def _fit_for_planning(n: int, answered: Sequence[PairOutcome]) -> tuple[np.ndarray, np.ndarray]:
-    comparisons = Comparisons.from_lists(
+def _answered_comparisons(n: int, pairs: Sequence[PairOutcome]) -> Comparisons:
+    answered = [p for p in pairs if p.status == PairStatus.COMPLETED]
+    return Comparisons.from_lists(
         n,
         [p.essay_a for p in answered],
         [p.essay_b for p in answered],
         [p.winner == ComparisonWinner.ESSAY_A.value for p in answered],
     )
-    fit = fit_bradley_terry(comparisons)
-    errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
-    return fit.scores, errors

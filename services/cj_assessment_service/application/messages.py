@@ -1,5 +1,5 @@
 """The outgoing messages of a batch: events staged in the outbox of the caller's transaction, and
-the comparison requests of a wave."""
+the comparison requests of newly planned pairs."""
 
 from __future__ import annotations
 
@@ -43,17 +43,18 @@ class BatchMessages:
         )
         await repo.stage_event(name, envelope, key=key)
 
-    async def request_wave(
+    async def request_pairs(
         self,
         repo: BatchRepository,
         batch: BatchRecord,
         essays: Sequence[EssayRecord],
         pairs: Sequence[OrderedPair],
         *,
-        wave: int,
+        step: int,
     ) -> None:
+        """Store newly planned pairs (planning step `step`) and stage their requests."""
         new_pairs = [NewPair(uuid4(), a, b, uuid4()) for a, b in pairs]
-        await repo.add_pairs(batch.id, wave, new_pairs)
+        await repo.add_pairs(batch.id, step, new_pairs)
         for pair in new_pairs:
             await self.stage_comparison(repo, batch, essays, pair)
 

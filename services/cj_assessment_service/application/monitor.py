@@ -72,10 +72,14 @@ class MonitorUseCases:
                 await self._outcomes.fail_low_success(repo, batch)
                 return
             report.partial_scored += 1
+            # Not BUDGET_EXHAUSTED: answers are missing. A new reason value would break v1
+            # consumers that validate the closed set, so the reason is the existing
+            # FORCED_RECOVERY (the monitor finished the batch) and the event's optional
+            # `partial_scoring_triggered` says it was partial scoring.
             await self._outcomes.finish(
                 repo,
                 replace(batch, partial_scoring_triggered=True),
-                CJCompletionReason.BUDGET_EXHAUSTED,
+                CJCompletionReason.FORCED_RECOVERY,
                 partial=True,
             )
             return

@@ -19,6 +19,7 @@ from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.batch import (
     BatchState,
     PairStatus,
+    reliability_stop_applies,
     success_rate,
     transition,
 )
@@ -69,7 +70,15 @@ class BatchOutcomes:
             for p in pairs
             if p.status == PairStatus.COMPLETED
         ]
-        scored = score_batch([ScoredEssay(e.essay_id, e.anchor_grade) for e in essays], answered)
+        scored = score_batch(
+            [ScoredEssay(e.essay_id, e.anchor_grade) for e in essays],
+            answered,
+            target_reliability=(
+                batch.request_settings.target_reliability
+                if reliability_stop_applies(len(essays), batch.budget)
+                else None
+            ),
+        )
         now = datetime.now(UTC)
         payload = CJAssessmentCompletedV1(
             entity_ref=batch.entity_ref,
@@ -79,6 +88,7 @@ class BatchOutcomes:
             statistics=scored.statistics,
             grade_projections=scored.grade_projections,
             system_metadata=self._system_metadata(batch, now),
+            partial_scoring_triggered=batch.partial_scoring_triggered or partial,
         )
         await self._messages.stage(
             repo, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref

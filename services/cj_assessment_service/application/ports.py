@@ -20,7 +20,8 @@ from common_core.events.llm import LLMConfig
 
 @dataclass(frozen=True, slots=True)
 class RequestSettings:
-    """What a batch keeps of its request for the comparison requests of every wave.
+    """What a batch keeps of its request: for its comparison requests, and its stop rule's target
+    (the request's `target_reliability`, else the service default at intake).
 
     Stored as the JSON object of `to_json` in `cj_batches.request_settings`; `from_json` reads
     it back, a missing or null field taking the request's default (rows of any age load)."""
@@ -31,6 +32,7 @@ class RequestSettings:
     judge_rubric: str | None = None
     llm_config: LLMConfig = field(default_factory=LLMConfig)
     max_comparisons: int | None = None
+    target_reliability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON object."""
@@ -41,6 +43,7 @@ class RequestSettings:
             "judge_rubric": self.judge_rubric,
             "llm_config": self.llm_config.model_dump(mode="json"),
             "max_comparisons": self.max_comparisons,
+            "target_reliability": self.target_reliability,
         }
 
     @classmethod
@@ -53,6 +56,7 @@ class RequestSettings:
             judge_rubric=stored.get("judge_rubric"),
             llm_config=LLMConfig.model_validate(stored.get("llm_config") or {}),
             max_comparisons=stored.get("max_comparisons"),
+            target_reliability=stored.get("target_reliability"),
         )
 
 
@@ -237,6 +241,10 @@ class BatchRepository(Protocol):
 
     async def essays(self, batch_id: UUID) -> list[EssayRecord]:
         """The essays of a batch in position order."""
+        ...
+
+    async def essay_total(self, batch_id: UUID) -> int:
+        """How many essays (anchors included) a batch has, without reading them."""
         ...
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:

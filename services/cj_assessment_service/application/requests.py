@@ -1,4 +1,4 @@
-"""Registering a CJ assessment request: validate it, store the batch and request its first wave."""
+"""Registering a CJ assessment request: validate it, store the batch, request its opening pairs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from cj_assessment_service.domain.batch import (
     BatchState,
     comparison_budget,
     effective_budget,
-    plan_first_wave,
+    plan_opening_pairs,
     transition,
 )
 from common_core.errors import ErrorCode
@@ -121,24 +121,22 @@ class RequestUseCases:
             await self._outcomes.finish(repo, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
             return batch.id
         self._count_request(repo, "accepted")
-        plan = plan_first_wave(
+        pairs = plan_opening_pairs(
             n_total,
             budget,
             comparisons_per_essay=self._settings.default_comparisons_per_essay,
-            max_pairs_per_wave=self._settings.max_pairs_per_wave,
+            max_pairs_per_step=self._settings.max_pairs_per_step,
             rng=self._rng(),
         )
         state = transition(batch.state, BatchState.GENERATING_PAIRS)
-        await self._messages.request_wave(
-            repo, replace(batch, state=state), essays, plan.pairs, wave=1
-        )
+        await self._messages.request_pairs(repo, replace(batch, state=state), essays, pairs, step=1)
         await repo.update_batch(
             batch.id,
             state=transition(state, BatchState.WAITING_CALLBACKS),
-            planned=len(plan.pairs),
+            planned=len(pairs),
             waves=1,
         )
-        log.info("cj_batch_started", batch_id=str(batch.id), essays=n_total, pairs=len(plan.pairs))
+        log.info("cj_batch_started", batch_id=str(batch.id), essays=n_total, pairs=len(pairs))
         return batch.id
 
     def _count_request(self, repo: BatchRepository, outcome: str) -> None:
@@ -160,6 +158,11 @@ class RequestUseCases:
             judge_rubric=request.judge_rubric,
             llm_config=config,
             max_comparisons=request.max_comparisons,
+            target_reliability=(
+                request.target_reliability
+                if request.target_reliability is not None
+                else self._settings.default_target_reliability
+            ),
         )
 
 

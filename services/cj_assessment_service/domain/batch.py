@@ -1,4 +1,4 @@
-"""The CJ batch: its state machine, budget, wave planning and completion decisions (pure)."""
+"""The CJ batch: its state machine, budget, continuous planning and completion decisions (pure)."""
 
 from __future__ import annotations
 
@@ -88,58 +88,72 @@ def effective_budget(n_essays: int, budget: int) -> int:
     return min(budget, total_pairs(n_essays)) if budget >= total_pairs(n_essays) else budget
 
 
-@dataclass(frozen=True, slots=True)
-class WavePlan:
-    """The pairs of the next wave (empty when nothing useful is left to ask)."""
-
-    pairs: list[OrderedPair]
-
-
-def plan_first_wave(
+def plan_opening_pairs(
     n_essays: int,
     budget: int,
     *,
     comparisons_per_essay: int,
-    max_pairs_per_wave: int,
+    max_pairs_per_step: int,
     rng: np.random.Generator,
-) -> WavePlan:
-    """All pairs when they fit in the budget; otherwise a coverage wave.
+) -> list[OrderedPair]:
+    """All pairs when they fit in the budget; otherwise a coverage ring.
 
-    The coverage wave is one shuffled ring (each essay twice, once as A and once as B), which
-    connects the batch; the adaptive waves place the rest of the budget better than a wider
-    coverage wave would (see `benchmarks/cj/pairing.py`).
+    The coverage ring (each essay twice, once as A and once as B) connects the batch; the
+    adaptive top-ups place the rest of the budget better than a wider coverage would (see
+    `benchmarks/cj/pairing.py`).
     """
     if total_pairs(n_essays) <= budget:
-        return WavePlan(plan_all_pairs(n_essays, rng))
+        return plan_all_pairs(n_essays, rng)
     coverage = max(1, min(COVERAGE_PER_ESSAY, comparisons_per_essay))
-    # The coverage wave must reach every essay, even when that exceeds the usual wave size.
-    limit = min(budget, max(max_pairs_per_wave, n_essays))
-    return WavePlan(plan_coverage_wave(n_essays, coverage, limit, rng))
+    # Coverage must reach every essay, even when that exceeds the usual planning step.
+    limit = min(budget, max(max_pairs_per_step, n_essays))
+    return plan_coverage_wave(n_essays, coverage, limit, rng)
 
 
-def plan_next_wave(
+def reliability_stop_applies(n_essays: int, budget: int) -> bool:
+    """The reliability stop rule applies to adaptive batches only: when every pair fits in the
+    budget they are all requested at once, so stopping early would save no comparison."""
+    return budget < total_pairs(n_essays)
+
+
+def top_up_size(
+    *, budget: int, planned: int, pending: int, target_outstanding: int, refill_step: int
+) -> int:
+    """How many pairs to plan now so that `target_outstanding` comparisons are in flight.
+
+    Planning waits until the shortfall reaches `refill_step` (each top-up refits the model, so
+    a refit per answer would buy little), unless nothing is in flight or the shortfall already
+    covers the rest of the budget. 0 means: wait for more answers.
+    """
+    remaining = max(0, budget - planned)
+    room = min(max(0, target_outstanding - pending), remaining)
+    if room == 0:
+        return 0
+    if pending == 0 or room >= min(refill_step, remaining):
+        return room
+    return 0
+
+
+def plan_top_up(
     scores: npt.NDArray[np.float64],
     standard_errors: npt.NDArray[np.float64],
     asked: list[OrderedPair],
-    remaining_budget: int,
+    count: int,
     *,
-    max_pairs_per_wave: int,
     rng: np.random.Generator,
-) -> WavePlan:
-    """An adaptive wave within the remaining budget: about one comparison per essay.
+) -> list[OrderedPair]:
+    """Up to `count` adaptive pairs given every pair asked so far (answered or in flight).
 
-    Small waves adapt more often to the refitted scores (fewer comparisons for the same
-    accuracy, see `benchmarks/cj/pairing.py`) at the cost of more round trips to the judge.
+    Pairs still in flight count as asked: they are never planned again in the same orientation
+    and their expected information is already in the design (see `plan_adaptive_wave`).
     """
-    n = scores.shape[0]
-    history = PlanningHistory.from_pairs(n, asked)
-    size = min(remaining_budget, max_pairs_per_wave, max(1, n // 2))
-    return WavePlan(plan_adaptive_wave(scores, standard_errors, history, size, rng))
+    history = PlanningHistory.from_pairs(scores.shape[0], asked)
+    return plan_adaptive_wave(scores, standard_errors, history, count, rng)
 
 
 @dataclass(frozen=True, slots=True)
-class WaveOutcome:
-    """What to do once every pair of a wave is answered."""
+class BatchDecision:
+    """What a batch does after new answers: fail, finish (with a reason), or go on."""
 
     finish: CJCompletionReason | None
     fail_low_success: bool = False
@@ -151,7 +165,7 @@ def success_rate(completed: int, failed: int) -> float:
     return 1.0 if answered == 0 else completed / answered
 
 
-def decide_after_wave(
+def decide_after_answers(
     *,
     n_essays: int,
     budget: int,
@@ -159,22 +173,31 @@ def decide_after_wave(
     completed: int,
     failed: int,
     min_success_rate: float,
-    unordered_pairs_compared: int,
-    max_score_change: float | None,
-    stability_threshold: float,
-) -> WaveOutcome:
-    """Fail on a low success rate, else finish when all pairs/budget/stability say so."""
-    if success_rate(completed, failed) < min_success_rate or completed == 0:
-        return WaveOutcome(finish=None, fail_low_success=True)
-    if planned >= budget >= total_pairs(n_essays):
-        return WaveOutcome(CJCompletionReason.ALL_PAIRS_COMPARED)
-    if planned >= budget:
-        return WaveOutcome(CJCompletionReason.BUDGET_EXHAUSTED)
-    if max_score_change is not None and max_score_change < stability_threshold:
-        return WaveOutcome(CJCompletionReason.STABLE)
-    if unordered_pairs_compared >= total_pairs(n_essays) and planned >= 2 * total_pairs(n_essays):
-        return WaveOutcome(CJCompletionReason.ALL_PAIRS_COMPARED)
-    return WaveOutcome(finish=None)
+    reliability_target_met: bool,
+    planning_more: bool = False,
+    nothing_left_to_plan: bool = False,
+) -> BatchDecision:
+    """Fail on a low success rate; finish when the reliability target is met (`STABLE`), or
+    once everything planned is answered and the budget (or the pairs) are used up.
+
+    The success rate is judged when nothing is in flight any more, and before more of the budget
+    is spent on planning (`planning_more`) once there are as many answers as essays (a couple of
+    early errors say little).
+    """
+    answered = completed + failed
+    settled = planned == answered and (planned >= budget or nothing_left_to_plan)
+    judged = settled or (planning_more and answered >= n_essays)
+    if judged and (
+        success_rate(completed, failed) < min_success_rate or (settled and completed == 0)
+    ):
+        return BatchDecision(finish=None, fail_low_success=True)
+    if reliability_target_met:
+        return BatchDecision(CJCompletionReason.STABLE)
+    if not settled:
+        return BatchDecision(finish=None)
+    if budget >= total_pairs(n_essays) or nothing_left_to_plan:
+        return BatchDecision(CJCompletionReason.ALL_PAIRS_COMPARED)
+    return BatchDecision(CJCompletionReason.BUDGET_EXHAUSTED)
 
 
 def partial_scoring_due(*, answered: int, budget: int, threshold_pct: float) -> bool:

@@ -16,6 +16,7 @@ from cj_assessment_service.domain.bradley_terry import (
     split_half_reliability,
 )
 from cj_assessment_service.domain.grade_projection import project_grades
+from cj_assessment_service.domain.stopping import STOP_RELIABILITY, posterior_reliability
 from common_core.events.cj import CJStatistics, EssayRanking, GradeProjection
 
 
@@ -45,8 +46,18 @@ class BatchScores:
     grade_projections: list[GradeProjection] | None
 
 
-def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) -> BatchScores:
-    """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors."""
+def score_batch(
+    essays: list[ScoredEssay],
+    answers: list[AnsweredComparison],
+    *,
+    target_reliability: float | None = None,
+) -> BatchScores:
+    """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors.
+
+    `posterior_reliability` is the stop rule's estimate on the same comparisons, so a batch that
+    stopped on it reports the figure it stopped on; `target_reliability` is the stop rule's
+    target when one applied to the batch.
+    """
     n = len(essays)
     comparisons = Comparisons.from_lists(
         n,
@@ -89,6 +100,9 @@ def score_batch(essays: list[ScoredEssay], answers: list[AnsweredComparison]) ->
             else None
         ),
         comparisons_per_essay=round(2.0 * len(answers) / n, 4) if n else 0.0,
+        posterior_reliability=posterior_reliability(comparisons) if answers else None,
+        target_reliability=target_reliability,
+        stop_rule_reliability=STOP_RELIABILITY if target_reliability is not None else None,
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
 

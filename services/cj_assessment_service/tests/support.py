@@ -64,6 +64,7 @@ def request_envelope(
     anchors: list[AnchorEssay] | None = None,
     max_comparisons: int | None = None,
     event_id: uuid.UUID | None = None,
+    target_reliability: float | None = None,
 ) -> EventEnvelope[CJAssessmentRequestV1]:
     """A CJ request event."""
     return EventEnvelope[CJAssessmentRequestV1](
@@ -77,6 +78,7 @@ def request_envelope(
             essay_instructions="Write about your summer.",
             anchors=anchors or [],
             max_comparisons=max_comparisons,
+            target_reliability=target_reliability,
         ),
     )
 

@@ -132,6 +132,24 @@ class TestConsoleReport:
         render_ranking(console, event.model_copy(update={"system_metadata": unpriced}), None)
         assert "estimated cost: unknown (6 answers from unpriced models)" in console.export_text()
 
+    def test_the_stop_rule_figures_and_partial_scoring_are_shown_when_present(self) -> None:
+        event = completed_event()
+        newer = event.model_copy(
+            update={
+                "statistics": event.statistics.model_copy(
+                    update={"posterior_reliability": 0.83, "target_reliability": 0.9}
+                ),
+                "partial_scoring_triggered": True,
+            }
+        )
+        console = Console(record=True, width=120)
+        render_ranking(console, newer, None)
+        text = console.export_text()
+        assert "posterior reliability: 0.83   stop target: 0.90" in text
+        assert "partial scoring: some answers were still missing" in text
+        render_ranking(console, event, None)
+        assert console.export_text().count("posterior reliability") == 0
+
     def test_an_event_without_the_bias_error_shows_the_bias_alone(self) -> None:
         event = completed_event()
         older = event.model_copy(

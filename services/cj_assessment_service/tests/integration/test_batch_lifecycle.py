@@ -163,12 +163,15 @@ class TestRequestHandling:
         assert [(r.essay_id, r.rank) for r in events[0].data.rankings] == [("e0", 1)]
 
 
-class TestWavesAndAnchors:
-    async def test_a_budget_below_all_pairs_runs_adaptive_waves_without_repeating_orientations(
+class TestTopUpsAndAnchors:
+    async def test_a_budget_below_all_pairs_plans_top_ups_without_repeating_orientations(
         self, database_url: str, kafka_bootstrap_servers: str
     ) -> None:
         settings = make_settings(
-            database_url, kafka_bootstrap_servers, unique_prefix(), max_pairs_per_wave=20
+            database_url,
+            kafka_bootstrap_servers,
+            unique_prefix(),
+            target_outstanding_comparisons=20,
         )
         async with (
             running_service(settings) as service,

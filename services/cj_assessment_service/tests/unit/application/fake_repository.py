@@ -121,6 +121,9 @@ class FakeBatchRepository:
         found = self.essay_sets.get(set_id)
         return found if found is not None and found.expires_at > now else None
 
+    async def essay_total(self, batch_id: UUID) -> int:
+        return len(self.essay_rows[batch_id])
+
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
             self.pairs[a.pair_id] = replace(self.pairs[a.pair_id], status=a.status, winner=a.winner)

@@ -17,6 +17,7 @@ class TestRequestSettings:
                 provider=LLMProviderName.OPENAI, model="m", temperature=0.2, mode=LLMMode.BATCH
             ),
             max_comparisons=40,
+            target_reliability=0.85,
         )
         stored = settings.to_json()
         assert stored == {
@@ -32,6 +33,7 @@ class TestRequestSettings:
                 "mode": "batch",
             },
             "max_comparisons": 40,
+            "target_reliability": 0.85,
         }
         assert RequestSettings.from_json(stored) == settings
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
@@ -187,6 +190,59 @@ class TestResourceUsage:
         assert [j.comparisons for j in completed.data.system_metadata.judges] == [len(asked) - 1]
 
 
+class TestContinuousPlanning:
+    @hypothesis.settings(max_examples=15, deadline=None)
+    @hypothesis.given(seed=st.integers(0, 10_000), chunk=st.integers(1, 12))
+    async def test_answers_in_any_order_keep_the_target_in_flight_and_spend_the_budget_exactly(
+        self, seed: int, chunk: int
+    ) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(
+            repo,
+            12,
+            target_outstanding_comparisons=10,
+            refit_every_answers=3,
+            default_target_reliability=None,
+        )
+        budget = 12 * 10 // 2
+        draw = random.Random(seed)
+        answered: set[str] = set()
+        while True:
+            (batch,) = repo.batches.values()
+            if batch.state.is_terminal:
+                break
+            waiting = [r for r in requests(repo) if str(r.request_id) not in answered]
+            # Never only the held-back answers in flight while budget remains.
+            assert batch.pending == len(waiting)
+            if batch.planned < budget:
+                assert batch.pending >= 10 - 3
+            picked = draw.sample(waiting, min(chunk, len(waiting)))
+            answered.update(str(r.request_id) for r in picked)
+            await flow.record_results(repo, [verdict(r) for r in picked])
+        ordered = [(r.essay_a.essay_id, r.essay_b.essay_id) for r in requests(repo)]
+        assert len(ordered) == len(set(ordered)) == budget
+        assert batch.planned == batch.completed == budget
+        (completed,) = repo.events(COMPLETED)
+        assert completed.data.completion_reason == CJCompletionReason.BUDGET_EXHAUSTED
+
+    async def test_a_reliability_target_met_finishes_stable_with_the_stop_named(self) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(repo, 12, target_outstanding_comparisons=10, refit_every_answers=3)
+        answered: set[str] = set()
+        while not next(iter(repo.batches.values())).state.is_terminal:
+            waiting = [r for r in requests(repo) if str(r.request_id) not in answered]
+            answered.update(str(r.request_id) for r in waiting)
+            await flow.record_results(repo, [verdict(r) for r in waiting])
+        (completed,) = repo.events(COMPLETED)
+        statistics = completed.data.statistics
+        assert completed.data.completion_reason == CJCompletionReason.STABLE
+        assert statistics.stop_rule_reliability == "posterior_reliability"
+        assert statistics.target_reliability == 0.9
+        assert statistics.posterior_reliability is not None
+        assert statistics.posterior_reliability >= 0.9
+        assert statistics.comparisons_per_essay >= 6
+
+
 class TestMonitor:
     async def _age(self, repo: FakeBatchRepository, **changes: Any) -> None:
         (batch,) = repo.batches.values()
@@ -223,6 +279,9 @@ class TestMonitor:
         (batch,) = repo.batches.values()
         assert batch.partial_scoring_triggered
         assert batch.state == BatchState.COMPLETED
+        (completed,) = repo.events(COMPLETED)
+        assert completed.data.completion_reason == CJCompletionReason.FORCED_RECOVERY
+        assert completed.data.partial_scoring_triggered
 
     async def test_a_live_batch_can_be_cancelled_once(self) -> None:
         repo = FakeBatchRepository()

@@ -1,4 +1,4 @@
-"""Pair planning: all pairs, coverage waves, adaptive waves, orientations and A/B balance."""
+"""Pair planning: all pairs, coverage, adaptive top-ups, orientations and A/B balance."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cj_assessment_service.domain.batch import plan_first_wave, plan_next_wave
+from cj_assessment_service.domain.batch import plan_opening_pairs, plan_top_up
 from cj_assessment_service.domain.pair_planning import (
     PlanningHistory,
     plan_adaptive_wave,
@@ -41,9 +41,11 @@ class TestAllPairs:
         assert len({frozenset(p) for p in pairs}) == total_pairs(n) == len(pairs)
         assert position_imbalance(n, pairs) <= 1
 
-    def test_first_wave_is_all_pairs_when_the_budget_covers_them(self) -> None:
-        plan = plan_first_wave(10, 45, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng())
-        assert len(plan.pairs) == 45
+    def test_the_opening_is_all_pairs_when_the_budget_covers_them(self) -> None:
+        pairs = plan_opening_pairs(
+            10, 45, comparisons_per_essay=10, max_pairs_per_step=500, rng=rng()
+        )
+        assert len(pairs) == 45
 
 
 class TestCoverageWave:
@@ -58,17 +60,17 @@ class TestCoverageWave:
     def test_the_limit_caps_the_wave(self) -> None:
         assert len(plan_coverage_wave(50, 4, 30, rng())) == 30
 
-    def test_first_wave_is_coverage_when_the_budget_is_short(self) -> None:
-        plan = plan_first_wave(
-            100, 500, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng()
+    def test_the_opening_is_coverage_when_the_budget_is_short(self) -> None:
+        pairs = plan_opening_pairs(
+            100, 500, comparisons_per_essay=10, max_pairs_per_step=500, rng=rng()
         )
-        assert 0 < len(plan.pairs) < 500
-        assert {i for p in plan.pairs for i in p} == set(range(100))
+        assert 0 < len(pairs) < 500
+        assert {i for p in pairs for i in p} == set(range(100))
 
     def test_coverage_is_one_ring_each_essay_once_as_a_and_once_as_b(self) -> None:
-        pairs = plan_first_wave(
-            100, 500, comparisons_per_essay=10, max_pairs_per_wave=500, rng=rng()
-        ).pairs
+        pairs = plan_opening_pairs(
+            100, 500, comparisons_per_essay=10, max_pairs_per_step=500, rng=rng()
+        )
         assert len(pairs) == 100
         assert set(Counter(a for a, _ in pairs).values()) == {1}
         assert set(Counter(b for _, b in pairs).values()) == {1}
@@ -110,10 +112,7 @@ class TestAdaptiveWave:
         scores = generator.normal(size=40)
         errors = generator.uniform(0.2, 1.0, size=40)
         asked = plan_coverage_wave(40, 2, 40, generator)
-        plans = [
-            plan_next_wave(scores, errors, asked, 100, max_pairs_per_wave=500, rng=rng(1)).pairs
-            for _ in range(2)
-        ]
+        plans = [plan_top_up(scores, errors, asked, 20, rng=rng(1)) for _ in range(2)]
         assert plans[0] == plans[1]
         assert len(plans[0]) == 20
 
@@ -148,11 +147,9 @@ class TestAdaptiveWave:
         for _ in range(waves):
             scores = generator.normal(size=n)
             errors = generator.uniform(0.1, 1.0, size=n)
-            plan = plan_next_wave(
-                scores, errors, asked, size, max_pairs_per_wave=size, rng=generator
-            )
-            assert len(plan.pairs) <= size
-            asked.extend(plan.pairs)
+            planned = plan_top_up(scores, errors, asked, size, rng=generator)
+            assert len(planned) <= size
+            asked.extend(planned)
         assert len(asked) == len(set(asked))
         assert all(a != b for a, b in asked)
         per_essay = Counter(i for p in asked for i in p)
