@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common_core.runtime.database import SessionUnitOfWork
 from llm_provider_service.adapters.postgres_batches import PostgresBatches
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(SessionUnitOfWork):
     """The BatchStore over one AsyncSession (one transaction)."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+        super().__init__(session)
         self.batches = PostgresBatches(session)
         self.add_request = self.batches.add_request
         self.open_batch = self.batches.open_batch
@@ -30,29 +30,6 @@ class PostgresUnitOfWork:
         self.finish_request = self.batches.finish_request
         self.purge_finished = self.batches.purge_finished
         self.stage_callback = self.batches.stage_callback
-
-    async def commit(self) -> None:
-        """Commit the transaction."""
-        await self._session.commit()
-
-    async def rollback(self) -> None:
-        """Roll the transaction back."""
-        await self._session.rollback()
-
-    async def __aenter__(self) -> PostgresUnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Commit when the block ended normally, roll back when it raised."""
-        if exc is None:
-            await self.commit()
-        else:
-            await self.rollback()
 
 
 class PostgresTransactions:

@@ -3,10 +3,9 @@ stores of each area (`postgres_<area>.py`) over its session."""
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common_core.runtime.database import SessionUnitOfWork
 from submission_service.adapters.postgres_assessments import PostgresAssessments
 from submission_service.adapters.postgres_events import PostgresEvents
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
@@ -16,7 +15,7 @@ from submission_service.adapters.postgres_webhooks import PostgresWebhooks
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(SessionUnitOfWork):
     """Every store Protocol of the application layer over one AsyncSession (one transaction).
 
     The stores of each area share the session; their methods are this object's, so it is the
@@ -25,7 +24,7 @@ class PostgresUnitOfWork:
     def __init__(
         self, session: AsyncSession, *, topic_prefix: str, secret_box: WebhookSecretBox
     ) -> None:
-        self._session = session
+        super().__init__(session)
         self.events = PostgresEvents(session, topic_prefix=topic_prefix)
         self.responses = PostgresResponses(session)
         self.scoring = PostgresScoring(session)
@@ -75,26 +74,3 @@ class PostgresUnitOfWork:
         self.webhooks_of = self.webhooks.webhooks_of
         self.lease_due = self.webhooks.lease_due
         self.record_attempt = self.webhooks.record_attempt
-
-    async def commit(self) -> None:
-        """Commit the transaction."""
-        await self._session.commit()
-
-    async def rollback(self) -> None:
-        """Roll the transaction back."""
-        await self._session.rollback()
-
-    async def __aenter__(self) -> PostgresUnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Commit when the block ended normally, roll back when it raised."""
-        if exc is None:
-            await self.commit()
-        else:
-            await self.rollback()
