@@ -163,7 +163,7 @@ class TestAbilityVariance:
     ) -> None:
         comparisons, _ = _adaptive_judged(seed=1, per_essay=10, spread=2.0)
         dense = laplace_log_evidence(comparisons, prior_precision=0.3)
-        monkeypatch.setattr(bradley_terry, "EXACT_SE_MAX_ESSAYS", 0)
+        monkeypatch.setattr(bradley_terry, "DENSE_LOG_DET_MAX_ESSAYS", 0)
         sparse = laplace_log_evidence(comparisons, prior_precision=0.3)
         assert sparse == pytest.approx(dense, rel=1e-9, abs=1e-6)
 
