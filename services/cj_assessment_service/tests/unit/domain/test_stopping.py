@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cj_assessment_service.domain import bradley_terry
@@ -183,6 +183,29 @@ def _random_judged(
     b = (a + rng.integers(1, n, m)) % n
     won = rng.random(m) < 1.0 / (1.0 + np.exp(-(theta[a] - theta[b] + 0.3)))
     return Comparisons(n, a.astype(np.int64), b.astype(np.int64), won), theta
+
+
+class TestPosteriorReliabilityProperties:
+    @settings(max_examples=25, deadline=None)
+    @given(
+        n=st.integers(3, 12),
+        seed=st.integers(0, 2**16),
+        per_essay=st.integers(1, 8),
+    )
+    def test_it_is_a_share_and_does_not_depend_on_the_essays_order(
+        self, n: int, seed: int, per_essay: int
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        m = max(1, n * per_essay // 2)
+        a = rng.integers(0, n, m)
+        b = (a + rng.integers(1, n, m)) % n
+        won = rng.random(m) < 0.5 + 0.4 * np.tanh(a - b)
+        estimate = posterior_reliability(Comparisons(n, a, b, won))
+        assert estimate is not None
+        assert 0.0 <= estimate <= 1.0
+        relabel = rng.permutation(n)
+        relabelled = posterior_reliability(Comparisons(n, relabel[a], relabel[b], won))
+        assert relabelled == pytest.approx(estimate, abs=1e-3)
 
 
 class TestCalibration:
