@@ -144,7 +144,7 @@ class TestAbilityVariance:
         assert MIN_ABILITY_VARIANCE <= variance < 0.3
 
     def test_it_recovers_the_spread_of_an_adaptive_design(self) -> None:
-        # MacKay's fixed point gave about a tenth of the variance on such designs.
+        # MacKay's fixed point gave a tenth to a fifth of the variance on such designs.
         estimates = [
             ability_variance(comparisons) / float(np.var(theta, ddof=1))
             for comparisons, theta in (_adaptive_judged(seed, 12, 2.5) for seed in range(4))
