@@ -7,6 +7,11 @@ as the service checks it. At the stop: comparisons per essay spent, the reliabil
 claimed, and the reliability achieved (squared correlation of the fitted scores with the true
 abilities). Beside it, the scale separation reliability of the same fit (what a stop rule on it
 would have claimed) as the reference.
+
+Every batch runs to the budget (the planner does not know the target, so the design is the same
+with or without a stop) and records the achieved reliability every half comparison per essay:
+the oracle curve, where a perfectly calibrated stop would fire, and the claim at each check
+beside it (calibration by spend).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ SPREADS = (1.5, 2.5)
 POSITION_BIAS = 0.3
 HONESTY_MARGIN = 0.03
 MAX_SPENT_SHARE = 0.6
+# A single batch's shortfall counted as a miss (the spread behind the mean).
+MISS_MARGIN = 0.05
+CURVE_FROM = 2.0
 MIN_PER_ESSAY: float = Settings.model_fields["min_comparisons_per_essay_before_stop"].default
 CHECK_STEP: float = Settings.model_fields["reliability_check_step"].default
 
@@ -47,6 +55,16 @@ class Stop:
     stable: bool
 
 
+@dataclass(frozen=True)
+class Run:
+    """One batch: the stop of each target, and by comparisons per essay the achieved reliability
+    (oracle) and, at the stop rule's checks, its claim."""
+
+    stops: dict[float, Stop]
+    achieved: dict[float, float]
+    claimed: dict[float, float]
+
+
 def _achieved(judge: Judge, comparisons: Comparisons) -> tuple[float, float | None]:
     fit = fit_bradley_terry(comparisons)
     assert fit.standard_errors is not None
@@ -54,9 +72,9 @@ def _achieved(judge: Judge, comparisons: Comparisons) -> tuple[float, float | No
     return r * r, scale_separation_reliability(fit.scores, fit.standard_errors)
 
 
-def simulate(seed: int, spread: float) -> dict[float, Stop]:
-    """One batch run until the highest target is met or the budget is spent; the stop of each
-    target (the planner does not know the target, so one run serves every target)."""
+def simulate(seed: int, spread: float) -> Run:
+    """One batch run to the budget; the stop of each target where the stop rule would have fired
+    (the planner does not know the target, so one run serves every target)."""
     judge = Judge(np.random.default_rng(seed + 10_000), POSITION_BIAS, spread)
     budget = ESSAYS * BUDGET_PER_ESSAY // 2
     rule = StopRule(
@@ -64,7 +82,10 @@ def simulate(seed: int, spread: float) -> dict[float, Stop]:
         min_comparisons_per_essay=MIN_PER_ESSAY,
         check_every=math.ceil(CHECK_STEP * ESSAYS / 2),
     )
+    curve_every = math.ceil(CHECK_STEP * ESSAYS / 2)
     stops: dict[float, Stop] = {}
+    achieved_curve: dict[float, float] = {}
+    claimed_curve: dict[float, float] = {}
     last = [0]
 
     def comparisons_of(pairs: Pairs, wins: list[bool]) -> Comparisons:
@@ -72,15 +93,24 @@ def simulate(seed: int, spread: float) -> dict[float, Stop]:
 
     def check(pairs: Pairs, wins: list[bool]) -> bool:
         before, last[0] = last[0], len(pairs)
-        if not rule.check_due(n_essays=ESSAYS, answered_before=before, answered_now=len(pairs)):
+        per_essay = 2 * len(pairs) / ESSAYS
+        on_curve = len(pairs) % curve_every == 0 and per_essay >= CURVE_FROM
+        due = rule.check_due(n_essays=ESSAYS, answered_before=before, answered_now=len(pairs))
+        if not (on_curve or due):
             return False
         comparisons = comparisons_of(pairs, wins)
+        achieved, ssr = _achieved(judge, comparisons)
+        if on_curve:
+            achieved_curve[per_essay] = achieved
+        if not due:
+            return False
         estimate = posterior_reliability(comparisons)
+        if estimate is not None:
+            claimed_curve[per_essay] = estimate
         for target in TARGETS:
             if target not in stops and estimate is not None and estimate >= target:
-                achieved, ssr = _achieved(judge, comparisons)
-                stops[target] = Stop(2 * len(pairs) / ESSAYS, estimate, achieved, ssr, True)
-        return len(stops) == len(TARGETS)
+                stops[target] = Stop(per_essay, estimate, achieved, ssr, True)
+        return False  # run on to the budget for the oracle curve
 
     pairs, wins = planned_design(judge, budget, np.random.default_rng(seed), after_answers=check)
     for target in TARGETS:
@@ -90,17 +120,54 @@ def simulate(seed: int, spread: float) -> dict[float, Stop]:
             stops[target] = Stop(
                 2 * len(pairs) / ESSAYS, posterior_reliability(comparisons), achieved, ssr, False
             )
-    return stops
+    return Run(stops, achieved_curve, claimed_curve)
 
 
-def run_case(runs: list[dict[float, Stop]], spread: float, target: float) -> dict[str, Any]:
+def oracle_curve(runs: list[Run], spread: float) -> dict[str, Any]:
+    """Mean achieved and mean claimed reliability by comparisons per essay, and where the mean
+    achieved first reaches each target (where a calibrated stop would fire on average)."""
+    points = sorted(set.intersection(*(set(r.achieved) for r in runs)))
+    achieved = {k: float(np.mean([r.achieved[k] for r in runs])) for k in points}
+    claimed_points = sorted(set.intersection(*(set(r.claimed) for r in runs)))
+    claimed = {k: float(np.mean([r.claimed[k] for r in runs])) for k in claimed_points}
+    reaches = {
+        str(target): next((k for k in points if achieved[k] >= target), None) for target in TARGETS
+    }
+    print(
+        f"  oracle, ability sd {spread}: achieved reliability by comparisons/essay "
+        + " ".join(f"{k:g}:{achieved[k]:.3f}" for k in points if k == int(k))
+        + "\n  claimed at the checks:                          "
+        + " ".join(f"{k:g}:{claimed[k]:.3f}" for k in claimed_points if k == int(k))
+        + "\n  the mean achieved reaches "
+        + ", ".join(
+            f"{t} at {'never' if k is None else f'{k:g}/essay ({k / BUDGET_PER_ESSAY:.0%})'}"
+            for t, k in reaches.items()
+        ),
+        flush=True,
+    )
+    return {
+        "ability_sd": spread,
+        "achieved_by_comparisons_per_essay": {f"{k:g}": round(v, 4) for k, v in achieved.items()},
+        "claimed_by_comparisons_per_essay": {f"{k:g}": round(v, 4) for k, v in claimed.items()},
+        "mean_achieved_reaches_target_at": reaches,
+    }
+
+
+def run_case(runs: list[Run], spread: float, target: float) -> dict[str, Any]:
     """Figures of one (spread, target) over the seeds."""
-    stops = [r[target] for r in runs]
+    stops = [r.stops[target] for r in runs]
     per_essay = float(np.mean([s.per_essay for s in stops]))
     claimed = float(np.mean([s.claimed for s in stops if s.claimed is not None]))
     achieved = float(np.mean([s.achieved for s in stops]))
     ssr = float(np.mean([s.scale_separation for s in stops if s.scale_separation is not None]))
     stable = sum(s.stable for s in stops)
+    misses = sum(
+        s.claimed is not None and s.achieved < s.claimed - MISS_MARGIN for s in stops if s.stable
+    )
+    shortfall = [s.claimed - s.achieved for s in stops if s.stable and s.claimed is not None]
+    spread_text = (
+        f"median {np.median(shortfall):+.3f}, max {max(shortfall):+.3f}" if shortfall else "-"
+    )
     honest = achieved >= claimed - HONESTY_MARGIN
     spent = per_essay / BUDGET_PER_ESSAY
     print(
@@ -109,7 +176,9 @@ def run_case(runs: list[dict[float, Stop]], spread: float, target: float) -> dic
         f"({spent:.0%} of a {BUDGET_PER_ESSAY}-per-essay budget); claimed posterior reliability "
         f"{claimed:.3f}, achieved {achieved:.3f} (target >= claimed - {HONESTY_MARGIN}: "
         f"{'met' if honest else 'not met'}); reference: scale separation reliability at the "
-        f"same stop {ssr:.3f}",
+        f"same stop {ssr:.3f}; of the STABLE stops {misses}/{stable} achieved < claimed - "
+        f"{MISS_MARGIN} (claimed - achieved: "
+        f"{spread_text})",
         flush=True,
     )
     return {
@@ -122,15 +191,21 @@ def run_case(runs: list[dict[float, Stop]], spread: float, target: float) -> dic
         "achieved_reliability": round(achieved, 4),
         "honest": honest,
         "scale_separation_reliability_at_stop": round(ssr, 4),
+        "stable_stops_achieved_below_claimed_minus_miss_margin": misses,
+        "stable_stops_claimed_minus_achieved_max": (
+            round(max(shortfall), 4) if shortfall else None
+        ),
     }
 
 
 def run(seeds: int = 32) -> dict[str, Any]:
     """Both spreads and both targets; at sd 2.5 and target 0.9 at most 60 % of the budget."""
     cases: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
     for spread in SPREADS:
         runs = [simulate(seed, spread) for seed in range(seeds)]
         cases.extend(run_case(runs, spread, target) for target in TARGETS)
+        curves.append(oracle_curve(runs, spread))
     wide = next(c for c in cases if c["ability_sd"] == 2.5 and c["target_reliability"] == 0.9)
     return {
         "essays": ESSAYS,
@@ -141,8 +216,10 @@ def run(seeds: int = 32) -> dict[str, Any]:
         "min_comparisons_per_essay": MIN_PER_ESSAY,
         "targets": {
             "achieved_at_least_claimed_minus": HONESTY_MARGIN,
+            "miss_margin": MISS_MARGIN,
             "max_share_of_budget_at_sd_2.5_target_0.9": MAX_SPENT_SHARE,
         },
         "wide_spread_share_met": wide["share_of_budget"] <= MAX_SPENT_SHARE,
         "cases": cases,
+        "oracle_curves": curves,
     }
