@@ -31,7 +31,8 @@ class Settings(ServiceSettings):
     # The stop rule: the target when a request carries none (None: spend the budget).
     default_target_reliability: float | None = Field(default=0.9, gt=0, lt=1)
     min_comparisons_per_essay_before_stop: float = Field(default=6.0, ge=0)
-    # Comparisons per essay between two reliability estimates (each is 16 fits).
+    # Comparisons per essay between two reliability estimates (each is about 10 fits: a search
+    # on the ability variance by its Laplace evidence).
     reliability_check_step: float = Field(default=0.5, gt=0)
     partial_scoring_grace_seconds: float = Field(default=60.0, ge=0)
     stuck_batch_timeout_seconds: float = Field(default=900.0, gt=0)
