@@ -103,7 +103,7 @@ async def _score(client: httpx.AsyncClient, answer: str) -> dict[str, Any]:
 
 
 async def test_four_stages_with_the_heuristic_judge_and_tricks_score_below_honest_work(
-    database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
+    database_url: str, postgres_server_url: str, kafka_bootstrap_servers: str, tmp_path: Path
 ) -> None:
     prefix = f"e2e{uuid.uuid4().hex[:10]}"
     common = {
@@ -118,7 +118,8 @@ async def test_four_stages_with_the_heuristic_judge_and_tricks_score_below_hones
         "JWT_SECRET": TEST_JWT_SECRET,
         "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
     }
-    llm_env = {**common, "LLM_DEFAULT_PROVIDER": "heuristic"}
+    # The LLM provider's own database on the server (huleedu_llm_provider), not submission's.
+    llm_env = {**common, "DATABASE_URL": postgres_server_url, "LLM_DEFAULT_PROVIDER": "heuristic"}
     answers = {"good": GOOD, "honest_weak": HONEST_WEAK, **TRICKS}
     async with contextlib.AsyncExitStack() as stack:
         submission = await stack.enter_async_context(

@@ -39,7 +39,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(
-    kafka_bootstrap_servers: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap_servers: str,
+    database_url: str,
+    postgres_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """The CJ and LLM provider services (heuristic judge) under a topic prefix of their own."""
     logs = tmp_path_factory.mktemp("large-batch-logs")
@@ -56,7 +59,12 @@ async def stack(
             running_service("cj_assessment_service", env=env, log_dir=logs)
         )
         await services.enter_async_context(
-            running_service("llm_provider_service", env=env, log_dir=logs)
+            running_service(
+                "llm_provider_service",
+                # Its own database on the server: two services' Alembic histories cannot share one.
+                env={**env, "DATABASE_URL": postgres_server_url, "SERVICE_DATABASE_NAME": prefix},
+                log_dir=logs,
+            )
         )
         yield Stack(kafka=kafka_bootstrap_servers, topic_prefix=prefix, cj=cj)
 
