@@ -18,7 +18,7 @@ CRITICAL_PATHS := $(shell tr '\n' ',' < tests/coverage-critical-paths.txt)
 
 test: provision  ## The whole suite against a real Kafka broker and PostgreSQL, with coverage
 	@.venv/bin/lint-imports --no-cache
-	@$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	@$(PY) -m pytest --cov --cov-report=term --durations=20 $(PYTEST_ARGS)
 	@if [ -z "$(PYTEST_ARGS)" ]; then \
 		echo "Critical paths (floor $(COVERAGE_FLOOR) % of lines):"; \
 		$(PY) -m coverage report --no-skip-covered --include='$(CRITICAL_PATHS)' \
