@@ -209,3 +209,36 @@ async def _held_age(service: ServiceRuntime, batch_id: uuid.UUID) -> float:
             )
         ).scalar_one()
     return float(age or 0.0)
+
+
+class TestTwoInstances:
+    async def test_two_hedgers_ask_a_straggler_again_only_once(
+        self, database_url: str, kafka_bootstrap_servers: str
+    ) -> None:
+        """Both instances' tail hedgers pass every 0.2 s over the same batch: the batch row lock
+        (SKIP LOCKED) and the stored hedge calls keep it to one hedge of the held pair."""
+        settings = _settings(database_url, kafka_bootstrap_servers)
+
+        def policy(request: LLMComparisonRequestV1, index: int) -> LLMComparisonResultV1 | None:
+            return None if index == HELD else verdict(request)
+
+        async with (
+            running_service(settings) as first,
+            running_service(settings) as second,
+            judging(settings, first.producer, policy, key_by_request=True) as judge,
+        ):
+            await submit(
+                first, request_envelope(settings, "two-hedgers", essays(16), max_comparisons=BUDGET)
+            )
+            batch = await batch_in_state(second, "two-hedgers", BatchState.COMPLETED, timeout=120)
+            events = await outcome_events(
+                settings, CJAssessmentCompletedV1, Topic.CJ_ASSESSMENT_COMPLETED, expected=1
+            )
+        held_pair = judge.requests[HELD].data.request_metadata["pair_id"]
+        asked = [r.data.request_metadata["pair_id"] for r in judge.requests]
+        assert asked.count(held_pair) == 2
+        assert max(asked.count(pair) for pair in set(asked)) == 2
+        assert len(judge.requests) == BUDGET + batch.hedged
+        assert batch.planned == batch.completed == BUDGET
+        assert len(events) == 1
+        assert events[0].data.completion_reason == CJCompletionReason.BUDGET_EXHAUSTED
