@@ -51,6 +51,7 @@ from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMMode
 from common_core.runtime.inbox import claim_event
 from common_core.runtime.outbox import add_rows_to_outbox, outbox_row
 
@@ -363,6 +364,10 @@ class PostgresBatchRepository:
                     cj_batches.c.planned >= cj_batches.c.budget,
                     _PENDING > 0,
                     cj_batches.c.hedged < func.floor(cj_batches.c.budget * max_share + 1e-9),
+                    # Batch-mode answers come within hours, all at once: nothing to hedge.
+                    cj_batches.c.request_settings["llm_config"]["mode"].astext.is_distinct_from(
+                        LLMMode.BATCH.value
+                    ),
                 )
                 .order_by(cj_batches.c.id)
                 .limit(limit)

@@ -93,6 +93,6 @@ class HedgeUseCases:
             hedged=len(hedges),
             outstanding=len(pending),
             median_latency_seconds=median,
-            threshold_seconds=self.policy.threshold_seconds(median),
+            threshold_seconds=self.policy.threshold_seconds(median or 0.0),
         )
         return len(hedges)

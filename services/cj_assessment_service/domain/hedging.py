@@ -23,7 +23,7 @@ class HedgePolicy:
     latency_multiple: float
     """A pair is a straggler once outstanding this many times the batch's median answer time."""
     min_age_seconds: float
-    """...and at least this long (a floor while the median is small or not known yet)."""
+    """...and at least this long (a floor while the median is small)."""
 
     @property
     def enabled(self) -> bool:
@@ -34,10 +34,8 @@ class HedgePolicy:
         """The most hedged calls a batch with this budget may make."""
         return math.floor(self.max_share * budget + 1e-9) if self.enabled else 0
 
-    def threshold_seconds(self, median_latency: float | None) -> float:
+    def threshold_seconds(self, median_latency: float) -> float:
         """How long a pair must have been outstanding before it is hedged."""
-        if median_latency is None:
-            return self.min_age_seconds
         return max(self.latency_multiple * median_latency, self.min_age_seconds)
 
 
@@ -60,10 +58,11 @@ def choose_hedges(
     median_latency: float | None,
 ) -> list[UUID]:
     """The pairs to ask again now, oldest first: none before the whole budget is planned (until
-    then new pairs keep the provider busy), only pairs older than the threshold and not hedged
-    yet, and no more than what is left of the batch's allowance."""
+    then new pairs keep the provider busy) or before any answer has been timed (no typical answer
+    time to be slower than), only pairs older than the threshold and not hedged yet, and no more
+    than what is left of the batch's allowance."""
     room = policy.allowance(budget) - hedged
-    if room <= 0 or planned < budget:
+    if room <= 0 or planned < budget or median_latency is None:
         return []
     threshold = policy.threshold_seconds(median_latency)
     stragglers = sorted(

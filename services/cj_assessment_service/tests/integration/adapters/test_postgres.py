@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +25,7 @@ from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
 from cj_assessment_service.tests.support import make_settings, unique_prefix
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
 
 pytestmark = pytest.mark.integration
@@ -156,10 +158,15 @@ class TestRepositoryContract:
         batch = _batch(f"ref-{uuid.uuid4().hex}")
         pairs = [NewPair(uuid.uuid4(), a, b, uuid.uuid4()) for a, b in [(0, 1), (1, 2), (2, 0)]]
         hedge = NewHedge(pairs[1].id, pairs[1].request_id, uuid.uuid4())
+        batch_mode = replace(
+            _batch(f"ref-{uuid.uuid4().hex}"),
+            request_settings=RequestSettings(llm_config=LLMConfig(mode=LLMMode.BATCH)),
+        )
         now = datetime.now(UTC)
         async with transaction() as repo:
             await repo.add_batch(batch, ESSAYS)
             await repo.add_pairs(batch.id, 1, pairs)
+            await repo.add_batch(batch_mode, ESSAYS)
         async with transaction() as repo:
             candidates = await repo.lock_hedge_candidates(max_share=0.5, limit=1000)
             await repo.save_answers(
@@ -178,6 +185,7 @@ class TestRepositoryContract:
         async with transaction() as repo:
             answered = await repo.hedge_calls([pairs[1].request_id])
         assert batch.id in {b.id for b in candidates}
+        assert batch_mode.id not in {b.id for b in candidates}  # answers come within hours
         assert batch.id not in {b.id for b in after}  # its one hedge (half of 3) is spent
         assert set(owners) == {batch.id}
         assert by_request[hedge.hedge_request_id].id == pairs[1].id

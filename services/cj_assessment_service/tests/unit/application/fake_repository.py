@@ -25,6 +25,7 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMMode
 
 
 class FakeBatchRepository:
@@ -127,6 +128,7 @@ class FakeBatchRepository:
             and b.planned >= b.budget
             and b.pending > 0
             and b.hedged < int(b.budget * max_share + 1e-9)
+            and b.request_settings.llm_config.mode != LLMMode.BATCH
         ][:limit]
 
     async def outstanding_pairs(

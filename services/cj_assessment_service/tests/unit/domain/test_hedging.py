@@ -42,9 +42,6 @@ class TestThreshold:
     def test_never_below_the_floor(self) -> None:
         assert POLICY.threshold_seconds(0.2) == 5.0
 
-    def test_the_floor_while_no_answer_has_been_timed(self) -> None:
-        assert POLICY.threshold_seconds(None) == 5.0
-
 
 class TestWhichPairsAreHedged:
     def test_only_pairs_outstanding_longer_than_the_threshold(self) -> None:
@@ -53,6 +50,9 @@ class TestWhichPairsAreHedged:
 
     def test_nothing_before_the_whole_budget_is_planned(self) -> None:
         assert choose([pair(60.0)], planned=999) == []
+
+    def test_nothing_before_any_answer_has_been_timed(self) -> None:
+        assert choose([pair(60.0)], median=None) == []
 
     def test_a_pair_is_hedged_at_most_once(self) -> None:
         assert choose([pair(60.0, hedged=True)]) == []
