@@ -31,6 +31,7 @@ import numpy as np
 from sqlalchemy.engine import make_url
 
 from benchmarks.stack import BenchStack
+from cj_assessment_service.config import Settings as CJSettings
 from common_core.events.cj import CJAssessmentCompletedV1, CJAssessmentRequestV1, EssayToProcess
 from common_core.events.envelope import EventEnvelope, decode_event
 from common_core.runtime.database import asyncpg_dsn
@@ -113,6 +114,15 @@ async def _create_database(stack: BenchStack) -> str:
     return make_url(stack.postgres_server_url).set(database=name).render_as_string(False)
 
 
+async def _hedged_calls(database_url: str) -> int:
+    """Stragglers the CJ service asked a second time (cj_batches.hedged; one batch here)."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(await connection.fetchval("SELECT coalesce(sum(hedged), 0) FROM cj_batches"))
+    finally:
+        await connection.close()
+
+
 async def _start_services(
     stack: BenchStack, prefix: str, database_url: str, fake: FakeLLMServer, log_dir: Path
 ) -> list[ServiceProcess]:
@@ -125,6 +135,8 @@ async def _start_services(
         "llm_provider_service",
         env={
             **common,
+            # The provider keeps its batch-mode state in its own database on this server.
+            "DATABASE_URL": stack.postgres_server_url,
             "LLM_CONSUMER_GROUP": f"llm_provider_service.{prefix}",
             "LLM_MAX_IN_FLIGHT": str(IN_FLIGHT),
             "LLM_DEFAULT_PROVIDER": "openai",
@@ -188,6 +200,8 @@ async def _run_batch(
 async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
     """One batch through the real stack; its wall time beside the ideal."""
     prefix = f"bench{uuid.uuid4().hex[:10]}"
+    # The CJ service runs with its default hedging settings (README "Hedged requests").
+    hedging = CJSettings()
     database_url = await _create_database(stack)
     model = RealisticLatency()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-cj-latency-"))
@@ -198,6 +212,7 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
         finally:
             for service in reversed(services):
                 await asyncio.to_thread(service.stop, 30.0)
+    hedged = await _hedged_calls(database_url)
     calls = len(model.latencies)
     # When the stand-in saw its first call and sent its last answer, from the request's publish.
     first_call = min(r.at for r in fake.received) - started
@@ -215,6 +230,8 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
         f"(sum of {calls} call latencies / {IN_FLIGHT}; quota bound {quota_bound:.0f} s, limits "
         f"lifted) -> fraction of ideal {fraction:.2f} (target >= {TARGET_FRACTION}); "
         f"{usage.completed_comparisons} comparisons, reason {completed.completion_reason.value}; "
+        f"{hedged} stragglers hedged (asked twice; default HEDGE_MAX_SHARE "
+        f"{hedging.hedge_max_share}); "
         f"with waves the same batch took {REFERENCE_WAVES_SECONDS:.0f} s (issue 12). Timeline: "
         f"first provider call at {first_call:.1f} s, last answer sent at {last_answer:.1f} s",
         flush=True,
@@ -235,6 +252,13 @@ async def latency_benchmark(stack: BenchStack) -> dict[str, Any]:
         "first_provider_call_seconds": round(first_call, 2),
         "last_provider_answer_seconds": round(last_answer, 2),
         "provider_calls": calls,
+        "hedged_calls": hedged,
+        "hedging": {
+            "max_share": hedging.hedge_max_share,
+            "latency_multiple": hedging.hedge_latency_multiple,
+            "min_age_seconds": hedging.hedge_min_age_seconds,
+            "check_interval_seconds": hedging.hedge_check_interval_seconds,
+        },
         "rate_limited_calls": model.rate_limited,
         "sum_of_call_latencies_seconds": round(sum(model.latencies), 2),
         "ideal_seconds": round(ideal, 2),

@@ -40,6 +40,16 @@ class Settings(ServiceSettings):
     monitor_batch_limit: int = Field(default=1000, ge=1)
     recovery_threshold_pct: float = Field(default=80.0, ge=0, le=100)
     max_retries_per_pair: int = Field(default=2, ge=0)
+    # Hedged requests for the straggler tail (README "Hedged requests"): once the whole budget
+    # is planned, a pair outstanding longer than max(multiple x the batch's median answer time,
+    # floor) is asked a second time; the first answer wins. At most this share of the budget in
+    # extra calls per batch, each pair at most once; 0 turns hedging off. The median includes
+    # the queueing that the tail no longer has, so twice it is about the 99th percentile of an
+    # unqueued answer (lognormal, sigma 0.5): normal answers are rarely hedged.
+    hedge_max_share: float = Field(default=0.02, ge=0, le=1)
+    hedge_latency_multiple: float = Field(default=2.0, gt=0)
+    hedge_min_age_seconds: float = Field(default=3.0, ge=0)
+    hedge_check_interval_seconds: float = Field(default=0.5, gt=0)
 
     default_llm_provider: LLMProviderName | None = None
     default_llm_model: str | None = None

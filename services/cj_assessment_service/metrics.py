@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 CALLBACKS_PROCESSED = Counter(
     "huleedu_cj_callbacks_processed_total",
     "Comparison callbacks handled, by outcome "
-    "(recorded, failed, retried, duplicate, late, orphan).",
+    "(recorded, failed, retried, duplicate, late, orphan, hedge_loser, hedge_error).",
     ["outcome"],
 )
 CALLBACK_LATENCY = Histogram(
@@ -18,6 +18,10 @@ CALLBACK_LATENCY = Histogram(
 ORPHAN_CALLBACKS = Counter(
     "huleedu_cj_orphan_callbacks_total",
     "Callbacks whose request id matches no comparison pair (acknowledged, nothing stored).",
+)
+HEDGED_REQUESTS = Counter(
+    "huleedu_cj_hedged_requests_total",
+    "Stragglers asked a second time (hedged requests) in a batch's tail.",
 )
 BATCHES_BY_STATE = Gauge(
     "huleedu_cj_batches", "Batches per state, as counted at the monitor's last pass.", ["state"]

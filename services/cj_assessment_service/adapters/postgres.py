@@ -8,17 +8,37 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, Row, and_, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Row,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cj_assessment_service.adapters.postgres_essay_sets import read_essay_set
-from cj_assessment_service.adapters.tables import cj_batches, cj_essays, cj_pairs, cj_scores
+from cj_assessment_service.adapters.tables import (
+    cj_batches,
+    cj_essays,
+    cj_hedge_calls,
+    cj_pairs,
+    cj_scores,
+)
 from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchTransactions,
     EssayRecord,
+    HedgeCall,
+    NewHedge,
     NewPair,
     PairAnswer,
     PairOutcome,
@@ -31,6 +51,7 @@ from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMMode
 from common_core.runtime.inbox import claim_event
 from common_core.runtime.outbox import add_rows_to_outbox, outbox_row
 
@@ -245,8 +266,10 @@ class PostgresBatchRepository:
         await self._write_updates()
         if not request_ids:
             return {}
-        owners = select(cj_pairs.c.batch_id).where(
-            cj_pairs.c.request_id == any_(_uuids("request_ids", request_ids))
+        ids = _uuids("request_ids", request_ids)
+        owners = union_all(
+            select(cj_pairs.c.batch_id).where(cj_pairs.c.request_id == any_(ids)),
+            select(cj_hedge_calls.c.batch_id).where(cj_hedge_calls.c.request_id == any_(ids)),
         )
         rows = (
             await self._session.execute(
@@ -306,18 +329,146 @@ class PostgresBatchRepository:
         return counts, pending
 
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
-        """The current pair rows for request ids."""
+        """The current pair rows for request ids (a hedged pair under both of its ids)."""
         await self._write_updates()
         if not request_ids:
             return {}
+        ids = _uuids("request_ids", request_ids)
         rows = (
             await self._session.execute(
+                select(*_PAIR_COLUMNS).where(cj_pairs.c.request_id == any_(ids))
+            )
+        ).all()
+        found = {row.request_id: _pair(row) for row in rows}
+        if len(found) < len(request_ids):  # the others may be hedges (or orphans)
+            hedged = (
+                await self._session.execute(
+                    select(cj_hedge_calls.c.request_id, *_PAIR_COLUMNS)
+                    .join(cj_pairs, cj_pairs.c.id == cj_hedge_calls.c.pair_id)
+                    .where(cj_hedge_calls.c.request_id == any_(ids))
+                )
+            ).all()
+            for row in hedged:
+                found.setdefault(row[0], _pair(row[1:]))
+        return found
+
+    async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
+        """Batches waiting only on their tail (whole budget planned, answers outstanding) with
+        hedges left in `max_share` of their budget, locked with SKIP LOCKED."""
+        await self._write_updates()
+        rows = (
+            await self._session.execute(
+                select(cj_batches)
+                .where(
+                    cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
+                    cj_batches.c.planned >= cj_batches.c.budget,
+                    _PENDING > 0,
+                    cj_batches.c.hedged < func.floor(cj_batches.c.budget * max_share + 1e-9),
+                    # Batch-mode answers come within hours, all at once: nothing to hedge.
+                    cj_batches.c.request_settings["llm_config"]["mode"].astext.is_distinct_from(
+                        LLMMode.BATCH.value
+                    ),
+                )
+                .order_by(cj_batches.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [_batch(row) for row in rows]
+
+    async def outstanding_pairs(
+        self, batch_id: UUID
+    ) -> tuple[list[PairRecord], set[UUID], float | None]:
+        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
+        request to answer over its answered pairs (None before any)."""
+        await self._write_updates()
+        pending = (
+            await self._session.execute(
                 select(*_PAIR_COLUMNS).where(
-                    cj_pairs.c.request_id == any_(_uuids("request_ids", request_ids))
+                    cj_pairs.c.batch_id == batch_id,
+                    cj_pairs.c.status == PairStatus.PENDING.value,
                 )
             )
         ).all()
-        return {row.request_id: _pair(row) for row in rows}
+        hedged = (
+            await self._session.execute(
+                select(cj_hedge_calls.c.pair_id)
+                .where(cj_hedge_calls.c.batch_id == batch_id)
+                .distinct()
+            )
+        ).scalars()
+        seconds = func.extract("epoch", cj_pairs.c.answered_at - cj_pairs.c.requested_at)
+        median = (
+            await self._session.execute(
+                select(func.percentile_cont(0.5).within_group(seconds)).where(
+                    cj_pairs.c.batch_id == batch_id,
+                    cj_pairs.c.status == PairStatus.COMPLETED.value,
+                )
+            )
+        ).scalar_one()
+        return (
+            [_pair(row) for row in pending],
+            set(hedged),
+            float(median) if median is not None else None,
+        )
+
+    async def add_hedges(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
+        """Store both request ids of newly hedged pairs."""
+        if not hedges:
+            return
+        await self._session.execute(
+            cj_hedge_calls.insert(),
+            [
+                {
+                    "request_id": request_id,
+                    "pair_id": h.pair_id,
+                    "batch_id": batch_id,
+                    "hedge": hedge,
+                    "requested_at": at,
+                }
+                for h in hedges
+                for request_id, hedge in (
+                    (h.outstanding_request_id, False),
+                    (h.hedge_request_id, True),
+                )
+            ],
+        )
+
+    async def hedge_calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
+        """Every request id of the hedged pairs among these request ids, by pair id."""
+        await self._write_updates()
+        if not request_ids:
+            return {}
+        hedged_pairs = select(cj_hedge_calls.c.pair_id).where(
+            cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids))
+        )
+        rows = (
+            await self._session.execute(
+                select(
+                    cj_hedge_calls.c.request_id,
+                    cj_hedge_calls.c.pair_id,
+                    cj_hedge_calls.c.hedge,
+                    cj_hedge_calls.c.answered_at,
+                ).where(cj_hedge_calls.c.pair_id.in_(hedged_pairs))
+            )
+        ).all()
+        calls: dict[UUID, list[HedgeCall]] = {}
+        for request_id, pair_id, hedge, answered_at in rows:
+            calls.setdefault(pair_id, []).append(
+                HedgeCall(request_id, pair_id, hedge, answered_at is not None)
+            )
+        return calls
+
+    async def mark_hedge_calls_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
+        """Record that these request ids of hedged pairs have been answered."""
+        if not request_ids:
+            return
+        await self._session.execute(
+            update(cj_hedge_calls)
+            .where(cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids)))
+            .values(answered_at=at),
+            execution_options={"synchronize_session": False},
+        )
 
     async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
         """Every pair of a batch, as scoring and planning see it (four narrow columns: a batch

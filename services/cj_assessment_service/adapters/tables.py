@@ -52,6 +52,7 @@ cj_batches = Table(
     Column("estimated_cost_usd", Float, nullable=False, server_default=text("0")),
     Column("unpriced_answers", Integer, nullable=False, server_default=text("0")),
     Column("judges", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("hedged", Integer, nullable=False, server_default=text("0")),
 )
 
 cj_essays = Table(
@@ -78,6 +79,19 @@ cj_pairs = Table(
     Column("error_code", Text, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("1")),
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every request id of a hedged pair: the one it was asked under when hedged and the hedge's;
+# `answered_at` makes a redelivered callback of either copy a duplicate.
+cj_hedge_calls = Table(
+    "cj_hedge_calls",
+    metadata,
+    Column("request_id", UUID(as_uuid=True), primary_key=True),
+    Column("pair_id", UUID(as_uuid=True), ForeignKey("cj_pairs.id"), nullable=False),
+    Column("batch_id", UUID(as_uuid=True), ForeignKey("cj_batches.id"), nullable=False),
+    Column("hedge", Boolean, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("answered_at", DateTime(timezone=True), nullable=True),
 )
 

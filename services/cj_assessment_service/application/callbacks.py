@@ -21,6 +21,7 @@ from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
     EssayRecord,
+    HedgeCall,
     NewPair,
     PairAnswer,
     PairOutcome,
@@ -59,8 +60,9 @@ class _BatchChanges:
     unpriced: int = 0
     judges: Counter[tuple[str, str, str | None]] = field(default_factory=Counter)
 
-    def add_usage(self, result: LLMComparisonResultV1) -> None:
-        """Count an answer's tokens and cost (errors cost too), and its judge for a verdict."""
+    def add_usage(self, result: LLMComparisonResultV1, *, verdict: bool = True) -> None:
+        """Count an answer's tokens and cost (errors and losing hedge copies cost too), and its
+        judge when it is the pair's verdict."""
         usage = result.usage
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
@@ -70,7 +72,7 @@ class _BatchChanges:
             self.cost_usd += usage.estimated_cost_usd
         elif usage.prompt_tokens or usage.completion_tokens:
             self.unpriced += 1  # tokens were spent at an unknown price
-        if result.error_detail is None:
+        if verdict and result.error_detail is None:
             self.judges[(result.provider, result.model, result.prompt_version)] += 1
 
 
@@ -89,6 +91,52 @@ def _merge_judges(
     ]
 
 
+class _HedgeCopies:
+    """The request ids of hedged pairs in a fetched batch of callbacks: which copy decides its
+    pair (the first verdict, or the last error), and which only cost tokens."""
+
+    def __init__(self, calls: dict[UUID, list[HedgeCall]]) -> None:
+        self._calls = calls
+        self._ids = {c.request_id for copies in calls.values() for c in copies}
+        self._unanswered = {c.request_id for cs in calls.values() for c in cs if not c.answered}
+        self.answered: list[UUID] = []
+
+    def __contains__(self, request_id: UUID) -> bool:
+        return request_id in self._ids
+
+    def decides(
+        self,
+        result: LLMComparisonResultV1,
+        pair: PairRecord,
+        *,
+        batches: dict[UUID, BatchRecord],
+        handled: set[UUID],
+        changes: dict[UUID, _BatchChanges],
+        report: CallbackReport,
+    ) -> bool:
+        """True when this copy's answer is the pair's; else it is counted here and dropped."""
+        if result.request_id not in self._unanswered:
+            report.duplicates += 1  # a redelivered callback of a copy
+            return False
+        self._unanswered.discard(result.request_id)
+        self.answered.append(result.request_id)
+        if batches[pair.batch_id].state.is_terminal:
+            report.late += 1
+            return False
+        first = pair.status == PairStatus.PENDING and pair.id not in handled
+        others_out = any(c.request_id in self._unanswered for c in self._calls[pair.id])
+        if first and (result.error_detail is None or not others_out):
+            return True
+        # The losing copy, or an error while the other copy may still answer: it cost tokens
+        # (resource usage counts every call) and changes nothing else.
+        changes.setdefault(pair.batch_id, _BatchChanges()).add_usage(result, verdict=False)
+        if first:
+            report.hedge_errors += 1
+        else:
+            report.hedge_losers += 1
+        return False
+
+
 @dataclass
 class CallbackReport:
     """What one fetched batch of callbacks did (for metrics and tests)."""
@@ -99,6 +147,8 @@ class CallbackReport:
     duplicates: int = 0
     late: int = 0
     orphans: int = 0
+    hedge_losers: int = 0
+    hedge_errors: int = 0
     latencies: list[float] = field(default_factory=list)
 
 
@@ -155,14 +205,25 @@ class CallbackUseCases:
         answers: list[PairAnswer] = []
         reissues: list[PairReissue] = []
         handled: set[UUID] = set()
+        # Hedged pairs (README "Hedged requests") have two request ids, each answered once.
+        copies = _HedgeCopies(
+            await repo.hedge_calls(list(pairs))
+            if any(batch.hedged for batch in batches.values())
+            else {}
+        )
         for result in results:
             pair = pairs.get(result.request_id)
             if pair is None:
                 continue
-            if pair.status != PairStatus.PENDING or pair.request_id in handled:
+            if result.request_id in copies:
+                if not copies.decides(
+                    result, pair, batches=batches, handled=handled, changes=changes, report=report
+                ):
+                    continue
+            elif pair.status != PairStatus.PENDING or pair.id in handled:
                 report.duplicates += 1
                 continue
-            handled.add(pair.request_id)
+            handled.add(pair.id)
             if batches[pair.batch_id].state.is_terminal:
                 report.late += 1
                 continue
@@ -183,6 +244,7 @@ class CallbackUseCases:
                 delta.failed += 1
                 report.failed += 1
         await repo.save_answers(answers, now)
+        await repo.mark_hedge_calls_answered(copies.answered, now)
         return changes, reissues
 
     async def _reissue(
@@ -254,6 +316,8 @@ class CallbackUseCases:
                 ("duplicate", report.duplicates),
                 ("late", report.late),
                 ("orphan", report.orphans),
+                ("hedge_loser", report.hedge_losers),
+                ("hedge_error", report.hedge_errors),
             ):
                 if count:
                     metrics.CALLBACKS_PROCESSED.labels(outcome=outcome).inc(count)

@@ -96,6 +96,8 @@ class BatchRecord:
     estimated_cost_usd: float = 0.0
     unpriced_answers: int = 0
     judges: list[dict[str, Any]] = field(default_factory=list)
+    # Hedged calls made for the batch's straggler tail (README "Hedged requests").
+    hedged: int = 0
 
     @property
     def answered(self) -> int:
@@ -173,6 +175,26 @@ class PairReissue:
 
 
 @dataclass(frozen=True, slots=True)
+class HedgeCall:
+    """One request id of a hedged pair: the copy it was asked under when hedged, or the hedge."""
+
+    request_id: UUID
+    pair_id: UUID
+    hedge: bool
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewHedge:
+    """A straggler asked a second time: its pair, the request id it is outstanding under, and
+    the hedge's new request id."""
+
+    pair_id: UUID
+    outstanding_request_id: UUID
+    hedge_request_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEssaySet:
     """An uploaded essay set as intake reads it: its digest and its essays in upload order."""
 
@@ -232,7 +254,31 @@ class BatchRepository(Protocol):
         ...
 
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
-        """The current pair rows for request ids."""
+        """The current pair rows for request ids (a hedged pair under both of its ids)."""
+        ...
+
+    async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
+        """Batches waiting only on their tail (whole budget planned, answers outstanding) with
+        hedges left in `max_share` of their budget, locked with SKIP LOCKED."""
+        ...
+
+    async def outstanding_pairs(
+        self, batch_id: UUID
+    ) -> tuple[list[PairRecord], set[UUID], float | None]:
+        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
+        request to answer over its answered pairs (None before any)."""
+        ...
+
+    async def add_hedges(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
+        """Store both request ids of newly hedged pairs."""
+        ...
+
+    async def hedge_calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
+        """Every request id of the hedged pairs among these request ids, by pair id."""
+        ...
+
+    async def mark_hedge_calls_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
+        """Record that these request ids of hedged pairs have been answered."""
         ...
 
     async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:

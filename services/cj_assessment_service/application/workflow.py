@@ -1,10 +1,10 @@
 """The CJ batch use cases behind one front: register a request, record comparison results, check
-stale batches, cancel.
+stale batches, hedge stragglers, cancel.
 
 Every method runs inside the caller's transaction (one per request event, one per fetched batch
 of callbacks, one per monitor pass) through a `BatchRepository`; outgoing events are staged in
 the outbox of that same transaction. The work is done per area: `requests`, `callbacks`,
-`monitor`, `outcomes` (finish and fail) and `messages` (what is staged).
+`monitor`, `hedging`, `outcomes` (finish and fail) and `messages` (what is staged).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uuid import UUID
 import numpy as np
 
 from cj_assessment_service.application.callbacks import CallbackReport, CallbackUseCases
+from cj_assessment_service.application.hedging import HedgeReport, HedgeUseCases
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.monitor import MonitorReport, MonitorUseCases
 from cj_assessment_service.application.outcomes import BatchOutcomes
@@ -26,7 +27,7 @@ from common_core.events.cj import CJAssessmentRequestV1
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMComparisonResultV1
 
-__all__ = ["CJWorkflow", "CallbackReport", "MonitorReport"]
+__all__ = ["CJWorkflow", "CallbackReport", "HedgeReport", "MonitorReport"]
 
 
 class CJWorkflow:
@@ -39,6 +40,12 @@ class CJWorkflow:
         self._requests = RequestUseCases(settings, messages, outcomes, self._rng)
         self._callbacks = CallbackUseCases(settings, messages, outcomes, self._rng)
         self._monitor = MonitorUseCases(settings, outcomes)
+        self._hedging = HedgeUseCases(settings, messages)
+
+    @property
+    def hedging_enabled(self) -> bool:
+        """True when stragglers may be hedged (HEDGE_MAX_SHARE > 0)."""
+        return self._hedging.policy.enabled
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng(self._random.getrandbits(64))
@@ -60,6 +67,10 @@ class CJWorkflow:
     async def check_stale_batches(self, repo: BatchRepository) -> MonitorReport:
         """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
         return await self._monitor.check_stale_batches(repo)
+
+    async def hedge_stragglers(self, repo: BatchRepository) -> HedgeReport:
+        """One hedging pass: ask the stragglers of batches in their tail a second time."""
+        return await self._hedging.hedge_stragglers(repo)
 
     async def cancel(self, repo: BatchRepository, batch_id: UUID) -> BatchRecord:
         """Cancel a live batch (one failed event with code `cancelled`)."""

@@ -1,5 +1,5 @@
-"""The periodic workers: the batch monitor (stale batches) and the essay-set janitor (expired
-uploads); both safe with several instances."""
+"""The periodic workers: the batch monitor (stale batches), the tail hedger (stragglers) and the
+essay-set janitor (expired uploads); all safe with several instances."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import structlog
 
 from cj_assessment_service import metrics
 from cj_assessment_service.application.essay_sets import delete_expired_essay_sets
+from cj_assessment_service.application.hedging import HedgeReport
 from cj_assessment_service.application.monitor import MonitorReport
 from cj_assessment_service.application.ports import BatchTransactions, EssaySetTransactions
 from cj_assessment_service.application.workflow import CJWorkflow
@@ -55,6 +56,40 @@ class BatchMonitor(PeriodicWorker):
             metrics.BATCHES_BY_STATE.labels(state=state.value).set(counts.get(state.value, 0))
         metrics.COMPARISONS_PENDING.set(pending)
         return report
+
+
+class TailHedger(PeriodicWorker):
+    """Runs `CJWorkflow.hedge_stragglers` every interval until stopped.
+
+    A timer, because a batch waiting on stragglers gets no callback that could decide to hedge;
+    a periodic pass rather than a delayed check per pair, because it survives restarts and is
+    shared by several instances (SKIP LOCKED), and costs one indexed query per interval.
+    """
+
+    name = "cj_tail_hedger"
+
+    def __init__(
+        self,
+        transactions: BatchTransactions,
+        workflow: CJWorkflow,
+        *,
+        interval_seconds: float,
+    ) -> None:
+        super().__init__(interval_seconds=interval_seconds)
+        self._transactions = transactions
+        self._workflow = workflow
+
+    async def run_pass(self) -> bool:
+        """One hedging pass; the next waits for the interval."""
+        await self.run_once()
+        return False
+
+    async def run_once(self) -> HedgeReport:
+        """One pass in one unit of work (none at all with hedging off)."""
+        if not self._workflow.hedging_enabled:
+            return HedgeReport()
+        async with self._transactions() as repo:
+            return await self._workflow.hedge_stragglers(repo)
 
 
 class EssaySetJanitor(PeriodicWorker):

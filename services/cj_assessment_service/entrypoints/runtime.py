@@ -24,7 +24,7 @@ from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
-from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor
+from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor, TailHedger
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer
@@ -81,6 +81,7 @@ class ServiceRuntime:
     monitor: BatchMonitor
     app: Quart
     janitor: EssaySetJanitor
+    hedger: TailHedger
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
         """The background loops of the instance."""
@@ -90,6 +91,7 @@ class ServiceRuntime:
             self.relay.run(),
             self.monitor.run(),
             self.janitor.run(),
+            self.hedger.run(),
         ]
 
     def stop(self) -> None:
@@ -99,6 +101,7 @@ class ServiceRuntime:
         self.relay.stop()
         self.monitor.stop()
         self.janitor.stop()
+        self.hedger.stop()
 
 
 @contextlib.asynccontextmanager
@@ -146,6 +149,9 @@ async def service_runtime(
             janitor=EssaySetJanitor(
                 essay_set_transactions,
                 interval_seconds=settings.essay_set_cleanup_interval_seconds,
+            ),
+            hedger=TailHedger(
+                transactions, workflow, interval_seconds=settings.hedge_check_interval_seconds
             ),
         )
     finally:

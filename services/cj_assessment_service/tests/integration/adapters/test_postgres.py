@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
     EssayRecord,
+    NewHedge,
     NewPair,
     PairAnswer,
     PairReissue,
@@ -23,6 +25,7 @@ from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
 from cj_assessment_service.tests.support import make_settings, unique_prefix
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
 
 pytestmark = pytest.mark.integration
@@ -148,6 +151,57 @@ class TestRepositoryContract:
         assert by_request[fresh].status == PairStatus.PENDING
         assert len(everything) == 3
         assert set(locked) == {batch.id}
+
+    async def test_hedged_pairs_are_found_under_both_request_ids(
+        self, transaction: Transaction
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        pairs = [NewPair(uuid.uuid4(), a, b, uuid.uuid4()) for a, b in [(0, 1), (1, 2), (2, 0)]]
+        hedge = NewHedge(pairs[1].id, pairs[1].request_id, uuid.uuid4())
+        batch_mode = replace(
+            _batch(f"ref-{uuid.uuid4().hex}"),
+            request_settings=RequestSettings(llm_config=LLMConfig(mode=LLMMode.BATCH)),
+        )
+        now = datetime.now(UTC)
+        async with transaction() as repo:
+            await repo.add_batch(batch, ESSAYS)
+            await repo.add_pairs(batch.id, 1, pairs)
+            await repo.add_batch(batch_mode, ESSAYS)
+        async with transaction() as repo:
+            candidates = await repo.lock_hedge_candidates(max_share=0.5, limit=1000)
+            await repo.save_answers(
+                [PairAnswer(pairs[0].id, PairStatus.COMPLETED, "essay_a", None)],
+                now + timedelta(seconds=2),
+            )
+            await repo.add_hedges(batch.id, [hedge], now)
+            await repo.update_batch(batch.id, hedged=1)
+        async with transaction() as repo:
+            after = await repo.lock_hedge_candidates(max_share=0.5, limit=1000)
+            owners = await repo.lock_batches_for_requests([hedge.hedge_request_id])
+            by_request = await repo.pairs_by_request([hedge.hedge_request_id, pairs[1].request_id])
+            pending, hedged, median = await repo.outstanding_pairs(batch.id)
+            calls = await repo.hedge_calls([hedge.hedge_request_id])
+            await repo.mark_hedge_calls_answered([hedge.hedge_request_id], now)
+        async with transaction() as repo:
+            answered = await repo.hedge_calls([pairs[1].request_id])
+        assert batch.id in {b.id for b in candidates}
+        assert batch_mode.id not in {b.id for b in candidates}  # answers come within hours
+        assert batch.id not in {b.id for b in after}  # its one hedge (half of 3) is spent
+        assert set(owners) == {batch.id}
+        assert by_request[hedge.hedge_request_id].id == pairs[1].id
+        assert by_request[hedge.hedge_request_id].request_id == pairs[1].request_id
+        assert by_request[pairs[1].request_id].id == pairs[1].id
+        assert {p.id for p in pending} == {pairs[1].id, pairs[2].id}
+        assert hedged == {pairs[1].id}
+        assert median is not None
+        assert {(c.request_id, c.hedge, c.answered) for c in calls[pairs[1].id]} == {
+            (pairs[1].request_id, False, False),
+            (hedge.hedge_request_id, True, False),
+        }
+        assert {(c.request_id, c.answered) for c in answered[pairs[1].id]} == {
+            (pairs[1].request_id, False),
+            (hedge.hedge_request_id, True),
+        }
 
     async def test_stale_batches_are_those_idle_or_past_their_grace(
         self, transaction: Transaction

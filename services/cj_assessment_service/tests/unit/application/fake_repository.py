@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -12,6 +13,8 @@ from uuid import UUID
 from cj_assessment_service.application.ports import (
     BatchRecord,
     EssayRecord,
+    HedgeCall,
+    NewHedge,
     NewPair,
     PairAnswer,
     PairOutcome,
@@ -19,9 +22,10 @@ from cj_assessment_service.application.ports import (
     PairReissue,
     StoredEssaySet,
 )
-from cj_assessment_service.domain.batch import PairStatus
+from cj_assessment_service.domain.batch import BatchState, PairStatus
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
+from common_core.events.llm import LLMMode
 
 
 class FakeBatchRepository:
@@ -35,6 +39,8 @@ class FakeBatchRepository:
         self.outbox: list[tuple[str, EventEnvelope[Any], str]] = []
         self.claimed: set[UUID] = set()
         self.essay_sets: dict[UUID, StoredEssaySet] = {}
+        self.hedges: dict[UUID, HedgeCall] = {}  # by request id
+        self.answered_at: dict[UUID, datetime] = {}
         self._after: list[Callable[[], None]] = []
 
     async def claim_request(self, event_id: UUID) -> bool:
@@ -86,6 +92,9 @@ class FakeBatchRepository:
     ) -> dict[UUID, BatchRecord]:
         wanted = set(request_ids)
         owners = {p.batch_id for p in self.pairs.values() if p.request_id in wanted}
+        owners |= {
+            self.pairs[h.pair_id].batch_id for h in self.hedges.values() if h.request_id in wanted
+        }
         return {i: self.batches[i] for i in sorted(owners) if i in self.batches}
 
     async def lock_stale_batches(
@@ -105,7 +114,55 @@ class FakeBatchRepository:
 
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
         wanted = set(request_ids)
-        return {p.request_id: p for p in self.pairs.values() if p.request_id in wanted}
+        found = {p.request_id: p for p in self.pairs.values() if p.request_id in wanted}
+        for h in self.hedges.values():
+            if h.request_id in wanted:
+                found.setdefault(h.request_id, self.pairs[h.pair_id])
+        return found
+
+    async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
+        return [
+            b
+            for b in self.batches.values()
+            if b.state == BatchState.WAITING_CALLBACKS
+            and b.planned >= b.budget
+            and b.pending > 0
+            and b.hedged < int(b.budget * max_share + 1e-9)
+            and b.request_settings.llm_config.mode != LLMMode.BATCH
+        ][:limit]
+
+    async def outstanding_pairs(
+        self, batch_id: UUID
+    ) -> tuple[list[PairRecord], set[UUID], float | None]:
+        pairs = [p for p in self.pairs.values() if p.batch_id == batch_id]
+        times = [
+            (self.answered_at[p.id] - p.requested_at).total_seconds()
+            for p in pairs
+            if p.status == PairStatus.COMPLETED and p.id in self.answered_at
+        ]
+        hedged = {h.pair_id for h in self.hedges.values() if self.pairs[h.pair_id] in pairs}
+        median = statistics.median(times) if times else None
+        return [p for p in pairs if p.status == PairStatus.PENDING], hedged, median
+
+    async def add_hedges(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
+        for h in hedges:
+            for request_id, hedge in (
+                (h.outstanding_request_id, False),
+                (h.hedge_request_id, True),
+            ):
+                self.hedges[request_id] = HedgeCall(request_id, h.pair_id, hedge, False)
+
+    async def hedge_calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
+        pair_ids = {self.hedges[r].pair_id for r in request_ids if r in self.hedges}
+        calls: dict[UUID, list[HedgeCall]] = {}
+        for h in self.hedges.values():
+            if h.pair_id in pair_ids:
+                calls.setdefault(h.pair_id, []).append(h)
+        return calls
+
+    async def mark_hedge_calls_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
+        for r in request_ids:
+            self.hedges[r] = replace(self.hedges[r], answered=True)
 
     async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
         return [
@@ -127,6 +184,7 @@ class FakeBatchRepository:
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
             self.pairs[a.pair_id] = replace(self.pairs[a.pair_id], status=a.status, winner=a.winner)
+            self.answered_at[a.pair_id] = answered_at
 
     async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
         for r in reissues:
