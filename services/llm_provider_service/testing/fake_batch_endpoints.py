@@ -8,7 +8,9 @@ Anthropic: `POST /v1/messages/batches`, `GET /v1/messages/batches`,
 `GET /v1/messages/batches/{id}/results`.
 
 A batch runs until `latency` seconds after its creation (and while `held`), then ends as the
-script says: `completed` (every item answered, or its scripted error), `expired` or `cancelled`
+script says. Its items run in the order the batch lists them, each billed by `bill` (the fake
+server's prompt cache, as a synchronous call would be, so an item reads what earlier items
+wrote): `completed` (every item answered, or its scripted error), `expired` or `cancelled`
 (the first `answered_before_end` items answered, the rest expired / cancelled) or, for OpenAI,
 `failed` (the input refused, no results).
 """
@@ -28,6 +30,8 @@ from typing import Any
 RawReply = tuple[int, bytes, str]
 ItemStatus = Callable[[str, int], int | None]
 Answer = Callable[[dict[str, Any]], str]
+# The usage object of one item (the path of its synchronous twin, its body), billed when it runs.
+Bill = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 _JSON = "application/json"
 _BATCH_PATH = re.compile(r"^/v1/batches/([^/?]+)(/cancel)?$")
@@ -73,6 +77,7 @@ class FakeBatchEndpoints:
     """State and routes of the fake's batch APIs; `created` lists every batch created."""
 
     answer: Answer
+    bill: Bill
     script: BatchScript = field(default_factory=BatchScript)
     base_url: str = ""
     created: list[tuple[str, str, int]] = field(default_factory=list)
@@ -274,7 +279,7 @@ class FakeBatchEndpoints:
                     "logprobs": None,
                 }
             ],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+            "usage": self.bill("/v1/chat/completions", body),
         }
 
     def _message(self, params: dict[str, Any], index: int) -> dict[str, Any]:
@@ -286,7 +291,7 @@ class FakeBatchEndpoints:
             "content": [{"type": "text", "text": self.answer(params)}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": 120, "output_tokens": 30},
+            "usage": self.bill("/v1/messages", params),
         }
 
     # views
