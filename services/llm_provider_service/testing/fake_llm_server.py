@@ -321,7 +321,7 @@ class FakeLLMServer:
     ) -> None:
         self.script = script
         self.batches = FakeBatchEndpoints(
-            answer=lambda body: good_content(ReceivedRequest("", {}, body, 0.0)),
+            answer=self._batch_answer,
             bill=self._bill_batch_item,
             script=batch_script or BatchScript(),
         )
@@ -334,6 +334,15 @@ class FakeLLMServer:
         self._port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    def _batch_answer(self, body: dict[str, Any]) -> str:
+        """A batch item's answer: the script's content when it scripts one for the request (a
+        judge), else a good answer (batch-level failures are the `BatchScript`'s)."""
+        request = ReceivedRequest("", {}, body, time.monotonic())
+        reply = self.script(request, len(self.received))
+        if reply.status == 200 and reply.content is not None:
+            return reply.content
+        return good_content(request)
 
     def _bill_batch_item(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The usage of one batch item, billed like a synchronous call that ran just then."""
