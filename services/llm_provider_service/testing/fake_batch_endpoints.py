@@ -21,6 +21,7 @@ import itertools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,9 @@ class FakeBatchEndpoints:
     _files: dict[str, bytes] = field(default_factory=dict)
     _batches: dict[str, _Batch] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Ids are unique across fake servers, as a provider's are: a service whose database outlives
+    # one fake (a benchmark's next run) must never see a batch id again.
+    _id_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
@@ -120,9 +124,12 @@ class FakeBatchEndpoints:
 
     # creation
 
+    def _new_id(self, kind: str) -> str:
+        return f"{kind}{self._id_prefix}{next(self._ids)}"
+
     def _upload(self, headers: dict[str, str], raw: bytes) -> RawReply:
         content = _multipart_file(headers.get("content-type", ""), raw)
-        file_id = f"file-{next(self._ids)}"
+        file_id = self._new_id("file-")
         self._files[file_id] = content
         return _json(200, _file_object(file_id, len(content), "batch"))
 
@@ -136,14 +143,14 @@ class FakeBatchEndpoints:
             if line.strip():
                 entry = json.loads(line)
                 items.append((str(entry["custom_id"]), dict(entry["body"])))
-        batch = self._new("openai", f"batch_{next(self._ids)}", items, body.get("metadata") or {})
+        batch = self._new("openai", self._new_id("batch_"), items, body.get("metadata") or {})
         batch.input_file_id = str(body["input_file_id"])
         return _json(200, self._openai_view(batch))
 
     def _create_anthropic(self, raw: bytes) -> RawReply:
         body = json.loads(raw)
         items = [(str(r["custom_id"]), dict(r["params"])) for r in body.get("requests", [])]
-        batch = self._new("anthropic", f"msgbatch_{next(self._ids)}", items, {})
+        batch = self._new("anthropic", self._new_id("msgbatch_"), items, {})
         return _json(200, self._anthropic_view(batch))
 
     def _new(
@@ -242,10 +249,10 @@ class FakeBatchEndpoints:
                 errors.append(json.dumps(line))
             # cancelled: requests that never ran are not in any file
         if output:
-            batch.output_file_id = f"file-{next(self._ids)}"
+            batch.output_file_id = self._new_id("file-")
             self._files[batch.output_file_id] = ("\n".join(output) + "\n").encode()
         if errors:
-            batch.error_file_id = f"file-{next(self._ids)}"
+            batch.error_file_id = self._new_id("file-")
             self._files[batch.error_file_id] = ("\n".join(errors) + "\n").encode()
 
     def _finish_anthropic(self, batch: _Batch, end: str) -> None:
