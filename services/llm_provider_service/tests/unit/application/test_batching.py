@@ -4,6 +4,7 @@ which requests take the batch path, refusals, lost submissions, polling backoff.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +13,13 @@ from uuid import UUID, uuid4
 
 from common_core.errors import ErrorCode
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import LLMComparisonResultV1, LLMMode, LLMProviderName
+from common_core.events.llm import (
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMMode,
+    LLMProviderName,
+    ReferencePassage,
+)
 from llm_provider_service.application.batch_results import BatchCallbacks
 from llm_provider_service.application.batching import (
     BatchIntake,
@@ -27,6 +34,7 @@ from llm_provider_service.application.ports import (
     BatchCall,
     BatchProgress,
     BatchStore,
+    ChatReply,
     ItemOutcome,
     ProviderBatchRecord,
     QueuedRequest,
@@ -38,7 +46,7 @@ from llm_provider_service.domain.errors import (
     ProviderRequestRejectedError,
     ProviderServerError,
 )
-from llm_provider_service.testing.requests import comparison_envelope
+from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 from llm_provider_service.testing.sample_essays import (
     DEVELOPED_ON_TOPIC,
     OFF_TOPIC_DEVELOPED,
@@ -374,3 +382,34 @@ class TestCacheFriendlyOrder:
         rubric_one = sorted(ordered.index(i) for i in ("1", "3", "4", "6"))
         assert rubric_one[-1] - rubric_one[0] == 3
         assert ordered.index("1") < ordered.index("4")  # stable within a group
+
+
+class TestGroundedRubricInBatches:
+    async def test_a_grounded_rubric_item_asks_for_citations_and_its_callback_keeps_them(
+        self,
+    ) -> None:
+        settings = _settings()
+        store, intake, _, _ = _wired(FakeBatchAPI(), settings)
+        envelope = rubric_envelope("requests", "callbacks")
+        request = envelope.data.model_copy(
+            update={
+                "llm_config": LLMConfig(provider=OPENAI, mode=LLMMode.BATCH),
+                "reference_passages": [
+                    ReferencePassage(passage_id="kp-1", text="Trams cut emissions."),
+                    ReferencePassage(passage_id="kp-2", text="Parking fees fund buses."),
+                ],
+            }
+        )
+        await intake.enqueue(envelope.model_copy(update={"data": request}), key=None)
+        item: QueuedRequest = next(iter(store.requests.values()))[0]
+
+        assert chat_request(item, settings).schema_name == "grounded_rubric_scores"
+        answer = {
+            "scores": {"relevance": 4, "depth": 3, "clarity": 4, "technical": 3},
+            "overall": 3.5,
+            "feedback": "Relevant, could go deeper.",
+            "citations": ["kp-2", "invented"],
+        }
+        outcome = ItemOutcome(str(item.request_id), ChatReply(json.dumps(answer), "gpt-4o-mini"))
+        _topic, callback, _key = BatchCallbacks(settings).callback(item, outcome)
+        assert callback.data.citations == ["kp-2"]
