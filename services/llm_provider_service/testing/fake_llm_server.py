@@ -329,7 +329,8 @@ class FakeLLMServer:
         self.received: list[ReceivedRequest] = []
         self.answered = 0
         self.prompt_cache = FakePromptCache()
-        # The usage object of every good answer sent, in order (what a test expects to be billed).
+        # The usage object of every good answer sent, batch items included, in order (what a
+        # test expects to be billed).
         self.reported_usage: list[dict[str, Any]] = []
         self._port = port
         self._server: asyncio.Server | None = None
