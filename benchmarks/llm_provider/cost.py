@@ -1,26 +1,38 @@
-"""`python -m benchmarks.llm_provider.cost`: what a CJ batch costs, per mode and model.
+"""`python -m benchmarks.llm_provider.cost`: what a CJ batch costs, per assignment, mode and model.
 
 A 100-essay CJ batch at 10 comparisons per essay (500 comparisons) runs through the whole stack:
 the CJ service and the LLM provider service as processes on the real broker and database, the
 provider's official SDK (`anthropic` for the Sonnet-class model, `openai` for the mini-class
 one) against the fake provider, which bills usage as the providers do, prompt-cache hits and
-writes included (`FakePromptCache`). The figures are the batch's own `resource_usage` from its
-completed event: the summed tokens and the estimated cost from the dated price table.
+writes included (`FakePromptCache`), for synchronous calls and batch items alike. The figures
+are the batch's own `resource_usage` from its completed event: the summed tokens and the
+estimated cost from the dated price table (batch-mode results at the batch discount).
 
 Modes, each with a fresh fake provider (an empty cache):
 - `sync`: one synchronous call per comparison, prompt caching off (`LLM_PROMPT_CACHING=false`):
   the reference every other mode is divided by;
-- `sync_cached`: synchronous with prompt caching (Anthropic `cache_control` when the static
-  prefix reaches the model's minimum, OpenAI `prompt_cache_key`);
-- `batch_cached`: the providers' batch APIs with caching, run only where the contracts have
-  batch mode (`llm_config.mode`); until then it is reported as not run, never estimated.
+- `sync_cached`: synchronous with prompt caching (Anthropic `cache_control` breakpoints after
+  the static part and after essay A when those prefixes reach the model's minimum, OpenAI
+  `prompt_cache_key`);
+- `batch_cached`: the providers' batch APIs with the same caching: the CJ request's
+  `llm_config_overrides` say `mode: batch`, CJ passes it on in every comparison, and the LLM
+  provider collects the comparisons into provider batches (items ordered so that those sharing
+  a prefix are adjacent). The fake runs a batch's items in order, billing each like a
+  synchronous call.
 
-The batch's texts are the project's samples: `samples/prompt.md` as the instructions,
-`samples/rubric.md` as the rubric, and the 24 sample essays, each used four or five times under
-its own student header (so no two essays share a prefix beyond the static part). CJ's stability
-stop is set out of reach so that every batch spends its whole budget and the modes compare the
-same number of comparisons. The fake judge prefers the essay of the higher student number, so
-the planner sees a consistent judge.
+Assignments (`scenarios.py`):
+- `sample`: the repository's sample (`samples/prompt.md`, `samples/rubric.md`, the 24 sample
+  essays used four or five times each): short instructions and rubric, short essays. Its static
+  prefix is below both providers' minimum cacheable length, so caching cannot help it; only
+  OpenAI's caching of a repeated essay A (when the prefix through it reaches 1024 tokens) can.
+- `source_based`: a source-based assignment of the kind schools set (a 900-word source text in
+  the instructions, a full analytic marking scheme) with 550-word essays.
+
+Every essay carries its own student header (so no two essays share a prefix beyond the static
+part). CJ's stability stop is set out of reach so that every batch spends its whole budget and
+the modes compare the same number of comparisons. The fake judge prefers the essay of the higher
+student number, in every mode, so the planner sees a consistent judge. The fake's answers are
+75 tokens long (a verdict with a two-or-three-sentence justification), as real ones are.
 """
 
 from __future__ import annotations
@@ -39,21 +51,20 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from benchmarks.llm_provider.scenarios import Scenario, sample_scenario, source_based_scenario
 from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
+from common_core.events import EssayToProcess
 from common_core.events.cj import CJAssessmentCompletedV1, CJAssessmentRequestV1, ResourceUsage
 from common_core.events.llm import LLMConfig, LLMProviderName
 from common_core.runtime.database import asyncpg_dsn
 from common_core.runtime.logging import configure_logging
 from common_core.testing.service_process import ServiceProcess, start_service
 from huleedu_cli.cj_batch import run_cj_batch
-from huleedu_cli.inputs import load_essays
 from llm_provider_service.config import PRICE_TABLE_PATH, load_price_table
 from llm_provider_service.domain.answers import COMPARISON_SCHEMA
 from llm_provider_service.domain.prompts import render_comparison_prompt
 from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, ReceivedRequest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT / "samples"
 ESSAYS = 100
 COMPARISONS_PER_ESSAY = 10
 BUDGET = ESSAYS * COMPARISONS_PER_ESSAY // 2
@@ -72,6 +83,15 @@ _UNLIMITED = dict.fromkeys(
     ),
     "1000000000",
 )
+# Batch mode: collect each wave of CJ's comparisons into provider batches quickly and poll the
+# fake (whose batches end at once) often, so the benchmark takes minutes, not hours.
+_BATCH_TIMING = {
+    "LLM_BATCH_WINDOW_SECONDS": "1",
+    "LLM_BATCH_TICK_SECONDS": "0.2",
+    "LLM_BATCH_POLL_INITIAL_SECONDS": "0.2",
+    "LLM_BATCH_POLL_MAX_SECONDS": "1",
+    "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+}
 
 
 @dataclass(frozen=True)
@@ -83,17 +103,16 @@ class Mode:
     llm_config: dict[str, Any] = field(default_factory=dict)
 
 
-def batch_mode_available() -> bool:
-    """Whether the contracts carry batch mode (`llm_config.mode`, SPEC §1.4)."""
-    return "mode" in LLMConfig.model_fields
+MODES = (
+    Mode("sync", caching=False),
+    Mode("sync_cached", caching=True),
+    Mode("batch_cached", caching=True, llm_config={"mode": "batch"}),
+)
 
 
-def modes() -> list[Mode]:
-    """The modes to run: batch with caching only where batch mode exists."""
-    runs = [Mode("sync", caching=False), Mode("sync_cached", caching=True)]
-    if batch_mode_available():
-        runs.append(Mode("batch_cached", caching=True, llm_config={"mode": "batch"}))
-    return runs
+def scenarios() -> list[Scenario]:
+    """The assignments, the repository's sample first."""
+    return [sample_scenario(), source_based_scenario(ESSAYS)]
 
 
 def judge_by_student_number(request: ReceivedRequest, _index: int) -> FakeReply:
@@ -105,29 +124,29 @@ def judge_by_student_number(request: ReceivedRequest, _index: int) -> FakeReply:
     a_wins = len(numbers) < 2 or numbers[0] > numbers[1]
     verdict = {
         "winner": "essay_a" if a_wins else "essay_b",
-        "justification": "The better essay develops its argument with examples.",
+        "justification": (
+            "The better essay takes a clear position and supports it with evidence that it "
+            "explains rather than lists. The other essay makes relevant points but leaves its "
+            "counter-argument unanswered."
+        ),
         "confidence": 4,
     }
     return FakeReply(content=json.dumps(verdict))
 
 
-def batch_request(provider: LLMProviderName, model: str, mode: Mode) -> CJAssessmentRequestV1:
-    """The 100-essay request: the sample texts, each essay under its own student header."""
-    samples = load_essays(SAMPLES / "essays")
+def batch_request(
+    scenario: Scenario, provider: LLMProviderName, model: str, mode: Mode
+) -> CJAssessmentRequestV1:
+    """The 100-essay request of an assignment, each essay under its own student header."""
     essays = [
-        samples[i % len(samples)].model_copy(
-            update={
-                "essay_id": f"student-{i:03d}",
-                "text_content": f"Student {i}.\n\n{samples[i % len(samples)].text_content}",
-            }
-        )
+        EssayToProcess(essay_id=f"student-{i:03d}", text_content=scenario.essay(i))
         for i in range(ESSAYS)
     ]
     return CJAssessmentRequestV1(
-        entity_ref=f"cost-{mode.name}-{model}-{uuid.uuid4().hex[:6]}",
+        entity_ref=f"cost-{scenario.name}-{mode.name}-{model}-{uuid.uuid4().hex[:6]}",
         essays_to_process=essays,
-        essay_instructions=(SAMPLES / "prompt.md").read_text(encoding="utf-8"),
-        judge_rubric=(SAMPLES / "rubric.md").read_text(encoding="utf-8"),
+        essay_instructions=scenario.instructions,
+        judge_rubric=scenario.rubric,
         llm_config_overrides=LLMConfig.model_validate(
             {"provider": provider, "model": model, **mode.llm_config}
         ),
@@ -135,20 +154,19 @@ def batch_request(provider: LLMProviderName, model: str, mode: Mode) -> CJAssess
     )
 
 
-def static_prefix_tokens() -> dict[str, int]:
+def prompt_lengths(scenario: Scenario) -> dict[str, int]:
     """The comparison prompt's static part (system prompt, instructions, rubric), estimated at
-    4 characters per token as the service does; Anthropic's system prompt also carries the
-    answer schema."""
-    request = batch_request(LLMProviderName.OPENAI, "gpt-4o-mini", Mode("sync", caching=False))
+    4 characters per token as the service does (Anthropic's system prompt also carries the
+    answer schema), and the mean essay; the prefix through essay A is the two added."""
     prompt = render_comparison_prompt(
         essay_a="",
         essay_b="",
-        instructions=request.essay_instructions,
-        judge_rubric=request.judge_rubric,
-        language=request.language,
+        instructions=scenario.instructions,
+        judge_rubric=scenario.rubric,
+        language="en",
     )
     schema = len(json.dumps(COMPARISON_SCHEMA, sort_keys=True)) + 60  # and its framing sentence
-    essay_chars = [len(e.text_content) for e in request.essays_to_process]
+    essay_chars = [len(scenario.essay(i)) for i in range(ESSAYS)]
     return {
         "openai": len(prompt.static_prefix) // 4,
         "anthropic": (len(prompt.static_prefix) + schema) // 4,
@@ -175,6 +193,7 @@ async def _llm_service(
             "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
             "LLM_PROMPT_CACHING": "true" if mode.caching else "false",
             "LLM_REQUEST_TIMEOUT_SECONDS": "30",
+            **_BATCH_TIMING,
             **_UNLIMITED,
         },
         log_dir=log_dir,
@@ -204,8 +223,11 @@ def _figures(usage: ResourceUsage, reference: ResourceUsage | None) -> dict[str,
     }
 
 
+Usages = dict[str, dict[str, dict[str, ResourceUsage]]]  # scenario -> model -> mode -> usage
+
+
 async def run_cost_benchmark(stack: BenchStack, log_dir: Path) -> dict[str, Any]:
-    """Run every mode for both models; the `cost` entry of benchmarks/results/llm_provider.json."""
+    """Run every assignment, mode and model; the `cost` entry of llm_provider.json."""
     prefix = f"bench.cost{uuid.uuid4().hex[:8]}"
     database = f"bench_cost_{uuid.uuid4().hex[:10]}"
     cj_url = make_url(stack.postgres_server_url).set(database=database)
@@ -221,84 +243,103 @@ async def run_cost_benchmark(stack: BenchStack, log_dir: Path) -> dict[str, Any]
         },
         log_dir=log_dir,
     )
-    usages: dict[str, dict[str, ResourceUsage]] = {}
+    assignments = scenarios()
+    usages: Usages = {}
     try:
-        for mode in modes():
-            async with (
-                FakeLLMServer(judge_by_student_number) as fake,
-                _llm_service(stack, prefix, fake, mode, log_dir),
-            ):
-                for provider, model, _label in MODELS:
-                    completed: CJAssessmentCompletedV1 = await run_cj_batch(
-                        batch_request(provider, model, mode),
-                        bootstrap_servers=stack.kafka_bootstrap_servers,
-                        topic_prefix=prefix,
-                        cj_url=cj.url,
-                        timeout=900.0,
-                    )
-                    usages.setdefault(model, {})[mode.name] = (
-                        completed.system_metadata.resource_usage
-                    )
+        for mode in MODES:
+            for scenario in assignments:
+                # A fresh fake (an empty cache) per assignment and mode.
+                async with (
+                    FakeLLMServer(judge_by_student_number) as fake,
+                    _llm_service(stack, prefix, fake, mode, log_dir),
+                ):
+                    for provider, model, label in MODELS:
+                        completed: CJAssessmentCompletedV1 = await run_cj_batch(
+                            batch_request(scenario, provider, model, mode),
+                            bootstrap_servers=stack.kafka_bootstrap_servers,
+                            topic_prefix=prefix,
+                            cj_url=cj.url,
+                            timeout=1800.0,
+                        )
+                        usage = completed.system_metadata.resource_usage
+                        usages.setdefault(scenario.name, {}).setdefault(model, {})[mode.name] = (
+                            usage
+                        )
+                        reference = usages[scenario.name][model].get("sync")
+                        _print_line(scenario.name, label, model, mode.name, usage, reference)
     finally:
         await asyncio.to_thread(cj.stop, 30.0)
         await _drop_database(stack.postgres_server_url, database)
-    return _report(usages)
+    return _report(assignments, usages)
 
 
-def _report(usages: dict[str, dict[str, ResourceUsage]]) -> dict[str, Any]:
+def _report(assignments: list[Scenario], usages: Usages) -> dict[str, Any]:
     table = load_price_table(PRICE_TABLE_PATH)
-    prefix = static_prefix_tokens()
-    models: dict[str, Any] = {}
-    for provider, model, label in MODELS:
-        runs = usages[model]
-        reference = runs["sync"]
-        price = table.price(provider.value, model)
-        minimum = price.min_cacheable_tokens if price is not None else None
-        figures = {name: _figures(usage, reference) for name, usage in runs.items()}
-        if "batch_cached" not in runs:
-            figures["batch_cached"] = {
-                "run": False,
-                "why": "no batch mode in this build (llm_config.mode); not estimated",
+    report: dict[str, Any] = {}
+    met: dict[str, dict[str, bool | None]] = {}
+    for scenario in assignments:
+        lengths = prompt_lengths(scenario)
+        models: dict[str, Any] = {}
+        for provider, model, label in MODELS:
+            runs = usages[scenario.name][model]
+            price = table.price(provider.value, model)
+            minimum = price.min_cacheable_tokens if price is not None else None
+            figures = {name: _figures(usage, runs["sync"]) for name, usage in runs.items()}
+            ratio = figures["batch_cached"]["ratio_to_sync"]
+            target_met = None if ratio is None else ratio <= TARGET_BATCH_CACHED_RATIO
+            static = lengths[provider.value]
+            models[model] = {
+                "class": label,
+                "provider": provider.value,
+                "static_prefix_tokens": static,
+                "prefix_through_essay_a_tokens": static + lengths["mean_essay"],
+                "min_cacheable_tokens": minimum,
+                "static_prefix_cacheable": minimum is not None and static >= minimum,
+                "modes": figures,
+                "batch_cached_target_met": target_met,
             }
-        models[model] = {
-            "class": label,
-            "provider": provider.value,
-            "static_prefix_tokens": prefix[provider.value],
-            "min_cacheable_tokens": minimum,
-            "modes": figures,
+            met.setdefault(scenario.name, {})[model] = target_met
+        report[scenario.name] = {
+            "assignment": scenario.description,
+            "mean_essay_tokens": lengths["mean_essay"],
+            "models": models,
         }
-        for name, mode_figures in figures.items():
-            _print_line(model, label, name, mode_figures)
-    batch_ratios = [
-        m["modes"]["batch_cached"].get("ratio_to_sync")
-        for m in models.values()
-        if m["modes"]["batch_cached"].get("run", True)
-    ]
-    met = None
-    if batch_ratios and all(r is not None for r in batch_ratios):
-        met = all(r <= TARGET_BATCH_CACHED_RATIO for r in batch_ratios if r is not None)
+    everywhere = [value for by_model in met.values() for value in by_model.values()]
     return {
         "path": "CJ request -> cj_assessment_service -> Kafka -> llm_provider_service -> "
-        "official SDK -> fake provider (billing prompt-cache hits and writes) -> callbacks -> "
-        "completed event's resource_usage",
+        "official SDK -> fake provider (billing prompt-cache hits and writes, sync calls and "
+        "batch items alike) -> callbacks -> completed event's resource_usage",
         "essays": ESSAYS,
         "comparisons_per_essay": COMPARISONS_PER_ESSAY,
         "comparisons": BUDGET,
+        "completion_tokens_per_answer": "75 (a verdict with a two-or-three-sentence justification)",
         "price_table_as_of": table.as_of,
-        "mean_essay_tokens": prefix["mean_essay"],
-        "models": models,
-        "target": {"batch_cached_ratio_at_most": TARGET_BATCH_CACHED_RATIO, "met": met},
+        "scenarios": report,
+        "target": {
+            "batch_cached_ratio_at_most": TARGET_BATCH_CACHED_RATIO,
+            "met": (
+                all(value is True for value in everywhere)
+                if all(value is not None for value in everywhere)
+                else None
+            ),
+            "by_scenario": met,
+        },
     }
 
 
-def _print_line(model: str, label: str, mode: str, figures: dict[str, Any]) -> None:
-    if not figures.get("run", True):
-        print(f"llm_provider cost: {label} {model} {mode}: not run ({figures['why']})", flush=True)
-        return
+def _print_line(
+    scenario: str,
+    label: str,
+    model: str,
+    mode: str,
+    usage: ResourceUsage,
+    reference: ResourceUsage | None,
+) -> None:
+    figures = _figures(usage, reference)
     cost = figures["estimated_cost_usd"]
     shown = f"${cost:.4f}" if cost is not None else "unknown"
     print(
-        f"llm_provider cost: {label} {model} {mode:>12}: {shown} "
+        f"llm_provider cost: {scenario} {label} {model} {mode:>12}: {shown} "
         f"(ratio to sync {figures['ratio_to_sync']}; {figures['prompt_tokens']} prompt tokens, "
         f"{figures['cached_prompt_tokens']} cached, {figures['cache_write_tokens']} cache writes, "
         f"{figures['completion_tokens']} completion, {figures['comparisons']} comparisons)",

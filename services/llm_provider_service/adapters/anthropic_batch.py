@@ -7,7 +7,6 @@ requests as the chunk."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,12 +14,15 @@ from typing import Any
 import anthropic
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
-from llm_provider_service.adapters.anthropic_chat import translate_anthropic_error
+from llm_provider_service.adapters.anthropic_chat import (
+    message_params,
+    translate_anthropic_error,
+    usage_tokens,
+)
 from llm_provider_service.application.ports import (
     BatchCall,
     BatchProgress,
     ChatReply,
-    ChatRequest,
     ItemOutcome,
 )
 from llm_provider_service.domain.batches import BatchEnd
@@ -34,23 +36,6 @@ from llm_provider_service.domain.errors import (
     ProviderRequestRejectedError,
     ProviderServerError,
 )
-
-
-def message_params(request: ChatRequest) -> dict[str, Any]:
-    """The Messages API parameters of one call, as the synchronous adapter sends them."""
-    system = (
-        f"{request.system}\n\nThe JSON object must match this JSON schema "
-        f"({request.schema_name}): {json.dumps(request.schema, sort_keys=True)}"
-    )
-    params: dict[str, Any] = {
-        "model": request.model,
-        "max_tokens": request.max_tokens,
-        "system": system,
-        "messages": [{"role": "user", "content": request.user}],
-    }
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    return params
 
 
 def _total(batch: MessageBatch) -> int:
@@ -119,18 +104,12 @@ def _outcome(entry: MessageBatchIndividualResponse) -> ItemOutcome:
     result = entry.result
     if result.type == "succeeded":
         message = result.message
-        prompt_tokens = message.usage.input_tokens
-        completion_tokens = message.usage.output_tokens
+        tokens = usage_tokens(message.usage)
         if message.stop_reason == "refusal":
-            error = ContentPolicyError(
-                "the model refused to judge the content",
-                details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-            )
+            error = ContentPolicyError("the model refused to judge the content", details=tokens)
             return ItemOutcome(entry.custom_id, error=error)
         text = "".join(block.text for block in message.content if block.type == "text")
-        return ItemOutcome(
-            entry.custom_id, ChatReply(text, message.model, prompt_tokens, completion_tokens)
-        )
+        return ItemOutcome(entry.custom_id, ChatReply(text, message.model, **tokens))
     if result.type == "errored":
         return ItemOutcome(entry.custom_id, error=_errored(result.error.error.type))
     if result.type == "canceled":

@@ -54,21 +54,8 @@ class AnthropicChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         """One call; the answer is the concatenated text blocks."""
-        extra: dict[str, Any] = {}
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
-        system = (
-            f"{request.system}\n\nThe JSON object must match this JSON schema "
-            f"({request.schema_name}): {json.dumps(request.schema, sort_keys=True)}"
-        )
         try:
-            response = await self._client.messages.create(
-                model=request.model,
-                max_tokens=request.max_tokens,
-                system=system,
-                messages=[{"role": "user", "content": user_content(request)}],
-                **extra,
-            )
+            response = await self._client.messages.create(**message_params(request))
         except anthropic.AnthropicError as exc:
             raise translate_anthropic_error(exc) from None
         tokens = usage_tokens(response.usage)
@@ -76,6 +63,25 @@ class AnthropicChatModel:
             raise ContentPolicyError("the model refused to judge the content", details=tokens)
         text = "".join(block.text for block in response.content if block.type == "text")
         return ChatReply(text, response.model or request.model, **tokens)
+
+
+def message_params(request: ChatRequest) -> dict[str, Any]:
+    """The Messages API parameters of one call (a synchronous call's or a batch item's): the
+    system prompt demands a JSON object matching the schema; the user message carries the cache
+    breakpoints."""
+    system = (
+        f"{request.system}\n\nThe JSON object must match this JSON schema "
+        f"({request.schema_name}): {json.dumps(request.schema, sort_keys=True)}"
+    )
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "system": system,
+        "messages": [{"role": "user", "content": user_content(request)}],
+    }
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    return params
 
 
 def usage_tokens(usage: Usage) -> dict[str, int]:
@@ -92,12 +98,18 @@ def usage_tokens(usage: Usage) -> dict[str, int]:
 
 
 def user_content(request: ChatRequest) -> str | list[TextBlockParam]:
-    """The user message: one text, or with a cache breakpoint two blocks (the static head marked
-    `cache_control`, then the per-request texts), so the system prompt and the head are cached."""
-    cut = request.cache_breakpoint_chars
-    if cut <= 0 or cut >= len(request.user):
+    """The user message (a synchronous call's or a batch item's): one text, or with cache
+    breakpoints one block per cached part, each marked `cache_control` (the static head, then
+    essay A), and the rest of the text unmarked, so each part is cached with all before it."""
+    cuts = [cut for cut in request.cache_breakpoints if 0 < cut < len(request.user)]
+    if not cuts:
         return request.user
-    return [
-        {"type": "text", "text": request.user[:cut], "cache_control": {"type": "ephemeral"}},
-        {"type": "text", "text": request.user[cut:]},
-    ]
+    blocks: list[TextBlockParam] = []
+    start = 0
+    for cut in cuts:
+        if cut > start:
+            text = request.user[start:cut]
+            blocks.append({"type": "text", "text": text, "cache_control": {"type": "ephemeral"}})
+            start = cut
+    blocks.append({"type": "text", "text": request.user[start:]})
+    return blocks

@@ -13,13 +13,16 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
-from llm_provider_service.adapters.openai_chat import translate_openai_error
+from llm_provider_service.adapters.openai_chat import (
+    chat_completion_body,
+    translate_openai_error,
+    usage_tokens,
+)
 from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.ports import (
     BatchCall,
     BatchProgress,
     ChatReply,
-    ChatRequest,
     ItemOutcome,
 )
 from llm_provider_service.domain.batches import BatchEnd
@@ -40,25 +43,6 @@ _ENDS = {
     "failed": BatchEnd.FAILED,
 }
 _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter")
-
-
-def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
-    """The body of one chat-completion call, as the synchronous adapter sends it."""
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [
-            {"role": "system", "content": request.system},
-            {"role": "user", "content": request.user},
-        ],
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": request.schema_name, "schema": request.schema, "strict": True},
-        },
-        "max_completion_tokens": request.max_tokens,
-    }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return body
 
 
 class OpenAIBatchAPI:
@@ -173,19 +157,11 @@ def _answer(custom_id: str, body: dict[str, Any]) -> ItemOutcome:
         return ItemOutcome(
             custom_id, error=ProviderServerError("the OpenAI batch answer is malformed")
         )
-    usage = completion.usage
-    prompt_tokens = usage.prompt_tokens if usage else 0
-    completion_tokens = usage.completion_tokens if usage else 0
+    tokens = usage_tokens(completion.usage)
     if not completion.choices:
-        return ItemOutcome(
-            custom_id, ChatReply(None, completion.model, prompt_tokens, completion_tokens)
-        )
+        return ItemOutcome(custom_id, ChatReply(None, completion.model, **tokens))
     choice = completion.choices[0]
     if choice.finish_reason == "content_filter" or choice.message.refusal:
-        error = ContentPolicyError(
-            "the model refused to judge the content",
-            details={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-        )
+        error = ContentPolicyError("the model refused to judge the content", details=tokens)
         return ItemOutcome(custom_id, error=error)
-    reply = ChatReply(choice.message.content, completion.model, prompt_tokens, completion_tokens)
-    return ItemOutcome(custom_id, reply)
+    return ItemOutcome(custom_id, ChatReply(choice.message.content, completion.model, **tokens))

@@ -59,29 +59,8 @@ class OpenAIChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatReply:
         """One call with a JSON-schema `response_format`; the answer is the first choice's text."""
-        extra: dict[str, Any] = {}
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
-        if request.cache_key is not None:
-            extra["prompt_cache_key"] = request.cache_key
         try:
-            response = await self._client.chat.completions.create(
-                model=request.model,
-                messages=[
-                    {"role": "system", "content": request.system},
-                    {"role": "user", "content": request.user},
-                ],
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": request.schema_name,
-                        "schema": request.schema,
-                        "strict": True,
-                    },
-                },
-                max_completion_tokens=request.max_tokens,
-                **extra,
-            )
+            response = await self._client.chat.completions.create(**chat_completion_body(request))
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc) from None
         tokens = usage_tokens(response.usage)
@@ -91,6 +70,28 @@ class OpenAIChatModel:
         if choice.finish_reason == "content_filter" or choice.message.refusal:
             raise ContentPolicyError("the model refused to judge the content", details=tokens)
         return ChatReply(choice.message.content, response.model or request.model, **tokens)
+
+
+def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
+    """The body of one chat-completion call (a synchronous call's or a batch item's), with the
+    request's `prompt_cache_key` when caching is on."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [
+            {"role": "system", "content": request.system},
+            {"role": "user", "content": request.user},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.schema, "strict": True},
+        },
+        "max_completion_tokens": request.max_tokens,
+    }
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.cache_key is not None:
+        body["prompt_cache_key"] = request.cache_key
+    return body
 
 
 def usage_tokens(usage: CompletionUsage | None) -> dict[str, int]:

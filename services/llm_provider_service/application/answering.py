@@ -136,7 +136,7 @@ class RequestAnswerer:
             ),
             overall=judgement.answer.overall,
             feedback=judgement.answer.feedback,
-            citations=_citations(request, judgement.answer.citations),
+            citations=cited_passages(request, judgement.answer.citations),
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),
@@ -257,7 +257,7 @@ def price_usage(
     return usage.model_copy(update={"estimated_cost_usd": cost})
 
 
-def _citations(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:
+def cited_passages(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:
     """The cited ids that name a passage of the request, once each, in the request's order (a
     model may invent ids; those are dropped)."""
     named = set(cited)

@@ -18,7 +18,7 @@ from common_core.events.llm import (
     RubricScores,
     TokenUsage,
 )
-from llm_provider_service.application.answering import price_usage
+from llm_provider_service.application.answering import cited_passages, price_usage
 from llm_provider_service.application.judging import comparison_prompt, rubric_prompt
 from llm_provider_service.application.ports import ChatReply, ItemOutcome, QueuedRequest
 from llm_provider_service.config import SERVICE_NAME, Settings
@@ -155,6 +155,7 @@ def _verdict(
         ),
         "overall": rubric.overall,
         "feedback": rubric.feedback,
+        "citations": cited_passages(request, rubric.citations),
     }
 
 

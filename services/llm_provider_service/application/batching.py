@@ -29,7 +29,8 @@ from llm_provider_service.application.batch_results import (
     request_kind,
     stored_request,
 )
-from llm_provider_service.application.judging import comparison_prompt, rubric_prompt
+from llm_provider_service.application.judging import build_chat_request, prompt_call
+from llm_provider_service.application.panel import model_cache_terms
 from llm_provider_service.application.ports import (
     BatchAPI,
     BatchCall,
@@ -41,7 +42,6 @@ from llm_provider_service.application.ports import (
     Transactions,
 )
 from llm_provider_service.config import Settings
-from llm_provider_service.domain.answers import COMPARISON_SCHEMA, RUBRIC_SCHEMA
 from llm_provider_service.domain.batches import missing_item_error, next_poll_interval
 from llm_provider_service.domain.errors import JudgeError, ProviderNotConfiguredError
 from llm_provider_service.metrics import BATCH_REQUESTS, PROVIDER_BATCH_POLLS, PROVIDER_BATCHES
@@ -102,24 +102,31 @@ class BatchIntake:
 
 
 def chat_request(item: QueuedRequest, settings: Settings) -> ChatRequest:
-    """The chat call a queued request stands for (the same prompt as a synchronous call)."""
+    """The chat call a queued request stands for: the same prompt and cache hints as a
+    synchronous call."""
     request: AnyRequest = stored_request(item).data
-    if isinstance(request, LLMComparisonRequestV1):
-        prompt = comparison_prompt(request)
-        schema_name, schema = "comparison_verdict", COMPARISON_SCHEMA
-    else:
-        prompt = rubric_prompt(request)
-        schema_name, schema = "rubric_scores", RUBRIC_SCHEMA
     config = request.llm_config
-    return ChatRequest(
+    provider = LLMProviderName(item.provider)
+    terms = model_cache_terms(settings, provider) if settings.llm_prompt_caching else None
+    return build_chat_request(
+        prompt_call(request),
         model=item.model,
-        system=prompt.system,
-        user=prompt.user,
-        schema_name=schema_name,
-        schema=schema,
         temperature=config.temperature,
         max_tokens=config.max_tokens or settings.max_tokens(item.kind),
+        cache_terms=terms(item.model) if terms is not None else None,
     )
+
+
+def cache_friendly_order(calls: Sequence[BatchCall]) -> list[BatchCall]:
+    """The calls ordered so that those sharing a cacheable prefix are adjacent.
+
+    A provider's prompt cache serves a prefix only after a request that wrote it has run, and
+    keeps it for minutes; items are worked through roughly in the order given. Sorting by the
+    prompt text (system prompt, then the user message: static head, then essay A) puts every
+    request with the same instructions and rubric together and, among them, every comparison
+    with the same essay A, so each prefix is written once and read by its neighbours. Sorting
+    is stable: calls with the same prompt keep their order."""
+    return sorted(calls, key=lambda call: (call.request.system, call.request.user))
 
 
 class BatchSubmitter:
@@ -191,7 +198,9 @@ class BatchSubmitter:
         if api is None:
             await self._refuse(batch, items, _not_configured(batch.provider))
             return
-        calls = [BatchCall(str(i.request_id), chat_request(i, self._settings)) for i in items]
+        calls = cache_friendly_order(
+            [BatchCall(str(i.request_id), chat_request(i, self._settings)) for i in items]
+        )
         try:
             provider_batch_id = await api.submit(calls, key=str(batch.id))
         except JudgeError as exc:

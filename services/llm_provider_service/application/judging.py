@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -30,7 +31,7 @@ from llm_provider_service.domain.answers import (
 )
 from llm_provider_service.domain.errors import MalformedAnswerError
 from llm_provider_service.domain.heuristic_judge import compare_essays, score_answer
-from llm_provider_service.domain.prompt_caching import plan_prompt_cache
+from llm_provider_service.domain.prompt_caching import CacheTerms, plan_prompt_cache
 from llm_provider_service.domain.prompts import (
     RenderedPrompt,
     render_comparison_prompt,
@@ -60,6 +61,56 @@ def rubric_prompt(request: LLMRubricRequestV1) -> RenderedPrompt:
         rubric=request.rubric,
         language=request.language,
         passages=[(p.passage_id, p.text) for p in request.reference_passages],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCall:
+    """A request's prompt and the structured answer it asks for."""
+
+    prompt: RenderedPrompt
+    schema_name: str
+    schema: dict[str, Any]
+
+
+def prompt_call(request: LLMComparisonRequestV1 | LLMRubricRequestV1) -> PromptCall:
+    """The prompt and answer schema of a request (a synchronous call's or a batch item's)."""
+    if isinstance(request, LLMComparisonRequestV1):
+        return PromptCall(comparison_prompt(request), "comparison_verdict", COMPARISON_SCHEMA)
+    if request.reference_passages:
+        return PromptCall(rubric_prompt(request), "grounded_rubric_scores", GROUNDED_RUBRIC_SCHEMA)
+    return PromptCall(rubric_prompt(request), "rubric_scores", RUBRIC_SCHEMA)
+
+
+def build_chat_request(
+    call: PromptCall,
+    *,
+    model: str,
+    temperature: float | None,
+    max_tokens: int,
+    cache_terms: CacheTerms | None,
+) -> ChatRequest:
+    """The chat call of a prompt, with its cache plan (None: caching off); the one way both
+    synchronous calls and batch items are built, so both carry the same cache hints."""
+    breakpoints: tuple[int, ...] = ()
+    cache_key = None
+    if cache_terms is not None:
+        plan = plan_prompt_cache(
+            call.prompt,
+            terms=cache_terms,
+            extra_prefix_chars=len(json.dumps(call.schema, sort_keys=True)),
+        )
+        breakpoints, cache_key = plan.breakpoints, plan.key
+    return ChatRequest(
+        model=model,
+        system=call.prompt.system,
+        user=call.prompt.user,
+        schema_name=call.schema_name,
+        schema=call.schema,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        cache_breakpoints=breakpoints,
+        cache_key=cache_key,
     )
 
 
@@ -132,61 +183,37 @@ class ChatJudge:
         chat: ChatModel,
         *,
         parse_attempts: int = 2,
-        cache_minimum: Callable[[str], int] | None = None,
+        cache_terms: Callable[[str], CacheTerms] | None = None,
     ) -> None:
-        """`cache_minimum(model)`: the shortest prefix (tokens) the model caches; None turns
-        prompt caching off."""
+        """`cache_terms(model)`: what prompt caching costs for the model (its minimum prefix,
+        its write and read prices); None turns prompt caching off."""
         self._provider = provider
         self._chat = chat
         self._parse_attempts = parse_attempts
-        self._cache_minimum = cache_minimum
+        self._cache_terms = cache_terms
 
     async def compare(
         self, request: LLMComparisonRequestV1, choice: ModelChoice
     ) -> Judgement[ComparisonAnswer]:
         """Ask the model which essay is better."""
-        prompt = comparison_prompt(request)
-        return await self._ask(
-            prompt, choice, "comparison_verdict", COMPARISON_SCHEMA, parse_comparison_answer
-        )
+        return await self._ask(prompt_call(request), choice, parse_comparison_answer)
 
     async def score(
         self, request: LLMRubricRequestV1, choice: ModelChoice
     ) -> Judgement[RubricAnswer]:
         """Ask the model to score the answer (and, with reference passages, to cite them)."""
-        prompt = rubric_prompt(request)
-        if request.reference_passages:
-            schema_name, schema = "grounded_rubric_scores", GROUNDED_RUBRIC_SCHEMA
-        else:
-            schema_name, schema = "rubric_scores", RUBRIC_SCHEMA
-        return await self._ask(prompt, choice, schema_name, schema, parse_rubric_answer)
+        return await self._ask(prompt_call(request), choice, parse_rubric_answer)
 
     async def _ask(
-        self,
-        prompt: RenderedPrompt,
-        choice: ModelChoice,
-        schema_name: str,
-        schema: dict[str, Any],
-        parse: Callable[[str | None], AnswerT],
+        self, prompt: PromptCall, choice: ModelChoice, parse: Callable[[str | None], AnswerT]
     ) -> Judgement[AnswerT]:
-        breakpoint_chars, cache_key = 0, None
-        if self._cache_minimum is not None:
-            plan = plan_prompt_cache(
-                prompt,
-                min_cacheable_tokens=self._cache_minimum(choice.model),
-                extra_prefix_chars=len(json.dumps(schema, sort_keys=True)),
-            )
-            breakpoint_chars, cache_key = plan.breakpoint_chars, plan.key
-        call = ChatRequest(
+        terms = self._cache_terms(choice.model) if self._cache_terms is not None else None
+        call = build_chat_request(
+            prompt,
             model=choice.model,
-            system=prompt.system,
-            user=prompt.user,
-            schema_name=schema_name,
-            schema=schema,
             temperature=choice.temperature,
             max_tokens=choice.max_tokens,
-            cache_breakpoint_chars=breakpoint_chars,
-            cache_key=cache_key,
+            cache_terms=terms,
         )
         spent: Counter[str] = Counter()
         last_error: MalformedAnswerError | None = None
@@ -205,7 +232,9 @@ class ChatJudge:
                 log.warning("malformed_model_answer", provider=self._provider, attempt=attempt)
                 last_error = exc
                 continue
-            return Judgement(answer, reply.model or choice.model, prompt, TokenUsage(**spent))
+            return Judgement(
+                answer, reply.model or choice.model, prompt.prompt, TokenUsage(**spent)
+            )
         assert last_error is not None
         raise MalformedAnswerError(
             f"{last_error.message} (after {self._parse_attempts} attempts)", details=dict(spent)

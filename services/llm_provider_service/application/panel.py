@@ -17,7 +17,7 @@ from llm_provider_service.application.resilience import (
 )
 from llm_provider_service.config import ProviderLimits, Settings
 from llm_provider_service.domain.circuit_breaker import CircuitBreaker
-from llm_provider_service.domain.prompt_caching import DEFAULT_MIN_CACHEABLE_TOKENS
+from llm_provider_service.domain.prompt_caching import DEFAULT_MIN_CACHEABLE_TOKENS, CacheTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +122,26 @@ def build_panel(
         resilient = ResilientChatModel(
             name.value, chat, breaker=breaker, limiter=budget, policy=policy
         )
-        cache_minimum = _cache_minimum(settings, name) if settings.llm_prompt_caching else None
-        judge = ChatJudge(name.value, resilient, cache_minimum=cache_minimum)
+        terms = model_cache_terms(settings, name) if settings.llm_prompt_caching else None
+        judge = ChatJudge(name.value, resilient, cache_terms=terms)
         seats[name] = PanelSeat(name, judge, breaker, limits)
     return JudgePanel(settings, seats)
 
 
-def _cache_minimum(settings: Settings, provider: LLMProviderName) -> Callable[[str], int]:
-    """A model's minimum cacheable prefix from the price table (1024, the providers' common
-    minimum, for a model the table does not know)."""
+def model_cache_terms(settings: Settings, provider: LLMProviderName) -> Callable[[str], CacheTerms]:
+    """What prompt caching costs per model of a provider, from the price table: the minimum
+    cacheable prefix and the write and read prices relative to input (for a model the table does
+    not know: the providers' common minimum, 1024 tokens, at Anthropic's ratios)."""
     table = settings.price_table
 
-    def minimum(model: str) -> int:
+    def terms(model: str) -> CacheTerms:
         price = table.price(provider.value, model)
-        return price.min_cacheable_tokens if price is not None else DEFAULT_MIN_CACHEABLE_TOKENS
+        if price is None or price.input <= 0:
+            return CacheTerms(DEFAULT_MIN_CACHEABLE_TOKENS)
+        return CacheTerms(
+            price.min_cacheable_tokens,
+            write_ratio=price.cache_write / price.input,
+            read_ratio=price.cached_input / price.input,
+        )
 
-    return minimum
+    return terms

@@ -100,6 +100,10 @@ class RenderedPrompt:
     # How many leading characters of `user` are the same for every request with the same
     # instructions and rubric: the system prompt and these form the cacheable prefix.
     static_chars: int = 0
+    # How many leading characters of `user` recur in other requests of the same batch beyond the
+    # static head: through essay A's fenced text, since CJ shows each essay as essay A in about
+    # half of its comparisons (0: nothing recurs, as in a rubric prompt).
+    recurring_chars: int = 0
 
     @property
     def static_prefix(self) -> str:
@@ -149,7 +153,9 @@ def render_comparison_prompt(
         b_end=b_end,
         essay_b=essay_b,
     )
-    return RenderedPrompt(version, system, static + rendered, len(static))
+    essay_a_block = f"{a_begin}\n{essay_a}\n{a_end}"
+    recurring = len(static) + rendered.index(essay_a_block) + len(essay_a_block)
+    return RenderedPrompt(version, system, static + rendered, len(static), recurring)
 
 
 def render_reference_passages(passages: Sequence[tuple[str, str]]) -> str:

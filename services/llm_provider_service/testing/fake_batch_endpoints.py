@@ -8,7 +8,9 @@ Anthropic: `POST /v1/messages/batches`, `GET /v1/messages/batches`,
 `GET /v1/messages/batches/{id}/results`.
 
 A batch runs until `latency` seconds after its creation (and while `held`), then ends as the
-script says: `completed` (every item answered, or its scripted error), `expired` or `cancelled`
+script says. Its items run in the order the batch lists them, each billed by `bill` (the fake
+server's prompt cache, as a synchronous call would be, so an item reads what earlier items
+wrote): `completed` (every item answered, or its scripted error), `expired` or `cancelled`
 (the first `answered_before_end` items answered, the rest expired / cancelled) or, for OpenAI,
 `failed` (the input refused, no results).
 """
@@ -19,6 +21,7 @@ import itertools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +31,8 @@ from typing import Any
 RawReply = tuple[int, bytes, str]
 ItemStatus = Callable[[str, int], int | None]
 Answer = Callable[[dict[str, Any]], str]
+# The usage object of one item (the path of its synchronous twin, its body), billed when it runs.
+Bill = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 _JSON = "application/json"
 _BATCH_PATH = re.compile(r"^/v1/batches/([^/?]+)(/cancel)?$")
@@ -73,12 +78,16 @@ class FakeBatchEndpoints:
     """State and routes of the fake's batch APIs; `created` lists every batch created."""
 
     answer: Answer
+    bill: Bill
     script: BatchScript = field(default_factory=BatchScript)
     base_url: str = ""
     created: list[tuple[str, str, int]] = field(default_factory=list)
     _files: dict[str, bytes] = field(default_factory=dict)
     _batches: dict[str, _Batch] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Ids are unique across fake servers, as a provider's are: a service whose database outlives
+    # one fake (a benchmark's next run) must never see a batch id again.
+    _id_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
@@ -115,9 +124,12 @@ class FakeBatchEndpoints:
 
     # creation
 
+    def _new_id(self, kind: str) -> str:
+        return f"{kind}{self._id_prefix}{next(self._ids)}"
+
     def _upload(self, headers: dict[str, str], raw: bytes) -> RawReply:
         content = _multipart_file(headers.get("content-type", ""), raw)
-        file_id = f"file-{next(self._ids)}"
+        file_id = self._new_id("file-")
         self._files[file_id] = content
         return _json(200, _file_object(file_id, len(content), "batch"))
 
@@ -131,14 +143,14 @@ class FakeBatchEndpoints:
             if line.strip():
                 entry = json.loads(line)
                 items.append((str(entry["custom_id"]), dict(entry["body"])))
-        batch = self._new("openai", f"batch_{next(self._ids)}", items, body.get("metadata") or {})
+        batch = self._new("openai", self._new_id("batch_"), items, body.get("metadata") or {})
         batch.input_file_id = str(body["input_file_id"])
         return _json(200, self._openai_view(batch))
 
     def _create_anthropic(self, raw: bytes) -> RawReply:
         body = json.loads(raw)
         items = [(str(r["custom_id"]), dict(r["params"])) for r in body.get("requests", [])]
-        batch = self._new("anthropic", f"msgbatch_{next(self._ids)}", items, {})
+        batch = self._new("anthropic", self._new_id("msgbatch_"), items, {})
         return _json(200, self._anthropic_view(batch))
 
     def _new(
@@ -237,10 +249,10 @@ class FakeBatchEndpoints:
                 errors.append(json.dumps(line))
             # cancelled: requests that never ran are not in any file
         if output:
-            batch.output_file_id = f"file-{next(self._ids)}"
+            batch.output_file_id = self._new_id("file-")
             self._files[batch.output_file_id] = ("\n".join(output) + "\n").encode()
         if errors:
-            batch.error_file_id = f"file-{next(self._ids)}"
+            batch.error_file_id = self._new_id("file-")
             self._files[batch.error_file_id] = ("\n".join(errors) + "\n").encode()
 
     def _finish_anthropic(self, batch: _Batch, end: str) -> None:
@@ -274,7 +286,7 @@ class FakeBatchEndpoints:
                     "logprobs": None,
                 }
             ],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+            "usage": self.bill("/v1/chat/completions", body),
         }
 
     def _message(self, params: dict[str, Any], index: int) -> dict[str, Any]:
@@ -286,7 +298,7 @@ class FakeBatchEndpoints:
             "content": [{"type": "text", "text": self.answer(params)}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": 120, "output_tokens": 30},
+            "usage": self.bill("/v1/messages", params),
         }
 
     # views

@@ -71,8 +71,12 @@ Script = Callable[[ReceivedRequest, int], FakeReply]
 # The passage id a good grounded answer cites (requests in the tests name a passage so).
 GROUNDED_CITATION = "kp-1"
 
-# What every good answer reports as its completion tokens (a verdict is a few dozen).
-FAKE_COMPLETION_TOKENS = 30
+# What every good answer reports as its completion tokens. The answer a real model writes for a
+# comparison is a JSON object with a two-or-three-sentence justification (the system prompt asks
+# for that): about 250-350 characters, 60-90 tokens. Output tokens cost 4-5 times as much as
+# input, so an unrealistically short answer would flatter every ratio that caching and batch
+# discounts change (they act on input tokens, or on both alike).
+FAKE_COMPLETION_TOKENS = 75
 
 
 def good_content(request: ReceivedRequest) -> str:
@@ -81,7 +85,11 @@ def good_content(request: ReceivedRequest) -> str:
         return json.dumps(
             {
                 "winner": "essay_a",
-                "justification": "Essay A develops its argument.",
+                "justification": (
+                    "Essay A develops its argument with specific evidence and explains how "
+                    "each example supports its claim. Essay B states a clear position but "
+                    "relies on assertion, and its paragraphs do not build on one another."
+                ),
                 "confidence": 4,
             }
         )
@@ -164,6 +172,9 @@ class FakePromptCache:
     a full-price baseline). Anthropic: caches the system prompt and the user blocks up to the
     `cache_control` breakpoint when they reach the model's minimum (1024 tokens; 2048 for Haiku
     3/3.5; 4096 for Haiku 4.5), reporting a cache write the first time and reads afterwards.
+    With several breakpoints each long-enough prefix is cached: a request reads the longest one
+    already cached and writes the rest up to its last breakpoint. Batch items are billed here
+    too, in the order the batch lists them (`FakeBatchEndpoints.bill`).
     """
 
     def __init__(self, *, remembered_prompts: int = 256) -> None:
@@ -174,13 +185,12 @@ class FakePromptCache:
     def usage(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The usage object to report for a request, given what is cached now."""
         if path.endswith("/messages"):
-            prefix = _anthropic_cached_prefix(body)
-            if prefix is None:
+            prefixes = _anthropic_cacheable_prefixes(body)
+            if not prefixes:
                 return anthropic_usage(body, cached_tokens=0, written_tokens=0)
-            tokens = _tokens(prefix)
-            if prefix in self._anthropic:
-                return anthropic_usage(body, cached_tokens=tokens, written_tokens=0)
-            return anthropic_usage(body, cached_tokens=0, written_tokens=tokens)
+            read = max((_tokens(p) for p in prefixes if p in self._anthropic), default=0)
+            written = _tokens(prefixes[-1]) - read
+            return anthropic_usage(body, cached_tokens=read, written_tokens=written)
         key = body.get("prompt_cache_key")
         if not isinstance(key, str):
             return openai_usage(body, cached_tokens=0)
@@ -193,9 +203,7 @@ class FakePromptCache:
     def remember(self, path: str, body: dict[str, Any]) -> None:
         """Make the request's cacheable prefix readable (its response has been sent)."""
         if path.endswith("/messages"):
-            prefix = _anthropic_cached_prefix(body)
-            if prefix is not None:
-                self._anthropic.add(prefix)
+            self._anthropic.update(_anthropic_cacheable_prefixes(body))
             return
         key = body.get("prompt_cache_key")
         if isinstance(key, str):
@@ -248,8 +256,9 @@ def _anthropic_min_cacheable(model: str) -> int:
     return 1024
 
 
-def _anthropic_cached_prefix(body: dict[str, Any]) -> str | None:
-    """The text up to the last `cache_control` breakpoint, when long enough to be cached."""
+def _anthropic_cacheable_prefixes(body: dict[str, Any]) -> list[str]:
+    """The texts up to each `cache_control` breakpoint that are long enough to be cached,
+    shortest first."""
     parts: list[tuple[str, bool]] = []
     system = body.get("system")
     if isinstance(system, str):
@@ -263,13 +272,14 @@ def _anthropic_cached_prefix(body: dict[str, Any]) -> str | None:
             continue
         for block in content or []:
             parts.append((str(block.get("text", "")), "cache_control" in block))
-    marked = [i for i, (_text, mark) in enumerate(parts) if mark]
-    if not marked:
-        return None
-    prefix = "".join(text for text, _mark in parts[: marked[-1] + 1])
-    if _tokens(prefix) < _anthropic_min_cacheable(str(body.get("model", ""))):
-        return None
-    return prefix
+    minimum = _anthropic_min_cacheable(str(body.get("model", "")))
+    prefixes = []
+    for index, (_text, marked) in enumerate(parts):
+        if marked:
+            prefix = "".join(text for text, _mark in parts[: index + 1])
+            if _tokens(prefix) >= minimum:
+                prefixes.append(prefix)
+    return prefixes
 
 
 def openai_usage(body: dict[str, Any], *, cached_tokens: int) -> dict[str, Any]:
@@ -311,18 +321,36 @@ class FakeLLMServer:
     ) -> None:
         self.script = script
         self.batches = FakeBatchEndpoints(
-            answer=lambda body: good_content(ReceivedRequest("", {}, body, 0.0)),
+            answer=self._batch_answer,
+            bill=self._bill_batch_item,
             script=batch_script or BatchScript(),
         )
         self.delay = delay
         self.received: list[ReceivedRequest] = []
         self.answered = 0
         self.prompt_cache = FakePromptCache()
-        # The usage object of every good answer sent, in order (what a test expects to be billed).
+        # The usage object of every good answer sent, batch items included, in order (what a
+        # test expects to be billed).
         self.reported_usage: list[dict[str, Any]] = []
         self._port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    def _batch_answer(self, body: dict[str, Any]) -> str:
+        """A batch item's answer: the script's content when it scripts one for the request (a
+        judge), else a good answer (batch-level failures are the `BatchScript`'s)."""
+        request = ReceivedRequest("", {}, body, time.monotonic())
+        reply = self.script(request, len(self.received))
+        if reply.status == 200 and reply.content is not None:
+            return reply.content
+        return good_content(request)
+
+    def _bill_batch_item(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The usage of one batch item, billed like a synchronous call that ran just then."""
+        usage = self.prompt_cache.usage(path, body)
+        self.prompt_cache.remember(path, body)
+        self.reported_usage.append(usage)
+        return usage
 
     @property
     def port(self) -> int:

@@ -24,6 +24,9 @@ def comparison_envelope(
     metadata: dict[str, Any] | None = None,
     provider: LLMProviderName | None = None,
     mode: LLMMode | None = None,
+    model: str | None = None,
+    judge_rubric: str | None = None,
+    essay_b: str = ONE_LINE,
 ) -> EventEnvelope[LLMComparisonRequestV1]:
     """A comparison request envelope with a fresh request id and correlation id."""
     return EventEnvelope[LLMComparisonRequestV1](
@@ -33,9 +36,10 @@ def comparison_envelope(
         data=LLMComparisonRequestV1(
             request_id=uuid.uuid4(),
             essay_a=ComparisonEssay(essay_id="e1", text_content=DEVELOPED_ON_TOPIC),
-            essay_b=ComparisonEssay(essay_id="e2", text_content=ONE_LINE),
+            essay_b=ComparisonEssay(essay_id="e2", text_content=essay_b),
             essay_instructions=INSTRUCTIONS,
-            llm_config=LLMConfig(provider=provider, mode=mode),
+            judge_rubric=judge_rubric,
+            llm_config=LLMConfig(provider=provider, model=model, mode=mode),
             callback_topic=callback_topic,
             request_metadata=metadata or {},
         ),

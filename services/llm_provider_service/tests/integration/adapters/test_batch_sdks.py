@@ -3,6 +3,7 @@ lookup by submission key, progress, answers, per-item errors and every way a bat
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,11 @@ from llm_provider_service.domain.errors import (
     ProviderServerError,
 )
 from llm_provider_service.testing.fake_batch_endpoints import BatchScript
-from llm_provider_service.testing.fake_llm_server import FakeLLMServer
+from llm_provider_service.testing.fake_llm_server import (
+    FAKE_COMPLETION_TOKENS,
+    FakeLLMServer,
+    FakeReply,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +89,23 @@ class TestSubmissionAndAnswers:
             assert outcome.error is None
             assert outcome.reply is not None
             assert parse_comparison_answer(outcome.reply.text).confidence == 4
-            assert outcome.reply.prompt_tokens == 120
+            assert outcome.reply.prompt_tokens > 0
+            assert outcome.reply.completion_tokens == FAKE_COMPLETION_TOKENS
         assert [(count) for _, _, count in server.batches.created] == [5]
         assert server.received == []  # no synchronous call was made
+
+    async def test_the_items_are_answered_by_the_servers_judge_script_like_sync_calls(
+        self, api: BatchAPI, server: FakeLLMServer
+    ) -> None:
+        verdict = {"winner": "essay_b", "justification": "B argues better.", "confidence": 2}
+        server.script = lambda _request, _index: FakeReply(content=json.dumps(verdict))
+        batch_id = await api.submit(_calls(2), key="k")
+        outcomes = await api.outcomes(batch_id)
+
+        assert len(outcomes) == 2
+        for outcome in outcomes:
+            assert outcome.reply is not None
+            assert parse_comparison_answer(outcome.reply.text).winner == "essay_b"
 
     async def test_a_held_batch_is_still_running(
         self, api: BatchAPI, server: FakeLLMServer

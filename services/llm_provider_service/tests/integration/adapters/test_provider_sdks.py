@@ -231,13 +231,16 @@ class TestPromptCaching:
         second = await harness.compare(
             LLMProviderName.ANTHROPIC, model=sonnet, rubric=LONG_RUBRIC, essay_b="Another essay."
         )
-        # The breakpoint closes the static head; the essays follow it, unmarked.
+        # One breakpoint closes the static head, a second essay A (which recurs in other
+        # comparisons); essay B follows, unmarked.
         blocks = server.received[0].body["messages"][0]["content"]
         assert blocks[0]["cache_control"] == {"type": "ephemeral"}
         assert LONG_RUBRIC in blocks[0]["text"]
         assert DEVELOPED_ON_TOPIC not in blocks[0]["text"]
         assert DEVELOPED_ON_TOPIC in blocks[1]["text"]
-        assert "cache_control" not in blocks[1]
+        assert blocks[1]["cache_control"] == {"type": "ephemeral"}
+        assert "Another essay." in server.received[1].body["messages"][0]["content"][2]["text"]
+        assert "cache_control" not in blocks[2]
         assert first.usage.cache_write_tokens > 1024
         assert first.usage.cached_prompt_tokens == 0
         assert second.usage.cached_prompt_tokens == first.usage.cache_write_tokens

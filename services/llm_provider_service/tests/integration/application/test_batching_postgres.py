@@ -81,7 +81,7 @@ class Batching:
     engine: AsyncEngine
     transactions: PostgresTransactions
 
-    async def enqueue(self, n: int) -> list[uuid.UUID]:
+    async def enqueue(self, n: int, **request: Any) -> list[uuid.UUID]:
         ids = []
         for i in range(n):
             envelope = comparison_envelope(
@@ -90,6 +90,7 @@ class Batching:
                 metadata={"n": i},
                 provider=self.provider,
                 mode=LLMMode.BATCH,
+                **request,
             )
             assert await self.intake.enqueue(envelope, key=f"k{i}")
             ids.append(envelope.data.request_id)
@@ -205,11 +206,11 @@ class TestItemErrorsAndEndings:
             assert error.code is ErrorCode.CANCELLED
             assert error.retryable
 
+    # Only OpenAI batches can fail as a whole (an Anthropic batch has no such ending).
+    @pytest.mark.parametrize("batching", [LLMProviderName.OPENAI], ids=["openai"], indirect=True)
     async def test_a_batch_the_provider_fails_answers_with_a_validation_error(
         self, batching: Batching, server: FakeLLMServer
     ) -> None:
-        if batching.provider is not LLMProviderName.OPENAI:
-            pytest.skip("only OpenAI batches can fail as a whole")
         server.batches.script.end = "failed"
         ids = await batching.enqueue(2)
         assert await batching.submitter.submit_due()
@@ -220,6 +221,70 @@ class TestItemErrorsAndEndings:
             assert error is not None
             assert error.code is ErrorCode.VALIDATION
             assert not error.retryable
+
+
+# A rubric long enough to make the static prefix cacheable for both models (about 3,500 tokens).
+LONG_RUBRIC = " ".join(
+    f"Criterion {i}: the essay weighs evidence on pollution, transport, business and residents, "
+    f"and explains how point {i} supports its conclusion."
+    for i in range(100)
+)
+CACHING_MODELS = {
+    LLMProviderName.OPENAI: "gpt-4o-mini",
+    LLMProviderName.ANTHROPIC: "claude-sonnet-4-6",
+}
+
+
+class TestPromptCachingInBatches:
+    async def test_batch_items_read_the_cached_prefix_priced_at_the_cached_rate_less_the_discount(
+        self, batching: Batching, server: FakeLLMServer
+    ) -> None:
+        model = CACHING_MODELS[batching.provider]
+        ids = await batching.enqueue(3, model=model, judge_rubric=LONG_RUBRIC)
+        assert await batching.submitter.submit_due()
+        results = await batching.answered(3)
+
+        usages = [results[request_id].usage for request_id in ids]
+        assert usages[0].cached_prompt_tokens == 0
+        for usage in usages[1:]:
+            assert usage.cached_prompt_tokens >= 1024
+            assert usage.cache_write_tokens == 0
+        price = batching.settings.price_table.price(batching.provider.value, model)
+        assert price is not None
+        assert price.batch_discount > 0
+        for usage in usages:
+            uncached = usage.prompt_tokens - usage.cached_prompt_tokens - usage.cache_write_tokens
+            list_price = (
+                uncached * price.input
+                + usage.cached_prompt_tokens * price.cached_input
+                + usage.cache_write_tokens * price.cache_write
+                + usage.completion_tokens * price.output
+            ) / 1e6
+            assert usage.estimated_cost_usd == pytest.approx(
+                list_price * (1 - price.batch_discount)
+            )
+        assert usages[1].estimated_cost_usd is not None
+        assert usages[0].estimated_cost_usd is not None
+        assert usages[1].estimated_cost_usd < usages[0].estimated_cost_usd
+
+    # Anthropic caches only up to a breakpoint: the batch items carry the same ones as a
+    # synchronous call (after the static head, and after essay A).
+    @pytest.mark.parametrize(
+        "batching", [LLMProviderName.ANTHROPIC], ids=["anthropic"], indirect=True
+    )
+    async def test_anthropic_batch_items_write_the_prefix_once_then_read_it(
+        self, batching: Batching, server: FakeLLMServer
+    ) -> None:
+        ids = await batching.enqueue(
+            2, model=CACHING_MODELS[batching.provider], judge_rubric=LONG_RUBRIC
+        )
+        assert await batching.submitter.submit_due()
+        results = await batching.answered(2)
+
+        first, second = (results[request_id].usage for request_id in ids)
+        assert first.cache_write_tokens >= 1024
+        assert second.cached_prompt_tokens == first.cache_write_tokens
+        assert server.received == []  # nothing went the synchronous way
 
 
 class TestNoDoubleSubmission:

@@ -4,6 +4,7 @@ which requests take the batch path, refusals, lost submissions, polling backoff.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,14 +13,28 @@ from uuid import UUID, uuid4
 
 from common_core.errors import ErrorCode
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import LLMComparisonResultV1, LLMMode, LLMProviderName
+from common_core.events.llm import (
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMMode,
+    LLMProviderName,
+    ReferencePassage,
+)
 from llm_provider_service.application.batch_results import BatchCallbacks
-from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
+from llm_provider_service.application.batching import (
+    BatchIntake,
+    BatchPoller,
+    BatchSubmitter,
+    cache_friendly_order,
+    chat_request,
+)
+from llm_provider_service.application.judging import build_chat_request, prompt_call
 from llm_provider_service.application.ports import (
     BatchAPI,
     BatchCall,
     BatchProgress,
     BatchStore,
+    ChatReply,
     ItemOutcome,
     ProviderBatchRecord,
     QueuedRequest,
@@ -31,7 +46,12 @@ from llm_provider_service.domain.errors import (
     ProviderRequestRejectedError,
     ProviderServerError,
 )
-from llm_provider_service.testing.requests import comparison_envelope
+from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
+from llm_provider_service.testing.sample_essays import (
+    DEVELOPED_ON_TOPIC,
+    OFF_TOPIC_DEVELOPED,
+    ONE_LINE,
+)
 
 OPENAI = LLMProviderName.OPENAI
 
@@ -294,3 +314,102 @@ class TestPolling:
         assert result.error_detail.code is ErrorCode.PROVIDER_ERROR
         assert result.error_detail.retryable
         assert [b["outcome"] for b in store.batches.values()] == ["completed"]
+
+
+LONG_RUBRIC = "Weigh the evidence, the structure and the language of each essay. " * 150
+
+
+async def _queued_request(settings: Settings, **request: Any) -> QueuedRequest:
+    store, intake, _, _ = _wired(FakeBatchAPI(), settings)
+    envelope = comparison_envelope(
+        "requests", "callbacks", provider=OPENAI, mode=LLMMode.BATCH, **request
+    )
+    await intake.enqueue(envelope, key=None)
+    queued: QueuedRequest = next(iter(store.requests.values()))[0]
+    return queued
+
+
+class TestBatchItemsCarryTheCacheHints:
+    async def test_a_batch_item_has_the_breakpoints_and_key_of_a_synchronous_call(self) -> None:
+        settings = _settings()
+        item = await _queued_request(settings, model="gpt-4o-mini", judge_rubric=LONG_RUBRIC)
+        call = chat_request(item, settings)
+        assert call.cache_key is not None
+        assert call.cache_key.startswith("huleedu-")
+        assert len(call.cache_breakpoints) == 2
+        assert LONG_RUBRIC.strip() in call.user[: call.cache_breakpoints[0]]
+        essay_a = call.user[call.cache_breakpoints[0] : call.cache_breakpoints[1]]
+        assert DEVELOPED_ON_TOPIC in essay_a
+
+    async def test_with_caching_off_a_batch_item_has_no_cache_hints(self) -> None:
+        settings = _settings(llm_prompt_caching=False)
+        item = await _queued_request(settings, model="gpt-4o-mini", judge_rubric=LONG_RUBRIC)
+        call = chat_request(item, settings)
+        assert call.cache_key is None
+        assert call.cache_breakpoints == ()
+
+
+class TestCacheFriendlyOrder:
+    def test_calls_sharing_the_static_head_and_essay_a_become_adjacent(self) -> None:
+        def call(custom_id: str, rubric: str, essay_a: str) -> BatchCall:
+            envelope = comparison_envelope("requests", "callbacks", judge_rubric=rubric)
+            request = envelope.data.model_copy(
+                update={
+                    "essay_a": envelope.data.essay_a.model_copy(update={"text_content": essay_a})
+                }
+            )
+            prompt = prompt_call(request)
+            chat = build_chat_request(
+                prompt, model="m", temperature=None, max_tokens=10, cache_terms=None
+            )
+            return BatchCall(custom_id, chat)
+
+        calls = [
+            call("1", "rubric one", DEVELOPED_ON_TOPIC),
+            call("2", "rubric two", DEVELOPED_ON_TOPIC),
+            call("3", "rubric one", OFF_TOPIC_DEVELOPED),
+            call("4", "rubric one", DEVELOPED_ON_TOPIC),
+            call("5", "rubric two", ONE_LINE),
+            call("6", "rubric one", OFF_TOPIC_DEVELOPED),
+        ]
+        ordered = [c.custom_id for c in cache_friendly_order(calls)]
+
+        assert sorted(ordered) == [c.custom_id for c in calls]
+        groups = [{"1", "4"}, {"3", "6"}]
+        for group in groups:
+            positions = sorted(ordered.index(i) for i in group)
+            assert positions[1] - positions[0] == 1
+        rubric_one = sorted(ordered.index(i) for i in ("1", "3", "4", "6"))
+        assert rubric_one[-1] - rubric_one[0] == 3
+        assert ordered.index("1") < ordered.index("4")  # stable within a group
+
+
+class TestGroundedRubricInBatches:
+    async def test_a_grounded_rubric_item_asks_for_citations_and_its_callback_keeps_them(
+        self,
+    ) -> None:
+        settings = _settings()
+        store, intake, _, _ = _wired(FakeBatchAPI(), settings)
+        envelope = rubric_envelope("requests", "callbacks")
+        request = envelope.data.model_copy(
+            update={
+                "llm_config": LLMConfig(provider=OPENAI, mode=LLMMode.BATCH),
+                "reference_passages": [
+                    ReferencePassage(passage_id="kp-1", text="Trams cut emissions."),
+                    ReferencePassage(passage_id="kp-2", text="Parking fees fund buses."),
+                ],
+            }
+        )
+        await intake.enqueue(envelope.model_copy(update={"data": request}), key=None)
+        item: QueuedRequest = next(iter(store.requests.values()))[0]
+
+        assert chat_request(item, settings).schema_name == "grounded_rubric_scores"
+        answer = {
+            "scores": {"relevance": 4, "depth": 3, "clarity": 4, "technical": 3},
+            "overall": 3.5,
+            "feedback": "Relevant, could go deeper.",
+            "citations": ["kp-2", "invented"],
+        }
+        outcome = ItemOutcome(str(item.request_id), ChatReply(json.dumps(answer), "gpt-4o-mini"))
+        _topic, callback, _key = BatchCallbacks(settings).callback(item, outcome)
+        assert callback.data.citations == ["kp-2"]
