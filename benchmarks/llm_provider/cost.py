@@ -151,6 +151,10 @@ def batch_request(
             {"provider": provider, "model": model, **mode.llm_config}
         ),
         max_comparisons=BUDGET,
+        # Every mode spends the whole budget: the reliability stop (default target 0.9) would end
+        # each run after a different number of comparisons, and the ratios would compare unlike
+        # amounts of judging.
+        target_reliability=0.999,
     )
 
 
