@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -484,21 +484,20 @@ class PostgresBatchRepository:
             for essay_a, essay_b, status, winner in rows
         ]
 
-    async def essays(self, batch_id: UUID) -> list[EssayRecord]:
-        """The essays of a batch in position order."""
+    async def essays(
+        self, batch_id: UUID, positions: Collection[int] | None = None
+    ) -> list[EssayRecord]:
+        """The essays of a batch in position order; only those at `positions` when given."""
         await self._write_updates()
-        rows = (
-            await self._session.execute(
-                select(
-                    cj_essays.c.position,
-                    cj_essays.c.essay_id,
-                    cj_essays.c.text_content,
-                    cj_essays.c.anchor_grade,
-                )
-                .where(cj_essays.c.batch_id == batch_id)
-                .order_by(cj_essays.c.position)
-            )
-        ).all()
+        query = select(
+            cj_essays.c.position,
+            cj_essays.c.essay_id,
+            cj_essays.c.text_content,
+            cj_essays.c.anchor_grade,
+        ).where(cj_essays.c.batch_id == batch_id)
+        if positions is not None:
+            query = query.where(cj_essays.c.position.in_(sorted(set(positions))))
+        rows = (await self._session.execute(query.order_by(cj_essays.c.position))).all()
         return [EssayRecord(r.position, r.essay_id, r.text_content, r.anchor_grade) for r in rows]
 
     async def essay_total(self, batch_id: UUID) -> int:

@@ -20,7 +20,6 @@ from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
-    EssayRecord,
     HedgeCall,
     NewPair,
     PairAnswer,
@@ -258,11 +257,15 @@ class CallbackUseCases:
         """Ask pairs again under new request ids after retryable errors."""
         await repo.reissue_pairs(reissues, now)
         by_id = {p.id: p for p in pairs.values()}
-        essays: dict[UUID, list[EssayRecord]] = {}
-        for reissue in reissues:
-            pair = by_id[reissue.pair_id]
-            if pair.batch_id not in essays:
-                essays[pair.batch_id] = await repo.essays(pair.batch_id)
+        asked = [by_id[reissue.pair_id] for reissue in reissues]
+        positions: dict[UUID, set[int]] = {}
+        for pair in asked:
+            positions.setdefault(pair.batch_id, set()).update((pair.essay_a, pair.essay_b))
+        essays = {
+            batch_id: {e.position: e for e in await repo.essays(batch_id, wanted)}
+            for batch_id, wanted in positions.items()
+        }
+        for pair, reissue in zip(asked, reissues, strict=True):
             new_pair = NewPair(pair.id, pair.essay_a, pair.essay_b, reissue.request_id)
             await self._messages.stage_comparison(
                 repo, batches[pair.batch_id], essays[pair.batch_id], new_pair
@@ -400,7 +403,7 @@ class CallbackUseCases:
                     )
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
-        essays = await repo.essays(batch.id)
+        essays = await repo.essays(batch.id, positions={i for pair in planned for i in pair})
         await self._messages.request_pairs(repo, generating, essays, planned, step=batch.waves + 1)
         await repo.update_batch(
             batch.id,

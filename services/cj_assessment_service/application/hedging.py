@@ -76,7 +76,8 @@ class HedgeUseCases:
             return 0
         hedges = [NewHedge(pair_id, by_id[pair_id].request_id, uuid4()) for pair_id in chosen]
         await repo.add_hedges(batch.id, hedges, now)
-        essays = await repo.essays(batch.id)
+        wanted = {i for h in hedges for i in (by_id[h.pair_id].essay_a, by_id[h.pair_id].essay_b)}
+        essays = {e.position: e for e in await repo.essays(batch.id, wanted)}
         for hedge in hedges:
             pair = by_id[hedge.pair_id]
             # The same pair in the same orientation and prompt, under a new request id.

@@ -3,7 +3,7 @@ the comparison requests of newly planned pairs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from uuid import uuid4
 
 from pydantic import BaseModel
@@ -52,19 +52,22 @@ class BatchMessages:
         *,
         step: int,
     ) -> None:
-        """Store newly planned pairs (planning step `step`) and stage their requests."""
+        """Store newly planned pairs (planning step `step`) and stage their requests; `essays`
+        holds at least the essays of those pairs."""
         new_pairs = [NewPair(uuid4(), a, b, uuid4()) for a, b in pairs]
         await repo.add_pairs(batch.id, step, new_pairs)
+        by_position = {e.position: e for e in essays}
         for pair in new_pairs:
-            await self.stage_comparison(repo, batch, essays, pair)
+            await self.stage_comparison(repo, batch, by_position, pair)
 
     async def stage_comparison(
         self,
         repo: BatchRepository,
         batch: BatchRecord,
-        essays: Sequence[EssayRecord],
+        essays: Mapping[int, EssayRecord],
         pair: NewPair,
     ) -> None:
+        """Stage the comparison request of one pair; `essays` by position."""
         settings = batch.request_settings
         first, second = essays[pair.essay_a], essays[pair.essay_b]
         payload = LLMComparisonRequestV1(

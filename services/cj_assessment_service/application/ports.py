@@ -5,7 +5,7 @@ The use cases in this package own this interface; `adapters.postgres` implements
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -285,8 +285,11 @@ class BatchRepository(Protocol):
         """Every pair of a batch, as scoring and planning see it."""
         ...
 
-    async def essays(self, batch_id: UUID) -> list[EssayRecord]:
-        """The essays of a batch in position order."""
+    async def essays(
+        self, batch_id: UUID, positions: Collection[int] | None = None
+    ) -> list[EssayRecord]:
+        """The essays of a batch in position order; only those at `positions` when given (a
+        top-up reads the texts of the pairs it requests, not the whole batch)."""
         ...
 
     async def essay_total(self, batch_id: UUID) -> int:

@@ -119,11 +119,13 @@ class TestRepositoryContract:
             stored = await repo.get_batch(batch.id)
             newest = await repo.newest_batch(ref)
             essays = await repo.essays(batch.id)
+            some = await repo.essays(batch.id, positions=[2, 0, 2])
         assert stored is not None
         assert (stored.state, stored.completed) == (BatchState.COMPLETED, 2)
         assert newest is not None
         assert newest.id == batch.id
         assert essays == ESSAYS
+        assert some == [ESSAYS[0], ESSAYS[2]]
 
     async def test_pairs_are_found_answered_and_reissued(self, transaction: Transaction) -> None:
         batch = _batch(f"ref-{uuid.uuid4().hex}")

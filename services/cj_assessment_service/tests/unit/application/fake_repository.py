@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -171,8 +171,14 @@ class FakeBatchRepository:
             if p.batch_id == batch_id
         ]
 
-    async def essays(self, batch_id: UUID) -> list[EssayRecord]:
-        return list(self.essay_rows[batch_id])
+    async def essays(
+        self, batch_id: UUID, positions: Collection[int] | None = None
+    ) -> list[EssayRecord]:
+        rows = self.essay_rows[batch_id]
+        if positions is None:
+            return list(rows)
+        wanted = set(positions)
+        return [e for e in rows if e.position in wanted]
 
     async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
         found = self.essay_sets.get(set_id)
