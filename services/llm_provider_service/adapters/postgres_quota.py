@@ -97,23 +97,47 @@ class PostgresRateBudget:
                     )
                 )
             )
-            rows = (
-                await session.execute(
-                    select(
-                        rate_grants.c.budget,
-                        func.extract("epoch", rate_grants.c.granted_at),
-                        rate_grants.c.amount,
-                    ).where(rate_grants.c.budget.in_(sorted(self._limits)))
-                )
-            ).all()
+            # The common case reads one sum per budget; the grants themselves (to learn how long
+            # to wait) only for a budget the request does not fit.
+            used = {
+                name: int(total)
+                for name, total in (
+                    await session.execute(
+                        select(rate_grants.c.budget, func.sum(rate_grants.c.amount))
+                        .where(rate_grants.c.budget.in_(sorted(self._limits)))
+                        .group_by(rate_grants.c.budget)
+                    )
+                ).all()
+            }
+            over = sorted(
+                name
+                for name, limit in self._limits.items()
+                if used.get(name, 0) + min(needs[name], limit) > limit
+            )
             waits: dict[str, float] = {}
-            for name, limit in self._limits.items():
-                grants = [(float(at), int(amount)) for budget, at, amount in rows if budget == name]
-                wait = seconds_until_fits(
-                    grants, now=now_s, period=self._period, limit=limit, need=needs[name]
-                )
-                if wait > 0:
-                    waits[name] = wait
+            if over:
+                rows = (
+                    await session.execute(
+                        select(
+                            rate_grants.c.budget,
+                            func.extract("epoch", rate_grants.c.granted_at),
+                            rate_grants.c.amount,
+                        ).where(rate_grants.c.budget.in_(over))
+                    )
+                ).all()
+                for name in over:
+                    grants = [
+                        (float(at), int(amount)) for budget, at, amount in rows if budget == name
+                    ]
+                    wait = seconds_until_fits(
+                        grants,
+                        now=now_s,
+                        period=self._period,
+                        limit=self._limits[name],
+                        need=needs[name],
+                    )
+                    if wait > 0:
+                        waits[name] = wait
             if not waits:
                 await session.execute(
                     insert(rate_grants).values(
