@@ -25,10 +25,9 @@ from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
 from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor, TailHedger
-from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.infrastructure import prepare_service_infrastructure
 from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer
-from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.runtime.providers import instance_client_id
 from common_core.topics import Topic, dlq_topic_name
@@ -48,14 +47,8 @@ def service_topics(settings: Settings) -> list[str]:
 
 
 async def prepare_infrastructure(settings: Settings) -> None:
-    """Apply migrations and create the topics (both idempotent, safe from several instances)."""
-    await run_migrations(settings.service_database_url, [VERSIONS_DIR])
-    await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        service_topics(settings),
-        partitions=settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
+    """Apply migrations and create the topics (idempotent, safe from several instances)."""
+    await prepare_service_infrastructure(settings, VERSIONS_DIR, service_topics(settings))
 
 
 async def _kafka_reachable(bootstrap_servers: str) -> None:

@@ -20,9 +20,8 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.infrastructure import prepare_service_infrastructure
 from common_core.runtime.kafka_producer import KafkaEventProducer
-from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.runtime.service_process import run_service
 from common_core.topics import Topic, dlq_topic_name
@@ -54,13 +53,7 @@ def service_topics(settings: Settings) -> list[str]:
 
 async def prepare_infrastructure(settings: Settings) -> None:
     """Apply migrations and create the topics (idempotent, safe from several instances)."""
-    await run_migrations(settings.service_database_url, [VERSIONS_DIR])
-    await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        service_topics(settings),
-        partitions=settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
+    await prepare_service_infrastructure(settings, VERSIONS_DIR, service_topics(settings))
 
 
 @dataclass

@@ -13,10 +13,9 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.infrastructure import prepare_service_infrastructure
 from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer
-from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
 from submission_service.application.ports import (
@@ -46,15 +45,9 @@ CONSUMED = (Topic.LLM_RUBRIC_RESULT,)
 
 async def prepare_infrastructure(settings: Settings) -> None:
     """Apply migrations and create the topics the service uses (with their DLQs)."""
-    await run_migrations(settings.service_database_url, [VERSIONS_DIR])
     names = [settings.topic(t) for t in (*PRODUCED, *CONSUMED)]
     names += [dlq_topic_name(settings.topic(t)) for t in CONSUMED]
-    await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        names,
-        partitions=settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
+    await prepare_service_infrastructure(settings, VERSIONS_DIR, names)
 
 
 @dataclass
