@@ -3,6 +3,8 @@ essay-set janitor (expired uploads); all safe with several instances."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import structlog
 
 from cj_assessment_service import metrics
@@ -17,10 +19,9 @@ from common_core.runtime.periodic import PeriodicWorker
 log = structlog.get_logger(__name__)
 
 
-class BatchMonitor(PeriodicWorker):
-    """Runs `CJWorkflow.check_stale_batches` every interval until stopped."""
-
-    name = "cj_monitor"
+class _WorkflowWorker(PeriodicWorker):
+    """A periodic pass of the CJ workflow in its own unit of work; the next pass waits for the
+    interval."""
 
     def __init__(
         self,
@@ -34,9 +35,19 @@ class BatchMonitor(PeriodicWorker):
         self._workflow = workflow
 
     async def run_pass(self) -> bool:
-        """One monitor pass; the next waits for the interval."""
+        """One pass; never more work waiting at once (the interval paces the passes)."""
         await self.run_once()
         return False
+
+    @abstractmethod
+    async def run_once(self) -> object:
+        """One pass (a report for metrics and tests)."""
+
+
+class BatchMonitor(_WorkflowWorker):
+    """Runs `CJWorkflow.check_stale_batches` every interval until stopped."""
+
+    name = "cj_monitor"
 
     async def run_once(self) -> MonitorReport:
         """One pass in one unit of work, then refresh the state gauges (read in another)."""
@@ -58,7 +69,7 @@ class BatchMonitor(PeriodicWorker):
         return report
 
 
-class TailHedger(PeriodicWorker):
+class TailHedger(_WorkflowWorker):
     """Runs `CJWorkflow.hedge_stragglers` every interval until stopped.
 
     A timer, because a batch waiting on stragglers gets no callback that could decide to hedge;
@@ -67,22 +78,6 @@ class TailHedger(PeriodicWorker):
     """
 
     name = "cj_tail_hedger"
-
-    def __init__(
-        self,
-        transactions: BatchTransactions,
-        workflow: CJWorkflow,
-        *,
-        interval_seconds: float,
-    ) -> None:
-        super().__init__(interval_seconds=interval_seconds)
-        self._transactions = transactions
-        self._workflow = workflow
-
-    async def run_pass(self) -> bool:
-        """One hedging pass; the next waits for the interval."""
-        await self.run_once()
-        return False
 
     async def run_once(self) -> HedgeReport:
         """One pass in one unit of work (none at all with hedging off)."""
