@@ -29,7 +29,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.envelope import (
     EnvelopeDecodeError,
-    EventEnvelope,
     PayloadValidationError,
     RawEnvelope,
     new_event,
@@ -290,25 +289,20 @@ class RequestWorker:
     async def _answer(self, event: ConsumedEvent[Any]) -> tuple[OutgoingMessage, str]:
         request = event.envelope.data
         correlation_id = event.envelope.correlation_id
-        callback: EventEnvelope[Any]
+        result: LLMComparisonResultV1 | LLMRubricResultV1
         if isinstance(request, LLMComparisonRequestV1):
-            comparison = await self._answerer.answer_comparison(request, correlation_id)
-            callback = new_event(
-                request.callback_topic,
-                comparison,
-                source_service=SERVICE_NAME,
-                correlation_id=correlation_id,
-            )
-            kind, outcome = "comparison", comparison.error_detail
+            result = await self._answerer.answer_comparison(request, correlation_id)
+            kind = "comparison"
         else:
-            rubric = await self._answerer.answer_rubric(request, correlation_id)
-            callback = new_event(
-                request.callback_topic,
-                rubric,
-                source_service=SERVICE_NAME,
-                correlation_id=correlation_id,
-            )
-            kind, outcome = "rubric", rubric.error_detail
+            result = await self._answerer.answer_rubric(request, correlation_id)
+            kind = "rubric"
+        callback = new_event(
+            request.callback_topic,
+            result,
+            source_service=SERVICE_NAME,
+            correlation_id=correlation_id,
+        )
+        outcome = result.error_detail
         key = event.key if event.key is not None else str(request.request_id)
         log.info(
             "request_answered",
