@@ -86,16 +86,17 @@ def simulate(seed: int, spread: float) -> Run:
     stops: dict[float, Stop] = {}
     achieved_curve: dict[float, float] = {}
     claimed_curve: dict[float, float] = {}
-    last = [0]
+    last_checked: list[int | None] = [None]
 
     def comparisons_of(pairs: Pairs, wins: list[bool]) -> Comparisons:
         return Comparisons.from_lists(ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins)
 
     def check(pairs: Pairs, wins: list[bool]) -> bool:
-        before, last[0] = last[0], len(pairs)
         per_essay = 2 * len(pairs) / ESSAYS
         on_curve = len(pairs) % curve_every == 0 and per_essay >= CURVE_FROM
-        due = rule.check_due(n_essays=ESSAYS, answered_before=before, answered_now=len(pairs))
+        due = rule.check_due(n_essays=ESSAYS, answered_now=len(pairs), last_checked=last_checked[0])
+        if due:
+            last_checked[0] = len(pairs)
         if not (on_curve or due):
             return False
         comparisons = comparisons_of(pairs, wins)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import BaseModel
 
@@ -46,7 +46,12 @@ from common_core.runtime.kafka_producer import (
     OutgoingMessage,
     envelope_message,
 )
-from common_core.runtime.metrics import CONSUMER_LAG, CONSUMER_MESSAGES, DEAD_LETTERED
+from common_core.runtime.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    CONSUMER_REBALANCES,
+    DEAD_LETTERED,
+)
 from common_core.topics import dlq_topic_name
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
@@ -226,7 +231,6 @@ class KafkaConsumerRunner:
         self._next_offsets: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
-            *self._payloads,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             client_id=client_id,
@@ -242,6 +246,8 @@ class KafkaConsumerRunner:
             # ones; a shorter wait lets a busy partition be fetched again sooner.
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
+        self._membership = GroupMembership(group_id)
+        self._consumer.subscribe(list(self._payloads), listener=_RunnerRebalance(self._membership))
         self._lag = ConsumerLagReporter(self._consumer, group_id, lag_refresh_seconds)
         self._running = False
 
@@ -540,6 +546,50 @@ class ConsumerLagReporter:
             CONSUMER_LAG.labels(
                 group=self._group_id, topic=tp.topic, partition=str(tp.partition)
             ).set(max(0, end - current[tp]))
+
+
+class GroupMembership:
+    """What a consumer group member tells the metrics on a rebalance: every assignment after
+    the first counts as a rebalance, and the lag series of partitions it gives up are removed
+    (their new owner reports them)."""
+
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+        self._assignments = 0
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Forget the lag of partitions this member no longer owns."""
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self._group_id, tp.topic, str(tp.partition))
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Count an assignment (the first one is joining, not a rebalance)."""
+        self._assignments += 1
+        if self._assignments > 1:
+            CONSUMER_REBALANCES.labels(group=self._group_id).inc()
+            log.info(
+                "consumer_group_rebalanced",
+                group=self._group_id,
+                partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions),
+            )
+
+
+class _RunnerRebalance:
+    """The runner's rebalance listener (registered as a virtual `ConsumerRebalanceListener`:
+    aiokafka ships no type hints, so mypy strict cannot see its ABC to subclass)."""
+
+    def __init__(self, membership: GroupMembership) -> None:
+        self._membership = membership
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._membership.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._membership.assigned(set(assigned))
+
+
+ConsumerRebalanceListener.register(_RunnerRebalance)
 
 
 def raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Literal
 
 from dishka import Provider, Scope, provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from common_core.runtime.compute import ComputePool
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.settings import ServiceSettings
@@ -79,3 +80,23 @@ class ProducerProvider(Provider):
             yield producer
         finally:
             await producer.stop()
+
+
+class ComputeProvider(Provider):
+    """The instance's pool for CPU-heavy work (`COMPUTE_WORKERS` threads), closed with the
+    container."""
+
+    scope = Scope.APP
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    @provide
+    def compute(self) -> Iterator[ComputePool]:
+        """Threads start on first use and stop when the container closes."""
+        pool = ComputePool(self._settings.compute_workers)
+        try:
+            yield pool
+        finally:
+            pool.close()

@@ -12,6 +12,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from common_core.runtime.loop_lag import EventLoopLagProbe
 from common_core.runtime.startup_heap import freeze_startup_heap
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,8 @@ async def run_service(
     """Serve `app` and run `workers` until a signal arrives, then stop workers and the server.
 
     A worker that crashes stops the whole process (so a supervisor restarts it) instead of
-    leaving a half-alive service that answers health checks.
+    leaving a half-alive service that answers health checks. The event loop's lag is measured
+    throughout (`huleedu_event_loop_lag_seconds`).
     """
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -48,7 +50,8 @@ async def run_service(
     config.accesslog = access if access.isEnabledFor(logging.INFO) else None
     config.access_log_format = _ACCESS_LOG_FORMAT
     server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
-    tasks = [asyncio.ensure_future(w) for w in workers]
+    probe = EventLoopLagProbe()
+    tasks = [asyncio.ensure_future(w) for w in (*workers, probe.run())]
     crashed: BaseException | None = None
 
     async def watch(task: asyncio.Future[None]) -> None:
@@ -64,10 +67,11 @@ async def run_service(
 
     watchers = [asyncio.create_task(watch(t)) for t in tasks]
     freeze_startup_heap()
-    log.info("service_started", host=host, port=port, workers=len(tasks))
+    log.info("service_started", host=host, port=port, workers=len(tasks) - 1)
     await shutdown.wait()
     log.info("service_stopping")
     stop_workers()
+    probe.stop()
     pending: set[asyncio.Future[None]] = set()
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=graceful_timeout)

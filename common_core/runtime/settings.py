@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
     # message's data (not an outage: those are retried for as long as it takes) before the
     # message goes to `<topic>.dlq`.
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Worker threads for CPU-heavy work (fits, estimates, planning), and so how many such
+    # computations run at once; the event loop never runs them (common_core/runtime/compute.py).
+    compute_workers: int = Field(default=2, ge=1, le=64)
 
     @field_validator("topic_prefix")
     @classmethod

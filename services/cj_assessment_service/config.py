@@ -34,6 +34,12 @@ class Settings(ServiceSettings):
     # Comparisons per essay between two reliability estimates (each is about 10 fits: a search
     # on the ability variance by its Laplace evidence).
     reliability_check_step: float = Field(default=0.5, gt=0)
+    # Shares of a batch's time that reliability checks and planning steps may take: the answers
+    # between two of them grow with their measured cost and the batch's answer rate
+    # (domain/pacing.py), so a big batch with a fast judge is not re-fitted after every few
+    # answers. The steps above are the minimums.
+    reliability_check_share: float = Field(default=0.1, gt=0, le=1)
+    planning_share: float = Field(default=0.2, gt=0, le=1)
     partial_scoring_grace_seconds: float = Field(default=60.0, ge=0)
     stuck_batch_timeout_seconds: float = Field(default=900.0, gt=0)
     monitor_interval_seconds: float = Field(default=30.0, gt=0)

@@ -27,7 +27,8 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
-from common_core.runtime.providers import DatabaseProvider, ProducerProvider
+from common_core.runtime.compute import ComputePool
+from common_core.runtime.providers import ComputeProvider, DatabaseProvider, ProducerProvider
 
 
 class CJProvider(Provider):
@@ -36,9 +37,9 @@ class CJProvider(Provider):
     settings = from_context(provides=Settings, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    def workflow(self, settings: Settings) -> CJWorkflow:
-        """The batch use cases."""
-        return CJWorkflow(settings)
+    def workflow(self, settings: Settings, compute: ComputePool) -> CJWorkflow:
+        """The batch use cases (their heavy computations on the kernel's pool)."""
+        return CJWorkflow(settings, compute=compute)
 
     @provide(scope=Scope.APP)
     def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
@@ -69,6 +70,7 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
         # gzip: a completed event of 10,000 rankings is 1.3 MB of JSON, 0.3 MB compressed, and
         # the broker's default limit (1 MB) applies to the compressed batch (docs/limits.md).
         ProducerProvider(settings, SERVICE_NAME, compression_type="gzip"),
+        ComputeProvider(settings),
         CJProvider(),
         QuartProvider(),
         *overrides,

@@ -49,6 +49,7 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
+from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMMode
@@ -499,6 +500,17 @@ class PostgresBatchRepository:
             query = query.where(cj_essays.c.position.in_(sorted(set(positions))))
         rows = (await self._session.execute(query.order_by(cj_essays.c.position))).all()
         return [EssayRecord(r.position, r.essay_id, r.text_content, r.anchor_grade) for r in rows]
+
+    async def scored_essays(self, batch_id: UUID) -> list[ScoredEssay]:
+        """The essays of a batch in position order, ids and anchor grades only (a batch of
+        10,000 full-length essays holds 40 MB of text that scoring does not need)."""
+        await self._write_updates()
+        rows = await self._session.execute(
+            select(cj_essays.c.essay_id, cj_essays.c.anchor_grade)
+            .where(cj_essays.c.batch_id == batch_id)
+            .order_by(cj_essays.c.position)
+        )
+        return [ScoredEssay(essay_id, anchor_grade) for essay_id, anchor_grade in rows]
 
     async def essay_total(self, batch_id: UUID) -> int:
         """How many essays (anchors included) a batch has, without reading them."""

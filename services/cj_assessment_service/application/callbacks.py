@@ -4,6 +4,7 @@ new answers (fail, finish, plan more pairs to keep the target in flight, or wait
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ import structlog
 from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.outcomes import BatchOutcomes
+from cj_assessment_service.application.pacing import BatchPacing
 from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
@@ -40,9 +42,11 @@ from cj_assessment_service.domain.batch import (
     transition,
 )
 from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from cj_assessment_service.domain.pair_planning import OrderedPair
 from cj_assessment_service.domain.stopping import StopRule, posterior_reliability
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+from common_core.runtime.compute import ComputePool
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +164,19 @@ class CallbackUseCases:
         messages: BatchMessages,
         outcomes: BatchOutcomes,
         rng: Callable[[], np.random.Generator],
+        compute: ComputePool,
     ) -> None:
         self._settings = settings
         self._messages = messages
         self._outcomes = outcomes
         self._rng = rng
+        self._compute = compute
+        self._pacing = BatchPacing(
+            min_refill_step=settings.refit_every_answers,
+            min_outstanding=settings.target_outstanding_comparisons,
+            check_share=settings.reliability_check_share,
+            planning_share=settings.planning_share,
+        )
 
     async def record_results(
         self,
@@ -340,9 +352,12 @@ class CallbackUseCases:
 
         Planning runs in the transaction that recorded the answers and holds the batch row lock
         (`lock_batches_for_requests`), so two instances never plan for one batch at once; the
-        orientation key (batch, essay A, essay B) is unique in the database as well.
+        orientation key (batch, essay A, essay B) is unique in the database as well. The fits,
+        the reliability estimate and the planning itself run on the compute pool, never on the
+        event loop, and as often as their measured cost allows (domain/pacing.py).
         """
         settings = self._settings
+        now = datetime.now(UTC)
         n = await repo.essay_total(batch.id)  # anchors included: they take part in the fit
         rule = StopRule(
             target_reliability=(
@@ -351,44 +366,54 @@ class CallbackUseCases:
                 else None
             ),
             min_comparisons_per_essay=settings.min_comparisons_per_essay_before_stop,
-            check_every=math.ceil(settings.reliability_check_step * n / 2),
+            check_every=self._pacing.check_step(
+                batch, now, minimum=math.ceil(settings.reliability_check_step * n / 2)
+            ),
         )
         check = rule.check_due(
-            n_essays=n, answered_before=before.answered, answered_now=batch.answered
+            n_essays=n,
+            answered_now=batch.answered,
+            last_checked=self._pacing.last_checked(batch.id),
         )
+        pace = self._pacing.planning(batch, now)
         count = top_up_size(
             budget=batch.budget,
             planned=batch.planned,
             pending=batch.pending,
-            target_outstanding=settings.target_outstanding_comparisons,
-            refill_step=settings.refit_every_answers,
+            target_outstanding=pace.target_outstanding,
+            refill_step=pace.refill_step,
         )
         count = min(count, settings.max_pairs_per_step)
         decision = self._decide(batch, n, reliability_target_met=False, planning=count > 0)
         if not (check or count or decision.finish or decision.fail_low_success):
             return  # answers still in flight and nothing to plan: no need to read the pairs
+        started = time.perf_counter()
         pairs = await repo.pair_outcomes(batch.id)
-        comparisons = _answered_comparisons(n, pairs)
+        check_seconds = 0.0
         if check and not decision.fail_low_success:
-            reliability = posterior_reliability(comparisons)
-            if reliability is not None:
-                repo.after_commit(lambda: metrics.STOP_RELIABILITY.observe(reliability))
+            reliability = await self._compute.run(
+                "reliability_check", batch.id, reliability_of_answers, n, pairs
+            )
+            check_seconds = time.perf_counter() - started
+            self._after_check(repo, batch, reliability, check_seconds)
             decision = self._decide(
                 batch, n, reliability_target_met=rule.met(reliability), planning=count > 0
             )
         if decision.fail_low_success:
             await self._outcomes.fail_low_success(repo, batch)
+            self._forget_after_commit(repo, batch.id)
             return
         if decision.finish is not None:
             await self._outcomes.finish(repo, batch, decision.finish, pairs=pairs)
+            self._forget_after_commit(repo, batch.id)
             return
         if count == 0:
             return
-        fit = fit_bradley_terry(comparisons)
-        errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
-        planned = plan_top_up(
-            fit.scores, errors, [(p.essay_a, p.essay_b) for p in pairs], count, rng=self._rng()
+        planned = await self._compute.run(
+            "planning", batch.id, plan_more_pairs, n, pairs, count, self._rng()
         )
+        planning_seconds = time.perf_counter() - started - check_seconds
+        repo.after_commit(lambda: self._pacing.record_planning(batch.id, planning_seconds))
         if not planned:
             if batch.pending == 0:  # every orientation has been asked and answered
                 decision = self._decide(batch, n, reliability_target_met=False, exhausted=True)
@@ -401,6 +426,7 @@ class CallbackUseCases:
                         decision.finish or CJCompletionReason.ALL_PAIRS_COMPARED,
                         pairs=pairs,
                     )
+                self._forget_after_commit(repo, batch.id)
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
         essays = await repo.essays(batch.id, positions={i for pair in planned for i in pair})
@@ -417,7 +443,23 @@ class CallbackUseCases:
             step=batch.waves + 1,
             pairs=len(planned),
             in_flight=batch.pending + len(planned),
+            refill_step=pace.refill_step,
         )
+
+    def _after_check(
+        self, repo: BatchRepository, batch: BatchRecord, reliability: float | None, seconds: float
+    ) -> None:
+        answered = batch.answered
+
+        def record() -> None:
+            self._pacing.record_check(batch.id, answered, seconds)
+            if reliability is not None:
+                metrics.STOP_RELIABILITY.observe(reliability)
+
+        repo.after_commit(record)
+
+    def _forget_after_commit(self, repo: BatchRepository, batch_id: UUID) -> None:
+        repo.after_commit(lambda: self._pacing.forget(batch_id))
 
     def _decide(
         self,
@@ -439,6 +481,21 @@ class CallbackUseCases:
             planning_more=planning,
             nothing_left_to_plan=exhausted,
         )
+
+
+def reliability_of_answers(n: int, pairs: Sequence[PairOutcome]) -> float | None:
+    """The stop rule's posterior reliability of a batch's answers (run on the compute pool)."""
+    return posterior_reliability(_answered_comparisons(n, pairs))
+
+
+def plan_more_pairs(
+    n: int, pairs: Sequence[PairOutcome], count: int, rng: np.random.Generator
+) -> list[OrderedPair]:
+    """Up to `count` adaptive pairs from a fit of the answers so far, given every pair asked
+    (run on the compute pool)."""
+    fit = fit_bradley_terry(_answered_comparisons(n, pairs))
+    errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
+    return plan_top_up(fit.scores, errors, [(p.essay_a, p.essay_b) for p in pairs], count, rng=rng)
 
 
 def _answered_comparisons(n: int, pairs: Sequence[PairOutcome]) -> Comparisons:

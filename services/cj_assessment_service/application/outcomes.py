@@ -3,6 +3,7 @@ exactly one failed event."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,12 @@ from cj_assessment_service.domain.batch import (
     success_rate,
     transition,
 )
-from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
+from cj_assessment_service.domain.scoring import (
+    AnsweredComparison,
+    BatchScores,
+    ScoredEssay,
+    score_batch,
+)
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import (
     CJAssessmentCompletedV1,
@@ -34,17 +40,32 @@ from common_core.events.cj import (
     SystemMetadata,
 )
 from common_core.events.llm import ComparisonWinner
+from common_core.runtime.compute import ComputePool
 from common_core.topics import Topic
 
 log = structlog.get_logger(__name__)
 
 
+def score_answers(
+    essays: list[ScoredEssay], pairs: Sequence[PairOutcome], target_reliability: float | None
+) -> BatchScores:
+    """Rankings, statistics and grade projections of a batch's answers (run on the compute
+    pool)."""
+    answered = [
+        AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
+        for p in pairs
+        if p.status == PairStatus.COMPLETED
+    ]
+    return score_batch(essays, answered, target_reliability=target_reliability)
+
+
 class BatchOutcomes:
     """Finishing and failing batches, in the caller's transaction."""
 
-    def __init__(self, settings: Settings, messages: BatchMessages) -> None:
+    def __init__(self, settings: Settings, messages: BatchMessages, compute: ComputePool) -> None:
         self._settings = settings
         self._messages = messages
+        self._compute = compute
 
     async def finish(
         self,
@@ -53,7 +74,7 @@ class BatchOutcomes:
         reason: CJCompletionReason,
         *,
         partial: bool = False,
-        pairs: list[PairOutcome] | None = None,
+        pairs: Sequence[PairOutcome] | None = None,
     ) -> None:
         """Score the batch and stage exactly one completed event, in this transaction.
 
@@ -62,23 +83,15 @@ class BatchOutcomes:
         scoring_state = batch.state
         if batch.state not in (BatchState.SCORING, BatchState.INITIALIZING):
             scoring_state = transition(batch.state, BatchState.SCORING)
-        essays = await repo.essays(batch.id)
+        essays = await repo.scored_essays(batch.id)
         if pairs is None:
             pairs = await repo.pair_outcomes(batch.id)
-        answered = [
-            AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
-            for p in pairs
-            if p.status == PairStatus.COMPLETED
-        ]
-        scored = score_batch(
-            [ScoredEssay(e.essay_id, e.anchor_grade) for e in essays],
-            answered,
-            target_reliability=(
-                batch.request_settings.target_reliability
-                if reliability_stop_applies(len(essays), batch.budget)
-                else None
-            ),
+        target = (
+            batch.request_settings.target_reliability
+            if reliability_stop_applies(len(essays), batch.budget)
+            else None
         )
+        scored = await self._compute.run("scoring", batch.id, score_answers, essays, pairs, target)
         now = datetime.now(UTC)
         payload = CJAssessmentCompletedV1(
             entity_ref=batch.entity_ref,
@@ -116,7 +129,7 @@ class BatchOutcomes:
             "cj_batch_completed",
             batch_id=str(batch.id),
             reason=reason.value,
-            comparisons=len(answered),
+            comparisons=batch.completed,
         )
 
     def _system_metadata(self, batch: BatchRecord, now: datetime) -> SystemMetadata:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from cj_assessment_service.domain.batch import BatchState, PairStatus
+from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMConfig
@@ -290,6 +291,11 @@ class BatchRepository(Protocol):
     ) -> list[EssayRecord]:
         """The essays of a batch in position order; only those at `positions` when given (a
         top-up reads the texts of the pairs it requests, not the whole batch)."""
+        ...
+
+    async def scored_essays(self, batch_id: UUID) -> list[ScoredEssay]:
+        """The essays of a batch in position order as scoring sees them (ids and anchor
+        grades, no text)."""
         ...
 
     async def essay_total(self, batch_id: UUID) -> int:

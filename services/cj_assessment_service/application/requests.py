@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from common_core.errors import ErrorCode
 from common_core.events.cj import CJAssessmentRequestV1, CJCompletionReason
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMConfig
+from common_core.runtime.compute import ComputePool
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +47,13 @@ class RequestUseCases:
         messages: BatchMessages,
         outcomes: BatchOutcomes,
         rng: Callable[[], np.random.Generator],
+        compute: ComputePool,
     ) -> None:
         self._settings = settings
         self._messages = messages
         self._outcomes = outcomes
         self._rng = rng
+        self._compute = compute
 
     async def handle_request(
         self, repo: BatchRepository, envelope: EventEnvelope[CJAssessmentRequestV1]
@@ -121,12 +125,17 @@ class RequestUseCases:
             await self._outcomes.finish(repo, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
             return batch.id
         self._count_request(repo, "accepted")
-        pairs = plan_opening_pairs(
+        pairs = await self._compute.run(
+            "opening_pairs",
+            batch.id,
+            functools.partial(
+                plan_opening_pairs,
+                comparisons_per_essay=self._settings.default_comparisons_per_essay,
+                max_pairs_per_step=self._settings.max_pairs_per_step,
+                rng=self._rng(),
+            ),
             n_total,
             budget,
-            comparisons_per_essay=self._settings.default_comparisons_per_essay,
-            max_pairs_per_step=self._settings.max_pairs_per_step,
-            rng=self._rng(),
         )
         state = transition(batch.state, BatchState.GENERATING_PAIRS)
         await self._messages.request_pairs(repo, replace(batch, state=state), essays, pairs, step=1)

@@ -26,6 +26,7 @@ from cj_assessment_service.config import Settings
 from common_core.events.cj import CJAssessmentRequestV1
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMComparisonResultV1
+from common_core.runtime.compute import ComputePool
 
 __all__ = ["CJWorkflow", "CallbackReport", "HedgeReport", "MonitorReport"]
 
@@ -33,12 +34,17 @@ __all__ = ["CJWorkflow", "CallbackReport", "HedgeReport", "MonitorReport"]
 class CJWorkflow:
     """The batch use cases, configured by the service settings."""
 
-    def __init__(self, settings: Settings, *, seed: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, seed: int | None = None, compute: ComputePool | None = None
+    ) -> None:
+        """`compute` runs the fits, estimates and planning off the event loop (the kernel's
+        pool; a pool of its own when none is given)."""
         self._random = random.Random(seed)
+        compute = compute or ComputePool(settings.compute_workers)
         messages = BatchMessages(settings)
-        outcomes = BatchOutcomes(settings, messages)
-        self._requests = RequestUseCases(settings, messages, outcomes, self._rng)
-        self._callbacks = CallbackUseCases(settings, messages, outcomes, self._rng)
+        outcomes = BatchOutcomes(settings, messages, compute)
+        self._requests = RequestUseCases(settings, messages, outcomes, self._rng, compute)
+        self._callbacks = CallbackUseCases(settings, messages, outcomes, self._rng, compute)
         self._monitor = MonitorUseCases(settings, outcomes)
         self._hedging = HedgeUseCases(settings, messages)
 

@@ -88,23 +88,22 @@ def posterior_reliability(comparisons: Comparisons) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class StopRule:
-    """A batch's reliability target and when it may be checked."""
+    """A batch's reliability target and when it may be checked (`check_every`: answers between
+    two checks, paced by what a check costs, see domain/pacing.py)."""
 
     target_reliability: float | None
     min_comparisons_per_essay: float
     check_every: int
 
-    def check_due(self, *, n_essays: int, answered_before: int, answered_now: int) -> bool:
-        """True when a target is set, the minimum per essay is reached and the answers crossed a
-        multiple of `check_every` (so a batch of answers triggers at most one estimate)."""
+    def check_due(self, *, n_essays: int, answered_now: int, last_checked: int | None) -> bool:
+        """True when a target is set, the minimum per essay is reached, and `check_every`
+        answers arrived since the last check (`last_checked`: the answers then; None before
+        the first)."""
         if self.target_reliability is None or n_essays == 0:
             return False
         if 2.0 * answered_now / n_essays < self.min_comparisons_per_essay:
             return False
-        step = max(1, self.check_every)
-        return answered_now // step > answered_before // step or (
-            2.0 * answered_before / n_essays < self.min_comparisons_per_essay
-        )
+        return last_checked is None or answered_now - last_checked >= max(1, self.check_every)
 
     def met(self, reliability: float | None) -> bool:
         """True when the estimate reaches the target."""

@@ -45,6 +45,7 @@ from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_consumer import (
     ConsumedEvent,
     ConsumerLagReporter,
+    GroupMembership,
     dead_letter_message,
     decode_record,
     raw_envelope,
@@ -136,7 +137,9 @@ class RequestWorker:
             session_timeout_ms=self._settings.llm_kafka_session_timeout_ms,
             heartbeat_interval_ms=max(300, self._settings.llm_kafka_session_timeout_ms // 4),
         )
-        consumer.subscribe(list(self._payloads), listener=_Rebalance(self))
+        consumer.subscribe(
+            list(self._payloads), listener=_Rebalance(self, GroupMembership(self._group_id))
+        )
         await consumer.start()
         self._consumer = consumer
         self._lag = ConsumerLagReporter(consumer, self._group_id)
@@ -474,16 +477,19 @@ class _Rebalance:
     (below), which is what aiokafka's `isinstance` check in `subscribe` asks for.
     """
 
-    def __init__(self, worker: RequestWorker) -> None:
+    def __init__(self, worker: RequestWorker, membership: GroupMembership) -> None:
         self._worker = worker
+        self._membership = membership
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._worker.finish_partitions(set(revoked))
+        self._membership.revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info(
             "partitions_assigned", partitions=sorted(f"{t.topic}:{t.partition}" for t in assigned)
         )
+        self._membership.assigned(set(assigned))
 
 
 ConsumerRebalanceListener.register(_Rebalance)

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dishka import Provider
+
 from cj_assessment_service.adapters.postgres import PostgresBatchRepository
 from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.config import Settings
@@ -21,9 +23,12 @@ from common_core.topics import Topic
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[ServiceRuntime]:
-    """An instance with all its loops running in this event loop."""
-    async with service_runtime(settings) as runtime, running_workers(runtime):
+async def running_service(
+    settings: Settings, *overrides: Provider
+) -> AsyncIterator[ServiceRuntime]:
+    """An instance with all its loops running in this event loop (`overrides` replace bindings
+    of its container)."""
+    async with service_runtime(settings, *overrides) as runtime, running_workers(runtime):
         yield runtime
 
 

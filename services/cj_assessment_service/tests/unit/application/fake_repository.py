@@ -23,6 +23,7 @@ from cj_assessment_service.application.ports import (
     StoredEssaySet,
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
+from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMMode
@@ -183,6 +184,9 @@ class FakeBatchRepository:
     async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
         found = self.essay_sets.get(set_id)
         return found if found is not None and found.expires_at > now else None
+
+    async def scored_essays(self, batch_id: UUID) -> list[ScoredEssay]:
+        return [ScoredEssay(e.essay_id, e.anchor_grade) for e in self.essay_rows[batch_id]]
 
     async def essay_total(self, batch_id: UUID) -> int:
         return len(self.essay_rows[batch_id])

@@ -34,24 +34,22 @@ def rule(target: float | None = 0.8) -> StopRule:
 
 class TestWhenTheRuleChecks:
     def test_no_target_never_checks(self) -> None:
-        assert not rule(None).check_due(n_essays=N, answered_before=0, answered_now=400)
+        assert not rule(None).check_due(n_essays=N, answered_now=400, last_checked=None)
 
     def test_no_check_below_the_minimum_per_essay(self) -> None:
-        assert not rule().check_due(n_essays=N, answered_before=100, answered_now=119)
+        assert not rule().check_due(n_essays=N, answered_now=119, last_checked=None)
 
     def test_the_first_check_comes_when_the_minimum_is_reached(self) -> None:
-        assert rule().check_due(n_essays=N, answered_before=119, answered_now=120)
+        assert rule().check_due(n_essays=N, answered_now=120, last_checked=None)
 
     def test_later_checks_come_every_check_every_answers(self) -> None:
-        assert not rule().check_due(n_essays=N, answered_before=121, answered_now=129)
-        assert rule().check_due(n_essays=N, answered_before=129, answered_now=130)
+        assert not rule().check_due(n_essays=N, answered_now=129, last_checked=120)
+        assert rule().check_due(n_essays=N, answered_now=130, last_checked=120)
 
-    @given(before=st.integers(0, 2000), step=st.integers(0, 500))
-    def test_a_batch_of_answers_crossing_a_multiple_is_due(self, before: int, step: int) -> None:
-        now = before + step
-        crossed = now // 10 > before // 10 and 2 * now / N >= 6
-        if crossed:
-            assert rule().check_due(n_essays=N, answered_before=before, answered_now=now)
+    @given(last=st.integers(120, 2000), step=st.integers(0, 500))
+    def test_due_exactly_when_check_every_answers_arrived(self, last: int, step: int) -> None:
+        due = rule().check_due(n_essays=N, answered_now=last + step, last_checked=last)
+        assert due == (step >= 10)
 
     def test_met_needs_an_estimate_at_or_above_the_target(self) -> None:
         assert rule().met(0.8)
