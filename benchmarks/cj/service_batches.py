@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import tempfile
 import time
 import uuid
@@ -54,6 +55,14 @@ def peak_rss_mb(pid: int) -> float | None:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used so far, where /proc has it."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
     return None
 
 
@@ -139,8 +148,12 @@ async def run_service_batch(
                     "llm_provider_service",
                     env={**env, "SERVICE_DATABASE_NAME": f"{database}_llm"},
                     log_dir=Path(logs),
-                ),
+                ) as llm,
             ):
+                cpu_before = (
+                    cpu_seconds(cj.process.pid) or 0.0,
+                    cpu_seconds(llm.process.pid) or 0.0,
+                )
                 start = time.perf_counter()
                 completed = await run_cj_batch(
                     request,
@@ -152,6 +165,10 @@ async def run_service_batch(
                 )
                 wall = time.perf_counter() - start
                 peak_rss = peak_rss_mb(cj.process.pid)
+                cpu = (
+                    (cpu_seconds(cj.process.pid) or 0.0) - cpu_before[0],
+                    (cpu_seconds(llm.process.pid) or 0.0) - cpu_before[1],
+                )
                 process = await _process_metrics(cj.url)
                 log_text = cj.log_path.read_text(errors="replace")
             waves = await _batch_waves(stack.postgres_server_url, database, request.entity_ref)
@@ -181,6 +198,8 @@ async def run_service_batch(
         "completed_comparisons": usage.completed_comparisons,
         "comparisons_per_second": round(usage.completed_comparisons / wall, 1),
         "cj_peak_rss_mb": peak_rss,
+        "cj_cpu_seconds": round(cpu[0], 1),
+        "llm_provider_cpu_seconds": round(cpu[1], 1),
         **process,
         "compute_seconds": compute,
         "reliability_check_share_of_wall": round(compute.get("reliability_check", 0.0) / wall, 4),

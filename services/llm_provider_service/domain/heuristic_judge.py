@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from common_core.events.llm import ComparisonWinner
+from llm_provider_service.domain.text_memo import TextMemo
 
 # v2: integrity guards, argument links and rubric terms; no sentence variety.
 HEURISTIC_MODEL = "heuristic-features-v2"
@@ -391,6 +392,9 @@ def _is_english(language: str) -> bool:
     return language.strip().lower().split("-")[0] in {"en", "eng", "english"}
 
 
+_FEATURES: TextMemo[TextFeatures] = TextMemo()
+
+
 def text_features(
     text: str,
     instructions: str = "",
@@ -400,7 +404,21 @@ def text_features(
     references: Sequence[tuple[str, str]] = (),
 ) -> TextFeatures:
     """Measure a text against the instructions it answers, the rubric it is judged by and the
-    reference passages (`(id, text)`) it is checked against."""
+    reference passages (`(id, text)`) it is checked against (remembered: an essay of a batch
+    is compared about twenty times)."""
+    parts = (text, instructions, rubric, language, *(part for ref in references for part in ref))
+    return _FEATURES.get(
+        parts, lambda: _measure(text, instructions, rubric, language, tuple(references))
+    )
+
+
+def _measure(
+    text: str,
+    instructions: str,
+    rubric: str,
+    language: str,
+    references: Sequence[tuple[str, str]],
+) -> TextFeatures:
     tokens = words(text)
     sentences = _sentences(text)
     development = _development(tokens)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from llm_provider_service.domain.text_memo import TextMemo
+
 _JUDGE = (
     r"(?:ai|a\.i\.|assistant|language model|llm|model|chatbot|judge|grader|evaluator|marker"
     r"|examiner|reviewer|system)"
@@ -66,9 +68,17 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+_SIGNALS: TextMemo[tuple[str, ...]] = TextMemo()
+
+
 def injection_signals(text: str) -> list[str]:
-    """Names of the injection patterns a text matches (empty for an ordinary essay)."""
-    return [name for name, pattern in INJECTION_PATTERNS if pattern.search(text)]
+    """Names of the injection patterns a text matches (empty for an ordinary essay);
+    remembered, as an essay is in many comparisons."""
+    found = _SIGNALS.get(
+        (text,),
+        lambda: tuple(name for name, pattern in INJECTION_PATTERNS if pattern.search(text)),
+    )
+    return list(found)
 
 
 def injection_suspected(*texts: str) -> bool:
