@@ -61,13 +61,14 @@ def _family(name: str) -> str:
 
 
 def _registered_label_names() -> dict[str, set[str]]:
-    """Every registered metric family and its label names."""
+    """Every registered metric family and its label names (a histogram's buckets add `le`)."""
     for module in METRIC_MODULES:
         importlib.import_module(module)
     # Label names live on the collectors (a labelled metric with no child yet has no samples).
     collectors = REGISTRY._names_to_collectors
     return {
         _family(name): set(getattr(collector, "_labelnames", ()))
+        | ({"le"} if getattr(collector, "_type", None) == "histogram" else set())
         for name, collector in collectors.items()
     }
 
