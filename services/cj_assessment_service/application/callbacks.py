@@ -25,7 +25,7 @@ from cj_assessment_service.application.ports import (
     HedgeCall,
     NewPair,
     PairAnswer,
-    PairOutcome,
+    PairOutcomes,
     PairRecord,
     PairReissue,
 )
@@ -41,7 +41,7 @@ from cj_assessment_service.domain.batch import (
     top_up_size,
     transition,
 )
-from cj_assessment_service.domain.bradley_terry import Comparisons, fit_bradley_terry
+from cj_assessment_service.domain.bradley_terry import fit_bradley_terry
 from cj_assessment_service.domain.pair_planning import OrderedPair
 from cj_assessment_service.domain.stopping import StopRule, posterior_reliability
 from common_core.events.cj import CJCompletionReason
@@ -483,26 +483,16 @@ class CallbackUseCases:
         )
 
 
-def reliability_of_answers(n: int, pairs: Sequence[PairOutcome]) -> float | None:
+def reliability_of_answers(n: int, pairs: PairOutcomes) -> float | None:
     """The stop rule's posterior reliability of a batch's answers (run on the compute pool)."""
-    return posterior_reliability(_answered_comparisons(n, pairs))
+    return posterior_reliability(pairs.answered(n))
 
 
 def plan_more_pairs(
-    n: int, pairs: Sequence[PairOutcome], count: int, rng: np.random.Generator
+    n: int, pairs: PairOutcomes, count: int, rng: np.random.Generator
 ) -> list[OrderedPair]:
     """Up to `count` adaptive pairs from a fit of the answers so far, given every pair asked
     (run on the compute pool)."""
-    fit = fit_bradley_terry(_answered_comparisons(n, pairs))
+    fit = fit_bradley_terry(pairs.answered(n))
     errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
-    return plan_top_up(fit.scores, errors, [(p.essay_a, p.essay_b) for p in pairs], count, rng=rng)
-
-
-def _answered_comparisons(n: int, pairs: Sequence[PairOutcome]) -> Comparisons:
-    answered = [p for p in pairs if p.status == PairStatus.COMPLETED]
-    return Comparisons.from_lists(
-        n,
-        [p.essay_a for p in answered],
-        [p.essay_b for p in answered],
-        [p.winner == ComparisonWinner.ESSAY_A.value for p in answered],
-    )
+    return plan_top_up(fit.scores, errors, pairs.asked(), count, rng=rng)

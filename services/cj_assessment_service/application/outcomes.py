@@ -3,7 +3,6 @@ exactly one failed event."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,12 +13,11 @@ from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.ports import (
     BatchRecord,
     BatchRepository,
-    PairOutcome,
+    PairOutcomes,
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.batch import (
     BatchState,
-    PairStatus,
     reliability_stop_applies,
     success_rate,
     transition,
@@ -39,7 +37,6 @@ from common_core.events.cj import (
     ResourceUsage,
     SystemMetadata,
 )
-from common_core.events.llm import ComparisonWinner
 from common_core.runtime.compute import ComputePool
 from common_core.topics import Topic
 
@@ -47,16 +44,24 @@ log = structlog.get_logger(__name__)
 
 
 def score_answers(
-    essays: list[ScoredEssay], pairs: Sequence[PairOutcome], target_reliability: float | None
+    essays: list[ScoredEssay], pairs: PairOutcomes, target_reliability: float | None
 ) -> BatchScores:
     """Rankings, statistics and grade projections of a batch's answers (run on the compute
     pool)."""
-    answered = [
-        AnsweredComparison(p.essay_a, p.essay_b, p.winner == ComparisonWinner.ESSAY_A.value)
-        for p in pairs
-        if p.status == PairStatus.COMPLETED
-    ]
-    return score_batch(essays, answered, target_reliability=target_reliability)
+    answered = pairs.answered(len(essays))
+    return score_batch(
+        essays,
+        [
+            AnsweredComparison(a, b, won)
+            for a, b, won in zip(
+                answered.essay_a.tolist(),
+                answered.essay_b.tolist(),
+                answered.a_won.tolist(),
+                strict=True,
+            )
+        ],
+        target_reliability=target_reliability,
+    )
 
 
 class BatchOutcomes:
@@ -74,7 +79,7 @@ class BatchOutcomes:
         reason: CJCompletionReason,
         *,
         partial: bool = False,
-        pairs: Sequence[PairOutcome] | None = None,
+        pairs: PairOutcomes | None = None,
     ) -> None:
         """Score the batch and stage exactly one completed event, in this transaction.
 

@@ -9,14 +9,19 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
+
 from cj_assessment_service.domain.batch import BatchState, PairStatus
+from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import EssayRanking
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import LLMConfig
+from common_core.events.llm import ComparisonWinner, LLMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +142,55 @@ class PairRecord:
     requested_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PairOutcome:
-    """What scoring and planning need of a pair: its essays, status and winner."""
+class Verdict(IntEnum):
+    """A pair's outcome as scoring and planning see it (a column of `PairOutcomes`)."""
 
-    essay_a: int
-    essay_b: int
-    status: PairStatus
-    winner: str | None
+    PENDING = 0
+    A_WON = 1
+    B_WON = 2
+    FAILED = 3
+
+    @classmethod
+    def of(cls, status: PairStatus, winner: str | None) -> Verdict:
+        """The verdict of a pair with this status and winner."""
+        if status == PairStatus.PENDING:
+            return cls.PENDING
+        if status == PairStatus.FAILED:
+            return cls.FAILED
+        return cls.A_WON if winner == ComparisonWinner.ESSAY_A.value else cls.B_WON
+
+
+@dataclass(frozen=True, slots=True)
+class PairOutcomes:
+    """Every pair of a batch as columns, in the order they were planned: the essay shown first,
+    the one shown second, and the verdict (a `Verdict` value). Columns, not rows: a batch of
+    10,000 essays has 100,000 pairs, read at every top-up."""
+
+    essay_a: npt.NDArray[np.int64]
+    essay_b: npt.NDArray[np.int64]
+    verdict: npt.NDArray[np.int8]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[int, int, Verdict]]) -> PairOutcomes:
+        """From (essay A, essay B, verdict) rows."""
+        return cls(
+            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((int(r[2]) for r in rows), dtype=np.int8, count=len(rows)),
+        )
+
+    def __len__(self) -> int:
+        return int(self.essay_a.shape[0])
+
+    def answered(self, n_essays: int) -> Comparisons:
+        """The verdicts, for a fit of `n_essays` essays."""
+        won = self.verdict == Verdict.A_WON
+        decided = won | (self.verdict == Verdict.B_WON)
+        return Comparisons(n_essays, self.essay_a[decided], self.essay_b[decided], won[decided])
+
+    def asked(self) -> list[tuple[int, int]]:
+        """Every pair planned so far, answered or not, as (essay A, essay B)."""
+        return list(zip(self.essay_a.tolist(), self.essay_b.tolist(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +328,7 @@ class BatchRepository(Protocol):
         """Record that these request ids of hedged pairs have been answered."""
         ...
 
-    async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
+    async def pair_outcomes(self, batch_id: UUID) -> PairOutcomes:
         """Every pair of a batch, as scoring and planning see it."""
         ...
 

@@ -20,6 +20,7 @@ from cj_assessment_service.application.ports import (
     PairAnswer,
     PairReissue,
     RequestSettings,
+    Verdict,
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
@@ -152,6 +153,19 @@ class TestRepositoryContract:
         assert by_request[fresh].attempts == 2
         assert by_request[fresh].status == PairStatus.PENDING
         assert len(everything) == 3
+        outcomes = zip(
+            everything.essay_a.tolist(),
+            everything.essay_b.tolist(),
+            everything.verdict.tolist(),
+            strict=True,
+        )
+        assert sorted(outcomes) == [
+            (0, 1, Verdict.A_WON),
+            (1, 2, Verdict.PENDING),
+            (2, 0, Verdict.PENDING),
+        ]
+        assert everything.answered(3).a_won.tolist() == [True]
+        assert sorted(everything.asked()) == [(0, 1), (1, 2), (2, 0)]
         assert set(locked) == {batch.id}
 
     async def test_hedged_pairs_are_found_under_both_request_ids(

@@ -17,10 +17,11 @@ from cj_assessment_service.application.ports import (
     NewHedge,
     NewPair,
     PairAnswer,
-    PairOutcome,
+    PairOutcomes,
     PairRecord,
     PairReissue,
     StoredEssaySet,
+    Verdict,
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.scoring import ScoredEssay
@@ -165,12 +166,14 @@ class FakeBatchRepository:
         for r in request_ids:
             self.hedges[r] = replace(self.hedges[r], answered=True)
 
-    async def pair_outcomes(self, batch_id: UUID) -> list[PairOutcome]:
-        return [
-            PairOutcome(p.essay_a, p.essay_b, p.status, p.winner)
-            for p in self.pairs.values()
-            if p.batch_id == batch_id
-        ]
+    async def pair_outcomes(self, batch_id: UUID) -> PairOutcomes:
+        return PairOutcomes.from_rows(
+            [
+                (p.essay_a, p.essay_b, Verdict.of(p.status, p.winner))
+                for p in self.pairs.values()
+                if p.batch_id == batch_id
+            ]
+        )
 
     async def essays(
         self, batch_id: UUID, positions: Collection[int] | None = None
