@@ -57,7 +57,6 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from cj_assessment_service.domain.bradley_terry import (
-    BradleyTerryFit,
     Comparisons,
     LaplaceEvidence,
     laplace_evidence,
@@ -74,9 +73,7 @@ MAX_ABILITY_VARIANCE = 1e2
 LOG_VARIANCE_TOLERANCE = 0.02
 
 
-def _type_ii_search(
-    comparisons: Comparisons, *, exact: bool, initial: BradleyTerryFit | None
-) -> LaplaceEvidence:
+def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> LaplaceEvidence:
     """The Laplace approximation at the ability variance that maximises it (bounded search on
     log tau^2). Each MAP fit starts from the fit at the nearest variance tried so far."""
     tried: dict[float, LaplaceEvidence] = {}
@@ -86,7 +83,7 @@ def _type_ii_search(
         evidence = laplace_evidence(
             comparisons,
             prior_precision=math.exp(-log_variance),
-            initial=initial if nearest is None else tried[nearest].fit,
+            initial=None if nearest is None else tried[nearest].fit,
             exact=exact,
         )
         tried[log_variance] = evidence
@@ -105,12 +102,10 @@ def ability_variance(comparisons: Comparisons, *, exact: bool = False) -> float:
     """The prior variance of the abilities that maximises the Laplace-approximate marginal
     likelihood of the comparisons (type-II maximum likelihood); `exact` as in
     `posterior_reliability`."""
-    return 1.0 / _type_ii_search(comparisons, exact=exact, initial=None).prior_precision
+    return 1.0 / _type_ii_search(comparisons, exact=exact).prior_precision
 
 
-def posterior_reliability(
-    comparisons: Comparisons, *, exact: bool = False, initial: BradleyTerryFit | None = None
-) -> float | None:
+def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> float | None:
     """Expected squared correlation of the fitted scores with the true abilities, under a
     Bradley-Terry fit whose ability variance is estimated from the comparisons (empirical
     Bayes); None with fewer than 3 essays or no comparisons.
@@ -118,12 +113,11 @@ def posterior_reliability(
     Above DENSE_LOG_DET_MAX_ESSAYS essays the log-determinants and the posterior variances are
     stochastic estimates (see the module docstring); `exact` computes them by dense
     factorisations instead (cubic in the essays: the reference for tests and benchmarks).
-    `initial`, a fit of the same comparisons, starts the search's first MAP fit.
     """
     n = comparisons.n_essays
     if n < 3 or len(comparisons) == 0:
         return None
-    best = _type_ii_search(comparisons, exact=exact, initial=initial)
+    best = _type_ii_search(comparisons, exact=exact)
     # Sums over the centred scores: the ratio of the expected covariance of mu with theta to the
     # expected spread of theta, both with n - 1 degrees of freedom.
     signal = float(np.sum(best.fit.scores**2))
