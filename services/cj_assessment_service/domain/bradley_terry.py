@@ -6,7 +6,13 @@ delta ~ N(0, 1/bias_prior_precision) keep perfect records finite; the order effe
 parameter estimated from every comparison, so its prior is very weak (sd 10 logits) and does not
 pull it towards 0. The fit is Newton's method on the log posterior: dense Cholesky steps for
 small batches, conjugate-gradient steps on the sparse design for large ones (no dense n x n
-matrix is built there). Standard errors come from the posterior Fisher information at the optimum.
+matrix is built there), optionally started from an earlier fit. Standard errors come from the
+posterior Fisher information at the optimum.
+
+`laplace_evidence` is the Laplace-approximate marginal likelihood of an ability prior, which the
+reliability stop rule maximises (domain/stopping.py). Its log-determinant, and the sum of the
+posterior variances the rule needs, are dense factorisations for small batches and stochastic
+Lanczos quadrature estimates, linear in the comparisons, for large ones.
 
 The joint MAP order effect carries an incidental-parameter bias away from 0 (+0.04 to +0.08 logits
 at a true 0.6 with 10 comparisons per essay: every ability is itself estimated from a few verdicts);
@@ -15,12 +21,14 @@ at a true 0.6 with 10 comparisons per essay: every ability is itself estimated f
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import linalg, sparse
-from scipy.sparse.linalg import LinearOperator, cg, splu
+from scipy.sparse.linalg import LinearOperator, cg
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -36,15 +44,30 @@ DEFAULT_BIAS_PRIOR_PRECISION = 1.0
 SCORING_BIAS_PRIOR_PRECISION = 0.01
 # Parametric-bootstrap replicates for the order effect's bias correction.
 BIAS_CORRECTION_REPLICATES = 16
+# Newton's tolerance (largest step, logits) for the refits behind a reported statistic (the
+# bootstrap replicates, the split halves): the order effect's standard error is 0.008 logits
+# even at 30,000 essays, and two of nine Newton steps are saved at that size.
+REFIT_TOLERANCE = 1e-4
 # Above this many essays the exact inverse of the Fisher information is too slow (cubic); a
 # sparse second-order approximation of its diagonal is used instead.
 EXACT_SE_MAX_ESSAYS = 300
 # Up to this many essays a Newton step is a dense Cholesky solve (well under a millisecond at
 # 100 essays); above it, conjugate gradients on the sparse design (no n x n matrix is built).
 DENSE_NEWTON_MAX_ESSAYS = 300
-# Up to this many essays the log-determinant of the posterior information is a dense Cholesky
-# factorisation (about 40 ms at 1,000 essays, where a sparse LU took 80 ms with its fill-in).
-DENSE_LOG_DET_MAX_ESSAYS = 2000
+# Up to this many essays the log-determinant of the posterior information (and the sum of the
+# posterior variances) is a dense factorisation; above, stochastic Lanczos quadrature.
+DENSE_LOG_DET_MAX_ESSAYS = 500
+# Stochastic Lanczos quadrature: Rademacher probes, Lanczos steps per probe, the probes' seed
+# (fixed: the same probes at every prior of a search), and the length below which a Lanczos
+# vector counts as zero (its Krylov space is exhausted).
+LANCZOS_PROBES = 16
+LANCZOS_STEPS = 15
+PROBE_SEED = 20_261_201
+LANCZOS_BREAKDOWN = 1e-10
+# Newton steps that lower the log posterior are halved, at most this many times.
+MAX_STEP_HALVINGS = 30
+# Largest relative residual of a conjugate-gradient Newton step (the forcing term's cap).
+CG_FORCING = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +143,15 @@ def _design(comparisons: Comparisons, with_bias: bool) -> sparse.csr_matrix:
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float64)
+    return _sigmoid_and_softplus(x)[0]
+
+
+def _sigmoid_and_softplus(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """sigmoid(x) and log(1 + e^x) from one exponential, e^-|x| (which never overflows)."""
+    small = np.exp(-np.abs(x))
+    sigmoid = np.where(x >= 0.0, 1.0, small) / (1.0 + small)
+    softplus = np.maximum(x, 0.0) + np.log1p(small)
+    return np.asarray(sigmoid, dtype=np.float64), np.asarray(softplus, dtype=np.float64)
 
 
 def fit_bradley_terry(
@@ -132,39 +163,117 @@ def fit_bradley_terry(
     with_standard_errors: bool = True,
     tolerance: float = 1e-6,
     max_iterations: int = 50,
+    initial: BradleyTerryFit | None = None,
 ) -> BradleyTerryFit:
-    """MAP abilities by Newton's method; standard errors from the posterior Fisher information."""
+    """MAP abilities by Newton's method; standard errors from the posterior Fisher information.
+
+    `initial` is a fit of the same verdicts at a nearby prior to start from (as in the search
+    over the ability prior): Newton then needs two or three steps instead of seven. A fit of
+    other verdicts is no better a start than zeros: on a bootstrap replicate or a split half of
+    30,000 essays it took 10 steps instead of 7 (at spread-out abilities the weights p(1-p)
+    understate the curvature between there and the optimum; at zeros they overstate it).
+    """
     n = comparisons.n_essays
     if n == 0:
         return BradleyTerryFit(np.zeros(0), np.zeros(0), 0.0, 0)
     with_bias = estimate_position_bias and len(comparisons) > 0
     design = _design(comparisons, with_bias)
+    precision = _precision(design.shape[1], n, prior_precision, bias_prior_precision)
+    found = _map(
+        comparisons, design, precision, initial, tolerance=tolerance, max_iterations=max_iterations
+    )
+    params = found.params
+    scores = params[:n] - params[:n].mean()
+    bias = float(params[n]) if with_bias else 0.0
+    if not with_standard_errors:
+        return BradleyTerryFit(scores, None, bias, found.iterations)
+    errors, bias_error = _standard_errors(_posterior_information(design, found, precision), n)
+    return BradleyTerryFit(
+        scores, errors, bias, found.iterations, bias_error if with_bias else None
+    )
+
+
+def _precision(
+    width: int, n: int, prior_precision: float, bias_prior_precision: float
+) -> FloatArray:
+    precision = np.full(width, prior_precision)
+    if width > n:
+        precision[n] = bias_prior_precision
+    return precision
+
+
+@dataclass(frozen=True, slots=True)
+class _Map:
+    """The MAP parameters (abilities, then the order effect when it is a column), the Newton
+    iterations taken, the log posterior there (constants dropped) and the win probabilities of
+    the first-shown essays there."""
+
+    params: FloatArray
+    iterations: int
+    log_posterior: float
+    prob: FloatArray
+
+
+def _map(
+    comparisons: Comparisons,
+    design: sparse.csr_matrix,
+    precision: FloatArray,
+    initial: BradleyTerryFit | None,
+    *,
+    tolerance: float,
+    max_iterations: int,
+) -> _Map:
+    """Newton's method on the log posterior.
+
+    A step that would lower the log posterior is halved until it does not: from a start far from
+    the optimum a full Newton step on the logistic likelihood can overshoot (from zeros no step
+    of the unit tests' fits was halved).
+    """
+    n, width = comparisons.n_essays, design.shape[1]
     design_t = design.T.tocsr()
     design_sq_t = abs(design_t)  # entries are +-1, so |X|^T w is diag(X^T W X)
-    width = design.shape[1]
     outcome = comparisons.a_won.astype(np.float64)
-    precision = np.full(width, prior_precision)
-    if with_bias:
-        precision[n] = bias_prior_precision
     params = np.zeros(width)
+    if initial is not None:
+        if initial.scores.shape[0] != n:
+            raise ValueError(f"initial fit has {initial.scores.shape[0]} essays, not {n}")
+        params[:n] = initial.scores
+        if width > n:
+            params[n] = initial.position_bias
+    objective, prob = _log_posterior(design @ params, outcome, precision, params)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - reported in the result
-        prob = _sigmoid(design @ params)
         gradient = design_t @ (outcome - prob) - precision * params
         weights = prob * (1.0 - prob)
         if n <= DENSE_NEWTON_MAX_ESSAYS:
             step = _dense_newton_step(comparisons, weights, precision, gradient)
         else:
             step = _cg_newton_step((design, design_t, design_sq_t), weights, precision, gradient)
-        params = params + step
+        halvings = 0
+        while True:
+            candidate = params + step
+            value, candidate_prob = _log_posterior(
+                design @ candidate, outcome, precision, candidate
+            )
+            if value >= objective - 1e-9 * (1.0 + abs(objective)) or (
+                halvings == MAX_STEP_HALVINGS
+            ):
+                break
+            step, halvings = 0.5 * step, halvings + 1
+        params, objective, prob = candidate, value, candidate_prob
         if float(np.max(np.abs(step))) < tolerance:
             break
-    scores = params[:n] - params[:n].mean()
-    bias = float(params[n]) if with_bias else 0.0
-    if not with_standard_errors:
-        return BradleyTerryFit(scores, None, bias, iterations)
-    errors, bias_error = _standard_errors(design, design_t, params, precision, n)
-    return BradleyTerryFit(scores, errors, bias, iterations, bias_error if with_bias else None)
+    return _Map(params, iterations, objective, prob)
+
+
+def _log_posterior(
+    eta: FloatArray, outcome: FloatArray, precision: FloatArray, params: FloatArray
+) -> tuple[float, FloatArray]:
+    """Log likelihood plus log prior (constants dropped) at linear predictors `eta`, and the
+    win probabilities there."""
+    prob, softplus = _sigmoid_and_softplus(eta)
+    likelihood = float(np.sum(outcome * eta - softplus))
+    return likelihood - 0.5 * float(np.sum(precision * params**2)), prob
 
 
 def _dense_newton_step(
@@ -210,17 +319,24 @@ def _cg_newton_step(
     diagonal = design_sq_t @ weights + precision
     operator = LinearOperator((width, width), matvec=hess_vec, dtype=np.float64)
     preconditioner = LinearOperator((width, width), matvec=lambda v: v / diagonal, dtype=np.float64)
-    step, _ = cg(operator, gradient, rtol=1e-8, atol=0.0, maxiter=200, M=preconditioner)
+    # Inexact Newton (Nocedal & Wright 7.1): far from the optimum a rough step does as well as
+    # an exact one, and the tolerance tightens as the gradient vanishes, so convergence stays
+    # superlinear. A third of the conjugate-gradient iterations of a fixed 1e-8; the MAP agrees
+    # to 1e-9 logits.
+    rtol = min(CG_FORCING, float(np.sqrt(np.linalg.norm(gradient))))
+    step, _ = cg(operator, gradient, rtol=rtol, atol=0.0, maxiter=200, M=preconditioner)
     return np.asarray(step, dtype=np.float64)
 
 
-def _standard_errors(
-    design: sparse.csr_matrix,
-    design_t: sparse.csr_matrix,
-    params: FloatArray,
-    precision: FloatArray,
-    n: int,
-) -> tuple[FloatArray, float | None]:
+def _posterior_information(
+    design: sparse.csr_matrix, found: _Map, precision: FloatArray
+) -> sparse.csr_matrix:
+    """X^T W X + P at the MAP: the negative Hessian of the log posterior."""
+    information = design.T @ sparse.diags(found.prob * (1.0 - found.prob)) @ design
+    return (information + sparse.diags(precision)).tocsr()
+
+
+def _standard_errors(information: sparse.csr_matrix, n: int) -> tuple[FloatArray, float | None]:
     """Standard errors of the centred abilities and of the order effect (when it is a column)
     from the posterior information matrix.
 
@@ -228,10 +344,6 @@ def _standard_errors(
     direction is informed by the (isotropic) prior alone and is uncoupled from the order effect:
     the order effect's variance is the same with the abilities constrained to sum to zero.
     """
-    prob = _sigmoid(design @ params)
-    weights = prob * (1.0 - prob)
-    information = (design_t @ sparse.diags(weights) @ design).tocsr()
-    information = information + sparse.diags(precision)
     width = information.shape[0]
     bias_variance: float | None = None
     if n <= EXACT_SE_MAX_ESSAYS:
@@ -243,7 +355,8 @@ def _standard_errors(
             bias_variance = float(full[n, n])
     else:
         # Second-order Neumann expansion of the inverse's diagonal: D^-1 + D^-1 O D^-1 O D^-1;
-        # within ~1 % of the exact centred variances on connected designs, at O(nnz) cost.
+        # 0-2 % below the exact centred variances on random and adaptive designs of 1,000-2,000
+        # essays (most where the abilities are spread), at O(nnz) cost.
         block = information[:n, :n].tocsr()
         diagonal = block.diagonal()
         off = block - sparse.diags(diagonal)
@@ -301,6 +414,7 @@ def debiased_position_bias(
             prior_precision=prior_precision,
             bias_prior_precision=bias_prior_precision,
             with_standard_errors=False,
+            tolerance=REFIT_TOLERANCE,
         ).position_bias
         for _ in range(replicates)
     ]
@@ -308,44 +422,193 @@ def debiased_position_bias(
     return PositionBiasEstimate(logit, error * float(np.sqrt(1.0 + 1.0 / replicates)))
 
 
-def laplace_log_evidence(
+@dataclass(frozen=True, slots=True)
+class LaplaceEvidence:
+    """The Laplace approximation at one ability prior: the log marginal likelihood (constants
+    dropped), the MAP fit and the posterior information there (abilities, then the order
+    effect)."""
+
+    log_evidence: float
+    fit: BradleyTerryFit
+    information: sparse.csr_matrix
+    prior_precision: float
+
+
+def laplace_evidence(
     comparisons: Comparisons,
     *,
     prior_precision: float,
     bias_prior_precision: float = DEFAULT_BIAS_PRIOR_PRECISION,
-) -> float:
+    initial: BradleyTerryFit | None = None,
+    exact: bool = False,
+) -> LaplaceEvidence:
     """Laplace approximation of the log marginal likelihood of the comparisons under ability
     prior N(0, 1/prior_precision): log p(y | MAP) + log prior(MAP) + log|P|/2 - log|H|/2, with
     P the prior precision and H the posterior information at the MAP (constants dropped).
 
     The all-ones ability direction changes no prediction, so it is an eigenvector of H with the
     prior's eigenvalue and its terms cancel: the figure compares ability variances fairly.
+    log|H| is a dense Cholesky factorisation up to DENSE_LOG_DET_MAX_ESSAYS essays (or with
+    `exact`), a stochastic Lanczos quadrature above (`stochastic_log_det`). `initial` starts the
+    MAP fit (see `fit_bradley_terry`).
     """
     n = comparisons.n_essays
-    fit = fit_bradley_terry(
-        comparisons,
-        prior_precision=prior_precision,
-        bias_prior_precision=bias_prior_precision,
-        with_standard_errors=False,
-    )
     design = _design(comparisons, True)
-    params = np.append(fit.scores, fit.position_bias)
-    eta = design @ params
-    log_likelihood = float(np.sum(np.where(comparisons.a_won, eta, 0.0) - np.logaddexp(0.0, eta)))
-    precision = np.full(n + 1, prior_precision)
-    precision[n] = bias_prior_precision
-    prob = _sigmoid(eta)
-    information = (design.T @ sparse.diags(prob * (1.0 - prob)) @ design).tocsc()
-    information = information + sparse.diags(precision)
-    if n <= DENSE_LOG_DET_MAX_ESSAYS:
-        factor = linalg.cholesky(information.toarray(), lower=True)
-        log_det = 2.0 * float(np.sum(np.log(np.diag(factor))))
+    precision = _precision(n + 1, n, prior_precision, bias_prior_precision)
+    found = _map(comparisons, design, precision, initial, tolerance=1e-6, max_iterations=50)
+    information = _posterior_information(design, found, precision)
+    if exact or n <= DENSE_LOG_DET_MAX_ESSAYS:
+        log_det = _dense_log_det(information)
     else:
-        # Sparse LU of a symmetric positive definite matrix: |det| is the product of U's pivots.
-        pivots = splu(information.tocsc()).U.diagonal()
-        log_det = float(np.sum(np.log(np.abs(pivots))))
-    log_prior = 0.5 * float(np.sum(np.log(precision)) - np.sum(precision * params**2))
-    return log_likelihood + log_prior - 0.5 * log_det
+        log_det = stochastic_log_det(information, n, prior_precision)
+    # The MAP's log posterior is log p(y | MAP) + log prior(MAP) without the prior's log|P| / 2.
+    log_evidence = found.log_posterior + 0.5 * float(np.sum(np.log(precision))) - 0.5 * log_det
+    params = found.params
+    fit = BradleyTerryFit(params[:n] - params[:n].mean(), None, float(params[n]), found.iterations)
+    return LaplaceEvidence(log_evidence, fit, information, prior_precision)
+
+
+def _dense_log_det(information: sparse.csr_matrix) -> float:
+    factor = linalg.cholesky(information.toarray(), lower=True)
+    return 2.0 * float(np.sum(np.log(np.diag(factor))))
+
+
+def total_posterior_variance(evidence: LaplaceEvidence, *, exact: bool = False) -> float:
+    """Sum over the essays of the posterior variance of the centred abilities,
+    tr(C H^-1 C) with C centring the abilities and dropping the order effect.
+
+    From the dense inverse up to DENSE_LOG_DET_MAX_ESSAYS essays (or with `exact`); above, a
+    Hutchinson estimate E[z^T C H^-1 C z] over Rademacher probes z, each quadratic form by
+    Lanczos quadrature (`_ScaledInformation`).
+    """
+    information, n = evidence.information, evidence.fit.scores.shape[0]
+    if exact or n <= DENSE_LOG_DET_MAX_ESSAYS:
+        covariance = np.linalg.inv(information.toarray())[:n, :n]
+        return float(np.trace(covariance) - covariance.sum() / n)
+    return _ScaledInformation(information, n, evidence.prior_precision).centred_inverse_trace(
+        _probes(information.shape[0])
+    )
+
+
+def stochastic_log_det(information: sparse.csr_matrix, n: int, prior_precision: float) -> float:
+    """log|H| by stochastic Lanczos quadrature, O(nnz(H)) per Lanczos step.
+
+    log|H| = log(prior_precision / alpha) + sum(log d) + log|M| (see `_ScaledInformation`: the
+    all-ones ability direction, an exact eigenvector of H with eigenvalue `prior_precision`, is
+    lifted to alpha, and the matrix is scaled to unit diagonal). log|M| = tr(log M) is estimated
+    over a fixed set of Rademacher probes z (Hutchinson), each z^T log(M) z by the Gauss rule of
+    LANCZOS_STEPS Lanczos steps from z. With E = M - I, z^T E z and |Ez|^2 are computed exactly
+    and their expectations are known (tr E = 0, tr E^2 = |E|_F^2): subtracting the first two
+    terms of log(I + E) = E - E^2/2 + ... as a control variate leaves the probes to estimate
+    only the remainder, which cut the Monte Carlo error 5- to 30-fold on the designs measured
+    (more under strong priors). The probes are the
+    same at every call (fixed seed), so in a search over the prior the estimate is a smooth
+    function of it (common random numbers).
+    """
+    scaled = _ScaledInformation(information, n, prior_precision)
+    return scaled.log_det_offset + scaled.log_det(_probes(information.shape[0]))
+
+
+def _probes(size: int) -> FloatArray:
+    rng = np.random.default_rng(PROBE_SEED)
+    return np.asarray(2.0 * rng.integers(0, 2, (size, LANCZOS_PROBES)) - 1.0, dtype=np.float64)
+
+
+class _ScaledInformation:
+    """M = D^-1/2 (H + c v v^T) D^-1/2, the posterior information well conditioned for Lanczos.
+
+    v is the all-ones ability direction (0 on the order effect): an exact eigenvector of H whose
+    eigenvalue, the ability prior precision, is far below the others; c = (alpha - precision) / n
+    lifts it to alpha, the mean ability diagonal, so log|H| = log|H + c v v^T| +
+    log(precision / alpha). D is the diagonal of H + c v v^T, so M has unit diagonal; on the
+    designs measured its spectrum lies within about [0.03, 5] (15 Lanczos steps converge).
+    """
+
+    def __init__(self, information: sparse.csr_matrix, n: int, prior_precision: float) -> None:
+        diagonal = information.diagonal().copy()
+        alpha = float(diagonal[:n].mean())
+        self.rank_one: float = (alpha - prior_precision) / n
+        diagonal[:n] += self.rank_one
+        self.root = 1.0 / np.sqrt(diagonal)
+        scale = sparse.diags(self.root)
+        self.scaled = (scale @ information @ scale).tocsr()
+        self.ones = np.zeros(information.shape[0])
+        self.ones[:n] = self.root[:n]
+        self.n = n
+        self.log_det_offset = float(np.sum(np.log(diagonal))) + math.log(prior_precision / alpha)
+
+    def matvec(self, block: FloatArray) -> FloatArray:
+        """M times each column of `block`."""
+        lifted = self.rank_one * np.outer(self.ones, self.ones @ block)
+        return np.asarray(self.scaled @ block + lifted, dtype=np.float64)
+
+    def log_det(self, probes: FloatArray) -> float:
+        """log|M| with the control variate of `stochastic_log_det`."""
+        nodes, weights = _lanczos_quadrature(self.matvec, probes, LANCZOS_STEPS)
+        quadratic = np.sum(weights * np.log(nodes), axis=0)
+        first = self.matvec(probes) - probes  # E z
+        linear = np.einsum("ij,ij->j", probes, first)
+        square = np.einsum("ij,ij->j", first, first)
+        # |E|_F^2 = |M|_F^2 - size (M has unit diagonal), M = S + c u u^T.
+        frobenius: float = (
+            float(self.scaled.multiply(self.scaled).sum())
+            + 2.0 * self.rank_one * float(self.ones @ (self.scaled @ self.ones))
+            + self.rank_one**2 * float(self.ones @ self.ones) ** 2
+            - probes.shape[0]
+        )
+        return float(np.mean(quadratic - linear + 0.5 * square)) - 0.5 * frobenius
+
+    def centred_inverse_trace(self, probes: FloatArray) -> float:
+        """tr(C H^-1 C) (see `total_posterior_variance`) as E[y^T M^-1 y], y = D^-1/2 C z.
+
+        C v = 0, so lifting v changes nothing: C H^-1 C = C (H + c v v^T)^-1 C.
+        """
+        centred = probes.copy()
+        centred[: self.n] -= centred[: self.n].mean(axis=0)
+        centred[self.n :] = 0.0
+        starts = self.root[:, None] * centred
+        nodes, weights = _lanczos_quadrature(self.matvec, starts, LANCZOS_STEPS)
+        return float(np.mean(np.sum(weights / nodes, axis=0)))
+
+
+def _lanczos_quadrature(
+    matvec: Callable[[FloatArray], FloatArray], starts: FloatArray, steps: int
+) -> tuple[FloatArray, FloatArray]:
+    """Gauss quadrature of each start vector's spectral measure under a symmetric positive
+    definite A: z^T f(A) z ~ sum_k weights[k, j] f(nodes[k, j]) for column j, z = starts[:, j].
+
+    The Lanczos recurrences run on all columns at once (one sparse-times-block product per
+    step). No reorthogonalisation: lost orthogonality only repeats converged Ritz values, which
+    share their weight, so the rule stays accurate (steps = 15, 25 and 40 agreed to 0.01 nats on
+    the designs measured). A column whose Krylov space is exhausted stops; its later nodes get
+    weight 0.
+    """
+    count = starts.shape[1]
+    norms = np.linalg.norm(starts, axis=0)
+    alive = norms > 0.0
+    current = starts / np.where(alive, norms, 1.0)
+    previous = np.zeros_like(current)
+    diagonal = np.ones((steps, count))
+    off_diagonal = np.zeros((steps, count))
+    for step in range(steps):
+        product = matvec(current)
+        coefficient = np.einsum("ij,ij->j", current, product)
+        product -= coefficient * current
+        if step:
+            product -= off_diagonal[step - 1] * previous
+        length = np.linalg.norm(product, axis=0)
+        diagonal[step] = np.where(alive, coefficient, 1.0)
+        alive = alive & (length > LANCZOS_BREAKDOWN)
+        off_diagonal[step] = np.where(alive, length, 0.0)
+        previous, current = current, product / np.where(alive, length, np.inf)
+    tridiagonal = np.zeros((count, steps, steps))
+    index = np.arange(steps)
+    tridiagonal[:, index, index] = diagonal.T
+    tridiagonal[:, index[1:], index[:-1]] = off_diagonal[:-1].T
+    tridiagonal[:, index[:-1], index[1:]] = off_diagonal[:-1].T
+    nodes, vectors = np.linalg.eigh(tridiagonal)
+    weights = vectors[:, 0, :] ** 2 * (norms**2)[:, None]
+    return np.asarray(nodes.T, dtype=np.float64), np.asarray(weights.T, dtype=np.float64)
 
 
 def scale_separation_reliability(scores: FloatArray, standard_errors: FloatArray) -> float | None:
@@ -370,8 +633,12 @@ def split_half_reliability(
     for _ in range(repeats):
         mask = np.zeros(len(comparisons), dtype=np.bool_)
         mask[rng.permutation(len(comparisons))[: len(comparisons) // 2]] = True
-        first = fit_bradley_terry(comparisons.subset(mask), with_standard_errors=False).scores
-        second = fit_bradley_terry(comparisons.subset(~mask), with_standard_errors=False).scores
+        first, second = (
+            fit_bradley_terry(
+                comparisons.subset(half), with_standard_errors=False, tolerance=REFIT_TOLERANCE
+            ).scores
+            for half in (mask, ~mask)
+        )
         if np.std(first) == 0.0 or np.std(second) == 0.0:
             continue
         r = float(np.corrcoef(first, second)[0, 1])

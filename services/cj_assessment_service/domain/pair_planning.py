@@ -8,14 +8,21 @@ kept balanced so the order effect does not bias any one essay.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from cj_assessment_service.domain.bradley_terry import DEFAULT_PRIOR_PRECISION
 
 OrderedPair = tuple[int, int]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Orientation flags of an unordered pair {low, high} in `PlanningHistory`.
+_LOW_FIRST = 1
+_HIGH_FIRST = 2
 
 # Up to this many essays adaptive waves are a sequential design on the full n x n covariance
 # (an inverse and O(n^2) work per pair). Above it, candidate pairs are only each essay's nearest
@@ -35,67 +42,97 @@ def total_pairs(n_essays: int) -> int:
     return n_essays * (n_essays - 1) // 2
 
 
-@dataclass
 class PlanningHistory:
-    """What has been asked so far: ordered pairs and each essay's A/B position counts."""
+    """What has been asked so far: ordered pairs and each essay's A/B position balance.
 
-    n_essays: int
-    asked: set[OrderedPair] = field(default_factory=set)
-    times_first: list[int] = field(default_factory=list)
-    times_second: list[int] = field(default_factory=list)
+    The pairs given at construction are kept per unordered pair {low, high} as the key
+    low * n + high in a sorted array, with a flag for each orientation asked (tens of thousands
+    of pairs at 10,000 essays: whole candidate sets are looked up at once by binary search);
+    the pairs recorded while a wave is planned, as keys a * n + b in a set.
+    """
 
-    def __post_init__(self) -> None:
-        if not self.times_first:
-            self.times_first = [0] * self.n_essays
-            self.times_second = [0] * self.n_essays
+    def __init__(self, n_essays: int) -> None:
+        self.n_essays = n_essays
+        self._keys: IntArray = np.zeros(0, dtype=np.int64)
+        self._orientations: IntArray = np.zeros(0, dtype=np.int64)
+        self._recorded: set[int] = set()
+        self._balance: IntArray = np.zeros(n_essays, dtype=np.int64)
 
     @classmethod
     def from_pairs(cls, n_essays: int, pairs: Iterable[OrderedPair]) -> PlanningHistory:
         """History of the pairs already planned (answered or not)."""
         history = cls(n_essays)
-        for pair in pairs:
-            history.record(pair)
+        listed = list(pairs)
+        flat = np.fromiter(chain.from_iterable(listed), dtype=np.int64, count=2 * len(listed))
+        first, second = flat[0::2], flat[1::2]
+        history._balance = (
+            np.bincount(first, minlength=n_essays) - np.bincount(second, minlength=n_essays)
+        ).astype(np.int64)
+        if listed:
+            keys = np.minimum(first, second) * n_essays + np.maximum(first, second)
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            history._keys = keys[starts]
+            # Flag 1: asked as (low, high); flag 2: asked as (high, low).
+            flags = np.where(first < second, _LOW_FIRST, _HIGH_FIRST)[order]
+            history._orientations = np.bitwise_or.reduceat(flags, starts)
         return history
 
     def record(self, pair: OrderedPair) -> None:
         """Remember one planned pair."""
         a, b = pair
-        self.asked.add(pair)
-        self.times_first[a] += 1
-        self.times_second[b] += 1
+        self._recorded.add(a * self.n_essays + b)
+        self._balance[a] += 1
+        self._balance[b] -= 1
 
-    def times_compared(self, i: int, j: int) -> int:
-        """How often the unordered pair {i, j} was asked (0, 1 or 2)."""
-        return int((i, j) in self.asked) + int((j, i) in self.asked)
+    def is_asked(self, a: int, b: int) -> bool:
+        """Whether the ordered pair (a, b) was asked."""
+        if a * self.n_essays + b in self._recorded:
+            return True
+        key = min(a, b) * self.n_essays + max(a, b)
+        position = int(np.searchsorted(self._keys, key))
+        if position == self._keys.shape[0] or int(self._keys[position]) != key:
+            return False
+        return bool(self._orientations[position] & (_LOW_FIRST if a < b else _HIGH_FIRST))
 
-    def balances(self) -> npt.NDArray[np.int64]:
-        """Each essay's times first minus times second."""
-        return np.asarray(self.times_first, dtype=np.int64) - np.asarray(
-            self.times_second, dtype=np.int64
-        )
-
-    def free_orientations(
-        self, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    def free_orientations(self, first: IntArray, second: IntArray) -> tuple[BoolArray, BoolArray]:
         """For candidate pairs: is (first, second) still free, and is (second, first)?"""
-        count = first.shape[0]
-        pairs = list(zip(first.tolist(), second.tolist(), strict=True))
-        forward = np.fromiter(((a, b) not in self.asked for a, b in pairs), bool, count)
-        backward = np.fromiter(((b, a) not in self.asked for a, b in pairs), bool, count)
-        return forward, backward
+        keys = np.minimum(first, second) * self.n_essays + np.maximum(first, second)
+        flags = np.zeros(keys.shape[0], dtype=np.int64)
+        if self._keys.shape[0]:
+            position = np.minimum(np.searchsorted(self._keys, keys), self._keys.shape[0] - 1)
+            flags = np.where(self._keys[position] == keys, self._orientations[position], 0)
+        low_first, high_first = (flags & _LOW_FIRST) > 0, (flags & _HIGH_FIRST) > 0
+        forward = np.where(first < second, low_first, high_first)
+        backward = np.where(first < second, high_first, low_first)
+        if self._recorded:
+            recorded = np.fromiter(self._recorded, dtype=np.int64, count=len(self._recorded))
+            forward |= np.isin(first * self.n_essays + second, recorded)
+            backward |= np.isin(second * self.n_essays + first, recorded)
+        return ~forward, ~backward
+
+    def pairs(self) -> tuple[IntArray, IntArray]:
+        """Every ordered pair asked, as arrays of first and second essays."""
+        n = max(self.n_essays, 1)
+        low, high = self._keys // n, self._keys % n
+        forward = (self._orientations & _LOW_FIRST) > 0
+        backward = (self._orientations & _HIGH_FIRST) > 0
+        recorded = np.fromiter(self._recorded, dtype=np.int64, count=len(self._recorded))
+        keys = np.union1d(
+            np.concatenate([low[forward] * n + high[forward], high[backward] * n + low[backward]]),
+            recorded,
+        )
+        return keys // n, keys % n
 
     def unbalancing(
-        self,
-        first: npt.NDArray[np.int64],
-        second: npt.NDArray[np.int64],
-        free: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]],
-    ) -> npt.NDArray[np.bool_]:
+        self, first: IntArray, second: IntArray, free: tuple[BoolArray, BoolArray]
+    ) -> BoolArray:
         """For candidate pairs {first[k], second[k]} with their free orientations: would the
         best free orientation push an essay's position imbalance past the cap and past where
         it already is?"""
         forward_free, backward_free = free
-        balance = self.balances()
-        bf, bs = balance[first], balance[second]
+        bf, bs = self._balance[first], self._balance[second]
         never = np.iinfo(np.int64).max
         forward = np.where(forward_free, np.maximum(np.abs(bf + 1), np.abs(bs - 1)), never)
         backward = np.where(backward_free, np.maximum(np.abs(bs + 1), np.abs(bf - 1)), never)
@@ -105,20 +142,52 @@ class PlanningHistory:
 
     def orient(self, i: int, j: int, rng: np.random.Generator) -> OrderedPair | None:
         """The orientation to ask {i, j} in (balancing A/B positions), or None if both were used."""
-        free = [p for p in ((i, j), (j, i)) if p not in self.asked]
+        free = [p for p in ((i, j), (j, i)) if not self.is_asked(*p)]
         if len(free) < 2:
             return free[0] if free else None
-
-        def imbalance(pair: OrderedPair) -> int:
-            a, b = pair
-            return (self.times_first[a] - self.times_second[a]) - (
-                self.times_first[b] - self.times_second[b]
-            )
-
-        first, second = imbalance((i, j)), imbalance((j, i))
-        if first == second:
+        # The essay shown first less often so far goes first.
+        balance_i, balance_j = int(self._balance[i]), int(self._balance[j])
+        if balance_i == balance_j:
             return (i, j) if rng.random() < 0.5 else (j, i)
-        return (i, j) if first < second else (j, i)
+        return (i, j) if balance_i < balance_j else (j, i)
+
+
+class _Candidates:
+    """Candidate pairs of a wave with their free orientations and which of them would unbalance
+    positions, kept current as pairs are recorded: recording {i, j} changes the balance of i and
+    j only, so only the candidates of those two essays are looked at again."""
+
+    def __init__(self, history: PlanningHistory, first: IntArray, second: IntArray) -> None:
+        self.history, self.first, self.second = history, first, second
+        self.free = history.free_orientations(first, second)
+        # How often each candidate was asked (0, 1 or 2), whichever way round.
+        self.compared = (~self.free[0]).astype(np.int64) + ~self.free[1]
+        self.unbalancing = history.unbalancing(first, second, self.free)
+        count = first.shape[0]
+        # Essay x candidate incidence (a counting sort, in C): row k lists k's candidates.
+        incidence = sparse.csr_matrix(
+            (
+                np.ones(2 * count),
+                (np.concatenate([first, second]), np.tile(np.arange(count), 2)),
+            ),
+            shape=(history.n_essays, count),
+        )
+        self._by_essay, self._start = incidence.indices, incidence.indptr
+
+    def record(self, index: int, pair: OrderedPair) -> None:
+        """Record candidate `index` asked as `pair` in the history."""
+        self.history.record(pair)
+        forward = pair[0] == int(self.first[index])
+        (self.free[0] if forward else self.free[1])[index] = False
+        self.compared[index] += 1
+        touched = np.concatenate(
+            [self._by_essay[self._start[essay] : self._start[essay + 1]] for essay in pair]
+        )
+        self.unbalancing[touched] = self.history.unbalancing(
+            self.first[touched],
+            self.second[touched],
+            (self.free[0][touched], self.free[1][touched]),
+        )
 
 
 def plan_all_pairs(n_essays: int, rng: np.random.Generator) -> list[OrderedPair]:
@@ -215,25 +284,20 @@ def _plan_design_wave(
     covariance = np.linalg.inv(_information_matrix(scores, history))
     density = _score_density(scores, standard_errors)
     weighted = (covariance * density**2) @ covariance
-    compared = np.fromiter(
-        (history.times_compared(int(i), int(j)) for i, j in zip(first, second, strict=True)),
-        dtype=np.int64,
-        count=first.shape[0],
-    )
+    candidates = _Candidates(history, first, second)
     # Random tie-breaking far below any real difference, so equal candidates (e.g. before any
     # fit) are not index-biased.
     tie_break = np.asarray(rng.random(first.shape[0]), dtype=np.float64) * 1e-12
     planned: list[OrderedPair] = []
     flat = first * n + second
-    free = history.free_orientations(first, second)
     while len(planned) < size:
         weighted_diag, covariance_diag = np.diagonal(weighted), np.diagonal(covariance)
         gain_num = weighted_diag[first] + weighted_diag[second] - 2 * weighted.ravel()[flat]
         diff_var = covariance_diag[first] + covariance_diag[second]
         diff_var = diff_var - 2 * covariance.ravel()[flat]
         value = weight * gain_num / (1.0 + weight * diff_var) + tie_break
-        value[compared >= 2] = -np.inf
-        balanced = np.where(history.unbalancing(first, second, free), -np.inf, value)
+        value[candidates.compared >= 2] = -np.inf
+        balanced = np.where(candidates.unbalancing, -np.inf, value)
         best = int(np.argmax(balanced))
         if not np.isfinite(balanced[best]):
             best = int(np.argmax(value))  # only unbalancing pairs are left: take the best
@@ -242,11 +306,9 @@ def _plan_design_wave(
         i, j = int(first[best]), int(second[best])
         pair = history.orient(i, j, rng)
         if pair is None:  # both orientations taken; cannot happen while compared < 2
-            compared[best] = 2
+            candidates.compared[best] = 2
             continue
-        history.record(pair)
-        compared[best] += 1
-        (free[0] if pair == (i, j) else free[1])[best] = False
+        candidates.record(best, pair)
         planned.append(pair)
         column = covariance[:, i] - covariance[:, j]
         weighted_column = weighted[:, i] - weighted[:, j]
@@ -270,9 +332,8 @@ def _information_matrix(
     """Bradley-Terry Fisher information of the pairs asked so far, plus the fit's prior."""
     n = scores.shape[0]
     information = np.zeros((n, n))
-    if history.asked:
-        a = np.fromiter((p[0] for p in history.asked), dtype=np.int64, count=len(history.asked))
-        b = np.fromiter((p[1] for p in history.asked), dtype=np.int64, count=len(history.asked))
+    a, b = history.pairs()
+    if a.shape[0]:
         w = _pair_information(scores[a] - scores[b])
         np.add.at(information, (a, a), w)
         np.add.at(information, (b, b), w)
@@ -312,40 +373,32 @@ def _plan_neighbourhood_wave(
     diff = scores[first] - scores[second]
     prob = 1.0 / (1.0 + np.exp(-diff))
     value = prob * (1.0 - prob) * (standard_errors[first] ** 2 + standard_errors[second] ** 2)
-    compared = np.fromiter(
-        (history.times_compared(int(i), int(j)) for i, j in zip(first, second, strict=True)),
-        dtype=np.float64,
-        count=first.shape[0],
-    )
-    value = value / (1.0 + REPEAT_PENALTY * compared)
-    value[compared >= 2] = -1.0
+    candidates = _Candidates(history, first, second)
+    value = value / (1.0 + REPEAT_PENALTY * candidates.compared)
+    value[candidates.compared >= 2] = -1.0
     # Random tie-breaking so equal-valued candidates (e.g. before any fit) are not index-biased.
     tie_break = np.asarray(rng.random(value.shape[0]), dtype=np.float64)
-    order = np.lexsort((tie_break, np.negative(value)))
+    order = np.lexsort((tie_break, np.negative(value))).tolist()
     per_essay_cap = max(1, -(-2 * size // n) + 1)
-    used = np.zeros(n, dtype=np.int64)
+    # Python lists: the loop below looks at one candidate at a time.
+    firsts, seconds, values = first.tolist(), second.tolist(), value.tolist()
+    used = [0] * n
     planned: list[OrderedPair] = []
     chosen: set[int] = set()
     for keep_balance in (True, False):  # balanced candidates first; the rest only if needed
         for index in order:
-            if value[index] < 0 or len(planned) >= size:
+            if values[index] < 0 or len(planned) >= size:
                 break
-            i, j = int(first[index]), int(second[index])
+            i, j = firsts[index], seconds[index]
             if index in chosen or used[i] >= per_essay_cap or used[j] >= per_essay_cap:
                 continue
-            one = slice(int(index), int(index) + 1)
-            if (
-                keep_balance
-                and history.unbalancing(
-                    first[one], second[one], history.free_orientations(first[one], second[one])
-                )[0]
-            ):
+            if keep_balance and candidates.unbalancing[index]:
                 continue
             pair = history.orient(i, j, rng)
             if pair is None:
                 continue
-            chosen.add(int(index))
-            history.record(pair)
+            chosen.add(index)
+            candidates.record(index, pair)
             used[i] += 1
             used[j] += 1
             planned.append(pair)

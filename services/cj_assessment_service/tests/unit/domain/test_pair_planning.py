@@ -28,6 +28,41 @@ def position_imbalance(n: int, pairs: list[tuple[int, int]]) -> int:
     return max(abs(first[i] - second[i]) for i in range(n))
 
 
+class TestPlanningHistory:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        n=st.integers(min_value=2, max_value=12),
+        given_pairs=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=50),
+        recorded=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=10),
+    )
+    def test_lookups_agree_with_a_set_of_the_pairs(
+        self,
+        n: int,
+        given_pairs: list[tuple[int, int]],
+        recorded: list[tuple[int, int]],
+    ) -> None:
+        # Duplicates included: a history may be given the same pair twice.
+        given_pairs = [(a, b) for a, b in given_pairs if a < n and b < n and a != b]
+        recorded = [(a, b) for a, b in recorded if a < n and b < n and a != b]
+        history = PlanningHistory.from_pairs(n, given_pairs)
+        for pair in recorded:
+            history.record(pair)
+        model = set(given_pairs) | set(recorded)
+        first, second = (
+            np.array(side, dtype=np.int64)
+            for side in zip(*[(i, j) for i in range(n) for j in range(n) if i != j], strict=True)
+        )
+        forward, backward = history.free_orientations(first, second)
+        assert list(forward) == [(i, j) not in model for i, j in zip(first, second, strict=True)]
+        assert list(backward) == [(j, i) not in model for i, j in zip(first, second, strict=True)]
+        assert all(
+            history.is_asked(int(i), int(j)) == ((i, j) in model)
+            for i, j in zip(first, second, strict=True)
+        )
+        asked_first, asked_second = history.pairs()
+        assert set(zip(asked_first.tolist(), asked_second.tolist(), strict=True)) == model
+
+
 class TestAllPairs:
     def test_ten_essays_give_45_distinct_pairs(self) -> None:
         pairs = plan_all_pairs(10, rng())
