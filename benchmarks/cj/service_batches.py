@@ -93,8 +93,11 @@ async def _process_metrics(url: str) -> dict[str, Any]:
         body = (await client.get(f"{url}/metrics")).text
     figures: dict[str, Any] = {"max_event_loop_lag_seconds": None, "consumer_rebalances": 0}
     compute: dict[str, float] = {}
+    sums: dict[str, float] = {}
     for family in text_string_to_metric_families(body):
         for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")) and not sample.labels.get("kind"):
+                sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
             if sample.name == "huleedu_event_loop_lag_max_seconds":
                 figures["max_event_loop_lag_seconds"] = round(sample.value, 3)
             elif sample.name == "huleedu_consumer_rebalances_total":
@@ -102,6 +105,14 @@ async def _process_metrics(url: str) -> dict[str, Any]:
             elif sample.name == "huleedu_compute_seconds_sum":
                 compute[sample.labels["kind"]] = round(sample.value, 2)
     figures["compute_seconds"] = compute
+    # Where an answer's time goes: staged -> published (the outbox relay), and staged ->
+    # recorded (the whole round trip through the LLM provider and back).
+    for name, metric in (
+        ("mean_outbox_delay_seconds", "huleedu_outbox_publish_delay_seconds"),
+        ("mean_round_trip_seconds", "huleedu_cj_callback_latency_seconds"),
+    ):
+        count = sums.get(f"{metric}_count", 0.0)
+        figures[name] = round(sums.get(f"{metric}_sum", 0.0) / count, 3) if count else None
     return figures
 
 

@@ -57,7 +57,9 @@ async def run(stack: BenchStack) -> dict[str, Any]:
             f"{case['max_event_loop_lag_seconds']} s, "
             f"rebalances {case['consumer_rebalances']}, heartbeat/session log lines "
             f"{case['group_trouble_log_lines']}, reliability checks "
-            f"{100 * case['reliability_check_share_of_wall']:.1f} % of the wall time, "
+            f"{100 * case['reliability_check_share_of_wall']:.1f} % of the wall time, mean "
+            f"round trip {case['mean_round_trip_seconds']} s (of which outbox "
+            f"{case['mean_outbox_delay_seconds']} s), "
             f"{case['waves']} planning steps ({case['completion_reason']})",
             flush=True,
         )
