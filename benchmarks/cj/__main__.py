@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.cj import bias, bt_fit, large_batch, pairing, stopping, throughput
+from benchmarks.cj import bias, bt_fit, large_batch, pairing, scaling, stopping, throughput
 from benchmarks.cj.latency import latency_benchmark
 from benchmarks.cj.stack_benchmarks import callbacks_benchmark, monitor_benchmark
 from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
@@ -23,6 +23,7 @@ SIMULATIONS: dict[str, Callable[[], Any]] = {
     "pairing": pairing.run,
     "bias": bias.run,
     "stopping": stopping.run,
+    "scaling": scaling.run,
 }
 ON_THE_STACK: dict[str, Callable[[BenchStack], Any]] = {
     "callbacks": lambda stack: asyncio.run(callbacks_benchmark(stack)),

@@ -43,9 +43,9 @@ converge; the exactly computable terms z^T E z and |Ez|^2 / 2 of z^T log(I + E) 
 control variate. A step is one sparse product with the block of 16 probes, so the cost is linear
 in the comparisons. The probes are fixed (seeded), so the estimated evidence is a smooth
 function of tau^2 (common random numbers) and the search behaves as on the exact one. Against
-the dense computation (`exact=True`) the claim agrees within 0.002 on random, adaptive-like and
-coin-flip designs of 300 to 2,000 essays (tests/unit/domain/test_stopping.py;
-benchmarks/cj/scaling.py).
+the dense computation (`exact=True`) the claim agrees within 0.002 on random, adaptive (the
+service's planner, and close pairs on a noisy scale) and coin-flip designs of 300 to 2,000 essays
+(tests/unit/domain/test_stopping.py; benchmarks/cj/scaling.py).
 """
 
 from __future__ import annotations
