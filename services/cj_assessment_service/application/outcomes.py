@@ -22,12 +22,7 @@ from cj_assessment_service.domain.batch import (
     success_rate,
     transition,
 )
-from cj_assessment_service.domain.scoring import (
-    AnsweredComparison,
-    BatchScores,
-    ScoredEssay,
-    score_batch,
-)
+from cj_assessment_service.domain.scoring import BatchScores, ScoredEssay, score_comparisons
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import (
     CJAssessmentCompletedV1,
@@ -48,19 +43,8 @@ def score_answers(
 ) -> BatchScores:
     """Rankings, statistics and grade projections of a batch's answers (run on the compute
     pool)."""
-    answered = pairs.answered(len(essays))
-    return score_batch(
-        essays,
-        [
-            AnsweredComparison(a, b, won)
-            for a, b, won in zip(
-                answered.essay_a.tolist(),
-                answered.essay_b.tolist(),
-                answered.a_won.tolist(),
-                strict=True,
-            )
-        ],
-        target_reliability=target_reliability,
+    return score_comparisons(
+        essays, pairs.answered(len(essays)), target_reliability=target_reliability
     )
 
 

@@ -58,13 +58,24 @@ def score_batch(
     stopped on it reports the figure it stopped on; `target_reliability` is the stop rule's
     target when one applied to the batch.
     """
-    n = len(essays)
     comparisons = Comparisons.from_lists(
-        n,
+        len(essays),
         [a.essay_a for a in answers],
         [a.essay_b for a in answers],
         [a.a_won for a in answers],
     )
+    return score_comparisons(essays, comparisons, target_reliability=target_reliability)
+
+
+def score_comparisons(
+    essays: list[ScoredEssay],
+    comparisons: Comparisons,
+    *,
+    target_reliability: float | None = None,
+) -> BatchScores:
+    """`score_batch` of answers already in columns (`comparisons` indexes `essays`)."""
+    n = len(essays)
+    answers = len(comparisons) > 0
     fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
     position_bias = debiased_position_bias(
         comparisons, fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
@@ -99,7 +110,7 @@ def score_batch(
             if answers and position_bias.standard_error is not None
             else None
         ),
-        comparisons_per_essay=round(2.0 * len(answers) / n, 4) if n else 0.0,
+        comparisons_per_essay=round(2.0 * len(comparisons) / n, 4) if n else 0.0,
         posterior_reliability=posterior_reliability(comparisons) if answers else None,
         target_reliability=target_reliability,
         stop_rule_reliability=STOP_RELIABILITY if target_reliability is not None else None,
