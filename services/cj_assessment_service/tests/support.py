@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from cj_assessment_service.application.ports import BatchRecord, RequestSettings
 from cj_assessment_service.config import Settings
+from cj_assessment_service.domain.batch import BatchState
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import AnchorEssay, CJAssessmentRequestV1, EssayToProcess
 from common_core.events.envelope import EventEnvelope, decode_event
@@ -49,6 +52,38 @@ def make_settings(database_url: str, bootstrap: str, prefix: str, **overrides: A
         **overrides,
     }
     return Settings(**values)
+
+
+def batch_record(**changes: Any) -> BatchRecord:
+    """A live batch row (3 essays, all 3 pairs asked, none answered), with `changes`."""
+    now = datetime.now(UTC)
+    batch = BatchRecord(
+        id=uuid.uuid4(),
+        entity_ref=f"ref-{uuid.uuid4().hex}",
+        correlation_id=uuid.uuid4(),
+        request_event_id=uuid.uuid4(),
+        state=BatchState.WAITING_CALLBACKS,
+        essay_count=3,
+        budget=3,
+        planned=3,
+        completed=0,
+        failed=0,
+        waves=1,
+        partial_scoring_triggered=False,
+        threshold_reached_at=None,
+        completion_reason=None,
+        request_settings=RequestSettings(language="en"),
+        previous_scores=None,
+        result=None,
+        error_detail=None,
+        prompt_tokens=0,
+        completion_tokens=0,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+        finished_at=None,
+    )
+    return replace(batch, **changes)
 
 
 def essays(n: int, prefix: str = "e") -> list[EssayToProcess]:

@@ -24,7 +24,7 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
-from cj_assessment_service.tests.support import make_settings, unique_prefix
+from cj_assessment_service.tests.support import batch_record, make_settings, unique_prefix
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
@@ -65,33 +65,8 @@ def _batch(
     last_activity_at: datetime | None = None,
     threshold_reached_at: datetime | None = None,
 ) -> BatchRecord:
-    now = datetime.now(UTC)
-    return BatchRecord(
-        id=uuid.uuid4(),
-        entity_ref=entity_ref,
-        correlation_id=uuid.uuid4(),
-        request_event_id=uuid.uuid4(),
-        state=BatchState.WAITING_CALLBACKS,
-        essay_count=3,
-        budget=3,
-        planned=3,
-        completed=0,
-        failed=0,
-        waves=1,
-        partial_scoring_triggered=False,
-        threshold_reached_at=threshold_reached_at,
-        completion_reason=None,
-        request_settings=RequestSettings(language="en"),
-        previous_scores=None,
-        result=None,
-        error_detail=None,
-        prompt_tokens=0,
-        completion_tokens=0,
-        created_at=now,
-        updated_at=now,
-        last_activity_at=last_activity_at or now,
-        finished_at=None,
-    )
+    batch = batch_record(entity_ref=entity_ref, threshold_reached_at=threshold_reached_at)
+    return replace(batch, last_activity_at=last_activity_at or batch.last_activity_at)
 
 
 ESSAYS = [EssayRecord(i, f"e{i}", f"text {i}") for i in range(3)]

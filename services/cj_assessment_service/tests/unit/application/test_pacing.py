@@ -6,39 +6,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from cj_assessment_service.application.pacing import MAX_REMEMBERED_BATCHES, BatchPacing
-from cj_assessment_service.application.ports import BatchRecord, RequestSettings
-from cj_assessment_service.domain.batch import BatchState
+from cj_assessment_service.application.ports import BatchRecord
+from cj_assessment_service.tests.support import batch_record
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
 def _batch(*, completed: int, age_seconds: float) -> BatchRecord:
-    started = NOW - timedelta(seconds=age_seconds)
-    return BatchRecord(
-        id=uuid.uuid4(),
-        entity_ref="ref",
-        correlation_id=uuid.uuid4(),
-        request_event_id=uuid.uuid4(),
-        state=BatchState.WAITING_CALLBACKS,
+    return batch_record(
         essay_count=10_000,
         budget=100_000,
         planned=completed + 500,
         completed=completed,
-        failed=0,
-        waves=3,
-        partial_scoring_triggered=False,
-        threshold_reached_at=None,
-        completion_reason=None,
-        request_settings=RequestSettings(language="en"),
-        previous_scores=None,
-        result=None,
-        error_detail=None,
-        prompt_tokens=0,
-        completion_tokens=0,
-        created_at=started,
-        updated_at=NOW,
-        last_activity_at=NOW,
-        finished_at=None,
+        created_at=NOW - timedelta(seconds=age_seconds),
     )
 
 
