@@ -517,3 +517,44 @@ async def test_ensure_topics_creates_partitions_once(
     finally:
         await producer.stop()
     assert partitions == {0, 1, 2}
+
+
+class TestRebalances:
+    async def test_a_member_joining_the_group_counts_as_a_rebalance_for_the_first(
+        self, kafka_bootstrap_servers: str, unique_topic: str, producer: KafkaEventProducer
+    ) -> None:
+        await ensure_topics(
+            kafka_bootstrap_servers, [unique_topic, dlq_topic_name(unique_topic)], partitions=2
+        )
+        group = f"g-{uuid4().hex}"
+        first = _runner(kafka_bootstrap_servers, unique_topic, Collector(), producer, group)
+        second = _runner(kafka_bootstrap_servers, unique_topic, Collector(), producer, group)
+
+        async def rebalances() -> float:
+            sample = REGISTRY.get_sample_value(
+                "huleedu_consumer_rebalances_total", {"group": group}
+            )
+            return sample or 0.0
+
+        first_task = asyncio.create_task(first.run())
+        second_task: asyncio.Task[None] | None = None
+        try:
+            await eventually(
+                lambda: _assigned(first), until=lambda n: n == 2, what="both partitions"
+            )
+            assert await rebalances() == 0.0  # joining is not a rebalance
+            second_task = asyncio.create_task(second.run())
+            await eventually(
+                lambda: _assigned(second), until=lambda n: n == 1, what="one partition moved"
+            )
+            await eventually(rebalances, until=lambda n: n >= 1.0, what="a rebalance counted")
+        finally:
+            first.stop()
+            second.stop()
+            await asyncio.gather(
+                first_task, *([second_task] if second_task else []), return_exceptions=True
+            )
+
+
+async def _assigned(runner: KafkaConsumerRunner) -> int:
+    return len(runner.consumer.assignment())

@@ -1,4 +1,5 @@
-"""The compute pool: work off the event loop, bounded overall, one at a time per key."""
+"""The kernel's runtime pieces for a loop that never blocks: the compute pool (off the loop,
+bounded, one at a time per key), the loop-lag probe and the group-membership metrics."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import threading
 import time
 
 import pytest
+from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from common_core.runtime.compute import ComputePool
+from common_core.runtime.kafka_consumer import GroupMembership
 from common_core.runtime.loop_lag import EventLoopLagProbe
+from common_core.runtime.metrics import CONSUMER_LAG
 
 
 def _busy(seconds: float) -> str:
@@ -120,3 +125,27 @@ class TestEventLoopLagProbe:
         probe.stop()
         await task
         assert probe.max_lag >= 0.25
+
+
+class TestGroupMembership:
+    def test_a_revoked_partition_loses_its_lag_series(self) -> None:
+        group = "test-membership"
+        CONSUMER_LAG.labels(group=group, topic="t", partition="0").set(5)
+        CONSUMER_LAG.labels(group=group, topic="t", partition="1").set(7)
+        GroupMembership(group).revoked({TopicPartition("t", 0)})
+        lag = {"group": group, "topic": "t"}
+        assert (
+            REGISTRY.get_sample_value("huleedu_consumer_lag_messages", {**lag, "partition": "0"})
+            is None
+        )
+        assert (
+            REGISTRY.get_sample_value("huleedu_consumer_lag_messages", {**lag, "partition": "1"})
+            == 7
+        )
+
+    def test_assignments_after_the_first_count_as_rebalances(self) -> None:
+        group = "test-membership-rebalances"
+        membership = GroupMembership(group)
+        membership.assigned({TopicPartition("t", 0), TopicPartition("t", 1)})
+        membership.assigned({TopicPartition("t", 0)})
+        assert REGISTRY.get_sample_value("huleedu_consumer_rebalances_total", {"group": group}) == 1
