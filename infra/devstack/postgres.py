@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -38,6 +39,10 @@ SUPERUSER = "postgres"
 # Durability off: for throwaway test clusters only, never for the demo.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 _DEBIAN_INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
+# Where a cluster lives when the postgres account cannot reach the state dir (see postgres_dir).
+# /var/tmp: kept across reboots like the state dir itself; root creates it (mode 755) and hands
+# only the cluster's own directory to the postgres account.
+SHARED_HOME_ROOT = Path("/var/tmp/huleedu-devstack")  # noqa: S108 - root-owned, see above
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_SOCKET_DIR = 90  # unix socket paths are limited to ~107 bytes including the file name
 
@@ -141,8 +146,23 @@ def url_reachable(url: str) -> bool:
 
 
 def postgres_dir(state_dir: Path) -> Path:
-    """Where the cluster's data, socket and log live inside a state dir."""
-    return state_dir / "postgres"
+    """Where the cluster's data, socket and log live: inside the state dir, unless devstack runs
+    as root and the postgres account cannot reach it (a clone in root's home, mode 700, or in a
+    `mktemp -d`); then in a directory of its own under SHARED_HOME_ROOT named after the state
+    dir, so the same state dir always finds the same cluster."""
+    inside = state_dir / "postgres"
+    if not _running_as_root() or _postgres_account_can_enter(state_dir):
+        return inside
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return SHARED_HOME_ROOT / digest / "postgres"
+
+
+def _postgres_account_can_enter(path: Path) -> bool:
+    """Can the postgres account traverse to `path` (its nearest existing ancestor, when it does
+    not exist yet: what is created inside later gets the default, traversable mode)?"""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    probe = ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(existing)]
+    return subprocess.run(probe, check=False, capture_output=True).returncode == 0
 
 
 def postgres_pid_file(state_dir: Path) -> Path:
@@ -257,7 +277,16 @@ def start_postgres(
         raise StackError(f"a PostgreSQL from {state_dir} already runs (pid {already.pid})")
     bin_dir = provision_postgres()
     ensure_port_free(port, "PostgreSQL", "POSTGRES_PORT")
+    state_dir.mkdir(parents=True, exist_ok=True)
     home = postgres_dir(state_dir)
+    if not home.is_relative_to(state_dir):
+        say(
+            f"the `{SUPERUSER}` account cannot reach {state_dir}, so PostgreSQL keeps its data "
+            f"in {home}"
+        )
+        for parent in (SHARED_HOME_ROOT, home.parent):
+            parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            parent.chmod(0o755)
     data_dir, log_path, socket_dir = home / "data", home / "postgres.log", _socket_dir(home, port)
     for path in (home, socket_dir):
         path.mkdir(parents=True, exist_ok=True)
