@@ -116,6 +116,10 @@ class Settings(ServiceSettings):
     # Rate budgets: `local` (each process its own, aiolimiter) or `shared` (one budget per
     # provider in the service's PostgreSQL, for every instance together).
     llm_rate_limit_scope: Literal["local", "shared"] = "shared"
+    # Instances of the service a deployment runs: while the shared budget's database cannot be
+    # reached, each instance falls back to this share of the limits (fails closed: together
+    # they never exceed the quota).
+    llm_expected_instances: int = Field(default=1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _pick_default_provider(self) -> Settings:

@@ -94,7 +94,10 @@ def build_panel(
     """Seat the heuristic and every given chat model behind limits, a breaker and retries.
 
     The limits are this process's own (aiolimiter), or with `shared_budget` the budget it makes
-    from the provider, its limits and the process's own limiter (its fallback)."""
+    from the provider, its limits and the process's own limiter, its fallback while the shared
+    budget cannot be read. The fallback allows this instance its share of the limits
+    (`LLM_EXPECTED_INSTANCES`), so N instances cut off from the database spend the quota once
+    between them, not N times."""
     seats = {LLMProviderName.HEURISTIC: PanelSeat(LLMProviderName.HEURISTIC, HeuristicJudge())}
     policy = RetryPolicy(
         max_retries=settings.llm_max_retries,
@@ -110,10 +113,11 @@ def build_panel(
             cooldown_seconds=settings.llm_circuit_cooldown_seconds,
             clock=clock,
         )
+        share = 1 if shared_budget is None else settings.llm_expected_instances
         limiter = ProviderRateLimiter(
             name.value,
-            requests=limits.requests_per_minute,
-            tokens=limits.tokens_per_minute,
+            requests=max(1, limits.requests_per_minute // share),
+            tokens=max(1, limits.tokens_per_minute // share),
             period_seconds=settings.llm_rate_limit_period_seconds,
         )
         budget: RateBudget = limiter
