@@ -42,6 +42,10 @@ class Settings(ServiceSettings):
     planning_share: float = Field(default=0.2, gt=0, le=1)
     partial_scoring_grace_seconds: float = Field(default=60.0, ge=0)
     stuck_batch_timeout_seconds: float = Field(default=900.0, gt=0)
+    # The same for batches asked in `batch` mode (a provider's batch API): its answers come
+    # within the provider's completion window (24 h at OpenAI and Anthropic), all at once, so
+    # the monitor waits that window and an hour more before it takes such a batch for stuck.
+    stuck_batch_mode_timeout_seconds: float = Field(default=90_000.0, gt=0)
     monitor_interval_seconds: float = Field(default=30.0, gt=0)
     monitor_batch_limit: int = Field(default=1000, ge=1)
     recovery_threshold_pct: float = Field(default=80.0, ge=0, le=100)

@@ -78,6 +78,9 @@ def _batch(row: Row[Any]) -> BatchRecord:
 # essays reads 19,900 pairs at the end of its wave.
 _PAIR_STATUSES: dict[str, PairStatus] = {status.value: status for status in PairStatus}
 
+# The LLM mode a batch's comparisons are asked in (`batch`: through a provider's batch API).
+_BATCH_MODE = cj_batches.c.request_settings["llm_config"]["mode"].astext
+
 # A batch's pairs as three arrays in planning order; the verdict codes are `Verdict`'s.
 _PLANNING_ORDER = (cj_pairs.c.wave, cj_pairs.c.requested_at, cj_pairs.c.id)
 _VERDICT = case(
@@ -310,18 +313,29 @@ class PostgresBatchRepository:
         return {row.id: _batch(row) for row in rows}
 
     async def lock_stale_batches(
-        self, *, inactive_since: datetime, threshold_since: datetime, limit: int
+        self,
+        *,
+        inactive_since: datetime,
+        batch_mode_inactive_since: datetime,
+        threshold_since: datetime,
+        limit: int,
     ) -> list[BatchRecord]:
-        """Live batches idle since `inactive_since` or past their partial-scoring grace,
-        locked with SKIP LOCKED so several monitors share the work."""
+        """Live batches idle since `inactive_since` (`batch_mode_inactive_since` for batches
+        whose comparisons go through a provider's batch API) or past their partial-scoring
+        grace, locked with SKIP LOCKED so several monitors share the work."""
         await self._write_updates()
+        batch_mode = _BATCH_MODE.is_not_distinct_from(LLMMode.BATCH.value)
         rows = (
             await self._session.execute(
                 select(cj_batches)
                 .where(
                     cj_batches.c.state.in_(_ACTIVE),
                     or_(
-                        cj_batches.c.last_activity_at < inactive_since,
+                        and_(~batch_mode, cj_batches.c.last_activity_at < inactive_since),
+                        and_(
+                            batch_mode,
+                            cj_batches.c.last_activity_at < batch_mode_inactive_since,
+                        ),
                         and_(
                             cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
                             cj_batches.c.threshold_reached_at <= threshold_since,
@@ -393,9 +407,7 @@ class PostgresBatchRepository:
                     _PENDING > 0,
                     cj_batches.c.hedged < func.floor(cj_batches.c.budget * max_share + 1e-9),
                     # Batch-mode answers come within hours, all at once: nothing to hedge.
-                    cj_batches.c.request_settings["llm_config"]["mode"].astext.is_distinct_from(
-                        LLMMode.BATCH.value
-                    ),
+                    _BATCH_MODE.is_distinct_from(LLMMode.BATCH.value),
                 )
                 .order_by(cj_batches.c.id)
                 .limit(limit)

@@ -17,6 +17,7 @@ from cj_assessment_service.domain.batch import BatchState, recovery_decision, su
 from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
 from common_core.errors import ErrorCode
 from common_core.events.cj import CJCompletionReason
+from common_core.events.llm import LLMMode
 
 
 @dataclass
@@ -43,6 +44,7 @@ class MonitorUseCases:
         settings = self._settings
         stale = await repo.lock_stale_batches(
             inactive_since=_ago(now, settings.stuck_batch_timeout_seconds),
+            batch_mode_inactive_since=_ago(now, settings.stuck_batch_mode_timeout_seconds),
             threshold_since=_ago(now, settings.partial_scoring_grace_seconds),
             limit=settings.monitor_batch_limit,
         )
@@ -58,6 +60,13 @@ class MonitorUseCases:
 
         repo.after_commit(record)
         return report
+
+    def _stuck_after(self, batch: BatchRecord) -> float:
+        """Seconds without activity after which the batch counts as stuck: a provider batch
+        answers within its completion window, all at once, so batch mode waits longer."""
+        if batch.request_settings.llm_config.mode == LLMMode.BATCH:
+            return self._settings.stuck_batch_mode_timeout_seconds
+        return self._settings.stuck_batch_timeout_seconds
 
     async def _handle_stale(
         self, repo: BatchRepository, batch: BatchRecord, now: datetime, report: MonitorReport
@@ -83,7 +92,7 @@ class MonitorUseCases:
                 partial=True,
             )
             return
-        if (now - batch.last_activity_at).total_seconds() < settings.stuck_batch_timeout_seconds:
+        if (now - batch.last_activity_at).total_seconds() < self._stuck_after(batch):
             return
         report.detected += 1
         recoverable = batch.completed > 0 and (

@@ -294,10 +294,16 @@ class BatchRepository(Protocol):
         ...
 
     async def lock_stale_batches(
-        self, *, inactive_since: datetime, threshold_since: datetime, limit: int
+        self,
+        *,
+        inactive_since: datetime,
+        batch_mode_inactive_since: datetime,
+        threshold_since: datetime,
+        limit: int,
     ) -> list[BatchRecord]:
-        """Live batches idle since `inactive_since` or past their partial-scoring grace,
-        locked with SKIP LOCKED so several monitors share the work."""
+        """Live batches idle since `inactive_since` (`batch_mode_inactive_since` for batches
+        asked through a provider's batch API) or past their partial-scoring grace, locked with
+        SKIP LOCKED so several monitors share the work."""
         ...
 
     async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:

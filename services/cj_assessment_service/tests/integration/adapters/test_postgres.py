@@ -201,18 +201,26 @@ class TestRepositoryContract:
         idle = _batch(f"idle-{uuid.uuid4().hex}", last_activity_at=now - timedelta(hours=2))
         graced = _batch(f"grace-{uuid.uuid4().hex}", threshold_reached_at=now - timedelta(hours=2))
         busy = _batch(f"busy-{uuid.uuid4().hex}")
+        batch_mode = RequestSettings(llm_config=LLMConfig(mode=LLMMode.BATCH))
+        # Idle as long, but waiting on a provider batch: stale only past the batch-mode timeout.
+        waiting = replace(_batch(f"waiting-{uuid.uuid4().hex}"), request_settings=batch_mode)
+        forgotten = replace(_batch(f"forgotten-{uuid.uuid4().hex}"), request_settings=batch_mode)
         async with transaction() as repo:
-            for batch in (idle, graced, busy):
+            for batch in (idle, graced, busy, waiting, forgotten):
                 await repo.add_batch(batch, [])
         async with transaction() as repo:
             # PostgreSQL stamps last activity on insert; age it explicitly for both kinds.
             await repo.update_batch(idle.id, last_activity_at=now - timedelta(hours=2))
+            await repo.update_batch(waiting.id, last_activity_at=now - timedelta(hours=2))
+            await repo.update_batch(forgotten.id, last_activity_at=now - timedelta(hours=30))
         async with transaction() as repo:
             stale = await repo.lock_stale_batches(
                 inactive_since=now - timedelta(hours=1),
+                batch_mode_inactive_since=now - timedelta(hours=25),
                 threshold_since=now - timedelta(hours=1),
                 limit=100,
             )
         ids = {b.id for b in stale}
-        assert {idle.id, graced.id} <= ids
+        assert {idle.id, graced.id, forgotten.id} <= ids
         assert busy.id not in ids
+        assert waiting.id not in ids

@@ -100,14 +100,24 @@ class FakeBatchRepository:
         return {i: self.batches[i] for i in sorted(owners) if i in self.batches}
 
     async def lock_stale_batches(
-        self, *, inactive_since: datetime, threshold_since: datetime, limit: int
+        self,
+        *,
+        inactive_since: datetime,
+        batch_mode_inactive_since: datetime,
+        threshold_since: datetime,
+        limit: int,
     ) -> list[BatchRecord]:
         return [
             b
             for b in self.batches.values()
             if not b.state.is_terminal
             and (
-                b.last_activity_at < inactive_since
+                b.last_activity_at
+                < (
+                    batch_mode_inactive_since
+                    if b.request_settings.llm_config.mode == LLMMode.BATCH
+                    else inactive_since
+                )
                 or (
                     b.threshold_reached_at is not None and b.threshold_reached_at <= threshold_since
                 )

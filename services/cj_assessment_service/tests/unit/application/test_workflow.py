@@ -12,6 +12,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from cj_assessment_service.application.ports import RequestSettings
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
@@ -19,7 +20,13 @@ from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFo
 from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.cj import CJCompletionReason
-from common_core.events.llm import LLMComparisonRequestV1, LLMComparisonResultV1, TokenUsage
+from common_core.events.llm import (
+    LLMComparisonRequestV1,
+    LLMComparisonResultV1,
+    LLMConfig,
+    LLMMode,
+    TokenUsage,
+)
 from common_core.topics import Topic
 
 REQUESTED = Topic.LLM_COMPARISON_REQUESTED.value
@@ -266,6 +273,26 @@ class TestMonitor:
         report = await flow.check_stale_batches(repo)
         assert report.failed == 1
         assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["stuck_batch"]
+
+    async def test_a_batch_waiting_on_a_provider_batch_is_not_stuck_within_its_window(
+        self,
+    ) -> None:
+        repo = FakeBatchRepository()
+        flow = await start(
+            repo, 10, stuck_batch_timeout_seconds=60, stuck_batch_mode_timeout_seconds=7200
+        )
+        (batch,) = repo.batches.values()
+        batch_mode = RequestSettings(llm_config=LLMConfig(mode=LLMMode.BATCH))
+        await self._age(
+            repo,
+            request_settings=batch_mode,
+            last_activity_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+        assert (await flow.check_stale_batches(repo)).detected == 0
+        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=3))
+        report = await flow.check_stale_batches(repo)
+        assert (report.detected, report.failed) == (1, 1)
+        assert repo.batches[batch.id].state == BatchState.FAILED
 
     async def test_the_threshold_and_grace_trigger_partial_scoring(self) -> None:
         repo = FakeBatchRepository()
