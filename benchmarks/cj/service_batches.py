@@ -181,6 +181,7 @@ async def run_service_batch(
                     (cpu_seconds(llm.process.pid) or 0.0) - cpu_before[1],
                 )
                 process = await _process_metrics(cj.url)
+                provider = await _process_metrics(llm.url)
                 log_text = cj.log_path.read_text(errors="replace")
             waves = await _batch_waves(stack.postgres_server_url, database, request.entity_ref)
         finally:
@@ -213,6 +214,8 @@ async def run_service_batch(
         "llm_provider_cpu_seconds": round(cpu[1], 1),
         **process,
         "compute_seconds": compute,
+        "llm_provider_max_event_loop_lag_seconds": provider["max_event_loop_lag_seconds"],
+        "llm_provider_consumer_rebalances": provider["consumer_rebalances"],
         "reliability_check_share_of_wall": round(compute.get("reliability_check", 0.0) / wall, 4),
         "group_trouble_log_lines": sum(log_text.count(phrase) for phrase in GROUP_TROUBLE),
         "waves": waves,
