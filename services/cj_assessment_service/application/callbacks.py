@@ -391,10 +391,11 @@ class CallbackUseCases:
         pairs = await repo.pair_outcomes(batch.id)
         check_seconds = 0.0
         if check and not decision.fail_low_success:
+            check_started = time.perf_counter()
             reliability = await self._compute.run(
                 "reliability_check", batch.id, reliability_of_answers, n, pairs
             )
-            check_seconds = time.perf_counter() - started
+            check_seconds = time.perf_counter() - check_started
             self._after_check(repo, batch, reliability, check_seconds)
             decision = self._decide(
                 batch, n, reliability_target_met=rule.met(reliability), planning=count > 0
