@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common_core.runtime.database import SessionUnitOfWork
+from common_core.runtime.unit_of_work import SessionUnitOfWork
 from llm_provider_service.adapters.postgres_batches import PostgresBatches
 
 

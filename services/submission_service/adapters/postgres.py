@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common_core.runtime.database import SessionUnitOfWork
+from common_core.runtime.unit_of_work import SessionUnitOfWork
 from submission_service.adapters.postgres_assessments import PostgresAssessments
 from submission_service.adapters.postgres_events import PostgresEvents
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
