@@ -24,13 +24,14 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.entrypoints.consumers import CALLBACK_GROUP, callback_handler
 from cj_assessment_service.entrypoints.periodic import BatchMonitor
-from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
+from cj_assessment_service.entrypoints.runtime import SERVICE
 from common_core.events.cj import CJAssessmentRequestV1, EssayToProcess
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
 from common_core.runtime.database import asyncpg_dsn, create_engine, create_session_factory
 from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner, decode_record
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
+from common_core.runtime.kernel import prepare_infrastructure
 from common_core.runtime.startup_heap import freeze_startup_heap
 from common_core.topics import Topic
 
@@ -110,7 +111,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
     """One callback worker recording N callbacks of one batch vs a bare consumer."""
     database = f"bench_cj_{uuid.uuid4().hex[:10]}"
     settings = _settings(stack, database)
-    await prepare_infrastructure(settings)
+    await prepare_infrastructure(SERVICE, settings)
     engine = create_engine(settings.service_database_url, pool_size=4)
     sessions = create_session_factory(engine)
     workflow = CJWorkflow(settings)
@@ -219,7 +220,7 @@ async def monitor_benchmark(stack: BenchStack) -> dict[str, Any]:
     settings = _settings(
         stack, database, stuck_batch_timeout_seconds=60.0, monitor_batch_limit=STUCK_BATCHES
     )
-    await prepare_infrastructure(settings)
+    await prepare_infrastructure(SERVICE, settings)
     engine = create_engine(settings.service_database_url, pool_size=2)
     sessions = create_session_factory(engine)
     try:

@@ -77,6 +77,12 @@ class KafkaEventProducer:
             await self._producer.stop()
             self._started = False
 
+    async def check_cluster(self) -> None:
+        """Readiness: the cluster answers a metadata request (raises `KafkaError` otherwise)."""
+        if not self._started:
+            raise RuntimeError("the Kafka producer has not started")
+        await self._producer.client.fetch_all_metadata()
+
     async def __aenter__(self) -> KafkaEventProducer:
         await self.start()
         return self

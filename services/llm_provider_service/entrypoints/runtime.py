@@ -1,33 +1,19 @@
-"""Composition of one service instance: migrations, topics, container, the request worker, the
-batch-mode workers, the outbox relay and the HTTP app.
-
-`__main__` serves it with hypercorn through `run_service`; the workers are built here from what
-the container provides (settings, answerer, producer, batch use cases), so `di.py` needs no
-entrypoint.
-"""
+"""The LLM provider service for the kernel (`common_core.runtime.kernel`): its topics,
+migrations, HTTP app and workers (the request worker, the batch-mode submission and poll
+workers, the outbox relay)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
-from dishka import AsyncContainer, Provider
-from quart import Quart
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common_core.runtime.infrastructure import prepare_service_infrastructure
-from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
-from common_core.runtime.service_process import run_service
 from common_core.topics import Topic, dlq_topic_name
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
-from llm_provider_service.config import Settings
+from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.di import make_container
 from llm_provider_service.entrypoints.consumers import RequestWorker
 from llm_provider_service.entrypoints.http import create_app
@@ -51,87 +37,44 @@ def service_topics(settings: Settings) -> list[str]:
     return [*names, *(dlq_topic_name(n) for n in names)]
 
 
-async def prepare_infrastructure(settings: Settings) -> None:
-    """Apply migrations and create the topics (idempotent, safe from several instances)."""
-    await prepare_service_infrastructure(settings, VERSIONS_DIR, service_topics(settings))
-
-
-@dataclass
-class ServiceRuntime:
-    """The running parts of one instance."""
-
-    settings: Settings
-    container: AsyncContainer
-    worker: RequestWorker
-    app: Quart
-    relay: OutboxRelay
-    submission: BatchSubmissionWorker
-    polling: BatchPollWorker
-
-    def workers(self) -> list[Coroutine[Any, Any, None]]:
-        """The background loops of the instance."""
-        return [self.worker.run(), self.relay.run(), self.submission.run(), self.polling.run()]
-
-    def stop(self) -> None:
-        """Ask every loop to finish."""
-        self.worker.stop()
-        self.relay.stop()
-        self.submission.stop()
-        self.polling.stop()
-
-
-@contextlib.asynccontextmanager
-async def service_runtime(
-    settings: Settings, *overrides: Provider
-) -> AsyncIterator[ServiceRuntime]:
-    """Build an instance's parts (topics first); close the container after."""
-    await prepare_infrastructure(settings)
-    container = make_container(settings, *overrides)
-    try:
-        producer = await container.get(KafkaEventProducer)
-        engine = await container.get(AsyncEngine)
-        worker = RequestWorker(
-            settings,
-            await container.get(RequestAnswerer),
-            producer,
-            await container.get(BatchIntake),
-        )
-
-        async def database_ready() -> None:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-
-        tick = settings.llm_batch_tick_seconds
-        yield ServiceRuntime(
-            settings=settings,
-            container=container,
-            worker=worker,
-            app=create_app(container, {"kafka": worker.check_kafka, "database": database_ready}),
-            relay=OutboxRelay(
-                engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
+async def build(parts: StandardParts[Settings]) -> ServiceParts:
+    """The app and the workers, from the container."""
+    settings, container, producer = parts.settings, parts.container, parts.producer
+    tick = settings.llm_batch_tick_seconds
+    log.info(
+        "llm_provider_configured",
+        default_provider=settings.default_provider.value,
+        max_in_flight=settings.llm_max_in_flight,
+    )
+    return ServiceParts(
+        app=create_app(container, parts.readiness),
+        workers={
+            "requests": RequestWorker(
+                settings,
+                await container.get(RequestAnswerer),
+                producer,
+                await container.get(BatchIntake),
             ),
-            submission=BatchSubmissionWorker(
+            "relay": OutboxRelay(
+                parts.engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
+            ),
+            "batch_submission": BatchSubmissionWorker(
                 await container.get(BatchSubmitter), interval_seconds=tick
             ),
-            polling=BatchPollWorker(await container.get(BatchPoller), interval_seconds=tick),
-        )
-    finally:
-        await container.close()
+            "batch_polling": BatchPollWorker(
+                await container.get(BatchPoller), interval_seconds=tick
+            ),
+        },
+    )
 
 
-async def run(settings: Settings) -> None:
-    """Provision topics, wire the container, serve until SIGTERM."""
-    async with service_runtime(settings) as runtime:
-        log.info(
-            "llm_provider_configured",
-            default_provider=settings.default_provider.value,
-            max_in_flight=settings.llm_max_in_flight,
-        )
-        await run_service(
-            runtime.app,
-            host=settings.http_host,
-            port=settings.http_port,
-            workers=runtime.workers(),
-            stop_workers=runtime.stop,
-            graceful_timeout=settings.llm_shutdown_grace_seconds + 2.0,
-        )
+SERVICE = ServiceDefinition(
+    name=SERVICE_NAME,
+    settings=Settings,
+    versions_dir=VERSIONS_DIR,
+    topics=service_topics,
+    make_container=make_container,
+    build=build,
+    # In-flight provider calls get their grace, then the server its usual two seconds.
+    graceful_timeout=lambda settings: settings.llm_shutdown_grace_seconds + 2.0,
+)

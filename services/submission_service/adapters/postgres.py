@@ -32,7 +32,8 @@ class PostgresUnitOfWork(SessionUnitOfWork):
         self.webhooks = PostgresWebhooks(session, secret_box)
         self.reference = PostgresReferencePassages(session)
         # events
-        self.stage_event = self.events.stage_event
+        # The events store's stage_event (envelope built here) shadows the kernel's.
+        self.stage_event = self.events.stage_event  # type: ignore[method-assign,assignment]
         self.claim_event = self.events.claim_event
         # responses
         self.insert_response = self.responses.insert_response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -17,13 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1, RubricScores
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kernel import ServiceRuntime, running_workers, service_runtime
 from common_core.topics import Topic
 from submission_service.config import Settings
-from submission_service.entrypoints.runtime import (
-    SubmissionRuntime,
-    build_runtime,
-    prepare_infrastructure,
-)
+from submission_service.entrypoints.runtime import SERVICE
 
 TEST_JWT_SECRET = "integration-test-secret-0123456789abcdef"  # noqa: S105 - test-only key
 # base64url of b"integration-test-webhook-key-001": the Fernet key of stored webhook secrets.
@@ -79,7 +75,7 @@ def anonymous_headers(token: uuid.UUID | None = None) -> dict[str, str]:
 class ServiceUnderTest:
     """A running in-process service: its HTTP test client, settings and workers."""
 
-    runtime: SubmissionRuntime
+    runtime: ServiceRuntime[Settings]
     client: TestClientProtocol
     engine: AsyncEngine
     producer: KafkaEventProducer
@@ -130,19 +126,8 @@ def rubric_result(
 @contextlib.asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[ServiceUnderTest]:
     """Migrate, create topics, start the workers and yield the service; stops everything."""
-    await prepare_infrastructure(settings)
-    runtime = await build_runtime(settings)
-    tasks = [asyncio.ensure_future(w) for w in runtime.workers()]
-    engine = await runtime.container.get(AsyncEngine)
-    try:
-        yield ServiceUnderTest(runtime, runtime.app.test_client(), engine, runtime.producer)
-    finally:
-        runtime.stop()
-        await asyncio.wait(tasks, timeout=15)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await runtime.close()
+    async with service_runtime(SERVICE, settings) as runtime, running_workers(runtime):
+        yield ServiceUnderTest(runtime, runtime.app.test_client(), runtime.engine, runtime.producer)
 
 
 async def outbox_topics(engine: AsyncEngine, key: str) -> list[str]:

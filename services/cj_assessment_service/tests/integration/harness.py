@@ -12,27 +12,25 @@ from cj_assessment_service.adapters.postgres import PostgresBatchRepository
 from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.entrypoints.runtime import (
-    ServiceRuntime,
-    running_workers,
-    service_runtime,
-)
+from cj_assessment_service.entrypoints.runtime import SERVICE
 from common_core.events.envelope import EventEnvelope, decode_event
+from common_core.runtime.kernel import ServiceRuntime, running_workers, service_runtime
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic
 
+CJRuntime = ServiceRuntime[Settings]
+"""A built CJ instance (the kernel's runtime with the CJ settings)."""
+
 
 @contextlib.asynccontextmanager
-async def running_service(
-    settings: Settings, *overrides: Provider
-) -> AsyncIterator[ServiceRuntime]:
+async def running_service(settings: Settings, *overrides: Provider) -> AsyncIterator[CJRuntime]:
     """An instance with all its loops running in this event loop (`overrides` replace bindings
     of its container)."""
-    async with service_runtime(settings, *overrides) as runtime, running_workers(runtime):
+    async with service_runtime(SERVICE, settings, *overrides) as runtime, running_workers(runtime):
         yield runtime
 
 
-async def submit(runtime: ServiceRuntime, envelope: EventEnvelope[Any]) -> None:
+async def submit(runtime: CJRuntime, envelope: EventEnvelope[Any]) -> None:
     """Publish a CJ request as the upstream would."""
     await runtime.producer.publish(
         runtime.settings.topic(Topic.CJ_ASSESSMENT_REQUESTED),
@@ -41,14 +39,14 @@ async def submit(runtime: ServiceRuntime, envelope: EventEnvelope[Any]) -> None:
     )
 
 
-async def newest_batch(runtime: ServiceRuntime, entity_ref: str) -> BatchRecord | None:
+async def newest_batch(runtime: CJRuntime, entity_ref: str) -> BatchRecord | None:
     """The newest batch of an upstream ref."""
     async with runtime.sessions() as session:
         return await PostgresBatchRepository(session).newest_batch(entity_ref)
 
 
 async def batch_in_state(
-    runtime: ServiceRuntime, entity_ref: str, state: BatchState, *, timeout: float = 60.0
+    runtime: CJRuntime, entity_ref: str, state: BatchState, *, timeout: float = 60.0
 ) -> BatchRecord:
     """Wait until the newest batch of `entity_ref` is in `state`; that batch."""
     batch = await eventually(

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from cj_assessment_service.adapters.postgres import repository_transaction
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
+from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.entrypoints.runtime import ServiceRuntime
 from cj_assessment_service.tests.integration.harness import (
+    CJRuntime,
     batch_in_state,
     newest_batch,
     outcome_events,
@@ -37,6 +38,7 @@ from common_core.events.llm import (
     LLMComparisonRequestV1,
     LLMComparisonResultV1,
 )
+from common_core.runtime.kafka_consumer import KafkaConsumerRunner
 from common_core.runtime.kafka_producer import OutgoingMessage
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic, dlq_topic_name
@@ -48,7 +50,7 @@ def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def _snapshot(service: ServiceRuntime) -> list[tuple[object, ...]]:
+async def _snapshot(service: CJRuntime) -> list[tuple[object, ...]]:
     async with service.sessions() as session:
         batches = (await session.execute(select(cj_batches).order_by(cj_batches.c.id))).all()
         pairs = (await session.execute(select(cj_pairs).order_by(cj_pairs.c.id))).all()
@@ -90,7 +92,7 @@ class TestIdempotence:
             )
             assert await _snapshot(service) == before_rows
             # Acknowledged: the committed offsets move past the orphan, so nothing redelivers it.
-            consumer = service.callbacks.consumer
+            consumer = service.worker("callbacks", KafkaConsumerRunner).consumer
 
             async def committed_total() -> int:
                 offsets = [await consumer.committed(tp) for tp in consumer.assignment()]
@@ -136,9 +138,11 @@ class TestConcurrency:
             )
             results = [verdict(r.data) for r in judge.requests]
 
+            workflow = await service.container.get(CJWorkflow)
+
             async def record(result: LLMComparisonResultV1) -> None:
                 async with repository_transaction(service.sessions) as repo:
-                    await service.workflow.record_results(repo, [result])
+                    await workflow.record_results(repo, [result])
 
             # 100 distinct callbacks, each delivered twice, all in flight at once.
             await asyncio.gather(*(record(r) for r in results[:100] * 2))

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_hedge_calls, cj_pairs
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.entrypoints.runtime import ServiceRuntime
+from cj_assessment_service.entrypoints.periodic import TailHedger
 from cj_assessment_service.tests.integration.harness import (
+    CJRuntime,
     batch_in_state,
     newest_batch,
     outcome_events,
@@ -63,7 +64,7 @@ def _reversed(result: LLMComparisonResultV1) -> LLMComparisonResultV1:
     return result.model_copy(update={"winner": flipped})
 
 
-async def _pair_winner(service: ServiceRuntime, pair_id: str) -> str | None:
+async def _pair_winner(service: CJRuntime, pair_id: str) -> str | None:
     async with service.sessions() as session:
         winner: str | None = (
             await session.execute(
@@ -73,7 +74,7 @@ async def _pair_winner(service: ServiceRuntime, pair_id: str) -> str | None:
     return winner
 
 
-async def _answered_copies(service: ServiceRuntime, pair_id: str) -> int:
+async def _answered_copies(service: CJRuntime, pair_id: str) -> int:
     async with service.sessions() as session:
         return int(
             (
@@ -188,7 +189,7 @@ class TestHedgingOff:
                 timeout=60,
                 what="the straggler outstanding past the hedge threshold",
             )
-            report = await service.hedger.run_once()
+            report = await service.worker("hedger", TailHedger).run_once()
             asked = len(judge.requests)
             await judge.answer(judge.requests[HELD], verdict(judge.requests[HELD].data))
             batch = await batch_in_state(service, "unhedged", BatchState.COMPLETED, timeout=60)
@@ -199,7 +200,7 @@ class TestHedgingOff:
         assert batch.planned == batch.completed == BUDGET
 
 
-async def _held_age(service: ServiceRuntime, batch_id: uuid.UUID) -> float:
+async def _held_age(service: CJRuntime, batch_id: uuid.UUID) -> float:
     async with service.sessions() as session:
         age = (
             await session.execute(

@@ -12,17 +12,18 @@ import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
+from common_core.runtime.kernel import ServiceRuntime, service_runtime
 from common_core.runtime.outbox import event_outbox
 from common_core.testing import eventually
 from common_core.topics import Topic
@@ -32,9 +33,7 @@ from submission_service.application.ports import UnitOfWork
 from submission_service.application.scoring import record_rubric_result
 from submission_service.config import Settings
 from submission_service.entrypoints.runtime import (
-    SubmissionRuntime,
-    build_runtime,
-    prepare_infrastructure,
+    SERVICE,
 )
 from submission_service.testing.harness import (
     ServiceUnderTest,
@@ -59,18 +58,14 @@ class Stack:
     """The service with its workers started on demand."""
 
     service: ServiceUnderTest
-    runtime: SubmissionRuntime
+    runtime: ServiceRuntime[Settings]
     bootstrap: str
     tasks: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
         """Run a worker of the service (`relay` or `consumer`) from now on."""
         if name not in self.tasks:
-            workers: dict[str, Callable[[], Awaitable[None]]] = {
-                "relay": self.runtime.relay.run,
-                "consumer": self.runtime.consumer.run,
-            }
-            self.tasks[name] = asyncio.ensure_future(workers[name]())
+            self.tasks[name] = asyncio.ensure_future(self.runtime.workers[name].run())
 
 
 @pytest.fixture(scope="module")
@@ -92,22 +87,21 @@ async def stack(
     settings: Settings = settings_for_tests(
         database_url, kafka_bootstrap_servers, content_dir=content_dir
     )
-    await prepare_infrastructure(settings)
-    runtime = await build_runtime(settings)
-    engine = await runtime.container.get(AsyncEngine)
-    service = ServiceUnderTest(runtime, runtime.app.test_client(), engine, runtime.producer)
-    running = Stack(service, runtime, kafka_bootstrap_servers)
-    try:
-        yield running
-    finally:
-        runtime.stop()
-        tasks = list(running.tasks.values())
-        if tasks:
-            await asyncio.wait(tasks, timeout=15)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await runtime.close()
+    async with service_runtime(SERVICE, settings) as runtime:
+        service = ServiceUnderTest(
+            runtime, runtime.app.test_client(), runtime.engine, runtime.producer
+        )
+        running = Stack(service, runtime, kafka_bootstrap_servers)
+        try:
+            yield running
+        finally:
+            runtime.stop()
+            tasks = list(running.tasks.values())
+            if tasks:
+                await asyncio.wait(tasks, timeout=15)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _status(stack: Stack, headers: dict[str, str], aid: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common_core.runtime.kernel import prepare_infrastructure
 from common_core.testing import eventually
 from devstack import free_port
 from submission_service.adapters.webhook_http import HttpxWebhookSender
@@ -48,7 +49,7 @@ from submission_service.domain.webhooks import (
 )
 from submission_service.entrypoints.http import create_app
 from submission_service.entrypoints.periodic import CommittedDeliveryQueue
-from submission_service.entrypoints.runtime import prepare_infrastructure
+from submission_service.entrypoints.runtime import SERVICE
 from submission_service.testing.harness import (
     TEST_WEBHOOK_SECRET_KEY,
     settings_for_tests,
@@ -175,7 +176,7 @@ async def service(database_url: str, kafka_bootstrap_servers: str) -> AsyncItera
         webhook_allowlist=[ALLOWED_HOST],
         webhook_max_attempts=1,
     )
-    await prepare_infrastructure(settings)
+    await prepare_infrastructure(SERVICE, settings)
     resolver = ScriptedResolver()
     stand_in = Provider(scope=Scope.APP)
     stand_in.provide(lambda: resolver, provides=HostResolver)

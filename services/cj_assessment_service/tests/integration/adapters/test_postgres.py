@@ -23,11 +23,12 @@ from cj_assessment_service.application.ports import (
     Verdict,
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
-from cj_assessment_service.entrypoints.runtime import prepare_infrastructure
+from cj_assessment_service.entrypoints.runtime import SERVICE
 from cj_assessment_service.tests.support import batch_record, make_settings, unique_prefix
 from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
+from common_core.runtime.kernel import prepare_infrastructure
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ async def transaction(
         yield fake_transaction
         return
     settings = make_settings(database_url, kafka_bootstrap_servers, unique_prefix())
-    await prepare_infrastructure(settings)
+    await prepare_infrastructure(SERVICE, settings)
     engine = create_engine(settings.service_database_url, pool_size=2)
     sessions = create_session_factory(engine)
     try:

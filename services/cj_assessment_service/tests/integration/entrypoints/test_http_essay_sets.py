@@ -15,8 +15,8 @@ from cj_assessment_service.adapters.tables import cj_essay_sets
 from cj_assessment_service.application.essay_sets import essay_digest_line
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.entrypoints.runtime import ServiceRuntime
 from cj_assessment_service.tests.integration.harness import (
+    CJRuntime,
     batch_in_state,
     outcome_events,
     running_service,
@@ -57,14 +57,14 @@ def essay_lines(n: int) -> bytes:
     return ndjson(*({"essay_id": f"e{i}", "text_content": f"essay {i} text"} for i in range(n)))
 
 
-async def upload(service: ServiceRuntime, body: bytes, **headers: str) -> tuple[int, Any]:
+async def upload(service: CJRuntime, body: bytes, **headers: str) -> tuple[int, Any]:
     response = await service.app.test_client().post(
         "/api/v1/essay-sets", data=body, headers=headers or NDJSON
     )
     return response.status_code, await response.get_json()
 
 
-async def stored_sets(service: ServiceRuntime, set_id: uuid.UUID | None = None) -> int:
+async def stored_sets(service: CJRuntime, set_id: uuid.UUID | None = None) -> int:
     """Stored essay sets (all, or the one with `set_id`)."""
     query = select(func.count()).select_from(cj_essay_sets)
     if set_id is not None:

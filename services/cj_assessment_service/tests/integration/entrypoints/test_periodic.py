@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import text
 
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.entrypoints.runtime import ServiceRuntime
 from cj_assessment_service.tests.integration.harness import (
+    CJRuntime,
     batch_in_state,
     newest_batch,
     outcome_events,
@@ -38,7 +38,7 @@ def _answer_first(count: int) -> Policy:
     return lambda request, index: verdict(request) if index < count else None
 
 
-async def _completed_count(service: ServiceRuntime, ref: str) -> int:
+async def _completed_count(service: CJRuntime, ref: str) -> int:
     batch = await newest_batch(service, ref)
     return batch.completed if batch else -1
 

@@ -1,0 +1,213 @@
+"""The service kernel: every service is built, started and stopped by the same code.
+
+A service describes itself once (`ServiceDefinition`: its settings class, migrations, topics,
+container and a `build` step that makes its HTTP app and workers); the kernel does the rest, in
+this order: migrations and topics, the dishka container (tests pass provider overrides), the
+standard readiness checks (database and Kafka), the service's app and workers, then serving
+until SIGTERM and a graceful stop. `__main__` is `run_main(DEFINITION)`; tests use
+`service_runtime` and `running_workers` to run the same parts in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from dishka import AsyncContainer, Provider
+from quart import Quart
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common_core.runtime.blas_threads import limit_blas_threads
+from common_core.runtime.http import ReadinessCheck
+from common_core.runtime.infrastructure import prepare_service_infrastructure
+from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.logging import configure_logging
+from common_core.runtime.service_process import run_service
+from common_core.runtime.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+W = TypeVar("W")
+
+
+class Worker(Protocol):
+    """A background loop of a service: runs until `stop()` is called."""
+
+    async def run(self) -> None:
+        """Work until stopped."""
+
+    def stop(self) -> None:
+        """Ask the loop to finish (it returns from `run` soon after)."""
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a service's `build` step makes from its container: the app and the workers."""
+
+    app: Quart
+    workers: Mapping[str, Worker]
+
+
+@dataclass(frozen=True)
+class StandardParts(Generic[S]):
+    """What the kernel hands a service's `build` step."""
+
+    settings: S
+    container: AsyncContainer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    producer: KafkaEventProducer
+    readiness: Mapping[str, ReadinessCheck]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[S]):
+    """One service, described for the kernel."""
+
+    name: str
+    settings: Callable[[], S]
+    versions_dir: Path
+    topics: Callable[[S], Sequence[str]]
+    make_container: Callable[..., AsyncContainer]
+    build: Callable[[StandardParts[S]], Awaitable[ServiceParts]]
+    graceful_timeout: Callable[[S], float] = lambda _settings: 10.0
+    numeric: bool = False
+    """A process doing numeric work caps BLAS at one thread (`blas_threads`)."""
+    on_start: Callable[[S], None] = lambda _settings: None
+    """Runs once logging is configured, before anything connects (start-up warnings)."""
+
+
+@dataclass
+class ServiceRuntime(Generic[S]):
+    """The built parts of one service instance."""
+
+    settings: S
+    container: AsyncContainer
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    producer: KafkaEventProducer
+    app: Quart
+    workers: Mapping[str, Worker]
+    graceful_timeout: float
+
+    def worker(self, name: str, kind: type[W]) -> W:
+        """The worker called `name`, checked to be a `kind` (for tests that drive one)."""
+        worker = self.workers[name]
+        if not isinstance(worker, kind):
+            raise TypeError(f"worker {name!r} is a {type(worker).__name__}, not a {kind.__name__}")
+        return worker
+
+    def loops(self) -> list[Coroutine[Any, Any, None]]:
+        """The workers' loops, to run beside the HTTP server."""
+        return [worker.run() for worker in self.workers.values()]
+
+    def stop(self) -> None:
+        """Ask every worker to finish."""
+        for worker in self.workers.values():
+            worker.stop()
+
+
+def standard_readiness(
+    engine: AsyncEngine, producer: KafkaEventProducer
+) -> dict[str, ReadinessCheck]:
+    """The checks of `/healthz/ready` every service has: the database answers a query and the
+    Kafka cluster answers a metadata request."""
+
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return {"database": database, "kafka": producer.check_cluster}
+
+
+async def prepare_infrastructure(definition: ServiceDefinition[S], settings: S) -> None:
+    """Apply the service's migrations and create its topics (idempotent, safe from several
+    instances starting at once)."""
+    await prepare_service_infrastructure(
+        settings, definition.versions_dir, definition.topics(settings)
+    )
+
+
+@contextlib.asynccontextmanager
+async def service_runtime(
+    definition: ServiceDefinition[S], settings: S, *overrides: Provider
+) -> AsyncIterator[ServiceRuntime[S]]:
+    """Migrations and topics first, then the container (`overrides` replace its bindings), the
+    readiness checks, the app and the workers; the container (engine, producer, pools) is
+    closed after."""
+    await prepare_infrastructure(definition, settings)
+    container = definition.make_container(settings, *overrides)
+    try:
+        engine = await container.get(AsyncEngine)
+        sessions = await container.get(async_sessionmaker[AsyncSession])
+        producer = await container.get(KafkaEventProducer)
+        parts = await definition.build(
+            StandardParts(
+                settings=settings,
+                container=container,
+                engine=engine,
+                sessions=sessions,
+                producer=producer,
+                readiness=standard_readiness(engine, producer),
+            )
+        )
+        yield ServiceRuntime(
+            settings=settings,
+            container=container,
+            engine=engine,
+            sessions=sessions,
+            producer=producer,
+            app=parts.app,
+            workers=parts.workers,
+            graceful_timeout=definition.graceful_timeout(settings),
+        )
+    finally:
+        await container.close()
+
+
+@contextlib.asynccontextmanager
+async def running_workers(
+    runtime: ServiceRuntime[S], *, stop_timeout: float = 15.0
+) -> AsyncIterator[ServiceRuntime[S]]:
+    """Run the instance's workers as tasks in this event loop (tests and benchmarks)."""
+    tasks = [asyncio.ensure_future(loop) for loop in runtime.loops()]
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        _, pending = await asyncio.wait(tasks, timeout=stop_timeout) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def serve(definition: ServiceDefinition[S], settings: S) -> None:
+    """Build the instance and serve it until SIGTERM/SIGINT, then stop it gracefully."""
+    async with service_runtime(definition, settings) as runtime:
+        await run_service(
+            runtime.app,
+            host=settings.http_host,
+            port=settings.http_port,
+            workers=runtime.loops(),
+            stop_workers=runtime.stop,
+            graceful_timeout=runtime.graceful_timeout,
+        )
+
+
+def run_main(definition: ServiceDefinition[S]) -> None:
+    """`python -m <service>`: read the settings, configure logging, serve."""
+    settings = definition.settings()
+    if definition.numeric:
+        limit_blas_threads()
+    configure_logging(
+        definition.name,
+        settings.log_level,
+        json=settings.log_json,
+        repeat_interval_seconds=settings.log_repeat_interval_seconds,
+    )
+    definition.on_start(settings)
+    asyncio.run(serve(definition, settings))
