@@ -59,7 +59,7 @@ _UPDATABLE = frozenset({"answer_text", "answer_metadata", "learning_outcome_id",
 async def create_response(
     store: ResponseStore, identity: Identity, new: NewResponse
 ) -> ResponseRecord:
-    """Store an answer. Never triggers scoring, even with `completed_at` (SPEC §4)."""
+    """Store an answer. Never triggers scoring, even with `completed_at` (docs/contracts.md)."""
     record = ResponseRecord(
         id=uuid4(),
         identity=identity,

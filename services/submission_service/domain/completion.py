@@ -1,4 +1,5 @@
-"""The completion trigger (SPEC §4): only a PATCH that sets `completed_at` to a real timestamp."""
+"""The completion trigger (docs/contracts.md): only a PATCH that sets `completed_at` to a real
+timestamp."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The completion trigger (SPEC §4): only a PATCH setting `completed_at` to a timestamp scores."""
+"""The completion trigger (docs/contracts.md): only a PATCH setting `completed_at` to a timestamp
+scores."""
 
 from __future__ import annotations
 
