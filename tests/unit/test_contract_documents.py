@@ -8,6 +8,7 @@ differ from what the code generates now, when a document breaks its specificatio
 
 from __future__ import annotations
 
+import difflib
 import json
 from functools import cache
 from pathlib import Path
@@ -67,8 +68,13 @@ class TestCommittedDocumentsAreCurrent:
     def test_the_committed_document_equals_what_the_code_generates(self, relative: Path) -> None:
         committed = REPO_ROOT / relative
         assert committed.exists(), f"{relative} is missing: run make contracts"
-        assert committed.read_text("utf-8") == _generated()[relative], (
-            f"{relative} differs from what the code generates: run make contracts"
+        text, expected = committed.read_text("utf-8"), _generated()[relative]
+        diff = difflib.unified_diff(
+            text.splitlines(), expected.splitlines(), "committed", "generated", lineterm="", n=1
+        )
+        assert text == expected, (
+            f"{relative} differs from what the code generates: run make contracts\n"
+            + "\n".join(list(diff)[:40])
         )
 
 
