@@ -74,8 +74,8 @@ class TokenUsage(_Contract):
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    # Optional since v1 (docs/contracts.md). `prompt_tokens` counts every input token; these say
-    # how many of them were read from the provider's prompt cache and how many were written to it.
+    # Optional since v1 (docs/contracts.md). `prompt_tokens` is all input tokens; these say how many
+    # of them were read from the provider's prompt cache and how many were written to it.
     cached_prompt_tokens: int = Field(default=0, ge=0)
     cache_write_tokens: int = Field(default=0, ge=0)
     # US dollars from the provider service's dated price table; None when the model has no price

@@ -94,8 +94,8 @@ class BatchRecord:
     updated_at: datetime
     last_activity_at: datetime
     finished_at: datetime | None
-    # What the answers cost (docs/contracts.md resource_usage): cache tokens, the summed
-    # estimated cost, answers that used tokens without a price, and who judged ([{provider, model,
+    # What answers cost (docs/contracts.md resource_usage): cache tokens, the summed estimated cost,
+    # answers that used tokens without a price, and who judged ([{provider, model,
     # prompt_version, comparisons}]).
     cached_prompt_tokens: int = 0
     cache_write_tokens: int = 0

@@ -66,8 +66,8 @@ class ChatRequest:
     schema: dict[str, Any]
     temperature: float | None
     max_tokens: int
-    # Prompt caching (docs/contracts.md): each of `cache_breakpoints` is a length of a leading part
-    # of `user` that closes a cacheable prefix (Anthropic `cache_control`; ascending; empty = no
+    # Prompt caching (docs/contracts.md): each of `cache_breakpoints` is the length of a head of
+    # `user` that closes a cacheable prefix (Anthropic `cache_control`; ascending; empty = no
     # breakpoint); `cache_key` is OpenAI's `prompt_cache_key` (None = caching off).
     cache_breakpoints: tuple[int, ...] = ()
     cache_key: str | None = None
