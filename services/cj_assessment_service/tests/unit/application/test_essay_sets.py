@@ -22,8 +22,8 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import InvalidEssaySet
+from cj_assessment_service.testing.fakes import FakeBatchRepository
 from cj_assessment_service.tests.support import request_envelope
-from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.cj import EssaySetReference, EssayToProcess
 from common_core.topics import Topic
 

@@ -24,8 +24,8 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import SERVICE
+from cj_assessment_service.testing.fakes import FakeBatchRepository
 from cj_assessment_service.tests.support import batch_record, make_settings, unique_prefix
-from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
 from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kernel import prepare_infrastructure
