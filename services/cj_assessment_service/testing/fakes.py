@@ -134,7 +134,8 @@ class FakeEssays:
         self.scores: dict[UUID, list[EssayRanking]] = {}
 
     async def add(self, batch_id: UUID, essays: Sequence[EssayRecord]) -> None:
-        self.rows.setdefault(batch_id, []).extend(essays)
+        rows = [*self.rows.get(batch_id, []), *essays]
+        self.rows[batch_id] = sorted(rows, key=lambda e: e.position)
 
     async def get(
         self, batch_id: UUID, positions: Collection[int] | None = None

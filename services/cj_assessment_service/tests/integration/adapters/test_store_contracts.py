@@ -62,10 +62,48 @@ def _batch(
     return replace(batch, last_activity_at=last_activity_at or batch.last_activity_at)
 
 
+def _answer_fields(batch: BatchRecord) -> tuple[object, ...]:
+    return (
+        batch.completed,
+        batch.failed,
+        batch.prompt_tokens,
+        batch.completion_tokens,
+        batch.cached_prompt_tokens,
+        batch.cache_write_tokens,
+        batch.estimated_cost_usd,
+        batch.unpriced_answers,
+        batch.judges,
+        batch.last_activity_at,
+        batch.threshold_reached_at,
+    )
+
+
 ESSAYS = [EssayRecord(i, f"e{i}", f"text {i}") for i in range(3)]
 
 
-class TestRepositoryContract:
+class TestUnitOfWork:
+    async def test_a_block_that_raises_leaves_nothing_and_runs_no_after_commit_action(
+        self, transaction: Transactions
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        ran: list[str] = []
+
+        async def add_then_fail() -> None:
+            async with transaction() as uow:
+                await uow.batches.add(batch)
+                uow.after_commit(lambda: ran.append("rolled back"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await add_then_fail()
+        async with transaction() as uow:
+            assert await uow.batches.get(batch.id) is None
+            uow.after_commit(lambda: ran.append("committed"))
+            assert ran == []
+        assert ran == ["committed"]
+
+
+class TestBatches:
     async def test_request_claims_are_idempotent(self, transaction: Transactions) -> None:
         event_id = uuid.uuid4()
         async with transaction() as uow:
@@ -104,6 +142,127 @@ class TestRepositoryContract:
         assert essays == ESSAYS
         assert some == [ESSAYS[0], ESSAYS[2]]
 
+    async def test_a_batch_records_its_waves_answers_hedges_and_failure(
+        self, transaction: Transactions
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        now = datetime.now(UTC)
+        answered = replace(
+            batch,
+            completed=2,
+            failed=1,
+            prompt_tokens=300,
+            completion_tokens=20,
+            cached_prompt_tokens=100,
+            cache_write_tokens=10,
+            estimated_cost_usd=0.25,
+            unpriced_answers=1,
+            judges=[{"provider": "openai", "model": "m", "prompt_version": None, "comparisons": 2}],
+            last_activity_at=now,
+            threshold_reached_at=now,
+        )
+        error = {"code": "stuck_batch", "message": "no activity"}
+        async with transaction() as uow:
+            await uow.batches.add(batch)
+        async with transaction() as uow:
+            locked = await uow.batches.lock(batch.id)
+            await uow.batches.record_wave(
+                batch.id, state=BatchState.WAITING_CALLBACKS, planned=9, waves=2
+            )
+            await uow.batches.record_answers(answered)
+            await uow.batches.set_hedged(batch.id, 2)
+            during = await uow.batches.get(batch.id)
+        async with transaction() as uow:
+            await uow.batches.mark_failed(
+                batch.id, state=BatchState.CANCELLED, error_detail=error, at=now
+            )
+        async with transaction() as uow:
+            failed = await uow.batches.get(batch.id)
+            assert await uow.batches.lock(uuid.uuid4()) is None
+        assert locked is not None
+        assert locked.id == batch.id
+        assert during is not None
+        assert (during.state, during.planned, during.waves, during.hedged) == (
+            BatchState.WAITING_CALLBACKS,
+            9,
+            2,
+            2,
+        )
+        assert _answer_fields(during) == _answer_fields(answered)
+        assert failed is not None
+        assert (failed.state, failed.error_detail) == (BatchState.CANCELLED, error)
+        assert failed.finished_at == now
+
+    async def test_a_completed_batch_keeps_its_reason_and_result(
+        self, transaction: Transactions
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        now = datetime.now(UTC)
+        async with transaction() as uow:
+            await uow.batches.add(batch)
+            await uow.batches.mark_completed(
+                batch.id,
+                reason=CJCompletionReason.STABLE,
+                partial_scoring_triggered=True,
+                result={"rankings": [{"essay_id": "e0"}]},
+                at=now,
+            )
+        async with transaction() as uow:
+            stored = await uow.batches.get(batch.id)
+        assert stored is not None
+        assert (stored.state, stored.completion_reason) == (
+            BatchState.COMPLETED,
+            CJCompletionReason.STABLE.value,
+        )
+        assert stored.partial_scoring_triggered
+        assert stored.result == {"rankings": [{"essay_id": "e0"}]}
+        assert stored.finished_at == now
+
+    async def test_live_batches_are_counted_per_state_with_their_pending_comparisons(
+        self, transaction: Transactions
+    ) -> None:
+        async with transaction() as uow:
+            before, pending_before = await uow.batches.count_live()
+        waiting = replace(_batch(f"ref-{uuid.uuid4().hex}"), planned=5, completed=1, failed=1)
+        finished = _batch(f"ref-{uuid.uuid4().hex}")
+        async with transaction() as uow:
+            await uow.batches.add(waiting)
+            await uow.batches.add(finished)
+            await uow.batches.mark_failed(
+                finished.id, state=BatchState.FAILED, error_detail={}, at=datetime.now(UTC)
+            )
+        async with transaction() as uow:
+            after, pending_after = await uow.batches.count_live()
+        waiting_state, failed_state = BatchState.WAITING_CALLBACKS.value, BatchState.FAILED.value
+        assert after[waiting_state] == before.get(waiting_state, 0) + 1
+        assert after[failed_state] == before.get(failed_state, 0) + 1
+        assert pending_after == pending_before + 3
+
+
+class TestEssays:
+    async def test_essays_are_counted_and_read_for_scoring_in_position_order(
+        self, transaction: Transactions
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        essays = [*ESSAYS, EssayRecord(3, "anchor", "anchor text", anchor_grade="B")]
+        async with transaction() as uow:
+            await uow.batches.add(batch)
+            await uow.essays.add(batch.id, list(reversed(essays)))
+        async with transaction() as uow:
+            count = await uow.essays.count(batch.id)
+            scored = await uow.essays.scored(batch.id)
+            none = await uow.essays.get(uuid.uuid4())
+        assert count == 4
+        assert [(e.essay_id, e.anchor_grade) for e in scored] == [
+            ("e0", None),
+            ("e1", None),
+            ("e2", None),
+            ("anchor", "B"),
+        ]
+        assert none == []
+
+
+class TestPairs:
     async def test_pairs_are_found_answered_and_reissued(self, transaction: Transactions) -> None:
         batch = _batch(f"ref-{uuid.uuid4().hex}")
         pairs = [NewPair(uuid.uuid4(), a, b, uuid.uuid4()) for a, b in [(0, 1), (1, 2), (2, 0)]]
@@ -145,6 +304,8 @@ class TestRepositoryContract:
         assert sorted(everything.asked()) == [(0, 1), (1, 2), (2, 0)]
         assert set(locked) == {batch.id}
 
+
+class TestHedges:
     async def test_hedged_pairs_are_found_under_both_request_ids(
         self, transaction: Transactions
     ) -> None:
@@ -198,6 +359,8 @@ class TestRepositoryContract:
             (hedge.hedge_request_id, True),
         }
 
+
+class TestStaleBatches:
     async def test_stale_batches_are_those_idle_or_past_their_grace(
         self, transaction: Transactions
     ) -> None:
@@ -228,3 +391,54 @@ class TestRepositoryContract:
         assert {idle.id, graced.id, forgotten.id} <= ids
         assert busy.id not in ids
         assert waiting.id not in ids
+
+
+class TestEssaySets:
+    async def test_a_sealed_set_reads_back_in_upload_order_until_it_expires(
+        self, transaction: Transactions
+    ) -> None:
+        now = datetime.now(UTC)
+        sealed, unsealed = uuid.uuid4(), uuid.uuid4()
+        async with transaction() as uow:
+            for set_id in (sealed, unsealed):
+                await uow.essay_sets.create(set_id, now, now + timedelta(hours=1))
+            await uow.essay_sets.add_essays(sealed, ESSAYS[:2])
+            await uow.essay_sets.add_essays(sealed, ESSAYS[2:])
+            await uow.essay_sets.seal(sealed, len(ESSAYS), "ab" * 32)
+            await uow.essay_sets.add_essays(unsealed, ESSAYS)
+        async with transaction() as uow:
+            found = await uow.essay_sets.get(sealed, now)
+            expired = await uow.essay_sets.get(sealed, now + timedelta(hours=2))
+            not_sealed = await uow.essay_sets.get(unsealed, now)
+            unknown = await uow.essay_sets.get(uuid.uuid4(), now)
+        assert found is not None
+        assert (found.id, found.content_sha256, found.essays) == (sealed, "ab" * 32, ESSAYS)
+        assert found.expires_at == now + timedelta(hours=1)
+        assert (expired, not_sealed, unknown) == (None, None, None)
+
+    async def test_expired_sets_are_deleted_oldest_first_up_to_the_limit(
+        self, transaction: Transactions
+    ) -> None:
+        # Far in the past, so no set of another test is older.
+        long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+        oldest, older, live = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        async with transaction() as uow:
+            for set_id, expires_at in (
+                (older, long_ago + timedelta(hours=2)),
+                (oldest, long_ago + timedelta(hours=1)),
+                (live, datetime.now(UTC) + timedelta(hours=1)),
+            ):
+                await uow.essay_sets.create(set_id, long_ago, expires_at)
+                await uow.essay_sets.add_essays(set_id, ESSAYS)
+                await uow.essay_sets.seal(set_id, len(ESSAYS), "ab" * 32)
+        async with transaction() as uow:
+            first = await uow.essay_sets.delete_expired(long_ago + timedelta(hours=3), 1)
+        async with transaction() as uow:
+            oldest_left = await uow.essay_sets.get(oldest, long_ago)
+            older_left = await uow.essay_sets.get(older, long_ago)
+            second = await uow.essay_sets.delete_expired(long_ago + timedelta(hours=3), 10)
+            live_left = await uow.essay_sets.get(live, datetime.now(UTC))
+        assert (first, second) == (1, 1)
+        assert oldest_left is None
+        assert older_left is not None
+        assert live_left is not None
