@@ -1,0 +1,1 @@
+"""Test support shipped with the service: in-memory fakes of its unit of work and stores."""
