@@ -13,7 +13,7 @@ from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
 from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     CJRuntime,
     batch_in_state,
     newest_batch,
@@ -21,7 +21,7 @@ from cj_assessment_service.tests.integration.harness import (
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     error_result,
     essays,
     judging,

@@ -24,7 +24,7 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import SERVICE
 from cj_assessment_service.testing.fakes import FakeTransactions
-from cj_assessment_service.tests.support import batch_record, make_settings, unique_prefix
+from cj_assessment_service.testing.requests import batch_record, make_settings, unique_prefix
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory

@@ -23,7 +23,7 @@ from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import InvalidEssaySet
 from cj_assessment_service.testing.fakes import FakeEssaySets, FakeUnitOfWork
-from cj_assessment_service.tests.support import request_envelope
+from cj_assessment_service.testing.requests import request_envelope
 from common_core.events.cj import EssaySetReference, EssayToProcess
 from common_core.topics import Topic
 

@@ -11,7 +11,7 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.testing.fakes import FakeUnitOfWork
-from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
+from cj_assessment_service.testing.requests import error_result, essays, request_envelope, verdict
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import LLMComparisonRequestV1
 from common_core.topics import Topic

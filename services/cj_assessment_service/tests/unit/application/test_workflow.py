@@ -18,7 +18,7 @@ from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
 from cj_assessment_service.testing.fakes import FakeUnitOfWork
-from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
+from cj_assessment_service.testing.requests import error_result, essays, request_envelope, verdict
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import (
     LLMComparisonRequestV1,
