@@ -51,6 +51,7 @@ from common_core.runtime.kafka_consumer import (
     raw_envelope,
     record_key,
 )
+from common_core.runtime.kafka_offsets import OffsetTracker
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage, envelope_message
 from common_core.runtime.logging import bound_log_context
 from common_core.runtime.metrics import CONSUMER_MESSAGES, DEAD_LETTERED
@@ -59,7 +60,6 @@ from common_core.topics import Topic
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.batching import BatchIntake
 from llm_provider_service.config import SERVICE_NAME, Settings
-from llm_provider_service.entrypoints.offsets import OffsetTracker
 from llm_provider_service.metrics import CALLBACKS_PUBLISHED, IN_FLIGHT
 
 log = structlog.get_logger(__name__)
