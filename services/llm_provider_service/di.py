@@ -1,6 +1,6 @@
 """Dishka wiring: one container per process; everything here lives for the app's lifetime.
 
-The entrypoints take what they need from it (`entrypoints/runtime.py` builds the request worker
+The entrypoints take what they need from it (`entrypoints/runtime.py` builds the request consumer
 from the settings, the answerer and the producer); nothing here imports an entrypoint."""
 
 from __future__ import annotations

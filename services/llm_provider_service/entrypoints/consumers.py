@@ -68,7 +68,7 @@ class CallbackUndeliverable(StopConsumer):
 
 
 def request_topics(settings: Settings) -> dict[str, type[BaseModel]]:
-    """The topics the worker consumes and the payload each carries."""
+    """The topics the request consumer reads and the payload each carries."""
     return {
         settings.topic(Topic.LLM_COMPARISON_REQUESTED): LLMComparisonRequestV1,
         settings.topic(Topic.LLM_RUBRIC_REQUESTED): LLMRubricRequestV1,

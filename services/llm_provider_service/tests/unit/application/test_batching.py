@@ -9,6 +9,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+import pytest
+from prometheus_client import REGISTRY
 
 from common_core.errors import ErrorCode
 from common_core.events.llm import (
@@ -42,7 +46,7 @@ from llm_provider_service.domain.errors import (
     ProviderRequestRejectedError,
     ProviderServerError,
 )
-from llm_provider_service.testing.fakes import FakeProviderBatch, FakeTransactions
+from llm_provider_service.testing.fakes import FakeBatches, FakeProviderBatch, FakeTransactions
 from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 from llm_provider_service.testing.sample_essays import (
     DEVELOPED_ON_TOPIC,
@@ -186,7 +190,40 @@ class TestSubmission:
         assert [b.state for b in _batches(transactions)] == ["submitted"]
 
 
+class EndingFails(FakeBatches):
+    """A store whose transaction fails as the batch is marked ended (the database went away)."""
+
+    async def end_batch(self, batch_id: UUID, outcome: str) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+
+def _ended_batches(outcome: str) -> float:
+    labels = {"provider": "openai", "event": outcome}
+    return REGISTRY.get_sample_value("huleedu_llm_provider_batches_total", labels) or 0.0
+
+
 class TestPolling:
+    async def test_a_poll_whose_transaction_fails_stages_and_counts_nothing(self) -> None:
+        settings = _settings()
+        transactions = FakeTransactions(EndingFails())
+        api = FakeBatchAPI(running=False)
+        apis = {OPENAI: api}
+        callbacks = BatchCallbacks(settings)
+        intake = BatchIntake(settings, transactions, apis)
+        submitter = BatchSubmitter(settings, transactions, apis, callbacks)
+        poller = BatchPoller(settings, transactions, apis, callbacks)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+        transactions.batches.advance(3600)
+        counted = _ended_batches("completed")
+
+        with pytest.raises(ConnectionResetError):
+            await poller.poll_due()
+
+        assert _results(transactions) == []
+        assert _ended_batches("completed") == counted
+        assert [b.state for b in _batches(transactions)] == ["submitted"]
+
     async def test_a_running_batch_is_checked_again_later_and_later(self) -> None:
         api = FakeBatchAPI()
         transactions, intake, submitter, poller = _wired(api)
