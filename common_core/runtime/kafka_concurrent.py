@@ -51,6 +51,7 @@ from common_core.runtime.kafka_consumer import (
     commit_offsets,
     decode_or_undecodable,
     group_consumer,
+    retry_delay,
 )
 from common_core.runtime.kafka_offsets import OffsetTracker
 from common_core.runtime.kafka_producer import KafkaEventProducer
@@ -248,7 +249,7 @@ class ConcurrentConsumerRunner:
     ) -> None:
         transient = is_transient(exc)
         failures = attempts + transient_failures
-        delay = min(self._backoff_max, self._backoff_min * 2 ** (failures - 1))
+        delay = retry_delay(failures, self._backoff_min, self._backoff_max)
         CONSUMER_MESSAGES.labels(
             topic=event.topic, outcome="retried_transient" if transient else "retried"
         ).inc()

@@ -154,6 +154,12 @@ def decode_or_undecodable(
         return Undecodable(record, exc.code, str(exc))
 
 
+def retry_delay(failures: int, minimum: float, maximum: float) -> float:
+    """The backoff before the next try: `minimum` doubled per failure, at most `maximum` (the
+    exponent is capped, so an outage of any length never overflows a float)."""
+    return min(maximum, minimum * 2.0 ** min(failures - 1, 32))
+
+
 def group_consumer(
     *, bootstrap_servers: str, group_id: str, client_id: str, **options: Any
 ) -> AIOKafkaConsumer:
@@ -551,7 +557,7 @@ class KafkaConsumerRunner:
     ) -> None:
         _, data_failures, transient_failures = self._attempts[tp]
         failures = data_failures + transient_failures
-        delay = min(self._backoff_max, self._backoff_min * 2 ** (failures - 1))
+        delay = retry_delay(failures, self._backoff_min, self._backoff_max)
         self._retry_at[tp] = time.monotonic() + delay
         outcome = "retried" if attempts is not None else "retried_transient"
         CONSUMER_MESSAGES.labels(topic=tp.topic, outcome=outcome).inc()
