@@ -1,10 +1,12 @@
-"""Pieces every service's Quart app shares: liveness, readiness, `/metrics`, JSON errors."""
+"""Pieces every service's Quart app shares: liveness, readiness, `/metrics`, JSON errors, and the
+models and OpenAPI provider with which an app describes them at `/openapi.json`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -14,8 +16,19 @@ from hypercorn.typing import (
     ASGISendCallable,
     ASGISendEvent,
 )
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Quart, Response, jsonify, request
 from quart.asgi import ASGIHTTPConnection
+from quart_schema import (
+    Info,
+    OpenAPIProvider,
+    PydanticDumpOptions,
+    QuartSchema,
+    document_response,
+    hide,
+)
+from quart_schema.conversion import model_schema
+from quart_schema.typing import Model
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -41,6 +54,54 @@ _DATABASE_ERROR_TYPES: tuple[type[Exception], ...] = (
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises when the dependency is not usable; returns None when it is."""
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Reply):
+    """Every failure: a specific code, a message and, for bad input, the field."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class HealthOut(_Reply):
+    """Liveness."""
+
+    status: str
+
+
+class ReadinessOut(_Reply):
+    """Readiness of each dependency."""
+
+    status: str
+    checks: dict[str, str]
+
+
+class RetryAfterHeaders(BaseModel):
+    """When to retry a 503."""
+
+    retry_after: int = Field(description="Seconds to wait before retrying.")
+
+
+# A 503 (common_core's database handler) says when to retry.
+_ERROR_HEADERS: dict[int, type[BaseModel]] = {503: RetryAfterHeaders}
+
+
+def errors(*statuses: int) -> Callable[[F], F]:
+    """Document the JSON error body (`ErrorOut`) for each status a route can answer with."""
+
+    def decorator(func: F) -> F:
+        for status in statuses:
+            func = document_response(ErrorOut, status, _ERROR_HEADERS.get(status))(func)
+        return func
+
+    return decorator
+
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, str]:
     """The JSON error shape of every service: `{code, message, field?}`."""
@@ -57,10 +118,12 @@ def register_operational_routes(
 
     @app.get("/healthz")
     async def healthz() -> tuple[dict[str, str], int]:
+        """Liveness: the process answers."""
         return {"status": "ok"}, 200
 
     @app.get("/healthz/ready")
     async def ready() -> tuple[dict[str, object], int, dict[str, str]]:
+        """Readiness: every dependency check passes (503 with each check's state otherwise)."""
         results: dict[str, str] = {}
         for name, check in readiness.items():
             try:
@@ -77,6 +140,12 @@ def register_operational_routes(
     async def metrics() -> Response:
         body, content_type = render_metrics()
         return Response(body, status=200, content_type=content_type)
+
+    # What an app mounting quart-schema documents at /openapi.json (inert without it).
+    document_response(HealthOut, 200)(healthz)
+    document_response(ReadinessOut, 200)(ready)
+    document_response(ReadinessOut, 503, RetryAfterHeaders)(ready)
+    hide(metrics)  # Prometheus text format, not JSON
 
 
 def register_http_error_handlers(app: Quart) -> None:
@@ -169,3 +238,68 @@ class DatabaseAwareHTTPConnection(ASGIHTTPConnection):
             response = _failure_response(exc, stage="teardown", path=self.scope["path"])
             if not (started or disconnected):
                 await self._send_response(send, response)
+
+
+_DUMP_OPTIONS: PydanticDumpOptions = {"exclude_unset": True}
+
+
+def mount_openapi(
+    app: Quart, title: str, provider: type[OpenAPIProvider] | None = None
+) -> QuartSchema:
+    """Describe the app at `/openapi.json` (quart-schema, pydantic models, no UI).
+
+    Routes return plain dicts that `validate_response` checks against their models; dumping only
+    the fields a dict set keeps the answer's keys those of the dict (an absent optional key stays
+    absent instead of becoming null), so the JSON is the one the dict would have made.
+    """
+    app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"] = "pydantic"
+    return QuartSchema(
+        app,
+        info=Info(title=title, version="1.0.0"),
+        openapi_provider_class=provider or ServiceOpenAPIProvider,
+        pydantic_dump_options=_DUMP_OPTIONS,
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+
+
+class ServiceOpenAPIProvider(OpenAPIProvider):
+    """quart-schema's document with response headers where OpenAPI looks for them (it nests them
+    in `content`) and required query parameters marked as such."""
+
+    def build_response_object(
+        self, model: type[Model], headers_model: type[Model] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Response headers under `headers`, with their HTTP names."""
+        response, definitions = super().build_response_object(model, headers_model)
+        headers = response["content"].pop("headers", None)
+        if headers_model is not None and headers is not None:
+            required = {_kebab(name) for name in self._required(headers_model)}
+            response["headers"] = {
+                _http_header(name): {**header, "required": name in required}
+                for name, header in headers.items()
+            }
+        return response, definitions
+
+    def build_querystring_parameters(
+        self, model: type[Model]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Query parameters, required ones marked."""
+        parameters, definitions = super().build_querystring_parameters(model)
+        required = self._required(model)
+        for parameter in parameters:
+            parameter["required"] = parameter["name"] in required
+        return parameters, definitions
+
+    def _required(self, model: type[Model]) -> set[str]:
+        preference = self._app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"]
+        return set(model_schema(model, preference=preference).get("required", []))
+
+
+def _kebab(field: str) -> str:
+    return field.replace("_", "-")
+
+
+def _http_header(kebab: str) -> str:
+    return "-".join(part.capitalize() for part in kebab.split("-"))

@@ -1,5 +1,5 @@
 """The Quart app: operational routes, error handlers, the batch API (`http_batches.py`) and the
-essay-set upload (`http_essay_sets.py`)."""
+essay-set upload (`http_essay_sets.py`), described at `/openapi.json` (`http_schemas.py`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from quart_dishka import QuartDishka
 from cj_assessment_service.entrypoints.http_batches import batches
 from cj_assessment_service.entrypoints.http_errors import register_cj_error_handler
 from cj_assessment_service.entrypoints.http_essay_sets import essay_sets
+from cj_assessment_service.entrypoints.http_schemas import CJOpenAPIProvider
 from common_core.runtime.http import (
     ReadinessCheck,
+    mount_openapi,
     register_database_error_handlers,
     register_http_error_handlers,
     register_operational_routes,
@@ -31,6 +33,7 @@ def create_app(
     app = Quart("cj_assessment_service")
     if max_body_bytes is not None:
         app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    mount_openapi(app, "HuleEdu CJ assessment service", CJOpenAPIProvider)
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)

@@ -8,16 +8,24 @@ from uuid import UUID
 from dishka import FromDishka
 from quart import Blueprint, request
 from quart_dishka import inject
+from quart_schema import document_querystring, tag_blueprint, validate_response
 
 from cj_assessment_service.application.ports import BatchReads, Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import BatchNotCompleted, BatchNotFound
 from cj_assessment_service.entrypoints.http_errors import InvalidParameter
+from cj_assessment_service.entrypoints.http_schemas import (
+    BatchLookupQuery,
+    BatchOut,
+    BatchResultsOut,
+)
 from cj_assessment_service.entrypoints.http_views import batch_view
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
+from common_core.runtime.http import errors
 
 batches = Blueprint("batches", __name__)
+tag_blueprint(batches, ["batches"])
 
 
 def _batch_id(raw: str) -> UUID:
@@ -28,17 +36,26 @@ def _batch_id(raw: str) -> UUID:
 
 
 @batches.get("/api/v1/batches/<batch_id>")
+@validate_response(BatchOut)
+@errors(400, 404, 503)
 @inject
 async def get_batch(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+    """A batch's state and progress, by its CJ batch id."""
     batch = await batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     return batch_view(batch)
 
 
+# Documented, not validated by quart-schema: the route answers a bad `entity_ref` itself, as an
+# `invalid_parameter` error naming the field.
 @batches.get("/api/v1/batches")
+@validate_response(BatchOut)
+@errors(400, 404, 503)
+@document_querystring(BatchLookupQuery)
 @inject
 async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
+    """The newest batch of an upstream reference (`entity_ref`)."""
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
         raise InvalidParameter("entity_ref", "the entity_ref query parameter is required")
@@ -54,8 +71,11 @@ async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
 
 
 @batches.get("/api/v1/batches/<batch_id>/results")
+@validate_response(BatchResultsOut)
+@errors(400, 404, 409, 503)
 @inject
 async def get_results(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+    """A completed batch's ranking, statistics and grade projections (409 until completed)."""
     batch = await batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
@@ -70,12 +90,15 @@ async def get_results(batch_id: str, batches: FromDishka[BatchReads]) -> dict[st
 
 
 @batches.post("/api/v1/batches/<batch_id>/cancel")
+@validate_response(BatchOut)
+@errors(400, 404, 409, 503)
 @inject
 async def cancel_batch(
     batch_id: str,
     transactions: FromDishka[Transactions],
     workflow: FromDishka[CJWorkflow],
 ) -> dict[str, Any]:
+    """Cancel a running batch: it publishes its failed event (409 once finished)."""
     async with transactions() as uow:
         batch = await workflow.cancel(uow, _batch_id(batch_id))
     return batch_view(batch)

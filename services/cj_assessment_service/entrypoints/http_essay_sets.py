@@ -8,6 +8,7 @@ from datetime import timedelta
 from dishka import FromDishka
 from quart import Blueprint, request
 from quart_dishka import inject
+from quart_schema import tag_blueprint, validate_response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from cj_assessment_service import metrics
@@ -16,10 +17,31 @@ from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.errors import InvalidEssaySet
 from cj_assessment_service.entrypoints.http_errors import BodyTooLarge, UnsupportedBody
+from cj_assessment_service.entrypoints.http_schemas import EssaySetOut, raw_request_body
+from common_core.runtime.http import errors
 
 essay_sets = Blueprint("essay_sets", __name__)
+tag_blueprint(essay_sets, ["essay sets"])
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
+
+# The body is read line by line as it streams in, never as one JSON document, so it is documented
+# here rather than validated by quart-schema.
+_UPLOAD_BODY = {
+    "required": True,
+    "description": "One essay a line: a JSON object `{essay_id, text_content}` "
+    "(`EssayToProcess`, its limits included), UTF-8, lines separated by `\\n`. Every essay "
+    "is checked as it arrives: a bad line is answered 422 naming it (`essays[i].<field>`). "
+    "The set expires after `ESSAY_SET_RETENTION_SECONDS`.",
+    "content": {
+        media_type: {
+            "schema": {"type": "string"},
+            "example": '{"essay_id": "e1", "text_content": "First essay."}\n'
+            '{"essay_id": "e2", "text_content": "Second essay."}\n',
+        }
+        for media_type in sorted(NDJSON_TYPES)
+    },
+}
 
 
 async def _lines(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -34,10 +56,14 @@ async def _lines(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 
 
 @essay_sets.post("/api/v1/essay-sets")
+@validate_response(EssaySetOut, 201)
+@errors(413, 415, 422, 503)
+@raw_request_body(_UPLOAD_BODY)
 @inject
 async def upload(
     transactions: FromDishka[Transactions], settings: FromDishka[Settings]
 ) -> tuple[dict[str, object], int]:
+    """Upload an essay set (NDJSON) for a request to name instead of inlining its essays."""
     media_type = (request.mimetype or "").lower()
     if media_type not in NDJSON_TYPES:
         raise UnsupportedBody(

@@ -1,4 +1,5 @@
-"""The HTTP app: health, readiness, metrics, the providers overview and the price table."""
+"""The HTTP app: health, readiness, metrics, the providers overview and the price table,
+described at `/openapi.json`."""
 
 from __future__ import annotations
 
@@ -8,32 +9,41 @@ from typing import Any
 from dishka import AsyncContainer, FromDishka
 from quart import Quart
 from quart_dishka import QuartDishka, inject
+from quart_schema import tag, validate_response
 
 from common_core.runtime.http import (
     ReadinessCheck,
+    mount_openapi,
     register_database_error_handlers,
     register_http_error_handlers,
     register_operational_routes,
 )
 from llm_provider_service.application.panel import JudgePanel
 from llm_provider_service.config import Settings
+from llm_provider_service.domain.pricing import PriceTable
+from llm_provider_service.entrypoints.http_schemas import ProvidersOut
 
 
 def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
     """Build the Quart app on a container (nothing connects until a request needs it);
     `/healthz/ready` runs the `readiness` checks (the kernel's standard ones: database, Kafka)."""
     app = Quart("llm_provider_service")
+    mount_openapi(app, "HuleEdu LLM provider service")
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)
 
     @app.get("/api/v1/providers")
+    @validate_response(ProvidersOut)
+    @tag(["providers"])
     @inject
     async def providers(panel: FromDishka[JudgePanel]) -> tuple[dict[str, Any], int]:
         """Configured providers, the default, circuit states and limits (never keys)."""
         return panel.describe(), 200
 
     @app.get("/api/v1/prices")
+    @validate_response(PriceTable)
+    @tag(["providers"])
     @inject
     async def prices(settings: FromDishka[Settings]) -> tuple[dict[str, Any], int]:
         """The dated price table the cost estimates come from (date, sources, prices)."""

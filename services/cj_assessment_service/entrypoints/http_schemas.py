@@ -1,0 +1,126 @@
+"""Typed HTTP response and query models of the CJ API (they generate the OpenAPI document).
+
+The views (`http_views.py`, `EssaySetReceipt.to_json`) build plain dicts; `validate_response`
+checks each against its model here, so the document describes exactly what the routes answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from werkzeug.routing import Rule
+
+from cj_assessment_service.domain.batch import BatchState
+from common_core.events.cj import CJCompletionReason, CJStatistics, EssayRanking, GradeProjection
+from common_core.limits import Identifier
+from common_core.runtime.http import ServiceOpenAPIProvider
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_RAW_REQUEST_BODY = "_cj_raw_request_body"
+
+
+def raw_request_body(body: Mapping[str, Any]) -> Callable[[F], F]:
+    """Document a request body that is not JSON (an OpenAPI Request Body Object as given)."""
+
+    def decorator(func: F) -> F:
+        setattr(func, _RAW_REQUEST_BODY, dict(body))
+        return func
+
+    return decorator
+
+
+class CJOpenAPIProvider(ServiceOpenAPIProvider):
+    """The shared document, with the request bodies routes describe by `raw_request_body`."""
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Add the route's raw request body, if it has one."""
+        paths, components = super().build_paths(rule)
+        body = getattr(self._app.view_functions[rule.endpoint], _RAW_REQUEST_BODY, None)
+        if body is not None:
+            for operations in paths.values():
+                for method, operation in operations.items():
+                    operations[method] = {**operation, "requestBody": body}
+        return paths, components
+
+
+def _isoformat(value: datetime) -> str:
+    return value.isoformat()
+
+
+# An RFC 3339 timestamp written as the views write it, `isoformat()` (`+00:00`, not `Z`).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProgressOut(_Reply):
+    """Comparisons of the batch: planned so far, answered (completed or failed) and pending."""
+
+    essays: int
+    budget: int = Field(description="The most comparisons the batch may make.")
+    planned: int
+    completed: int
+    failed: int
+    pending: int
+    percent_complete: float = Field(description="Answered comparisons as a percentage of budget.")
+
+
+class BatchErrorOut(_Reply):
+    """Why a batch failed."""
+
+    code: str | None
+    message: str | None
+
+
+class BatchOut(_Reply):
+    """A batch's state and progress; `completion_reason` once completed, `error` once failed."""
+
+    batch_id: UUID
+    entity_ref: str
+    state: BatchState
+    correlation_id: UUID
+    created_at: Timestamp
+    updated_at: Timestamp
+    progress: ProgressOut
+    partial_scoring_triggered: bool
+    completion_reason: CJCompletionReason | None = None
+    error: BatchErrorOut | None = None
+
+
+class BatchLookupQuery(BaseModel):
+    """Which batch to find: the newest one of an upstream reference."""
+
+    entity_ref: Identifier = Field(description="The upstream batch id the request carried.")
+
+
+class BatchResultsOut(_Reply):
+    """A completed batch's ranking, as its `CJAssessmentCompletedV1` event carried it."""
+
+    batch_id: UUID
+    entity_ref: str
+    completion_reason: CJCompletionReason | None
+    rankings: list[EssayRanking]
+    statistics: CJStatistics
+    grade_projections: list[GradeProjection] | None = None
+
+
+class EssaySetOut(_Reply):
+    """A stored essay set: the id a request names, the count, the digest and the expiry."""
+
+    essay_set_id: UUID
+    essay_count: int
+    content_sha256: str = Field(
+        description="SHA-256 of the essays in upload order (hex); a request may repeat it."
+    )
+    expires_at: Timestamp
