@@ -14,10 +14,12 @@ from submission_service.application.ports import (
     ResponseRecord,
     ResponseStore,
     ScoreRecord,
+    UnitOfWork,
 )
 from submission_service.application.scoring import (
     JOB_TYPE_RESPONSE,
     RubricPolicy,
+    stage_event,
     stage_rubric_request,
 )
 from submission_service.domain.completion import completion_requested
@@ -56,9 +58,7 @@ class ResponseChanges:
 _UPDATABLE = frozenset({"answer_text", "answer_metadata", "learning_outcome_id", "content_id"})
 
 
-async def create_response(
-    store: ResponseStore, identity: Identity, new: NewResponse
-) -> ResponseRecord:
+async def create_response(uow: UnitOfWork, identity: Identity, new: NewResponse) -> ResponseRecord:
     """Store an answer. Never triggers scoring, even with `completed_at` (SPEC §4)."""
     record = ResponseRecord(
         id=uuid4(),
@@ -72,13 +72,13 @@ async def create_response(
         created_at=datetime.now(UTC),
         completed_at=new.completed_at,
     )
-    stored = await store.insert_response(record)
-    RESPONSES_WRITTEN.labels(operation="created").inc()
+    stored = await uow.responses.insert_response(record)
+    uow.after_commit(RESPONSES_WRITTEN.labels(operation="created").inc)
     return stored
 
 
 async def update_response(
-    store: ResponseStore,
+    uow: UnitOfWork,
     identity: Identity,
     response_id: UUID,
     changes: ResponseChanges,
@@ -92,7 +92,7 @@ async def update_response(
     Returns the updated answer and whether scoring was requested. Scoring runs later: the events
     are only staged in the outbox within this transaction.
     """
-    current = await store.response_for(identity, response_id)
+    current = await uow.responses.response_for(identity, response_id)
     if current is None:
         raise NotFoundError("no such response for this identity", reason="response_not_found")
     if current.locked:
@@ -106,21 +106,23 @@ async def update_response(
     values = dict(changes.values)
     if changes.completed_at_sent:
         values["completed_at"] = changes.completed_at
-    updated = await store.update_response(response_id, values) if values else current
+    updated = await uow.responses.update_response(response_id, values) if values else current
     triggered = completion_requested(
         completed_at_sent=changes.completed_at_sent, completed_at=changes.completed_at
     )
     if triggered and changes.completed_at is not None:
         found = catalog.find_question(updated.module_slug, updated.question_id)
         job = await stage_rubric_request(
-            store,
+            uow,
             policy=policy,
             response=updated,
             question=found[1] if found else None,
             job_type=JOB_TYPE_RESPONSE,
             correlation_id=correlation_id,
         )
-        await store.stage_event(
+        stage_event(
+            uow,
+            policy,
             Topic.ASSESSMENT_RESPONSE_COMPLETED,
             AssessmentResponseCompletedV1(
                 response_id=updated.id,
@@ -137,14 +139,14 @@ async def update_response(
             key=str(updated.id),
             correlation_id=correlation_id,
         )
-    RESPONSES_WRITTEN.labels(operation="updated").inc()
+    uow.after_commit(RESPONSES_WRITTEN.labels(operation="updated").inc)
     if triggered:
-        COMPLETIONS_TRIGGERED.inc()
+        uow.after_commit(COMPLETIONS_TRIGGERED.inc)
     return updated, triggered
 
 
 async def list_responses(
-    store: ResponseStore,
+    responses: ResponseStore,
     identity: Identity,
     *,
     module_slug: str | None,
@@ -152,17 +154,17 @@ async def list_responses(
     limit: int,
 ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
     """The caller's own answers, newest first, with their scores."""
-    return await store.list_responses(
+    return await responses.list_responses(
         identity, module_slug=module_slug, question_id=question_id, limit=limit
     )
 
 
 async def claim_responses(
-    store: ResponseStore, identity: Identity, anonymous_token: UUID
+    responses: ResponseStore, identity: Identity, anonymous_token: UUID
 ) -> tuple[int, int]:
     """Move an anonymous token's answers to the logged-in user; returns (claimed, skipped)."""
     if identity.user_id is None:
         raise ForbiddenError(
             "claiming needs a logged-in user (Bearer token)", reason="user_required"
         )
-    return await store.claim_responses(anonymous_token, identity.user_id)
+    return await responses.claim_responses(anonymous_token, identity.user_id)

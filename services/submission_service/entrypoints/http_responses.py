@@ -12,7 +12,7 @@ from quart_schema import security_scheme, validate_querystring, validate_request
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader, parse_anonymous_token
 from submission_service.application import responses as response_cases
-from submission_service.application.ports import ResponseStore, UnitOfWork
+from submission_service.application.ports import Transactions
 from submission_service.application.scoring import RubricPolicy
 from submission_service.domain.errors import AuthenticationError, InvalidInputError
 from submission_service.domain.identity import Identity
@@ -44,13 +44,13 @@ async def create_response(
     *,
     data: CreateResponseIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
 ) -> tuple[ResponseOut, int]:
     """Create an answer (never triggers scoring)."""
     identity = identify(reader)
-    async with transactions as store:
+    async with transactions() as uow:
         record = await response_cases.create_response(
-            store,
+            uow,
             identity,
             response_cases.NewResponse(
                 question_id=data.question_id,
@@ -75,7 +75,7 @@ async def update_response(
     response_id: str,
     data: UpdateResponseIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
     catalog: FromDishka[FileDefinitionCatalog],
     policy: FromDishka[RubricPolicy],
 ) -> UpdatedResponseOut:
@@ -88,9 +88,9 @@ async def update_response(
         for name in ("answer_text", "answer_metadata", "learning_outcome_id", "content_id")
         if name in sent
     }
-    async with transactions as store:
+    async with transactions() as uow:
         record, triggered = await response_cases.update_response(
-            store,
+            uow,
             identity,
             rid,
             response_cases.ResponseChanges(
@@ -114,17 +114,18 @@ async def list_responses(
     *,
     query_args: ResponseListQuery,
     reader: FromDishka[JwtIdentityReader],
-    store: FromDishka[ResponseStore],
+    transactions: FromDishka[Transactions],
 ) -> ResponseListOut:
     """The caller's answers, newest first, with scores."""
     identity = identify(reader)
-    rows = await response_cases.list_responses(
-        store,
-        identity,
-        module_slug=query_args.module_slug,
-        question_id=query_args.question_id,
-        limit=query_args.limit,
-    )
+    async with transactions() as uow:
+        rows = await response_cases.list_responses(
+            uow.responses,
+            identity,
+            module_slug=query_args.module_slug,
+            question_id=query_args.question_id,
+            limit=query_args.limit,
+        )
     return ResponseListOut(
         responses=[
             ResponseWithScoresOut(**response_out(record), scores=[score_out(s) for s in scores])
@@ -143,7 +144,7 @@ async def claim(
     *,
     data: ClaimIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
 ) -> ClaimOut:
     """Move an anonymous token's answers to the logged-in user."""
     authorization = request.headers.get("Authorization")
@@ -163,6 +164,6 @@ async def claim(
                 field="anonymous_token",
             )
         token = parse_anonymous_token(header)
-    async with transactions as store:
-        claimed, skipped = await response_cases.claim_responses(store, identity, token)
+    async with transactions() as uow:
+        claimed, skipped = await response_cases.claim_responses(uow.responses, identity, token)
     return ClaimOut(claimed=claimed, skipped=skipped)

@@ -89,6 +89,13 @@ class ServiceUnderTest:
         """A topic's full name under the service's prefix."""
         return self.settings.topic(topic)
 
+    async def status(self, headers: dict[str, str], assessment_id: str) -> dict[str, Any]:
+        """The assessment's status as its owner reads it (asserts a 200)."""
+        reply = await self.client.get(f"/api/assessments/{assessment_id}/status", headers=headers)
+        assert reply.status_code == 200, await reply.get_data()
+        body: dict[str, Any] = await reply.get_json()
+        return body
+
     async def send_rubric_result(
         self, result: LLMRubricResultV1, *, event_id: uuid.UUID | None = None
     ) -> EventEnvelope[LLMRubricResultV1]:

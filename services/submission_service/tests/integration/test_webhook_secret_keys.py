@@ -37,14 +37,12 @@ async def _store_webhooks(database_url: str, key: str, count: int) -> dict[uuid.
                 ),
                 {"id": assessment_id},
             )
-            store = PostgresUnitOfWork(
-                session, topic_prefix="rotation", secret_box=WebhookSecretBox([key])
-            )
+            uow = PostgresUnitOfWork(session, secret_box=WebhookSecretBox([key]))
             for webhook_id, secret in secrets.items():
-                await store.insert_webhook(
+                await uow.webhooks.insert_webhook(
                     webhook_id, assessment_id, "https://example.org/hook", secret
                 )
-            await store.commit()
+            await uow.commit()
     finally:
         await engine.dispose()
     return secrets
