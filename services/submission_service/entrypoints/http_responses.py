@@ -148,7 +148,7 @@ async def claim(
 ) -> ClaimOut:
     """Move an anonymous token's answers to the logged-in user."""
     authorization = request.headers.get("Authorization")
-    if not authorization:
+    if authorization is None:
         raise AuthenticationError(
             "claiming needs a logged-in user (Authorization: Bearer <JWT>)",
             reason="user_required",

@@ -132,6 +132,13 @@ class TestClaim:
         assert (await reply.get_json())["code"] == "user_required"
 
 
+EMPTY_AUTHORIZATION = {
+    "code": "invalid_authorization_header",
+    "message": "Authorization must be 'Bearer <JWT>'",
+    "field": "Authorization",
+}
+
+
 class TestCredentials:
     @pytest.mark.parametrize(
         ("authorization", "code", "bearer_error"),
@@ -188,3 +195,23 @@ class TestCredentials:
             "message": "X-Anonymous-Token must be a UUID",
             "field": "X-Anonymous-Token",
         }
+
+    async def test_an_empty_authorization_is_refused_beside_an_anonymous_token(
+        self, service: ServiceUnderTest
+    ) -> None:
+        reply = await service.client.get(
+            "/api/assessments/responses", headers={"Authorization": "", **anonymous_headers()}
+        )
+
+        assert reply.status_code == 401
+        assert await reply.get_json() == EMPTY_AUTHORIZATION
+
+    async def test_an_empty_authorization_cannot_claim(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.post(
+            "/api/assessments/claim",
+            json={},
+            headers={"Authorization": "", **anonymous_headers()},
+        )
+
+        assert reply.status_code == 401
+        assert await reply.get_json() == EMPTY_AUTHORIZATION
