@@ -17,19 +17,18 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack import free_port
+from common_core.testing.service_process import running_service
 from submission_service.testing.harness import (
     TEST_JWT_SECRET,
     TEST_WEBHOOK_SECRET_KEY,
     user_token,
 )
-from submission_service.testing.process import service_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +40,9 @@ TESTED_PHASES = ("coverage", "fuzzing", "stateful")
 
 
 @pytest.fixture(scope="module")
-def service_url(database_url: str, kafka_bootstrap_servers: str) -> Iterator[str]:
+async def service_url(
+    database_url: str, kafka_bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     env = {
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
@@ -51,8 +52,9 @@ def service_url(database_url: str, kafka_bootstrap_servers: str) -> Iterator[str
         "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
         "LOG_LEVEL": "WARNING",
     }
-    with service_process("submission_service", env, free_port()) as url:
-        yield url
+    log_dir = tmp_path_factory.mktemp("submission")
+    async with running_service("submission_service", env=env, log_dir=log_dir) as service:
+        yield service.url
 
 
 def _schemathesis(service_url: str, workdir: Path) -> tuple[int, str, dict[str, Any]]:
