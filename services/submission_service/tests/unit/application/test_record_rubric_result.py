@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+import pytest
+from prometheus_client import REGISTRY
+
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
@@ -138,6 +141,24 @@ class TestRecordRubricResult:
         assert finished.error["code"] == "rate_limited"
         assert store.tables.outbox == []
 
+    async def test_a_batch_rolled_back_counts_nothing_and_its_retry_counts_once(self) -> None:
+        store, job = _store_with_job()
+        envelope = _envelope(rubric_result(_request_id(job), {}))
+
+        async def batch_failing_after_the_result() -> None:
+            async with store() as uow:
+                await record_rubric_result(uow, envelope, consumer="c", policy=POLICY)
+                raise ConnectionError("the commit never happened")
+
+        before = _scored_count()
+        with pytest.raises(ConnectionError):
+            await batch_failing_after_the_result()
+        rolled_back = _scored_count()
+        await _record(store, envelope)
+
+        assert (rolled_back - before, _scored_count() - before) == (0.0, 1.0)
+        assert store.tables.jobs[job.id].status is JobStatus.COMPLETED
+
     async def test_an_essay_queued_before_the_stages_existed_still_completes_it(self) -> None:
         # Migration sub0003 made the single essay job of the earlier design a `gpt` job with no
         # rag or fusion job beside it: its score is the essay's score, as before.
@@ -177,3 +198,8 @@ class TestRecordRubricResult:
         assert completed.result["degraded"] is False
         [delivery] = store.tables.deliveries.values()
         assert delivery.payload["assessment_id"] == str(assessment_id)
+
+
+def _scored_count() -> float:
+    labels = {"outcome": "scored"}
+    return REGISTRY.get_sample_value("huleedu_submission_rubric_results_total", labels) or 0.0
