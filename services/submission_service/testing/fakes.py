@@ -1,5 +1,6 @@
 """In-memory fakes of the application's ports: a `FakeUnitOfWork` with the same stores per area as
-`PostgresUnitOfWork`, over one `FakeTables`, and `FakeTransactions` that opens them.
+`PostgresUnitOfWork`, over one `FakeTables`, `FakeTransactions` that opens them, and scripted
+stand-ins for DNS (`ScriptedResolver`) and the webhook sender (`ScriptedSender`).
 
 The contract suite (`tests/integration/adapters/test_store_contracts.py`) runs the same store
 behaviours against these fakes and the PostgreSQL stores."""
@@ -37,6 +38,7 @@ from submission_service.domain.assessments import (
     ScoreStatus,
 )
 from submission_service.domain.identity import Identity
+from submission_service.domain.webhooks import WebhookTarget
 
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -56,7 +58,7 @@ class StoredWebhook:
     id: UUID
     assessment_id: UUID
     url: str
-    secret: str
+    secret: str | None  # None: stored under a key no longer configured
     created_at: datetime
 
 
@@ -538,3 +540,39 @@ class FakeTransactions:
             raise
         uow.commit()
         self.commits += 1
+
+
+@dataclass
+class ScriptedResolver:
+    """DNS stand-in: each lookup of a host gets its next scripted answer (the last repeats); an
+    unscripted host does not resolve."""
+
+    answers: dict[str, list[list[str]]] = field(default_factory=dict)
+    lookups: dict[str, int] = field(default_factory=dict)
+
+    def script(self, host: str, *answers: list[str]) -> ScriptedResolver:
+        """Answer lookups of `host` with `answers` in order."""
+        self.answers[host] = list(answers)
+        self.lookups[host] = 0
+        return self
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The host's next answer; OSError for a host without a script."""
+        if host not in self.answers:
+            raise OSError(f"{host} does not resolve")
+        script, done = self.answers[host], self.lookups[host]
+        self.lookups[host] = done + 1
+        return script[min(done, len(script) - 1)]
+
+
+@dataclass
+class ScriptedSender:
+    """Webhook sender stand-in: answers with the scripted statuses in order, records each POST."""
+
+    statuses: list[int]
+    sent: list[tuple[WebhookTarget, bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
+        """Record the POST and answer with the next status."""
+        self.sent.append((target, body, headers))
+        return self.statuses.pop(0)

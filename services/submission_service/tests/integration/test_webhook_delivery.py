@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from submission_service.domain.webhooks import (
 from submission_service.entrypoints.http import create_app
 from submission_service.entrypoints.periodic import CommittedDeliveryQueue
 from submission_service.entrypoints.runtime import SERVICE
+from submission_service.testing.fakes import ScriptedResolver
 from submission_service.testing.harness import (
     TEST_WEBHOOK_SECRET_KEY,
     settings_for_tests,
@@ -54,25 +55,6 @@ pytestmark = pytest.mark.integration
 
 # Resolves only through the resolver stand-in: if it is reached, the pinned address was used.
 ALLOWED_HOST = "hooks.allowed.test"
-
-
-@dataclass
-class ScriptedResolver:
-    """DNS stand-in: each lookup of a host gets its next scripted answer (the last repeats)."""
-
-    answers: dict[str, list[list[str]]] = field(default_factory=dict)
-    lookups: dict[str, int] = field(default_factory=dict)
-
-    def script(self, host: str, *answers: list[str]) -> None:
-        self.answers[host] = list(answers)
-        self.lookups[host] = 0
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        if host not in self.answers:
-            raise OSError(f"{host} does not resolve")
-        script, done = self.answers[host], self.lookups[host]
-        self.lookups[host] = done + 1
-        return script[min(done, len(script) - 1)]
 
 
 @dataclass
