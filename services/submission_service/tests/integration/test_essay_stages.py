@@ -108,19 +108,10 @@ async def _submit_essay(
     stack: Stack, headers: dict[str, str], definition_id: str
 ) -> tuple[str, str]:
     """Answer the essay, start an attempt and submit it; returns (assessment, response) ids."""
-    client = stack.service.client
-    created = await client.post(
-        "/api/assessments/responses",
-        json={"module_slug": "argument", "question_id": "short-essay", "answer_text": ANSWER},
-        headers=headers,
-    )
-    assert created.status_code == 201
-    response_id = str((await created.get_json())["id"])
-    started = await client.post(
-        "/api/assessments", json={"definition_id": definition_id}, headers=headers
-    )
-    aid = str((await started.get_json())["assessment_id"])
-    submitted = await client.post(
+    created = await stack.service.answer(headers, "argument", "short-essay", answer_text=ANSWER)
+    response_id = str(created["id"])
+    aid = await stack.service.start(headers, definition_id)
+    submitted = await stack.service.client.post(
         f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": aid}
     )
     assert submitted.status_code == 202

@@ -20,14 +20,7 @@ pytestmark = pytest.mark.integration
 async def _create(
     service: ServiceUnderTest, headers: dict[str, str], question_id: str, module: str = "m1"
 ) -> dict[str, Any]:
-    reply = await service.client.post(
-        "/api/assessments/responses",
-        json={"question_id": question_id, "module_slug": module, "answer_text": question_id},
-        headers=headers,
-    )
-    assert reply.status_code == 201, await reply.get_data()
-    body: dict[str, Any] = await reply.get_json()
-    return body
+    return await service.answer(headers, module, question_id, answer_text=question_id)
 
 
 async def _list(

@@ -36,18 +36,8 @@ ESSAY = "Digital textbooks are cheaper, lighter and easier to keep current."
 
 async def _started_essay(service: ServiceUnderTest, headers: dict[str, str]) -> tuple[str, str]:
     """Answer the essay and start an attempt; returns (response, assessment) ids."""
-    created = await service.client.post(
-        "/api/assessments/responses",
-        json={"module_slug": "argument", "question_id": "short-essay", "answer_text": ESSAY},
-        headers=headers,
-    )
-    assert created.status_code == 201, await created.get_data()
-    response_id = str((await created.get_json())["id"])
-    started = await service.client.post(
-        "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
-    )
-    assert started.status_code == 201, await started.get_data()
-    return response_id, str((await started.get_json())["assessment_id"])
+    created = await service.answer(headers, "argument", "short-essay", answer_text=ESSAY)
+    return str(created["id"]), await service.start(headers)
 
 
 async def _submit(service: ServiceUnderTest, headers: dict[str, str], aid: str) -> None:
