@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import Enum
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -39,6 +40,32 @@ class ResponseRecord:
     created_at: datetime
     completed_at: datetime | None
     locked: bool = False
+
+
+class Keep(Enum):
+    """The value of a field an update leaves as stored."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEdit:
+    """What an update of an answer sets; a field left at KEEP keeps its stored value (None
+    clears the optional ones)."""
+
+    answer_text: str | Keep = KEEP
+    answer_metadata: dict[str, Any] | Keep = KEEP
+    learning_outcome_id: str | Keep | None = KEEP
+    content_id: str | Keep | None = KEEP
+    completed_at: datetime | Keep | None = KEEP
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this edit sets, by name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not KEEP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +216,8 @@ class ResponseStore(Protocol):
         """A response regardless of identity (for consumers, never for HTTP)."""
         ...
 
-    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
-        """Apply column changes to an answer."""
+    async def update_response(self, response_id: UUID, edit: ResponseEdit) -> ResponseRecord:
+        """Apply an edit to an answer; returns it as stored."""
         ...
 
     async def list_responses(

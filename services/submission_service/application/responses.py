@@ -10,7 +10,9 @@ from uuid import UUID, uuid4
 from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.topics import Topic
 from submission_service.application.ports import (
+    KEEP,
     QuestionCatalog,
+    ResponseEdit,
     ResponseRecord,
     ResponseStore,
     ScoreRecord,
@@ -26,7 +28,6 @@ from submission_service.domain.completion import completion_requested
 from submission_service.domain.errors import (
     ConflictError,
     ForbiddenError,
-    InvalidInputError,
     NotFoundError,
 )
 from submission_service.domain.identity import Identity
@@ -44,18 +45,6 @@ class NewResponse:
     content_id: str | None = None
     answer_metadata: dict[str, Any] = field(default_factory=dict)
     completed_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseChanges:
-    """A partial update; `completed_at_sent` says whether the body named `completed_at` at all."""
-
-    values: dict[str, Any]
-    completed_at_sent: bool = False
-    completed_at: datetime | None = None
-
-
-_UPDATABLE = frozenset({"answer_text", "answer_metadata", "learning_outcome_id", "content_id"})
 
 
 async def create_response(uow: UnitOfWork, identity: Identity, new: NewResponse) -> ResponseRecord:
@@ -81,7 +70,7 @@ async def update_response(
     uow: UnitOfWork,
     identity: Identity,
     response_id: UUID,
-    changes: ResponseChanges,
+    edit: ResponseEdit,
     *,
     catalog: QuestionCatalog,
     policy: RubricPolicy,
@@ -100,17 +89,12 @@ async def update_response(
             "the response belongs to a submitted assessment and can no longer be edited",
             reason="response_locked",
         )
-    unknown = set(changes.values) - _UPDATABLE
-    if unknown:
-        raise InvalidInputError("field cannot be updated", field=sorted(unknown)[0])
-    values = dict(changes.values)
-    if changes.completed_at_sent:
-        values["completed_at"] = changes.completed_at
-    updated = await uow.responses.update_response(response_id, values) if values else current
+    updated = await uow.responses.update_response(response_id, edit) if edit.changes() else current
+    completed_at = None if edit.completed_at is KEEP else edit.completed_at
     triggered = completion_requested(
-        completed_at_sent=changes.completed_at_sent, completed_at=changes.completed_at
+        completed_at_sent=edit.completed_at is not KEEP, completed_at=completed_at
     )
-    if triggered and changes.completed_at is not None:
+    if triggered and completed_at is not None:
         found = catalog.find_question(updated.module_slug, updated.question_id)
         job = await stage_rubric_request(
             uow,
@@ -132,7 +116,7 @@ async def update_response(
                 content_id=updated.content_id,
                 user_id=updated.identity.user_id,
                 anonymous_token=updated.identity.anonymous_token,
-                completed_at=changes.completed_at,
+                completed_at=completed_at,
                 answer_length=len(updated.answer_text),
                 scoring_request_id=job.request_id,
             ),

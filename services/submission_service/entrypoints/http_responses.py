@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dishka import FromDishka
 from quart import Blueprint, request
 from quart_dishka import inject
@@ -12,7 +10,7 @@ from quart_schema import security_scheme, validate_querystring, validate_request
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader, parse_anonymous_token
 from submission_service.application import responses as response_cases
-from submission_service.application.ports import Transactions
+from submission_service.application.ports import ResponseEdit, Transactions
 from submission_service.application.scoring import RubricPolicy
 from submission_service.domain.errors import AuthenticationError, InvalidInputError
 from submission_service.domain.identity import Identity
@@ -82,22 +80,13 @@ async def update_response(
     """Update an answer; a body setting `completed_at` to a timestamp requests scoring."""
     identity = identify(reader)
     rid = path_uuid(response_id, "response_id")
-    sent = data.model_fields_set
-    values: dict[str, Any] = {
-        name: getattr(data, name)
-        for name in ("answer_text", "answer_metadata", "learning_outcome_id", "content_id")
-        if name in sent
-    }
+    edit = ResponseEdit(**{name: getattr(data, name) for name in data.model_fields_set})
     async with transactions() as uow:
         record, triggered = await response_cases.update_response(
             uow,
             identity,
             rid,
-            response_cases.ResponseChanges(
-                values=values,
-                completed_at_sent="completed_at" in sent,
-                completed_at=data.completed_at,
-            ),
+            edit,
             catalog=catalog,
             policy=policy,
             correlation_id=correlation_id(),

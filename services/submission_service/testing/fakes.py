@@ -22,6 +22,7 @@ from submission_service.application.ports import (
     AssessmentRecord,
     DeliveryAttempt,
     JobView,
+    ResponseEdit,
     ResponseRecord,
     RetrievedPassage,
     ScoreRecord,
@@ -132,9 +133,9 @@ class FakeResponses:
         """Any answer by id."""
         return self._t.responses.get(response_id)
 
-    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
-        """Apply field changes."""
-        self._t.responses[response_id] = replace(self._t.responses[response_id], **changes)
+    async def update_response(self, response_id: UUID, edit: ResponseEdit) -> ResponseRecord:
+        """Apply an edit."""
+        self._t.responses[response_id] = replace(self._t.responses[response_id], **edit.changes())
         return self._t.responses[response_id]
 
     async def list_responses(

@@ -21,6 +21,7 @@ from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
     AssessmentRecord,
+    ResponseEdit,
     ResponseRecord,
     ScoringJob,
     StoredReply,
@@ -190,7 +191,7 @@ class TestResponses:
 
         async with transactions() as uow:
             updated = await uow.responses.update_response(
-                stored.id, {"answer_text": "Revised.", "completed_at": completed_at}
+                stored.id, ResponseEdit(answer_text="Revised.", completed_at=completed_at)
             )
 
         assert (updated.answer_text, updated.completed_at) == ("Revised.", completed_at)

@@ -11,10 +11,9 @@ from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.events.llm import LLMRubricRequestV1
 from common_core.topics import Topic, topic_name
 from submission_service.adapters.content import FileDefinitionCatalog
-from submission_service.application.ports import ResponseRecord
+from submission_service.application.ports import ResponseEdit, ResponseRecord
 from submission_service.application.responses import (
     NewResponse,
-    ResponseChanges,
     claim_responses,
     create_response,
     update_response,
@@ -41,7 +40,7 @@ async def _created(store: FakeUnitOfWork, completed_at: datetime | None = None) 
     return await create_response(store, LEARNER, new)
 
 
-async def _update(store: FakeUnitOfWork, response_id: UUID, changes: ResponseChanges) -> bool:
+async def _update(store: FakeUnitOfWork, response_id: UUID, changes: ResponseEdit) -> bool:
     _, triggered = await update_response(
         store,
         LEARNER,
@@ -59,9 +58,7 @@ class TestCompletionTrigger:
         store = FakeUnitOfWork()
         created = await _created(store)
 
-        triggered = await _update(
-            store, created.id, ResponseChanges({}, completed_at_sent=True, completed_at=NOW)
-        )
+        triggered = await _update(store, created.id, ResponseEdit(completed_at=NOW))
 
         assert triggered
         topics = [t for t, _, _ in store.staged]
@@ -82,13 +79,11 @@ class TestCompletionTrigger:
     @pytest.mark.parametrize(
         "changes",
         [
-            ResponseChanges({"answer_text": "draft"}),
-            ResponseChanges({}, completed_at_sent=True, completed_at=None),
+            ResponseEdit(answer_text="draft"),
+            ResponseEdit(completed_at=None),
         ],
     )
-    async def test_drafts_and_cleared_completion_stage_nothing(
-        self, changes: ResponseChanges
-    ) -> None:
+    async def test_drafts_and_cleared_completion_stage_nothing(self, changes: ResponseEdit) -> None:
         store = FakeUnitOfWork()
         created = await _created(store)
 
@@ -111,7 +106,7 @@ class TestGuards:
         store.tables.response_locks.add(created.id)
 
         with pytest.raises(ConflictError) as caught:
-            await _update(store, created.id, ResponseChanges({"answer_text": "x"}))
+            await _update(store, created.id, ResponseEdit(answer_text="x"))
         assert caught.value.reason == "response_locked"
 
     async def test_another_identity_gets_not_found(self) -> None:
@@ -123,7 +118,7 @@ class TestGuards:
                 store,
                 Identity(user_id="intruder"),
                 created.id,
-                ResponseChanges({"answer_text": "x"}),
+                ResponseEdit(answer_text="x"),
                 catalog=CATALOG,
                 policy=POLICY,
                 correlation_id=uuid4(),
