@@ -23,12 +23,10 @@ from typing import Any
 
 import pytest
 
-from common_core.testing.service_process import running_service
 from submission_service.testing.harness import (
-    TEST_JWT_SECRET,
-    TEST_WEBHOOK_SECRET_KEY,
     user_token,
 )
+from submission_service.testing.process import process_env, service_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,17 +41,8 @@ TESTED_PHASES = ("coverage", "fuzzing", "stateful")
 async def service_url(
     database_url: str, kafka_bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    env = {
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": f"st{uuid.uuid4().hex[:12]}",
-        "TOPIC_PARTITIONS": "1",
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
-    log_dir = tmp_path_factory.mktemp("submission")
-    async with running_service("submission_service", env=env, log_dir=log_dir) as service:
+    env = process_env(database_url, kafka_bootstrap_servers)
+    async with service_process(env, tmp_path_factory.mktemp("submission")) as service:
         yield service.url
 
 

@@ -11,12 +11,12 @@ from sqlalchemy import text
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
-from common_core.testing.service_process import running_service
 from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.config import Settings
 from submission_service.entrypoints.rotate_webhook_secrets import rotate
 from submission_service.entrypoints.runtime import VERSIONS_DIR
+from submission_service.testing.process import process_env, service_process
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +80,8 @@ async def test_a_deployment_that_sets_jwt_secret_but_no_webhook_keys_refuses_to_
     database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
 ) -> None:
     jwt_secret = f"deployment-secret-{uuid.uuid4().hex}"
-    env = {
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": f"nokey{uuid.uuid4().hex[:10]}",
-        "TOPIC_PARTITIONS": "1",
-        "JWT_SECRET": jwt_secret,
-    }
+    env = process_env(database_url, kafka_bootstrap_servers, JWT_SECRET=jwt_secret)
+    del env["WEBHOOK_SECRET_KEYS"]
 
     with pytest.raises(AssertionError, match="exited during start-up") as caught:
         await _start_and_stop(env, tmp_path)
@@ -97,7 +92,5 @@ async def test_a_deployment_that_sets_jwt_secret_but_no_webhook_keys_refuses_to_
 
 async def _start_and_stop(env: dict[str, str], log_dir: Path) -> None:
     """Start the service without the inherited WEBHOOK_SECRET_KEYS; stop it if it comes up."""
-    async with running_service(
-        "submission_service", env=env, log_dir=log_dir, unset_prefixes=("WEBHOOK_SECRET_KEYS",)
-    ):
+    async with service_process(env, log_dir, unset=("WEBHOOK_SECRET_KEYS",)):
         pass
