@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PDM_CHECK_UPDATE := false
 
-.PHONY: bootstrap provision test test-unit lint format demo bench stack-up stack-down stack-status
+.PHONY: bootstrap provision test test-unit lint format contracts demo bench stack-up stack-down stack-status
 
 bootstrap:  ## Python environment (PDM + .venv from pdm.lock)
 	@scripts/bootstrap.sh
@@ -37,6 +37,9 @@ lint: bootstrap  ## ruff (lint + format check), mypy --strict and the layer cont
 format: bootstrap
 	@$(PY) -m ruff format .
 	@$(PY) -m ruff check --fix .
+
+contracts: bootstrap  ## docs/contracts/: AsyncAPI of every topic, OpenAPI of every HTTP API
+	@$(PY) -m contract_docs
 
 demo: provision  ## The main job: the sample CJ batch through the running services
 	@$(PY) -m huleedu_cli.demo

@@ -1,4 +1,4 @@
-"""Limits at the contract boundary: what every incoming text and JSON value may hold (SPEC §1.5).
+"""Contract-boundary limits: what every incoming text and JSON value may hold (docs/limits.md).
 
 PostgreSQL cannot store a NUL character in `text` or `jsonb`, nor a lone UTF-16 surrogate (it is
 not UTF-8). Both are legal in JSON, so every text field of every incoming payload and HTTP body

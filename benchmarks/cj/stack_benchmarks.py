@@ -14,11 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.stack import BenchStack
-from cj_assessment_service.adapters.postgres import (
-    PostgresBatchRepository,
-    postgres_transactions,
-    repository_transaction,
-)
+from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
 from cj_assessment_service.adapters.tables import cj_pairs
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
@@ -33,6 +29,7 @@ from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunne
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
 from common_core.runtime.kernel import prepare_infrastructure
 from common_core.runtime.startup_heap import freeze_startup_heap
+from common_core.runtime.unit_of_work import SessionTransactions
 from common_core.topics import Topic
 
 # 200 essays: 19,900 pairs, all planned at once, so one batch receives N = 19,900 callbacks (the
@@ -116,8 +113,8 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
     sessions = create_session_factory(engine)
     workflow = CJWorkflow(settings)
     try:
-        async with repository_transaction(sessions) as repo:
-            batch_id = await workflow.handle_request(repo, _request(settings, CALLBACK_ESSAYS))
+        async with SessionTransactions(sessions, PostgresUnitOfWork)() as uow:
+            batch_id = await workflow.handle_request(uow, _request(settings, CALLBACK_ESSAYS))
         assert batch_id is not None
         async with sessions() as session:
             pairs = (
@@ -159,7 +156,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
             recorded = 0
             first = last = 0.0
             done = asyncio.Event()
-            handle = callback_handler(postgres_transactions(sessions), workflow)
+            handle = callback_handler(SessionTransactions(sessions, PostgresUnitOfWork), workflow)
 
             async def timed(events: Sequence[ConsumedEvent[Any]]) -> None:
                 nonlocal recorded, first, last
@@ -187,7 +184,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
             runner.stop()
             await task
         async with sessions() as session:
-            batch = await PostgresBatchRepository(session).get_batch(batch_id)
+            batch = await PostgresUnitOfWork(session).batches.get(batch_id)
         assert batch is not None
         assert batch.completed == total
         assert batch.state.value == "COMPLETED"
@@ -238,7 +235,9 @@ async def monitor_benchmark(stack: BenchStack) -> dict[str, Any]:
                 {"n": STUCK_BATCHES},
             )
         monitor = BatchMonitor(
-            postgres_transactions(sessions), CJWorkflow(settings), interval_seconds=60
+            SessionTransactions(sessions, PostgresUnitOfWork),
+            CJWorkflow(settings),
+            interval_seconds=60,
         )
         start = time.perf_counter()
         report = await monitor.run_once()

@@ -50,7 +50,7 @@ from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.panel import build_panel
 from llm_provider_service.application.ports import ChatReply, ChatRequest
 from llm_provider_service.config import Settings
-from llm_provider_service.entrypoints.consumers import RequestWorker
+from llm_provider_service.entrypoints.consumers import request_consumer
 from llm_provider_service.testing.requests import comparison_envelope
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +173,7 @@ async def _in_process_worker(kafka: str, prefix: str, limit: int) -> Callable[[]
     panel = build_panel(settings, {LLMProviderName.OPENAI: SleepingChatModel(0.2)})
     producer = KafkaEventProducer(kafka, client_id="bench-llm-worker")
     await producer.start()
-    worker = RequestWorker(settings, RequestAnswerer(settings, panel.judges), producer)
+    worker = request_consumer(settings, RequestAnswerer(settings, panel.judges), producer)
     task = asyncio.create_task(worker.run())
 
     async def stop() -> None:

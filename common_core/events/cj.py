@@ -1,4 +1,4 @@
-"""Comparative-judgement payloads (SPEC §1.3).
+"""Comparative-judgement payloads (docs/contracts.md).
 
 The request model checks structure and the limits of common_core.limits (storable text, maximum
 sizes); a request that breaks them is answered with a failed event naming the field. An empty
@@ -142,7 +142,7 @@ class ResourceUsage(_Contract):
     failed_comparisons: int = Field(default=0, ge=0)
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    # Optional since v1 (SPEC §1.3), summed over every answer of the batch (errors included):
+    # Optional since v1 (docs/contracts.md), summed over all the batch's answers (errors included):
     # prompt tokens read from / written to the provider's prompt cache (part of prompt_tokens),
     # and the estimated cost in US dollars from the provider service's price table. The cost is
     # null when any answer that used tokens came without a price (an unpriced model, or an

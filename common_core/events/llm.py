@@ -1,4 +1,4 @@
-"""LLM provider payloads (SPEC §1.4): comparison and rubric requests and their results."""
+"""LLM provider payloads (docs/contracts.md): comparison and rubric requests and their results."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class TokenUsage(_Contract):
 
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    # Optional since v1 (SPEC §1.4). `prompt_tokens` counts every input token; these say how many
+    # Optional since v1 (docs/contracts.md). `prompt_tokens` is all input tokens; these say how many
     # of them were read from the provider's prompt cache and how many were written to it.
     cached_prompt_tokens: int = Field(default=0, ge=0)
     cache_write_tokens: int = Field(default=0, ge=0)

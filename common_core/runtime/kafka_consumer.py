@@ -14,6 +14,11 @@ Decisions per message, after faststream's ack / nack / reject split:
 Whenever a message is dead-lettered, the topic's `DeadLetterResponder` (if any) may answer the
 sender (a failed event, an error callback) so that nobody waits for ever on a message that will
 never be processed.
+
+The pieces both engines share live here: decoding (`decode_or_undecodable`), the group member
+(`group_consumer`, `GroupListener`, `GroupMembership`), commits (`commit_offsets`), dead letters
+(`DeadLetterPublisher`) and lag (`ConsumerLagReporter`). `kafka_concurrent` is the other engine,
+for handlers slow enough to need many messages in flight at once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from common_core.runtime.kafka_producer import (
     KafkaEventProducer,
     OutgoingMessage,
     envelope_message,
+    send_acknowledged,
 )
 from common_core.runtime.metrics import (
     CONSUMER_LAG,
@@ -85,7 +91,7 @@ class RejectMessage(Exception):  # noqa: N818 - named for the decision, as in fa
 
 
 @dataclass(frozen=True, slots=True)
-class _Undecodable:
+class Undecodable:
     """A record that failed decoding: it is dead-lettered in its turn."""
 
     record: ConsumerRecord[bytes, bytes]
@@ -136,6 +142,55 @@ def decode_record(
     return ConsumedEvent(record.topic, record.partition, record.offset, key, envelope)
 
 
+def decode_or_undecodable(
+    record: ConsumerRecord[bytes, bytes], model: type[BaseModel]
+) -> ConsumedEvent[Any] | Undecodable:
+    """Decode a record, or say why it cannot be (to dead-letter it)."""
+    try:
+        return decode_record(record, model)
+    except PayloadValidationError as exc:
+        return Undecodable(record, exc.code, str(exc), exc.envelope, exc.fields)
+    except EnvelopeDecodeError as exc:
+        return Undecodable(record, exc.code, str(exc))
+
+
+def retry_delay(failures: int, minimum: float, maximum: float) -> float:
+    """The backoff before the next try: `minimum` doubled per failure, at most `maximum` (the
+    exponent is capped, so an outage of any length never overflows a float)."""
+    return min(maximum, minimum * 2.0 ** min(failures - 1, 32))
+
+
+def group_consumer(
+    *, bootstrap_servers: str, group_id: str, client_id: str, **options: Any
+) -> AIOKafkaConsumer:
+    """A consumer-group member that commits by hand (after the work is done), reads only
+    committed records and starts a new group at the earliest offset."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **options,
+    )
+
+
+async def commit_offsets(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]) -> bool:
+    """Commit the next offsets to read; False (logged) when the broker refused them."""
+    try:
+        await consumer.commit(dict(offsets))
+    except (CommitFailedError, KafkaError) as exc:
+        # The partition moved to another member; it will redeliver, and handlers de-duplicate.
+        log.warning(
+            "offset_commit_failed",
+            partitions=sorted(f"{tp.topic}:{tp.partition}:{o}" for tp, o in offsets.items()),
+            error=describe_error(exc),
+        )
+        return False
+    return True
+
+
 def dead_letter_headers(
     *,
     topic: str,
@@ -184,6 +239,117 @@ def dead_letter_message(
     )
 
 
+class DeadLetterPublisher:
+    """Sends what a consumer gives up on to `<topic>.dlq`, after the topic's responder (if any)
+    has answered the sender; both are acknowledged by the broker before the caller commits.
+
+    An answer the broker refuses for good (its topic does not exist, say) is logged and the
+    dead letter still goes out, so a bad reply address never stalls a partition; while the
+    broker is unreachable each send is tried `send_attempts` times, then the error is raised
+    (the consumer stops and the message is redelivered to whoever reads it next).
+    """
+
+    def __init__(
+        self,
+        producer: KafkaEventProducer,
+        group_id: str,
+        responders: Mapping[str, DeadLetterResponder] | None = None,
+        *,
+        send_attempts: int = 1,
+        on_answered: Callable[[DeadLetter, int], None] | None = None,
+    ) -> None:
+        self._producer = producer
+        self._group_id = group_id
+        self._responders = dict(responders or {})
+        self._send_attempts = send_attempts
+        self._on_answered = on_answered
+
+    async def undecodable(self, item: Undecodable) -> None:
+        """Dead-letter a record that could not be decoded (its original bytes)."""
+        record = item.record
+        letter = DeadLetter(
+            record.topic,
+            record.partition,
+            record.offset,
+            record_key(record),
+            item.code,
+            item.reason,
+            1,
+            item.envelope,
+            item.fields,
+        )
+        message = dead_letter_message(
+            record, code=item.code, reason=item.reason, group_id=self._group_id
+        )
+        await self._publish(letter, message)
+
+    async def event(self, event: ConsumedEvent[Any], code: str, reason: str, attempts: int) -> None:
+        """Dead-letter a decoded event the handler rejected or kept failing on."""
+        # The handler saw a decoded event; re-encode it so the DLQ holds a readable original.
+        headers = dead_letter_headers(
+            topic=event.topic,
+            partition=event.partition,
+            offset=event.offset,
+            code=code,
+            reason=reason,
+            group_id=self._group_id,
+            attempts=attempts,
+        )
+        message = envelope_message(dlq_topic_name(event.topic), event.envelope, event.key)
+        letter = DeadLetter(
+            event.topic,
+            event.partition,
+            event.offset,
+            event.key,
+            code,
+            reason,
+            attempts,
+            raw_envelope(event.envelope),
+        )
+        await self._publish(
+            letter,
+            OutgoingMessage(message.topic, message.value, message.key, headers + message.headers),
+        )
+
+    async def _publish(self, letter: DeadLetter, message: OutgoingMessage) -> None:
+        answers: Sequence[OutgoingMessage] = ()
+        responder = self._responders.get(letter.topic)
+        if responder is not None:
+            try:
+                answers = responder(letter)
+            except Exception as exc:  # a bug in a responder must not stall the partition
+                log.error(
+                    "dead_letter_responder_failed", topic=letter.topic, error=describe_error(exc)
+                )
+        answered = 0
+        if answers:
+            try:
+                await send_acknowledged(self._producer, answers, attempts=self._send_attempts)
+            except KafkaError as exc:
+                if is_transient(exc):
+                    raise
+                log.warning(
+                    "dead_letter_answer_rejected", topic=letter.topic, error=describe_error(exc)
+                )
+            else:
+                answered = len(answers)
+        await send_acknowledged(self._producer, [message], attempts=self._send_attempts)
+        if answered and self._on_answered is not None:
+            self._on_answered(letter, answered)
+        DEAD_LETTERED.labels(topic=letter.topic, reason=letter.code).inc()
+        log.warning(
+            "message_dead_lettered",
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            code=letter.code,
+            reason=letter.reason,
+            attempts=letter.attempts,
+            event_id=str(letter.envelope.event_id) if letter.envelope is not None else None,
+            answered=answered,
+        )
+
+
 class KafkaConsumerRunner:
     """Consumes topics in a group and feeds decoded batches (one partition at a time) to a handler.
 
@@ -216,13 +382,11 @@ class KafkaConsumerRunner:
             raise ValueError("max_attempts must be at least 1")
         self._payloads = dict(payloads)
         self._handler = handler
-        self._producer = producer
-        self._group_id = group_id
         self._max_batch_size = max_batch_size
         self._fetch_timeout_ms = fetch_timeout_ms
         self._backoff_min, self._backoff_max = retry_backoff_seconds
         self._max_attempts = max_attempts
-        self._responders = dict(responders or {})
+        self._dead_letters = DeadLetterPublisher(producer, group_id, responders)
         # Per partition: the offset that keeps failing and how often it failed (its own data's
         # failures count towards max_attempts; transient failures only lengthen the backoff).
         self._attempts: dict[TopicPartition, tuple[int, int, int]] = {}
@@ -230,13 +394,10 @@ class KafkaConsumerRunner:
         self._retry_at: dict[TopicPartition, float] = {}
         self._next_offsets: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = group_consumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
             group_instance_id=group_instance_id,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
@@ -246,8 +407,9 @@ class KafkaConsumerRunner:
             # ones; a shorter wait lets a busy partition be fetched again sooner.
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
-        self._membership = GroupMembership(group_id)
-        self._consumer.subscribe(list(self._payloads), listener=_RunnerRebalance(self._membership))
+        self._consumer.subscribe(
+            list(self._payloads), listener=GroupListener(GroupMembership(group_id))
+        )
         self._lag = ConsumerLagReporter(self._consumer, group_id, lag_refresh_seconds)
         self._running = False
 
@@ -279,7 +441,7 @@ class KafkaConsumerRunner:
                     timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch_size
                 )
                 decoded = {
-                    tp: [self._decode(record) for record in records]
+                    tp: [decode_or_undecodable(r, self._payloads[r.topic]) for r in records]
                     for tp, records in fetched.items()
                 }
                 if in_hand is not None:
@@ -314,16 +476,8 @@ class KafkaConsumerRunner:
                 if tp in self._consumer.assignment():
                     self._consumer.resume(tp)
 
-    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent[Any] | _Undecodable:
-        try:
-            return decode_record(record, self._payloads[record.topic])
-        except PayloadValidationError as exc:
-            return _Undecodable(record, exc.code, str(exc), exc.envelope, exc.fields)
-        except EnvelopeDecodeError as exc:
-            return _Undecodable(record, exc.code, str(exc))
-
     async def _process_fetch(
-        self, decoded: dict[TopicPartition, list[ConsumedEvent[Any] | _Undecodable]]
+        self, decoded: dict[TopicPartition, list[ConsumedEvent[Any] | Undecodable]]
     ) -> dict[TopicPartition, int]:
         """Handle one fetch partition by partition; the offsets to redeliver from, by partition."""
         rewind: dict[TopicPartition, int] = {}
@@ -336,7 +490,7 @@ class KafkaConsumerRunner:
         return rewind
 
     async def _process_partition(
-        self, tp: TopicPartition, items: list[ConsumedEvent[Any] | _Undecodable]
+        self, tp: TopicPartition, items: list[ConsumedEvent[Any] | Undecodable]
     ) -> int | None:
         """Runs of decoded events go to the handler, undecodable records to the DLQ, in offset
         order; the offset of the message that failed (to redeliver from), if one did."""
@@ -349,26 +503,8 @@ class KafkaConsumerRunner:
             if failed_at is not None:
                 return failed_at
             run = []
-            record = item.record
-            key = record_key(record)
-            letter = DeadLetter(
-                record.topic,
-                record.partition,
-                record.offset,
-                key,
-                item.code,
-                item.reason,
-                1,
-                item.envelope,
-                item.fields,
-            )
-            await self._send_dead_letter(
-                letter,
-                dead_letter_message(
-                    record, code=item.code, reason=item.reason, group_id=self._group_id
-                ),
-            )
-            await self._commit(tp, record.offset + 1)
+            await self._dead_letters.undecodable(item)
+            await self._commit(tp, item.record.offset + 1)
         return await self._handle_run(tp, run) if run else None
 
     async def _handle_run(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> int | None:
@@ -378,14 +514,14 @@ class KafkaConsumerRunner:
         except RejectMessage as rejection:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)
-            await self._dead_letter_event(rejection.event, rejection.code, rejection.reason, 1)
+            await self._dead_letters.event(rejection.event, rejection.code, rejection.reason, 1)
         except Exception as exc:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)
             event = run[0]
             attempts = self._record_failure(tp, event, exc)
             if attempts is not None and attempts >= self._max_attempts:
-                await self._dead_letter_event(event, HANDLER_FAILED, describe_error(exc), attempts)
+                await self._dead_letters.event(event, HANDLER_FAILED, describe_error(exc), attempts)
             else:
                 self._schedule_retry(tp, event, exc, attempts)
                 return event.offset
@@ -421,7 +557,7 @@ class KafkaConsumerRunner:
     ) -> None:
         _, data_failures, transient_failures = self._attempts[tp]
         failures = data_failures + transient_failures
-        delay = min(self._backoff_max, self._backoff_min * 2 ** (failures - 1))
+        delay = retry_delay(failures, self._backoff_min, self._backoff_max)
         self._retry_at[tp] = time.monotonic() + delay
         outcome = "retried" if attempts is not None else "retried_transient"
         CONSUMER_MESSAGES.labels(topic=tp.topic, outcome=outcome).inc()
@@ -439,75 +575,9 @@ class KafkaConsumerRunner:
             delay_seconds=round(delay, 3),
         )
 
-    async def _dead_letter_event(
-        self, event: ConsumedEvent[Any], code: str, reason: str, attempts: int
-    ) -> None:
-        # The handler saw a decoded event; re-encode it so the DLQ holds a readable original.
-        headers = dead_letter_headers(
-            topic=event.topic,
-            partition=event.partition,
-            offset=event.offset,
-            code=code,
-            reason=reason,
-            group_id=self._group_id,
-            attempts=attempts,
-        )
-        message = envelope_message(dlq_topic_name(event.topic), event.envelope, event.key)
-        letter = DeadLetter(
-            event.topic,
-            event.partition,
-            event.offset,
-            event.key,
-            code,
-            reason,
-            attempts,
-            raw_envelope(event.envelope),
-        )
-        await self._send_dead_letter(
-            letter,
-            OutgoingMessage(message.topic, message.value, message.key, headers + message.headers),
-        )
-
-    async def _send_dead_letter(self, letter: DeadLetter, message: OutgoingMessage) -> None:
-        """Publish the dead letter and whatever its responder says to the sender (both acked
-        before the offset moves on, so a crash in between repeats them rather than losing them)."""
-        answers: Sequence[OutgoingMessage] = ()
-        responder = self._responders.get(letter.topic)
-        if responder is not None:
-            try:
-                answers = responder(letter)
-            except Exception as exc:  # a bug in a responder must not stall the partition
-                log.error(
-                    "dead_letter_responder_failed", topic=letter.topic, error=describe_error(exc)
-                )
-        await self._producer.send_many([message, *answers])
-        DEAD_LETTERED.labels(topic=letter.topic, reason=letter.code).inc()
-        log.warning(
-            "message_dead_lettered",
-            topic=letter.topic,
-            partition=letter.partition,
-            offset=letter.offset,
-            code=letter.code,
-            reason=letter.reason,
-            attempts=letter.attempts,
-            event_id=str(letter.envelope.event_id) if letter.envelope is not None else None,
-            answered=len(answers),
-        )
-
     async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
-        try:
-            await self._consumer.commit({tp: next_offset})
-        except (CommitFailedError, KafkaError) as exc:
-            # The partition moved to another member; it will redeliver, and handlers de-duplicate.
-            log.warning(
-                "offset_commit_failed",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=next_offset,
-                error=describe_error(exc),
-            )
-            return
-        self._next_offsets[tp] = next_offset
+        if await commit_offsets(self._consumer, {tp: next_offset}):
+            self._next_offsets[tp] = next_offset
 
     async def _refresh_lag(self) -> None:
         await self._lag.maybe_report(lambda: self._next_offsets)
@@ -565,6 +635,11 @@ class GroupMembership:
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """Count an assignment (the first one is joining, not a rebalance)."""
+        log.info(
+            "partitions_assigned",
+            group=self._group_id,
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions),
+        )
         self._assignments += 1
         if self._assignments > 1:
             CONSUMER_REBALANCES.labels(group=self._group_id).inc()
@@ -575,21 +650,34 @@ class GroupMembership:
             )
 
 
-class _RunnerRebalance:
-    """The runner's rebalance listener (registered as a virtual `ConsumerRebalanceListener`:
-    aiokafka ships no type hints, so mypy strict cannot see its ABC to subclass)."""
+class GroupListener:
+    """A runner's rebalance listener: `before_revoke` (finish and commit the work in hand for
+    the partitions leaving) runs before the membership forgets them.
 
-    def __init__(self, membership: GroupMembership) -> None:
+    Registered as a virtual `ConsumerRebalanceListener` (below): aiokafka ships no type hints,
+    so mypy strict cannot see its ABC to subclass; aiokafka's `subscribe` checks `isinstance`.
+    """
+
+    def __init__(
+        self,
+        membership: GroupMembership,
+        before_revoke: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+    ) -> None:
         self._membership = membership
+        self._before_revoke = before_revoke
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Finish what is in hand for the partitions leaving, then forget their lag."""
+        if self._before_revoke is not None:
+            await self._before_revoke(set(revoked))
         self._membership.revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Count the assignment."""
         self._membership.assigned(set(assigned))
 
 
-ConsumerRebalanceListener.register(_RunnerRebalance)
+ConsumerRebalanceListener.register(GroupListener)
 
 
 def raw_envelope(envelope: EventEnvelope[Any]) -> RawEnvelope:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from common_core.events.envelope import EventEnvelope, encode_envelope
+from common_core.runtime.failures import is_transient
+
+log = structlog.get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
 
@@ -112,3 +118,26 @@ class KafkaEventProducer:
             for m in messages
         ]
         await asyncio.gather(*futures)
+
+
+async def send_acknowledged(
+    producer: KafkaEventProducer,
+    messages: Sequence[OutgoingMessage],
+    *,
+    attempts: int = 1,
+    backoff_max_seconds: float = 5.0,
+) -> None:
+    """Send and wait for the broker's acks, trying up to `attempts` times while the broker is
+    unreachable (the last error is raised); an error the broker means (a missing topic, a record
+    too large) is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await producer.send_many(messages)
+        except KafkaError as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            log.warning("publish_retry", attempt=attempt, error=type(exc).__name__)
+            delay = min(backoff_max_seconds, 0.2 * 2 ** (attempt - 1))
+            await asyncio.sleep(delay * random.uniform(0.5, 1))
+        else:
+            return

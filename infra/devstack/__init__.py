@@ -2,7 +2,8 @@
 
 The CLI (`python -m devstack up|down|status|env|provision`), the Makefile and the pytest
 fixtures in the repo-root conftest.py all go through this package, so every machine takes the
-same path. See /work/shared/LOCAL_STACK.md for the background.
+same path. What it starts, where it keeps state and which ports it uses: the README's
+"Day to day" section.
 """
 
 from devstack.kafka import (

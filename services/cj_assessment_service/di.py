@@ -1,11 +1,11 @@
 """Dishka providers: common_core's engine, sessions and producer (APP scope), this service's
-settings, workflow and unit-of-work factory (APP scope), and a REQUEST-scoped read-only
-repository. Nothing here imports an entrypoint.
+settings, workflow and unit-of-work factory (APP scope), and REQUEST-scoped batch reads. Nothing
+here imports an entrypoint.
 
-Who commits: the entrypoint, through a `BatchTransactions` unit of work it opens itself (an HTTP
-route that changes a batch, a consumer handler, the monitor). The request-scoped repository never
-commits: when its scope closes the session is closed and anything it did is rolled back, so a
-failed or cancelled request can never commit half its work."""
+Who commits: the entrypoint, through a unit of work it opens itself (`async with transactions()
+as uow:`: an HTTP route that changes something, a consumer handler, a periodic worker). The
+request-scoped batch reads never commit: when their scope closes the session is closed and
+rolled back, so a failed or cancelled request can never commit half its work."""
 
 from __future__ import annotations
 
@@ -15,20 +15,13 @@ from dishka import AsyncContainer, Provider, Scope, from_context, make_async_con
 from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cj_assessment_service.adapters.postgres import (
-    PostgresBatchRepository,
-    postgres_transactions,
-)
-from cj_assessment_service.adapters.postgres_essay_sets import postgres_essay_set_transactions
-from cj_assessment_service.application.ports import (
-    BatchRepository,
-    BatchTransactions,
-    EssaySetTransactions,
-)
+from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
+from cj_assessment_service.application.ports import BatchReads, Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.runtime.compute import ComputePool
 from common_core.runtime.providers import ComputeProvider, DatabaseProvider, ProducerProvider
+from common_core.runtime.unit_of_work import SessionTransactions
 
 
 class CJProvider(Provider):
@@ -42,24 +35,17 @@ class CJProvider(Provider):
         return CJWorkflow(settings, compute=compute)
 
     @provide(scope=Scope.APP)
-    def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
-        """Units of work for the entrypoints that change batches."""
-        return postgres_transactions(sessions)
+    def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> Transactions:
+        """Units of work for the entrypoints."""
+        return SessionTransactions(sessions, PostgresUnitOfWork)
 
-    @provide(scope=Scope.APP)
-    def essay_set_transactions(
+    @provide(scope=Scope.REQUEST)
+    async def batch_reads(
         self, sessions: async_sessionmaker[AsyncSession]
-    ) -> EssaySetTransactions:
-        """Units of work for essay-set uploads and their clean-up."""
-        return postgres_essay_set_transactions(sessions)
-
-    @provide(scope=Scope.REQUEST, provides=BatchRepository)
-    async def repository(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[BatchRepository]:
-        """A read-only repository per HTTP request (rolled back when the request ends)."""
+    ) -> AsyncIterator[BatchReads]:
+        """Batch reads per HTTP request (rolled back when the request ends)."""
         async with sessions() as session:
-            yield PostgresBatchRepository(session)
+            yield PostgresUnitOfWork(session).batches
 
 
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:

@@ -165,14 +165,6 @@ class Settings(ServiceSettings):
             return self.llm_default_model
         return DEFAULT_MODELS[provider]
 
-    def provider_configured(self, provider: LLMProviderName) -> bool:
-        """Whether the service can call the provider (has its key; the heuristic needs none)."""
-        if provider is LLMProviderName.OPENAI:
-            return self.openai_api_key is not None
-        if provider is LLMProviderName.ANTHROPIC:
-            return self.anthropic_api_key is not None
-        return True
-
     def limits(self, provider: LLMProviderName) -> ProviderLimits | None:
         """Rate limits of a network provider (None for the heuristic)."""
         if provider is LLMProviderName.OPENAI:

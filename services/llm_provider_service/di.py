@@ -1,6 +1,6 @@
 """Dishka wiring: one container per process; everything here lives for the app's lifetime.
 
-The entrypoints take what they need from it (`entrypoints/runtime.py` builds the request worker
+The entrypoints take what they need from it (`entrypoints/runtime.py` builds the request consumer
 from the settings, the answerer and the producer); nothing here imports an entrypoint."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.providers import DatabaseProvider, ProducerProvider
+from common_core.runtime.unit_of_work import SessionTransactions
 from llm_provider_service.adapters.anthropic_batch import AnthropicBatchAPI
 from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
 from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
 from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
-from llm_provider_service.adapters.postgres import PostgresTransactions
+from llm_provider_service.adapters.postgres import PostgresUnitOfWork
 from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.batch_results import BatchCallbacks
@@ -120,7 +121,7 @@ class LLMProviderServiceProvider(Provider):
     @provide
     def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> Transactions:
         """Units of work on the service's database."""
-        return PostgresTransactions(sessions)
+        return SessionTransactions(sessions, PostgresUnitOfWork)
 
     @provide
     def batch_callbacks(self, settings: Settings) -> BatchCallbacks:

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cj_assessment_service.tests.integration.processes import process_env, service_process
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.process import process_env, service_process
+from cj_assessment_service.testing.requests import (
     essays,
     make_settings,
     request_envelope,

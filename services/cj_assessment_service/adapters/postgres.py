@@ -1,9 +1,9 @@
-"""PostgreSQL implementation of `BatchRepository` on one SQLAlchemy session (one transaction)."""
+"""The PostgreSQL unit of work and its stores of batches, essays, pairs and hedged calls, each over
+the unit of work's session (essay sets: `postgres_essay_sets.py`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,9 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cj_assessment_service.adapters.postgres_essay_sets import read_essay_set
+from cj_assessment_service.adapters.postgres_essay_sets import PostgresEssaySets
 from cj_assessment_service.adapters.tables import (
     cj_batches,
     cj_essays,
@@ -40,7 +40,6 @@ from cj_assessment_service.adapters.tables import (
 )
 from cj_assessment_service.application.ports import (
     BatchRecord,
-    BatchTransactions,
     EssayRecord,
     HedgeCall,
     NewHedge,
@@ -50,17 +49,15 @@ from cj_assessment_service.application.ports import (
     PairRecord,
     PairReissue,
     RequestSettings,
-    StoredEssaySet,
     Verdict,
 )
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
 from cj_assessment_service.domain.scoring import ScoredEssay
-from common_core.events.cj import EssayRanking
-from common_core.events.envelope import EventEnvelope
+from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.llm import ComparisonWinner, LLMMode
 from common_core.runtime.inbox import claim_event
-from common_core.runtime.outbox import add_rows_to_outbox, outbox_row
+from common_core.runtime.unit_of_work import SessionUnitOfWork
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 # The inbox consumer name under which request event ids are de-duplicated.
@@ -155,20 +152,26 @@ _PAIR_COLUMNS = (
 )
 
 
-class PostgresBatchRepository:
-    """Batches, essays, pairs, scores and outbox rows through one session's transaction."""
+class PostgresBatches:
+    """Batches through one session's transaction.
 
-    def __init__(self, session: AsyncSession) -> None:
+    Changes are buffered and written together (executemany) before the next read of batches
+    and just before the commit: a monitor pass that fails a thousand batches then costs a few
+    round trips.
+    """
+
+    def __init__(
+        self, session: AsyncSession, before_commit: Callable[[Callable[[], Awaitable[None]]], None]
+    ) -> None:
         self._session = session
-        self._staged: list[dict[str, Any]] = []
+        self._before_commit = before_commit
         self._updates: list[tuple[UUID, dict[str, Any]]] = []
-        self._after_commit: list[Callable[[], None]] = []
 
     async def claim_request(self, event_id: UUID) -> bool:
         """Record a request event as handled; False if it already was."""
         return await claim_event(self._session, consumer=REQUEST_CONSUMER, event_id=event_id)
 
-    async def live_batch_id(self, entity_ref: str) -> UUID | None:
+    async def live_id(self, entity_ref: str) -> UUID | None:
         """The non-terminal batch for an upstream ref, if any."""
         await self._write_updates()
         result = await self._session.execute(
@@ -178,8 +181,8 @@ class PostgresBatchRepository:
         )
         return result.scalar_one_or_none()
 
-    async def add_batch(self, batch: BatchRecord, essays: Sequence[EssayRecord]) -> None:
-        """Insert a batch with its essays."""
+    async def add(self, batch: BatchRecord) -> None:
+        """Insert a batch (the database stamps its creation, update and activity times)."""
         values = {
             name: getattr(batch, name)
             for name in BatchRecord.__dataclass_fields__
@@ -188,52 +191,66 @@ class PostgresBatchRepository:
         values["state"] = batch.state.value
         values["request_settings"] = batch.request_settings.to_json()
         await self._session.execute(cj_batches.insert().values(**values))
-        if essays:
-            await self._session.execute(
-                cj_essays.insert(),
-                [
-                    {
-                        "batch_id": batch.id,
-                        "position": e.position,
-                        "essay_id": e.essay_id,
-                        "text_content": e.text_content,
-                        "anchor_grade": e.anchor_grade,
-                    }
-                    for e in essays
-                ],
-            )
 
-    async def add_pairs(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
-        """Insert the pairs of a wave."""
-        if not pairs:
-            return
-        await self._session.execute(
-            cj_pairs.insert(),
-            [
-                {
-                    "id": p.id,
-                    "batch_id": batch_id,
-                    "wave": wave,
-                    "essay_a": p.essay_a,
-                    "essay_b": p.essay_b,
-                    "request_id": p.request_id,
-                    "status": PairStatus.PENDING.value,
-                }
-                for p in pairs
-            ],
+    async def record_wave(
+        self, batch_id: UUID, *, state: BatchState, planned: int, waves: int
+    ) -> None:
+        """Store a batch's state, pairs planned and planning steps after it requested pairs."""
+        self._update(batch_id, state=state.value, planned=planned, waves=waves)
+
+    async def record_answers(self, batch: BatchRecord) -> None:
+        """Store the answer counters, usage, judges, last activity and threshold of `batch`."""
+        self._update(
+            batch.id,
+            completed=batch.completed,
+            failed=batch.failed,
+            prompt_tokens=batch.prompt_tokens,
+            completion_tokens=batch.completion_tokens,
+            cached_prompt_tokens=batch.cached_prompt_tokens,
+            cache_write_tokens=batch.cache_write_tokens,
+            estimated_cost_usd=batch.estimated_cost_usd,
+            unpriced_answers=batch.unpriced_answers,
+            judges=batch.judges,
+            last_activity_at=batch.last_activity_at,
+            threshold_reached_at=batch.threshold_reached_at,
         )
 
-    async def update_batch(self, batch_id: UUID, **changes: Any) -> None:
-        """Change columns of a batch (updated_at is set too).
+    async def set_hedged(self, batch_id: UUID, hedged: int) -> None:
+        """Store how many hedged calls a batch has made."""
+        self._update(batch_id, hedged=hedged)
 
-        Updates are buffered and written together (executemany) before the next read and at
-        commit: a monitor pass that fails a thousand batches then costs a few round trips.
-        """
-        if "state" in changes and isinstance(changes["state"], BatchState):
-            changes["state"] = changes["state"].value
-        self._updates.append((batch_id, changes))
+    async def mark_completed(
+        self,
+        batch_id: UUID,
+        *,
+        reason: CJCompletionReason,
+        partial_scoring_triggered: bool,
+        result: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        """Move a batch to COMPLETED with its completion reason and result."""
+        self._update(
+            batch_id,
+            state=BatchState.COMPLETED.value,
+            completion_reason=reason.value,
+            partial_scoring_triggered=partial_scoring_triggered,
+            result=result,
+            finished_at=at,
+        )
+
+    async def mark_failed(
+        self, batch_id: UUID, *, state: BatchState, error_detail: dict[str, Any], at: datetime
+    ) -> None:
+        """Move a batch to `state` (FAILED or CANCELLED) with its error detail."""
+        self._update(batch_id, state=state.value, error_detail=error_detail, finished_at=at)
+
+    def _update(self, batch_id: UUID, **values: Any) -> None:
+        if not self._updates:
+            self._before_commit(self._write_updates)
+        self._updates.append((batch_id, values))
 
     async def _write_updates(self) -> None:
+        """The buffered changes, one executemany per run of changes to the same columns."""
         pending, self._updates = self._updates, []
         start = 0
         while start < len(pending):
@@ -258,7 +275,7 @@ class PostgresBatchRepository:
             )
             start = end
 
-    async def get_batch(self, batch_id: UUID) -> BatchRecord | None:
+    async def get(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, without locking."""
         await self._write_updates()
         row = (
@@ -266,7 +283,7 @@ class PostgresBatchRepository:
         ).first()
         return _batch(row) if row is not None else None
 
-    async def newest_batch(self, entity_ref: str) -> BatchRecord | None:
+    async def newest(self, entity_ref: str) -> BatchRecord | None:
         """The most recently created batch of an upstream ref."""
         await self._write_updates()
         row = (
@@ -279,7 +296,7 @@ class PostgresBatchRepository:
         ).first()
         return _batch(row) if row is not None else None
 
-    async def lock_batch(self, batch_id: UUID) -> BatchRecord | None:
+    async def lock(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, locked for this transaction."""
         await self._write_updates()
         row = (
@@ -289,9 +306,7 @@ class PostgresBatchRepository:
         ).first()
         return _batch(row) if row is not None else None
 
-    async def lock_batches_for_requests(
-        self, request_ids: Sequence[UUID]
-    ) -> dict[UUID, BatchRecord]:
+    async def lock_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
         """The batches owning pairs with these request ids, locked in id order (so concurrent
         lockers cannot deadlock); one statement for a whole fetched batch of callbacks."""
         await self._write_updates()
@@ -312,7 +327,7 @@ class PostgresBatchRepository:
         ).all()
         return {row.id: _batch(row) for row in rows}
 
-    async def lock_stale_batches(
+    async def lock_stale(
         self,
         *,
         inactive_since: datetime,
@@ -349,51 +364,6 @@ class PostgresBatchRepository:
         ).all()
         return [_batch(row) for row in rows]
 
-    async def count_live(self) -> tuple[dict[str, int], int]:
-        """Batches per state, and pending comparisons over live batches."""
-        await self._write_updates()
-        rows = (
-            await self._session.execute(
-                select(
-                    cj_batches.c.state,
-                    func.count(),
-                    func.coalesce(
-                        func.sum(
-                            cj_batches.c.planned - cj_batches.c.completed - cj_batches.c.failed
-                        ),
-                        0,
-                    ),
-                ).group_by(cj_batches.c.state)
-            )
-        ).all()
-        counts = {row[0]: int(row[1]) for row in rows}
-        pending = sum(int(row[2]) for row in rows if row[0] in _ACTIVE)
-        return counts, pending
-
-    async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
-        """The current pair rows for request ids (a hedged pair under both of its ids)."""
-        await self._write_updates()
-        if not request_ids:
-            return {}
-        ids = _uuids("request_ids", request_ids)
-        rows = (
-            await self._session.execute(
-                select(*_PAIR_COLUMNS).where(cj_pairs.c.request_id == any_(ids))
-            )
-        ).all()
-        found = {row.request_id: _pair(row) for row in rows}
-        if len(found) < len(request_ids):  # the others may be hedges (or orphans)
-            hedged = (
-                await self._session.execute(
-                    select(cj_hedge_calls.c.request_id, *_PAIR_COLUMNS)
-                    .join(cj_pairs, cj_pairs.c.id == cj_hedge_calls.c.pair_id)
-                    .where(cj_hedge_calls.c.request_id == any_(ids))
-                )
-            ).all()
-            for row in hedged:
-                found.setdefault(row[0], _pair(row[1:]))
-        return found
-
     async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
         """Batches waiting only on their tail (whole budget planned, answers outstanding) with
         hedges left in `max_share` of their budget, locked with SKIP LOCKED."""
@@ -416,117 +386,49 @@ class PostgresBatchRepository:
         ).all()
         return [_batch(row) for row in rows]
 
-    async def outstanding_pairs(
-        self, batch_id: UUID
-    ) -> tuple[list[PairRecord], set[UUID], float | None]:
-        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
-        request to answer over its answered pairs (None before any)."""
+    async def count_live(self) -> tuple[dict[str, int], int]:
+        """Batches per state, and pending comparisons over live batches."""
         await self._write_updates()
-        pending = (
-            await self._session.execute(
-                select(*_PAIR_COLUMNS).where(
-                    cj_pairs.c.batch_id == batch_id,
-                    cj_pairs.c.status == PairStatus.PENDING.value,
-                )
-            )
-        ).all()
-        hedged = (
-            await self._session.execute(
-                select(cj_hedge_calls.c.pair_id)
-                .where(cj_hedge_calls.c.batch_id == batch_id)
-                .distinct()
-            )
-        ).scalars()
-        seconds = func.extract("epoch", cj_pairs.c.answered_at - cj_pairs.c.requested_at)
-        median = (
-            await self._session.execute(
-                select(func.percentile_cont(0.5).within_group(seconds)).where(
-                    cj_pairs.c.batch_id == batch_id,
-                    cj_pairs.c.status == PairStatus.COMPLETED.value,
-                )
-            )
-        ).scalar_one()
-        return (
-            [_pair(row) for row in pending],
-            set(hedged),
-            float(median) if median is not None else None,
-        )
-
-    async def add_hedges(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
-        """Store both request ids of newly hedged pairs."""
-        if not hedges:
-            return
-        await self._session.execute(
-            cj_hedge_calls.insert(),
-            [
-                {
-                    "request_id": request_id,
-                    "pair_id": h.pair_id,
-                    "batch_id": batch_id,
-                    "hedge": hedge,
-                    "requested_at": at,
-                }
-                for h in hedges
-                for request_id, hedge in (
-                    (h.outstanding_request_id, False),
-                    (h.hedge_request_id, True),
-                )
-            ],
-        )
-
-    async def hedge_calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
-        """Every request id of the hedged pairs among these request ids, by pair id."""
-        await self._write_updates()
-        if not request_ids:
-            return {}
-        hedged_pairs = select(cj_hedge_calls.c.pair_id).where(
-            cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids))
-        )
         rows = (
             await self._session.execute(
                 select(
-                    cj_hedge_calls.c.request_id,
-                    cj_hedge_calls.c.pair_id,
-                    cj_hedge_calls.c.hedge,
-                    cj_hedge_calls.c.answered_at,
-                ).where(cj_hedge_calls.c.pair_id.in_(hedged_pairs))
+                    cj_batches.c.state, func.count(), func.coalesce(func.sum(_PENDING), 0)
+                ).group_by(cj_batches.c.state)
             )
         ).all()
-        calls: dict[UUID, list[HedgeCall]] = {}
-        for request_id, pair_id, hedge, answered_at in rows:
-            calls.setdefault(pair_id, []).append(
-                HedgeCall(request_id, pair_id, hedge, answered_at is not None)
-            )
-        return calls
+        counts = {row[0]: int(row[1]) for row in rows}
+        pending = sum(int(row[2]) for row in rows if row[0] in _ACTIVE)
+        return counts, pending
 
-    async def mark_hedge_calls_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
-        """Record that these request ids of hedged pairs have been answered."""
-        if not request_ids:
+
+class PostgresEssays:
+    """The essays of batches and their scores, through one session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, batch_id: UUID, essays: Sequence[EssayRecord]) -> None:
+        """Insert the essays of a batch."""
+        if not essays:
             return
         await self._session.execute(
-            update(cj_hedge_calls)
-            .where(cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids)))
-            .values(answered_at=at),
-            execution_options={"synchronize_session": False},
+            cj_essays.insert(),
+            [
+                {
+                    "batch_id": batch_id,
+                    "position": e.position,
+                    "essay_id": e.essay_id,
+                    "text_content": e.text_content,
+                    "anchor_grade": e.anchor_grade,
+                }
+                for e in essays
+            ],
         )
 
-    async def pair_outcomes(self, batch_id: UUID) -> PairOutcomes:
-        """Every pair of a batch as three columns, aggregated into arrays by the database (one
-        row, decoded by asyncpg in C: 100,000 pairs are read in milliseconds, not a second of
-        row objects on the event loop)."""
-        await self._write_updates()
-        row = (await self._session.execute(_PAIR_OUTCOMES, {"batch_id": batch_id})).one()
-        return PairOutcomes(
-            np.asarray(row.essay_a, dtype=np.int64),
-            np.asarray(row.essay_b, dtype=np.int64),
-            np.asarray(row.verdict, dtype=np.int8),
-        )
-
-    async def essays(
+    async def get(
         self, batch_id: UUID, positions: Collection[int] | None = None
     ) -> list[EssayRecord]:
         """The essays of a batch in position order; only those at `positions` when given."""
-        await self._write_updates()
         query = select(
             cj_essays.c.position,
             cj_essays.c.essay_id,
@@ -538,10 +440,9 @@ class PostgresBatchRepository:
         rows = (await self._session.execute(query.order_by(cj_essays.c.position))).all()
         return [EssayRecord(r.position, r.essay_id, r.text_content, r.anchor_grade) for r in rows]
 
-    async def scored_essays(self, batch_id: UUID) -> list[ScoredEssay]:
+    async def scored(self, batch_id: UUID) -> list[ScoredEssay]:
         """The essays of a batch in position order, ids and anchor grades only (a batch of
         10,000 full-length essays holds 40 MB of text that scoring does not need)."""
-        await self._write_updates()
         rows = await self._session.execute(
             select(cj_essays.c.essay_id, cj_essays.c.anchor_grade)
             .where(cj_essays.c.batch_id == batch_id)
@@ -549,51 +450,12 @@ class PostgresBatchRepository:
         )
         return [ScoredEssay(essay_id, anchor_grade) for essay_id, anchor_grade in rows]
 
-    async def essay_total(self, batch_id: UUID) -> int:
+    async def count(self, batch_id: UUID) -> int:
         """How many essays (anchors included) a batch has, without reading them."""
-        await self._write_updates()
         result = await self._session.execute(
             select(func.count()).select_from(cj_essays).where(cj_essays.c.batch_id == batch_id)
         )
         return int(result.scalar_one())
-
-    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
-        """Store outcomes of pending pairs."""
-        if not answers:
-            return
-        await self._session.execute(
-            _SAVE_ANSWERS,
-            {
-                "ids": [a.pair_id for a in answers],
-                "statuses": [a.status.value for a in answers],
-                "winners": [a.winner for a in answers],
-                "errors": [a.error_code for a in answers],
-                "answered_at": answered_at,
-            },
-        )
-
-    async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
-        """An uploaded essay set with its essays; None when unknown or expired at `now`."""
-        return await read_essay_set(self._session, set_id, now)
-
-    async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
-        """Give pairs new request ids (and count the attempt)."""
-        if not reissues:
-            return
-        await self._session.execute(
-            update(cj_pairs)
-            .where(cj_pairs.c.id == bindparam("pair_id"))
-            .values(
-                request_id=bindparam("new_request_id"),
-                attempts=cj_pairs.c.attempts + 1,
-                requested_at=bindparam("at"),
-            ),
-            [
-                {"pair_id": r.pair_id, "new_request_id": r.request_id, "at": requested_at}
-                for r in reissues
-            ],
-            execution_options={"synchronize_session": False},
-        )
 
     async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
         """Store the final scores of a batch."""
@@ -626,41 +488,206 @@ class PostgresBatchRepository:
             ],
         )
 
-    async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
-        """Put an event in the outbox of this transaction (rows are written by `flush`)."""
-        self._staged.append(outbox_row(topic=topic, envelope=envelope, key=key))
 
-    async def flush(self) -> None:
-        """Write buffered updates and staged outbox rows; wake the relays (NOTIFY on commit)."""
-        await self._write_updates()
-        staged, self._staged = self._staged, []
-        # A wave can be thousands of requests: one INSERT for all of them.
-        await add_rows_to_outbox(self._session, staged)
+class PostgresPairs:
+    """The comparison pairs of batches, through one session's transaction."""
 
-    def after_commit(self, action: Callable[[], None]) -> None:
-        """Run `action` (metrics, logs) once the transaction has committed."""
-        self._after_commit.append(action)
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
-    def committed(self) -> None:
-        """Run the after-commit actions (called by the unit of work)."""
-        actions, self._after_commit = self._after_commit, []
-        for action in actions:
-            action()
+    async def add(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
+        """Insert the pairs of a planning step."""
+        if not pairs:
+            return
+        await self._session.execute(
+            cj_pairs.insert(),
+            [
+                {
+                    "id": p.id,
+                    "batch_id": batch_id,
+                    "wave": wave,
+                    "essay_a": p.essay_a,
+                    "essay_b": p.essay_b,
+                    "request_id": p.request_id,
+                    "status": PairStatus.PENDING.value,
+                }
+                for p in pairs
+            ],
+        )
+
+    async def by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
+        """The current pair rows for request ids (a hedged pair under both of its ids)."""
+        if not request_ids:
+            return {}
+        ids = _uuids("request_ids", request_ids)
+        rows = (
+            await self._session.execute(
+                select(*_PAIR_COLUMNS).where(cj_pairs.c.request_id == any_(ids))
+            )
+        ).all()
+        found = {row.request_id: _pair(row) for row in rows}
+        if len(found) < len(request_ids):  # the others may be hedges (or orphans)
+            hedged = (
+                await self._session.execute(
+                    select(cj_hedge_calls.c.request_id, *_PAIR_COLUMNS)
+                    .join(cj_pairs, cj_pairs.c.id == cj_hedge_calls.c.pair_id)
+                    .where(cj_hedge_calls.c.request_id == any_(ids))
+                )
+            ).all()
+            for row in hedged:
+                found.setdefault(row[0], _pair(row[1:]))
+        return found
+
+    async def outstanding(self, batch_id: UUID) -> tuple[list[PairRecord], set[UUID], float | None]:
+        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
+        request to answer over its answered pairs (None before any)."""
+        pending = (
+            await self._session.execute(
+                select(*_PAIR_COLUMNS).where(
+                    cj_pairs.c.batch_id == batch_id,
+                    cj_pairs.c.status == PairStatus.PENDING.value,
+                )
+            )
+        ).all()
+        hedged = (
+            await self._session.execute(
+                select(cj_hedge_calls.c.pair_id)
+                .where(cj_hedge_calls.c.batch_id == batch_id)
+                .distinct()
+            )
+        ).scalars()
+        seconds = func.extract("epoch", cj_pairs.c.answered_at - cj_pairs.c.requested_at)
+        median = (
+            await self._session.execute(
+                select(func.percentile_cont(0.5).within_group(seconds)).where(
+                    cj_pairs.c.batch_id == batch_id,
+                    cj_pairs.c.status == PairStatus.COMPLETED.value,
+                )
+            )
+        ).scalar_one()
+        return (
+            [_pair(row) for row in pending],
+            set(hedged),
+            float(median) if median is not None else None,
+        )
+
+    async def outcomes(self, batch_id: UUID) -> PairOutcomes:
+        """Every pair of a batch as three columns, aggregated into arrays by the database (one
+        row, decoded by asyncpg in C: 100,000 pairs are read in milliseconds, not a second of
+        row objects on the event loop)."""
+        row = (await self._session.execute(_PAIR_OUTCOMES, {"batch_id": batch_id})).one()
+        return PairOutcomes(
+            np.asarray(row.essay_a, dtype=np.int64),
+            np.asarray(row.essay_b, dtype=np.int64),
+            np.asarray(row.verdict, dtype=np.int8),
+        )
+
+    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
+        """Store outcomes of pending pairs."""
+        if not answers:
+            return
+        await self._session.execute(
+            _SAVE_ANSWERS,
+            {
+                "ids": [a.pair_id for a in answers],
+                "statuses": [a.status.value for a in answers],
+                "winners": [a.winner for a in answers],
+                "errors": [a.error_code for a in answers],
+                "answered_at": answered_at,
+            },
+        )
+
+    async def reissue(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
+        """Give pairs new request ids (and count the attempt)."""
+        if not reissues:
+            return
+        await self._session.execute(
+            update(cj_pairs)
+            .where(cj_pairs.c.id == bindparam("pair_id"))
+            .values(
+                request_id=bindparam("new_request_id"),
+                attempts=cj_pairs.c.attempts + 1,
+                requested_at=bindparam("at"),
+            ),
+            [
+                {"pair_id": r.pair_id, "new_request_id": r.request_id, "at": requested_at}
+                for r in reissues
+            ],
+            execution_options={"synchronize_session": False},
+        )
 
 
-@contextlib.asynccontextmanager
-async def repository_transaction(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[PostgresBatchRepository]:
-    """One transaction: yields a repository, flushes the outbox, commits, then runs hooks."""
-    async with sessions() as session, session.begin():
-        repo = PostgresBatchRepository(session)
-        yield repo
-        await repo.flush()
-    repo.committed()
+class PostgresHedges:
+    """The request ids of hedged pairs, through one session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
+        """Store both request ids of newly hedged pairs."""
+        if not hedges:
+            return
+        await self._session.execute(
+            cj_hedge_calls.insert(),
+            [
+                {
+                    "request_id": request_id,
+                    "pair_id": h.pair_id,
+                    "batch_id": batch_id,
+                    "hedge": hedge,
+                    "requested_at": at,
+                }
+                for h in hedges
+                for request_id, hedge in (
+                    (h.outstanding_request_id, False),
+                    (h.hedge_request_id, True),
+                )
+            ],
+        )
+
+    async def calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
+        """Every request id of the hedged pairs among these request ids, by pair id."""
+        if not request_ids:
+            return {}
+        hedged_pairs = select(cj_hedge_calls.c.pair_id).where(
+            cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids))
+        )
+        rows = (
+            await self._session.execute(
+                select(
+                    cj_hedge_calls.c.request_id,
+                    cj_hedge_calls.c.pair_id,
+                    cj_hedge_calls.c.hedge,
+                    cj_hedge_calls.c.answered_at,
+                ).where(cj_hedge_calls.c.pair_id.in_(hedged_pairs))
+            )
+        ).all()
+        calls: dict[UUID, list[HedgeCall]] = {}
+        for request_id, pair_id, hedge, answered_at in rows:
+            calls.setdefault(pair_id, []).append(
+                HedgeCall(request_id, pair_id, hedge, answered_at is not None)
+            )
+        return calls
+
+    async def mark_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
+        """Record that these request ids of hedged pairs have been answered."""
+        if not request_ids:
+            return
+        await self._session.execute(
+            update(cj_hedge_calls)
+            .where(cj_hedge_calls.c.request_id == any_(_uuids("request_ids", request_ids)))
+            .values(answered_at=at),
+            execution_options={"synchronize_session": False},
+        )
 
 
-def postgres_transactions(sessions: async_sessionmaker[AsyncSession]) -> BatchTransactions:
-    """The `BatchTransactions` port on a session factory: each call opens one
-    `repository_transaction`."""
-    return lambda: repository_transaction(sessions)
+class PostgresUnitOfWork(SessionUnitOfWork):
+    """One transaction with a store per area over its session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self.batches = PostgresBatches(session, self.before_commit)
+        self.essays = PostgresEssays(session)
+        self.pairs = PostgresPairs(session)
+        self.hedges = PostgresHedges(session)
+        self.essay_sets = PostgresEssaySets(session)

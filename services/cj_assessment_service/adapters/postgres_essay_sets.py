@@ -1,33 +1,26 @@
-"""PostgreSQL storage of uploaded essay sets (`EssaySetStore`) and intake's read of one."""
+"""PostgreSQL storage of uploaded essay sets (`EssaySetStore`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_assessment_service.adapters.tables import cj_essay_set_essays, cj_essay_sets
-from cj_assessment_service.application.ports import (
-    EssayRecord,
-    EssaySetTransactions,
-    StoredEssaySet,
-)
+from cj_assessment_service.application.ports import EssayRecord, StoredEssaySet
 
 
-class PostgresEssaySetStore:
+class PostgresEssaySets:
     """Essay sets through one session's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def create_essay_set(
-        self, set_id: UUID, created_at: datetime, expires_at: datetime
-    ) -> None:
-        """Insert an empty set; it is filled by `add_essay_set_essays` and sealed after."""
+    async def create(self, set_id: UUID, created_at: datetime, expires_at: datetime) -> None:
+        """Insert an empty set; it is filled by `add_essays` and sealed after."""
         await self._session.execute(
             insert(cj_essay_sets).values(
                 id=set_id,
@@ -38,7 +31,7 @@ class PostgresEssaySetStore:
             )
         )
 
-    async def add_essay_set_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
+    async def add_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
         """Append essays (with their upload positions) to a set."""
         if not essays:
             return
@@ -55,7 +48,7 @@ class PostgresEssaySetStore:
             ],
         )
 
-    async def seal_essay_set(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
+    async def seal(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
         """Record the set's essay count and digest once every essay is stored."""
         await self._session.execute(
             update(cj_essay_sets)
@@ -63,7 +56,32 @@ class PostgresEssaySetStore:
             .values(essay_count=essay_count, content_sha256=content_sha256)
         )
 
-    async def delete_expired_essay_sets(self, now: datetime, limit: int) -> int:
+    async def get(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
+        """A sealed, unexpired essay set with its essays in upload order, or None."""
+        found = (
+            await self._session.execute(
+                select(cj_essay_sets.c.content_sha256, cj_essay_sets.c.expires_at).where(
+                    cj_essay_sets.c.id == set_id,
+                    cj_essay_sets.c.expires_at > now,
+                    cj_essay_sets.c.essay_count > 0,
+                )
+            )
+        ).first()
+        if found is None:
+            return None
+        rows = await self._session.execute(
+            select(
+                cj_essay_set_essays.c.position,
+                cj_essay_set_essays.c.essay_id,
+                cj_essay_set_essays.c.text_content,
+            )
+            .where(cj_essay_set_essays.c.set_id == set_id)
+            .order_by(cj_essay_set_essays.c.position)
+        )
+        essays = [EssayRecord(position, essay_id, text) for position, essay_id, text in rows]
+        return StoredEssaySet(set_id, found.content_sha256, found.expires_at, essays)
+
+    async def delete_expired(self, now: datetime, limit: int) -> int:
         """Delete up to `limit` sets whose retention ended before `now` (their essays cascade),
         skipping rows another instance is deleting."""
         expired = (
@@ -80,47 +98,3 @@ class PostgresEssaySetStore:
             .returning(cj_essay_sets.c.id)
         )
         return len(result.all())
-
-
-async def read_essay_set(
-    session: AsyncSession, set_id: UUID, now: datetime
-) -> StoredEssaySet | None:
-    """A sealed, unexpired essay set with its essays in upload order, or None."""
-    found = (
-        await session.execute(
-            select(cj_essay_sets.c.content_sha256, cj_essay_sets.c.expires_at).where(
-                cj_essay_sets.c.id == set_id,
-                cj_essay_sets.c.expires_at > now,
-                cj_essay_sets.c.essay_count > 0,
-            )
-        )
-    ).first()
-    if found is None:
-        return None
-    rows = await session.execute(
-        select(
-            cj_essay_set_essays.c.position,
-            cj_essay_set_essays.c.essay_id,
-            cj_essay_set_essays.c.text_content,
-        )
-        .where(cj_essay_set_essays.c.set_id == set_id)
-        .order_by(cj_essay_set_essays.c.position)
-    )
-    essays = [EssayRecord(position, essay_id, text) for position, essay_id, text in rows]
-    return StoredEssaySet(set_id, found.content_sha256, found.expires_at, essays)
-
-
-@contextlib.asynccontextmanager
-async def essay_set_transaction(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[PostgresEssaySetStore]:
-    """One transaction over essay sets: committed when the block ends, rolled back on error."""
-    async with sessions() as session, session.begin():
-        yield PostgresEssaySetStore(session)
-
-
-def postgres_essay_set_transactions(
-    sessions: async_sessionmaker[AsyncSession],
-) -> EssaySetTransactions:
-    """The `EssaySetTransactions` port on a session factory."""
-    return lambda: essay_set_transaction(sessions)

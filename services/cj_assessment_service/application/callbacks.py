@@ -21,13 +21,13 @@ from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.pacing import BatchPacing
 from cj_assessment_service.application.ports import (
     BatchRecord,
-    BatchRepository,
     HedgeCall,
     NewPair,
     PairAnswer,
     PairOutcomes,
     PairRecord,
     PairReissue,
+    UnitOfWork,
 )
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import (
@@ -180,31 +180,31 @@ class CallbackUseCases:
 
     async def record_results(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         results: Sequence[LLMComparisonResultV1],
     ) -> CallbackReport:
         """Record a fetched batch of comparison results in one transaction."""
         report = CallbackReport()
         request_ids = list(dict.fromkeys(r.request_id for r in results))
-        batches = await repo.lock_batches_for_requests(request_ids)
+        batches = await uow.batches.lock_for_requests(request_ids)
         # Read pairs only after the batch locks: every writer of a batch's pairs holds it.
-        pairs = await repo.pairs_by_request(request_ids) if batches else {}
+        pairs = await uow.pairs.by_request(request_ids) if batches else {}
         report.orphans = sum(1 for r in results if r.request_id not in pairs)
         if pairs:
             now = datetime.now(UTC)
             changes, reissues = await self._apply_results(
-                repo, results, pairs=pairs, batches=batches, report=report, now=now
+                uow, results, pairs=pairs, batches=batches, report=report, now=now
             )
             if reissues:
-                await self._reissue(repo, reissues, pairs, batches, now)
+                await self._reissue(uow, reissues, pairs, batches, now)
             for batch_id, delta in changes.items():
-                await self._update_counters(repo, batches[batch_id], delta, now)
-        self._report_callbacks(repo, report)
+                await self._update_counters(uow, batches[batch_id], delta, now)
+        self._report_callbacks(uow, report)
         return report
 
     async def _apply_results(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         results: Sequence[LLMComparisonResultV1],
         *,
         pairs: dict[UUID, PairRecord],
@@ -218,7 +218,7 @@ class CallbackUseCases:
         handled: set[UUID] = set()
         # Hedged pairs (README "Hedged requests") have two request ids, each answered once.
         copies = _HedgeCopies(
-            await repo.hedge_calls(list(pairs))
+            await uow.hedges.calls(list(pairs))
             if any(batch.hedged for batch in batches.values())
             else {}
         )
@@ -254,37 +254,37 @@ class CallbackUseCases:
                 answers.append(PairAnswer(pair.id, PairStatus.FAILED, None, error.code.value))
                 delta.failed += 1
                 report.failed += 1
-        await repo.save_answers(answers, now)
-        await repo.mark_hedge_calls_answered(copies.answered, now)
+        await uow.pairs.save_answers(answers, now)
+        await uow.hedges.mark_answered(copies.answered, now)
         return changes, reissues
 
     async def _reissue(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         reissues: list[PairReissue],
         pairs: dict[UUID, PairRecord],
         batches: dict[UUID, BatchRecord],
         now: datetime,
     ) -> None:
         """Ask pairs again under new request ids after retryable errors."""
-        await repo.reissue_pairs(reissues, now)
+        await uow.pairs.reissue(reissues, now)
         by_id = {p.id: p for p in pairs.values()}
         asked = [by_id[reissue.pair_id] for reissue in reissues]
         positions: dict[UUID, set[int]] = {}
         for pair in asked:
             positions.setdefault(pair.batch_id, set()).update((pair.essay_a, pair.essay_b))
         essays = {
-            batch_id: {e.position: e for e in await repo.essays(batch_id, wanted)}
+            batch_id: {e.position: e for e in await uow.essays.get(batch_id, wanted)}
             for batch_id, wanted in positions.items()
         }
         for pair, reissue in zip(asked, reissues, strict=True):
             new_pair = NewPair(pair.id, pair.essay_a, pair.essay_b, reissue.request_id)
-            await self._messages.stage_comparison(
-                repo, batches[pair.batch_id], essays[pair.batch_id], new_pair
+            self._messages.stage_comparison(
+                uow, batches[pair.batch_id], essays[pair.batch_id], new_pair
             )
 
     async def _update_counters(
-        self, repo: BatchRepository, before: BatchRecord, delta: _BatchChanges, now: datetime
+        self, uow: UnitOfWork, before: BatchRecord, delta: _BatchChanges, now: datetime
     ) -> None:
         batch = replace(
             before,
@@ -299,30 +299,17 @@ class CallbackUseCases:
             judges=_merge_judges(before.judges, delta.judges) if delta.judges else before.judges,
             last_activity_at=now,
         )
-        update: dict[str, Any] = {
-            "completed": batch.completed,
-            "failed": batch.failed,
-            "prompt_tokens": batch.prompt_tokens,
-            "completion_tokens": batch.completion_tokens,
-            "cached_prompt_tokens": batch.cached_prompt_tokens,
-            "cache_write_tokens": batch.cache_write_tokens,
-            "estimated_cost_usd": batch.estimated_cost_usd,
-            "unpriced_answers": batch.unpriced_answers,
-            "judges": batch.judges,
-            "last_activity_at": now,
-        }
         if batch.threshold_reached_at is None and partial_scoring_due(
             answered=batch.answered,
             budget=batch.budget,
             threshold_pct=self._settings.completion_threshold_pct,
         ):
-            update["threshold_reached_at"] = now
             batch = replace(batch, threshold_reached_at=now)
-        await repo.update_batch(batch.id, **update)
+        await uow.batches.record_answers(batch)
         if batch.state == BatchState.WAITING_CALLBACKS:
-            await self._advance(repo, before, batch)
+            await self._advance(uow, before, batch)
 
-    def _report_callbacks(self, repo: BatchRepository, report: CallbackReport) -> None:
+    def _report_callbacks(self, uow: UnitOfWork, report: CallbackReport) -> None:
         def record() -> None:
             for outcome, count in (
                 ("recorded", report.recorded),
@@ -341,24 +328,22 @@ class CallbackUseCases:
             for latency in report.latencies:
                 metrics.CALLBACK_LATENCY.observe(latency)
 
-        repo.after_commit(record)
+        uow.after_commit(record)
 
     # ---------------------------------------------------------------------------------- planning
 
-    async def _advance(
-        self, repo: BatchRepository, before: BatchRecord, batch: BatchRecord
-    ) -> None:
+    async def _advance(self, uow: UnitOfWork, before: BatchRecord, batch: BatchRecord) -> None:
         """After new answers, under the batch lock: fail, finish, plan more pairs, or wait.
 
         Planning runs in the transaction that recorded the answers and holds the batch row lock
-        (`lock_batches_for_requests`), so two instances never plan for one batch at once; the
+        (`batches.lock_for_requests`), so two instances never plan for one batch at once; the
         orientation key (batch, essay A, essay B) is unique in the database as well. The fits,
         the reliability estimate and the planning itself run on the compute pool, never on the
         event loop, and as often as their measured cost allows (domain/pacing.py).
         """
         settings = self._settings
         now = datetime.now(UTC)
-        n = await repo.essay_total(batch.id)  # anchors included: they take part in the fit
+        n = await uow.essays.count(batch.id)  # anchors included: they take part in the fit
         rule = StopRule(
             target_reliability=(
                 batch.request_settings.target_reliability
@@ -388,7 +373,7 @@ class CallbackUseCases:
         if not (check or count or decision.finish or decision.fail_low_success):
             return  # answers still in flight and nothing to plan: no need to read the pairs
         started = time.perf_counter()
-        pairs = await repo.pair_outcomes(batch.id)
+        pairs = await uow.pairs.outcomes(batch.id)
         check_seconds = 0.0
         if check and not decision.fail_low_success:
             check_started = time.perf_counter()
@@ -396,17 +381,17 @@ class CallbackUseCases:
                 "reliability_check", batch.id, reliability_of_answers, n, pairs
             )
             check_seconds = time.perf_counter() - check_started
-            self._after_check(repo, batch, reliability, check_seconds)
+            self._after_check(uow, batch, reliability, check_seconds)
             decision = self._decide(
                 batch, n, reliability_target_met=rule.met(reliability), planning=count > 0
             )
         if decision.fail_low_success:
-            await self._outcomes.fail_low_success(repo, batch)
-            self._forget_after_commit(repo, batch.id)
+            await self._outcomes.fail_low_success(uow, batch)
+            self._forget_after_commit(uow, batch.id)
             return
         if decision.finish is not None:
-            await self._outcomes.finish(repo, batch, decision.finish, pairs=pairs)
-            self._forget_after_commit(repo, batch.id)
+            await self._outcomes.finish(uow, batch, decision.finish, pairs=pairs)
+            self._forget_after_commit(uow, batch.id)
             return
         if count == 0:
             return
@@ -414,25 +399,25 @@ class CallbackUseCases:
             "planning", batch.id, plan_more_pairs, n, pairs, count, self._rng()
         )
         planning_seconds = time.perf_counter() - started - check_seconds
-        repo.after_commit(lambda: self._pacing.record_planning(batch.id, planning_seconds))
+        uow.after_commit(lambda: self._pacing.record_planning(batch.id, planning_seconds))
         if not planned:
             if batch.pending == 0:  # every orientation has been asked and answered
                 decision = self._decide(batch, n, reliability_target_met=False, exhausted=True)
                 if decision.fail_low_success:
-                    await self._outcomes.fail_low_success(repo, batch)
+                    await self._outcomes.fail_low_success(uow, batch)
                 else:
                     await self._outcomes.finish(
-                        repo,
+                        uow,
                         batch,
                         decision.finish or CJCompletionReason.ALL_PAIRS_COMPARED,
                         pairs=pairs,
                     )
-                self._forget_after_commit(repo, batch.id)
+                self._forget_after_commit(uow, batch.id)
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
-        essays = await repo.essays(batch.id, positions={i for pair in planned for i in pair})
-        await self._messages.request_pairs(repo, generating, essays, planned, step=batch.waves + 1)
-        await repo.update_batch(
+        essays = await uow.essays.get(batch.id, positions={i for pair in planned for i in pair})
+        await self._messages.request_pairs(uow, generating, essays, planned, step=batch.waves + 1)
+        await uow.batches.record_wave(
             batch.id,
             state=transition(generating.state, BatchState.WAITING_CALLBACKS),
             planned=batch.planned + len(planned),
@@ -448,7 +433,7 @@ class CallbackUseCases:
         )
 
     def _after_check(
-        self, repo: BatchRepository, batch: BatchRecord, reliability: float | None, seconds: float
+        self, uow: UnitOfWork, batch: BatchRecord, reliability: float | None, seconds: float
     ) -> None:
         answered = batch.answered
 
@@ -457,10 +442,10 @@ class CallbackUseCases:
             if reliability is not None:
                 metrics.STOP_RELIABILITY.observe(reliability)
 
-        repo.after_commit(record)
+        uow.after_commit(record)
 
-    def _forget_after_commit(self, repo: BatchRepository, batch_id: UUID) -> None:
-        repo.after_commit(lambda: self._pacing.forget(batch_id))
+    def _forget_after_commit(self, uow: UnitOfWork, batch_id: UUID) -> None:
+        uow.after_commit(lambda: self._pacing.forget(batch_id))
 
     def _decide(
         self,

@@ -87,7 +87,7 @@ async def upload_essay_set(
     now = datetime.now(UTC)
     set_id = uuid4()
     expires_at = now + retention
-    await store.create_essay_set(set_id, now, expires_at)
+    await store.create(set_id, now, expires_at)
     digest = hashlib.sha256()
     first_seen: dict[str, int] = {}
     pending: list[EssayRecord] = []
@@ -108,16 +108,16 @@ async def upload_essay_set(
         pending.append(EssayRecord(count, essay.essay_id, essay.text_content))
         count += 1
         if len(pending) >= WRITE_CHUNK:
-            await store.add_essay_set_essays(set_id, pending)
+            await store.add_essays(set_id, pending)
             pending = []
     if count == 0:
         raise InvalidEssaySet("essays", "the upload holds no essays")
-    await store.add_essay_set_essays(set_id, pending)
+    await store.add_essays(set_id, pending)
     sha = digest.hexdigest()
-    await store.seal_essay_set(set_id, count, sha)
+    await store.seal(set_id, count, sha)
     return EssaySetReceipt(set_id, count, sha, expires_at)
 
 
 async def delete_expired_essay_sets(store: EssaySetStore, *, limit: int) -> int:
     """Delete up to `limit` sets past their retention; how many were deleted."""
-    return await store.delete_expired_essay_sets(datetime.now(UTC), limit)
+    return await store.delete_expired(datetime.now(UTC), limit)

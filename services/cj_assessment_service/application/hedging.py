@@ -13,7 +13,7 @@ import structlog
 
 from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
-from cj_assessment_service.application.ports import BatchRecord, BatchRepository, NewHedge, NewPair
+from cj_assessment_service.application.ports import BatchRecord, NewHedge, NewPair, UnitOfWork
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.hedging import HedgePolicy, OutstandingPair, choose_hedges
 
@@ -40,26 +40,26 @@ class HedgeUseCases:
             min_age_seconds=settings.hedge_min_age_seconds,
         )
 
-    async def hedge_stragglers(self, repo: BatchRepository) -> HedgeReport:
+    async def hedge_stragglers(self, uow: UnitOfWork) -> HedgeReport:
         """One pass: hedge the stragglers of every batch in its tail that another instance is
         not handling right now (SKIP LOCKED)."""
         report = HedgeReport()
         if not self.policy.enabled:
             return report
-        batches = await repo.lock_hedge_candidates(
+        batches = await uow.batches.lock_hedge_candidates(
             max_share=self.policy.max_share, limit=self._settings.monitor_batch_limit
         )
         now = datetime.now(UTC)
         for batch in batches:
             report.batches += 1
-            report.hedged += await self._hedge_batch(repo, batch, now)
+            report.hedged += await self._hedge_batch(uow, batch, now)
         if report.hedged:
             count = report.hedged
-            repo.after_commit(lambda: metrics.HEDGED_REQUESTS.inc(count))
+            uow.after_commit(lambda: metrics.HEDGED_REQUESTS.inc(count))
         return report
 
-    async def _hedge_batch(self, repo: BatchRepository, batch: BatchRecord, now: datetime) -> int:
-        pending, hedged, median = await repo.outstanding_pairs(batch.id)
+    async def _hedge_batch(self, uow: UnitOfWork, batch: BatchRecord, now: datetime) -> int:
+        pending, hedged, median = await uow.pairs.outstanding(batch.id)
         by_id = {p.id: p for p in pending}
         chosen = choose_hedges(
             self.policy,
@@ -75,19 +75,19 @@ class HedgeUseCases:
         if not chosen:
             return 0
         hedges = [NewHedge(pair_id, by_id[pair_id].request_id, uuid4()) for pair_id in chosen]
-        await repo.add_hedges(batch.id, hedges, now)
+        await uow.hedges.add(batch.id, hedges, now)
         wanted = {i for h in hedges for i in (by_id[h.pair_id].essay_a, by_id[h.pair_id].essay_b)}
-        essays = {e.position: e for e in await repo.essays(batch.id, wanted)}
+        essays = {e.position: e for e in await uow.essays.get(batch.id, wanted)}
         for hedge in hedges:
             pair = by_id[hedge.pair_id]
             # The same pair in the same orientation and prompt, under a new request id.
-            await self._messages.stage_comparison(
-                repo,
+            self._messages.stage_comparison(
+                uow,
                 batch,
                 essays,
                 NewPair(pair.id, pair.essay_a, pair.essay_b, hedge.hedge_request_id),
             )
-        await repo.update_batch(batch.id, hedged=batch.hedged + len(hedges))
+        await uow.batches.set_hedged(batch.id, batch.hedged + len(hedges))
         log.info(
             "cj_stragglers_hedged",
             batch_id=str(batch.id),

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from cj_assessment_service.application.ports import (
     BatchRecord,
-    BatchRepository,
     EssayRecord,
     NewPair,
+    UnitOfWork,
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.pair_planning import OrderedPair
@@ -30,9 +30,9 @@ class BatchMessages:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    async def stage(
+    def stage(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         topic: Topic,
         payload: BaseModel,
         *,
@@ -44,11 +44,11 @@ class BatchMessages:
         envelope = new_event(
             name, payload, source_service=SERVICE_NAME, correlation_id=batch.correlation_id
         )
-        await repo.stage_event(name, envelope, key=key)
+        uow.stage_event(name, envelope, key=key)
 
     async def request_pairs(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         batch: BatchRecord,
         essays: Sequence[EssayRecord],
         pairs: Sequence[OrderedPair],
@@ -58,18 +58,18 @@ class BatchMessages:
         """Store newly planned pairs (planning step `step`) and stage their requests; `essays`
         holds at least the essays of those pairs."""
         new_pairs = [NewPair(uuid4(), a, b, uuid4()) for a, b in pairs]
-        await repo.add_pairs(batch.id, step, new_pairs)
+        await uow.pairs.add(batch.id, step, new_pairs)
         by_position = {e.position: e for e in essays}
         for index, pair in enumerate(new_pairs, 1):
-            await self.stage_comparison(repo, batch, by_position, pair)
+            self.stage_comparison(uow, batch, by_position, pair)
             if index % YIELD_EVERY_MESSAGES == 0:
                 # Building and encoding a request takes tens of microseconds; the opening of a
                 # 10,000-essay batch stages 10,000 of them. Let the loop run in between.
                 await asyncio.sleep(0)
 
-    async def stage_comparison(
+    def stage_comparison(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         batch: BatchRecord,
         essays: Mapping[int, EssayRecord],
         pair: NewPair,
@@ -88,6 +88,4 @@ class BatchMessages:
             callback_topic=self._settings.callback_topic,
             request_metadata={"batch_id": str(batch.id), "pair_id": str(pair.id)},
         )
-        await self.stage(
-            repo, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(batch.id)
-        )
+        self.stage(uow, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(batch.id))

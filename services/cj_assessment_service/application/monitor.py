@@ -11,7 +11,7 @@ import structlog
 
 from cj_assessment_service import metrics
 from cj_assessment_service.application.outcomes import BatchOutcomes
-from cj_assessment_service.application.ports import BatchRecord, BatchRepository
+from cj_assessment_service.application.ports import BatchRecord, UnitOfWork
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState, recovery_decision, success_rate
 from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
@@ -37,12 +37,12 @@ class MonitorUseCases:
         self._settings = settings
         self._outcomes = outcomes
 
-    async def check_stale_batches(self, repo: BatchRepository) -> MonitorReport:
+    async def check_stale_batches(self, uow: UnitOfWork) -> MonitorReport:
         """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
         report = MonitorReport()
         now = datetime.now(UTC)
         settings = self._settings
-        stale = await repo.lock_stale_batches(
+        stale = await uow.batches.lock_stale(
             inactive_since=_ago(now, settings.stuck_batch_timeout_seconds),
             batch_mode_inactive_since=_ago(now, settings.stuck_batch_mode_timeout_seconds),
             threshold_since=_ago(now, settings.partial_scoring_grace_seconds),
@@ -50,7 +50,7 @@ class MonitorUseCases:
         )
         for batch in stale:
             with structlog.contextvars.bound_contextvars(batch_id=str(batch.id)):
-                await self._handle_stale(repo, batch, now, report)
+                await self._handle_stale(uow, batch, now, report)
 
         def record() -> None:
             metrics.STUCK_BATCHES_DETECTED.inc(report.detected)
@@ -58,7 +58,7 @@ class MonitorUseCases:
             metrics.STUCK_BATCHES_FAILED.inc(report.failed)
             metrics.PARTIAL_SCORING_TRIGGERED.inc(report.partial_scored)
 
-        repo.after_commit(record)
+        uow.after_commit(record)
         return report
 
     def _stuck_after(self, batch: BatchRecord) -> float:
@@ -69,7 +69,7 @@ class MonitorUseCases:
         return self._settings.stuck_batch_timeout_seconds
 
     async def _handle_stale(
-        self, repo: BatchRepository, batch: BatchRecord, now: datetime, report: MonitorReport
+        self, uow: UnitOfWork, batch: BatchRecord, now: datetime, report: MonitorReport
     ) -> None:
         settings = self._settings
         grace_over = batch.threshold_reached_at is not None and (
@@ -78,7 +78,7 @@ class MonitorUseCases:
         )
         if batch.state == BatchState.WAITING_CALLBACKS and grace_over:
             if success_rate(batch.completed, batch.failed) < settings.min_success_rate_threshold:
-                await self._outcomes.fail_low_success(repo, batch)
+                await self._outcomes.fail_low_success(uow, batch)
                 return
             report.partial_scored += 1
             # Not BUDGET_EXHAUSTED: answers are missing. A new reason value would break v1
@@ -86,7 +86,7 @@ class MonitorUseCases:
             # FORCED_RECOVERY (the monitor finished the batch) and the event's optional
             # `partial_scoring_triggered` says it was partial scoring.
             await self._outcomes.finish(
-                repo,
+                uow,
                 replace(batch, partial_scoring_triggered=True),
                 CJCompletionReason.FORCED_RECOVERY,
                 partial=True,
@@ -107,11 +107,11 @@ class MonitorUseCases:
             settings.min_success_rate_threshold
         ):
             report.recovered += 1
-            await self._outcomes.finish(repo, batch, CJCompletionReason.FORCED_RECOVERY)
+            await self._outcomes.finish(uow, batch, CJCompletionReason.FORCED_RECOVERY)
             return
         report.failed += 1
         await self._outcomes.fail(
-            repo,
+            uow,
             batch,
             ErrorCode.STUCK_BATCH,
             f"no activity for {settings.stuck_batch_timeout_seconds:g}s with "
@@ -120,22 +120,22 @@ class MonitorUseCases:
             details={"state": batch.state.value, "answered": batch.answered},
         )
 
-    async def cancel(self, repo: BatchRepository, batch_id: UUID) -> BatchRecord:
+    async def cancel(self, uow: UnitOfWork, batch_id: UUID) -> BatchRecord:
         """Cancel a live batch (one failed event with code `cancelled`)."""
-        batch = await repo.lock_batch(batch_id)
+        batch = await uow.batches.lock(batch_id)
         if batch is None:
             raise BatchNotFound(f"no batch {batch_id}")
         if batch.state.is_terminal:
             raise BatchAlreadyFinished(f"batch {batch_id} is already {batch.state.value}")
         await self._outcomes.fail(
-            repo,
+            uow,
             batch,
             ErrorCode.CANCELLED,
             "batch cancelled by an operator",
             operation="cancel",
             state=BatchState.CANCELLED,
         )
-        cancelled = await repo.get_batch(batch_id)
+        cancelled = await uow.batches.get(batch_id)
         assert cancelled is not None
         return cancelled
 

@@ -12,8 +12,8 @@ from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.ports import (
     BatchRecord,
-    BatchRepository,
     PairOutcomes,
+    UnitOfWork,
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.domain.batch import (
@@ -58,7 +58,7 @@ class BatchOutcomes:
 
     async def finish(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         batch: BatchRecord,
         reason: CJCompletionReason,
         *,
@@ -72,9 +72,9 @@ class BatchOutcomes:
         scoring_state = batch.state
         if batch.state not in (BatchState.SCORING, BatchState.INITIALIZING):
             scoring_state = transition(batch.state, BatchState.SCORING)
-        essays = await repo.scored_essays(batch.id)
+        essays = await uow.essays.scored(batch.id)
         if pairs is None:
-            pairs = await repo.pair_outcomes(batch.id)
+            pairs = await uow.pairs.outcomes(batch.id)
         target = (
             batch.request_settings.target_reliability
             if reliability_stop_applies(len(essays), batch.budget)
@@ -92,19 +92,19 @@ class BatchOutcomes:
             system_metadata=self._system_metadata(batch, now),
             partial_scoring_triggered=batch.partial_scoring_triggered or partial,
         )
-        await self._messages.stage(
-            repo, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref
+        self._messages.stage(
+            uow, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref
         )
-        await repo.save_scores(batch.id, scored.rankings)
-        await repo.update_batch(
+        await uow.essays.save_scores(batch.id, scored.rankings)
+        transition(scoring_state, BatchState.COMPLETED)  # raises unless it may complete
+        await uow.batches.mark_completed(
             batch.id,
-            state=transition(scoring_state, BatchState.COMPLETED),
-            completion_reason=reason.value,
+            reason=reason,
             partial_scoring_triggered=batch.partial_scoring_triggered or partial,
             result=payload.model_dump(
                 mode="json", include={"rankings", "statistics", "grade_projections"}
             ),
-            finished_at=now,
+            at=now,
         )
         progress = batch.answered / batch.budget if batch.budget else 1.0
 
@@ -113,7 +113,7 @@ class BatchOutcomes:
             metrics.BATCH_PROGRESS.observe(progress)
             metrics.WAVES_PER_BATCH.observe(batch.waves)
 
-        repo.after_commit(record)
+        uow.after_commit(record)
         log.info(
             "cj_batch_completed",
             batch_id=str(batch.id),
@@ -143,10 +143,11 @@ class BatchOutcomes:
             judges=[JudgeIdentity.model_validate(judge) for judge in batch.judges],
         )
 
-    async def fail_low_success(self, repo: BatchRepository, batch: BatchRecord) -> None:
+    async def fail_low_success(self, uow: UnitOfWork, batch: BatchRecord) -> None:
+        """Fail a batch whose share of successful comparisons is below the threshold."""
         rate = success_rate(batch.completed, batch.failed)
         await self.fail(
-            repo,
+            uow,
             batch,
             ErrorCode.LOW_SUCCESS_RATE,
             f"only {rate:.0%} of comparisons succeeded; "
@@ -157,7 +158,7 @@ class BatchOutcomes:
 
     async def fail(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         batch: BatchRecord,
         code: ErrorCode,
         message: str,
@@ -183,16 +184,16 @@ class BatchOutcomes:
             error_detail=detail,
             system_metadata=self._system_metadata(batch, now),
         )
-        await self._messages.stage(
-            repo, Topic.CJ_ASSESSMENT_FAILED, payload, batch=batch, key=batch.entity_ref
+        self._messages.stage(
+            uow, Topic.CJ_ASSESSMENT_FAILED, payload, batch=batch, key=batch.entity_ref
         )
-        await repo.update_batch(
+        await uow.batches.mark_failed(
             batch.id,
             state=transition(batch.state, state),
             error_detail=detail.model_dump(mode="json"),
-            finished_at=now,
+            at=now,
         )
-        repo.after_commit(
+        uow.after_commit(
             lambda: metrics.BATCHES_FINISHED.labels(state=state.value, reason=code.value).inc()
         )
         log.info("cj_batch_failed", batch_id=str(batch.id), code=code.value, state=state.value)

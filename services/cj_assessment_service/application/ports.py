@@ -1,4 +1,5 @@
-"""What the application layer needs from storage: records and the repository Protocol.
+"""What the application layer needs from storage: records, the stores per area and the unit of
+work that carries them.
 
 The use cases in this package own this interface; `adapters.postgres` implements it.
 """
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.scoring import ScoredEssay
-from common_core.events.cj import EssayRanking
+from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import ComparisonWinner, LLMConfig
 
@@ -94,7 +95,7 @@ class BatchRecord:
     updated_at: datetime
     last_activity_at: datetime
     finished_at: datetime | None
-    # What the answers cost (SPEC §1.3 resource_usage): cache tokens, the summed estimated cost,
+    # What answers cost (docs/contracts.md resource_usage): cache tokens, the summed estimated cost,
     # answers that used tokens without a price, and who judged ([{provider, model,
     # prompt_version, comparisons}]).
     cached_prompt_tokens: int = 0
@@ -251,49 +252,43 @@ class StoredEssaySet:
     essays: list[EssayRecord]
 
 
-class BatchRepository(Protocol):
-    """Storage of batches, essays, pairs, scores and the outbox, inside one transaction."""
+class BatchReads(Protocol):
+    """Reading batches (what the read-only HTTP routes need)."""
+
+    async def get(self, batch_id: UUID) -> BatchRecord | None:
+        """A batch, without locking."""
+        ...
+
+    async def newest(self, entity_ref: str) -> BatchRecord | None:
+        """The most recently created batch of an upstream ref."""
+        ...
+
+
+class BatchStore(BatchReads, Protocol):
+    """Batches: intake, locks, and the typed changes of their lives."""
 
     async def claim_request(self, event_id: UUID) -> bool:
         """Record a request event as handled; False if it already was."""
         ...
 
-    async def live_batch_id(self, entity_ref: str) -> UUID | None:
+    async def live_id(self, entity_ref: str) -> UUID | None:
         """The non-terminal batch for an upstream ref, if any."""
         ...
 
-    async def add_batch(self, batch: BatchRecord, essays: Sequence[EssayRecord]) -> None:
-        """Insert a batch with its essays."""
+    async def add(self, batch: BatchRecord) -> None:
+        """Insert a batch (its essays go to `EssayStore.add`)."""
         ...
 
-    async def add_pairs(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
-        """Insert the pairs of a wave."""
-        ...
-
-    async def update_batch(self, batch_id: UUID, **changes: Any) -> None:
-        """Change columns of a batch (updated_at is set too)."""
-        ...
-
-    async def get_batch(self, batch_id: UUID) -> BatchRecord | None:
-        """A batch, without locking."""
-        ...
-
-    async def newest_batch(self, entity_ref: str) -> BatchRecord | None:
-        """The most recently created batch of an upstream ref."""
-        ...
-
-    async def lock_batch(self, batch_id: UUID) -> BatchRecord | None:
+    async def lock(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, locked for this transaction."""
         ...
 
-    async def lock_batches_for_requests(
-        self, request_ids: Sequence[UUID]
-    ) -> dict[UUID, BatchRecord]:
+    async def lock_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
         """The batches owning pairs with these request ids, locked in id order (so concurrent
         lockers cannot deadlock)."""
         ...
 
-    async def lock_stale_batches(
+    async def lock_stale(
         self,
         *,
         inactive_since: datetime,
@@ -306,76 +301,167 @@ class BatchRepository(Protocol):
         SKIP LOCKED so several monitors share the work."""
         ...
 
-    async def pairs_by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
-        """The current pair rows for request ids (a hedged pair under both of its ids)."""
-        ...
-
     async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
         """Batches waiting only on their tail (whole budget planned, answers outstanding) with
         hedges left in `max_share` of their budget, locked with SKIP LOCKED."""
-        ...
-
-    async def outstanding_pairs(
-        self, batch_id: UUID
-    ) -> tuple[list[PairRecord], set[UUID], float | None]:
-        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
-        request to answer over its answered pairs (None before any)."""
-        ...
-
-    async def add_hedges(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
-        """Store both request ids of newly hedged pairs."""
-        ...
-
-    async def hedge_calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
-        """Every request id of the hedged pairs among these request ids, by pair id."""
-        ...
-
-    async def mark_hedge_calls_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
-        """Record that these request ids of hedged pairs have been answered."""
-        ...
-
-    async def pair_outcomes(self, batch_id: UUID) -> PairOutcomes:
-        """Every pair of a batch, as scoring and planning see it."""
-        ...
-
-    async def essays(
-        self, batch_id: UUID, positions: Collection[int] | None = None
-    ) -> list[EssayRecord]:
-        """The essays of a batch in position order; only those at `positions` when given (a
-        top-up reads the texts of the pairs it requests, not the whole batch)."""
-        ...
-
-    async def scored_essays(self, batch_id: UUID) -> list[ScoredEssay]:
-        """The essays of a batch in position order as scoring sees them (ids and anchor
-        grades, no text)."""
-        ...
-
-    async def essay_total(self, batch_id: UUID) -> int:
-        """How many essays (anchors included) a batch has, without reading them."""
-        ...
-
-    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
-        """Store outcomes of pending pairs."""
-        ...
-
-    async def essay_set(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
-        """An uploaded essay set with its essays; None when unknown or expired at `now`."""
-        ...
-
-    async def reissue_pairs(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
-        """Give pairs new request ids (and count the attempt)."""
-        ...
-
-    async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
-        """Store the final scores of a batch."""
         ...
 
     async def count_live(self) -> tuple[dict[str, int], int]:
         """Batches per state, and comparisons requested and not answered over live batches."""
         ...
 
-    async def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
-        """Put an event in the outbox of this transaction."""
+    async def record_wave(
+        self, batch_id: UUID, *, state: BatchState, planned: int, waves: int
+    ) -> None:
+        """Store a batch's state, pairs planned and planning steps after it requested pairs."""
+        ...
+
+    async def record_answers(self, batch: BatchRecord) -> None:
+        """Store the answer counters, token usage, cost, judges, last activity and threshold
+        time of `batch` (the batch with its new answers counted)."""
+        ...
+
+    async def set_hedged(self, batch_id: UUID, hedged: int) -> None:
+        """Store how many hedged calls a batch has made."""
+        ...
+
+    async def mark_completed(
+        self,
+        batch_id: UUID,
+        *,
+        reason: CJCompletionReason,
+        partial_scoring_triggered: bool,
+        result: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        """Move a batch to COMPLETED with its completion reason and result."""
+        ...
+
+    async def mark_failed(
+        self, batch_id: UUID, *, state: BatchState, error_detail: dict[str, Any], at: datetime
+    ) -> None:
+        """Move a batch to `state` (FAILED or CANCELLED) with its error detail."""
+        ...
+
+
+class EssayStore(Protocol):
+    """The essays of batches and their final scores."""
+
+    async def add(self, batch_id: UUID, essays: Sequence[EssayRecord]) -> None:
+        """Insert the essays of a batch."""
+        ...
+
+    async def get(
+        self, batch_id: UUID, positions: Collection[int] | None = None
+    ) -> list[EssayRecord]:
+        """The essays of a batch in position order; only those at `positions` when given (a
+        top-up reads the texts of the pairs it requests, not the whole batch)."""
+        ...
+
+    async def scored(self, batch_id: UUID) -> list[ScoredEssay]:
+        """The essays of a batch in position order as scoring sees them (ids and anchor
+        grades, no text)."""
+        ...
+
+    async def count(self, batch_id: UUID) -> int:
+        """How many essays (anchors included) a batch has, without reading them."""
+        ...
+
+    async def save_scores(self, batch_id: UUID, rankings: Sequence[EssayRanking]) -> None:
+        """Store the final scores of a batch."""
+        ...
+
+
+class PairStore(Protocol):
+    """The comparison pairs of batches."""
+
+    async def add(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
+        """Insert the pairs of a planning step."""
+        ...
+
+    async def by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
+        """The current pair rows for request ids (a hedged pair under both of its ids)."""
+        ...
+
+    async def outstanding(self, batch_id: UUID) -> tuple[list[PairRecord], set[UUID], float | None]:
+        """A batch's pending pairs, the ids of those already hedged, and the median seconds from
+        request to answer over its answered pairs (None before any)."""
+        ...
+
+    async def outcomes(self, batch_id: UUID) -> PairOutcomes:
+        """Every pair of a batch, as scoring and planning see it."""
+        ...
+
+    async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
+        """Store outcomes of pending pairs."""
+        ...
+
+    async def reissue(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:
+        """Give pairs new request ids (and count the attempt)."""
+        ...
+
+
+class HedgeStore(Protocol):
+    """The request ids of hedged pairs (README "Hedged requests")."""
+
+    async def add(self, batch_id: UUID, hedges: Sequence[NewHedge], at: datetime) -> None:
+        """Store both request ids of newly hedged pairs."""
+        ...
+
+    async def calls(self, request_ids: Sequence[UUID]) -> dict[UUID, list[HedgeCall]]:
+        """Every request id of the hedged pairs among these request ids, by pair id."""
+        ...
+
+    async def mark_answered(self, request_ids: Sequence[UUID], at: datetime) -> None:
+        """Record that these request ids of hedged pairs have been answered."""
+        ...
+
+
+class EssaySetStore(Protocol):
+    """Uploaded essay sets (the claim-check side of large requests)."""
+
+    async def create(self, set_id: UUID, created_at: datetime, expires_at: datetime) -> None:
+        """Insert an empty set; it is filled by `add_essays` and sealed after."""
+        ...
+
+    async def add_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
+        """Append essays (with their upload positions) to a set."""
+        ...
+
+    async def seal(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
+        """Record the set's essay count and digest once every essay is stored."""
+        ...
+
+    async def get(self, set_id: UUID, now: datetime) -> StoredEssaySet | None:
+        """A sealed set with its essays in upload order; None when unknown, unsealed or expired
+        at `now`."""
+        ...
+
+    async def delete_expired(self, now: datetime, limit: int) -> int:
+        """Delete up to `limit` sets whose retention ended before `now`; how many were."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: a store per area, the outbox, and what runs once it has committed."""
+
+    @property
+    def batches(self) -> BatchStore: ...
+
+    @property
+    def essays(self) -> EssayStore: ...
+
+    @property
+    def pairs(self) -> PairStore: ...
+
+    @property
+    def hedges(self) -> HedgeStore: ...
+
+    @property
+    def essay_sets(self) -> EssaySetStore: ...
+
+    def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
+        """Put an event in this transaction's outbox."""
         ...
 
     def after_commit(self, action: Callable[[], None]) -> None:
@@ -383,36 +469,8 @@ class BatchRepository(Protocol):
         ...
 
 
-class BatchTransactions(Protocol):
-    """Opens a unit of work: a repository whose changes (and staged events) are committed when
-    the block ends normally and rolled back when it raises."""
+class Transactions(Protocol):
+    """Opens a unit of work, committed when the block ends normally and rolled back when it
+    raises."""
 
-    def __call__(self) -> AbstractAsyncContextManager[BatchRepository]: ...
-
-
-class EssaySetStore(Protocol):
-    """Storage of uploaded essay sets (the claim-check side of large requests)."""
-
-    async def create_essay_set(
-        self, set_id: UUID, created_at: datetime, expires_at: datetime
-    ) -> None:
-        """Insert an empty set; it is filled by `add_essay_set_essays` and sealed after."""
-        ...
-
-    async def add_essay_set_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
-        """Append essays (with their upload positions) to a set."""
-        ...
-
-    async def seal_essay_set(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
-        """Record the set's essay count and digest once every essay is stored."""
-        ...
-
-    async def delete_expired_essay_sets(self, now: datetime, limit: int) -> int:
-        """Delete up to `limit` sets whose retention ended before `now`; how many were."""
-        ...
-
-
-class EssaySetTransactions(Protocol):
-    """Opens a unit of work over essay sets, committed when the block ends normally."""
-
-    def __call__(self) -> AbstractAsyncContextManager[EssaySetStore]: ...
+    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]: ...

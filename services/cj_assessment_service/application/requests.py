@@ -17,9 +17,9 @@ from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.ports import (
     BatchRecord,
-    BatchRepository,
     EssayRecord,
     RequestSettings,
+    UnitOfWork,
 )
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import (
@@ -56,18 +56,18 @@ class RequestUseCases:
         self._compute = compute
 
     async def handle_request(
-        self, repo: BatchRepository, envelope: EventEnvelope[CJAssessmentRequestV1]
+        self, uow: UnitOfWork, envelope: EventEnvelope[CJAssessmentRequestV1]
     ) -> UUID | None:
         """Create (and start) a batch for a request; None for a duplicate request."""
         request = envelope.data
-        if not await repo.claim_request(envelope.event_id):
-            self._count_request(repo, "duplicate")
+        if not await uow.batches.claim_request(envelope.event_id):
+            self._count_request(uow, "duplicate")
             return None
-        if await repo.live_batch_id(request.entity_ref) is not None:
-            self._count_request(repo, "duplicate")
+        if await uow.batches.live_id(request.entity_ref) is not None:
+            self._count_request(uow, "duplicate")
             return None
         now = datetime.now(UTC)
-        essays, set_problem = await _essays_to_rank(repo, request, now)
+        essays, set_problem = await _essays_to_rank(uow, request, now)
         essay_count = len(essays)
         essays += [
             EssayRecord(len(essays) + i, a.essay_id, a.text_content, a.grade)
@@ -108,11 +108,11 @@ class RequestUseCases:
         )
         problem = set_problem or _validation_problem(essays, essay_count)
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.
-        await repo.add_batch(batch, essays if problem is None else [])
+        await uow.batches.add(batch)
         if problem is not None:
-            self._count_request(repo, "invalid")
+            self._count_request(uow, "invalid")
             await self._outcomes.fail(
-                repo,
+                uow,
                 batch,
                 ErrorCode.VALIDATION,
                 problem.message,
@@ -120,11 +120,12 @@ class RequestUseCases:
                 details={"field": problem.field} if problem.field else None,
             )
             return batch.id
+        await uow.essays.add(batch.id, essays)
         if essay_count < 2:
-            self._count_request(repo, "insufficient")
-            await self._outcomes.finish(repo, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
+            self._count_request(uow, "insufficient")
+            await self._outcomes.finish(uow, batch, CJCompletionReason.INSUFFICIENT_ESSAYS)
             return batch.id
-        self._count_request(repo, "accepted")
+        self._count_request(uow, "accepted")
         pairs = await self._compute.run(
             "opening_pairs",
             batch.id,
@@ -138,8 +139,8 @@ class RequestUseCases:
             budget,
         )
         state = transition(batch.state, BatchState.GENERATING_PAIRS)
-        await self._messages.request_pairs(repo, replace(batch, state=state), essays, pairs, step=1)
-        await repo.update_batch(
+        await self._messages.request_pairs(uow, replace(batch, state=state), essays, pairs, step=1)
+        await uow.batches.record_wave(
             batch.id,
             state=transition(state, BatchState.WAITING_CALLBACKS),
             planned=len(pairs),
@@ -148,8 +149,8 @@ class RequestUseCases:
         log.info("cj_batch_started", batch_id=str(batch.id), essays=n_total, pairs=len(pairs))
         return batch.id
 
-    def _count_request(self, repo: BatchRepository, outcome: str) -> None:
-        repo.after_commit(lambda: metrics.REQUESTS_HANDLED.labels(outcome=outcome).inc())
+    def _count_request(self, uow: UnitOfWork, outcome: str) -> None:
+        uow.after_commit(lambda: metrics.REQUESTS_HANDLED.labels(outcome=outcome).inc())
 
     def _request_settings(self, request: CJAssessmentRequestV1) -> RequestSettings:
         overrides = request.llm_config_overrides or LLMConfig()
@@ -184,7 +185,7 @@ class _Problem:
 
 
 async def _essays_to_rank(
-    repo: BatchRepository, request: CJAssessmentRequestV1, now: datetime
+    uow: UnitOfWork, request: CJAssessmentRequestV1, now: datetime
 ) -> tuple[list[EssayRecord], _Problem | None]:
     """The essays to rank, inline or from the uploaded set the request names (claim check)."""
     reference = request.essay_set
@@ -199,7 +200,7 @@ async def _essays_to_rank(
             "give the essays either inline (essays_to_process) or as essay_set, not both",
             "essay_set",
         )
-    stored = await repo.essay_set(reference.essay_set_id, now)
+    stored = await uow.essay_sets.get(reference.essay_set_id, now)
     if stored is None:
         return [], _Problem(
             f"essay_set.essay_set_id {reference.essay_set_id} is unknown or has expired "

@@ -2,7 +2,7 @@
 stale batches, hedge stragglers, cancel.
 
 Every method runs inside the caller's transaction (one per request event, one per fetched batch
-of callbacks, one per monitor pass) through a `BatchRepository`; outgoing events are staged in
+of callbacks, one per monitor pass) through a `UnitOfWork`; outgoing events are staged in
 the outbox of that same transaction. The work is done per area: `requests`, `callbacks`,
 `monitor`, `hedging`, `outcomes` (finish and fail) and `messages` (what is staged).
 """
@@ -20,7 +20,7 @@ from cj_assessment_service.application.hedging import HedgeReport, HedgeUseCases
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.monitor import MonitorReport, MonitorUseCases
 from cj_assessment_service.application.outcomes import BatchOutcomes
-from cj_assessment_service.application.ports import BatchRecord, BatchRepository
+from cj_assessment_service.application.ports import BatchRecord, UnitOfWork
 from cj_assessment_service.application.requests import RequestUseCases
 from cj_assessment_service.config import Settings
 from common_core.events.cj import CJAssessmentRequestV1
@@ -57,27 +57,27 @@ class CJWorkflow:
         return np.random.default_rng(self._random.getrandbits(64))
 
     async def handle_request(
-        self, repo: BatchRepository, envelope: EventEnvelope[CJAssessmentRequestV1]
+        self, uow: UnitOfWork, envelope: EventEnvelope[CJAssessmentRequestV1]
     ) -> UUID | None:
         """Create (and start) a batch for a request; None for a duplicate request."""
-        return await self._requests.handle_request(repo, envelope)
+        return await self._requests.handle_request(uow, envelope)
 
     async def record_results(
         self,
-        repo: BatchRepository,
+        uow: UnitOfWork,
         results: Sequence[LLMComparisonResultV1],
     ) -> CallbackReport:
         """Record a fetched batch of comparison results in one transaction."""
-        return await self._callbacks.record_results(repo, results)
+        return await self._callbacks.record_results(uow, results)
 
-    async def check_stale_batches(self, repo: BatchRepository) -> MonitorReport:
+    async def check_stale_batches(self, uow: UnitOfWork) -> MonitorReport:
         """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
-        return await self._monitor.check_stale_batches(repo)
+        return await self._monitor.check_stale_batches(uow)
 
-    async def hedge_stragglers(self, repo: BatchRepository) -> HedgeReport:
+    async def hedge_stragglers(self, uow: UnitOfWork) -> HedgeReport:
         """One hedging pass: ask the stragglers of batches in their tail a second time."""
-        return await self._hedging.hedge_stragglers(repo)
+        return await self._hedging.hedge_stragglers(uow)
 
-    async def cancel(self, repo: BatchRepository, batch_id: UUID) -> BatchRecord:
+    async def cancel(self, uow: UnitOfWork, batch_id: UUID) -> BatchRecord:
         """Cancel a live batch (one failed event with code `cancelled`)."""
-        return await self._monitor.cancel(repo, batch_id)
+        return await self._monitor.cancel(uow, batch_id)

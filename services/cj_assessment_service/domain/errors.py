@@ -9,12 +9,6 @@ class CJError(HuleEduError):
     """Base of the CJ assessment service's errors."""
 
 
-class InvalidBatchRequest(CJError):  # noqa: N818 - named for the condition it reports
-    """A request that decodes but cannot be processed (empty, duplicate ids, empty texts)."""
-
-    code = ErrorCode.VALIDATION
-
-
 class BatchNotFound(CJError):  # noqa: N818
     """No batch with that id (or for that upstream ref)."""
 

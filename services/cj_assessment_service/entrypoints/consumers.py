@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, uuid5
 import structlog
 
 from cj_assessment_service import metrics
-from cj_assessment_service.application.ports import BatchTransactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.errors import ErrorCode, ErrorDetail
@@ -41,7 +41,7 @@ CALLBACK_GROUP = f"{SERVICE_NAME}.callbacks"
 
 def request_consumer(
     settings: Settings,
-    transactions: BatchTransactions,
+    transactions: Transactions,
     workflow: CJWorkflow,
     producer: KafkaEventProducer,
     client_id: str,
@@ -56,8 +56,8 @@ def request_consumer(
                 event_id=envelope.event_id,
                 entity_ref=envelope.data.entity_ref,
             ):
-                async with transactions() as repo:
-                    await workflow.handle_request(repo, envelope)
+                async with transactions() as uow:
+                    await workflow.handle_request(uow, envelope)
 
     request_topic = settings.topic(Topic.CJ_ASSESSMENT_REQUESTED)
     return KafkaConsumerRunner(
@@ -137,12 +137,12 @@ def rejected_request_responder(settings: Settings) -> DeadLetterResponder:
     return respond
 
 
-def callback_handler(transactions: BatchTransactions, workflow: CJWorkflow) -> BatchHandler:
+def callback_handler(transactions: Transactions, workflow: CJWorkflow) -> BatchHandler:
     """The handler recording one fetched batch of callbacks in one transaction."""
 
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
-        async with transactions() as repo:
-            report = await workflow.record_results(repo, [e.envelope.data for e in events])
+        async with transactions() as uow:
+            report = await workflow.record_results(uow, [e.envelope.data for e in events])
         if report.orphans:
             log.warning("cj_orphan_callbacks", count=report.orphans)
 
@@ -151,7 +151,7 @@ def callback_handler(transactions: BatchTransactions, workflow: CJWorkflow) -> B
 
 def callback_consumer(
     settings: Settings,
-    transactions: BatchTransactions,
+    transactions: Transactions,
     workflow: CJWorkflow,
     producer: KafkaEventProducer,
     client_id: str,

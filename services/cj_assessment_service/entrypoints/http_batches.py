@@ -9,7 +9,7 @@ from dishka import FromDishka
 from quart import Blueprint, request
 from quart_dishka import inject
 
-from cj_assessment_service.application.ports import BatchRepository, BatchTransactions
+from cj_assessment_service.application.ports import BatchReads, Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import BatchNotCompleted, BatchNotFound
@@ -29,8 +29,8 @@ def _batch_id(raw: str) -> UUID:
 
 @batches.get("/api/v1/batches/<batch_id>")
 @inject
-async def get_batch(batch_id: str, repo: FromDishka[BatchRepository]) -> dict[str, Any]:
-    batch = await repo.get_batch(_batch_id(batch_id))
+async def get_batch(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+    batch = await batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     return batch_view(batch)
@@ -38,7 +38,7 @@ async def get_batch(batch_id: str, repo: FromDishka[BatchRepository]) -> dict[st
 
 @batches.get("/api/v1/batches")
 @inject
-async def find_batch(repo: FromDishka[BatchRepository]) -> dict[str, Any]:
+async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
         raise InvalidParameter("entity_ref", "the entity_ref query parameter is required")
@@ -47,7 +47,7 @@ async def find_batch(repo: FromDishka[BatchRepository]) -> dict[str, Any]:
     problem = storable_text_problem(entity_ref)
     if problem is not None:
         raise InvalidParameter("entity_ref", problem)
-    batch = await repo.newest_batch(entity_ref)
+    batch = await batches.newest(entity_ref)
     if batch is None:
         raise BatchNotFound(f"no batch for entity_ref {entity_ref!r}")
     return batch_view(batch)
@@ -55,8 +55,8 @@ async def find_batch(repo: FromDishka[BatchRepository]) -> dict[str, Any]:
 
 @batches.get("/api/v1/batches/<batch_id>/results")
 @inject
-async def get_results(batch_id: str, repo: FromDishka[BatchRepository]) -> dict[str, Any]:
-    batch = await repo.get_batch(_batch_id(batch_id))
+async def get_results(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+    batch = await batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     if batch.state != BatchState.COMPLETED or batch.result is None:
@@ -73,9 +73,9 @@ async def get_results(batch_id: str, repo: FromDishka[BatchRepository]) -> dict[
 @inject
 async def cancel_batch(
     batch_id: str,
-    transactions: FromDishka[BatchTransactions],
+    transactions: FromDishka[Transactions],
     workflow: FromDishka[CJWorkflow],
 ) -> dict[str, Any]:
-    async with transactions() as repo:
-        batch = await workflow.cancel(repo, _batch_id(batch_id))
+    async with transactions() as uow:
+        batch = await workflow.cancel(uow, _batch_id(batch_id))
     return batch_view(batch)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cj_assessment_service import metrics
 from cj_assessment_service.application.essay_sets import upload_essay_set
-from cj_assessment_service.application.ports import EssaySetTransactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.errors import InvalidEssaySet
 from cj_assessment_service.entrypoints.http_errors import BodyTooLarge, UnsupportedBody
@@ -36,7 +36,7 @@ async def _lines(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 @essay_sets.post("/api/v1/essay-sets")
 @inject
 async def upload(
-    transactions: FromDishka[EssaySetTransactions], settings: FromDishka[Settings]
+    transactions: FromDishka[Transactions], settings: FromDishka[Settings]
 ) -> tuple[dict[str, object], int]:
     media_type = (request.mimetype or "").lower()
     if media_type not in NDJSON_TYPES:
@@ -45,12 +45,13 @@ async def upload(
             f"expected application/x-ndjson (one essay object a line), got {media_type or 'none'}",
         )
     try:
-        async with transactions() as store:
+        async with transactions() as uow:
             receipt = await upload_essay_set(
-                store,
+                uow.essay_sets,
                 _lines(request.body),
                 retention=timedelta(seconds=settings.essay_set_retention_seconds),
             )
+            uow.after_commit(lambda: _count_stored(receipt.essay_count))
     except RequestEntityTooLarge:
         metrics.ESSAY_SET_UPLOADS.labels(outcome="too_large").inc()
         raise BodyTooLarge(
@@ -59,6 +60,9 @@ async def upload(
     except InvalidEssaySet:
         metrics.ESSAY_SET_UPLOADS.labels(outcome="invalid").inc()
         raise
-    metrics.ESSAY_SET_UPLOADS.labels(outcome="stored").inc()
-    metrics.ESSAY_SET_ESSAYS.inc(receipt.essay_count)
     return receipt.to_json(), 201
+
+
+def _count_stored(essays: int) -> None:
+    metrics.ESSAY_SET_UPLOADS.labels(outcome="stored").inc()
+    metrics.ESSAY_SET_ESSAYS.inc(essays)

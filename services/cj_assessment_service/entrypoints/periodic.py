@@ -11,7 +11,7 @@ from cj_assessment_service import metrics
 from cj_assessment_service.application.essay_sets import delete_expired_essay_sets
 from cj_assessment_service.application.hedging import HedgeReport
 from cj_assessment_service.application.monitor import MonitorReport
-from cj_assessment_service.application.ports import BatchTransactions, EssaySetTransactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker
@@ -25,7 +25,7 @@ class _WorkflowWorker(PeriodicWorker):
 
     def __init__(
         self,
-        transactions: BatchTransactions,
+        transactions: Transactions,
         workflow: CJWorkflow,
         *,
         interval_seconds: float,
@@ -51,8 +51,8 @@ class BatchMonitor(_WorkflowWorker):
 
     async def run_once(self) -> MonitorReport:
         """One pass in one unit of work, then refresh the state gauges (read in another)."""
-        async with self._transactions() as repo:
-            report = await self._workflow.check_stale_batches(repo)
+        async with self._transactions() as uow:
+            report = await self._workflow.check_stale_batches(uow)
         if report.detected or report.partial_scored:
             log.info(
                 "cj_monitor_pass",
@@ -61,8 +61,8 @@ class BatchMonitor(_WorkflowWorker):
                 failed=report.failed,
                 partial_scored=report.partial_scored,
             )
-        async with self._transactions() as repo:
-            counts, pending = await repo.count_live()
+        async with self._transactions() as uow:
+            counts, pending = await uow.batches.count_live()
         for state in BatchState:
             metrics.BATCHES_BY_STATE.labels(state=state.value).set(counts.get(state.value, 0))
         metrics.COMPARISONS_PENDING.set(pending)
@@ -83,8 +83,8 @@ class TailHedger(_WorkflowWorker):
         """One pass in one unit of work (none at all with hedging off)."""
         if not self._workflow.hedging_enabled:
             return HedgeReport()
-        async with self._transactions() as repo:
-            return await self._workflow.hedge_stragglers(repo)
+        async with self._transactions() as uow:
+            return await self._workflow.hedge_stragglers(uow)
 
 
 class EssaySetJanitor(PeriodicWorker):
@@ -93,7 +93,7 @@ class EssaySetJanitor(PeriodicWorker):
     name = "cj_essay_set_janitor"
 
     def __init__(
-        self, transactions: EssaySetTransactions, *, interval_seconds: float, limit: int = 100
+        self, transactions: Transactions, *, interval_seconds: float, limit: int = 100
     ) -> None:
         super().__init__(interval_seconds=interval_seconds)
         self._transactions = transactions
@@ -106,9 +106,13 @@ class EssaySetJanitor(PeriodicWorker):
 
     async def run_once(self) -> int:
         """One chunk in one unit of work; how many sets were deleted."""
-        async with self._transactions() as store:
-            deleted = await delete_expired_essay_sets(store, limit=self._limit)
-        if deleted:
-            metrics.ESSAY_SETS_EXPIRED.inc(deleted)
-            log.info("cj_essay_sets_expired", deleted=deleted)
+        async with self._transactions() as uow:
+            deleted = await delete_expired_essay_sets(uow.essay_sets, limit=self._limit)
+            if deleted:
+                uow.after_commit(lambda: _count_expired(deleted))
         return deleted
+
+
+def _count_expired(deleted: int) -> None:
+    metrics.ESSAY_SETS_EXPIRED.inc(deleted)
+    log.info("cj_essay_sets_expired", deleted=deleted)

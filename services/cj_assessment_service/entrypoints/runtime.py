@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cj_assessment_service.application.ports import BatchTransactions, EssaySetTransactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.di import make_container
@@ -36,7 +36,7 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
     """The app and the workers, from the container."""
     settings, container, producer = parts.settings, parts.container, parts.producer
     workflow = await container.get(CJWorkflow)
-    transactions = await container.get(BatchTransactions)
+    transactions = await container.get(Transactions)
     name = instance_client_id(SERVICE_NAME, settings)
     return ServiceParts(
         app=create_app(container, parts.readiness, max_body_bytes=settings.essay_set_max_bytes),
@@ -48,8 +48,7 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
                 transactions, workflow, interval_seconds=settings.monitor_interval_seconds
             ),
             "janitor": EssaySetJanitor(
-                await container.get(EssaySetTransactions),
-                interval_seconds=settings.essay_set_cleanup_interval_seconds,
+                transactions, interval_seconds=settings.essay_set_cleanup_interval_seconds
             ),
             "hedger": TailHedger(
                 transactions, workflow, interval_seconds=settings.hedge_check_interval_seconds

@@ -11,8 +11,6 @@ from sqlalchemy import Row, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common_core.events.envelope import EventEnvelope
-from common_core.runtime.outbox import add_to_outbox
 from llm_provider_service.adapters.tables import batch_items, provider_batches
 from llm_provider_service.application.ports import ProviderBatchRecord, QueuedRequest
 
@@ -268,10 +266,6 @@ class PostgresBatches:
             )
         )
         return purged
-
-    async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
-        """Outbox row in this transaction."""
-        await add_to_outbox(self._session, topic=topic, envelope=envelope, key=key)
 
 
 def _batch(row: Row[Any]) -> ProviderBatchRecord:

@@ -213,9 +213,10 @@ class RequestAnswerer:
             INJECTION_SUSPECTED.labels(kind=kind).inc()
         if outcome == "success" and provider != LLMProviderName.HEURISTIC.value:
             ANSWER_TOKENS.labels(provider=provider, kind=kind).observe(usage.completion_tokens)
-        return price_usage(
-            self._settings.price_table, provider, (model, answered_by), usage, CostMode.SYNC
-        )
+        table = self._settings.price_table
+        priced = price_usage(table, provider, (model, answered_by), usage, CostMode.SYNC)
+        count_usage(provider, model, priced, CostMode.SYNC)
+        return priced
 
 
 def price_usage(
@@ -225,26 +226,17 @@ def price_usage(
     usage: TokenUsage,
     mode: str,
 ) -> TokenUsage:
-    """The usage with its estimated cost, counted in the token and cost metrics.
+    """The usage with its estimated cost (`count_usage` counts it in the metrics).
 
     `models` are the model asked for and the one that answered (a dated snapshot, say); the
     first one with a price prices the usage. Without one the cost is None, never 0, with a
-    warning and `huleedu_llm_unpriced_results_total`. Batch-mode results pass `mode="batch"`.
+    warning. Batch-mode results pass `mode="batch"`.
     """
     requested, answered = models
     cost = estimate_cost(table, provider, requested, usage, mode)
     if cost is None and answered and answered != requested:
         cost = estimate_cost(table, provider, answered, usage, mode)
-    labels = {"provider": provider, "model": requested, "mode": str(mode)}
-    for direction, tokens in (
-        ("prompt", usage.prompt_tokens),
-        ("completion", usage.completion_tokens),
-        ("cached_prompt", usage.cached_prompt_tokens),
-        ("cache_write", usage.cache_write_tokens),
-    ):
-        TOKENS.labels(direction=direction, **labels).inc(tokens)
     if cost is None:
-        UNPRICED_RESULTS.labels(**labels).inc()
         log.warning(
             "model_price_unknown",
             provider=provider,
@@ -252,9 +244,24 @@ def price_usage(
             answered_by=answered,
             price_table_as_of=table.as_of,
         )
-    else:
-        ESTIMATED_COST.labels(**labels).inc(cost)
     return usage.model_copy(update={"estimated_cost_usd": cost})
+
+
+def count_usage(provider: str, model: str, usage: TokenUsage, mode: str) -> None:
+    """Count a priced usage in the token and cost metrics (a null cost in
+    `huleedu_llm_unpriced_results_total`)."""
+    labels = {"provider": provider, "model": model, "mode": str(mode)}
+    for direction, tokens in (
+        ("prompt", usage.prompt_tokens),
+        ("completion", usage.completion_tokens),
+        ("cached_prompt", usage.cached_prompt_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
+        TOKENS.labels(direction=direction, **labels).inc(tokens)
+    if usage.estimated_cost_usd is None:
+        UNPRICED_RESULTS.labels(**labels).inc()
+    else:
+        ESTIMATED_COST.labels(**labels).inc(usage.estimated_cost_usd)
 
 
 def cited_passages(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -18,13 +19,14 @@ from common_core.events.llm import (
     RubricScores,
     TokenUsage,
 )
-from llm_provider_service.application.answering import cited_passages, price_usage
+from llm_provider_service.application.answering import cited_passages, count_usage, price_usage
 from llm_provider_service.application.judging import comparison_prompt, rubric_prompt
 from llm_provider_service.application.ports import ChatReply, ItemOutcome, QueuedRequest
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.answers import parse_comparison_answer, parse_rubric_answer
 from llm_provider_service.domain.errors import JudgeError
 from llm_provider_service.domain.injection import injection_suspected
+from llm_provider_service.domain.pricing import CostMode
 from llm_provider_service.metrics import INJECTION_SUSPECTED, REQUESTS
 
 log = structlog.get_logger(__name__)
@@ -49,16 +51,38 @@ def callback_event_id(request_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"huleedu:llm-batch-result:{request_id}")
 
 
+@dataclass(frozen=True, slots=True)
+class BatchCallback:
+    """A batch-mode request's one callback, and what its answer counts in the metrics."""
+
+    topic: str
+    envelope: EventEnvelope[Any]
+    key: str
+    item: QueuedRequest
+    model: str
+    error: JudgeError | None
+    suspected: bool
+
+    def count(self) -> None:
+        """Count the answer like a synchronous one (once its transaction has committed)."""
+        item = self.item
+        outcome = "success" if self.error is None else self.error.code.value
+        REQUESTS.labels(
+            provider=item.provider, model=self.model, kind=item.kind, outcome=outcome
+        ).inc()
+        if self.suspected:
+            INJECTION_SUSPECTED.labels(kind=item.kind).inc()
+        count_usage(item.provider, item.model, self.envelope.data.usage, CostMode.BATCH)
+
+
 class BatchCallbacks:
     """Builds the callbacks of batch-mode requests and counts them like synchronous answers."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def callback(
-        self, item: QueuedRequest, outcome: ItemOutcome
-    ) -> tuple[str, EventEnvelope[Any], str]:
-        """(topic, envelope, key) of the request's one callback."""
+    def callback(self, item: QueuedRequest, outcome: ItemOutcome) -> BatchCallback:
+        """The request's one callback."""
         envelope = stored_request(item)
         request = envelope.data
         error = outcome.error
@@ -77,7 +101,7 @@ class BatchCallbacks:
             item.provider,
             (item.model, reply.model if reply is not None else None),
             _usage(reply),
-            mode="batch",
+            CostMode.BATCH,
         )
         common: dict[str, Any] = {
             "request_id": request.request_id,
@@ -104,7 +128,6 @@ class BatchCallbacks:
             result = LLMComparisonResultV1(**common, **verdict)
         else:
             result = LLMRubricResultV1(**common, **verdict)
-        self._count(item, common["model"], error, suspected)
         callback = new_event(
             request.callback_topic,
             result,
@@ -112,7 +135,10 @@ class BatchCallbacks:
             correlation_id=envelope.correlation_id,
             event_id=callback_event_id(request.request_id),
         )
-        return request.callback_topic, callback, item.message_key or str(request.request_id)
+        key = item.message_key or str(request.request_id)
+        return BatchCallback(
+            request.callback_topic, callback, key, item, common["model"], error, suspected
+        )
 
     @staticmethod
     def _error_detail(error: JudgeError, envelope: EventEnvelope[Any], kind: str) -> ErrorDetail:
@@ -120,18 +146,6 @@ class BatchCallbacks:
         return error.to_error_detail(
             correlation_id=envelope.correlation_id, service=SERVICE_NAME, operation=operation
         )
-
-    def _count(
-        self,
-        item: QueuedRequest,
-        model: str,
-        error: JudgeError | None,
-        suspected: bool,
-    ) -> None:
-        outcome = "success" if error is None else error.code.value
-        REQUESTS.labels(provider=item.provider, model=model, kind=item.kind, outcome=outcome).inc()
-        if suspected:
-            INJECTION_SUSPECTED.labels(kind=item.kind).inc()
 
 
 def _verdict(

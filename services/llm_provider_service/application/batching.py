@@ -34,12 +34,12 @@ from llm_provider_service.application.panel import model_cache_terms
 from llm_provider_service.application.ports import (
     BatchAPI,
     BatchCall,
-    BatchStore,
     ChatRequest,
     ItemOutcome,
     ProviderBatchRecord,
     QueuedRequest,
     Transactions,
+    UnitOfWork,
 )
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.batches import missing_item_error, next_poll_interval
@@ -89,12 +89,15 @@ class BatchIntake:
             envelope=encode_envelope(envelope).decode("utf-8"),
             message_key=key,
         )
-        async with self._transactions() as store:
-            added = await store.add_request(queued)
-        BATCH_REQUESTS.labels(
-            provider=provider.value, outcome="queued" if added else "duplicate"
-        ).inc()
-        log.info("batch_request_queued", kind=queued.kind, duplicate=not added)
+        async with self._transactions() as uow:
+            added = await uow.batches.add_request(queued)
+
+            def count() -> None:
+                outcome = "queued" if added else "duplicate"
+                BATCH_REQUESTS.labels(provider=provider.value, outcome=outcome).inc()
+                log.info("batch_request_queued", kind=queued.kind, duplicate=not added)
+
+            uow.after_commit(count)
         return added
 
     def _provider(self, request: AnyRequest) -> LLMProviderName:
@@ -147,8 +150,8 @@ class BatchSubmitter:
     async def submit_due(self) -> bool:
         """Open and submit one due chunk; True when there was one (more may be due)."""
         settings = self._settings
-        async with self._transactions() as store:
-            batch = await store.open_batch(
+        async with self._transactions() as uow:
+            batch = await uow.batches.open_batch(
                 window_seconds=settings.llm_batch_window_seconds,
                 max_size=settings.llm_batch_max_size,
                 lease_seconds=settings.llm_batch_submit_lease_seconds,
@@ -156,21 +159,21 @@ class BatchSubmitter:
             )
             if batch is None:
                 return False
-            items = await store.requests_of(batch.id)
+            items = await uow.batches.requests_of(batch.id)
         await self._submit(batch, items)
         return True
 
     async def reconcile_one(self) -> bool:
         """Take one chunk whose submission was never recorded: adopt the provider batch its key
         created, or submit it now if there is none. True when there was such a chunk."""
-        async with self._transactions() as store:
-            batch = await store.claim_unrecorded(
+        async with self._transactions() as uow:
+            batch = await uow.batches.claim_unrecorded(
                 lease_seconds=self._settings.llm_batch_submit_lease_seconds
             )
             if batch is None:
                 return False
-            items = await store.requests_of(batch.id)
-            known = await store.known_provider_batches(batch.provider)
+            items = await uow.batches.requests_of(batch.id)
+            known = await uow.batches.known_provider_batches(batch.provider)
         api = self._apis.get(batch.provider)
         if api is None:
             await self._refuse(batch, items, _not_configured(batch.provider))
@@ -227,8 +230,8 @@ class BatchSubmitter:
         )
 
     async def _record(self, batch: ProviderBatchRecord, provider_batch_id: str) -> None:
-        async with self._transactions() as store:
-            recorded = await store.record_submission(
+        async with self._transactions() as uow:
+            recorded = await uow.batches.record_submission(
                 batch.id,
                 provider_batch_id,
                 poll_seconds=self._settings.llm_batch_poll_initial_seconds,
@@ -240,16 +243,20 @@ class BatchSubmitter:
         self, batch: ProviderBatchRecord, items: Sequence[QueuedRequest], error: JudgeError
     ) -> None:
         """The provider will not take the chunk: every request gets the error as its callback."""
-        async with self._transactions() as store:
-            await answer_all(store, self._callbacks, items, lambda _item: error)
-            await store.end_batch(batch.id, "refused")
-        PROVIDER_BATCHES.labels(provider=batch.provider, event="refused").inc()
-        log.warning(
-            "provider_batch_refused",
-            batch_id=str(batch.id),
-            provider=batch.provider,
-            error_code=error.code.value,
-        )
+        async with self._transactions() as uow:
+            await answer_all(uow, self._callbacks, items, lambda _item: error)
+            await uow.batches.end_batch(batch.id, "refused")
+
+            def count() -> None:
+                PROVIDER_BATCHES.labels(provider=batch.provider, event="refused").inc()
+                log.warning(
+                    "provider_batch_refused",
+                    batch_id=str(batch.id),
+                    provider=batch.provider,
+                    error_code=error.code.value,
+                )
+
+            uow.after_commit(count)
 
 
 class BatchPoller:
@@ -272,80 +279,88 @@ class BatchPoller:
 
     async def poll_due(self) -> int:
         """Check every due batch (locked for the pass, so instances share the work)."""
-        async with self._transactions() as store:
-            batches = await store.claim_due(self.batches_per_pass)
+        async with self._transactions() as uow:
+            batches = await uow.batches.claim_due(self.batches_per_pass)
             for batch in batches:
-                await self._check(store, batch)
+                await self._check(uow, batch)
         return len(batches)
 
-    async def _check(self, store: BatchStore, batch: ProviderBatchRecord) -> None:
+    async def _check(self, uow: UnitOfWork, batch: ProviderBatchRecord) -> None:
         api = self._apis.get(batch.provider)
         assert batch.provider_batch_id is not None  # submitted batches have one
         if api is None:
-            await self._later(store, batch, "error")
+            await self._later(uow, batch, "error")
             log.error("provider_batch_unpollable", provider=batch.provider)
             return
         try:
             progress = await api.progress(batch.provider_batch_id)
             if progress.end is None:
-                await self._later(store, batch, "running")
+                await self._later(uow, batch, "running")
                 return
             outcomes = await api.outcomes(batch.provider_batch_id)
         except JudgeError as exc:
             log.warning("provider_batch_poll_failed", provider=batch.provider, error=exc.message)
-            await self._later(store, batch, "error")
+            await self._later(uow, batch, "error")
             return
-        PROVIDER_BATCH_POLLS.labels(provider=batch.provider, result="ended").inc()
         end = progress.end
         by_id = {outcome.custom_id: outcome for outcome in outcomes}
-        items = await store.requests_of(batch.id)
+        items = await uow.batches.requests_of(batch.id)
 
         def outcome_of(item: QueuedRequest) -> ItemOutcome | JudgeError:
             return by_id.get(str(item.request_id)) or missing_item_error(end)
 
-        await answer_all(store, self._callbacks, items, outcome_of)
-        await store.end_batch(batch.id, end.value)
-        PROVIDER_BATCHES.labels(provider=batch.provider, event=end.value).inc()
-        log.info(
-            "provider_batch_ended",
-            batch_id=str(batch.id),
-            provider=batch.provider,
-            outcome=end.value,
-            status=progress.status,
-            requests=len(items),
-            answered=sum(1 for i in items if str(i.request_id) in by_id),
-        )
+        await answer_all(uow, self._callbacks, items, outcome_of)
+        await uow.batches.end_batch(batch.id, end.value)
+
+        def count() -> None:
+            PROVIDER_BATCH_POLLS.labels(provider=batch.provider, result="ended").inc()
+            PROVIDER_BATCHES.labels(provider=batch.provider, event=end.value).inc()
+            log.info(
+                "provider_batch_ended",
+                batch_id=str(batch.id),
+                provider=batch.provider,
+                outcome=end.value,
+                status=progress.status,
+                requests=len(items),
+                answered=sum(1 for i in items if str(i.request_id) in by_id),
+            )
+
+        uow.after_commit(count)
 
     async def purge(self) -> int:
         """Forget requests answered longer ago than `LLM_BATCH_RETENTION_HOURS` (a redelivery
         is de-duplicated against them until then)."""
-        async with self._transactions() as store:
-            return await store.purge_finished(self._settings.llm_batch_retention_hours * 3600)
+        async with self._transactions() as uow:
+            return await uow.batches.purge_finished(self._settings.llm_batch_retention_hours * 3600)
 
-    async def _later(self, store: BatchStore, batch: ProviderBatchRecord, result: str) -> None:
-        PROVIDER_BATCH_POLLS.labels(provider=batch.provider, result=result).inc()
+    async def _later(self, uow: UnitOfWork, batch: ProviderBatchRecord, result: str) -> None:
         interval = next_poll_interval(
             batch.poll_interval_seconds,
             initial=self._settings.llm_batch_poll_initial_seconds,
             maximum=self._settings.llm_batch_poll_max_seconds,
         )
-        await store.schedule_poll(batch.id, interval)
+        await uow.batches.schedule_poll(batch.id, interval)
+        uow.after_commit(
+            lambda: PROVIDER_BATCH_POLLS.labels(provider=batch.provider, result=result).inc()
+        )
 
 
 async def answer_all(
-    store: BatchStore,
+    uow: UnitOfWork,
     callbacks: BatchCallbacks,
     items: Sequence[QueuedRequest],
     outcome_of: Callable[[QueuedRequest], ItemOutcome | JudgeError],
 ) -> None:
-    """Stage each request's callback and mark it answered, in the caller's transaction."""
+    """Stage each request's callback and mark it answered, in the caller's transaction; the
+    answers are counted once it commits."""
     for item in items:
         outcome = outcome_of(item)
         if isinstance(outcome, JudgeError):
             outcome = ItemOutcome(str(item.request_id), error=outcome)
-        topic, envelope, key = callbacks.callback(item, outcome)
-        await store.stage_callback(topic, envelope, key)
-        await store.finish_request(item.request_id)
+        callback = callbacks.callback(item, outcome)
+        uow.stage_event(callback.topic, callback.envelope, callback.key)
+        uow.after_commit(callback.count)
+        await uow.batches.finish_request(item.request_id)
 
 
 def _not_configured(provider: str) -> JudgeError:

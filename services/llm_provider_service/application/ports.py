@@ -3,7 +3,7 @@ records they exchange with them."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,7 +66,7 @@ class ChatRequest:
     schema: dict[str, Any]
     temperature: float | None
     max_tokens: int
-    # Prompt caching (SPEC §2): each of `cache_breakpoints` is a length of a leading part of
+    # Prompt caching (docs/contracts.md): each of `cache_breakpoints` is the length of a head of
     # `user` that closes a cacheable prefix (Anthropic `cache_control`; ascending; empty = no
     # breakpoint); `cache_key` is OpenAI's `prompt_cache_key` (None = caching off).
     cache_breakpoints: tuple[int, ...] = ()
@@ -225,18 +225,31 @@ class BatchStore(Protocol):
         """Mark a request answered (its callback is staged in the same transaction)."""
         ...
 
-    async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
-        """Put a callback into the outbox; it is published once the transaction commits."""
-        ...
-
     async def purge_finished(self, older_than_seconds: float) -> int:
         """Forget answered requests and ended batches finished longer ago; how many requests."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: its stores per area, its outbox and what runs once it has committed."""
+
+    @property
+    def batches(self) -> BatchStore:
+        """Batch-mode requests and provider batches."""
+        ...
+
+    def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
+        """Put an event into the outbox; it is published once the transaction commits."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` (metrics, logs that count the change) once the transaction committed."""
         ...
 
 
 class Transactions(Protocol):
     """Opens a unit of work: committed when the block ends normally, rolled back if it raises."""
 
-    def __call__(self) -> AbstractAsyncContextManager[BatchStore]:
-        """A new transaction over the batch store."""
+    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A new transaction."""
         ...

@@ -29,6 +29,7 @@ from llm_provider_service.domain.errors import (
     ProviderTimeoutError,
     RetryableProviderError,
 )
+from llm_provider_service.domain.prompt_caching import CHARS_PER_TOKEN
 from llm_provider_service.metrics import (
     CIRCUIT_STATE,
     PROVIDER_ATTEMPTS,
@@ -37,7 +38,6 @@ from llm_provider_service.metrics import (
 )
 
 _CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class ProviderRateLimiter:
 
 def estimate_tokens(request: ChatRequest) -> int:
     """A cheap upper-bound guess of a call's tokens (prompt characters / 4 + answer budget)."""
-    return (len(request.system) + len(request.user)) // _CHARS_PER_TOKEN + request.max_tokens
+    return (len(request.system) + len(request.user)) // CHARS_PER_TOKEN + request.max_tokens
 
 
 class ResilientChatModel:

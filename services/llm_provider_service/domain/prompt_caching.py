@@ -55,11 +55,6 @@ class CachePlan:
     prefix_tokens: int
 
 
-def estimate_prompt_tokens(text: str) -> int:
-    """A rough token count of a text (characters / 4)."""
-    return len(text) // CHARS_PER_TOKEN
-
-
 def recurring_breakpoint_pays(terms: CacheTerms, hit_rate: float) -> bool:
     """Whether a breakpoint on a prefix read back at `hit_rate` lowers the expected cost.
 

@@ -31,7 +31,7 @@ _UNTRUSTED_RULES = (
 
 # Per version: the system prompt, the static head of the user message (the same in every request
 # of a CJ batch: instructions, rubric, language) and its per-request tail (the fenced texts). The
-# static part comes first so that providers can cache it (SPEC §2); the user message is head + tail.
+# static part comes first, for providers to cache (docs/contracts.md); user message = head + tail.
 _TEMPLATES: dict[str, tuple[str, str, str]] = {
     COMPARISON_PROMPT_VERSION: (
         "You are an experienced examiner making a comparative judgement between two student "

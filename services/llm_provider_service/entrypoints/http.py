@@ -21,7 +21,7 @@ from llm_provider_service.config import Settings
 
 def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
     """Build the Quart app on a container (nothing connects until a request needs it);
-    `/healthz/ready` runs the `readiness` checks (the runtime passes the worker's Kafka check)."""
+    `/healthz/ready` runs the `readiness` checks (the kernel's standard ones: database, Kafka)."""
     app = Quart("llm_provider_service")
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)

@@ -1,5 +1,5 @@
 """The LLM provider service for the kernel (`common_core.runtime.kernel`): its topics,
-migrations, HTTP app and workers (the request worker, the batch-mode submission and poll
+migrations, HTTP app and workers (the request consumer, the batch-mode submission and poll
 workers, the outbox relay)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.batching import BatchIntake, BatchPoller, BatchSubmitter
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.di import make_container
-from llm_provider_service.entrypoints.consumers import RequestWorker
+from llm_provider_service.entrypoints.consumers import request_consumer
 from llm_provider_service.entrypoints.http import create_app
 from llm_provider_service.entrypoints.periodic import BatchPollWorker, BatchSubmissionWorker
 
@@ -49,7 +49,7 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
     return ServiceParts(
         app=create_app(container, parts.readiness),
         workers={
-            "requests": RequestWorker(
+            "requests": request_consumer(
                 settings,
                 await container.get(RequestAnswerer),
                 producer,

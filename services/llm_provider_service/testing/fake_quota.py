@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_provider_service.domain.prompt_caching import CHARS_PER_TOKEN
 from llm_provider_service.testing.fake_llm_server import (
     FakeReply,
     ReceivedRequest,
@@ -15,15 +16,13 @@ from llm_provider_service.testing.fake_llm_server import (
     always_good,
 )
 
-_CHARS_PER_TOKEN = 4
-
 
 def estimated_tokens(body: dict[str, Any]) -> int:
     """The service's estimate of a chat call: its messages' characters / 4 + the answer budget."""
     text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
     text += str(body.get("system", ""))
     budget = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return len(text) // _CHARS_PER_TOKEN + int(budget)
+    return len(text) // CHARS_PER_TOKEN + int(budget)
 
 
 class TokenQuota:

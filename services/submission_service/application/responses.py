@@ -48,7 +48,7 @@ class NewResponse:
 
 
 async def create_response(uow: UnitOfWork, identity: Identity, new: NewResponse) -> ResponseRecord:
-    """Store an answer. Never triggers scoring, even with `completed_at` (SPEC §4)."""
+    """Store an answer. Never triggers scoring, even with `completed_at` (docs/contracts.md)."""
     record = ResponseRecord(
         id=uuid4(),
         identity=identity,

@@ -1,4 +1,4 @@
-"""The completion trigger (SPEC §4): only a PATCH that sets `completed_at` to a real timestamp."""
+"""Completion trigger (docs/contracts.md): only a PATCH setting `completed_at` to a timestamp."""
 
 from __future__ import annotations
 

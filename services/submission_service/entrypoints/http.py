@@ -1,4 +1,4 @@
-"""The Quart app: the submission HTTP API (SPEC §4), OpenAPI at /openapi.json, JSON errors.
+"""The Quart app: submission HTTP API (docs/contracts.md), OpenAPI at /openapi.json, JSON errors.
 
 Routes live in the `http_<area>.py` blueprints; `create_app` assembles them."""
 

@@ -1,6 +1,6 @@
 """Typed HTTP request and response models (they generate the OpenAPI document).
 
-Every text a request carries is one of `common_core.limits`' storable types (SPEC §1.5): a NUL
+Every text a request carries is one of `common_core.limits`' storable types (docs/limits.md): a NUL
 character, a lone surrogate or an oversized value is refused naming the field, and the document
 states the same limits. Where the server reads more than plain JSON Schema keywords say (UUIDs,
 timestamps, webhook URLs), the pattern in the document is the very one the server checks, so a

@@ -1,4 +1,4 @@
-"""A batch's cached tokens, estimated cost and judges (SPEC §1.3 `resource_usage`, `judges`).
+"""A batch's cached tokens, estimated cost and judges (docs/contracts.md `resource_usage`, `judges`).
 
 Summed as answers are recorded, like prompt_tokens and completion_tokens: cached and cache-write
 prompt tokens, the estimated cost in US dollars, how many answers used tokens without a price

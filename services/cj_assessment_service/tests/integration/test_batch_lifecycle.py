@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_batches
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     batch_in_state,
     outcome_events,
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

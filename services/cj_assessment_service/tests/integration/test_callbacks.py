@@ -9,11 +9,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from cj_assessment_service.adapters.postgres import repository_transaction
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     CJRuntime,
     batch_in_state,
     newest_batch,
@@ -21,7 +21,7 @@ from cj_assessment_service.tests.integration.harness import (
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     error_result,
     essays,
     judging,
@@ -139,10 +139,11 @@ class TestConcurrency:
             results = [verdict(r.data) for r in judge.requests]
 
             workflow = await service.container.get(CJWorkflow)
+            transactions = await service.container.get(Transactions)
 
             async def record(result: LLMComparisonResultV1) -> None:
-                async with repository_transaction(service.sessions) as repo:
-                    await workflow.record_results(repo, [result])
+                async with transactions() as uow:
+                    await workflow.record_results(uow, [result])
 
             # 100 distinct callbacks, each delivered twice, all in flight at once.
             await asyncio.gather(*(record(r) for r in results[:100] * 2))

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     batch_in_state,
     outcome_events,
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

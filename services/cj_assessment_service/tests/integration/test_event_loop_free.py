@@ -21,12 +21,12 @@ from prometheus_client import REGISTRY
 
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.consumers import CALLBACK_GROUP
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     batch_in_state,
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from cj_assessment_service.adapters.tables import cj_hedge_calls, cj_pairs
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.entrypoints.periodic import TailHedger
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     CJRuntime,
     batch_in_state,
     newest_batch,
@@ -20,7 +20,7 @@ from cj_assessment_service.tests.integration.harness import (
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

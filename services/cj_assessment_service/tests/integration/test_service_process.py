@@ -12,15 +12,15 @@ from sqlalchemy import func, select
 
 from cj_assessment_service.adapters.tables import cj_pairs
 from cj_assessment_service.entrypoints.consumers import CALLBACK_GROUP, REQUEST_GROUP
-from cj_assessment_service.tests.integration.harness import outcome_events
-from cj_assessment_service.tests.integration.processes import (
+from cj_assessment_service.testing.harness import outcome_events
+from cj_assessment_service.testing.process import (
     get_json,
     group_members,
     metrics_text,
     process_env,
     service_process,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

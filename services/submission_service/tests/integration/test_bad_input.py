@@ -146,7 +146,7 @@ async def _stored_answers(service: ServiceUnderTest, headers: dict[str, str]) ->
 
 
 class TestStorableText:
-    """SPEC §1.5: what PostgreSQL cannot store, or what breaks a documented limit, is refused
+    """docs/limits.md: what PostgreSQL cannot store, or what breaks a documented limit, is refused
     naming the field, and nothing is stored."""
 
     @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The completion trigger (SPEC §4): only a PATCH setting `completed_at` to a timestamp scores."""
+"""Completion trigger (docs/contracts.md): only a PATCH giving `completed_at` a timestamp scores."""
 
 from __future__ import annotations
 

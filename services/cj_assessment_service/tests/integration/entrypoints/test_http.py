@@ -7,14 +7,14 @@ import uuid
 import pytest
 
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     batch_in_state,
     newest_batch,
     outcome_events,
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     ScriptedJudge,
     essays,
     judging,

@@ -15,14 +15,14 @@ from cj_assessment_service.adapters.tables import cj_essay_sets
 from cj_assessment_service.application.essay_sets import essay_digest_line
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     CJRuntime,
     batch_in_state,
     outcome_events,
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     essays,
     judging,
     make_settings,

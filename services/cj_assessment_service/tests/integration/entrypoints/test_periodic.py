@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from cj_assessment_service.domain.batch import BatchState
-from cj_assessment_service.tests.integration.harness import (
+from cj_assessment_service.testing.harness import (
     CJRuntime,
     batch_in_state,
     newest_batch,
@@ -14,7 +14,7 @@ from cj_assessment_service.tests.integration.harness import (
     running_service,
     submit,
 )
-from cj_assessment_service.tests.support import (
+from cj_assessment_service.testing.requests import (
     Policy,
     essays,
     judging,

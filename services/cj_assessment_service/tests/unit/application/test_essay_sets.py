@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -22,42 +22,12 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import InvalidEssaySet
-from cj_assessment_service.tests.support import request_envelope
-from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from cj_assessment_service.testing.fakes import FakeEssaySets, FakeUnitOfWork
+from cj_assessment_service.testing.requests import request_envelope
 from common_core.events.cj import EssaySetReference, EssayToProcess
 from common_core.topics import Topic
 
 RETENTION = timedelta(hours=1)
-
-
-class FakeEssaySetStore:
-    """Sets in dicts; `writes` records the size of every essay insert."""
-
-    def __init__(self) -> None:
-        self.expiry: dict[UUID, datetime] = {}
-        self.sealed: dict[UUID, tuple[int, str]] = {}
-        self.essays: dict[UUID, list[EssayRecord]] = {}
-        self.writes: list[int] = []
-
-    async def create_essay_set(
-        self, set_id: UUID, created_at: datetime, expires_at: datetime
-    ) -> None:
-        self.expiry[set_id] = expires_at
-        self.essays[set_id] = []
-
-    async def add_essay_set_essays(self, set_id: UUID, essays: Sequence[EssayRecord]) -> None:
-        if essays:
-            self.writes.append(len(essays))
-        self.essays[set_id].extend(essays)
-
-    async def seal_essay_set(self, set_id: UUID, essay_count: int, content_sha256: str) -> None:
-        self.sealed[set_id] = (essay_count, content_sha256)
-
-    async def delete_expired_essay_sets(self, now: datetime, limit: int) -> int:
-        expired = [i for i, at in self.expiry.items() if at <= now][:limit]
-        for set_id in expired:
-            del self.expiry[set_id], self.essays[set_id]
-        return len(expired)
 
 
 async def lines(*items: bytes) -> AsyncIterator[bytes]:
@@ -71,7 +41,7 @@ def essay_line(essay_id: str, text: str) -> bytes:
 
 class TestUpload:
     async def test_essays_are_stored_in_order_in_chunks_with_their_digest(self) -> None:
-        store = FakeEssaySetStore()
+        store = FakeEssaySets()
         n = WRITE_CHUNK * 2 + 7
         body = [essay_line(f"e{i}", f"text {i}") for i in range(n)]
 
@@ -90,13 +60,11 @@ class TestUpload:
     async def test_more_essays_than_the_limit_are_refused(self) -> None:
         body = [essay_line(f"e{i}", "text") for i in range(4)]
         with pytest.raises(InvalidEssaySet) as refused:
-            await upload_essay_set(
-                FakeEssaySetStore(), lines(*body), retention=RETENTION, max_essays=3
-            )
+            await upload_essay_set(FakeEssaySets(), lines(*body), retention=RETENTION, max_essays=3)
         assert refused.value.field == "essays"
 
     async def test_expired_sets_are_deleted_and_live_ones_kept(self) -> None:
-        store = FakeEssaySetStore()
+        store = FakeEssaySets()
         old = await upload_essay_set(store, lines(essay_line("a", "x")), retention=-RETENTION)
         live = await upload_essay_set(store, lines(essay_line("a", "x")), retention=RETENTION)
 
@@ -114,11 +82,18 @@ def stored_set(n: int, *, expires_in: timedelta = RETENTION) -> StoredEssaySet:
     )
 
 
+async def store(essay_sets: FakeEssaySets, stored: StoredEssaySet) -> None:
+    """Upload `stored` as the upload use case would."""
+    await essay_sets.create(stored.id, datetime.now(UTC), stored.expires_at)
+    await essay_sets.add_essays(stored.id, stored.essays)
+    await essay_sets.seal(stored.id, len(stored.essays), stored.content_sha256)
+
+
 class TestIntakeByReference:
     async def test_a_request_naming_a_set_starts_a_batch_of_its_essays(self) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         essay_set = stored_set(5)
-        repo.essay_sets[essay_set.id] = essay_set
+        await store(uow.essay_sets, essay_set)
         settings = Settings()
         envelope = request_envelope(settings, "ref", [])
         data = envelope.data.model_copy(
@@ -126,14 +101,14 @@ class TestIntakeByReference:
         )
 
         await CJWorkflow(settings, seed=1).handle_request(
-            repo, envelope.model_copy(update={"data": data})
+            uow, envelope.model_copy(update={"data": data})
         )
 
-        (batch,) = repo.batches.values()
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.WAITING_CALLBACKS
         assert batch.essay_count == 5
-        assert repo.essay_rows[batch.id] == essay_set.essays
-        assert len(repo.events(Topic.LLM_COMPARISON_REQUESTED.value)) == 10
+        assert uow.essays.rows[batch.id] == essay_set.essays
+        assert len(uow.events(Topic.LLM_COMPARISON_REQUESTED.value)) == 10
 
     @pytest.mark.parametrize(
         ("known", "expires_in", "sha", "inline", "field"),
@@ -147,10 +122,10 @@ class TestIntakeByReference:
     async def test_a_reference_that_cannot_be_resolved_fails_naming_the_field(
         self, known: bool, expires_in: timedelta, sha: str | None, inline: int, field: str
     ) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         essay_set = stored_set(3, expires_in=expires_in)
         if known:
-            repo.essay_sets[essay_set.id] = essay_set
+            await store(uow.essay_sets, essay_set)
         settings = Settings()
         items = [EssayToProcess(essay_id=f"x{i}", text_content="text") for i in range(inline)]
         envelope = request_envelope(settings, "ref", items)
@@ -158,12 +133,12 @@ class TestIntakeByReference:
         data = envelope.data.model_copy(update={"essay_set": reference})
 
         await CJWorkflow(settings, seed=1).handle_request(
-            repo, envelope.model_copy(update={"data": data})
+            uow, envelope.model_copy(update={"data": data})
         )
 
-        (batch,) = repo.batches.values()
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.FAILED
-        (failed,) = repo.events(Topic.CJ_ASSESSMENT_FAILED.value)
+        (failed,) = uow.events(Topic.CJ_ASSESSMENT_FAILED.value)
         assert failed.data.error_detail.code == "validation"
         assert failed.data.error_detail.details["field"] == field
-        assert repo.events(Topic.LLM_COMPARISON_REQUESTED.value) == []
+        assert uow.events(Topic.LLM_COMPARISON_REQUESTED.value) == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from cj_assessment_service.application.pacing import MAX_REMEMBERED_BATCHES, BatchPacing
 from cj_assessment_service.application.ports import BatchRecord
-from cj_assessment_service.tests.support import batch_record
+from cj_assessment_service.testing.requests import batch_record
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 

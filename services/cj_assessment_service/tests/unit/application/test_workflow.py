@@ -1,4 +1,4 @@
-"""The batch use cases driven through an in-memory repository (no Kafka, no database)."""
+"""The batch use cases driven through an in-memory unit of work (no Kafka, no database)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import BatchAlreadyFinished, BatchNotFound
-from cj_assessment_service.tests.support import error_result, essays, request_envelope, verdict
-from cj_assessment_service.tests.unit.application.fake_repository import FakeBatchRepository
+from cj_assessment_service.testing.fakes import FakeUnitOfWork
+from cj_assessment_service.testing.requests import error_result, essays, request_envelope, verdict
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import (
     LLMComparisonRequestV1,
@@ -39,89 +39,89 @@ def workflow(**overrides: Any) -> tuple[CJWorkflow, Settings]:
     return CJWorkflow(settings, seed=1), settings
 
 
-def requests(repo: FakeBatchRepository) -> list[LLMComparisonRequestV1]:
-    return [e.data for e in repo.events(REQUESTED)]
+def requests(uow: FakeUnitOfWork) -> list[LLMComparisonRequestV1]:
+    return [e.data for e in uow.events(REQUESTED)]
 
 
-async def start(repo: FakeBatchRepository, n: int, **overrides: Any) -> CJWorkflow:
+async def start(uow: FakeUnitOfWork, n: int, **overrides: Any) -> CJWorkflow:
     flow, settings = workflow(**overrides)
-    await flow.handle_request(repo, request_envelope(settings, "ref", essays(n)))
+    await flow.handle_request(uow, request_envelope(settings, "ref", essays(n)))
     return flow
 
 
 class TestRequests:
     async def test_a_request_plans_all_pairs_and_stages_their_requests(self) -> None:
-        repo = FakeBatchRepository()
-        await start(repo, 10)
-        (batch,) = repo.batches.values()
+        uow = FakeUnitOfWork()
+        await start(uow, 10)
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.WAITING_CALLBACKS
-        assert batch.planned == len(requests(repo)) == 45
-        assert {r.request_metadata["batch_id"] for r in requests(repo)} == {str(batch.id)}
+        assert batch.planned == len(requests(uow)) == 45
+        assert {r.request_metadata["batch_id"] for r in requests(uow)} == {str(batch.id)}
 
     async def test_the_same_event_or_a_live_ref_creates_no_second_batch(self) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         flow, settings = workflow()
         event = request_envelope(settings, "ref", essays(3))
-        assert await flow.handle_request(repo, event) is not None
-        assert await flow.handle_request(repo, event) is None
-        assert await flow.handle_request(repo, request_envelope(settings, "ref", essays(3))) is None
-        assert len(repo.batches) == 1
+        assert await flow.handle_request(uow, event) is not None
+        assert await flow.handle_request(uow, event) is None
+        assert await flow.handle_request(uow, request_envelope(settings, "ref", essays(3))) is None
+        assert len(uow.batches.rows) == 1
 
     async def test_an_empty_request_fails_with_a_validation_error(self) -> None:
-        repo = FakeBatchRepository()
-        await start(repo, 0)
-        (failed,) = repo.events(FAILED)
+        uow = FakeUnitOfWork()
+        await start(uow, 0)
+        (failed,) = uow.events(FAILED)
         assert failed.data.error_detail.code == "validation"
-        assert repo.events(REQUESTED) == []
+        assert uow.events(REQUESTED) == []
 
 
 class TestCallbacks:
     async def test_all_answers_complete_the_batch_with_one_event(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 5)
-        await flow.record_results(repo, [verdict(r) for r in requests(repo)])
-        (batch,) = repo.batches.values()
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 5)
+        await flow.record_results(uow, [verdict(r) for r in requests(uow)])
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.COMPLETED
-        (completed,) = repo.events(COMPLETED)
+        (completed,) = uow.events(COMPLETED)
         assert completed.data.completion_reason == CJCompletionReason.ALL_PAIRS_COMPARED
         assert [r.essay_id for r in completed.data.rankings] == ["e4", "e3", "e2", "e1", "e0"]
 
     async def test_duplicates_and_unknown_ids_change_nothing(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 4)
-        first = verdict(requests(repo)[0])
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 4)
+        first = verdict(requests(uow)[0])
         stranger = LLMComparisonResultV1.model_validate(
             {**first.model_dump(), "request_id": "00000000-0000-0000-0000-000000000001"}
         )
-        report = await flow.record_results(repo, [first, first, stranger])
-        again = await flow.record_results(repo, [first])
-        (batch,) = repo.batches.values()
+        report = await flow.record_results(uow, [first, first, stranger])
+        again = await flow.record_results(uow, [first])
+        (batch,) = uow.batches.rows.values()
         assert (report.recorded, report.duplicates, report.orphans) == (1, 1, 1)
         assert (again.recorded, again.duplicates) == (0, 1)
         assert batch.completed == 1
 
     async def test_a_retryable_error_is_asked_again_under_a_new_request_id(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 3, max_retries_per_pair=1)
-        original = requests(repo)[0]
-        await flow.record_results(repo, [error_result(original, retryable=True)])
-        retried = requests(repo)[-1]
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 3, max_retries_per_pair=1)
+        original = requests(uow)[0]
+        await flow.record_results(uow, [error_result(original, retryable=True)])
+        retried = requests(uow)[-1]
         assert retried.request_metadata["pair_id"] == original.request_metadata["pair_id"]
         assert retried.request_id != original.request_id
-        await flow.record_results(repo, [error_result(retried, retryable=True)])
-        (batch,) = repo.batches.values()
+        await flow.record_results(uow, [error_result(retried, retryable=True)])
+        (batch,) = uow.batches.rows.values()
         assert (batch.completed, batch.failed) == (0, 1)
 
     async def test_a_low_success_rate_fails_the_batch(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 4, min_success_rate_threshold=0.8)
-        pending = requests(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 4, min_success_rate_threshold=0.8)
+        pending = requests(uow)
         results = [error_result(r) if i % 2 else verdict(r) for i, r in enumerate(pending)]
-        await flow.record_results(repo, results)
-        (batch,) = repo.batches.values()
+        await flow.record_results(uow, results)
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.FAILED
-        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["low_success_rate"]
-        assert repo.events(COMPLETED) == []
+        assert [e.data.error_detail.code for e in uow.events(FAILED)] == ["low_success_rate"]
+        assert uow.events(COMPLETED) == []
 
 
 def _priced(
@@ -146,15 +146,15 @@ def _priced(
 
 class TestResourceUsage:
     async def test_the_completed_event_sums_tokens_and_cost_and_names_the_judges(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 5)
-        asked = requests(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 5)
+        asked = requests(uow)
         answers = [_priced(verdict(r), 0.0002) for r in asked[:6]]
         answers += [_priced(verdict(r), 0.0005, model="gpt-4o") for r in asked[6:]]
         # Recorded in two fetched batches, as the consumer does.
-        await flow.record_results(repo, answers[:3])
-        await flow.record_results(repo, answers[3:])
-        (completed,) = repo.events(COMPLETED)
+        await flow.record_results(uow, answers[:3])
+        await flow.record_results(uow, answers[3:])
+        (completed,) = uow.events(COMPLETED)
         usage = completed.data.system_metadata.resource_usage
         assert usage.prompt_tokens == 10 * 1000
         assert usage.completion_tokens == 10 * 40
@@ -172,26 +172,26 @@ class TestResourceUsage:
         }
 
     async def test_one_answer_without_a_price_makes_the_cost_unknown_not_partial(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 4)
-        asked = requests(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 4)
+        asked = requests(uow)
         answers = [_priced(verdict(r), 0.0002) for r in asked[1:]]
         answers.append(_priced(verdict(asked[0]), None, model="my-local-model"))
-        await flow.record_results(repo, answers)
-        (completed,) = repo.events(COMPLETED)
+        await flow.record_results(uow, answers)
+        (completed,) = uow.events(COMPLETED)
         usage = completed.data.system_metadata.resource_usage
         assert usage.estimated_cost_usd is None
         assert usage.unpriced_comparisons == 1
         assert usage.prompt_tokens == len(asked) * 1000
 
     async def test_an_error_that_spent_no_tokens_leaves_the_cost_known(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 3, min_success_rate_threshold=0.5)
-        asked = requests(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 3, min_success_rate_threshold=0.5)
+        asked = requests(uow)
         answers = [_priced(verdict(r), 0.0002) for r in asked[1:]]
         answers.append(error_result(asked[0]))  # no usage, no cost: nothing was spent
-        await flow.record_results(repo, answers)
-        (completed,) = repo.events(COMPLETED)
+        await flow.record_results(uow, answers)
+        (completed,) = uow.events(COMPLETED)
         usage = completed.data.system_metadata.resource_usage
         assert usage.estimated_cost_usd == pytest.approx((len(asked) - 1) * 0.0002)
         assert [j.comparisons for j in completed.data.system_metadata.judges] == [len(asked) - 1]
@@ -203,9 +203,9 @@ class TestContinuousPlanning:
     async def test_answers_in_any_order_keep_the_target_in_flight_and_spend_the_budget_exactly(
         self, seed: int, chunk: int
     ) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         flow = await start(
-            repo,
+            uow,
             12,
             target_outstanding_comparisons=10,
             refit_every_answers=3,
@@ -215,32 +215,32 @@ class TestContinuousPlanning:
         draw = random.Random(seed)
         answered: set[str] = set()
         while True:
-            (batch,) = repo.batches.values()
+            (batch,) = uow.batches.rows.values()
             if batch.state.is_terminal:
                 break
-            waiting = [r for r in requests(repo) if str(r.request_id) not in answered]
+            waiting = [r for r in requests(uow) if str(r.request_id) not in answered]
             # Never only the held-back answers in flight while budget remains.
             assert batch.pending == len(waiting)
             if batch.planned < budget:
                 assert batch.pending >= 10 - 3
             picked = draw.sample(waiting, min(chunk, len(waiting)))
             answered.update(str(r.request_id) for r in picked)
-            await flow.record_results(repo, [verdict(r) for r in picked])
-        ordered = [(r.essay_a.essay_id, r.essay_b.essay_id) for r in requests(repo)]
+            await flow.record_results(uow, [verdict(r) for r in picked])
+        ordered = [(r.essay_a.essay_id, r.essay_b.essay_id) for r in requests(uow)]
         assert len(ordered) == len(set(ordered)) == budget
         assert batch.planned == batch.completed == budget
-        (completed,) = repo.events(COMPLETED)
+        (completed,) = uow.events(COMPLETED)
         assert completed.data.completion_reason == CJCompletionReason.BUDGET_EXHAUSTED
 
     async def test_a_reliability_target_met_finishes_stable_with_the_stop_named(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 12, target_outstanding_comparisons=10, refit_every_answers=3)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 12, target_outstanding_comparisons=10, refit_every_answers=3)
         answered: set[str] = set()
-        while not next(iter(repo.batches.values())).state.is_terminal:
-            waiting = [r for r in requests(repo) if str(r.request_id) not in answered]
+        while not next(iter(uow.batches.rows.values())).state.is_terminal:
+            waiting = [r for r in requests(uow) if str(r.request_id) not in answered]
             answered.update(str(r.request_id) for r in waiting)
-            await flow.record_results(repo, [verdict(r) for r in waiting])
-        (completed,) = repo.events(COMPLETED)
+            await flow.record_results(uow, [verdict(r) for r in waiting])
+        (completed,) = uow.events(COMPLETED)
         statistics = completed.data.statistics
         assert completed.data.completion_reason == CJCompletionReason.STABLE
         assert statistics.stop_rule_reliability == "posterior_reliability"
@@ -251,104 +251,104 @@ class TestContinuousPlanning:
 
 
 class TestMonitor:
-    async def _age(self, repo: FakeBatchRepository, **changes: Any) -> None:
-        (batch,) = repo.batches.values()
-        repo.batches[batch.id] = replace(batch, **changes)
+    async def _age(self, uow: FakeUnitOfWork, **changes: Any) -> None:
+        (batch,) = uow.batches.rows.values()
+        uow.batches.rows[batch.id] = replace(batch, **changes)
 
     async def test_a_stuck_batch_above_the_threshold_is_recovered(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 10, stuck_batch_timeout_seconds=60)
-        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:40]])
-        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
-        report = await flow.check_stale_batches(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 10, stuck_batch_timeout_seconds=60)
+        await flow.record_results(uow, [verdict(r) for r in requests(uow)[:40]])
+        await self._age(uow, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
+        report = await flow.check_stale_batches(uow)
         assert (report.detected, report.recovered) == (1, 1)
-        (completed,) = repo.events(COMPLETED)
+        (completed,) = uow.events(COMPLETED)
         assert completed.data.completion_reason == CJCompletionReason.FORCED_RECOVERY
 
     async def test_a_stuck_batch_below_the_threshold_fails(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 10, stuck_batch_timeout_seconds=60)
-        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:5]])
-        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
-        report = await flow.check_stale_batches(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 10, stuck_batch_timeout_seconds=60)
+        await flow.record_results(uow, [verdict(r) for r in requests(uow)[:5]])
+        await self._age(uow, last_activity_at=datetime.now(UTC) - timedelta(hours=1))
+        report = await flow.check_stale_batches(uow)
         assert report.failed == 1
-        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["stuck_batch"]
+        assert [e.data.error_detail.code for e in uow.events(FAILED)] == ["stuck_batch"]
 
     async def test_a_batch_waiting_on_a_provider_batch_is_not_stuck_within_its_window(
         self,
     ) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         flow = await start(
-            repo, 10, stuck_batch_timeout_seconds=60, stuck_batch_mode_timeout_seconds=7200
+            uow, 10, stuck_batch_timeout_seconds=60, stuck_batch_mode_timeout_seconds=7200
         )
-        (batch,) = repo.batches.values()
+        (batch,) = uow.batches.rows.values()
         batch_mode = RequestSettings(llm_config=LLMConfig(mode=LLMMode.BATCH))
         await self._age(
-            repo,
+            uow,
             request_settings=batch_mode,
             last_activity_at=datetime.now(UTC) - timedelta(hours=1),
         )
-        assert (await flow.check_stale_batches(repo)).detected == 0
-        await self._age(repo, last_activity_at=datetime.now(UTC) - timedelta(hours=3))
-        report = await flow.check_stale_batches(repo)
+        assert (await flow.check_stale_batches(uow)).detected == 0
+        await self._age(uow, last_activity_at=datetime.now(UTC) - timedelta(hours=3))
+        report = await flow.check_stale_batches(uow)
         assert (report.detected, report.failed) == (1, 1)
-        assert repo.batches[batch.id].state == BatchState.FAILED
+        assert uow.batches.rows[batch.id].state == BatchState.FAILED
 
     async def test_the_threshold_and_grace_trigger_partial_scoring(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 10, completion_threshold_pct=80, partial_scoring_grace_seconds=30)
-        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:36]])
-        (batch,) = repo.batches.values()
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 10, completion_threshold_pct=80, partial_scoring_grace_seconds=30)
+        await flow.record_results(uow, [verdict(r) for r in requests(uow)[:36]])
+        (batch,) = uow.batches.rows.values()
         assert batch.threshold_reached_at is not None
-        assert (await flow.check_stale_batches(repo)).partial_scored == 0
-        await self._age(repo, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
-        assert (await flow.check_stale_batches(repo)).partial_scored == 1
-        (batch,) = repo.batches.values()
+        assert (await flow.check_stale_batches(uow)).partial_scored == 0
+        await self._age(uow, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
+        assert (await flow.check_stale_batches(uow)).partial_scored == 1
+        (batch,) = uow.batches.rows.values()
         assert batch.partial_scoring_triggered
         assert batch.state == BatchState.COMPLETED
-        (completed,) = repo.events(COMPLETED)
+        (completed,) = uow.events(COMPLETED)
         assert completed.data.completion_reason == CJCompletionReason.FORCED_RECOVERY
         assert completed.data.partial_scoring_triggered
 
     async def test_a_live_batch_can_be_cancelled_once(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 3)
-        (batch,) = repo.batches.values()
-        cancelled = await flow.cancel(repo, batch.id)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 3)
+        (batch,) = uow.batches.rows.values()
+        cancelled = await flow.cancel(uow, batch.id)
         assert cancelled.state == BatchState.CANCELLED
-        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["cancelled"]
+        assert [e.data.error_detail.code for e in uow.events(FAILED)] == ["cancelled"]
         with pytest.raises(BatchAlreadyFinished):
-            await flow.cancel(repo, batch.id)
+            await flow.cancel(uow, batch.id)
         with pytest.raises(BatchNotFound):
-            await flow.cancel(repo, uuid4())
+            await flow.cancel(uow, uuid4())
 
     async def test_a_batch_active_within_the_timeout_is_left_alone(self) -> None:
-        repo = FakeBatchRepository()
-        flow = await start(repo, 10, stuck_batch_timeout_seconds=600)
-        await flow.record_results(repo, [verdict(r) for r in requests(repo)[:5]])
-        report = await flow.check_stale_batches(repo)
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 10, stuck_batch_timeout_seconds=600)
+        await flow.record_results(uow, [verdict(r) for r in requests(uow)[:5]])
+        report = await flow.check_stale_batches(uow)
         assert (report.detected, report.recovered, report.failed) == (0, 0, 0)
-        (batch,) = repo.batches.values()
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.WAITING_CALLBACKS
 
     async def test_partial_scoring_with_too_many_failed_answers_fails_the_batch(self) -> None:
-        repo = FakeBatchRepository()
+        uow = FakeUnitOfWork()
         flow = await start(
-            repo,
+            uow,
             10,
             completion_threshold_pct=80,
             partial_scoring_grace_seconds=30,
             min_success_rate_threshold=0.9,
             max_retries_per_pair=0,
         )
-        pending = requests(repo)[:36]
+        pending = requests(uow)[:36]
         results = [error_result(r) if i % 4 == 0 else verdict(r) for i, r in enumerate(pending)]
-        await flow.record_results(repo, results)
-        (batch,) = repo.batches.values()
+        await flow.record_results(uow, results)
+        (batch,) = uow.batches.rows.values()
         if batch.state == BatchState.WAITING_CALLBACKS:
-            await self._age(repo, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
-            assert (await flow.check_stale_batches(repo)).partial_scored == 0
-        (batch,) = repo.batches.values()
+            await self._age(uow, threshold_reached_at=datetime.now(UTC) - timedelta(minutes=1))
+            assert (await flow.check_stale_batches(uow)).partial_scored == 0
+        (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.FAILED
-        assert [e.data.error_detail.code for e in repo.events(FAILED)] == ["low_success_rate"]
-        assert repo.events(COMPLETED) == []
+        assert [e.data.error_detail.code for e in uow.events(FAILED)] == ["low_success_rate"]
+        assert uow.events(COMPLETED) == []

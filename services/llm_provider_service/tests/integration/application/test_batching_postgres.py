@@ -21,12 +21,13 @@ from common_core.events.llm import LLMComparisonResultV1, LLMMode, LLMProviderNa
 from common_core.runtime.database import asyncpg_dsn, create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.outbox import event_outbox
+from common_core.runtime.unit_of_work import SessionTransactions
 from common_core.testing import eventually
 from llm_provider_service.adapters.anthropic_batch import AnthropicBatchAPI
 from llm_provider_service.adapters.anthropic_chat import make_anthropic_client
 from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
 from llm_provider_service.adapters.openai_chat import make_openai_client
-from llm_provider_service.adapters.postgres import PostgresTransactions
+from llm_provider_service.adapters.postgres import PostgresUnitOfWork
 from llm_provider_service.application.batch_results import BatchCallbacks
 from llm_provider_service.application.batching import (
     BatchIntake,
@@ -79,7 +80,7 @@ class Batching:
     submitter: BatchSubmitter
     poller: BatchPoller
     engine: AsyncEngine
-    transactions: PostgresTransactions
+    transactions: SessionTransactions[PostgresUnitOfWork]
 
     async def enqueue(self, n: int, **request: Any) -> list[uuid.UUID]:
         ids = []
@@ -141,7 +142,7 @@ async def batching(
             api_key="sk-ant-test", base_url=server.anthropic_base_url, timeout_seconds=5
         )
         api = AnthropicBatchAPI(client)
-    transactions = PostgresTransactions(create_session_factory(engine))
+    transactions = SessionTransactions(create_session_factory(engine), PostgresUnitOfWork)
     apis = {provider: api}
     callbacks = BatchCallbacks(settings)
     yield Batching(
@@ -307,12 +308,12 @@ class TestNoDoubleSubmission:
         server.batches.script.held = True
         ids = await batching.enqueue(3)
         # The crash: the chunk is opened and submitted, and the process dies before recording.
-        async with batching.transactions() as store:
-            batch = await store.open_batch(
+        async with batching.transactions() as uow:
+            batch = await uow.batches.open_batch(
                 window_seconds=0, max_size=10, lease_seconds=0.6, poll_seconds=0.01
             )
             assert batch is not None
-            items = await store.requests_of(batch.id)
+            items = await uow.batches.requests_of(batch.id)
         calls = [BatchCall(str(i.request_id), chat_request(i, batching.settings)) for i in items]
         await batching.api.submit(calls, key=str(batch.id))
         assert not await batching.submitter.submit_due()  # nothing else is pending
@@ -335,8 +336,8 @@ class TestNoDoubleSubmission:
         self, batching: Batching, server: FakeLLMServer
     ) -> None:
         ids = await batching.enqueue(2)
-        async with batching.transactions() as store:
-            batch = await store.open_batch(
+        async with batching.transactions() as uow:
+            batch = await uow.batches.open_batch(
                 window_seconds=0, max_size=10, lease_seconds=0.6, poll_seconds=0.01
             )
         assert batch is not None
@@ -359,8 +360,8 @@ class TestRetention:
             texts = (await connection.execute(text("SELECT envelope FROM batch_items"))).scalars()
             assert set(texts) == {""}
 
-        async with batching.transactions() as store:
-            assert await store.purge_finished(0) == len(ids)
+        async with batching.transactions() as uow:
+            assert await uow.batches.purge_finished(0) == len(ids)
         async with batching.engine.connect() as connection:
             remaining = await connection.scalar(
                 text(

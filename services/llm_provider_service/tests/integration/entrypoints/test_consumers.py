@@ -1,4 +1,5 @@
-"""The worker over the real broker: callbacks, concurrency, backpressure, commit-after-ack."""
+"""The request consumer over the real broker: callbacks, concurrency, backpressure, commits after
+the callback's ack."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from common_core.events.llm import (
     LLMRubricResultV1,
 )
 from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_concurrent import ConcurrentConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic, dlq_topic_name
@@ -28,7 +30,7 @@ from llm_provider_service.application.panel import build_panel
 from llm_provider_service.application.ports import Judgement, ModelChoice
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
-from llm_provider_service.entrypoints.consumers import RequestWorker
+from llm_provider_service.entrypoints.consumers import request_consumer
 from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 
 pytestmark = pytest.mark.integration
@@ -107,11 +109,11 @@ async def producer(kafka_bootstrap_servers: str) -> AsyncIterator[KafkaEventProd
         yield p
 
 
-async def _run(worker: RequestWorker) -> asyncio.Task[None]:
+async def _run(worker: ConcurrentConsumerRunner) -> asyncio.Task[None]:
     return asyncio.create_task(worker.run())
 
 
-async def _stop(worker: RequestWorker, task: asyncio.Task[None]) -> None:
+async def _stop(worker: ConcurrentConsumerRunner, task: asyncio.Task[None]) -> None:
     worker.stop()
     await asyncio.wait_for(task, timeout=20)
 
@@ -142,7 +144,7 @@ class TestCallbacks:
         await producer.send(OutgoingMessage(comparison_topic, b"not json", key="junk"))
 
         answerer = RequestAnswerer(settings, build_panel(settings, {}).judges)
-        worker = RequestWorker(settings, answerer, producer)
+        worker = request_consumer(settings, answerer, producer)
         task = await _run(worker)
         try:
             records = await read_topic(kafka_bootstrap_servers, callbacks, expected=12, settle=0.5)
@@ -189,7 +191,7 @@ class TestConcurrencyAndCommits:
                 topic, comparison_envelope(topic, callbacks, metadata={"hold": True}), key="k"
             )
         judge = GatedJudge()
-        worker = RequestWorker(
+        worker = request_consumer(
             settings, RequestAnswerer(settings, {LLMProviderName.HEURISTIC: judge}), producer
         )
         task = await _run(worker)
@@ -221,7 +223,7 @@ class TestConcurrencyAndCommits:
         for _ in range(5):
             await producer.publish(topic, comparison_envelope(topic, callbacks), key="k")
         judge = GatedJudge()
-        worker = RequestWorker(
+        worker = request_consumer(
             settings, RequestAnswerer(settings, {LLMProviderName.HEURISTIC: judge}), producer
         )
         task = await _run(worker)
@@ -257,7 +259,7 @@ class TestShutdown:
             await producer.publish(topic, envelope, key="k")
         judge = GatedJudge()
         answerer = RequestAnswerer(settings, {LLMProviderName.HEURISTIC: judge})
-        worker = RequestWorker(settings, answerer, producer)
+        worker = request_consumer(settings, answerer, producer)
         task = await _run(worker)
         await eventually(lambda: _value(judge.active), until=lambda n: n == 4)
         worker.stop()  # as on SIGTERM: no more fetching, in-flight requests still finish
@@ -284,7 +286,7 @@ class TestShutdown:
         for envelope in envelopes:
             await producer.publish(topic, envelope, key="k")
         stuck = GatedJudge()  # its gate never opens
-        worker = RequestWorker(
+        worker = request_consumer(
             settings, RequestAnswerer(settings, {LLMProviderName.HEURISTIC: stuck}), producer
         )
         task = await _run(worker)
@@ -295,7 +297,7 @@ class TestShutdown:
 
         healthy = GatedJudge()
         healthy.gate.set()
-        again = RequestWorker(
+        again = request_consumer(
             settings, RequestAnswerer(settings, {LLMProviderName.HEURISTIC: healthy}), producer
         )
         task = await _run(again)

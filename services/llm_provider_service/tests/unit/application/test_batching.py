@@ -1,18 +1,20 @@
-"""Batch mode's use cases with hand-written fakes of the store and the provider's batch API:
-which requests take the batch path, refusals, lost submissions, polling backoff."""
+"""Batch mode's use cases with the service's fake unit of work and a hand-written fake of the
+provider's batch API: which requests take the batch path, refusals, lost submissions, polling
+backoff."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
+
+import pytest
+from prometheus_client import REGISTRY
 
 from common_core.errors import ErrorCode
-from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import (
     LLMComparisonResultV1,
     LLMConfig,
@@ -33,10 +35,8 @@ from llm_provider_service.application.ports import (
     BatchAPI,
     BatchCall,
     BatchProgress,
-    BatchStore,
     ChatReply,
     ItemOutcome,
-    ProviderBatchRecord,
     QueuedRequest,
 )
 from llm_provider_service.config import Settings
@@ -46,6 +46,7 @@ from llm_provider_service.domain.errors import (
     ProviderRequestRejectedError,
     ProviderServerError,
 )
+from llm_provider_service.testing.fakes import FakeBatches, FakeProviderBatch, FakeTransactions
 from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 from llm_provider_service.testing.sample_essays import (
     DEVELOPED_ON_TOPIC,
@@ -54,101 +55,6 @@ from llm_provider_service.testing.sample_essays import (
 )
 
 OPENAI = LLMProviderName.OPENAI
-
-
-@dataclass
-class FakeStore:
-    """An in-memory BatchStore: every pending request is due; leases run out when told."""
-
-    requests: dict[UUID, tuple[QueuedRequest, str, UUID | None]] = field(default_factory=dict)
-    batches: dict[UUID, dict[str, Any]] = field(default_factory=dict)
-    staged: list[EventEnvelope[Any]] = field(default_factory=list)
-    leases_expired: bool = False
-
-    async def add_request(self, request: QueuedRequest) -> bool:
-        if request.request_id in self.requests:
-            return False
-        self.requests[request.request_id] = (request, "pending", None)
-        return True
-
-    async def open_batch(self, **_: float | int) -> ProviderBatchRecord | None:
-        pending = [r for r, state, _ in self.requests.values() if state == "pending"]
-        if not pending:
-            return None
-        batch_id = uuid4()
-        self.batches[batch_id] = {"state": "submitting", "provider_batch_id": None, "poll": 1.0}
-        for request in pending:
-            self.requests[request.request_id] = (request, "queued", batch_id)
-        return self._record(batch_id, pending[0])
-
-    def _record(self, batch_id: UUID, sample: QueuedRequest) -> ProviderBatchRecord:
-        batch = self.batches[batch_id]
-        return ProviderBatchRecord(
-            id=batch_id,
-            provider=sample.provider,
-            model=sample.model,
-            provider_batch_id=batch["provider_batch_id"],
-            item_count=len(self._queued(batch_id)),
-            poll_interval_seconds=batch["poll"],
-            created_at=datetime.now(UTC),
-        )
-
-    def _queued(self, batch_id: UUID) -> list[QueuedRequest]:
-        return [r for r, s, b in self.requests.values() if b == batch_id and s == "queued"]
-
-    async def requests_of(self, batch_id: UUID) -> list[QueuedRequest]:
-        return self._queued(batch_id)
-
-    async def record_submission(
-        self, batch_id: UUID, provider_batch_id: str, *, poll_seconds: float
-    ) -> bool:
-        batch = self.batches[batch_id]
-        if batch["state"] != "submitting":
-            return False
-        batch.update(state="submitted", provider_batch_id=provider_batch_id, poll=poll_seconds)
-        return True
-
-    async def claim_unrecorded(self, *, lease_seconds: float) -> ProviderBatchRecord | None:
-        for batch_id, batch in self.batches.items():
-            if batch["state"] == "submitting" and self.leases_expired:
-                return self._record(batch_id, self._queued(batch_id)[0])
-        return None
-
-    async def known_provider_batches(self, provider: str) -> set[str]:
-        return {b["provider_batch_id"] for b in self.batches.values() if b["provider_batch_id"]}
-
-    async def claim_due(self, limit: int) -> list[ProviderBatchRecord]:
-        return [
-            self._record(batch_id, self._queued(batch_id)[0])
-            for batch_id, batch in self.batches.items()
-            if batch["state"] == "submitted"
-        ][:limit]
-
-    async def schedule_poll(self, batch_id: UUID, interval_seconds: float) -> None:
-        self.batches[batch_id]["poll"] = interval_seconds
-
-    async def end_batch(self, batch_id: UUID, outcome: str) -> None:
-        self.batches[batch_id].update(state="ended", outcome=outcome)
-
-    async def finish_request(self, request_id: UUID) -> None:
-        request, _, batch_id = self.requests[request_id]
-        self.requests[request_id] = (request, "done", batch_id)
-
-    async def stage_callback(self, topic: str, envelope: EventEnvelope[Any], key: str) -> None:
-        self.staged.append(envelope)
-
-    async def purge_finished(self, older_than_seconds: float) -> int:
-        done = [i for i, (_, state, _) in self.requests.items() if state == "done"]
-        for request_id in done:
-            del self.requests[request_id]
-        return len(done)
-
-    @contextlib.asynccontextmanager
-    async def __call__(self) -> AsyncIterator[BatchStore]:
-        yield self
-
-    def results(self) -> list[LLMComparisonResultV1]:
-        return [envelope.data for envelope in self.staged]
 
 
 @dataclass
@@ -188,6 +94,7 @@ class FakeBatchAPI:
 def _settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "openai_api_key": "sk-test",
+        "llm_batch_window_seconds": 0.0,
         "llm_batch_poll_initial_seconds": 1.0,
         "llm_batch_poll_max_seconds": 3.0,
     }
@@ -196,15 +103,23 @@ def _settings(**overrides: Any) -> Settings:
 
 def _wired(api: BatchAPI, settings: Settings | None = None) -> tuple[Any, ...]:
     settings = settings or _settings()
-    store = FakeStore()
+    transactions = FakeTransactions()
     apis = {OPENAI: api}
     callbacks = BatchCallbacks(settings)
     return (
-        store,
-        BatchIntake(settings, store, apis),
-        BatchSubmitter(settings, store, apis, callbacks),
-        BatchPoller(settings, store, apis, callbacks),
+        transactions,
+        BatchIntake(settings, transactions, apis),
+        BatchSubmitter(settings, transactions, apis, callbacks),
+        BatchPoller(settings, transactions, apis, callbacks),
     )
+
+
+def _results(transactions: FakeTransactions) -> list[LLMComparisonResultV1]:
+    return [event.envelope.data for event in transactions.outbox]
+
+
+def _batches(transactions: FakeTransactions) -> list[FakeProviderBatch]:
+    return list(transactions.batches.provider_batches.values())
 
 
 def _request(
@@ -233,99 +148,135 @@ class TestWhichRequestsTakeTheBatchPath:
 class TestSubmission:
     async def test_a_refused_submission_answers_every_request_with_the_error(self) -> None:
         api = FakeBatchAPI(submit_error=ProviderRequestRejectedError("bad model (400)"))
-        store, intake, submitter, _ = _wired(api)
+        transactions, intake, submitter, _ = _wired(api)
         for _ in range(3):
             await intake.enqueue(_request(), key=None)
 
         assert await submitter.submit_due()
 
-        results = store.results()
+        results = _results(transactions)
         assert len(results) == 3
         codes = {(r.error_detail.code, r.error_detail.retryable) for r in results if r.error_detail}
         assert codes == {(ErrorCode.VALIDATION, False)}
-        assert [b["outcome"] for b in store.batches.values()] == ["refused"]
+        assert [b.outcome for b in _batches(transactions)] == ["refused"]
 
     async def test_a_submission_lost_on_the_way_back_is_adopted_not_resubmitted(self) -> None:
         api = FakeBatchAPI(submit_error=ProviderServerError("timeout"), created_before_error=True)
-        store, intake, submitter, _ = _wired(api)
+        transactions, intake, submitter, _ = _wired(api)
         await intake.enqueue(_request(), key=None)
         assert await submitter.submit_due()
-        assert [b["state"] for b in store.batches.values()] == ["submitting"]
-        assert store.results() == []
+        assert [b.state for b in _batches(transactions)] == ["submitting"]
+        assert _results(transactions) == []
 
         api.submit_error = None
         assert not await submitter.reconcile_one()  # the lease still runs
-        store.leases_expired = True
+        transactions.batches.advance(3600)
         assert await submitter.reconcile_one()
 
         assert len(api.submitted) == 1
-        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+        assert [b.state for b in _batches(transactions)] == ["submitted"]
 
     async def test_a_submission_that_never_arrived_is_submitted_on_reconciliation(self) -> None:
         api = FakeBatchAPI(submit_error=ProviderServerError("connection refused"))
-        store, intake, submitter, _ = _wired(api)
+        transactions, intake, submitter, _ = _wired(api)
         await intake.enqueue(_request(), key=None)
         await submitter.submit_due()
         api.submit_error = None
-        store.leases_expired = True
+        transactions.batches.advance(3600)
 
         assert await submitter.reconcile_one()
 
         assert len(api.submitted) == 1
-        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+        assert [b.state for b in _batches(transactions)] == ["submitted"]
+
+
+class EndingFails(FakeBatches):
+    """A store whose transaction fails as the batch is marked ended (the database went away)."""
+
+    async def end_batch(self, batch_id: UUID, outcome: str) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+
+def _ended_batches(outcome: str) -> float:
+    labels = {"provider": "openai", "event": outcome}
+    return REGISTRY.get_sample_value("huleedu_llm_provider_batches_total", labels) or 0.0
 
 
 class TestPolling:
+    async def test_a_poll_whose_transaction_fails_stages_and_counts_nothing(self) -> None:
+        settings = _settings()
+        transactions = FakeTransactions(EndingFails())
+        api = FakeBatchAPI(running=False)
+        apis = {OPENAI: api}
+        callbacks = BatchCallbacks(settings)
+        intake = BatchIntake(settings, transactions, apis)
+        submitter = BatchSubmitter(settings, transactions, apis, callbacks)
+        poller = BatchPoller(settings, transactions, apis, callbacks)
+        await intake.enqueue(_request(), key=None)
+        await submitter.submit_due()
+        transactions.batches.advance(3600)
+        counted = _ended_batches("completed")
+
+        with pytest.raises(ConnectionResetError):
+            await poller.poll_due()
+
+        assert _results(transactions) == []
+        assert _ended_batches("completed") == counted
+        assert [b.state for b in _batches(transactions)] == ["submitted"]
+
     async def test_a_running_batch_is_checked_again_later_and_later(self) -> None:
         api = FakeBatchAPI()
-        store, intake, submitter, poller = _wired(api)
+        transactions, intake, submitter, poller = _wired(api)
         await intake.enqueue(_request(), key=None)
         await submitter.submit_due()
 
         intervals: list[float] = []
         for _ in range(3):
+            transactions.batches.advance(3600)  # the next check is due
             await poller.poll_due()
-            intervals.extend(b["poll"] for b in store.batches.values())
+            intervals.extend(b.poll_interval_seconds for b in _batches(transactions))
         assert intervals == [2.0, 3.0, 3.0]
-        assert store.results() == []
+        assert _results(transactions) == []
 
     async def test_a_failed_status_check_is_retried_without_answering(self) -> None:
         api = FakeBatchAPI(progress_error=ProviderServerError("503"))
-        store, intake, submitter, poller = _wired(api)
+        transactions, intake, submitter, poller = _wired(api)
         await intake.enqueue(_request(), key=None)
         await submitter.submit_due()
 
+        transactions.batches.advance(3600)
         assert await poller.poll_due() == 1
-        assert store.results() == []
-        assert [b["state"] for b in store.batches.values()] == ["submitted"]
+        assert _results(transactions) == []
+        assert [b.state for b in _batches(transactions)] == ["submitted"]
 
     async def test_a_request_a_completed_batch_did_not_answer_gets_a_retryable_error(
         self,
     ) -> None:
         api = FakeBatchAPI(running=False)
-        store, intake, submitter, poller = _wired(api)
+        transactions, intake, submitter, poller = _wired(api)
         await intake.enqueue(_request(), key=None)
         await submitter.submit_due()
+        transactions.batches.advance(3600)
 
         await poller.poll_due()
 
-        [result] = store.results()
+        [result] = _results(transactions)
         assert result.error_detail is not None
         assert result.error_detail.code is ErrorCode.PROVIDER_ERROR
         assert result.error_detail.retryable
-        assert [b["outcome"] for b in store.batches.values()] == ["completed"]
+        assert [b.outcome for b in _batches(transactions)] == ["completed"]
 
 
 LONG_RUBRIC = "Weigh the evidence, the structure and the language of each essay. " * 150
 
 
 async def _queued_request(settings: Settings, **request: Any) -> QueuedRequest:
-    store, intake, _, _ = _wired(FakeBatchAPI(), settings)
+    transactions, intake, _, _ = _wired(FakeBatchAPI(), settings)
     envelope = comparison_envelope(
         "requests", "callbacks", provider=OPENAI, mode=LLMMode.BATCH, **request
     )
     await intake.enqueue(envelope, key=None)
-    queued: QueuedRequest = next(iter(store.requests.values()))[0]
+    queued: QueuedRequest = next(iter(transactions.batches.items.values())).request
     return queued
 
 
@@ -389,7 +340,7 @@ class TestGroundedRubricInBatches:
         self,
     ) -> None:
         settings = _settings()
-        store, intake, _, _ = _wired(FakeBatchAPI(), settings)
+        transactions, intake, _, _ = _wired(FakeBatchAPI(), settings)
         envelope = rubric_envelope("requests", "callbacks")
         request = envelope.data.model_copy(
             update={
@@ -401,7 +352,7 @@ class TestGroundedRubricInBatches:
             }
         )
         await intake.enqueue(envelope.model_copy(update={"data": request}), key=None)
-        item: QueuedRequest = next(iter(store.requests.values()))[0]
+        item: QueuedRequest = next(iter(transactions.batches.items.values())).request
 
         assert chat_request(item, settings).schema_name == "grounded_rubric_scores"
         answer = {
@@ -411,5 +362,5 @@ class TestGroundedRubricInBatches:
             "citations": ["kp-2", "invented"],
         }
         outcome = ItemOutcome(str(item.request_id), ChatReply(json.dumps(answer), "gpt-4o-mini"))
-        _topic, callback, _key = BatchCallbacks(settings).callback(item, outcome)
+        callback = BatchCallbacks(settings).callback(item, outcome).envelope
         assert callback.data.citations == ["kp-2"]

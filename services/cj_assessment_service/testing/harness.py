@@ -8,7 +8,7 @@ from typing import Any
 
 from dishka import Provider
 
-from cj_assessment_service.adapters.postgres import PostgresBatchRepository
+from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
 from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
@@ -42,7 +42,7 @@ async def submit(runtime: CJRuntime, envelope: EventEnvelope[Any]) -> None:
 async def newest_batch(runtime: CJRuntime, entity_ref: str) -> BatchRecord | None:
     """The newest batch of an upstream ref."""
     async with runtime.sessions() as session:
-        return await PostgresBatchRepository(session).newest_batch(entity_ref)
+        return await PostgresUnitOfWork(session).batches.newest(entity_ref)
 
 
 async def batch_in_state(

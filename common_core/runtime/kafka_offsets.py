@@ -32,12 +32,6 @@ class OffsetTracker(Generic[PartitionT]):
         if pending is not None:
             pending.discard(offset)
 
-    def pending_count(self, partition: PartitionT | None = None) -> int:
-        """Records taken but not done, for one partition or all."""
-        if partition is not None:
-            return len(self._pending.get(partition, ()))
-        return sum(len(p) for p in self._pending.values())
-
     def commit_point(self, partition: PartitionT) -> int | None:
         """The offset this partition may commit (None if nothing was taken from it)."""
         if partition not in self._next:

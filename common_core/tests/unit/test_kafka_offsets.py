@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llm_provider_service.entrypoints.offsets import OffsetTracker
+from common_core.runtime.kafka_offsets import OffsetTracker
 
 
 class TestOffsetTracker:
