@@ -1,10 +1,11 @@
-"""Dishka providers: APP scope for connections and clients, REQUEST scope for the unit of work.
+"""Dishka providers, all at APP scope: connections, clients and the units of work's factory.
 
 Engine, sessions and the Kafka producer come from common_core's shared providers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import structlog
 from dishka import (
@@ -20,6 +21,7 @@ from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.runtime.providers import DatabaseProvider, ProducerProvider
+from common_core.runtime.unit_of_work import SessionTransactions
 from common_core.topics import Topic
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
@@ -27,16 +29,11 @@ from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
-    AssessmentStore,
     DefinitionCatalog,
-    DeliveryQueue,
     HostResolver,
     QuestionCatalog,
-    ResponseStore,
-    ScoringStore,
-    UnitOfWork,
+    Transactions,
     WebhookSender,
-    WebhookStore,
 )
 from submission_service.application.scoring import RubricPolicy
 from submission_service.application.webhooks import WebhookPolicy
@@ -72,6 +69,7 @@ class SubmissionProvider(Provider):
         """Where rubric results come back and which model (None = the LLM service decides)."""
         return RubricPolicy(
             callback_topic=settings.topic(Topic.LLM_RUBRIC_RESULT),
+            topic_prefix=settings.topic_prefix,
             provider=settings.rubric_llm_provider,
             model=settings.rubric_llm_model,
             temperature=settings.rubric_llm_temperature,
@@ -110,31 +108,13 @@ class SubmissionProvider(Provider):
             )
         return box
 
-    @provide(scope=Scope.REQUEST)
-    async def session(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[AsyncSession]:
-        """One session (one transaction) per request or message batch."""
-        async with sessions() as session:
-            yield session
-
-    @provide(scope=Scope.REQUEST)
-    def unit_of_work(
-        self, session: AsyncSession, settings: Settings, secret_box: WebhookSecretBox
-    ) -> AnyOf[
-        PostgresUnitOfWork,
-        UnitOfWork,
-        ScoringStore,
-        ResponseStore,
-        AssessmentStore,
-        WebhookStore,
-        DeliveryQueue,
-    ]:
-        """The unit of work over the request's session; the entrypoint commits it, the stores
-        handed to read-only routes never commit."""
-        return PostgresUnitOfWork(
-            session, topic_prefix=settings.topic_prefix, secret_box=secret_box
-        )
+    @provide(scope=Scope.APP)
+    def transactions(
+        self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
+    ) -> Transactions:
+        """Units of work over the service's sessions: entrypoints open one per request, message
+        batch or dispatcher step (`async with transactions() as uow:`) and it commits."""
+        return SessionTransactions(sessions, partial(PostgresUnitOfWork, secret_box=secret_box))
 
 
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:

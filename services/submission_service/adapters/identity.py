@@ -12,7 +12,8 @@ from submission_service.domain.identity import Identity
 
 class JwtIdentityReader:
     """`Authorization: Bearer <JWT>` (signature, issuer, audience, expiry checked) or
-    `X-Anonymous-Token: <uuid>`; the bearer token wins when both are sent."""
+    `X-Anonymous-Token: <uuid>`; the bearer token wins when both are sent, and an Authorization
+    header that is sent must prove a user (an empty one is malformed, never ignored)."""
 
     def __init__(self, *, secret: str, issuer: str, audience: str, leeway_seconds: int) -> None:
         self._secret = secret
@@ -22,7 +23,7 @@ class JwtIdentityReader:
 
     def identify(self, authorization: str | None, anonymous_token: str | None) -> Identity:
         """The identity the headers prove; raises AuthenticationError."""
-        if authorization:
+        if authorization is not None:
             return Identity(user_id=self.user_from_header(authorization))
         if anonymous_token:
             return Identity(anonymous_token=parse_anonymous_token(anonymous_token))
@@ -36,7 +37,9 @@ class JwtIdentityReader:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError(
-                "Authorization must be 'Bearer <JWT>'", reason="invalid_authorization_header"
+                "Authorization must be 'Bearer <JWT>'",
+                reason="invalid_authorization_header",
+                field="Authorization",
             )
         try:
             claims = jwt.decode(

@@ -14,7 +14,7 @@ from submission_service.adapters.tables import (
     assessment_scores,
     response_locks,
 )
-from submission_service.application.ports import ResponseRecord, ScoreRecord
+from submission_service.application.ports import ResponseEdit, ResponseRecord, ScoreRecord
 from submission_service.domain.identity import Identity
 
 
@@ -99,13 +99,13 @@ class PostgresResponses:
         ).first()
         return response_record(row) if row is not None else None
 
-    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
-        """Apply column changes."""
+    async def update_response(self, response_id: UUID, edit: ResponseEdit) -> ResponseRecord:
+        """Apply an edit (its fields are the columns of the same names)."""
         row = (
             await self._session.execute(
                 update(assessment_responses)
                 .where(assessment_responses.c.id == response_id)
-                .values(**changes)
+                .values(**edit.changes())
                 .returning(*assessment_responses.c)
             )
         ).one()

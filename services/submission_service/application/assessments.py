@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 
 from submission_service.application.ports import (
     AssessmentRecord,
-    AssessmentStore,
     DefinitionCatalog,
     ResponseRecord,
     ScoringJob,
     StoredReply,
+    UnitOfWork,
 )
 from submission_service.application.scoring import (
     RubricPolicy,
@@ -45,7 +45,7 @@ SUBMIT_OPERATION = "assessment.submit"
 
 
 async def start_assessment(
-    store: AssessmentStore, catalog: DefinitionCatalog, identity: Identity, definition_id: str
+    uow: UnitOfWork, catalog: DefinitionCatalog, identity: Identity, definition_id: str
 ) -> AssessmentRecord:
     """Create an attempt at a shipped definition for the caller."""
     if catalog.get(definition_id) is None:
@@ -61,7 +61,7 @@ async def start_assessment(
         status="open",
         created_at=datetime.now(UTC),
     )
-    await store.insert_assessment(record)
+    await uow.assessments.insert_assessment(record)
     return record
 
 
@@ -72,7 +72,7 @@ def request_fingerprint(body: dict[str, Any]) -> str:
 
 
 async def submit_assessment(
-    store: AssessmentStore,
+    uow: UnitOfWork,
     catalog: DefinitionCatalog,
     identity: Identity,
     assessment_id: UUID,
@@ -88,8 +88,8 @@ async def submit_assessment(
     with another body, or a second submission under a new key, is a ConflictError.
     """
     fingerprint = request_fingerprint({"assessment_id": str(assessment_id), **request_body})
-    await store.lock_idempotency_key(identity.key, idempotency_key)
-    stored = await store.stored_reply(identity.key, idempotency_key)
+    await uow.assessments.lock_idempotency_key(identity.key, idempotency_key)
+    stored = await uow.assessments.stored_reply(identity.key, idempotency_key)
     if stored is not None:
         if stored.request_hash != fingerprint:
             ASSESSMENT_SUBMISSIONS.labels(outcome="conflict").inc()
@@ -98,9 +98,9 @@ async def submit_assessment(
                 reason="idempotency_key_reused",
                 field="Idempotency-Key",
             )
-        ASSESSMENT_SUBMISSIONS.labels(outcome="replayed").inc()
+        uow.after_commit(ASSESSMENT_SUBMISSIONS.labels(outcome="replayed").inc)
         return stored.status_code, stored.body
-    assessment = await store.assessment_for(identity, assessment_id, lock=True)
+    assessment = await uow.assessments.assessment_for(identity, assessment_id, lock=True)
     if assessment is None:
         raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
     if assessment.status != "open":
@@ -110,7 +110,7 @@ async def submit_assessment(
     if definition is None:
         raise NotFoundError("the assessment's definition is gone", reason="definition_not_found")
 
-    answers = await store.latest_responses(identity, [m.slug for m in definition.modules])
+    answers = await uow.assessments.latest_responses(identity, [m.slug for m in definition.modules])
     scores: list[QuestionScore] = []
     for module, question in definition.questions():
         response = answers.get((module.slug, question.id))
@@ -126,9 +126,9 @@ async def submit_assessment(
             item = dataclasses.replace(item, detail={"rule_score": rule.as_json()})
         scores.append(item)
     submitted_at = datetime.now(UTC)
-    await store.lock_responses(assessment.id, [r.id for r in answers.values()])
-    await store.insert_score_records(assessment.id, scores)
-    await store.mark_submitted(assessment.id, submitted_at)
+    await uow.assessments.lock_responses(assessment.id, [r.id for r in answers.values()])
+    await uow.assessments.insert_score_records(assessment.id, scores)
+    await uow.assessments.mark_submitted(assessment.id, submitted_at)
 
     essay_jobs: list[dict[str, Any]] = []
     questions = {(m.slug, q.id): q for m, q in definition.questions()}
@@ -137,7 +137,7 @@ async def submit_assessment(
             continue
         response = answers[(item.module_slug, item.question_id)]
         jobs = await _stage_essay_jobs(
-            store,
+            uow,
             definition,
             questions[(item.module_slug, item.question_id)],
             response,
@@ -155,7 +155,7 @@ async def submit_assessment(
             }
             for job in jobs
         ]
-    completed = await finalize_if_done(store, assessment.id)
+    completed = await finalize_if_done(uow, assessment.id)
     body = {
         "assessment_id": str(assessment.id),
         "definition_id": assessment.definition_id,
@@ -170,18 +170,18 @@ async def submit_assessment(
             if s.status is ScoreStatus.MISSING
         ],
     }
-    await store.store_reply(
+    await uow.assessments.store_reply(
         identity.key,
         idempotency_key,
         SUBMIT_OPERATION,
         StoredReply(request_hash=fingerprint, status_code=202, body=body),
     )
-    ASSESSMENT_SUBMISSIONS.labels(outcome="submitted").inc()
+    uow.after_commit(ASSESSMENT_SUBMISSIONS.labels(outcome="submitted").inc)
     return 202, body
 
 
 async def _stage_essay_jobs(
-    store: AssessmentStore,
+    uow: UnitOfWork,
     definition: AssessmentDefinition,
     question: Question,
     response: ResponseRecord,
@@ -200,22 +200,21 @@ async def _stage_essay_jobs(
         "correlation_id": correlation_id,
         "assessment_id": assessment_id,
     }
-    gpt = await stage_rubric_request(store, job_type=JobType.GPT.value, **common)
-    passages = await store.retrieve_passages(
+    gpt = await stage_rubric_request(uow, job_type=JobType.GPT.value, **common)
+    passages = await uow.reference.retrieve_passages(
         definition.id,
         question.id,
         search_terms(question.prompt, response.answer_text),
         policy.rag_passages,
     )
     if passages:
-        RAG_RETRIEVALS.labels(
-            outcome="matched" if any(p.rank > 0 for p in passages) else "fallback"
-        ).inc()
+        matched = any(p.rank > 0 for p in passages)
+        uow.after_commit(RAG_RETRIEVALS.labels(outcome="matched" if matched else "fallback").inc)
         rag = await stage_rubric_request(
-            store, job_type=JobType.RAG.value, passages=passages, **common
+            uow, job_type=JobType.RAG.value, passages=passages, **common
         )
     else:
-        RAG_RETRIEVALS.labels(outcome="no_material").inc()
+        uow.after_commit(RAG_RETRIEVALS.labels(outcome="no_material").inc)
         rag = ScoringJob(
             id=uuid4(),
             job_type=JobType.RAG.value,
@@ -225,7 +224,7 @@ async def _stage_essay_jobs(
             request_id=None,
             result={"note": NO_MATERIAL_NOTE},
         )
-        await store.insert_job(rag, request_event_id=None)
+        await uow.scoring.insert_job(rag, request_event_id=None)
     fusion = ScoringJob(
         id=uuid4(),
         job_type=JobType.FUSION.value,
@@ -234,9 +233,9 @@ async def _stage_essay_jobs(
         assessment_id=assessment_id,
         request_id=None,
     )
-    await store.insert_job(fusion, request_event_id=None)
+    await uow.scoring.insert_job(fusion, request_event_id=None)
     # The essay's score record waits for the fusion job.
-    await store.attach_job(assessment_id, response.id, fusion.id)
+    await uow.assessments.attach_job(assessment_id, response.id, fusion.id)
     return [gpt, rag, fusion]
 
 
@@ -253,21 +252,21 @@ def _score_json(item: QuestionScore) -> dict[str, Any]:
 
 
 async def assessment_status(
-    store: AssessmentStore, identity: Identity, assessment_id: UUID
+    uow: UnitOfWork, identity: Identity, assessment_id: UUID
 ) -> dict[str, Any]:
     """Per-stage progress with weights, job states, result and webhook deliveries."""
-    assessment = await store.assessment_for(identity, assessment_id)
+    assessment = await uow.assessments.assessment_for(identity, assessment_id)
     if assessment is None:
         raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
-    jobs = await store.jobs_of(assessment_id)
-    records = await store.score_records(assessment_id)
+    jobs = await uow.scoring.jobs_of(assessment_id)
+    records = await uow.assessments.score_records(assessment_id)
     stages: list[StageProgress] = []
     if assessment.status != "open":
         # Every answered question has a rule score (an essay's too); missing ones count as done.
         stages = stage_progress(
             rule_items=len(records), jobs=[(j.job.job_type, j.job.status) for j in jobs]
         )
-    webhooks = await store.webhooks_of(assessment_id)
+    webhooks = await uow.webhooks.webhooks_of(assessment_id)
     return {
         "assessment_id": str(assessment.id),
         "definition_id": assessment.definition_id,

@@ -3,15 +3,15 @@ records they exchange with the stores (read from or written to storage)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from types import TracebackType
+from enum import Enum
 from typing import Any, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel
-
-from common_core.topics import Topic
+from common_core.events.envelope import EventEnvelope
 from submission_service.domain.assessments import (
     AssessmentDefinition,
     JobStatus,
@@ -40,6 +40,32 @@ class ResponseRecord:
     created_at: datetime
     completed_at: datetime | None
     locked: bool = False
+
+
+class Keep(Enum):
+    """The value of a field an update leaves as stored."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEdit:
+    """What an update of an answer sets; a field left at KEEP keeps its stored value (None
+    clears the optional ones)."""
+
+    answer_text: str | Keep = KEEP
+    answer_metadata: dict[str, Any] | Keep = KEEP
+    learning_outcome_id: str | Keep | None = KEEP
+    content_id: str | Keep | None = KEEP
+    completed_at: datetime | Keep | None = KEEP
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this edit sets, by name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not KEEP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,131 +155,6 @@ class RetrievedPassage:
     rank: float
 
 
-class EventStager(Protocol):
-    """Stages events in the current transaction (the outbox)."""
-
-    async def stage_event(
-        self, topic: Topic, payload: BaseModel, *, key: str, correlation_id: UUID
-    ) -> UUID:
-        """Stage one event; returns its event_id."""
-        ...
-
-
-class ScoringStore(EventStager, Protocol):
-    """What recording rubric results needs from storage, in one transaction."""
-
-    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID | None) -> None:
-        """Store a new scoring job (without a request event when it sends no request)."""
-        ...
-
-    async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
-        """The stage jobs (gpt, rag, fusion) of one essay answer of an assessment (read under
-        the assessment's lock)."""
-        ...
-
-    async def claim_event(self, consumer: str, event_id: UUID) -> bool:
-        """Record an event as processed; False when it already was."""
-        ...
-
-    async def job_for_request(self, request_id: UUID) -> ScoringJob | None:
-        """The job a rubric request belongs to, locked for update."""
-        ...
-
-    async def finish_job(
-        self,
-        job_id: UUID,
-        status: JobStatus,
-        error: dict[str, Any] | None = None,
-        result: dict[str, Any] | None = None,
-    ) -> None:
-        """Move a job to a terminal state, with its error or result."""
-        ...
-
-    async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
-        """A response regardless of identity (for consumers, never for HTTP)."""
-        ...
-
-    async def insert_score(
-        self,
-        *,
-        score_id: UUID,
-        response_id: UUID,
-        score_data: dict[str, Any],
-        model_id: str,
-        prompt_version: str,
-        created_at: datetime,
-    ) -> None:
-        """Store a rubric score of a response."""
-        ...
-
-    async def update_score_record(
-        self,
-        assessment_id: UUID,
-        job_id: UUID,
-        *,
-        status: ScoreStatus,
-        score: float | None,
-        detail: dict[str, Any],
-    ) -> None:
-        """Update the assessment score record that waited for this job."""
-        ...
-
-    async def lock_assessment(self, assessment_id: UUID) -> AssessmentRecord | None:
-        """The assessment, locked for update (serialises finalisation)."""
-        ...
-
-    async def unfinished_jobs(self, assessment_id: UUID) -> int:
-        """How many of the assessment's jobs are not terminal."""
-        ...
-
-    async def score_records(self, assessment_id: UUID) -> list[QuestionScore]:
-        """Every score record of an assessment."""
-        ...
-
-    async def complete_assessment(
-        self, assessment_id: UUID, result: dict[str, Any], completed_at: datetime
-    ) -> None:
-        """Store the fused result and mark the assessment completed."""
-        ...
-
-    async def enqueue_deliveries(
-        self, assessment_id: UUID, event: str, payload: dict[str, Any]
-    ) -> int:
-        """Create a pending delivery for every webhook of the assessment; returns how many."""
-        ...
-
-
-class ResponseStore(ScoringStore, Protocol):
-    """Storage of answers, scoped by identity, in one transaction."""
-
-    async def insert_response(self, record: ResponseRecord) -> ResponseRecord:
-        """Store a new answer; returns it as stored."""
-        ...
-
-    async def response_for(self, identity: Identity, response_id: UUID) -> ResponseRecord | None:
-        """The caller's own answer, locked for update; None if absent or someone else's."""
-        ...
-
-    async def update_response(self, response_id: UUID, changes: dict[str, Any]) -> ResponseRecord:
-        """Apply column changes to an answer."""
-        ...
-
-    async def list_responses(
-        self,
-        identity: Identity,
-        *,
-        module_slug: str | None,
-        question_id: str | None,
-        limit: int,
-    ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
-        """The caller's answers, newest first, each with its scores."""
-        ...
-
-    async def claim_responses(self, anonymous_token: UUID, user_id: str) -> tuple[int, int]:
-        """Move the token's answers to the user unless the user answered the question already."""
-        ...
-
-
 class QuestionCatalog(Protocol):
     """Finds the shipped question an answer refers to (for the rubric and question text)."""
 
@@ -292,6 +193,98 @@ class JobView:
     question_id: str
 
 
+class Inbox(Protocol):
+    """Consumed events, claimed once (de-duplication on event_id)."""
+
+    async def claim(self, consumer: str, event_id: UUID) -> bool:
+        """Record an event as processed by `consumer`; False when it already was."""
+        ...
+
+
+class ResponseStore(Protocol):
+    """Answers, scoped by identity."""
+
+    async def insert_response(self, record: ResponseRecord) -> ResponseRecord:
+        """Store a new answer; returns it as stored."""
+        ...
+
+    async def response_for(self, identity: Identity, response_id: UUID) -> ResponseRecord | None:
+        """The caller's own answer, locked for update; None if absent or someone else's."""
+        ...
+
+    async def response_by_id(self, response_id: UUID) -> ResponseRecord | None:
+        """A response regardless of identity (for consumers, never for HTTP)."""
+        ...
+
+    async def update_response(self, response_id: UUID, edit: ResponseEdit) -> ResponseRecord:
+        """Apply an edit to an answer; returns it as stored."""
+        ...
+
+    async def list_responses(
+        self,
+        identity: Identity,
+        *,
+        module_slug: str | None,
+        question_id: str | None,
+        limit: int,
+    ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
+        """The caller's answers, newest first, each with its scores."""
+        ...
+
+    async def claim_responses(self, anonymous_token: UUID, user_id: str) -> tuple[int, int]:
+        """Move the token's answers to the user unless the user answered the question already."""
+        ...
+
+
+class ScoringStore(Protocol):
+    """Scoring jobs and the rubric scores they produce."""
+
+    async def insert_job(self, job: ScoringJob, *, request_event_id: UUID | None) -> None:
+        """Store a new scoring job (without a request event when it sends no request)."""
+        ...
+
+    async def job_for_request(self, request_id: UUID) -> ScoringJob | None:
+        """The job a rubric request belongs to, locked for update."""
+        ...
+
+    async def finish_job(
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        error: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        """Move a job to a terminal state, with its error or result."""
+        ...
+
+    async def insert_score(
+        self,
+        *,
+        score_id: UUID,
+        response_id: UUID,
+        score_data: dict[str, Any],
+        model_id: str,
+        prompt_version: str,
+        created_at: datetime,
+    ) -> None:
+        """Store a rubric score of a response."""
+        ...
+
+    async def unfinished_jobs(self, assessment_id: UUID) -> int:
+        """How many of the assessment's jobs are not terminal."""
+        ...
+
+    async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
+        """The assessment's jobs; a queued job whose request the outbox relay delivered to
+        Kafka shows `in_progress`."""
+        ...
+
+    async def jobs_for_response(self, assessment_id: UUID, response_id: UUID) -> list[ScoringJob]:
+        """The stage jobs (gpt, rag, fusion) of one essay answer of an assessment (read under
+        the assessment's lock)."""
+        ...
+
+
 class ReferenceStore(Protocol):
     """Course reference passages in full-text search."""
 
@@ -306,8 +299,8 @@ class ReferenceStore(Protocol):
         ...
 
 
-class AssessmentStore(ScoringStore, ReferenceStore, Protocol):
-    """Storage of assessments, their score records, jobs, locks and idempotency keys."""
+class AssessmentStore(Protocol):
+    """Assessments, their score records, locks and idempotency keys."""
 
     async def insert_assessment(self, record: AssessmentRecord) -> None:
         """Store a new attempt."""
@@ -317,6 +310,10 @@ class AssessmentStore(ScoringStore, ReferenceStore, Protocol):
         self, identity: Identity, assessment_id: UUID, *, lock: bool = False
     ) -> AssessmentRecord | None:
         """The caller's own assessment; None if absent or someone else's."""
+        ...
+
+    async def lock_assessment(self, assessment_id: UUID) -> AssessmentRecord | None:
+        """The assessment, locked for update (serialises finalisation)."""
         ...
 
     async def lock_idempotency_key(self, identity_key: str, key: str) -> None:
@@ -355,13 +352,26 @@ class AssessmentStore(ScoringStore, ReferenceStore, Protocol):
         """Mark the assessment submitted."""
         ...
 
-    async def jobs_of(self, assessment_id: UUID) -> list[JobView]:
-        """The assessment's jobs; a queued job whose request the outbox relay delivered to
-        Kafka shows `in_progress`."""
+    async def update_score_record(
+        self,
+        assessment_id: UUID,
+        job_id: UUID,
+        *,
+        status: ScoreStatus,
+        score: float | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Update the assessment score record that waited for this job."""
         ...
 
-    async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:
-        """Registered webhooks with their deliveries and attempts."""
+    async def score_records(self, assessment_id: UUID) -> list[QuestionScore]:
+        """Every score record of an assessment."""
+        ...
+
+    async def complete_assessment(
+        self, assessment_id: UUID, result: dict[str, Any], completed_at: datetime
+    ) -> None:
+        """Store the fused result and mark the assessment completed."""
         ...
 
 
@@ -382,20 +392,6 @@ class WebhookSender(Protocol):
         Connects only to `target.addresses` (never resolves the host again), sends the URL's
         own Host header and, for https, its host name as TLS server name (SNI and certificate
         check), and follows no redirect."""
-        ...
-
-
-class WebhookStore(AssessmentStore, Protocol):
-    """Webhook rows: registration and the delivery queue."""
-
-    async def insert_webhook(
-        self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
-    ) -> None:
-        """Store a registered webhook."""
-        ...
-
-    async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
-        """Create one pending delivery for one webhook."""
         ...
 
 
@@ -421,24 +417,81 @@ class DeliveryQueue(Protocol):
         ...
 
 
-class Stores(ResponseStore, WebhookStore, DeliveryQueue, Protocol):
-    """Every store, over the one transaction of a unit of work."""
+class WebhookStore(DeliveryQueue, Protocol):
+    """Webhook rows: registration and the delivery queue."""
 
-
-class UnitOfWork(Protocol):
-    """One transaction, opened by an entrypoint: `async with uow as stores:` commits when the
-    block ends normally (staged events are published after that) and rolls back when it raises.
-    Use cases never commit."""
-
-    async def __aenter__(self) -> Stores:
-        """The stores over the transaction."""
+    async def insert_webhook(
+        self, webhook_id: UUID, assessment_id: UUID, url: str, secret: str
+    ) -> None:
+        """Store a registered webhook."""
         ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Commit, or roll back when the block raised."""
+    async def enqueue_delivery(self, webhook_id: UUID, event: str, payload: dict[str, Any]) -> None:
+        """Create one pending delivery for one webhook."""
+        ...
+
+    async def enqueue_deliveries(
+        self, assessment_id: UUID, event: str, payload: dict[str, Any]
+    ) -> int:
+        """Create a pending delivery for every webhook of the assessment; returns how many."""
+        ...
+
+    async def webhooks_of(self, assessment_id: UUID) -> list[WebhookRecord]:
+        """Registered webhooks with their deliveries and attempts."""
+        ...
+
+
+class Outbox(Protocol):
+    """The transaction's outbox: staged events are written with the commit."""
+
+    def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
+        """Put an event in this transaction's outbox."""
+        ...
+
+
+class UnitOfWork(Outbox, Protocol):
+    """One transaction with a store per area. The entrypoint opens it
+    (`async with transactions() as uow:`), which commits when the block ends normally and rolls
+    back when it raises; use cases never commit."""
+
+    @property
+    def inbox(self) -> Inbox:
+        """Consumed events, claimed once."""
+        ...
+
+    @property
+    def responses(self) -> ResponseStore:
+        """Answers."""
+        ...
+
+    @property
+    def scoring(self) -> ScoringStore:
+        """Scoring jobs and scores."""
+        ...
+
+    @property
+    def assessments(self) -> AssessmentStore:
+        """Assessments and their score records."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """Webhooks and their delivery queue."""
+        ...
+
+    @property
+    def reference(self) -> ReferenceStore:
+        """Reference passages."""
+        ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the transaction has committed (metrics and logs of what it did)."""
+        ...
+
+
+class Transactions(Protocol):
+    """Opens units of work: each call is one transaction."""
+
+    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work, committed when the block ends normally, rolled back when it raises."""
         ...

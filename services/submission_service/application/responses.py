@@ -10,21 +10,24 @@ from uuid import UUID, uuid4
 from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.topics import Topic
 from submission_service.application.ports import (
+    KEEP,
     QuestionCatalog,
+    ResponseEdit,
     ResponseRecord,
     ResponseStore,
     ScoreRecord,
+    UnitOfWork,
 )
 from submission_service.application.scoring import (
     JOB_TYPE_RESPONSE,
     RubricPolicy,
+    stage_event,
     stage_rubric_request,
 )
 from submission_service.domain.completion import completion_requested
 from submission_service.domain.errors import (
     ConflictError,
     ForbiddenError,
-    InvalidInputError,
     NotFoundError,
 )
 from submission_service.domain.identity import Identity
@@ -44,21 +47,7 @@ class NewResponse:
     completed_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseChanges:
-    """A partial update; `completed_at_sent` says whether the body named `completed_at` at all."""
-
-    values: dict[str, Any]
-    completed_at_sent: bool = False
-    completed_at: datetime | None = None
-
-
-_UPDATABLE = frozenset({"answer_text", "answer_metadata", "learning_outcome_id", "content_id"})
-
-
-async def create_response(
-    store: ResponseStore, identity: Identity, new: NewResponse
-) -> ResponseRecord:
+async def create_response(uow: UnitOfWork, identity: Identity, new: NewResponse) -> ResponseRecord:
     """Store an answer. Never triggers scoring, even with `completed_at` (docs/contracts.md)."""
     record = ResponseRecord(
         id=uuid4(),
@@ -72,16 +61,16 @@ async def create_response(
         created_at=datetime.now(UTC),
         completed_at=new.completed_at,
     )
-    stored = await store.insert_response(record)
-    RESPONSES_WRITTEN.labels(operation="created").inc()
+    stored = await uow.responses.insert_response(record)
+    uow.after_commit(RESPONSES_WRITTEN.labels(operation="created").inc)
     return stored
 
 
 async def update_response(
-    store: ResponseStore,
+    uow: UnitOfWork,
     identity: Identity,
     response_id: UUID,
-    changes: ResponseChanges,
+    edit: ResponseEdit,
     *,
     catalog: QuestionCatalog,
     policy: RubricPolicy,
@@ -92,7 +81,7 @@ async def update_response(
     Returns the updated answer and whether scoring was requested. Scoring runs later: the events
     are only staged in the outbox within this transaction.
     """
-    current = await store.response_for(identity, response_id)
+    current = await uow.responses.response_for(identity, response_id)
     if current is None:
         raise NotFoundError("no such response for this identity", reason="response_not_found")
     if current.locked:
@@ -100,27 +89,24 @@ async def update_response(
             "the response belongs to a submitted assessment and can no longer be edited",
             reason="response_locked",
         )
-    unknown = set(changes.values) - _UPDATABLE
-    if unknown:
-        raise InvalidInputError("field cannot be updated", field=sorted(unknown)[0])
-    values = dict(changes.values)
-    if changes.completed_at_sent:
-        values["completed_at"] = changes.completed_at
-    updated = await store.update_response(response_id, values) if values else current
+    updated = await uow.responses.update_response(response_id, edit) if edit.changes() else current
+    completed_at = None if edit.completed_at is KEEP else edit.completed_at
     triggered = completion_requested(
-        completed_at_sent=changes.completed_at_sent, completed_at=changes.completed_at
+        completed_at_sent=edit.completed_at is not KEEP, completed_at=completed_at
     )
-    if triggered and changes.completed_at is not None:
+    if triggered and completed_at is not None:
         found = catalog.find_question(updated.module_slug, updated.question_id)
         job = await stage_rubric_request(
-            store,
+            uow,
             policy=policy,
             response=updated,
             question=found[1] if found else None,
             job_type=JOB_TYPE_RESPONSE,
             correlation_id=correlation_id,
         )
-        await store.stage_event(
+        stage_event(
+            uow,
+            policy,
             Topic.ASSESSMENT_RESPONSE_COMPLETED,
             AssessmentResponseCompletedV1(
                 response_id=updated.id,
@@ -130,21 +116,21 @@ async def update_response(
                 content_id=updated.content_id,
                 user_id=updated.identity.user_id,
                 anonymous_token=updated.identity.anonymous_token,
-                completed_at=changes.completed_at,
+                completed_at=completed_at,
                 answer_length=len(updated.answer_text),
                 scoring_request_id=job.request_id,
             ),
             key=str(updated.id),
             correlation_id=correlation_id,
         )
-    RESPONSES_WRITTEN.labels(operation="updated").inc()
+    uow.after_commit(RESPONSES_WRITTEN.labels(operation="updated").inc)
     if triggered:
-        COMPLETIONS_TRIGGERED.inc()
+        uow.after_commit(COMPLETIONS_TRIGGERED.inc)
     return updated, triggered
 
 
 async def list_responses(
-    store: ResponseStore,
+    responses: ResponseStore,
     identity: Identity,
     *,
     module_slug: str | None,
@@ -152,17 +138,17 @@ async def list_responses(
     limit: int,
 ) -> list[tuple[ResponseRecord, list[ScoreRecord]]]:
     """The caller's own answers, newest first, with their scores."""
-    return await store.list_responses(
+    return await responses.list_responses(
         identity, module_slug=module_slug, question_id=question_id, limit=limit
     )
 
 
 async def claim_responses(
-    store: ResponseStore, identity: Identity, anonymous_token: UUID
+    responses: ResponseStore, identity: Identity, anonymous_token: UUID
 ) -> tuple[int, int]:
     """Move an anonymous token's answers to the logged-in user; returns (claimed, skipped)."""
     if identity.user_id is None:
         raise ForbiddenError(
             "claiming needs a logged-in user (Bearer token)", reason="user_required"
         )
-    return await store.claim_responses(anonymous_token, identity.user_id)
+    return await responses.claim_responses(anonymous_token, identity.user_id)

@@ -9,9 +9,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
+from pydantic import BaseModel
 
 from common_core.events.assessment import AssessmentScoredV1, EssayFusionV1, EssayStagePartV1
-from common_core.events.envelope import EventEnvelope
+from common_core.events.envelope import EventEnvelope, new_event
 from common_core.events.llm import (
     LLMConfig,
     LLMProviderName,
@@ -20,14 +21,16 @@ from common_core.events.llm import (
     ReferencePassage,
     RubricScores,
 )
-from common_core.topics import Topic
+from common_core.topics import Topic, topic_name
 from submission_service.application.ports import (
     AssessmentRecord,
+    Outbox,
     ResponseRecord,
     RetrievedPassage,
     ScoringJob,
-    ScoringStore,
+    UnitOfWork,
 )
+from submission_service.config import SERVICE_NAME
 from submission_service.domain.assessments import (
     JobStatus,
     Question,
@@ -61,9 +64,11 @@ DEFAULT_RUBRIC: dict[str, Any] = {
 
 @dataclass(frozen=True, slots=True)
 class RubricPolicy:
-    """How rubric requests are addressed: callback topic and optional model choice."""
+    """How rubric requests are addressed: the topics (callback topic, prefix of the events
+    staged) and the optional model choice."""
 
     callback_topic: str
+    topic_prefix: str
     provider: LLMProviderName | None = None
     model: str | None = None
     temperature: float | None = None
@@ -71,8 +76,24 @@ class RubricPolicy:
     rag_passages: int = 4  # reference passages retrieved for a rag request
 
 
+def stage_event(
+    outbox: Outbox,
+    policy: RubricPolicy,
+    topic: Topic,
+    payload: BaseModel,
+    *,
+    key: str,
+    correlation_id: UUID,
+) -> UUID:
+    """Stage one of this service's events in the transaction's outbox; returns its event_id."""
+    name = topic_name(topic, policy.topic_prefix)
+    envelope = new_event(name, payload, source_service=SERVICE_NAME, correlation_id=correlation_id)
+    outbox.stage_event(name, envelope, key)
+    return envelope.event_id
+
+
 async def stage_rubric_request(
-    store: ScoringStore,
+    uow: UnitOfWork,
     *,
     policy: RubricPolicy,
     response: ResponseRecord,
@@ -118,10 +139,15 @@ async def stage_rubric_request(
             ReferencePassage(passage_id=p.passage_id, text=p.text) for p in passages
         ],
     )
-    event_id = await store.stage_event(
-        Topic.LLM_RUBRIC_REQUESTED, request, key=str(response.id), correlation_id=correlation_id
+    event_id = stage_event(
+        uow,
+        policy,
+        Topic.LLM_RUBRIC_REQUESTED,
+        request,
+        key=str(response.id),
+        correlation_id=correlation_id,
     )
-    await store.insert_job(job, request_event_id=event_id)
+    await uow.scoring.insert_job(job, request_event_id=event_id)
     return job
 
 
@@ -134,38 +160,51 @@ class ResultOutcome:
 
 
 async def record_rubric_result(
-    store: ScoringStore,
+    uow: UnitOfWork,
     envelope: EventEnvelope[LLMRubricResultV1],
     *,
     consumer: str,
+    policy: RubricPolicy,
 ) -> ResultOutcome:
     """Store a rubric result (or error) and announce the score; idempotent per event and request."""
-    if not await store.claim_event(consumer, envelope.event_id):
-        return _counted(ResultOutcome("duplicate"))
+    if not await uow.inbox.claim(consumer, envelope.event_id):
+        return _counted(uow, ResultOutcome("duplicate"))
     result = envelope.data
-    job = await store.job_for_request(result.request_id)
+    job = await uow.scoring.job_for_request(result.request_id)
     if job is None:
         log.warning("rubric_result_for_unknown_request", request_id=str(result.request_id))
-        return _counted(ResultOutcome("unknown_request"))
+        return _counted(uow, ResultOutcome("unknown_request"))
     if job.status.is_terminal:
-        return _counted(ResultOutcome("already_finished", job.id))
+        return _counted(uow, ResultOutcome("already_finished", job.id))
     if result.error_detail is not None:
         error = result.error_detail.model_dump(mode="json")
-        await store.finish_job(job.id, JobStatus.FAILED, error)
+        await uow.scoring.finish_job(job.id, JobStatus.FAILED, error)
         if job.assessment_id is not None:
-            await fuse_essay_if_ready(store, job, envelope.correlation_id)
-        log.warning("rubric_scoring_failed", job_id=str(job.id), code=result.error_detail.code)
-        return _counted(ResultOutcome("failed", job.id))
-    await _store_score(store, job, result, envelope.correlation_id)
-    return _counted(ResultOutcome("scored", job.id))
+            await fuse_essay_if_ready(uow, policy, job, envelope.correlation_id)
+        code = result.error_detail.code
+        uow.after_commit(
+            lambda: log.warning(
+                "rubric_scoring_failed",
+                job_id=str(job.id),
+                code=code,
+                correlation_id=str(envelope.correlation_id),
+            )
+        )
+        return _counted(uow, ResultOutcome("failed", job.id))
+    await _store_score(uow, policy, job, result, envelope.correlation_id)
+    return _counted(uow, ResultOutcome("scored", job.id))
 
 
 async def _store_score(
-    store: ScoringStore, job: ScoringJob, result: LLMRubricResultV1, correlation_id: UUID
+    uow: UnitOfWork,
+    policy: RubricPolicy,
+    job: ScoringJob,
+    result: LLMRubricResultV1,
+    correlation_id: UUID,
 ) -> None:
     if result.scores is None or result.overall is None:  # guaranteed by the contract's validator
         raise ValueError("rubric result without scores")
-    response = await store.response_by_id(job.response_id)
+    response = await uow.responses.response_by_id(job.response_id)
     if response is None:  # deleted meanwhile (cascade removed the job too); nothing to record
         return
     scored_at = datetime.now(UTC)
@@ -185,7 +224,7 @@ async def _store_score(
     if job.job_type in _ESSAY_STAGES:
         score_data["stage"] = job.job_type
         score_data["citations"] = list(result.citations)
-    await store.insert_score(
+    await uow.scoring.insert_score(
         score_id=score_id,
         response_id=job.response_id,
         score_data=score_data,
@@ -203,11 +242,13 @@ async def _store_score(
             "provider": result.provider,
             "model_id": result.model,
         }
-        await store.finish_job(job.id, JobStatus.COMPLETED, result=stage_result)
-        await fuse_essay_if_ready(store, job, correlation_id)
+        await uow.scoring.finish_job(job.id, JobStatus.COMPLETED, result=stage_result)
+        await fuse_essay_if_ready(uow, policy, job, correlation_id)
         return
-    await store.finish_job(job.id, JobStatus.COMPLETED)
-    await store.stage_event(
+    await uow.scoring.finish_job(job.id, JobStatus.COMPLETED)
+    stage_event(
+        uow,
+        policy,
         Topic.ASSESSMENT_SCORED,
         AssessmentScoredV1(
             response_id=job.response_id,
@@ -226,26 +267,26 @@ async def _store_score(
         correlation_id=correlation_id,
     )
     if job.assessment_id is not None:
-        records = await store.score_records(job.assessment_id)
+        records = await uow.assessments.score_records(job.assessment_id)
         weight = next((r.max_score for r in records if r.response_id == str(job.response_id)), 1.0)
-        await store.update_score_record(
+        await uow.assessments.update_score_record(
             job.assessment_id,
             job.id,
             status=ScoreStatus.SCORED,
             score=essay_points(result.overall, weight),
             detail={"overall": result.overall, "score_id": str(score_id)},
         )
-        await finalize_if_done(store, job.assessment_id)
+        await finalize_if_done(uow, job.assessment_id)
 
 
-async def finalize_if_done(store: ScoringStore, assessment_id: UUID) -> bool:
+async def finalize_if_done(uow: UnitOfWork, assessment_id: UUID) -> bool:
     """Fuse the scores and complete the assessment once no job is outstanding."""
-    assessment = await store.lock_assessment(assessment_id)
+    assessment = await uow.assessments.lock_assessment(assessment_id)
     if assessment is None or assessment.status == "completed":
         return False
-    if await store.unfinished_jobs(assessment_id):
+    if await uow.scoring.unfinished_jobs(assessment_id):
         return False
-    records = await store.score_records(assessment_id)
+    records = await uow.assessments.score_records(assessment_id)
     fused = fuse(records)
     completed_at = datetime.now(UTC)
     result: dict[str, Any] = {
@@ -261,8 +302,8 @@ async def finalize_if_done(store: ScoringStore, assessment_id: UUID) -> bool:
         ),
         "essays": [_essay_json(r) for r in records if r.score_type is QuestionType.ESSAY],
     }
-    await store.complete_assessment(assessment_id, result, completed_at)
-    await store.enqueue_deliveries(
+    await uow.assessments.complete_assessment(assessment_id, result, completed_at)
+    await uow.webhooks.enqueue_deliveries(
         assessment_id,
         "assessment.completed",
         completion_payload(assessment, result, completed_at),
@@ -317,7 +358,9 @@ def _fused_dimensions(fusion: EssayFusion, jobs: dict[str, ScoringJob]) -> Rubri
     )
 
 
-async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_id: UUID) -> None:
+async def fuse_essay_if_ready(
+    uow: UnitOfWork, policy: RubricPolicy, job: ScoringJob, correlation_id: UUID
+) -> None:
     """Once an essay's gpt and rag stages are finished: fuse the rule, gpt and rag scores, finish
     the fusion job, update the essay's score record, announce the fused score, and finalise the
     assessment when nothing else is outstanding."""
@@ -326,22 +369,24 @@ async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_
     assessment_id = job.assessment_id
     # The assessment's row lock serialises this step: of two results of one essay handled
     # concurrently, the one that gets the lock second sees the first committed.
-    await store.lock_assessment(assessment_id)
-    jobs = {j.job_type: j for j in await store.jobs_for_response(assessment_id, job.response_id)}
+    await uow.assessments.lock_assessment(assessment_id)
+    jobs = {
+        j.job_type: j for j in await uow.scoring.jobs_for_response(assessment_id, job.response_id)
+    }
     fusion_job = jobs.get(JobType.FUSION.value)
     if fusion_job is None:  # queued before sub0003: its one gpt job is the essay's whole score
-        await _record_single_stage(store, jobs.get(job.job_type, job))
-        await finalize_if_done(store, assessment_id)
+        await _record_single_stage(uow, jobs.get(job.job_type, job))
+        await finalize_if_done(uow, assessment_id)
         return
     if fusion_job.status.is_terminal:
         return
     if any(not j.status.is_terminal for t, j in jobs.items() if t in _ESSAY_STAGES):
         return
-    records = await store.score_records(assessment_id)
+    records = await uow.assessments.score_records(assessment_id)
     record = next((r for r in records if r.response_id == str(job.response_id)), None)
     if record is None:
         return
-    response = await store.response_by_id(job.response_id)
+    response = await uow.responses.response_by_id(job.response_id)
     rule = (
         record.detail.get("rule_score")
         or essay_rule_score(response.answer_text if response is not None else "").as_json()
@@ -354,15 +399,15 @@ async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_
     detail = {"rule_score": rule, "fusion": fusion.as_json()}
     if fusion.failed:
         error = {"code": "no_stage_score", "message": "neither the gpt nor the rag stage scored"}
-        await store.finish_job(fusion_job.id, JobStatus.FAILED, error, fusion.as_json())
-        await store.update_score_record(
+        await uow.scoring.finish_job(fusion_job.id, JobStatus.FAILED, error, fusion.as_json())
+        await uow.assessments.update_score_record(
             assessment_id, fusion_job.id, status=ScoreStatus.FAILED, score=0.0, detail=detail
         )
-        ESSAY_FUSIONS.labels(outcome="failed").inc()
+        _count_fusion(uow, "failed")
     else:
         overall = fusion.overall if fusion.overall is not None else 1.0
-        await store.finish_job(fusion_job.id, JobStatus.COMPLETED, result=fusion.as_json())
-        await store.update_score_record(
+        await uow.scoring.finish_job(fusion_job.id, JobStatus.COMPLETED, result=fusion.as_json())
+        await uow.assessments.update_score_record(
             assessment_id,
             fusion_job.id,
             status=ScoreStatus.SCORED,
@@ -370,21 +415,23 @@ async def fuse_essay_if_ready(store: ScoringStore, job: ScoringJob, correlation_
             detail={"overall": overall, **detail},
         )
         if response is not None:
-            await _announce_fused_score(store, response, jobs, fusion, correlation_id)
+            await _announce_fused_score(
+                uow, policy, response, jobs=jobs, fusion=fusion, correlation_id=correlation_id
+            )
         outcome = "disagreement" if fusion.disagreement else "agreed"
-        ESSAY_FUSIONS.labels(outcome="degraded" if fusion.degraded else outcome).inc()
-    await finalize_if_done(store, assessment_id)
+        _count_fusion(uow, "degraded" if fusion.degraded else outcome)
+    await finalize_if_done(uow, assessment_id)
 
 
-async def _record_single_stage(store: ScoringStore, job: ScoringJob) -> None:
+async def _record_single_stage(uow: UnitOfWork, job: ScoringJob) -> None:
     if job.assessment_id is None:
         return
     result = job.result or {}
     if job.status is JobStatus.COMPLETED and result.get("overall") is not None:
-        records = await store.score_records(job.assessment_id)
+        records = await uow.assessments.score_records(job.assessment_id)
         weight = next((r.max_score for r in records if r.response_id == str(job.response_id)), 1.0)
         overall = float(result["overall"])
-        await store.update_score_record(
+        await uow.assessments.update_score_record(
             job.assessment_id,
             job.id,
             status=ScoreStatus.SCORED,
@@ -392,14 +439,16 @@ async def _record_single_stage(store: ScoringStore, job: ScoringJob) -> None:
             detail={"overall": overall, "score_id": result.get("score_id")},
         )
     else:
-        await store.update_score_record(
+        await uow.assessments.update_score_record(
             job.assessment_id, job.id, status=ScoreStatus.FAILED, score=0.0, detail={}
         )
 
 
 async def _announce_fused_score(
-    store: ScoringStore,
+    uow: UnitOfWork,
+    policy: RubricPolicy,
     response: ResponseRecord,
+    *,
     jobs: dict[str, ScoringJob],
     fusion: EssayFusion,
     correlation_id: UUID,
@@ -415,7 +464,7 @@ async def _announce_fused_score(
     feedback = str(source.get("feedback", ""))
     provider = str(source.get("provider", "unknown"))
     model_id = str(source.get("model_id", "unknown"))
-    await store.insert_score(
+    await uow.scoring.insert_score(
         score_id=score_id,
         response_id=response.id,
         score_data={
@@ -430,7 +479,9 @@ async def _announce_fused_score(
         prompt_version=FUSION_VERSION,
         created_at=scored_at,
     )
-    await store.stage_event(
+    stage_event(
+        uow,
+        policy,
         Topic.ASSESSMENT_SCORED,
         AssessmentScoredV1(
             response_id=response.id,
@@ -477,13 +528,10 @@ def completion_payload(
     }
 
 
-def _counted(outcome: ResultOutcome) -> ResultOutcome:
-    RUBRIC_RESULTS.labels(outcome=outcome.outcome).inc()
+def _counted(uow: UnitOfWork, outcome: ResultOutcome) -> ResultOutcome:
+    uow.after_commit(RUBRIC_RESULTS.labels(outcome=outcome.outcome).inc)
     return outcome
 
 
-async def record_rubric_results(
-    store: ScoringStore, envelopes: Sequence[EventEnvelope[LLMRubricResultV1]], *, consumer: str
-) -> list[ResultOutcome]:
-    """Record a batch of results in the caller's transaction."""
-    return [await record_rubric_result(store, e, consumer=consumer) for e in envelopes]
+def _count_fusion(uow: UnitOfWork, outcome: str) -> None:
+    uow.after_commit(ESSAY_FUSIONS.labels(outcome=outcome).inc)

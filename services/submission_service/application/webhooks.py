@@ -16,9 +16,9 @@ from common_core.runtime.error_text import describe_error
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
+    UnitOfWork,
     WebhookDelivery,
     WebhookSender,
-    WebhookStore,
 )
 from submission_service.application.scoring import completion_payload
 from submission_service.domain.errors import (
@@ -89,7 +89,7 @@ async def check_target(url: str, *, resolver: HostResolver, allowlist: Sequence[
 
 
 async def register_webhook(
-    store: WebhookStore,
+    uow: UnitOfWork,
     identity: Identity,
     assessment_id: UUID,
     url: str,
@@ -98,16 +98,16 @@ async def register_webhook(
     policy: WebhookPolicy,
 ) -> tuple[UUID, str]:
     """Register a callback URL; returns its id and the signing secret (shown only once)."""
-    assessment = await store.assessment_for(identity, assessment_id)
+    assessment = await uow.assessments.assessment_for(identity, assessment_id)
     if assessment is None:
         raise NotFoundError("no such assessment for this identity", reason="assessment_not_found")
     await check_target(url, resolver=resolver, allowlist=policy.allowlist)
     webhook_id = uuid4()
     secret = secrets.token_hex(32)
-    await store.insert_webhook(webhook_id, assessment_id, url, secret)
+    await uow.webhooks.insert_webhook(webhook_id, assessment_id, url, secret)
     if assessment.status == "completed" and assessment.completed_at and assessment.result:
         # Registered after completion: deliver the outcome right away.
-        await store.enqueue_delivery(
+        await uow.webhooks.enqueue_delivery(
             webhook_id,
             "assessment.completed",
             completion_payload(assessment, assessment.result, assessment.completed_at),

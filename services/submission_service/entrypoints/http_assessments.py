@@ -17,7 +17,7 @@ from quart_schema import (
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.application import assessments as assessment_cases
-from submission_service.application.ports import AssessmentStore, UnitOfWork
+from submission_service.application.ports import Transactions
 from submission_service.application.scoring import RubricPolicy
 from submission_service.entrypoints.http_openapi import PUBLIC, errors, links, optional_body
 from submission_service.entrypoints.http_requests import (
@@ -99,15 +99,13 @@ async def start_assessment(
     *,
     data: StartAssessmentIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
     catalog: FromDishka[FileDefinitionCatalog],
 ) -> tuple[AssessmentOut, int]:
     """Start an attempt at a shipped definition."""
     identity = identify(reader)
-    async with transactions as store:
-        record = await assessment_cases.start_assessment(
-            store, catalog, identity, data.definition_id
-        )
+    async with transactions() as uow:
+        record = await assessment_cases.start_assessment(uow, catalog, identity, data.definition_id)
     return AssessmentOut(
         assessment_id=record.id,
         definition_id=record.definition_id,
@@ -128,7 +126,7 @@ async def submit(
     assessment_id: str,
     headers: SubmitHeaders,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
     catalog: FromDishka[FileDefinitionCatalog],
     policy: FromDishka[RubricPolicy],
 ) -> tuple[SubmitOut, int]:
@@ -136,9 +134,9 @@ async def submit(
     identity = identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
     body = await optional_json_body(SubmitIn)
-    async with transactions as store:
+    async with transactions() as uow:
         status, reply = await assessment_cases.submit_assessment(
-            store,
+            uow,
             catalog,
             identity,
             aid,
@@ -158,9 +156,11 @@ async def status(
     *,
     assessment_id: str,
     reader: FromDishka[JwtIdentityReader],
-    store: FromDishka[AssessmentStore],
+    transactions: FromDishka[Transactions],
 ) -> StatusOut:
     """Per-stage progress, job states, result and webhook deliveries."""
     identity = identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
-    return StatusOut.model_validate(await assessment_cases.assessment_status(store, identity, aid))
+    async with transactions() as uow:
+        status = await assessment_cases.assessment_status(uow, identity, aid)
+    return StatusOut.model_validate(status)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dishka import FromDishka
 from quart import Blueprint, request
 from quart_dishka import inject
@@ -12,7 +10,7 @@ from quart_schema import security_scheme, validate_querystring, validate_request
 from submission_service.adapters.content import FileDefinitionCatalog
 from submission_service.adapters.identity import JwtIdentityReader, parse_anonymous_token
 from submission_service.application import responses as response_cases
-from submission_service.application.ports import ResponseStore, UnitOfWork
+from submission_service.application.ports import ResponseEdit, Transactions
 from submission_service.application.scoring import RubricPolicy
 from submission_service.domain.errors import AuthenticationError, InvalidInputError
 from submission_service.domain.identity import Identity
@@ -44,13 +42,13 @@ async def create_response(
     *,
     data: CreateResponseIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
 ) -> tuple[ResponseOut, int]:
     """Create an answer (never triggers scoring)."""
     identity = identify(reader)
-    async with transactions as store:
+    async with transactions() as uow:
         record = await response_cases.create_response(
-            store,
+            uow,
             identity,
             response_cases.NewResponse(
                 question_id=data.question_id,
@@ -75,29 +73,20 @@ async def update_response(
     response_id: str,
     data: UpdateResponseIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
     catalog: FromDishka[FileDefinitionCatalog],
     policy: FromDishka[RubricPolicy],
 ) -> UpdatedResponseOut:
     """Update an answer; a body setting `completed_at` to a timestamp requests scoring."""
     identity = identify(reader)
     rid = path_uuid(response_id, "response_id")
-    sent = data.model_fields_set
-    values: dict[str, Any] = {
-        name: getattr(data, name)
-        for name in ("answer_text", "answer_metadata", "learning_outcome_id", "content_id")
-        if name in sent
-    }
-    async with transactions as store:
+    edit = ResponseEdit(**{name: getattr(data, name) for name in data.model_fields_set})
+    async with transactions() as uow:
         record, triggered = await response_cases.update_response(
-            store,
+            uow,
             identity,
             rid,
-            response_cases.ResponseChanges(
-                values=values,
-                completed_at_sent="completed_at" in sent,
-                completed_at=data.completed_at,
-            ),
+            edit,
             catalog=catalog,
             policy=policy,
             correlation_id=correlation_id(),
@@ -114,17 +103,18 @@ async def list_responses(
     *,
     query_args: ResponseListQuery,
     reader: FromDishka[JwtIdentityReader],
-    store: FromDishka[ResponseStore],
+    transactions: FromDishka[Transactions],
 ) -> ResponseListOut:
     """The caller's answers, newest first, with scores."""
     identity = identify(reader)
-    rows = await response_cases.list_responses(
-        store,
-        identity,
-        module_slug=query_args.module_slug,
-        question_id=query_args.question_id,
-        limit=query_args.limit,
-    )
+    async with transactions() as uow:
+        rows = await response_cases.list_responses(
+            uow.responses,
+            identity,
+            module_slug=query_args.module_slug,
+            question_id=query_args.question_id,
+            limit=query_args.limit,
+        )
     return ResponseListOut(
         responses=[
             ResponseWithScoresOut(**response_out(record), scores=[score_out(s) for s in scores])
@@ -143,11 +133,11 @@ async def claim(
     *,
     data: ClaimIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
 ) -> ClaimOut:
     """Move an anonymous token's answers to the logged-in user."""
     authorization = request.headers.get("Authorization")
-    if not authorization:
+    if authorization is None:
         raise AuthenticationError(
             "claiming needs a logged-in user (Authorization: Bearer <JWT>)",
             reason="user_required",
@@ -163,6 +153,6 @@ async def claim(
                 field="anonymous_token",
             )
         token = parse_anonymous_token(header)
-    async with transactions as store:
-        claimed, skipped = await response_cases.claim_responses(store, identity, token)
+    async with transactions() as uow:
+        claimed, skipped = await response_cases.claim_responses(uow.responses, identity, token)
     return ClaimOut(claimed=claimed, skipped=skipped)

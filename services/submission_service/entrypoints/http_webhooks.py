@@ -9,7 +9,7 @@ from quart_schema import validate_request, validate_response
 
 from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.application import webhooks as webhook_cases
-from submission_service.application.ports import HostResolver, UnitOfWork
+from submission_service.application.ports import HostResolver, Transactions
 from submission_service.application.webhooks import WebhookPolicy
 from submission_service.domain.webhooks import SIGNATURE_HEADER
 from submission_service.entrypoints.http_openapi import errors
@@ -29,16 +29,16 @@ async def register_webhook(
     assessment_id: str,
     data: WebhookIn,
     reader: FromDishka[JwtIdentityReader],
-    transactions: FromDishka[UnitOfWork],
+    transactions: FromDishka[Transactions],
     resolver: FromDishka[HostResolver],
     policy: FromDishka[WebhookPolicy],
 ) -> tuple[WebhookOut, int]:
     """Register a completion callback URL (SSRF-guarded); returns the signing secret."""
     identity = identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
-    async with transactions as store:
+    async with transactions() as uow:
         webhook_id, secret = await webhook_cases.register_webhook(
-            store, identity, aid, data.url, resolver=resolver, policy=policy
+            uow, identity, aid, data.url, resolver=resolver, policy=policy
         )
     return WebhookOut(
         webhook_id=webhook_id, url=data.url, secret=secret, signature_header=SIGNATURE_HEADER

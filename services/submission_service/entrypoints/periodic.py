@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from dishka import AsyncContainer
-
 from common_core.runtime.periodic import PeriodicWorker
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
-    UnitOfWork,
+    Transactions,
     WebhookDelivery,
     WebhookSender,
 )
@@ -22,15 +20,13 @@ class CommittedDeliveryQueue:
     """The delivery queue the dispatcher works on: each call is one unit of work, committed when
     it returns (the lease before anything is sent, each attempt as soon as it is made)."""
 
-    def __init__(self, container: AsyncContainer) -> None:
-        self._container = container
+    def __init__(self, transactions: Transactions) -> None:
+        self._transactions = transactions
 
     async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
         """Lease the due deliveries and commit the lease."""
-        async with self._container() as scope:
-            transactions: UnitOfWork = await scope.get(UnitOfWork)
-            async with transactions as stores:
-                return await stores.lease_due(limit, lease_seconds)
+        async with self._transactions() as uow:
+            return await uow.webhooks.lease_due(limit, lease_seconds)
 
     async def record_attempt(
         self,
@@ -43,17 +39,15 @@ class CommittedDeliveryQueue:
         retry_at: datetime | None,
     ) -> int:
         """Record one attempt and commit it."""
-        async with self._container() as scope:
-            transactions: UnitOfWork = await scope.get(UnitOfWork)
-            async with transactions as stores:
-                return await stores.record_attempt(
-                    delivery_id,
-                    succeeded=succeeded,
-                    http_status=http_status,
-                    error=error,
-                    give_up=give_up,
-                    retry_at=retry_at,
-                )
+        async with self._transactions() as uow:
+            return await uow.webhooks.record_attempt(
+                delivery_id,
+                succeeded=succeeded,
+                http_status=http_status,
+                error=error,
+                give_up=give_up,
+                retry_at=retry_at,
+            )
 
 
 class WebhookDispatcher(PeriodicWorker):

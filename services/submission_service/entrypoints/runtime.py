@@ -13,10 +13,11 @@ from common_core.topics import Topic, dlq_topic_name
 from submission_service.application.ports import (
     DefinitionCatalog,
     HostResolver,
-    UnitOfWork,
+    Transactions,
     WebhookSender,
 )
 from submission_service.application.reference import load_reference_material
+from submission_service.application.scoring import RubricPolicy
 from submission_service.application.webhooks import WebhookPolicy
 from submission_service.config import SERVICE_NAME, Settings
 from submission_service.di import make_container
@@ -45,19 +46,19 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
     """Load the reference material, then the app and the workers, from the container."""
     settings, container, producer = parts.settings, parts.container, parts.producer
     catalog = await container.get(DefinitionCatalog)
-    async with container() as scope:
-        transactions: UnitOfWork = await scope.get(UnitOfWork)
-        async with transactions as stores:
-            await load_reference_material(stores, catalog)
+    transactions = await container.get(Transactions)
+    async with transactions() as uow:
+        await load_reference_material(uow.reference, catalog)
+    policy = await container.get(RubricPolicy)
     return ServiceParts(
         app=create_app(container, settings, parts.readiness),
         workers={
-            "consumer": build_rubric_consumer(container, settings, producer),
+            "consumer": build_rubric_consumer(transactions, policy, settings, producer),
             "relay": OutboxRelay(
                 parts.engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
             ),
             "dispatcher": WebhookDispatcher(
-                CommittedDeliveryQueue(container),
+                CommittedDeliveryQueue(transactions),
                 await container.get(WebhookSender),
                 await container.get(HostResolver),
                 await container.get(WebhookPolicy),

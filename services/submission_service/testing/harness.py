@@ -89,6 +89,34 @@ class ServiceUnderTest:
         """A topic's full name under the service's prefix."""
         return self.settings.topic(topic)
 
+    async def answer(
+        self, headers: dict[str, str], module_slug: str, question_id: str, **fields: Any
+    ) -> dict[str, Any]:
+        """Create an answer as the caller (asserts a 201); returns the created answer."""
+        reply = await self.client.post(
+            "/api/assessments/responses",
+            json={"module_slug": module_slug, "question_id": question_id, **fields},
+            headers=headers,
+        )
+        assert reply.status_code == 201, await reply.get_data()
+        created: dict[str, Any] = await reply.get_json()
+        return created
+
+    async def start(self, headers: dict[str, str], definition_id: str = "intro-writing") -> str:
+        """Start an attempt at a definition as the caller (asserts a 201); returns its id."""
+        reply = await self.client.post(
+            "/api/assessments", json={"definition_id": definition_id}, headers=headers
+        )
+        assert reply.status_code == 201, await reply.get_data()
+        return str((await reply.get_json())["assessment_id"])
+
+    async def status(self, headers: dict[str, str], assessment_id: str) -> dict[str, Any]:
+        """The assessment's status as its owner reads it (asserts a 200)."""
+        reply = await self.client.get(f"/api/assessments/{assessment_id}/status", headers=headers)
+        assert reply.status_code == 200, await reply.get_data()
+        body: dict[str, Any] = await reply.get_json()
+        return body
+
     async def send_rubric_result(
         self, result: LLMRubricResultV1, *, event_id: uuid.UUID | None = None
     ) -> EventEnvelope[LLMRubricResultV1]:

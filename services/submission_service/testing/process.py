@@ -1,69 +1,38 @@
-"""Running `python -m <service>` as a subprocess in tests, stopped by PID."""
+"""Starting `python -m submission_service` as a subprocess, for tests of the real process."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
-import httpx
+from common_core.testing.service_process import ServiceProcess, running_service
+from submission_service.testing.harness import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET_KEY
 
 
-@contextlib.contextmanager
-def service_process(
-    module: str,
-    env: dict[str, str],
-    port: int,
-    *,
-    timeout: float = 60.0,
-    unset: tuple[str, ...] = (),
-) -> Iterator[str]:
-    """Start the module, wait for `/healthz`, yield its base URL; terminate it by PID.
-
-    `unset` names inherited environment variables the process must not see (API keys)."""
-    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the process' life
-        prefix=f"{module}-", suffix=".log", delete=False
-    )
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", module],
-        env={
-            **{k: v for k, v in os.environ.items() if k not in unset},
-            **env,
-            "HTTP_PORT": str(port),
-            "HTTP_HOST": "127.0.0.1",
-        },
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{module} exited early:\n{_tail(log_file.name)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{module} not healthy in {timeout}s:\n{_tail(log_file.name)}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        log_file.close()
-        Path(log_file.name).unlink(missing_ok=True)
+def process_env(database_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
+    """Environment of an instance under test (test secrets, a topic prefix of its own); `extra`
+    adds or replaces variables."""
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "TOPIC_PREFIX": f"t{uuid.uuid4().hex[:12]}",
+        "TOPIC_PARTITIONS": "1",
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
-def _tail(path: str, lines: int = 40) -> str:
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+@contextlib.asynccontextmanager
+async def service_process(
+    env: dict[str, str], log_dir: Path, *, unset: Collection[str] = ()
+) -> AsyncIterator[ServiceProcess]:
+    """A started instance on a free port, always stopped (by PID) at the end; inherited variables
+    named in `unset` are dropped (an `env` without them tests their absence)."""
+    async with running_service(
+        "submission_service", env=env, log_dir=log_dir, unset_prefixes=tuple(unset)
+    ) as instance:
+        yield instance

@@ -20,21 +20,7 @@ DEFINITION = "intro-writing"
 async def _answer(
     service: ServiceUnderTest, headers: dict[str, str], module: str, question: str, text: str
 ) -> str:
-    reply = await service.client.post(
-        "/api/assessments/responses",
-        json={"module_slug": module, "question_id": question, "answer_text": text},
-        headers=headers,
-    )
-    assert reply.status_code == 201
-    return str((await reply.get_json())["id"])
-
-
-async def _start(service: ServiceUnderTest, headers: dict[str, str]) -> str:
-    reply = await service.client.post(
-        "/api/assessments", json={"definition_id": DEFINITION}, headers=headers
-    )
-    assert reply.status_code == 201, await reply.get_data()
-    return str((await reply.get_json())["assessment_id"])
+    return str((await service.answer(headers, module, question, answer_text=text))["id"])
 
 
 async def _submit(
@@ -77,7 +63,7 @@ class TestSubmit:
         await _answer(service, headers, "foundations", "paragraph-structure", "c")  # wrong
         await _answer(service, headers, "foundations", "writing-experience", "weekly")
         await _answer(service, headers, "argument", "short-essay", "Digital books are cheaper.")
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
 
         reply = await _submit(service, headers, assessment_id, "key-1")
 
@@ -100,7 +86,7 @@ class TestSubmit:
     async def test_missing_answers_are_scored_as_missing(self, service: ServiceUnderTest) -> None:
         headers = anonymous_headers()
         await _answer(service, headers, "foundations", "thesis-definition", "b")
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
 
         reply = await _submit(service, headers, assessment_id, "degraded")
 
@@ -124,7 +110,7 @@ class TestSubmit:
     async def test_answers_are_locked_after_submit(self, service: ServiceUnderTest) -> None:
         headers = anonymous_headers()
         response_id = await _answer(service, headers, "foundations", "thesis-definition", "a")
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
         assert (await _submit(service, headers, assessment_id, "lock")).status_code == 202
 
         reply = await service.client.patch(
@@ -141,7 +127,7 @@ class TestSubmit:
     ) -> None:
         headers = anonymous_headers()
         await _answer(service, headers, "argument", "short-essay", "Printed books last longer.")
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
 
         first = await _submit(service, headers, assessment_id, "same-key")
         second = await _submit(service, headers, assessment_id, "same-key")
@@ -155,7 +141,7 @@ class TestSubmit:
     ) -> None:
         headers = anonymous_headers()
         await _answer(service, headers, "argument", "short-essay", "Both have merits.")
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
 
         replies = await asyncio.gather(
             *(_submit(service, headers, assessment_id, "race") for _ in range(5))
@@ -170,7 +156,7 @@ class TestSubmit:
         self, service: ServiceUnderTest
     ) -> None:
         headers = anonymous_headers()
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
         await _submit(service, headers, assessment_id, "reused", {"client_reference": "a"})
 
         reply = await _submit(service, headers, assessment_id, "reused", {"client_reference": "b"})
@@ -182,7 +168,7 @@ class TestSubmit:
         self, service: ServiceUnderTest
     ) -> None:
         headers = anonymous_headers()
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
         await _submit(service, headers, assessment_id, "one")
 
         reply = await _submit(service, headers, assessment_id, "two")
@@ -192,7 +178,7 @@ class TestSubmit:
 
     async def test_submit_needs_an_idempotency_key(self, service: ServiceUnderTest) -> None:
         headers = anonymous_headers()
-        assessment_id = await _start(service, headers)
+        assessment_id = await service.start(headers, DEFINITION)
 
         reply = await service.client.post(
             f"/api/assessments/{assessment_id}/submit", json={}, headers=headers
@@ -206,7 +192,7 @@ class TestSubmit:
     async def test_another_identitys_assessment_is_not_found(
         self, service: ServiceUnderTest
     ) -> None:
-        assessment_id = await _start(service, anonymous_headers())
+        assessment_id = await service.start(anonymous_headers(), DEFINITION)
 
         reply = await _submit(service, anonymous_headers(), assessment_id, "k")
 

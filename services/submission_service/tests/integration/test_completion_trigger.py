@@ -18,15 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 async def _create(service: ServiceUnderTest, headers: dict[str, str], **extra: Any) -> str:
-    body = {
-        "question_id": "q-essay",
-        "module_slug": "module-1",
-        "answer_text": "Digital textbooks are cheaper and easier to update.",
-        **extra,
-    }
-    reply = await service.client.post("/api/assessments/responses", json=body, headers=headers)
-    assert reply.status_code == 201, await reply.get_data()
-    created = await reply.get_json()
+    fields = {"answer_text": "Digital textbooks are cheaper and easier to update.", **extra}
+    created = await service.answer(headers, "module-1", "q-essay", **fields)
     assert "scores" not in created  # no score is leaked in creation answers
     return str(created["id"])
 

@@ -29,8 +29,8 @@ from common_core.testing import eventually
 from common_core.topics import Topic
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
 from submission_service.adapters.tables import assessment_scores, scoring_jobs
-from submission_service.application.ports import UnitOfWork
-from submission_service.application.scoring import record_rubric_result
+from submission_service.application.ports import Transactions
+from submission_service.application.scoring import RubricPolicy, record_rubric_result
 from submission_service.config import Settings
 from submission_service.entrypoints.runtime import (
     SERVICE,
@@ -104,30 +104,14 @@ async def stack(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _status(stack: Stack, headers: dict[str, str], aid: str) -> dict[str, Any]:
-    reply = await stack.service.client.get(f"/api/assessments/{aid}/status", headers=headers)
-    assert reply.status_code == 200
-    body: dict[str, Any] = await reply.get_json()
-    return body
-
-
 async def _submit_essay(
     stack: Stack, headers: dict[str, str], definition_id: str
 ) -> tuple[str, str]:
     """Answer the essay, start an attempt and submit it; returns (assessment, response) ids."""
-    client = stack.service.client
-    created = await client.post(
-        "/api/assessments/responses",
-        json={"module_slug": "argument", "question_id": "short-essay", "answer_text": ANSWER},
-        headers=headers,
-    )
-    assert created.status_code == 201
-    response_id = str((await created.get_json())["id"])
-    started = await client.post(
-        "/api/assessments", json={"definition_id": definition_id}, headers=headers
-    )
-    aid = str((await started.get_json())["assessment_id"])
-    submitted = await client.post(
+    created = await stack.service.answer(headers, "argument", "short-essay", answer_text=ANSWER)
+    response_id = str(created["id"])
+    aid = await stack.service.start(headers, definition_id)
+    submitted = await stack.service.client.post(
         f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": aid}
     )
     assert submitted.status_code == 202
@@ -169,7 +153,7 @@ class TestStagesThroughTheService:
         aid, response_id = await _submit_essay(stack, headers, "intro-writing")
 
         # Staged in the outbox, nothing delivered: every essay job is queued.
-        status = await _status(stack, headers, aid)
+        status = await stack.service.status(headers, aid)
         assert {s["name"]: s["weight"] for s in status["stages"]} == {
             "rule_score": 0.2,
             "gpt": 0.3,
@@ -192,7 +176,7 @@ class TestStagesThroughTheService:
         # The relay delivers both requests to the provider's topic: in progress; fusion waits.
         stack.start("relay")
         status = await eventually(
-            lambda: _status(stack, headers, aid),
+            lambda: stack.service.status(headers, aid),
             until=lambda s: (
                 _stages(s)["gpt"] == "in_progress" and _stages(s)["rag"] == "in_progress"
             ),
@@ -211,7 +195,7 @@ class TestStagesThroughTheService:
         stack.start("consumer")
         await _answer(stack, requests["gpt"], 4.0, cite=False)
         status = await eventually(
-            lambda: _status(stack, headers, aid),
+            lambda: stack.service.status(headers, aid),
             until=lambda s: _stages(s)["gpt"] == "completed",
             what="gpt completed",
         )
@@ -222,7 +206,7 @@ class TestStagesThroughTheService:
         # rag answers: fusion runs in the same transaction and the assessment completes.
         await _answer(stack, requests["rag"], 2.0, cite=True)
         status = await eventually(
-            lambda: _status(stack, headers, aid),
+            lambda: stack.service.status(headers, aid),
             until=lambda s: s["status"] == "completed",
             what="assessment completed",
         )
@@ -252,7 +236,7 @@ class TestStagesThroughTheService:
     ) -> None:
         headers = user_headers(f"learner-{uuid.uuid4()}")
         aid, response_id = await _submit_essay(stack, headers, "bare-writing")
-        status = await _status(stack, headers, aid)
+        status = await stack.service.status(headers, aid)
         rag = _jobs(status)["rag"]
         assert rag["status"] == "skipped"
         assert "no reference material" in rag["note"]
@@ -264,7 +248,7 @@ class TestStagesThroughTheService:
         assert set(requests) == {"gpt"}  # no rag request was sent
         await _answer(stack, requests["gpt"], 5.0, cite=False)
         status = await eventually(
-            lambda: _status(stack, headers, aid),
+            lambda: stack.service.status(headers, aid),
             until=lambda s: s["status"] == "completed",
             what="assessment completed without rag",
         )
@@ -295,6 +279,9 @@ class TestConcurrentResults:
             ).all()
         assert {r.job_type for r in rows} == {"gpt", "rag"}
 
+        transactions = await stack.runtime.container.get(Transactions)
+        policy = await stack.runtime.container.get(RubricPolicy)
+
         async def deliver(request_id: uuid.UUID) -> None:
             envelope = EventEnvelope[LLMRubricResultV1](
                 event_type="rubric_result",
@@ -302,15 +289,15 @@ class TestConcurrentResults:
                 correlation_id=uuid.uuid4(),
                 data=rubric_result(request_id, {}, overall=3.0),
             )
-            async with stack.runtime.container() as scope:
-                transactions: UnitOfWork = await scope.get(UnitOfWork)
-                async with transactions as stores:
-                    await record_rubric_result(stores, envelope, consumer="concurrency-test")
+            async with transactions() as uow:
+                await record_rubric_result(
+                    uow, envelope, consumer="concurrency-test", policy=policy
+                )
 
         # Two transactions at once, as two consumer instances would run them.
         await asyncio.gather(*(deliver(r.request_id) for r in rows))
 
-        status = await _status(stack, headers, aid)
+        status = await stack.service.status(headers, aid)
         assert status["status"] == "completed"
         assert _jobs(status)["fusion"]["status"] == "completed"
         async with stack.service.engine.connect() as connection:

@@ -20,14 +20,7 @@ pytestmark = pytest.mark.integration
 async def _create(
     service: ServiceUnderTest, headers: dict[str, str], question_id: str, module: str = "m1"
 ) -> dict[str, Any]:
-    reply = await service.client.post(
-        "/api/assessments/responses",
-        json={"question_id": question_id, "module_slug": module, "answer_text": question_id},
-        headers=headers,
-    )
-    assert reply.status_code == 201, await reply.get_data()
-    body: dict[str, Any] = await reply.get_json()
-    return body
+    return await service.answer(headers, module, question_id, answer_text=question_id)
 
 
 async def _list(
@@ -132,6 +125,13 @@ class TestClaim:
         assert (await reply.get_json())["code"] == "user_required"
 
 
+EMPTY_AUTHORIZATION = {
+    "code": "invalid_authorization_header",
+    "message": "Authorization must be 'Bearer <JWT>'",
+    "field": "Authorization",
+}
+
+
 class TestCredentials:
     @pytest.mark.parametrize(
         ("authorization", "code", "bearer_error"),
@@ -188,3 +188,23 @@ class TestCredentials:
             "message": "X-Anonymous-Token must be a UUID",
             "field": "X-Anonymous-Token",
         }
+
+    async def test_an_empty_authorization_is_refused_beside_an_anonymous_token(
+        self, service: ServiceUnderTest
+    ) -> None:
+        reply = await service.client.get(
+            "/api/assessments/responses", headers={"Authorization": "", **anonymous_headers()}
+        )
+
+        assert reply.status_code == 401
+        assert await reply.get_json() == EMPTY_AUTHORIZATION
+
+    async def test_an_empty_authorization_cannot_claim(self, service: ServiceUnderTest) -> None:
+        reply = await service.client.post(
+            "/api/assessments/claim",
+            json={},
+            headers={"Authorization": "", **anonymous_headers()},
+        )
+
+        assert reply.status_code == 401
+        assert await reply.get_json() == EMPTY_AUTHORIZATION

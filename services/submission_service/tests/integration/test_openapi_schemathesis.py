@@ -17,19 +17,16 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack import free_port
 from submission_service.testing.harness import (
-    TEST_JWT_SECRET,
-    TEST_WEBHOOK_SECRET_KEY,
     user_token,
 )
-from submission_service.testing.process import service_process
+from submission_service.testing.process import process_env, service_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,18 +38,12 @@ TESTED_PHASES = ("coverage", "fuzzing", "stateful")
 
 
 @pytest.fixture(scope="module")
-def service_url(database_url: str, kafka_bootstrap_servers: str) -> Iterator[str]:
-    env = {
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": f"st{uuid.uuid4().hex[:12]}",
-        "TOPIC_PARTITIONS": "1",
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "WEBHOOK_SECRET_KEYS": TEST_WEBHOOK_SECRET_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
-    with service_process("submission_service", env, free_port()) as url:
-        yield url
+async def service_url(
+    database_url: str, kafka_bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    env = process_env(database_url, kafka_bootstrap_servers)
+    async with service_process(env, tmp_path_factory.mktemp("submission")) as service:
+        yield service.url
 
 
 def _schemathesis(service_url: str, workdir: Path) -> tuple[int, str, dict[str, Any]]:

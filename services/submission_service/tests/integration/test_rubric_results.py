@@ -28,12 +28,8 @@ async def _completed_response(
     service: ServiceUnderTest, bootstrap: str, headers: dict[str, str]
 ) -> tuple[str, dict[str, Any]]:
     """Create and complete an answer; returns its id and the staged rubric request."""
-    created = await service.client.post(
-        "/api/assessments/responses",
-        json={"question_id": "q1", "module_slug": "m1", "answer_text": "An answer."},
-        headers=headers,
-    )
-    response_id = str((await created.get_json())["id"])
+    created = await service.answer(headers, "m1", "q1", answer_text="An answer.")
+    response_id = str(created["id"])
     patched = await service.client.patch(
         f"/api/assessments/responses/{response_id}",
         json={"completed_at": "2026-11-22T09:00:00Z"},

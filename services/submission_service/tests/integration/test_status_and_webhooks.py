@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-from quart import Quart, request
 
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.llm import LLMRubricResultV1
 from common_core.testing import eventually
 from common_core.topics import Topic
-from devstack import free_port
 from submission_service.di import make_container
 from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
 from submission_service.entrypoints.http import create_app
@@ -29,96 +24,94 @@ from submission_service.testing.harness import (
     settings_for_tests,
     user_headers,
 )
+from submission_service.testing.webhooks import receiving
 
 pytestmark = pytest.mark.integration
 
-
-@dataclass
-class Receiver:
-    """A local webhook receiver that fails its first `failures` calls."""
-
-    port: int
-    failures: int = 1
-    calls: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}/hook"
+AnswerFor = Callable[[dict[str, Any]], LLMRubricResultV1]
 
 
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    state = Receiver(port=free_port())
-    app = Quart("receiver")
-
-    @app.post("/hook")
-    async def hook() -> tuple[str, int]:
-        raw = await request.get_data()
-        body = raw if isinstance(raw, bytes) else raw.encode()
-        status = 500 if len(state.calls) < state.failures else 200
-        state.calls.append(({k.lower(): v for k, v in request.headers.items()}, body, status))
-        return "", status
-
-    config = Config()
-    config.bind = [f"127.0.0.1:{state.port}"]
-    config.accesslog = None
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    try:
-        yield state
-    finally:
-        stop.set()
-        await server
+ESSAY = "Digital textbooks are cheaper, lighter and easier to keep current."
 
 
-async def _status(service: ServiceUnderTest, headers: dict[str, str], aid: str) -> dict[str, Any]:
-    reply = await service.client.get(f"/api/assessments/{aid}/status", headers=headers)
-    assert reply.status_code == 200
-    body: dict[str, Any] = await reply.get_json()
-    return body
+async def _started_essay(service: ServiceUnderTest, headers: dict[str, str]) -> tuple[str, str]:
+    """Answer the essay and start an attempt; returns (response, assessment) ids."""
+    created = await service.answer(headers, "argument", "short-essay", answer_text=ESSAY)
+    return str(created["id"]), await service.start(headers)
 
 
-async def _submitted_essay(service: ServiceUnderTest, headers: dict[str, str]) -> tuple[str, str]:
-    created = await service.client.post(
-        "/api/assessments/responses",
-        json={
-            "module_slug": "argument",
-            "question_id": "short-essay",
-            "answer_text": "Digital textbooks are cheaper, lighter and easier to keep current.",
-        },
-        headers=headers,
+async def _submit(service: ServiceUnderTest, headers: dict[str, str], aid: str) -> None:
+    submitted = await service.client.post(
+        f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": aid}
     )
-    response_id = str((await created.get_json())["id"])
-    started = await service.client.post(
-        "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
+    assert submitted.status_code == 202, await submitted.get_data()
+
+
+async def _answer_requests(
+    service: ServiceUnderTest, bootstrap: str, response_id: str, answer: AnswerFor
+) -> None:
+    """Play the LLM provider: answer the essay's gpt and rag requests with `answer(request)`."""
+    request_events = await events_for_key(
+        bootstrap, service.topic(Topic.LLM_RUBRIC_REQUESTED), response_id, expected=2
     )
-    return response_id, str((await started.get_json())["assessment_id"])
+    assert len(request_events) == 2
+    for request_event in request_events:
+        await service.send_rubric_result(answer(request_event["data"]))
+
+
+def _scored(data: dict[str, Any]) -> LLMRubricResultV1:
+    return rubric_result(uuid.UUID(data["request_id"]), data["request_metadata"])
+
+
+def _unparseable(data: dict[str, Any]) -> LLMRubricResultV1:
+    return LLMRubricResultV1(
+        request_id=uuid.UUID(data["request_id"]),
+        request_metadata=data["request_metadata"],
+        error_detail=ErrorDetail(
+            code=ErrorCode.PARSE_ERROR,
+            message="model answer was not JSON",
+            correlation_id=uuid.uuid4(),
+            service="llm_provider_service",
+            operation="rubric",
+        ),
+        provider="openai",
+        model="gpt-4o-mini",
+    )
+
+
+async def _completed(
+    service: ServiceUnderTest, headers: dict[str, str], aid: str
+) -> dict[str, Any]:
+    return await eventually(
+        lambda: service.status(headers, aid),
+        until=lambda s: s["status"] == "completed",
+        what="assessment completed",
+    )
 
 
 def _stages(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in status["stages"]}
 
 
-class TestStatusAndWebhooks:
-    async def test_stages_progress_to_completed_and_the_webhook_is_delivered_signed(
-        self, service: ServiceUnderTest, receiver: Receiver, kafka_bootstrap_servers: str
+class TestStatus:
+    async def test_an_unsubmitted_assessment_has_no_stages(self, service: ServiceUnderTest) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        _, aid = await _started_essay(service, headers)
+
+        status = await service.status(headers, aid)
+
+        assert (status["status"], status["stages"], status["progress"]) == ("open", [], 0.0)
+
+    async def test_llm_stages_are_in_progress_once_their_requests_are_delivered(
+        self, service: ServiceUnderTest
     ) -> None:
         headers = user_headers(f"learner-{uuid.uuid4()}")
-        response_id, aid = await _submitted_essay(service, headers)
-        registered = await service.client.post(
-            f"/api/assessments/{aid}/webhook", json={"url": receiver.url}, headers=headers
-        )
-        assert registered.status_code == 201, await registered.get_data()
-        secret = (await registered.get_json())["secret"]
-        assert (await _status(service, headers, aid))["stages"] == []  # not submitted yet
+        _, aid = await _started_essay(service, headers)
 
-        submitted = await service.client.post(
-            f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": "k"}
-        )
-        assert submitted.status_code == 202
+        await _submit(service, headers, aid)
 
         status = await eventually(
-            lambda: _status(service, headers, aid),
+            lambda: service.status(headers, aid),
             until=lambda s: (
                 _stages(s)["gpt"]["status"] == _stages(s)["rag"]["status"] == "in_progress"
             ),
@@ -127,7 +120,7 @@ class TestStatusAndWebhooks:
         stages = _stages(status)
         assert stages["rule_score"]["status"] == "completed"
         assert stages["fusion"]["status"] == "queued"
-        assert {s["name"]: s["weight"] for s in status["stages"]} == {
+        assert {name: stage["weight"] for name, stage in stages.items()} == {
             "rule_score": 0.2,
             "gpt": 0.3,
             "rag": 0.3,
@@ -135,26 +128,16 @@ class TestStatusAndWebhooks:
         }
         assert status["progress"] == pytest.approx(0.2)
 
-        request_events = await events_for_key(
-            kafka_bootstrap_servers,
-            service.topic(Topic.LLM_RUBRIC_REQUESTED),
-            response_id,
-            expected=2,
-        )
-        for request_event in request_events:
-            request_data = request_event["data"]
-            assert request_data["request_metadata"]["assessment_id"] == aid
-            await service.send_rubric_result(
-                rubric_result(
-                    uuid.UUID(request_data["request_id"]), request_data["request_metadata"]
-                )
-            )
+    async def test_scored_stages_complete_the_assessment_with_the_fused_essay_score(
+        self, service: ServiceUnderTest, kafka_bootstrap_servers: str
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        response_id, aid = await _started_essay(service, headers)
+        await _submit(service, headers, aid)
 
-        status = await eventually(
-            lambda: _status(service, headers, aid),
-            until=lambda s: s["status"] == "completed",
-            what="assessment completed",
-        )
+        await _answer_requests(service, kafka_bootstrap_servers, response_id, _scored)
+
+        status = await _completed(service, headers, aid)
         assert all(s["status"] == "completed" for s in status["stages"])
         assert status["progress"] == 1.0
         assert {j["status"] for j in status["jobs"]} == {"completed"}
@@ -167,62 +150,16 @@ class TestStatusAndWebhooks:
             "max_score": 2.0,
         }
 
-        status = await eventually(
-            lambda: _status(service, headers, aid),
-            until=lambda s: (
-                s["webhooks"][0]["deliveries"]
-                and s["webhooks"][0]["deliveries"][0]["status"] == "delivered"
-            ),
-            what="webhook delivered after a retry",
-        )
-        [delivery] = status["webhooks"][0]["deliveries"]
-        assert [a["http_status"] for a in delivery["attempts"]] == [500, 200]
-        assert [a["succeeded"] for a in delivery["attempts"]] == [False, True]
-        hook_headers, body, _ = receiver.calls[-1]
-        assert verify_signature(secret, hook_headers[SIGNATURE_HEADER.lower()], body)
-        assert not verify_signature("wrong-secret", hook_headers[SIGNATURE_HEADER.lower()], body)
-        assert b'"assessment.completed"' in body
-        assert aid.encode() in body
-        delivered = json.loads(body)
-        assert delivered["result"]["essays"][0]["fusion"] == essay["fusion"]
-
     async def test_failed_essay_job_completes_the_assessment_degraded(
         self, service: ServiceUnderTest, kafka_bootstrap_servers: str
     ) -> None:
         headers = user_headers(f"learner-{uuid.uuid4()}")
-        response_id, aid = await _submitted_essay(service, headers)
-        await service.client.post(
-            f"/api/assessments/{aid}/submit", json={}, headers={**headers, "Idempotency-Key": "k"}
-        )
-        request_events = await events_for_key(
-            kafka_bootstrap_servers,
-            service.topic(Topic.LLM_RUBRIC_REQUESTED),
-            response_id,
-            expected=2,
-        )
-        for request_event in request_events:
-            data = request_event["data"]
-            await service.send_rubric_result(
-                LLMRubricResultV1(
-                    request_id=uuid.UUID(data["request_id"]),
-                    request_metadata=data["request_metadata"],
-                    error_detail=ErrorDetail(
-                        code=ErrorCode.PARSE_ERROR,
-                        message="model answer was not JSON",
-                        correlation_id=uuid.uuid4(),
-                        service="llm_provider_service",
-                        operation="rubric",
-                    ),
-                    provider="openai",
-                    model="gpt-4o-mini",
-                )
-            )
+        response_id, aid = await _started_essay(service, headers)
+        await _submit(service, headers, aid)
 
-        status = await eventually(
-            lambda: _status(service, headers, aid),
-            until=lambda s: s["status"] == "completed",
-            what="assessment completed despite the failed job",
-        )
+        await _answer_requests(service, kafka_bootstrap_servers, response_id, _unparseable)
+
+        status = await _completed(service, headers, aid)
         jobs = {j["job_type"]: j for j in status["jobs"]}
         assert {t: j["status"] for t, j in jobs.items()} == {
             "gpt": "failed",
@@ -238,7 +175,7 @@ class TestStatusAndWebhooks:
     async def test_another_identity_cannot_read_status_or_register_webhooks(
         self, service: ServiceUnderTest
     ) -> None:
-        _, aid = await _submitted_essay(service, user_headers(f"owner-{uuid.uuid4()}"))
+        _, aid = await _started_essay(service, user_headers(f"owner-{uuid.uuid4()}"))
         intruder = user_headers(f"intruder-{uuid.uuid4()}")
 
         status = await service.client.get(f"/api/assessments/{aid}/status", headers=intruder)
@@ -250,6 +187,42 @@ class TestStatusAndWebhooks:
 
         assert (status.status_code, hook.status_code) == (404, 404)
         assert (await status.get_json())["code"] == "assessment_not_found"
+
+
+class TestCompletionWebhook:
+    async def test_a_failed_delivery_is_retried_and_delivered_signed_with_the_result(
+        self, service: ServiceUnderTest, kafka_bootstrap_servers: str, tmp_path: Path
+    ) -> None:
+        headers = user_headers(f"learner-{uuid.uuid4()}")
+        response_id, aid = await _started_essay(service, headers)
+        async with receiving(tmp_path, replies=(500, 200)) as receiver:
+            registered = await service.client.post(
+                f"/api/assessments/{aid}/webhook", json={"url": receiver.url}, headers=headers
+            )
+            assert registered.status_code == 201, await registered.get_data()
+            secret = (await registered.get_json())["secret"]
+            await _submit(service, headers, aid)
+            await _answer_requests(service, kafka_bootstrap_servers, response_id, _scored)
+
+            status = await eventually(
+                lambda: service.status(headers, aid),
+                until=lambda s: (
+                    s["webhooks"][0]["deliveries"]
+                    and s["webhooks"][0]["deliveries"][0]["status"] == "delivered"
+                ),
+                what="webhook delivered after a retry",
+            )
+
+        [delivery] = status["webhooks"][0]["deliveries"]
+        assert [a["http_status"] for a in delivery["attempts"]] == [500, 200]
+        assert [a["succeeded"] for a in delivery["attempts"]] == [False, True]
+        hook_headers, body = receiver.calls[-1]
+        assert verify_signature(secret, hook_headers[SIGNATURE_HEADER.lower()], body)
+        assert not verify_signature("wrong-secret", hook_headers[SIGNATURE_HEADER.lower()], body)
+        delivered = json.loads(body)
+        assert (delivered["event"], delivered["assessment_id"]) == ("assessment.completed", aid)
+        [essay] = status["result"]["essays"]
+        assert delivered["result"]["essays"][0]["fusion"] == essay["fusion"]
 
 
 class TestWebhookTargets:
@@ -268,7 +241,7 @@ class TestWebhookTargets:
         self, service: ServiceUnderTest, url: str
     ) -> None:
         headers = user_headers(f"learner-{uuid.uuid4()}")
-        _, aid = await _submitted_essay(service, headers)
+        _, aid = await _started_essay(service, headers)
 
         reply = await service.client.post(
             f"/api/assessments/{aid}/webhook", json={"url": url}, headers=headers
@@ -325,7 +298,7 @@ class TestWebhookTargets:
     )
     async def test_non_http_urls_are_invalid(self, service: ServiceUnderTest, url: str) -> None:
         headers = user_headers(f"learner-{uuid.uuid4()}")
-        _, aid = await _submitted_essay(service, headers)
+        _, aid = await _started_essay(service, headers)
 
         reply = await service.client.post(
             f"/api/assessments/{aid}/webhook", json={"url": url}, headers=headers

@@ -7,12 +7,10 @@ server name, and the signing secret is stored only as ciphertext.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,17 @@ import httpx
 import pytest
 import trustme
 from dishka import AsyncContainer, Provider, Scope
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-from quart import Quart, request
 from quart.typing import TestClientProtocol as QuartTestClient
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common_core.runtime.kernel import prepare_infrastructure
-from common_core.testing import eventually
-from devstack import free_port
 from submission_service.adapters.webhook_http import HttpxWebhookSender
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.application.ports import (
     HostResolver,
-    UnitOfWork,
+    Transactions,
     WebhookSender,
 )
 from submission_service.application.webhooks import WebhookPolicy, deliver_due
@@ -50,111 +43,18 @@ from submission_service.domain.webhooks import (
 from submission_service.entrypoints.http import create_app
 from submission_service.entrypoints.periodic import CommittedDeliveryQueue
 from submission_service.entrypoints.runtime import SERVICE
+from submission_service.testing.fakes import ScriptedResolver
 from submission_service.testing.harness import (
     TEST_WEBHOOK_SECRET_KEY,
     settings_for_tests,
     user_headers,
 )
+from submission_service.testing.webhooks import receiving
 
 pytestmark = pytest.mark.integration
 
 # Resolves only through the resolver stand-in: if it is reached, the pinned address was used.
 ALLOWED_HOST = "hooks.allowed.test"
-
-
-@dataclass
-class ScriptedResolver:
-    """DNS stand-in: each lookup of a host gets its next scripted answer (the last repeats)."""
-
-    answers: dict[str, list[list[str]]] = field(default_factory=dict)
-    lookups: dict[str, int] = field(default_factory=dict)
-
-    def script(self, host: str, *answers: list[str]) -> None:
-        self.answers[host] = list(answers)
-        self.lookups[host] = 0
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        if host not in self.answers:
-            raise OSError(f"{host} does not resolve")
-        script, done = self.answers[host], self.lookups[host]
-        self.lookups[host] = done + 1
-        return script[min(done, len(script) - 1)]
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1: every request it got, and the TLS server names asked."""
-
-    port: int
-    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    server_names: list[str | None] = field(default_factory=list)
-    redirects: int = 0
-
-
-class _RecordingTlsConfig(Config):
-    def __init__(self, receiver: Receiver) -> None:
-        super().__init__()
-        self._receiver = receiver
-
-    def create_ssl_context(self) -> ssl.SSLContext | None:
-        context = super().create_ssl_context()
-        if context is not None:
-
-            def record(_: ssl.SSLObject, name: str | None, __: ssl.SSLContext) -> None:
-                self._receiver.server_names.append(name)
-
-            context.sni_callback = record
-        return context
-
-
-@contextlib.asynccontextmanager
-async def receiving(
-    tmp_path: Path, certificate: trustme.LeafCert | None = None
-) -> AsyncIterator[Receiver]:
-    """Serve a recording receiver (https when given a certificate) until the block ends."""
-    receiver = Receiver(port=free_port())
-    app = Quart("receiver")
-
-    @app.post("/hook")
-    async def hook() -> tuple[str, int]:
-        raw = await request.get_data()
-        body = raw if isinstance(raw, bytes) else raw.encode()
-        receiver.calls.append(({k.lower(): v for k, v in request.headers.items()}, body))
-        return "", 204
-
-    @app.post("/elsewhere")
-    async def elsewhere() -> tuple[str, int, dict[str, str]]:
-        receiver.redirects += 1
-        return "", 307, {"Location": f"http://127.0.0.1:{receiver.port}/hook"}
-
-    config = _RecordingTlsConfig(receiver)
-    config.bind = [f"127.0.0.1:{receiver.port}"]
-    config.accesslog = None
-    if certificate is not None:
-        certfile, keyfile = tmp_path / f"{receiver.port}.pem", tmp_path / f"{receiver.port}.key"
-        certificate.cert_chain_pems[0].write_to_path(str(certfile))
-        certificate.private_key_pem.write_to_path(str(keyfile))
-        config.certfile, config.keyfile = str(certfile), str(keyfile)
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    try:
-        await eventually(
-            lambda: _accepts(receiver.port), what=f"receiver listening on {receiver.port}"
-        )
-        yield receiver
-    finally:
-        stop.set()
-        await server
-
-
-async def _accepts(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
 
 
 @dataclass
@@ -204,16 +104,15 @@ async def _registered(service: Service, url: str) -> tuple[dict[str, str], str, 
 
 async def _deliver_once(service: Service, aid: str, webhook_id: str, sender: WebhookSender) -> None:
     """Queue one completion delivery for the webhook and run one dispatcher pass."""
-    async with service.container() as scope:
-        transactions = await scope.get(UnitOfWork)
-        async with transactions as store:
-            await store.enqueue_delivery(
-                uuid.UUID(webhook_id),
-                "assessment.completed",
-                {"event": "assessment.completed", "assessment_id": aid},
-            )
+    transactions = await service.container.get(Transactions)
+    async with transactions() as uow:
+        await uow.webhooks.enqueue_delivery(
+            uuid.UUID(webhook_id),
+            "assessment.completed",
+            {"event": "assessment.completed", "assessment_id": aid},
+        )
     await deliver_due(
-        CommittedDeliveryQueue(service.container),
+        CommittedDeliveryQueue(transactions),
         sender,
         await service.container.get(HostResolver),
         await service.container.get(WebhookPolicy),

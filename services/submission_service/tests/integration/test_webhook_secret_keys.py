@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -10,13 +11,12 @@ from sqlalchemy import text
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
-from devstack import free_port
 from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
 from submission_service.config import Settings
 from submission_service.entrypoints.rotate_webhook_secrets import rotate
 from submission_service.entrypoints.runtime import VERSIONS_DIR
-from submission_service.testing.process import service_process
+from submission_service.testing.process import process_env, service_process
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,12 @@ async def _store_webhooks(database_url: str, key: str, count: int) -> dict[uuid.
                 ),
                 {"id": assessment_id},
             )
-            store = PostgresUnitOfWork(
-                session, topic_prefix="rotation", secret_box=WebhookSecretBox([key])
-            )
+            uow = PostgresUnitOfWork(session, secret_box=WebhookSecretBox([key]))
             for webhook_id, secret in secrets.items():
-                await store.insert_webhook(
+                await uow.webhooks.insert_webhook(
                     webhook_id, assessment_id, "https://example.org/hook", secret
                 )
-            await store.commit()
+            await uow.commit()
     finally:
         await engine.dispose()
     return secrets
@@ -78,23 +76,21 @@ async def test_old_secrets_move_to_the_new_key_and_unreadable_ones_are_counted(
     assert WebhookSecretBox([NEW_KEY, OLD_KEY]).decrypt(tokens[lost_id]) is None
 
 
-def test_a_deployment_that_sets_jwt_secret_but_no_webhook_keys_refuses_to_start(
-    database_url: str, kafka_bootstrap_servers: str
+async def test_a_deployment_that_sets_jwt_secret_but_no_webhook_keys_refuses_to_start(
+    database_url: str, kafka_bootstrap_servers: str, tmp_path: Path
 ) -> None:
     jwt_secret = f"deployment-secret-{uuid.uuid4().hex}"
-    env = {
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-        "TOPIC_PREFIX": f"nokey{uuid.uuid4().hex[:10]}",
-        "TOPIC_PARTITIONS": "1",
-        "JWT_SECRET": jwt_secret,
-    }
+    env = process_env(database_url, kafka_bootstrap_servers, JWT_SECRET=jwt_secret)
+    del env["WEBHOOK_SECRET_KEYS"]
 
-    with (
-        pytest.raises(RuntimeError, match="exited early") as caught,
-        service_process("submission_service", env, free_port(), unset=("WEBHOOK_SECRET_KEYS",)),
-    ):
-        pass
+    with pytest.raises(AssertionError, match="exited during start-up") as caught:
+        await _start_and_stop(env, tmp_path)
 
     assert "WEBHOOK_SECRET_KEYS must be set when JWT_SECRET is set" in str(caught.value)
     assert jwt_secret not in str(caught.value)
+
+
+async def _start_and_stop(env: dict[str, str], log_dir: Path) -> None:
+    """Start the service without the inherited WEBHOOK_SECRET_KEYS; stop it if it comes up."""
+    async with service_process(env, log_dir, unset=("WEBHOOK_SECRET_KEYS",)):
+        pass

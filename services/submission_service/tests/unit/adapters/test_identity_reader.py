@@ -44,6 +44,17 @@ class TestIdentify:
             READER.identify(header, None)
         assert caught.value.reason == reason
 
+    @pytest.mark.parametrize("header", ["", "   "])
+    def test_an_empty_authorization_is_malformed_even_with_an_anonymous_token(
+        self, header: str
+    ) -> None:
+        with pytest.raises(AuthenticationError) as caught:
+            READER.identify(header, str(uuid.uuid4()))
+        assert (caught.value.reason, caught.value.field) == (
+            "invalid_authorization_header",
+            "Authorization",
+        )
+
     def test_no_credentials_fail_authentication(self) -> None:
         with pytest.raises(AuthenticationError):
             READER.identify(None, None)

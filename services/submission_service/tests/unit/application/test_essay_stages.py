@@ -10,7 +10,7 @@ from common_core.events.assessment import AssessmentScoredV1
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMRubricResultV1
 from submission_service.application.ports import AssessmentRecord, ResponseRecord, ScoringJob
-from submission_service.application.scoring import record_rubric_result
+from submission_service.application.scoring import RubricPolicy, record_rubric_result
 from submission_service.domain.assessments import (
     JobStatus,
     QuestionScore,
@@ -19,15 +19,18 @@ from submission_service.domain.assessments import (
 )
 from submission_service.domain.essay_fusion import NO_MATERIAL_NOTE
 from submission_service.domain.identity import Identity
+from submission_service.testing.fakes import FakeTransactions, StoredScoreRecord, StoredWebhook
 from submission_service.testing.harness import rubric_result
-from submission_service.tests.unit.application.fakes import FakeScoringStore
+
+POLICY = RubricPolicy(callback_topic="t.llm_provider.rubric_result.v1", topic_prefix="t")
 
 
 class Essay:
     """A store holding one submitted essay answer with its three stage jobs."""
 
     def __init__(self, *, rag_skipped: bool = False, rule_score: float = 3.0) -> None:
-        self.store = FakeScoringStore()
+        self.store = FakeTransactions()
+        self.tables = self.store.tables
         self.assessment_id = uuid4()
         response = ResponseRecord(
             id=uuid4(),
@@ -42,13 +45,17 @@ class Essay:
             completed_at=datetime.now(UTC),
         )
         self.response_id = response.id
-        self.store.responses[response.id] = response
-        self.store.assessments[self.assessment_id] = AssessmentRecord(
+        self.tables.responses[response.id] = response
+        self.tables.assessments[self.assessment_id] = AssessmentRecord(
             self.assessment_id,
             "intro-writing",
             Identity(user_id="u"),
             "submitted",
             datetime.now(UTC),
+        )
+        webhook_id = uuid4()
+        self.tables.webhooks[webhook_id] = StoredWebhook(
+            webhook_id, self.assessment_id, "https://example.org/hook", "s", datetime.now(UTC)
         )
         self.gpt = self._job("gpt", JobStatus.QUEUED, uuid4())
         self.rag = (
@@ -67,7 +74,7 @@ class Essay:
             str(response.id),
             {"rule_score": {"score": rule_score, "words": 120, "sentences": 6}},
         )
-        self.store.records[self.assessment_id] = [(self.fusion.id, record)]
+        self.tables.score_records[self.assessment_id] = [StoredScoreRecord(record, self.fusion.id)]
 
     def _job(
         self,
@@ -85,7 +92,7 @@ class Essay:
             request_id,
             result=result,
         )
-        self.store.jobs[job.id] = job
+        self.tables.jobs[job.id] = job
         return job
 
     async def answer(self, job: ScoringJob, overall: float) -> None:
@@ -99,16 +106,21 @@ class Essay:
             correlation_id=uuid4(),
             data=result.model_copy(update={"citations": ["kp-1"] if job.job_type == "rag" else []}),
         )
-        await record_rubric_result(self.store, envelope, consumer="c")
+        await self.record(envelope)
+
+    async def record(self, envelope: EventEnvelope[LLMRubricResultV1]) -> None:
+        """Record a result in its own committed transaction, as the consumer does."""
+        async with self.store() as uow:
+            await record_rubric_result(uow, envelope, consumer="c", policy=POLICY)
 
     def status(self, job: ScoringJob) -> JobStatus:
         """A job's current state."""
-        return self.store.jobs[job.id].status
+        return self.tables.jobs[job.id].status
 
-    def record(self) -> QuestionScore:
+    def score_record(self) -> QuestionScore:
         """The essay's score record."""
-        [(_, record)] = self.store.records[self.assessment_id]
-        return record
+        [stored] = self.tables.score_records[self.assessment_id]
+        return stored.record
 
 
 class TestFusionWaitsForBothStages:
@@ -117,8 +129,8 @@ class TestFusionWaitsForBothStages:
         await essay.answer(essay.gpt, 4.0)
         assert essay.status(essay.gpt) is JobStatus.COMPLETED
         assert essay.status(essay.fusion) is JobStatus.QUEUED
-        assert essay.store.events == []
-        assert essay.store.assessments[essay.assessment_id].status == "submitted"
+        assert essay.tables.outbox == []
+        assert essay.tables.assessments[essay.assessment_id].status == "submitted"
 
     async def test_both_stages_answered_fuse_and_complete_the_assessment(self) -> None:
         essay = Essay(rule_score=3.0)
@@ -127,11 +139,12 @@ class TestFusionWaitsForBothStages:
 
         assert essay.status(essay.fusion) is JobStatus.COMPLETED
         fused = 0.2 * 3.0 + 0.4 * 4.0 + 0.4 * 5.0
-        record = essay.record()
+        record = essay.score_record()
         assert record.status is ScoreStatus.SCORED
         assert record.detail["fusion"]["overall"] == fused
         assert record.score == round((fused - 1) / 4 * 2.0, 6)
-        [(_, event, key)] = essay.store.events
+        [(_, envelope, key)] = essay.tables.outbox
+        event = envelope.data
         assert isinstance(event, AssessmentScoredV1)
         assert key == str(essay.response_id)
         assert event.stage == "fusion"
@@ -144,18 +157,19 @@ class TestFusionWaitsForBothStages:
         }
         assert event.fusion.citations == ["kp-1"]
         assert event.fusion.disagreement is False
-        completed = essay.store.assessments[essay.assessment_id]
+        completed = essay.tables.assessments[essay.assessment_id]
         assert completed.status == "completed"
         assert completed.result is not None
         [essay_result] = completed.result["essays"]
         assert essay_result["fusion"]["overall"] == fused
-        assert essay.store.deliveries[0]["result"]["essays"][0]["fusion"]["parts"]
+        [delivery] = essay.tables.deliveries.values()
+        assert delivery.payload["result"]["essays"][0]["fusion"]["parts"]
 
     async def test_gpt_and_rag_more_than_a_point_apart_are_flagged(self) -> None:
         essay = Essay()
         await essay.answer(essay.gpt, 5.0)
         await essay.answer(essay.rag, 2.0)
-        assert essay.record().detail["fusion"]["disagreement"] is True
+        assert essay.score_record().detail["fusion"]["disagreement"] is True
 
 
 class TestDegradedMode:
@@ -163,12 +177,12 @@ class TestDegradedMode:
         essay = Essay(rag_skipped=True, rule_score=2.0)
         await essay.answer(essay.gpt, 5.0)
 
-        fusion = essay.record().detail["fusion"]
+        fusion = essay.score_record().detail["fusion"]
         parts = {p["stage"]: p for p in fusion["parts"]}
         assert parts["rag"] == {"stage": "rag", "status": "skipped", "score": None, "weight": 0.0}
         assert fusion["degraded"] is True
         assert fusion["overall"] == round((0.2 * 2.0 + 0.4 * 5.0) / 0.6, 3)
-        result = essay.store.assessments[essay.assessment_id].result
+        result = essay.tables.assessments[essay.assessment_id].result
         assert result is not None
         assert result["degraded"] is True
 
@@ -193,10 +207,10 @@ class TestDegradedMode:
         envelope = EventEnvelope[LLMRubricResultV1](
             event_type="t", source_service="llm", correlation_id=uuid4(), data=failed
         )
-        await record_rubric_result(essay.store, envelope, consumer="c")
+        await essay.record(envelope)
 
         assert essay.status(essay.fusion) is JobStatus.FAILED
-        assert essay.record().status is ScoreStatus.FAILED
-        result = essay.store.assessments[essay.assessment_id].result
+        assert essay.score_record().status is ScoreStatus.FAILED
+        result = essay.tables.assessments[essay.assessment_id].result
         assert result is not None
         assert result["essays_failed"] == 1

@@ -9,12 +9,11 @@ import pytest
 
 from common_core.events.assessment import AssessmentResponseCompletedV1
 from common_core.events.llm import LLMRubricRequestV1
-from common_core.topics import Topic
+from common_core.topics import Topic, topic_name
 from submission_service.adapters.content import FileDefinitionCatalog
-from submission_service.application.ports import ResponseRecord
+from submission_service.application.ports import ResponseEdit, ResponseRecord
 from submission_service.application.responses import (
     NewResponse,
-    ResponseChanges,
     claim_responses,
     create_response,
     update_response,
@@ -23,17 +22,15 @@ from submission_service.application.scoring import RubricPolicy
 from submission_service.config import DEFAULT_CONTENT_DIR
 from submission_service.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from submission_service.domain.identity import Identity
-from submission_service.tests.unit.application.fakes import FakeResponseStore
+from submission_service.testing.fakes import FakeUnitOfWork
 
 CATALOG = FileDefinitionCatalog.load(DEFAULT_CONTENT_DIR)
-POLICY = RubricPolicy(callback_topic="p.llm_provider.rubric_result.v1")
+POLICY = RubricPolicy(callback_topic="p.llm_provider.rubric_result.v1", topic_prefix="p")
 LEARNER = Identity(anonymous_token=uuid4())
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
-async def _created(
-    store: FakeResponseStore, completed_at: datetime | None = None
-) -> ResponseRecord:
+async def _created(store: FakeUnitOfWork, completed_at: datetime | None = None) -> ResponseRecord:
     new = NewResponse(
         question_id="short-essay",
         module_slug="argument",
@@ -43,7 +40,7 @@ async def _created(
     return await create_response(store, LEARNER, new)
 
 
-async def _update(store: FakeResponseStore, response_id: UUID, changes: ResponseChanges) -> bool:
+async def _update(store: FakeUnitOfWork, response_id: UUID, changes: ResponseEdit) -> bool:
     _, triggered = await update_response(
         store,
         LEARNER,
@@ -58,63 +55,62 @@ async def _update(store: FakeResponseStore, response_id: UUID, changes: Response
 
 class TestCompletionTrigger:
     async def test_setting_completed_at_stages_both_events_with_the_shipped_rubric(self) -> None:
-        store = FakeResponseStore()
+        store = FakeUnitOfWork()
         created = await _created(store)
 
-        triggered = await _update(
-            store, created.id, ResponseChanges({}, completed_at_sent=True, completed_at=NOW)
-        )
+        triggered = await _update(store, created.id, ResponseEdit(completed_at=NOW))
 
         assert triggered
-        topics = [t for t, _, _ in store.events]
-        assert topics == [Topic.LLM_RUBRIC_REQUESTED, Topic.ASSESSMENT_RESPONSE_COMPLETED]
-        request, completed = store.events[0][1], store.events[1][1]
+        topics = [t for t, _, _ in store.staged]
+        assert topics == [
+            topic_name(Topic.LLM_RUBRIC_REQUESTED, "p"),
+            topic_name(Topic.ASSESSMENT_RESPONSE_COMPLETED, "p"),
+        ]
+        request, completed = store.staged[0][1].data, store.staged[1][1].data
         assert isinstance(request, LLMRubricRequestV1)
         assert isinstance(completed, AssessmentResponseCompletedV1)
         assert request.callback_topic == POLICY.callback_topic
         assert set(request.rubric) == {"relevance", "depth", "clarity", "technical"}
         assert "textbooks" in request.question_text
         assert completed.scoring_request_id == request.request_id
-        [job] = store.jobs.values()
+        [job] = store.tables.jobs.values()
         assert job.request_id == request.request_id
 
     @pytest.mark.parametrize(
         "changes",
         [
-            ResponseChanges({"answer_text": "draft"}),
-            ResponseChanges({}, completed_at_sent=True, completed_at=None),
+            ResponseEdit(answer_text="draft"),
+            ResponseEdit(completed_at=None),
         ],
     )
-    async def test_drafts_and_cleared_completion_stage_nothing(
-        self, changes: ResponseChanges
-    ) -> None:
-        store = FakeResponseStore()
+    async def test_drafts_and_cleared_completion_stage_nothing(self, changes: ResponseEdit) -> None:
+        store = FakeUnitOfWork()
         created = await _created(store)
 
         assert not await _update(store, created.id, changes)
-        assert store.events == []
+        assert store.staged == []
 
     async def test_creating_with_completed_at_stages_nothing(self) -> None:
-        store = FakeResponseStore()
+        store = FakeUnitOfWork()
 
         await _created(store, completed_at=NOW)
 
-        assert store.events == []
-        assert store.jobs == {}
+        assert store.staged == []
+        assert store.tables.jobs == {}
 
 
 class TestGuards:
     async def test_locked_answers_cannot_be_edited(self) -> None:
-        store = FakeResponseStore()
+        store = FakeUnitOfWork()
         created = await _created(store)
-        store.locked.add(created.id)
+        store.tables.response_locks.add(created.id)
 
         with pytest.raises(ConflictError) as caught:
-            await _update(store, created.id, ResponseChanges({"answer_text": "x"}))
+            await _update(store, created.id, ResponseEdit(answer_text="x"))
         assert caught.value.reason == "response_locked"
 
     async def test_another_identity_gets_not_found(self) -> None:
-        store = FakeResponseStore()
+        store = FakeUnitOfWork()
         created = await _created(store)
 
         with pytest.raises(NotFoundError):
@@ -122,7 +118,7 @@ class TestGuards:
                 store,
                 Identity(user_id="intruder"),
                 created.id,
-                ResponseChanges({"answer_text": "x"}),
+                ResponseEdit(answer_text="x"),
                 catalog=CATALOG,
                 policy=POLICY,
                 correlation_id=uuid4(),
@@ -131,7 +127,7 @@ class TestGuards:
 
 class TestClaim:
     async def test_claim_skips_questions_the_user_answered(self) -> None:
-        store = FakeResponseStore()
+        store = FakeUnitOfWork()
         user = Identity(user_id="u")
         await create_response(store, user, NewResponse(question_id="q1", module_slug="m"))
         for question in ("q1", "q2"):
@@ -141,8 +137,8 @@ class TestClaim:
 
         token = LEARNER.anonymous_token
         assert token is not None
-        assert await claim_responses(store, user, token) == (1, 1)
+        assert await claim_responses(store.responses, user, token) == (1, 1)
 
     async def test_claim_needs_a_user(self) -> None:
         with pytest.raises(ForbiddenError):
-            await claim_responses(FakeResponseStore(), LEARNER, uuid4())
+            await claim_responses(FakeUnitOfWork().responses, LEARNER, uuid4())

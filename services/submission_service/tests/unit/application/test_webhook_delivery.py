@@ -1,14 +1,15 @@
-"""Webhook target checks and delivery retries, with fakes for DNS, HTTP and the queue."""
+"""Webhook target checks and delivery retries, over the fake delivery queue and scripted DNS
+and HTTP."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from uuid import UUID, uuid4
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import uuid4
 
 import pytest
 
-from submission_service.application.ports import WebhookDelivery
+from submission_service.application.ports import DeliveryQueue
 from submission_service.application.webhooks import (
     NOT_DECRYPTABLE,
     WebhookPolicy,
@@ -17,83 +18,15 @@ from submission_service.application.webhooks import (
     resolve_target,
 )
 from submission_service.domain.errors import InvalidInputError, WebhookTargetRefusedError
-from submission_service.domain.webhooks import SIGNATURE_HEADER, WebhookTarget, verify_signature
-
-
-class FakeResolver:
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        if host not in self.table:
-            raise OSError("no such host")
-        return self.table[host]
-
-
-@dataclass
-class RebindingResolver:
-    """A name whose DNS answers change: each lookup gets the next answer (the last repeats)."""
-
-    answers: list[list[str]]
-    lookups: int = 0
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        answer = self.answers[min(self.lookups, len(self.answers) - 1)]
-        self.lookups += 1
-        return answer
-
-
-@dataclass
-class FakeSender:
-    statuses: list[int]
-    sent: list[tuple[WebhookTarget, bytes, dict[str, str]]] = field(default_factory=list)
-
-    async def post(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> int:
-        self.sent.append((target, body, headers))
-        return self.statuses.pop(0)
-
-
-@dataclass
-class FakeQueue:
-    pending: list[WebhookDelivery]
-    attempts: dict[UUID, list[tuple[bool, int | None, str | None]]] = field(default_factory=dict)
-    state: dict[UUID, str] = field(default_factory=dict)
-    retry_at: dict[UUID, datetime | None] = field(default_factory=dict)
-
-    async def lease_due(self, limit: int, lease_seconds: float) -> list[WebhookDelivery]:
-        due = [d for d in self.pending if self.state.get(d.id, "pending") == "pending"]
-        return [
-            WebhookDelivery(
-                id=d.id,
-                webhook_id=d.webhook_id,
-                url=d.url,
-                secret=d.secret,
-                event=d.event,
-                payload=d.payload,
-                status="pending",
-                attempt_count=len(self.attempts.get(d.id, [])),
-            )
-            for d in due[:limit]
-        ]
-
-    async def record_attempt(
-        self,
-        delivery_id: UUID,
-        *,
-        succeeded: bool,
-        http_status: int | None,
-        error: str | None,
-        give_up: bool,
-        retry_at: datetime | None,
-    ) -> int:
-        self.attempts.setdefault(delivery_id, []).append((succeeded, http_status, error))
-        if succeeded:
-            self.state[delivery_id] = "delivered"
-        elif give_up:
-            self.state[delivery_id] = "failed"
-        self.retry_at[delivery_id] = retry_at
-        return len(self.attempts[delivery_id])
-
+from submission_service.domain.webhooks import SIGNATURE_HEADER, verify_signature
+from submission_service.testing.fakes import (
+    FakeTables,
+    FakeUnitOfWork,
+    ScriptedResolver,
+    ScriptedSender,
+    StoredDelivery,
+    StoredWebhook,
+)
 
 POLICY = WebhookPolicy(
     allowlist=("hooks.internal",),
@@ -102,27 +35,38 @@ POLICY = WebhookPolicy(
     backoff_max_seconds=10.0,
     timeout_seconds=1.0,
 )
-RESOLVER = FakeResolver(
-    {
-        "example.org": ["93.184.215.14"],
-        "sneaky.example": ["93.184.215.14", "10.1.2.3"],
-        "hooks.internal": ["10.0.0.5"],
-    }
+RESOLVER = (
+    ScriptedResolver()
+    .script("example.org", ["93.184.215.14"])
+    .script("sneaky.example", ["93.184.215.14", "10.1.2.3"])
+    .script("hooks.internal", ["10.0.0.5"])
 )
 
 
-def _delivery(
-    url: str = "https://example.org/hook", secret: str | None = "secret"
-) -> WebhookDelivery:
-    return WebhookDelivery(
-        id=uuid4(),
-        webhook_id=uuid4(),
-        url=url,
-        secret=secret,
-        event="assessment.completed",
-        payload={"event": "assessment.completed"},
-        status="pending",
-    )
+def _queued(url: str = "https://example.org/hook", secret: str | None = "secret") -> Queue:
+    """A delivery queue holding one pending delivery to `url`."""
+    tables = FakeTables()
+    webhook = StoredWebhook(uuid4(), uuid4(), url, secret, datetime.now(UTC))
+    delivery = StoredDelivery(uuid4(), webhook.id, "assessment.completed", {"n": 1})
+    tables.webhooks[webhook.id] = webhook
+    tables.deliveries[delivery.id] = delivery
+    return Queue(FakeUnitOfWork(tables).webhooks, delivery)
+
+
+@dataclass
+class Queue:
+    """The fake delivery queue and the delivery it holds."""
+
+    queue: DeliveryQueue
+    delivery: StoredDelivery
+
+    def attempts(self) -> list[tuple[bool, int | None, str | None]]:
+        """(succeeded, HTTP status, error) of each attempt so far."""
+        return [(a.succeeded, a.http_status, a.error) for a in self.delivery.attempts]
+
+    def time_passes(self) -> None:
+        """The backoff elapses: the delivery is due again."""
+        self.delivery.next_attempt_at = datetime.now(UTC)
 
 
 class TestCheckTarget:
@@ -145,7 +89,9 @@ class TestCheckTarget:
             await check_target(url, resolver=RESOLVER, allowlist=())
 
     async def test_the_target_holds_every_checked_address_of_one_lookup(self) -> None:
-        resolver = RebindingResolver([["93.184.215.14", "2606:4700::6810:85e5"], ["127.0.0.1"]])
+        resolver = ScriptedResolver().script(
+            "example.org", ["93.184.215.14", "2606:4700::6810:85e5"], ["127.0.0.1"]
+        )
 
         target = await resolve_target(
             "https://Example.org:8443/h?x=1", resolver=resolver, allowlist=()
@@ -157,7 +103,7 @@ class TestCheckTarget:
             8443,
             "/h?x=1",
         )
-        assert resolver.lookups == 1
+        assert resolver.lookups["example.org"] == 1
 
     async def test_an_allowlisted_host_is_pinned_to_its_internal_address(self) -> None:
         target = await resolve_target(
@@ -169,75 +115,76 @@ class TestCheckTarget:
 
 class TestDeliverDue:
     async def test_success_is_signed_and_recorded(self) -> None:
-        delivery = _delivery()
-        queue, sender = FakeQueue([delivery]), FakeSender([204])
+        held, sender = _queued(), ScriptedSender([204])
 
-        await deliver_due(queue, sender, RESOLVER, POLICY)
+        await deliver_due(held.queue, sender, RESOLVER, POLICY)
 
-        assert queue.state[delivery.id] == "delivered"
+        assert held.delivery.status == "delivered"
         target, body, headers = sender.sent[0]
         assert verify_signature("secret", headers[SIGNATURE_HEADER], body)
         assert target.addresses == ("93.184.215.14",)
         assert target.url.host_header == "example.org"
 
     async def test_failures_are_retried_with_backoff_then_given_up(self) -> None:
-        delivery = _delivery()
-        queue, sender = FakeQueue([delivery]), FakeSender([500, 502, 503])
+        held, sender = _queued(), ScriptedSender([500, 502, 503])
 
-        for _ in range(3):
-            await deliver_due(queue, sender, RESOLVER, POLICY)
+        await deliver_due(held.queue, sender, RESOLVER, POLICY)
+        retry_at = held.delivery.next_attempt_at
+        for _ in range(2):
+            held.time_passes()
+            await deliver_due(held.queue, sender, RESOLVER, POLICY)
 
-        assert [a[1] for a in queue.attempts[delivery.id]] == [500, 502, 503]
-        assert queue.state[delivery.id] == "failed"
-        assert queue.retry_at[delivery.id] is None
+        assert [status for _, status, _ in held.attempts()] == [500, 502, 503]
+        assert retry_at > held.delivery.attempts[0].attempted_at
+        assert held.delivery.status == "failed"
+        held.time_passes()
+        assert await deliver_due(held.queue, sender, RESOLVER, POLICY) == 0
 
     async def test_a_target_that_now_resolves_inside_is_refused_at_delivery(self) -> None:
-        delivery = _delivery("https://sneaky.example/hook")
-        queue, sender = FakeQueue([delivery]), FakeSender([200])
+        held, sender = _queued("https://sneaky.example/hook"), ScriptedSender([200])
 
-        await deliver_due(queue, sender, RESOLVER, POLICY)
+        await deliver_due(held.queue, sender, RESOLVER, POLICY)
 
         assert sender.sent == []
-        [(succeeded, status, error)] = queue.attempts[delivery.id]
+        [(succeeded, status, error)] = held.attempts()
         assert not succeeded
         assert status is None
         assert error is not None
         assert error.startswith("refused")
 
     async def test_a_name_rebound_to_loopback_after_registration_is_never_sent_to(self) -> None:
-        delivery = _delivery("https://rebind.example/hook")
-        resolver = RebindingResolver([["93.184.215.14"], ["127.0.0.1"]])
-        queue, sender = FakeQueue([delivery]), FakeSender([200])
-        await check_target(delivery.url, resolver=resolver, allowlist=())  # registration
+        held, sender = _queued("https://rebind.example/hook"), ScriptedSender([200])
+        resolver = ScriptedResolver().script("rebind.example", ["93.184.215.14"], ["127.0.0.1"])
+        await check_target(  # registration
+            "https://rebind.example/hook", resolver=resolver, allowlist=()
+        )
 
-        await deliver_due(queue, sender, resolver, POLICY)
+        await deliver_due(held.queue, sender, resolver, POLICY)
 
         assert sender.sent == []
-        [(succeeded, status, error)] = queue.attempts[delivery.id]
+        [(succeeded, status, error)] = held.attempts()
         assert (succeeded, status) == (False, None)
         assert error == "refused: the webhook URL resolves to a refused address (loopback)"
 
     async def test_the_sender_gets_the_answer_that_was_checked_and_nothing_resolves_again(
         self,
     ) -> None:
-        delivery = _delivery("https://rebind.example/hook")
-        resolver = RebindingResolver([["93.184.215.14"], ["127.0.0.1"]])
-        queue, sender = FakeQueue([delivery]), FakeSender([200])
+        held, sender = _queued("https://rebind.example/hook"), ScriptedSender([200])
+        resolver = ScriptedResolver().script("rebind.example", ["93.184.215.14"], ["127.0.0.1"])
 
-        await deliver_due(queue, sender, resolver, POLICY)
+        await deliver_due(held.queue, sender, resolver, POLICY)
 
         [(target, _, _)] = sender.sent
         assert target.addresses == ("93.184.215.14",)
-        assert resolver.lookups == 1
-        assert queue.state[delivery.id] == "delivered"
+        assert resolver.lookups["rebind.example"] == 1
+        assert held.delivery.status == "delivered"
 
     async def test_a_secret_that_does_not_decrypt_is_refused_without_sending(self) -> None:
-        delivery = _delivery(secret=None)
-        queue, sender = FakeQueue([delivery]), FakeSender([200])
+        held, sender = _queued(secret=None), ScriptedSender([200])
 
-        await deliver_due(queue, sender, RESOLVER, POLICY)
+        await deliver_due(held.queue, sender, RESOLVER, POLICY)
 
         assert sender.sent == []
-        [(succeeded, _, error)] = queue.attempts[delivery.id]
+        [(succeeded, _, error)] = held.attempts()
         assert not succeeded
         assert error == f"refused: {NOT_DECRYPTABLE}"
