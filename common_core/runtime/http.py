@@ -266,7 +266,7 @@ def mount_openapi(
 
 class ServiceOpenAPIProvider(OpenAPIProvider):
     """quart-schema's document with response headers where OpenAPI looks for them (it nests them
-    in `content`) and required query parameters marked as such."""
+    in `content`), header names as HTTP writes them and required query parameters marked."""
 
     def build_response_object(
         self, model: type[Model], headers_model: type[Model] | None
@@ -275,9 +275,9 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
         response, definitions = super().build_response_object(model, headers_model)
         headers = response["content"].pop("headers", None)
         if headers_model is not None and headers is not None:
-            required = {_kebab(name) for name in self._required(headers_model)}
+            required = {_kebab(name) for name in self.required_fields(headers_model)}
             response["headers"] = {
-                _http_header(name): {**header, "required": name in required}
+                http_header_name(name): {**header, "required": name in required}
                 for name, header in headers.items()
             }
         return response, definitions
@@ -287,19 +287,27 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Query parameters, required ones marked."""
         parameters, definitions = super().build_querystring_parameters(model)
-        required = self._required(model)
+        required = self.required_fields(model)
         for parameter in parameters:
             parameter["required"] = parameter["name"] in required
         return parameters, definitions
 
-    def _required(self, model: type[Model]) -> set[str]:
+    def required_fields(self, model: type[Model]) -> set[str]:
+        """The names of a model's required fields, as its JSON schema lists them."""
         preference = self._app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"]
         return set(model_schema(model, preference=preference).get("required", []))
+
+
+# Headers whose usual spelling is not each word capitalised.
+_HEADER_NAMES = {"www-authenticate": "WWW-Authenticate"}
 
 
 def _kebab(field: str) -> str:
     return field.replace("_", "-")
 
 
-def _http_header(kebab: str) -> str:
-    return "-".join(part.capitalize() for part in kebab.split("-"))
+def http_header_name(name: str) -> str:
+    """A header as HTTP writes it, from a field name (`retry_after`) or quart-schema's kebab
+    form (`retry-after`): `Retry-After`, `WWW-Authenticate`."""
+    kebab = _kebab(name).lower()
+    return _HEADER_NAMES.get(kebab) or "-".join(part.capitalize() for part in kebab.split("-"))

@@ -17,8 +17,6 @@ from quart_schema import (
     HttpSecurityScheme,
     Info,
     QuartSchema,
-    document_response,
-    hide,
     security_scheme,
 )
 from werkzeug.exceptions import UnsupportedMediaType
@@ -34,7 +32,6 @@ from submission_service.entrypoints import http_assessments, http_responses, htt
 from submission_service.entrypoints.http_errors import register_error_handlers
 from submission_service.entrypoints.http_openapi import PUBLIC, SubmissionOpenAPIProvider
 from submission_service.entrypoints.http_requests import StrictJSONProvider, SubmissionRequest
-from submission_service.entrypoints.http_schemas import HealthOut, ReadinessOut, RetryAfterHeaders
 from submission_service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _STANDARD_METHODS = frozenset(
@@ -121,10 +118,6 @@ def create_app(
 
 
 def _document_operational_routes(app: Quart) -> None:
-    # The shared routes come from common_core; describe them here so /openapi.json is complete.
-    document_response(HealthOut, 200)(app.view_functions["healthz"])
-    document_response(ReadinessOut, 200)(app.view_functions["ready"])
-    document_response(ReadinessOut, 503, RetryAfterHeaders)(app.view_functions["ready"])
+    # The shared routes (common_core documents them) need no credentials.
     security_scheme(PUBLIC)(app.view_functions["healthz"])
     security_scheme(PUBLIC)(app.view_functions["ready"])
-    hide(app.view_functions["metrics"])  # Prometheus text format, not JSON

@@ -12,7 +12,7 @@ from quart_schema.validation import QuerystringValidationError, RequestHeadersVa
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from common_core.runtime.error_text import describe_error
-from common_core.runtime.http import error_body
+from common_core.runtime.http import error_body, http_header_name
 from submission_service.domain.errors import (
     AuthenticationError,
     ConflictError,
@@ -46,9 +46,6 @@ _BEARER_ERRORS = {
     "token_expired": "invalid_token",
     "invalid_authorization_header": "invalid_request",
 }
-
-
-_HEADER_NAMES = {"www_authenticate": "WWW-Authenticate"}
 
 
 def authentication_challenge(exc: AuthenticationError) -> str:
@@ -130,8 +127,4 @@ def register_error_handlers(app: Quart) -> None:
 
 
 def _header_name(field: str | None) -> str | None:
-    return None if field is None else http_header(field)
-
-
-def http_header(field: str) -> str:
-    return _HEADER_NAMES.get(field) or "-".join(part.capitalize() for part in field.split("_"))
+    return None if field is None else http_header_name(field)

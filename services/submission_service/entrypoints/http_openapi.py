@@ -7,17 +7,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from quart_schema import OpenAPIProvider, document_response
-from quart_schema.conversion import model_schema
+from quart_schema import document_response
 from quart_schema.typing import Model
 from werkzeug.routing import Rule
 
-from submission_service.entrypoints.http_errors import http_header
-from submission_service.entrypoints.http_schemas import (
-    AuthenticateHeaders,
+from common_core.runtime.http import (
     ErrorOut,
     RetryAfterHeaders,
+    ServiceOpenAPIProvider,
+    http_header_name,
 )
+from submission_service.entrypoints.http_schemas import AuthenticateHeaders
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,12 +66,10 @@ def links(status: int, **operations: dict[str, str]) -> Callable[[F], F]:
     return decorator
 
 
-class SubmissionOpenAPIProvider(OpenAPIProvider):
-    """What quart-schema leaves out or misplaces, so the document states what the server checks.
-
-    Path ids are UUIDs (routes accept any string so a bad id gets a specific 400); required
-    headers, query parameters and bodies are marked required; response headers go where
-    OpenAPI looks for them."""
+class SubmissionOpenAPIProvider(ServiceOpenAPIProvider):
+    """The shared provider (response headers, required query parameters), plus what this API
+    states beyond it: path ids are UUIDs (routes accept any string so a bad id gets a specific
+    400); required headers and bodies are marked required; links between operations."""
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         """Mark request bodies required unless the route says otherwise; add its links."""
@@ -107,40 +105,8 @@ class SubmissionOpenAPIProvider(OpenAPIProvider):
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Header parameters with their HTTP names, required ones marked."""
         parameters, definitions = super().build_headers_parameters(model)
-        required = {_kebab(name) for name in self._required(model)}
+        required = {name.replace("_", "-") for name in self.required_fields(model)}
         for parameter in parameters:
             parameter["required"] = parameter["name"] in required
-            parameter["name"] = http_header(parameter["name"].replace("-", "_"))
+            parameter["name"] = http_header_name(parameter["name"])
         return parameters, definitions
-
-    def build_querystring_parameters(
-        self, model: type[Model]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Query parameters, required ones marked."""
-        parameters, definitions = super().build_querystring_parameters(model)
-        required = self._required(model)
-        for parameter in parameters:
-            parameter["required"] = parameter["name"] in required
-        return parameters, definitions
-
-    def build_response_object(
-        self, model: type[Model], headers_model: type[Model] | None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Response headers under `headers` (quart-schema nests them in `content`)."""
-        response, definitions = super().build_response_object(model, headers_model)
-        headers = response["content"].pop("headers", None)
-        if headers_model is not None and headers is not None:
-            required = {_kebab(name) for name in self._required(headers_model)}
-            response["headers"] = {
-                http_header(name.replace("-", "_")): {**header, "required": name in required}
-                for name, header in headers.items()
-            }
-        return response, definitions
-
-    def _required(self, model: type[Model]) -> set[str]:
-        preference = self._app.config["QUART_SCHEMA_CONVERSION_PREFERENCE"]
-        return set(model_schema(model, preference=preference).get("required", []))
-
-
-def _kebab(field: str) -> str:
-    return field.replace("_", "-")

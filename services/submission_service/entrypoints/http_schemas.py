@@ -213,20 +213,6 @@ class AuthenticateHeaders(BaseModel):
     )
 
 
-class RetryAfterHeaders(BaseModel):
-    """When to retry a 503."""
-
-    retry_after: int = Field(description="Seconds to wait before retrying.")
-
-
-class ErrorOut(_Reply):
-    """Every failure: a specific code, a message and, for bad input, the field."""
-
-    code: str
-    message: str
-    field: str | None = None
-
-
 class CreateResponseIn(_Request):
     """A new answer. `completed_at` may be stored but a POST never triggers scoring."""
 
@@ -508,16 +494,3 @@ class WebhookOut(_Reply):
     url: str
     secret: str
     signature_header: str
-
-
-class HealthOut(_Reply):
-    """Liveness."""
-
-    status: str
-
-
-class ReadinessOut(_Reply):
-    """Readiness of each dependency."""
-
-    status: str
-    checks: dict[str, str]
