@@ -9,14 +9,12 @@ rolled back, so a failed or cancelled request can never commit half its work."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
-from cj_assessment_service.application.ports import BatchReads, Transactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
 from common_core.runtime.compute import ComputePool
@@ -38,14 +36,6 @@ class CJProvider(Provider):
     def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> Transactions:
         """Units of work for the entrypoints."""
         return SessionTransactions(sessions, PostgresUnitOfWork)
-
-    @provide(scope=Scope.REQUEST)
-    async def batch_reads(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[BatchReads]:
-        """Batch reads per HTTP request (rolled back when the request ends)."""
-        async with sessions() as session:
-            yield PostgresUnitOfWork(session).batches
 
 
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:

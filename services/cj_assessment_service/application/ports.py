@@ -252,8 +252,8 @@ class StoredEssaySet:
     essays: list[EssayRecord]
 
 
-class BatchReads(Protocol):
-    """Reading batches (what the read-only HTTP routes need)."""
+class BatchStore(Protocol):
+    """Batches: intake, reads, locks, and the typed changes of their lives."""
 
     async def get(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, without locking."""
@@ -262,10 +262,6 @@ class BatchReads(Protocol):
     async def newest(self, entity_ref: str) -> BatchRecord | None:
         """The most recently created batch of an upstream ref."""
         ...
-
-
-class BatchStore(BatchReads, Protocol):
-    """Batches: intake, locks, and the typed changes of their lives."""
 
     async def claim_request(self, event_id: UUID) -> bool:
         """Record a request event as handled; False if it already was."""

@@ -10,7 +10,7 @@ from quart import Blueprint, request
 from quart_dishka import inject
 from quart_schema import document_querystring, tag_blueprint, validate_response
 
-from cj_assessment_service.application.ports import BatchReads, Transactions
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from cj_assessment_service.domain.errors import BatchNotCompleted, BatchNotFound
@@ -39,9 +39,10 @@ def _batch_id(raw: str) -> UUID:
 @validate_response(BatchOut)
 @errors(400, 404, 503)
 @inject
-async def get_batch(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
     """A batch's state and progress, by its CJ batch id."""
-    batch = await batches.get(_batch_id(batch_id))
+    async with transactions() as uow:
+        batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     return batch_view(batch)
@@ -54,7 +55,7 @@ async def get_batch(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str,
 @errors(400, 404, 503)
 @document_querystring(BatchLookupQuery)
 @inject
-async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
+async def find_batch(transactions: FromDishka[Transactions]) -> dict[str, Any]:
     """The newest batch of an upstream reference (`entity_ref`)."""
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
@@ -64,7 +65,8 @@ async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
     problem = storable_text_problem(entity_ref)
     if problem is not None:
         raise InvalidParameter("entity_ref", problem)
-    batch = await batches.newest(entity_ref)
+    async with transactions() as uow:
+        batch = await uow.batches.newest(entity_ref)
     if batch is None:
         raise BatchNotFound(f"no batch for entity_ref {entity_ref!r}")
     return batch_view(batch)
@@ -74,9 +76,10 @@ async def find_batch(batches: FromDishka[BatchReads]) -> dict[str, Any]:
 @validate_response(BatchResultsOut)
 @errors(400, 404, 409, 503)
 @inject
-async def get_results(batch_id: str, batches: FromDishka[BatchReads]) -> dict[str, Any]:
+async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
     """A completed batch's ranking, statistics and grade projections (409 until completed)."""
-    batch = await batches.get(_batch_id(batch_id))
+    async with transactions() as uow:
+        batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     if batch.state != BatchState.COMPLETED or batch.result is None:
