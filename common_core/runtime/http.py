@@ -92,12 +92,16 @@ class RetryAfterHeaders(BaseModel):
 _ERROR_HEADERS: dict[int, type[BaseModel]] = {503: RetryAfterHeaders}
 
 
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the JSON error body (`ErrorOut`) for each status a route can answer with."""
+def errors(
+    *statuses: int, headers: Mapping[int, type[BaseModel]] | None = None
+) -> Callable[[F], F]:
+    """Document the JSON error body (`ErrorOut`) for each status a route can answer with, with
+    the response headers of a status (`headers`; a 503 always says when to retry)."""
+    documented = {**_ERROR_HEADERS, **(headers or {})}
 
     def decorator(func: F) -> F:
         for status in statuses:
-            func = document_response(ErrorOut, status, _ERROR_HEADERS.get(status))(func)
+            func = document_response(ErrorOut, status, documented.get(status))(func)
         return func
 
     return decorator

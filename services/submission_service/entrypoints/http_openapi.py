@@ -6,17 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-from quart_schema import document_response
 from quart_schema.typing import Model
 from werkzeug.routing import Rule
 
-from common_core.runtime.http import (
-    ErrorOut,
-    RetryAfterHeaders,
-    ServiceOpenAPIProvider,
-    http_header_name,
-)
+from common_core.runtime.http import ServiceOpenAPIProvider, http_header_name
+from common_core.runtime.http import errors as documented_errors
 from submission_service.entrypoints.http_schemas import AuthenticateHeaders
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,19 +29,10 @@ _OPTIONAL_BODY = "_submission_optional_body"
 _LINKS = "_submission_links"
 
 
-# 401 carries its challenge; 503 (the database is unavailable, common_core's handler) Retry-After.
-_ERROR_HEADERS: dict[int, type[BaseModel]] = {401: AuthenticateHeaders, 503: RetryAfterHeaders}
-
-
 def errors(*statuses: int) -> Callable[[F], F]:
-    """Document the JSON error body for each status a route can answer with."""
-
-    def decorator(func: F) -> F:
-        for status in statuses:
-            func = document_response(ErrorOut, status, _ERROR_HEADERS.get(status))(func)
-        return func
-
-    return decorator
+    """Document the JSON error body for each status a route can answer with; a 401 carries its
+    challenge (WWW-Authenticate)."""
+    return documented_errors(*statuses, headers={401: AuthenticateHeaders})
 
 
 def optional_body(func: F) -> F:
