@@ -44,19 +44,3 @@ class TokenQuota:
             return FakeReply(status=429, headers={"retry-after": "1"})
         self.accepted.append((request.at, need))
         return self.inner(request, index)
-
-    @property
-    def rejected(self) -> int:
-        """Calls answered 429."""
-        return len(self.rejections)
-
-    def peak(self) -> int:
-        """The most tokens accepted within any window."""
-        times = [at for at, _ in self.accepted]
-        return max(
-            (
-                sum(amount for at, amount in self.accepted if start <= at < start + self.window)
-                for start in times
-            ),
-            default=0,
-        )
