@@ -19,6 +19,11 @@ metrics are the same shared pieces):
 - the bytes cannot be decoded or fail schema validation: dead-lettered, done;
 - the handler raises `StopConsumer`, or a dead letter cannot be published: the runner stops and
   `run` raises it; the record stays uncommitted and is redelivered after the restart.
+
+On a rebalance the records in flight for the partitions leaving get the shutdown grace to finish;
+the commit then goes up to the lowest one still running, and the partition's state is forgotten.
+A record still running keeps running, uncommitted: the partition's next owner (another member, or
+this one again) handles it again, so a slow record is handled at least once, never lost.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The concurrent consumer runner against the real Kafka broker: decisions per message, in-order
-commits after out-of-order completion, a handler that stops the runner."""
+commits after out-of-order completion, a rebalance while a record is still being handled, a
+handler that stops the runner."""
 
 from __future__ import annotations
 
@@ -105,6 +106,7 @@ def _runner(
     *,
     max_in_flight: int = 8,
     on_answered: Any = None,
+    shutdown_grace_seconds: float = 3.0,
 ) -> ConcurrentConsumerRunner:
     return ConcurrentConsumerRunner(
         bootstrap_servers=bootstrap,
@@ -119,7 +121,7 @@ def _runner(
         retry_backoff_seconds=(0.05, 0.2),
         fetch_timeout_ms=100,
         commit_interval_seconds=0.0,
-        shutdown_grace_seconds=3.0,
+        shutdown_grace_seconds=shutdown_grace_seconds,
         on_answered=on_answered,
         lag_refresh_seconds=0.0,
     )
@@ -234,6 +236,57 @@ class TestOrderingAndConcurrency:
             runner.stop()
             await task
         assert handler.max_active <= 3
+
+
+class TestRebalance:
+    async def test_a_record_still_handled_past_the_grace_is_handled_again_and_then_committed(
+        self, kafka_bootstrap_servers: str, topic: str, producer: KafkaEventProducer
+    ) -> None:
+        """A second member joins while the first is handling a record it cannot finish within
+        the grace: the record stays uncommitted, the partition's owner after the rebalance
+        (either member, maybe the first again, its old task still running) handles it again,
+        and once both copies finish everything is committed, nothing lost or dead-lettered."""
+        await producer.publish(topic, _request("hold-1"), key="k")
+        await producer.publish(topic, _request("after"), key="k")
+        handler = Handler()
+        group = f"g-{uuid4().hex}"
+        tp = TopicPartition(topic, 0)
+        first = _runner(
+            kafka_bootstrap_servers, topic, handler, producer, group, shutdown_grace_seconds=0.3
+        )
+        second = _runner(
+            kafka_bootstrap_servers, topic, handler, producer, group, shutdown_grace_seconds=0.3
+        )
+        tasks = [asyncio.create_task(first.run())]
+        try:
+            await eventually(
+                lambda: _value(handler.calls.get("hold-1", 0) + len(handler.handled)),
+                until=lambda n: n == 2,
+                what="the first member holding hold-1 and done with the record after it",
+            )
+            tasks.append(asyncio.create_task(second.run()))
+            await eventually(
+                lambda: _value(handler.calls["hold-1"]),
+                until=lambda n: n >= 2,
+                what="hold-1 handed to its owner after the rebalance",
+            )
+            assert await _committed(kafka_bootstrap_servers, group, tp) in (None, 0)
+            handler.gate.set()
+            await eventually(
+                lambda: _committed(kafka_bootstrap_servers, group, tp),
+                until=lambda offset: offset == 2,
+                what="both records committed",
+            )
+        finally:
+            first.stop()
+            second.stop()
+            await asyncio.gather(*tasks)
+        assert "hold-1" in handler.handled
+        assert "after" in handler.handled
+        dead = await read_topic(
+            kafka_bootstrap_servers, dlq_topic_name(topic), expected=0, settle=0.5
+        )
+        assert dead == []
 
 
 class TestStopping:
