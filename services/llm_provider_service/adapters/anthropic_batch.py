@@ -3,7 +3,9 @@ entry per request (custom_id = request id), `retrieve` for progress, `results` f
 
 Message batches carry no metadata, so a submission whose answer was lost is found again by its
 shape: the oldest batch not yet recorded, created since our chunk was opened, with as many
-requests as the chunk."""
+requests as the chunk. That match is certain because the fleet submits one Anthropic chunk at a
+time (`finds_by_key = False`): while a chunk is unrecorded no other chunk of ours can create a
+batch."""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def _total(batch: MessageBatch) -> int:
 
 class AnthropicBatchAPI:
     """The BatchAPI of Anthropic."""
+
+    finds_by_key = False
 
     def __init__(self, client: anthropic.AsyncAnthropic) -> None:
         self._client = client

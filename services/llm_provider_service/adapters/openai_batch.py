@@ -48,6 +48,8 @@ _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter")
 class OpenAIBatchAPI:
     """The BatchAPI of OpenAI (or a compatible server with the files and batches endpoints)."""
 
+    finds_by_key = True
+
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
 

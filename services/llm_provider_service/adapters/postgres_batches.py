@@ -3,6 +3,7 @@ outbox rows, all in the unit of work's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -47,10 +48,18 @@ class PostgresBatches:
         return result.first() is not None
 
     async def open_batch(
-        self, *, window_seconds: float, max_size: int, lease_seconds: float, poll_seconds: float
+        self,
+        *,
+        window_seconds: float,
+        max_size: int,
+        lease_seconds: float,
+        poll_seconds: float,
+        one_at_a_time: Collection[str] = (),
     ) -> ProviderBatchRecord | None:
         """Lock a due group's pending requests (skipping those another instance holds) and
-        put them into a new `submitting` batch."""
+        put them into a new `submitting` batch; for a provider in `one_at_a_time`, only when
+        this transaction holds the provider's submission lock and no batch of it is
+        `submitting` (an instance that finds the lock taken skips the provider this pass)."""
         now = func.now()
         groups = (
             await self._session.execute(
@@ -70,6 +79,8 @@ class PostgresBatches:
             )
         ).all()
         for group in groups:
+            if group.provider in one_at_a_time and not await self._sole_submitter(group.provider):
+                continue
             locked = (
                 await self._session.execute(
                     select(
@@ -115,6 +126,25 @@ class PostgresBatches:
             )
             return _batch(row)
         return None
+
+    async def _sole_submitter(self, provider: str) -> bool:
+        """Take the provider's submission lock (held to the end of the transaction) and check
+        that none of its batches is `submitting`."""
+        locked = await self._session.scalar(
+            select(func.pg_try_advisory_xact_lock(func.hashtext(f"llm-batch-submit:{provider}")))
+        )
+        if not locked:
+            return False
+        submitting = await self._session.scalar(
+            select(func.count())
+            .select_from(provider_batches)
+            .where(
+                and_(
+                    provider_batches.c.provider == provider, provider_batches.c.state == SUBMITTING
+                )
+            )
+        )
+        return not submitting
 
     async def requests_of(self, batch_id: UUID) -> list[QueuedRequest]:
         """The batch's requests not yet answered, oldest first."""

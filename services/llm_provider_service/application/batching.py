@@ -146,6 +146,11 @@ class BatchSubmitter:
         self._transactions = transactions
         self._apis = {name.value: api for name, api in apis.items()}
         self._callbacks = callbacks
+        # Providers whose lost submissions are found by shape, not key: one chunk at a time, so
+        # a reconciliation can never adopt another chunk's batch nor resubmit one (double bill).
+        self._one_at_a_time = frozenset(
+            name for name, api in self._apis.items() if not api.finds_by_key
+        )
 
     async def submit_due(self) -> bool:
         """Open and submit one due chunk; True when there was one (more may be due)."""
@@ -156,6 +161,7 @@ class BatchSubmitter:
                 max_size=settings.llm_batch_max_size,
                 lease_seconds=settings.llm_batch_submit_lease_seconds,
                 poll_seconds=settings.llm_batch_poll_initial_seconds,
+                one_at_a_time=self._one_at_a_time,
             )
             if batch is None:
                 return False

@@ -130,6 +130,11 @@ class ItemOutcome:
 class BatchAPI(Protocol):
     """A provider's batch API (an SDK adapter); raises the domain's provider errors."""
 
+    # True when `find` knows a batch by the key it was submitted with (the provider keeps
+    # metadata); False when it can only match a batch's shape, so a lost submission is known
+    # for certain only while no other chunk of the provider is being submitted.
+    finds_by_key: bool
+
     async def submit(self, calls: Sequence[BatchCall], *, key: str) -> str:
         """Submit the calls as one provider batch tagged with `key`; its provider id."""
         ...
@@ -184,11 +189,19 @@ class BatchStore(Protocol):
         ...
 
     async def open_batch(
-        self, *, window_seconds: float, max_size: int, lease_seconds: float, poll_seconds: float
+        self,
+        *,
+        window_seconds: float,
+        max_size: int,
+        lease_seconds: float,
+        poll_seconds: float,
+        one_at_a_time: Collection[str] = (),
     ) -> ProviderBatchRecord | None:
         """Lock the pending requests of the oldest provider/model group that is due (oldest
         older than the window, or a full chunk) and put up to `max_size` of them into a new
-        batch in state `submitting`, leased for `lease_seconds`; None when nothing is due."""
+        batch in state `submitting`, leased for `lease_seconds`; None when nothing is due.
+        A provider in `one_at_a_time` gets no new batch while one of its batches is
+        `submitting`, across every instance."""
         ...
 
     async def requests_of(self, batch_id: UUID) -> list[QueuedRequest]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,17 +86,27 @@ class FakeBatches:
         return True
 
     async def open_batch(
-        self, *, window_seconds: float, max_size: int, lease_seconds: float, poll_seconds: float
+        self,
+        *,
+        window_seconds: float,
+        max_size: int,
+        lease_seconds: float,
+        poll_seconds: float,
+        one_at_a_time: Collection[str] = (),
     ) -> ProviderBatchRecord | None:
-        """The oldest due group's pending requests (up to `max_size`) in a new batch."""
+        """The oldest due group's pending requests (up to `max_size`) in a new batch; none for
+        a provider in `one_at_a_time` with a batch still `submitting`."""
         now = self.now()
         due_before = now - timedelta(seconds=window_seconds)
         groups: dict[tuple[str, str], list[FakeItem]] = {}
         for item in sorted(self.items.values(), key=_age):
             if item.state == PENDING:
                 groups.setdefault((item.request.provider, item.request.model), []).append(item)
+        submitting = {b.provider for b in self.provider_batches.values() if b.state == SUBMITTING}
         for (provider, model), pending in groups.items():
             if pending[0].created_at > due_before and len(pending) < max_size:
+                continue
+            if provider in one_at_a_time and provider in submitting:
                 continue
             chosen = pending[:max_size]
             batch = FakeProviderBatch(

@@ -89,11 +89,20 @@ async def _add(stores: Stores, *requests: QueuedRequest) -> None:
 
 
 async def _open(
-    stores: Stores, *, window: float = 0.0, max_size: int = 10, lease: float = HOUR
+    stores: Stores,
+    *,
+    window: float = 0.0,
+    max_size: int = 10,
+    lease: float = HOUR,
+    one_at_a_time: frozenset[str] = frozenset(),
 ) -> ProviderBatchRecord | None:
     async with stores.transactions() as uow:
         return await uow.batches.open_batch(
-            window_seconds=window, max_size=max_size, lease_seconds=lease, poll_seconds=HOUR
+            window_seconds=window,
+            max_size=max_size,
+            lease_seconds=lease,
+            poll_seconds=HOUR,
+            one_at_a_time=one_at_a_time,
         )
 
 
@@ -177,6 +186,24 @@ class TestOpeningBatches:
         assert [r.request_id for r in taken] == [r.request_id for r in requests]  # oldest first
         assert [r.envelope for r in taken] == ['{"request": true}'] * 2
         assert await _open(stores) is None
+
+    async def test_a_one_at_a_time_provider_gets_no_batch_while_one_is_being_submitted(
+        self, stores: Stores
+    ) -> None:
+        serial = frozenset({"anthropic"})
+        await _add(stores, _request("anthropic", "claude-3-5-haiku"))
+        first = await _open(stores, max_size=1, one_at_a_time=serial)
+        assert first is not None
+        await _add(stores, _request("anthropic", "claude-3-5-haiku"), _request())
+        other = await _open(stores, max_size=1, one_at_a_time=serial)
+        assert other is not None
+        assert other.provider == "openai"  # only the serial provider waits
+        assert await _open(stores, max_size=1, one_at_a_time=serial) is None
+        async with stores.transactions() as uow:
+            assert await uow.batches.record_submission(first.id, "msgbatch-1", poll_seconds=HOUR)
+        second = await _open(stores, max_size=1, one_at_a_time=serial)
+        assert second is not None
+        assert second.provider == "anthropic"
 
 
 class TestSubmissionsAndLeases:

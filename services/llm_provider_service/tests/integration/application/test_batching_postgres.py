@@ -4,6 +4,7 @@ the right codes; a submission whose answer was lost is reconciled, never submitt
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -331,6 +332,36 @@ class TestNoDoubleSubmission:
         results = await batching.answered(3)
         assert set(results) == set(ids)
         assert len(server.batches.created) == 1, "the chunk was submitted twice"
+
+    async def test_two_instances_submit_each_chunk_once_and_answer_each_request_once(
+        self, batching: Batching, server: FakeLLMServer
+    ) -> None:
+        """Two submitters on one database take turns (one Anthropic chunk at a time, any
+        number of OpenAI chunks): every chunk reaches the provider once."""
+        settings = batching.settings.model_copy(update={"llm_batch_max_size": 2})
+        apis = {batching.provider: batching.api}
+        instances = [
+            BatchSubmitter(settings, batching.transactions, apis, BatchCallbacks(settings))
+            for _ in range(2)
+        ]
+        ids = await batching.enqueue(6)
+
+        async def submit_until_none_pending(submitter: BatchSubmitter) -> None:
+            async def pending() -> int:
+                async with batching.engine.connect() as connection:
+                    count = await connection.scalar(
+                        text("SELECT count(*) FROM batch_items WHERE state = 'pending'")
+                    )
+                return int(count or 0)
+
+            while await pending():
+                await submitter.submit_due()
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(submit_until_none_pending(s) for s in instances))
+        results = await batching.answered(6)
+        assert set(results) == set(ids)
+        assert len(server.batches.created) == 3
 
     async def test_a_chunk_that_never_reached_the_provider_is_submitted_by_the_reconciler(
         self, batching: Batching, server: FakeLLMServer

@@ -63,6 +63,7 @@ class FakeBatchAPI:
 
     submit_error: JudgeError | None = None
     created_before_error: bool = False
+    finds_by_key: bool = True
     running: bool = True
     progress_error: JudgeError | None = None
     submitted: list[list[BatchCall]] = field(default_factory=list)
@@ -175,6 +176,31 @@ class TestSubmission:
 
         assert len(api.submitted) == 1
         assert [b.state for b in _batches(transactions)] == ["submitted"]
+
+    async def test_a_provider_found_by_shape_submits_no_chunk_while_one_is_unrecorded(
+        self,
+    ) -> None:
+        """A lost Anthropic submission can only be matched by its shape: while it is unknown
+        whether the provider has it, no other chunk is submitted, so the batch the
+        reconciliation finds can only be its own."""
+        api = FakeBatchAPI(
+            submit_error=ProviderServerError("timeout"),
+            created_before_error=True,
+            finds_by_key=False,
+        )
+        transactions, intake, submitter, _ = _wired(api, _settings(llm_batch_max_size=1))
+        await intake.enqueue(_request(), key=None)
+        await intake.enqueue(_request(), key=None)
+        assert await submitter.submit_due()
+        api.submit_error = None
+
+        assert not await submitter.submit_due()  # the first chunk's fate is unknown
+        transactions.batches.advance(3600)
+        assert await submitter.reconcile_one()
+        assert await submitter.submit_due()
+
+        assert len(api.submitted) == 2
+        assert [b.provider_batch_id for b in _batches(transactions)] == ["batch-1", "batch-2"]
 
     async def test_a_submission_that_never_arrived_is_submitted_on_reconciliation(self) -> None:
         api = FakeBatchAPI(submit_error=ProviderServerError("connection refused"))
