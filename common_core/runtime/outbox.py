@@ -6,6 +6,11 @@
 acknowledgements and marks them published in the same transaction. Two relays never publish the
 same row; a relay that dies after publishing but before committing leaves the rows for the next
 pass (at-least-once), and consumers de-duplicate on `event_id`.
+
+Events of one key leave in the order of their rows' ids, whatever number of relays run: a relay
+leaves a row whose key has an earlier unpublished row that another relay holds (it is published
+by a later pass, once that one is out). Writers of one key stage its events under one lock (a
+batch's row lock, say), so for each key the ids follow the commit order.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -104,6 +110,33 @@ async def add_to_outbox(
 ) -> None:
     """Stage an event in the caller's transaction; it is published once that commits."""
     await add_rows_to_outbox(session, [outbox_row(topic=topic, envelope=envelope, key=key)])
+
+
+async def _without_rows_behind_others(conn: AsyncConnection, rows: Sequence[Any]) -> list[Any]:
+    """The locked rows less those whose key has an earlier unpublished row this relay did not
+    lock: SKIP LOCKED passed it over, so another relay holds it and publishes it first."""
+    keys = {(row.topic, row.message_key) for row in rows if row.message_key is not None}
+    if not keys:
+        return list(rows)
+    ours = [row.id for row in rows]
+    held_elsewhere = (
+        select(event_outbox.c.topic, event_outbox.c.message_key, func.min(event_outbox.c.id))
+        .where(
+            event_outbox.c.published_at.is_(None),
+            event_outbox.c.id < max(ours),
+            event_outbox.c.id.not_in(ours),
+            tuple_(event_outbox.c.topic, event_outbox.c.message_key).in_(sorted(keys)),
+        )
+        .group_by(event_outbox.c.topic, event_outbox.c.message_key)
+    )
+    earliest_elsewhere = {
+        (topic, key): first for topic, key, first in (await conn.execute(held_elsewhere)).all()
+    }
+    return [
+        row
+        for row in rows
+        if row.id < earliest_elsewhere.get((row.topic, row.message_key), row.id + 1)
+    ]
 
 
 class OutboxRelay:
@@ -190,6 +223,7 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            rows = await _without_rows_behind_others(conn, rows)
             if not rows:
                 OUTBOX_LAG_SECONDS.labels(table=self._label).set(0)
                 return 0

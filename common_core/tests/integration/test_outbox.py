@@ -204,6 +204,35 @@ class TestOutboxRelay:
             await task
             await unreachable.dispose()
 
+    async def test_a_row_behind_an_earlier_one_of_its_key_another_relay_holds_waits_for_it(
+        self,
+        engine: AsyncEngine,
+        clean_outbox: None,
+        producer: KafkaEventProducer,
+        kafka_bootstrap_servers: str,
+        unique_topic: str,
+    ) -> None:
+        await ensure_topics(kafka_bootstrap_servers, [unique_topic], partitions=1)
+        first, second, other = _envelope("k-1"), _envelope("k-2"), _envelope("other")
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, topic=unique_topic, envelope=first, key="k")
+            await add_to_outbox(conn, topic=unique_topic, envelope=second, key="k")
+            await add_to_outbox(conn, topic=unique_topic, envelope=other, key="j")
+        relay = OutboxRelay(engine, producer, listen=False)
+        async with engine.connect() as other_relay:
+            # Another relay has locked the first row and not published it yet.
+            await other_relay.execute(
+                select(event_outbox.c.id)
+                .where(event_outbox.c.event_id == first.event_id)
+                .with_for_update()
+            )
+            assert await relay.publish_pending() == 1  # only key j's row
+            await other_relay.rollback()  # that relay died: its row is free again
+        assert await relay.publish_pending() == 2
+        records = await read_topic(kafka_bootstrap_servers, unique_topic, expected=3)
+        refs = [json.loads(r.value)["data"]["entity_ref"] for r in records]
+        assert refs == ["other", "k-1", "k-2"]
+
     async def test_two_relays_racing_over_1000_rows_publish_each_exactly_once(
         self,
         engine: AsyncEngine,
@@ -243,6 +272,13 @@ class TestOutboxRelay:
         published_ids = [json.loads(r.value)["event_id"] for r in records]
         assert len(published_ids) == 1000
         assert set(published_ids) == {str(e.event_id) for e in envelopes}
+        # Each key's events arrived in the order they were staged (one partition per key).
+        staged = {str(e.event_id): i for i, e in enumerate(envelopes)}
+        by_key: dict[bytes | None, list[int]] = {}
+        for record in records:
+            by_key.setdefault(record.key, []).append(staged[json.loads(record.value)["event_id"]])
+        assert len(by_key) == 17
+        assert all(order == sorted(order) for order in by_key.values())
         from prometheus_client import REGISTRY
 
         per_relay = REGISTRY.get_sample_value(
