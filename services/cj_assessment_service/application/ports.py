@@ -22,7 +22,7 @@ from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import ComparisonWinner, LLMConfig
+from common_core.events.llm import LLMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +151,6 @@ class Verdict(IntEnum):
     B_WON = 2
     FAILED = 3
 
-    @classmethod
-    def of(cls, status: PairStatus, winner: str | None) -> Verdict:
-        """The verdict of a pair with this status and winner."""
-        if status == PairStatus.PENDING:
-            return cls.PENDING
-        if status == PairStatus.FAILED:
-            return cls.FAILED
-        return cls.A_WON if winner == ComparisonWinner.ESSAY_A.value else cls.B_WON
-
 
 @dataclass(frozen=True, slots=True)
 class PairOutcomes:
@@ -170,15 +161,6 @@ class PairOutcomes:
     essay_a: npt.NDArray[np.int64]
     essay_b: npt.NDArray[np.int64]
     verdict: npt.NDArray[np.int8]
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, int, Verdict]]) -> PairOutcomes:
-        """From (essay A, essay B, verdict) rows."""
-        return cls(
-            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-            np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
-            np.fromiter((int(r[2]) for r in rows), dtype=np.int8, count=len(rows)),
-        )
 
     def __len__(self) -> int:
         return int(self.essay_a.shape[0])
