@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cj.pairing import ESSAYS, Judge, planned_design
-from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
+from cj_assessment_service.domain.bradley_terry import Comparisons
+from cj_assessment_service.domain.scoring import ScoredEssay, score_batch
 
 SPREAD = 1.5
 PER_ESSAY = 10
@@ -24,7 +25,9 @@ def simulate_batch(seed: int, bias: float) -> tuple[float, float]:
     pairs, wins = planned_design(judge, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
     scored = score_batch(
         [ScoredEssay(f"e{i}") for i in range(ESSAYS)],
-        [AnsweredComparison(a, b, bool(w)) for (a, b), w in zip(pairs, wins, strict=True)],
+        Comparisons.from_lists(
+            ESSAYS, [a for a, _ in pairs], [b for _, b in pairs], [bool(w) for w in wins]
+        ),
     )
     logit = scored.statistics.position_bias_logit
     error = scored.statistics.position_bias_standard_error

@@ -38,7 +38,7 @@ from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
     fit_bradley_terry,
 )
-from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
+from cj_assessment_service.domain.scoring import ScoredEssay, score_batch
 from cj_assessment_service.domain.stopping import (
     LOG_VARIANCE_TOLERANCE,
     MAX_ABILITY_VARIANCE,
@@ -178,10 +178,6 @@ def time_size(n: int) -> dict[str, Any]:
     repeats = REPEATS[n]
     asked = list(zip(comparisons.essay_a.tolist(), comparisons.essay_b.tolist(), strict=True))
     essays = [ScoredEssay(f"e{i}") for i in range(n)]
-    answers = [
-        AnsweredComparison(a, b, won)
-        for (a, b), won in zip(asked, comparisons.a_won.tolist(), strict=True)
-    ]
     reliability_s, claim = _best_time(lambda: posterior_reliability(comparisons), repeats)
     fit_s, fit = _best_time(lambda: fit_bradley_terry(comparisons), repeats)
     plan_s, planned = _best_time(
@@ -190,7 +186,7 @@ def time_size(n: int) -> dict[str, Any]:
         ),
         repeats,
     )
-    scoring_s, _ = _best_time(lambda: score_batch(essays, answers), max(1, repeats - 1))
+    scoring_s, _ = _best_time(lambda: score_batch(essays, comparisons), max(1, repeats - 1))
     case: dict[str, Any] = {
         "essays": n,
         "comparisons": len(comparisons),

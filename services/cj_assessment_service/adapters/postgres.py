@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Row,
+    Select,
     and_,
     any_,
     bindparam,
@@ -275,57 +276,52 @@ class PostgresBatches:
             )
             start = end
 
+    async def _select(self, query: Select[Any]) -> list[BatchRecord]:
+        """The batches `query` selects, read after the buffered changes are written."""
+        await self._write_updates()
+        return [_batch(row) for row in (await self._session.execute(query)).all()]
+
+    async def _first(self, query: Select[Any]) -> BatchRecord | None:
+        found = await self._select(query)
+        return found[0] if found else None
+
     async def get(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, without locking."""
-        await self._write_updates()
-        row = (
-            await self._session.execute(select(cj_batches).where(cj_batches.c.id == batch_id))
-        ).first()
-        return _batch(row) if row is not None else None
+        return await self._first(select(cj_batches).where(cj_batches.c.id == batch_id))
 
     async def newest(self, entity_ref: str) -> BatchRecord | None:
         """The most recently created batch of an upstream ref."""
-        await self._write_updates()
-        row = (
-            await self._session.execute(
-                select(cj_batches)
-                .where(cj_batches.c.entity_ref == entity_ref)
-                .order_by(cj_batches.c.created_at.desc())
-                .limit(1)
-            )
-        ).first()
-        return _batch(row) if row is not None else None
+        return await self._first(
+            select(cj_batches)
+            .where(cj_batches.c.entity_ref == entity_ref)
+            .order_by(cj_batches.c.created_at.desc())
+            .limit(1)
+        )
 
     async def lock(self, batch_id: UUID) -> BatchRecord | None:
         """A batch, locked for this transaction."""
-        await self._write_updates()
-        row = (
-            await self._session.execute(
-                select(cj_batches).where(cj_batches.c.id == batch_id).with_for_update()
-            )
-        ).first()
-        return _batch(row) if row is not None else None
+        return await self._first(
+            select(cj_batches).where(cj_batches.c.id == batch_id).with_for_update()
+        )
 
     async def lock_for_requests(self, request_ids: Sequence[UUID]) -> dict[UUID, BatchRecord]:
         """The batches owning pairs with these request ids, locked in id order (so concurrent
         lockers cannot deadlock); one statement for a whole fetched batch of callbacks."""
-        await self._write_updates()
         if not request_ids:
+            await self._write_updates()
             return {}
         ids = _uuids("request_ids", request_ids)
         owners = union_all(
             select(cj_pairs.c.batch_id).where(cj_pairs.c.request_id == any_(ids)),
             select(cj_hedge_calls.c.batch_id).where(cj_hedge_calls.c.request_id == any_(ids)),
         )
-        rows = (
-            await self._session.execute(
-                select(cj_batches)
-                .where(cj_batches.c.id.in_(owners))
-                .order_by(cj_batches.c.id)
-                .with_for_update()
-            )
-        ).all()
-        return {row.id: _batch(row) for row in rows}
+        locked = await self._select(
+            select(cj_batches)
+            .where(cj_batches.c.id.in_(owners))
+            .order_by(cj_batches.c.id)
+            .with_for_update()
+        )
+        return {batch.id: batch for batch in locked}
 
     async def lock_stale(
         self,
@@ -338,53 +334,42 @@ class PostgresBatches:
         """Live batches idle since `inactive_since` (`batch_mode_inactive_since` for batches
         whose comparisons go through a provider's batch API) or past their partial-scoring
         grace, locked with SKIP LOCKED so several monitors share the work."""
-        await self._write_updates()
         batch_mode = _BATCH_MODE.is_not_distinct_from(LLMMode.BATCH.value)
-        rows = (
-            await self._session.execute(
-                select(cj_batches)
-                .where(
-                    cj_batches.c.state.in_(_ACTIVE),
-                    or_(
-                        and_(~batch_mode, cj_batches.c.last_activity_at < inactive_since),
-                        and_(
-                            batch_mode,
-                            cj_batches.c.last_activity_at < batch_mode_inactive_since,
-                        ),
-                        and_(
-                            cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
-                            cj_batches.c.threshold_reached_at <= threshold_since,
-                        ),
+        return await self._select(
+            select(cj_batches)
+            .where(
+                cj_batches.c.state.in_(_ACTIVE),
+                or_(
+                    and_(~batch_mode, cj_batches.c.last_activity_at < inactive_since),
+                    and_(batch_mode, cj_batches.c.last_activity_at < batch_mode_inactive_since),
+                    and_(
+                        cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
+                        cj_batches.c.threshold_reached_at <= threshold_since,
                     ),
-                )
-                .order_by(cj_batches.c.last_activity_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+                ),
             )
-        ).all()
-        return [_batch(row) for row in rows]
+            .order_by(cj_batches.c.last_activity_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
 
     async def lock_hedge_candidates(self, *, max_share: float, limit: int) -> list[BatchRecord]:
         """Batches waiting only on their tail (whole budget planned, answers outstanding) with
         hedges left in `max_share` of their budget, locked with SKIP LOCKED."""
-        await self._write_updates()
-        rows = (
-            await self._session.execute(
-                select(cj_batches)
-                .where(
-                    cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
-                    cj_batches.c.planned >= cj_batches.c.budget,
-                    _PENDING > 0,
-                    cj_batches.c.hedged < func.floor(cj_batches.c.budget * max_share + 1e-9),
-                    # Batch-mode answers come within hours, all at once: nothing to hedge.
-                    _BATCH_MODE.is_distinct_from(LLMMode.BATCH.value),
-                )
-                .order_by(cj_batches.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        return await self._select(
+            select(cj_batches)
+            .where(
+                cj_batches.c.state == BatchState.WAITING_CALLBACKS.value,
+                cj_batches.c.planned >= cj_batches.c.budget,
+                _PENDING > 0,
+                cj_batches.c.hedged < func.floor(cj_batches.c.budget * max_share + 1e-9),
+                # Batch-mode answers come within hours, all at once: nothing to hedge.
+                _BATCH_MODE.is_distinct_from(LLMMode.BATCH.value),
             )
-        ).all()
-        return [_batch(row) for row in rows]
+            .order_by(cj_batches.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
 
     async def count_live(self) -> tuple[dict[str, int], int]:
         """Batches per state, and pending comparisons over live batches."""

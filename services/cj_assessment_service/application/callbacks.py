@@ -22,7 +22,6 @@ from cj_assessment_service.application.pacing import BatchPacing
 from cj_assessment_service.application.ports import (
     BatchRecord,
     HedgeCall,
-    NewPair,
     PairAnswer,
     PairOutcomes,
     PairRecord,
@@ -269,19 +268,12 @@ class CallbackUseCases:
         """Ask pairs again under new request ids after retryable errors."""
         await uow.pairs.reissue(reissues, now)
         by_id = {p.id: p for p in pairs.values()}
-        asked = [by_id[reissue.pair_id] for reissue in reissues]
-        positions: dict[UUID, set[int]] = {}
-        for pair in asked:
-            positions.setdefault(pair.batch_id, set()).update((pair.essay_a, pair.essay_b))
-        essays = {
-            batch_id: {e.position: e for e in await uow.essays.get(batch_id, wanted)}
-            for batch_id, wanted in positions.items()
-        }
-        for pair, reissue in zip(asked, reissues, strict=True):
-            new_pair = NewPair(pair.id, pair.essay_a, pair.essay_b, reissue.request_id)
-            self._messages.stage_comparison(
-                uow, batches[pair.batch_id], essays[pair.batch_id], new_pair
-            )
+        by_batch: dict[UUID, list[tuple[PairRecord, UUID]]] = {}
+        for reissue in reissues:
+            pair = by_id[reissue.pair_id]
+            by_batch.setdefault(pair.batch_id, []).append((pair, reissue.request_id))
+        for batch_id, asked in by_batch.items():
+            await self._messages.ask_again(uow, batches[batch_id], asked)
 
     async def _update_counters(
         self, uow: UnitOfWork, before: BatchRecord, delta: _BatchChanges, now: datetime

@@ -37,15 +37,6 @@ class EssaySetReceipt:
     content_sha256: str
     expires_at: datetime
 
-    def to_json(self) -> dict[str, object]:
-        """The HTTP answer."""
-        return {
-            "essay_set_id": str(self.essay_set_id),
-            "essay_count": self.essay_count,
-            "content_sha256": self.content_sha256,
-            "expires_at": self.expires_at.isoformat(),
-        }
-
 
 def essay_digest_line(essay_id: str, text_content: str) -> bytes:
     """One essay's contribution to a set's `content_sha256`: the UTF-8 of the compact JSON

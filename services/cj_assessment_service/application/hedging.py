@@ -13,7 +13,7 @@ import structlog
 
 from cj_assessment_service import metrics
 from cj_assessment_service.application.messages import BatchMessages
-from cj_assessment_service.application.ports import BatchRecord, NewHedge, NewPair, UnitOfWork
+from cj_assessment_service.application.ports import BatchRecord, NewHedge, UnitOfWork
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.hedging import HedgePolicy, OutstandingPair, choose_hedges
 
@@ -76,17 +76,9 @@ class HedgeUseCases:
             return 0
         hedges = [NewHedge(pair_id, by_id[pair_id].request_id, uuid4()) for pair_id in chosen]
         await uow.hedges.add(batch.id, hedges, now)
-        wanted = {i for h in hedges for i in (by_id[h.pair_id].essay_a, by_id[h.pair_id].essay_b)}
-        essays = {e.position: e for e in await uow.essays.get(batch.id, wanted)}
-        for hedge in hedges:
-            pair = by_id[hedge.pair_id]
-            # The same pair in the same orientation and prompt, under a new request id.
-            self._messages.stage_comparison(
-                uow,
-                batch,
-                essays,
-                NewPair(pair.id, pair.essay_a, pair.essay_b, hedge.hedge_request_id),
-            )
+        await self._messages.ask_again(
+            uow, batch, [(by_id[h.pair_id], h.hedge_request_id) for h in hedges]
+        )
         await uow.batches.set_hedged(batch.id, batch.hedged + len(hedges))
         log.info(
             "cj_stragglers_hedged",

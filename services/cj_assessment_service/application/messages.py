@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
@@ -13,6 +13,7 @@ from cj_assessment_service.application.ports import (
     BatchRecord,
     EssayRecord,
     NewPair,
+    PairRecord,
     UnitOfWork,
 )
 from cj_assessment_service.config import SERVICE_NAME, Settings
@@ -66,6 +67,17 @@ class BatchMessages:
                 # Building and encoding a request takes tens of microseconds; the opening of a
                 # 10,000-essay batch stages 10,000 of them. Let the loop run in between.
                 await asyncio.sleep(0)
+
+    async def ask_again(
+        self, uow: UnitOfWork, batch: BatchRecord, pairs: Sequence[tuple[PairRecord, UUID]]
+    ) -> None:
+        """Stage the requests of pairs asked again under new request ids (the same orientation
+        and prompt), reading only their essays."""
+        wanted = {i for pair, _ in pairs for i in (pair.essay_a, pair.essay_b)}
+        essays = {e.position: e for e in await uow.essays.get(batch.id, wanted)}
+        for pair, request_id in pairs:
+            new_pair = NewPair(pair.id, pair.essay_a, pair.essay_b, request_id)
+            self.stage_comparison(uow, batch, essays, new_pair)
 
     def stage_comparison(
         self,

@@ -22,7 +22,7 @@ from cj_assessment_service.domain.batch import (
     success_rate,
     transition,
 )
-from cj_assessment_service.domain.scoring import BatchScores, ScoredEssay, score_comparisons
+from cj_assessment_service.domain.scoring import BatchScores, ScoredEssay, score_batch
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import (
     CJAssessmentCompletedV1,
@@ -43,9 +43,7 @@ def score_answers(
 ) -> BatchScores:
     """Rankings, statistics and grade projections of a batch's answers (run on the compute
     pool)."""
-    return score_comparisons(
-        essays, pairs.answered(len(essays)), target_reliability=target_reliability
-    )
+    return score_batch(essays, pairs.answered(len(essays)), target_reliability=target_reliability)
 
 
 class BatchOutcomes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import IntEnum
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import ComparisonWinner, LLMConfig
+from common_core.events.llm import LLMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +42,8 @@ class RequestSettings:
     target_reliability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The stored JSON object."""
-        return {
-            "language": self.language,
-            "course_code": self.course_code,
-            "essay_instructions": self.essay_instructions,
-            "judge_rubric": self.judge_rubric,
-            "llm_config": self.llm_config.model_dump(mode="json"),
-            "max_comparisons": self.max_comparisons,
-            "target_reliability": self.target_reliability,
-        }
+        """The stored JSON object: every field, the LLM config as its JSON."""
+        return {**asdict(self), "llm_config": self.llm_config.model_dump(mode="json")}
 
     @classmethod
     def from_json(cls, stored: Mapping[str, Any]) -> RequestSettings:
@@ -78,23 +70,24 @@ class BatchRecord:
     state: BatchState
     essay_count: int
     budget: int
-    planned: int
-    completed: int
-    failed: int
-    waves: int
-    partial_scoring_triggered: bool
-    threshold_reached_at: datetime | None
-    completion_reason: str | None
     request_settings: RequestSettings
-    previous_scores: list[float] | None
-    result: dict[str, Any] | None
-    error_detail: dict[str, Any] | None
-    prompt_tokens: int
-    completion_tokens: int
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime
-    finished_at: datetime | None
+    # A new batch has planned, answered and decided nothing yet.
+    planned: int = 0
+    completed: int = 0
+    failed: int = 0
+    waves: int = 0
+    partial_scoring_triggered: bool = False
+    threshold_reached_at: datetime | None = None
+    completion_reason: str | None = None
+    previous_scores: list[float] | None = None
+    result: dict[str, Any] | None = None
+    error_detail: dict[str, Any] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finished_at: datetime | None = None
     # What answers cost (docs/contracts.md resource_usage): cache tokens, the summed estimated cost,
     # answers that used tokens without a price, and who judged ([{provider, model,
     # prompt_version, comparisons}]).
@@ -151,15 +144,6 @@ class Verdict(IntEnum):
     B_WON = 2
     FAILED = 3
 
-    @classmethod
-    def of(cls, status: PairStatus, winner: str | None) -> Verdict:
-        """The verdict of a pair with this status and winner."""
-        if status == PairStatus.PENDING:
-            return cls.PENDING
-        if status == PairStatus.FAILED:
-            return cls.FAILED
-        return cls.A_WON if winner == ComparisonWinner.ESSAY_A.value else cls.B_WON
-
 
 @dataclass(frozen=True, slots=True)
 class PairOutcomes:
@@ -170,15 +154,6 @@ class PairOutcomes:
     essay_a: npt.NDArray[np.int64]
     essay_b: npt.NDArray[np.int64]
     verdict: npt.NDArray[np.int8]
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, int, Verdict]]) -> PairOutcomes:
-        """From (essay A, essay B, verdict) rows."""
-        return cls(
-            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-            np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
-            np.fromiter((int(r[2]) for r in rows), dtype=np.int8, count=len(rows)),
-        )
 
     def __len__(self) -> int:
         return int(self.essay_a.shape[0])

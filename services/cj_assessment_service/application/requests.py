@@ -88,23 +88,10 @@ class RequestUseCases:
             state=BatchState.INITIALIZING,
             essay_count=essay_count,
             budget=budget,
-            planned=0,
-            completed=0,
-            failed=0,
-            waves=0,
-            partial_scoring_triggered=False,
-            threshold_reached_at=None,
-            completion_reason=None,
             request_settings=self._request_settings(request),
-            previous_scores=None,
-            result=None,
-            error_detail=None,
-            prompt_tokens=0,
-            completion_tokens=0,
             created_at=now,
             updated_at=now,
             last_activity_at=now,
-            finished_at=None,
         )
         problem = set_problem or _validation_problem(essays, essay_count)
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.

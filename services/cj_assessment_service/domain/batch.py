@@ -85,7 +85,7 @@ def comparison_budget(
 
 def effective_budget(n_essays: int, budget: int) -> int:
     """The budget capped at all pairs when it covers them (they are then planned at once)."""
-    return min(budget, total_pairs(n_essays)) if budget >= total_pairs(n_essays) else budget
+    return min(budget, total_pairs(n_essays))
 
 
 def plan_opening_pairs(

@@ -143,10 +143,6 @@ def _design(comparisons: Comparisons, with_bias: bool) -> sparse.csr_matrix:
     return sparse.csr_matrix((vals, (rows, cols)), shape=(m, width))
 
 
-def _sigmoid(x: FloatArray) -> FloatArray:
-    return _sigmoid_and_softplus(x)[0]
-
-
 def _sigmoid_and_softplus(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """sigmoid(x) and log(1 + e^x) from one exponential, e^-|x| (which never overflows)."""
     small = np.exp(-np.abs(x))
@@ -402,7 +398,7 @@ def debiased_position_bias(
     if replicates < 1 or len(comparisons) == 0 or error is None:
         return PositionBiasEstimate(fit.position_bias, error)
     rng = np.random.default_rng(seed)
-    prob = _sigmoid(
+    prob, _ = _sigmoid_and_softplus(
         fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b] + fit.position_bias
     )
     refits = [

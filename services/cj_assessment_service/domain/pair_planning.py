@@ -252,9 +252,8 @@ def plan_adaptive_wave(
     n = scores.shape[0]
     if n < 2 or size <= 0:
         return []
-    if n <= DESIGN_MAX_ESSAYS:
-        return _plan_design_wave(scores, standard_errors, history, size, rng)
-    return _plan_neighbourhood_wave(scores, standard_errors, history, size, rng)
+    plan = _plan_design_wave if n <= DESIGN_MAX_ESSAYS else _plan_neighbourhood_wave
+    return plan(scores, standard_errors, history, size, rng)
 
 
 def _plan_design_wave(
@@ -370,9 +369,8 @@ def _plan_neighbourhood_wave(
     """
     n = scores.shape[0]
     first, second = _candidate_pairs(scores)
-    diff = scores[first] - scores[second]
-    prob = 1.0 / (1.0 + np.exp(-diff))
-    value = prob * (1.0 - prob) * (standard_errors[first] ** 2 + standard_errors[second] ** 2)
+    information = _pair_information(scores[first] - scores[second])
+    value = information * (standard_errors[first] ** 2 + standard_errors[second] ** 2)
     candidates = _Candidates(history, first, second)
     value = value / (1.0 + REPEAT_PENALTY * candidates.compared)
     value[candidates.compared >= 2] = -1.0
@@ -409,12 +407,8 @@ def _candidate_pairs(
     scores: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each essay with its NEIGHBOURHOOD nearest essays on the current scale."""
-    n = scores.shape[0]
     order = np.argsort(scores, kind="stable")
-    width = min(NEIGHBOURHOOD, n - 1)
-    lows, highs = [], []
-    for offset in range(1, width + 1):
-        lows.append(order[:-offset])
-        highs.append(order[offset:])
-    low, high = np.concatenate(lows), np.concatenate(highs)
+    offsets = range(1, min(NEIGHBOURHOOD, scores.shape[0] - 1) + 1)
+    low = np.concatenate([order[:-offset] for offset in offsets])
+    high = np.concatenate([order[offset:] for offset in offsets])
     return np.minimum(low, high).astype(np.int64), np.maximum(low, high).astype(np.int64)

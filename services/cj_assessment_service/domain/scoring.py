@@ -29,15 +29,6 @@ class ScoredEssay:
 
 
 @dataclass(frozen=True, slots=True)
-class AnsweredComparison:
-    """One verdict: indices into the essay list, and whether the first-shown essay won."""
-
-    essay_a: int
-    essay_b: int
-    a_won: bool
-
-
-@dataclass(frozen=True, slots=True)
 class BatchScores:
     """Everything the completed event reports about the ranking."""
 
@@ -48,32 +39,16 @@ class BatchScores:
 
 def score_batch(
     essays: list[ScoredEssay],
-    answers: list[AnsweredComparison],
+    comparisons: Comparisons,
     *,
     target_reliability: float | None = None,
 ) -> BatchScores:
     """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors.
 
-    `posterior_reliability` is the stop rule's estimate on the same comparisons, so a batch that
-    stopped on it reports the figure it stopped on; `target_reliability` is the stop rule's
-    target when one applied to the batch.
+    `comparisons` index `essays`. `posterior_reliability` is the stop rule's estimate on the same
+    comparisons, so a batch that stopped on it reports the figure it stopped on;
+    `target_reliability` is the stop rule's target when one applied to the batch.
     """
-    comparisons = Comparisons.from_lists(
-        len(essays),
-        [a.essay_a for a in answers],
-        [a.essay_b for a in answers],
-        [a.a_won for a in answers],
-    )
-    return score_comparisons(essays, comparisons, target_reliability=target_reliability)
-
-
-def score_comparisons(
-    essays: list[ScoredEssay],
-    comparisons: Comparisons,
-    *,
-    target_reliability: float | None = None,
-) -> BatchScores:
-    """`score_batch` of answers already in columns (`comparisons` indexes `essays`)."""
     n = len(essays)
     answers = len(comparisons) > 0
     fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)

@@ -20,7 +20,6 @@ from cj_assessment_service.entrypoints.http_schemas import (
     BatchOut,
     BatchResultsOut,
 )
-from cj_assessment_service.entrypoints.http_views import batch_view
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import errors
 
@@ -39,13 +38,13 @@ def _batch_id(raw: str) -> UUID:
 @validate_response(BatchOut)
 @errors(400, 404, 503)
 @inject
-async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
+async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> BatchOut:
     """A batch's state and progress, by its CJ batch id."""
     async with transactions() as uow:
         batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
-    return batch_view(batch)
+    return BatchOut.of(batch)
 
 
 # Documented, not validated by quart-schema: the route answers a bad `entity_ref` itself, as an
@@ -55,7 +54,7 @@ async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> di
 @errors(400, 404, 503)
 @document_querystring(BatchLookupQuery)
 @inject
-async def find_batch(transactions: FromDishka[Transactions]) -> dict[str, Any]:
+async def find_batch(transactions: FromDishka[Transactions]) -> BatchOut:
     """The newest batch of an upstream reference (`entity_ref`)."""
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
@@ -69,7 +68,7 @@ async def find_batch(transactions: FromDishka[Transactions]) -> dict[str, Any]:
         batch = await uow.batches.newest(entity_ref)
     if batch is None:
         raise BatchNotFound(f"no batch for entity_ref {entity_ref!r}")
-    return batch_view(batch)
+    return BatchOut.of(batch)
 
 
 @batches.get("/api/v1/batches/<batch_id>/results")
@@ -100,8 +99,8 @@ async def cancel_batch(
     batch_id: str,
     transactions: FromDishka[Transactions],
     workflow: FromDishka[CJWorkflow],
-) -> dict[str, Any]:
+) -> BatchOut:
     """Cancel a running batch: it publishes its failed event (409 once finished)."""
     async with transactions() as uow:
         batch = await workflow.cancel(uow, _batch_id(batch_id))
-    return batch_view(batch)
+    return BatchOut.of(batch)

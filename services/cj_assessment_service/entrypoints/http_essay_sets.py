@@ -62,7 +62,7 @@ async def _lines(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 @inject
 async def upload(
     transactions: FromDishka[Transactions], settings: FromDishka[Settings]
-) -> tuple[dict[str, object], int]:
+) -> tuple[EssaySetOut, int]:
     """Upload an essay set (NDJSON) for a request to name instead of inlining its essays."""
     media_type = (request.mimetype or "").lower()
     if media_type not in NDJSON_TYPES:
@@ -86,7 +86,7 @@ async def upload(
     except InvalidEssaySet:
         metrics.ESSAY_SET_UPLOADS.labels(outcome="invalid").inc()
         raise
-    return receipt.to_json(), 201
+    return EssaySetOut.model_validate(receipt, from_attributes=True), 201
 
 
 def _count_stored(essays: int) -> None:

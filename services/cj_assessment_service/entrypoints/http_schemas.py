@@ -1,7 +1,8 @@
 """Typed HTTP response and query models of the CJ API (they generate the OpenAPI document).
 
-The views (`http_views.py`, `EssaySetReceipt.to_json`) build plain dicts; `validate_response`
-checks each against its model here, so the document describes exactly what the routes answer.
+The routes answer these models (`BatchOut.of(batch)`), and `validate_response` documents each,
+so the document describes exactly what the routes answer. Only the fields a model was given
+are written (`exclude_unset`): an optional field a batch does not have stays absent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from werkzeug.routing import Rule
 
+from cj_assessment_service.application.ports import BatchRecord
 from cj_assessment_service.domain.batch import BatchState
 from common_core.events.cj import CJCompletionReason, CJStatistics, EssayRanking, GradeProjection
 from common_core.limits import Identifier
@@ -52,7 +54,7 @@ def _isoformat(value: datetime) -> str:
     return value.isoformat()
 
 
-# An RFC 3339 timestamp written as the views write it, `isoformat()` (`+00:00`, not `Z`).
+# An RFC 3339 timestamp written by `isoformat()` (`+00:00`, not `Z`).
 Timestamp = Annotated[
     datetime,
     PlainSerializer(_isoformat, return_type=str),
@@ -96,6 +98,37 @@ class BatchOut(_Reply):
     partial_scoring_triggered: bool
     completion_reason: CJCompletionReason | None = None
     error: BatchErrorOut | None = None
+
+    @classmethod
+    def of(cls, batch: BatchRecord) -> BatchOut:
+        """A batch's state and progress; `completion_reason` and `error` only when it has them."""
+        optional: dict[str, Any] = {}
+        if batch.completion_reason is not None:
+            optional["completion_reason"] = batch.completion_reason
+        if batch.error_detail is not None:
+            code, message = batch.error_detail.get("code"), batch.error_detail.get("message")
+            optional["error"] = BatchErrorOut(code=code, message=message)
+        return cls(
+            batch_id=batch.id,
+            entity_ref=batch.entity_ref,
+            state=batch.state,
+            correlation_id=batch.correlation_id,
+            created_at=batch.created_at,
+            updated_at=batch.updated_at,
+            progress=ProgressOut(
+                essays=batch.essay_count,
+                budget=batch.budget,
+                planned=batch.planned,
+                completed=batch.completed,
+                failed=batch.failed,
+                pending=max(0, batch.pending),
+                percent_complete=(
+                    round(100.0 * batch.answered / batch.budget, 2) if batch.budget else 0.0
+                ),
+            ),
+            partial_scoring_triggered=batch.partial_scoring_triggered,
+            **optional,
+        )
 
 
 class BatchLookupQuery(BaseModel):

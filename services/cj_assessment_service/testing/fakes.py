@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import numpy as np
+
 from cj_assessment_service.application.ports import (
     BatchRecord,
     EssayRecord,
@@ -30,7 +32,16 @@ from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.scoring import ScoredEssay
 from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.envelope import EventEnvelope
-from common_core.events.llm import LLMMode
+from common_core.events.llm import ComparisonWinner, LLMMode
+
+
+def _verdict(pair: PairRecord) -> Verdict:
+    """A pair's verdict, as the PostgreSQL store's `_VERDICT` computes it."""
+    if pair.status == PairStatus.PENDING:
+        return Verdict.PENDING
+    if pair.status == PairStatus.FAILED:
+        return Verdict.FAILED
+    return Verdict.A_WON if pair.winner == ComparisonWinner.ESSAY_A.value else Verdict.B_WON
 
 
 class FakeHedges:
@@ -105,12 +116,11 @@ class FakePairs:
         return [p for p in pairs if p.status == PairStatus.PENDING], hedged, median
 
     async def outcomes(self, batch_id: UUID) -> PairOutcomes:
-        return PairOutcomes.from_rows(
-            [
-                (p.essay_a, p.essay_b, Verdict.of(p.status, p.winner))
-                for p in self.rows.values()
-                if p.batch_id == batch_id
-            ]
+        pairs = [p for p in self.rows.values() if p.batch_id == batch_id]
+        return PairOutcomes(
+            np.array([p.essay_a for p in pairs], dtype=np.int64),
+            np.array([p.essay_b for p in pairs], dtype=np.int64),
+            np.array([_verdict(p) for p in pairs], dtype=np.int8),
         )
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:

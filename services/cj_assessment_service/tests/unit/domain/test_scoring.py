@@ -6,13 +6,17 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.grade_projection import grade_scale, project_grades
-from cj_assessment_service.domain.scoring import AnsweredComparison, ScoredEssay, score_batch
+from cj_assessment_service.domain.scoring import ScoredEssay, score_batch
 
 
-def _answers(n: int) -> list[AnsweredComparison]:
+def _answers(n: int) -> Comparisons:
     """Every pair both ways; the higher index always wins."""
-    return [AnsweredComparison(a, b, a > b) for a in range(n) for b in range(n) if a != b]
+    pairs = [(a, b) for a in range(n) for b in range(n) if a != b]
+    return Comparisons.from_lists(
+        n, [a for a, _ in pairs], [b for _, b in pairs], [a > b for a, b in pairs]
+    )
 
 
 class TestScoreBatch:
@@ -38,7 +42,7 @@ class TestScoreBatch:
         assert {p.essay_id for p in scores.grade_projections} == {"s0", "s1"}
 
     def test_a_single_essay_gets_rank_one(self) -> None:
-        scores = score_batch([ScoredEssay("only")], [])
+        scores = score_batch([ScoredEssay("only")], _answers(1))
         assert [(r.essay_id, r.rank, r.score) for r in scores.rankings] == [("only", 1, 0.0)]
         assert scores.statistics.position_bias_logit is None
         assert scores.statistics.position_bias_standard_error is None
