@@ -110,7 +110,7 @@ async def start_service(
     env: Mapping[str, str],
     log_dir: Path,
     port: int | None = None,
-    ready_timeout: float = 60.0,
+    ready_timeout: float = 120.0,
     keep_provider_keys: bool = False,
     unset_prefixes: Collection[str] = (),
     ready_path: str = "/healthz",
@@ -147,6 +147,11 @@ async def start_service(
         await eventually(
             healthy, timeout=ready_timeout, interval=0.2, what=f"{module} {ready_path}"
         )
+    except AssertionError as exc:
+        service.stop()
+        if "exited during start-up" in str(exc):
+            raise
+        raise AssertionError(f"{exc}\n{module}'s log:\n{service.log_tail()}") from None
     except BaseException:
         service.stop()
         raise
