@@ -150,16 +150,17 @@ def is_connection_lost(exc: BaseException) -> bool:
     return False
 
 
-def is_insufficient_privilege(exc: BaseException) -> bool:
-    """Whether `exc` (or its cause) is PostgreSQL's `permission denied` (SQLSTATE 42501)."""
+def insufficient_privilege(exc: BaseException) -> str | None:
+    """PostgreSQL's `permission denied ...` message (SQLSTATE 42501) when `exc` or its cause is
+    one, else None. The message names the object only, never a value."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, asyncpg.exceptions.InsufficientPrivilegeError):
-            return True
+            return str(current.args[0]) if current.args else "permission denied"
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 def _is_busy_or_closed(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common_core.errors import HuleEduError
-from common_core.runtime.database import is_insufficient_privilege
+from common_core.runtime.database import insufficient_privilege
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.settings import ServiceSettings
@@ -44,10 +44,11 @@ async def migrate_service_database(settings: ServiceSettings, versions_dir: Path
             settings.service_database_url, [versions_dir], tls=settings.database_tls
         )
     except Exception as error:
-        if not is_insufficient_privilege(error):
+        denied = insufficient_privilege(error)
+        if denied is None:
             raise
         raise MigrationPrivilegeError(
-            "the database role may not create or migrate the service's database (permission "
-            "denied): run `migrate` with the owner role and start the service with "
+            f"the database role may not create or migrate the service's database ({denied}): "
+            "run `python -m <service> migrate` with the owner role and start the service with "
             "DATABASE_MIGRATE_ON_START=false"
         ) from None

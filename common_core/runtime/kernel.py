@@ -235,18 +235,18 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
         json=settings.log_json,
         repeat_interval_seconds=settings.log_repeat_interval_seconds,
     )
-    if args.command == "migrate":
-        asyncio.run(migrate_service_database(settings, definition.versions_dir))
-        log.info("database_migrated")
-        return
-    if args.command == "grants":
-        url, tls = settings.service_database_url, settings.database_tls
-        statements = asyncio.run(read_dml_grants(url, args.role, tls))
-        sys.stdout.write("".join(f"{statement}\n" for statement in statements))
-        return
-    definition.on_start(settings)
     try:
-        asyncio.run(serve(definition, settings))
+        if args.command == "migrate":
+            asyncio.run(migrate_service_database(settings, definition.versions_dir))
+            log.info("database_migrated")
+        elif args.command == "grants":
+            url, tls = settings.service_database_url, settings.database_tls
+            statements = asyncio.run(read_dml_grants(url, args.role, tls))
+            sys.stdout.write("".join(f"{statement}\n" for statement in statements))
+        else:
+            definition.on_start(settings)
+            asyncio.run(serve(definition, settings))
     except MigrationPrivilegeError as error:
-        log.error("startup_failed", setting="DATABASE_MIGRATE_ON_START", error=error.message)
+        event = "migration_failed" if args.command == "migrate" else "startup_failed"
+        log.error(event, setting="DATABASE_MIGRATE_ON_START", error=error.message)
         raise SystemExit(1) from None

@@ -290,8 +290,11 @@ def _tls_settings(home: Path) -> list[str]:
         for path in (folder, cert_file, key_file, hba_file):
             _hand_to_postgres_account(path)
         authority.cert_pem.write_to_path(str(ca_file))
-    return ["ssl=on", f"ssl_cert_file={cert_file}", f"ssl_key_file={key_file}"] + [
-        f"hba_file={hba_file}"
+    return [
+        "ssl=on",
+        f"ssl_cert_file={cert_file}",
+        f"ssl_key_file={key_file}",
+        f"hba_file={hba_file}",
     ]
 
 

@@ -97,11 +97,11 @@ class TestRefusedServers:
         other_name = tls_postgres.url.replace("127.0.0.1", "127.1")
         tls = _settings(tls_postgres).database_tls
 
-        with pytest.raises(ssl.SSLCertVerificationError, match="not valid for '127.1'"):
+        with pytest.raises(ssl.SSLCertVerificationError, match=r"not valid for '127\.1'"):
             await connect_raw(other_name, tls)
         engine = create_engine(other_name, pool_size=1, tls=tls)
         try:
-            with pytest.raises(ssl.SSLCertVerificationError, match="not valid for '127.1'"):
+            with pytest.raises(ssl.SSLCertVerificationError, match=r"not valid for '127\.1'"):
                 async with engine.connect():
                     pass
         finally:
