@@ -2,14 +2,25 @@
 
 Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
 `TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
+
+Every secret setting (a `SecretStr` field, such as `JWT_SECRET` or `OPENAI_API_KEY`) can instead
+be read from a file named by `<NAME>_FILE` (a mounted secret); setting both is refused.
 """
 
 from __future__ import annotations
 
+import os
+import typing
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
 from common_core.runtime.database import DatabaseTLS, SslMode
@@ -26,6 +37,19 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="ignore", case_sensitive=False, frozen=True, env_ignore_empty=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, plus `<NAME>_FILE` for secret settings after the environment."""
+        secrets = SecretFilesSource(settings_cls)
+        return init_settings, env_settings, secrets, dotenv_settings, file_secret_settings
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
@@ -124,3 +148,28 @@ def read_secret_file(path: Path) -> str:
     if not secret:
         raise ValueError(f"the secret file {path} is empty")
     return secret
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """`<NAME>_FILE=/path` sets the secret setting NAME (a `SecretStr` field) from that file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads every secret field at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items() if value}
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            path = environ.get(f"{name.upper()}_FILE")
+            if path is None or not _is_secret(field):
+                continue
+            if name.upper() in environ:
+                raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
+            values[name] = read_secret_file(Path(path))
+        return values
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
