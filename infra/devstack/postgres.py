@@ -397,9 +397,9 @@ def running_postgres(state_dir: Path) -> RunningPostgres | None:
         port = int((data_dir / "postmaster.pid").read_text().splitlines()[3])
     except (OSError, ValueError, IndexError):
         return None
-    return RunningPostgres(
-        pid, port, data_dir, bin_dir, home / "postgres.log", postgres_pid_file(state_dir)
-    )
+    tls = (home / TLS_DIR / "ca.pem").exists()
+    log_path, pid_file = home / "postgres.log", postgres_pid_file(state_dir)
+    return RunningPostgres(pid, port, data_dir, bin_dir, log_path, pid_file, tls=tls)
 
 
 def _psql(url: str, sql: str) -> str:
