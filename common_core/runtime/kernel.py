@@ -247,6 +247,8 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
             definition.on_start(settings)
             asyncio.run(serve(definition, settings))
     except MigrationPrivilegeError as error:
-        event = "migration_failed" if args.command == "migrate" else "startup_failed"
-        log.error(event, setting="DATABASE_MIGRATE_ON_START", error=error.message)
+        if args.command == "migrate":
+            log.error("migration_failed", error=error.message)
+        else:
+            log.error("startup_failed", setting="DATABASE_MIGRATE_ON_START", error=error.message)
         raise SystemExit(1) from None
