@@ -22,7 +22,7 @@ from hypothesis import settings as hypothesis_settings
 
 from common_core.runtime.blas_threads import limit_blas_threads
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
-from devstack.postgres import asyncpg_url, libpq_url, with_database
+from devstack.postgres import RunningPostgres, asyncpg_url, libpq_url, with_database
 
 # CI explores the same examples every run (a red CI must mean a real change); locally hypothesis
 # keeps searching new ones, and what it finds is replayed from its database.
@@ -88,6 +88,19 @@ def postgres_server_url() -> Iterator[str]:
                 yield server.url
             finally:
                 server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_postgres() -> Iterator[RunningPostgres]:
+    """A PostgreSQL of its own that speaks TLS only, with a test CA (`.ca_file`) and SCRAM
+    passwords for every role but the superuser: for the DATABASE_SSL* and least-privilege tests
+    only (started by devstack even when DATABASE_URL names another server), stopped by PID."""
+    with _temporary_state_dir("postgres-tls") as state_dir:
+        server = start_postgres(state_dir, free_port(), fast=True, tls=True)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 async def _execute_on_server(server_url: str, sql: str) -> None:

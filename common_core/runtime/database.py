@@ -7,14 +7,25 @@ shutdown message or an asyncpg protocol state error ("cannot switch to state 15;
 operation (2) is in progress", left by a query interrupted by the restart or by a cancelled
 request). Counted as disconnects, they invalidate the connection and the pool's other
 connections of the same age, so the next checkout connects afresh instead of reusing them.
+
+Both ways into PostgreSQL (the engine's pool and the raw asyncpg connections for `LISTEN` and
+`ensure_database`) take their TLS from one `DatabaseTLS`, which builds the `ssl.SSLContext`
+asyncpg gets: the URL's own `sslmode`-style options are not read by both, this is.
 """
 
 from __future__ import annotations
 
+import ssl
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,7 +50,64 @@ _CONNECTION_LOST = (
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+SslMode = Literal["prefer", "disable", "require", "verify-ca", "verify-full"]
+"""`DATABASE_SSLMODE`: `prefer` is asyncpg's own default (TLS when the server offers it, no
+certificate check); `require` insists on TLS without checking the certificate; `verify-ca` checks
+it was signed by the trusted CA; `verify-full` also checks that it names the host connected to."""
+
+
+@dataclass(frozen=True)
+class DatabaseTLS:
+    """How connections to PostgreSQL use TLS (`DATABASE_SSL*` settings)."""
+
+    mode: SslMode = "prefer"
+    root_cert: Path | None = None
+    """CA certificates (PEM) that verify the server; the system's trust store when unset."""
+    cert: Path | None = None
+    """A client certificate (PEM) for servers that ask for one, with its `key`."""
+    key: Path | None = None
+
+    def asyncpg_ssl(self) -> ssl.SSLContext | bool | None:
+        """The `ssl` argument for `asyncpg.connect`: a context, False (no TLS) or None (asyncpg's
+        default, `prefer`)."""
+        if self.mode == "prefer":
+            return None
+        if self.mode == "disable":
+            return False
+        if self.mode == "require":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            cafile = str(self.root_cert) if self.root_cert else None
+            context = ssl.create_default_context(cafile=cafile)
+            context.check_hostname = self.mode == "verify-full"
+            context.verify_mode = ssl.CERT_REQUIRED
+        if self.cert is not None:
+            context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def connect_args(self) -> dict[str, Any]:
+        """Extra `asyncpg.connect` keyword arguments (also the engine's `connect_args`)."""
+        tls = self.asyncpg_ssl()
+        return {} if tls is None else {"ssl": tls}
+
+
+PLAIN_TLS = DatabaseTLS()
+RawConnect = Callable[[], Awaitable[asyncpg.Connection]]
+# The raw-connection recipe of each engine (same URL, credentials and TLS as its pool), for code
+# that holds an engine and needs a connection of its own (LISTEN).
+_RAW_CONNECT: weakref.WeakKeyDictionary[Engine, RawConnect] = weakref.WeakKeyDictionary()
+
+
+async def connect_raw(url: str, tls: DatabaseTLS = PLAIN_TLS) -> asyncpg.Connection:
+    """A plain asyncpg connection to the SQLAlchemy `url`, with `tls`."""
+    return await asyncpg.connect(asyncpg_dsn(url), **tls.connect_args())
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, tls: DatabaseTLS = PLAIN_TLS
+) -> AsyncEngine:
     """An asyncpg-backed engine with pre-ping, sized for one service instance."""
     engine = create_async_engine(
         url,
@@ -48,9 +116,21 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         pool_pre_ping=True,
         echo=echo,
         hide_parameters=True,
+        connect_args=tls.connect_args(),
     )
     event.listen(engine.sync_engine, "handle_error", _count_lost_connections_as_disconnects)
+    rendered = engine.url.render_as_string(hide_password=False)
+    _RAW_CONNECT[engine.sync_engine] = lambda: connect_raw(rendered, tls)
     return engine
+
+
+async def connect_like(engine: AsyncEngine) -> asyncpg.Connection:
+    """A new asyncpg connection outside the engine's pool, made as the engine makes its own
+    (same URL, credentials and TLS)."""
+    connect = _RAW_CONNECT.get(engine.sync_engine)
+    if connect is None:  # an engine made elsewhere: its URL, asyncpg's default TLS
+        return await connect_raw(engine.url.render_as_string(hide_password=False))
+    return await connect()
 
 
 def _count_lost_connections_as_disconnects(context: ExceptionContext) -> None:
@@ -68,6 +148,19 @@ def is_connection_lost(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def insufficient_privilege(exc: BaseException) -> str | None:
+    """PostgreSQL's `permission denied ...` message (SQLSTATE 42501) when `exc` or its cause is
+    one, else None. The message names the object only, never a value."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions.InsufficientPrivilegeError):
+            return str(current.args[0]) if current.args else "permission denied"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _is_busy_or_closed(exc: BaseException) -> bool:
@@ -100,14 +193,14 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def ensure_database(url: str) -> None:
+async def ensure_database(url: str, tls: DatabaseTLS = PLAIN_TLS) -> None:
     """Create the URL's database on its server if it does not exist (safe when racing)."""
     target = make_url(url)
     name = target.database
     if not name:
         raise ValueError("database URL names no database")
-    admin = await asyncpg.connect(
-        asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False))
+    admin = await connect_raw(
+        target.set(database="postgres").render_as_string(hide_password=False), tls
     )
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)

@@ -6,29 +6,43 @@ this order: migrations and topics, the dishka container (tests pass provider ove
 standard readiness checks (database and Kafka), the service's app and workers, then serving
 until SIGTERM and a graceful stop. `__main__` is `run_main(DEFINITION)`; tests use
 `service_runtime` and `running_workers` to run the same parts in their own event loop.
+
+`python -m <service> migrate` only creates and migrates the service's database (an operator or a
+job, with the owner role); `python -m <service> grants ROLE` prints the DML grants its runtime
+role needs on the migrated database.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import structlog
 from dishka import AsyncContainer, Provider
 from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common_core.runtime.blas_threads import limit_blas_threads
+from common_core.runtime.grants import read_dml_grants
 from common_core.runtime.http import ReadinessCheck
-from common_core.runtime.infrastructure import prepare_service_infrastructure
+from common_core.runtime.infrastructure import (
+    MigrationPrivilegeError,
+    migrate_service_database,
+    prepare_service_infrastructure,
+)
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
 from common_core.runtime.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 W = TypeVar("W")
@@ -198,8 +212,20 @@ async def serve(definition: ServiceDefinition[S], settings: S) -> None:
         )
 
 
-def run_main(definition: ServiceDefinition[S]) -> None:
-    """`python -m <service>`: read the settings, configure logging, serve."""
+def _command_line(name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {name}", description="Run the service.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="serve the HTTP API and the workers (the default)")
+    commands.add_parser("migrate", help="create the database if missing and apply migrations")
+    grants = commands.add_parser("grants", help="print the GRANTs a DML-only runtime role needs")
+    grants.add_argument("role", help="the runtime role's name")
+    return parser
+
+
+def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None) -> None:
+    """`python -m <service> [serve|migrate|grants ROLE]`: read the settings, configure logging,
+    then serve (the default), migrate, or print the runtime role's grants."""
+    args = _command_line(definition.name).parse_args(argv)
     settings = definition.settings()
     if definition.numeric:
         limit_blas_threads()
@@ -209,5 +235,20 @@ def run_main(definition: ServiceDefinition[S]) -> None:
         json=settings.log_json,
         repeat_interval_seconds=settings.log_repeat_interval_seconds,
     )
-    definition.on_start(settings)
-    asyncio.run(serve(definition, settings))
+    try:
+        if args.command == "migrate":
+            asyncio.run(migrate_service_database(settings, definition.versions_dir))
+            log.info("database_migrated")
+        elif args.command == "grants":
+            url, tls = settings.service_database_url, settings.database_tls
+            statements = asyncio.run(read_dml_grants(url, args.role, tls))
+            sys.stdout.write("".join(f"{statement}\n" for statement in statements))
+        else:
+            definition.on_start(settings)
+            asyncio.run(serve(definition, settings))
+    except MigrationPrivilegeError as error:
+        if args.command == "migrate":
+            log.error("migration_failed", error=error.message)
+        else:
+            log.error("startup_failed", setting="DATABASE_MIGRATE_ON_START", error=error.message)
+        raise SystemExit(1) from None

@@ -16,7 +16,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from common_core.runtime.database import create_engine, ensure_database
+from common_core.runtime.database import PLAIN_TLS, DatabaseTLS, create_engine, ensure_database
 
 _MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _LOCK_KEY = 7_240_501_337  # arbitrary, fixed: serialises migrations of one database
@@ -39,10 +39,11 @@ async def run_migrations(
     target: str = "heads",
     downgrade: bool = False,
     create_database: bool = True,
+    tls: DatabaseTLS = PLAIN_TLS,
 ) -> None:
     """Upgrade (or downgrade) the database at `url` to `target`."""
     if create_database:
-        await ensure_database(url)
+        await ensure_database(url, tls)
     config = alembic_config(service_versions)
 
     def apply(connection: Connection) -> None:
@@ -53,7 +54,7 @@ async def run_migrations(
         else:
             command.upgrade(config, target)
 
-    engine = create_engine(url, pool_size=1)
+    engine = create_engine(url, pool_size=1, tls=tls)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(apply)

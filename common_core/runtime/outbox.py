@@ -43,7 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from common_core.events.envelope import EventEnvelope, encode_envelope
-from common_core.runtime.database import asyncpg_dsn
+from common_core.runtime.database import connect_like
 from common_core.runtime.error_text import describe_error
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.runtime.metrics import (
@@ -287,9 +287,7 @@ class OutboxRelay:
 
     async def _start_listener(self) -> asyncpg.Connection | None:
         try:
-            connection = await asyncpg.connect(
-                asyncpg_dsn(self._engine.url.render_as_string(hide_password=False))
-            )
+            connection = await connect_like(self._engine)
             await connection.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("outbox_listen_unavailable_polling_instead", error=describe_error(exc))

@@ -38,7 +38,9 @@ class DatabaseProvider(Provider):
     async def engine(self) -> AsyncIterator[AsyncEngine]:
         """The engine (pre-ping, hidden parameters), disposed when the container closes."""
         engine = create_engine(
-            self._settings.service_database_url, pool_size=self._settings.database_pool_size
+            self._settings.service_database_url,
+            pool_size=self._settings.database_pool_size,
+            tls=self._settings.database_tls,
         )
         yield engine
         await engine.dispose()

@@ -2,14 +2,28 @@
 
 Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
 `TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
+
+Every secret setting (a `SecretStr` field, such as `JWT_SECRET` or `OPENAI_API_KEY`) can instead
+be read from a file named by `<NAME>_FILE` (a mounted secret); setting both is refused.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
+from common_core.runtime.database import DatabaseTLS, SslMode
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name, validate_prefix
 
@@ -24,6 +38,19 @@ class ServiceSettings(BaseSettings):
         extra="ignore", case_sensitive=False, frozen=True, env_ignore_empty=True
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, plus `<NAME>_FILE` for secret settings after the environment."""
+        secrets = SecretFilesSource(settings_cls)
+        return init_settings, env_settings, secrets, dotenv_settings, file_secret_settings
+
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     topic_partitions: int = Field(default=3, ge=1)
@@ -31,6 +58,17 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     service_database_name: str = "postgres"
     database_pool_size: int = Field(default=10, ge=1)
+    # TLS to PostgreSQL, the same for the engine and the raw connections (LISTEN, creating the
+    # database): see common_core.runtime.database.DatabaseTLS.
+    database_sslmode: SslMode = "prefer"
+    database_sslrootcert: Path | None = None
+    database_sslcert: Path | None = None
+    database_sslkey: Path | None = None
+    # A file holding the database password (a mounted secret); it replaces DATABASE_URL's own.
+    database_password_file: Path | None = None
+    # Create the database and apply migrations at start-up. Off, the service runs with a role
+    # that has only DML rights and an operator runs `python -m <service> migrate` beforehand.
+    database_migrate_on_start: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     # A log message repeated within this many seconds is written once with `repeats=N`.
@@ -61,14 +99,77 @@ class ServiceSettings(BaseSettings):
             raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgresql+asyncpg://...)")
         return url.render_as_string(hide_password=False)
 
+    @model_validator(mode="after")
+    def _database_credentials(self) -> ServiceSettings:
+        if (self.database_sslcert is None) != (self.database_sslkey is None):
+            raise ValueError("DATABASE_SSLCERT and DATABASE_SSLKEY are set together or not at all")
+        if self.database_sslrootcert and not self.database_sslmode.startswith("verify-"):
+            raise ValueError(
+                "DATABASE_SSLROOTCERT is only used with DATABASE_SSLMODE=verify-ca or verify-full"
+            )
+        if self.database_password_file is not None:
+            read_secret_file(self.database_password_file)  # unreadable: fail at start, clearly
+        return self
+
+    @property
+    def database_tls(self) -> DatabaseTLS:
+        """How every connection to PostgreSQL uses TLS."""
+        return DatabaseTLS(
+            mode=self.database_sslmode,
+            root_cert=self.database_sslrootcert,
+            cert=self.database_sslcert,
+            key=self.database_sslkey,
+        )
+
     @property
     def service_database_url(self) -> str:
-        """DATABASE_URL as given when it names a database; else the service's own database on it."""
+        """DATABASE_URL as given when it names a database; else the service's own database on it.
+
+        With DATABASE_PASSWORD_FILE, the password is the file's content (one line, trimmed).
+        """
         url = make_url(self.database_url)
-        if url.database and url.database != SERVER_DEFAULT_DATABASE:
-            return self.database_url
-        return url.set(database=self.service_database_name).render_as_string(hide_password=False)
+        if not url.database or url.database == SERVER_DEFAULT_DATABASE:
+            url = url.set(database=self.service_database_name)
+        if self.database_password_file is not None:
+            url = url.set(password=read_secret_file(self.database_password_file))
+        return url.render_as_string(hide_password=False)
 
     def topic(self, topic: Topic) -> str:
         """Full name of a logical topic under the configured prefix."""
         return topic_name(topic, self.topic_prefix)
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret kept in a file (`*_FILE` settings): its content without the trailing newline."""
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the secret file {path}: {error.strerror}") from None
+    if not secret:
+        raise ValueError(f"the secret file {path} is empty")
+    return secret
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """`<NAME>_FILE=/path` sets the secret setting NAME (a `SecretStr` field) from that file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads every secret field at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items() if value}
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            path = environ.get(f"{name.upper()}_FILE")
+            if path is None or not _is_secret(field):
+                continue
+            if name.upper() in environ:
+                raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
+            values[name] = read_secret_file(Path(path))
+        return values
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)

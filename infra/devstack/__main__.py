@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="PostgreSQL without fsync (for test runs only)"
     )
     up.add_argument(
+        "--tls",
+        action="store_true",
+        help="PostgreSQL speaks TLS only, with a test CA made in the state dir; the services "
+        "connect with DATABASE_SSLMODE=verify-full (`env` prints the settings)",
+    )
+    up.add_argument(
         "--database",
         action="append",
         metavar="NAME",
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 with_services=not args.no_services,
                 fast=args.fast,
+                tls=args.tls,
                 databases=args.database or stack.DEFAULT_DATABASES,
             )
         elif args.command == "down":

@@ -1,4 +1,11 @@
-"""PostgreSQL: find or install the server binaries, run a private cluster, create databases."""
+"""PostgreSQL: find or install the server binaries, run a private cluster, create databases.
+
+With tls=True the cluster speaks TLS only (`ssl=on`; plain TCP connections are refused): a test
+CA and a server certificate for 127.0.0.1 and localhost are made on first start in the cluster's
+`tls/` folder (`RunningPostgres.ca_file` is the CA clients trust). The `postgres` superuser
+still needs no password; every other role authenticates with SCRAM, so password settings are
+really checked.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +52,15 @@ _DEBIAN_INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 SHARED_HOME_ROOT = Path("/var/tmp/huleedu-devstack")  # noqa: S108 - root-owned, see above
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_SOCKET_DIR = 90  # unix socket paths are limited to ~107 bytes including the file name
+TLS_DIR = "tls"
+TLS_HOSTS = ("127.0.0.1", "localhost")
+# TLS only over TCP; the superuser without a password (as without TLS), everyone else with SCRAM.
+_TLS_HBA = """\
+local     all  all                     trust
+hostssl   all  postgres  127.0.0.1/32  trust
+hostssl   all  all       127.0.0.1/32  scram-sha-256
+hostnossl all  all       0.0.0.0/0     reject
+"""
 
 
 def _version_key(initdb: str) -> tuple[int, ...]:
@@ -181,6 +197,12 @@ class RunningPostgres:
     log_path: Path
     pid_file: Path | None = None
     fast: bool = False
+    tls: bool = False
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) that signed a tls=True server's certificate."""
+        return self.data_dir.parent / TLS_DIR / "ca.pem"
 
     @property
     def address(self) -> str:
@@ -229,7 +251,9 @@ class RunningPostgres:
 
         PostgreSQL replays its WAL first when the previous run crashed.
         """
-        return start_postgres(self.data_dir.parents[1], self.port, fast=self.fast, timeout=timeout)
+        return start_postgres(
+            self.data_dir.parents[1], self.port, fast=self.fast, tls=self.tls, timeout=timeout
+        )
 
 
 def _socket_dir(home: Path, port: int) -> Path:
@@ -245,6 +269,33 @@ def _postmaster_pid(data_dir: Path) -> int:
     except (OSError, ValueError, IndexError) as error:
         message = f"PostgreSQL started but {data_dir}/postmaster.pid is unreadable"
         raise StackError(message) from error
+
+
+def _tls_settings(home: Path) -> list[str]:
+    """Make the test CA, the server certificate and pg_hba.conf on first use; the server
+    settings that use them."""
+    folder = home / TLS_DIR
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.crt", folder / "server.key"
+    hba_file = folder / "pg_hba.conf"
+    if not ca_file.exists():
+        import trustme  # a dev dependency: only TLS clusters (tests) need it
+
+        folder.mkdir(mode=0o755, exist_ok=True)
+        authority = trustme.CA(organization_name="HuleEdu devstack test CA")
+        server = authority.issue_cert(*TLS_HOSTS)
+        server.cert_chain_pems[0].write_to_path(str(cert_file))
+        server.private_key_pem.write_to_path(str(key_file))
+        key_file.chmod(0o600)  # PostgreSQL refuses a key others can read
+        hba_file.write_text(_TLS_HBA)
+        for path in (folder, cert_file, key_file, hba_file):
+            _hand_to_postgres_account(path)
+        authority.cert_pem.write_to_path(str(ca_file))
+    return [
+        "ssl=on",
+        f"ssl_cert_file={cert_file}",
+        f"ssl_key_file={key_file}",
+        f"hba_file={hba_file}",
+    ]
 
 
 def _initdb(bin_dir: Path, data_dir: Path, *, fast: bool) -> None:
@@ -265,11 +316,13 @@ def start_postgres(
     port: int = DEFAULT_PORT,
     *,
     fast: bool = False,
+    tls: bool = False,
     timeout: float = READY_TIMEOUT,
 ) -> RunningPostgres:
     """Start a private cluster on 127.0.0.1:port (initdb on first use) and wait until ready.
 
     fast=True turns durability off (fsync, synchronous_commit, full_page_writes): tests only.
+    tls=True serves TLS only, with a test CA (see the module's docstring).
     """
     state_dir = state_dir.resolve()
     already = running_postgres(state_dir)
@@ -294,8 +347,9 @@ def start_postgres(
     _check_postgres_account_can_write(home)
     settings = ["listen_addresses=127.0.0.1", "max_connections=300"]
     settings += list(FAST_SETTINGS) if fast else []
+    settings += _tls_settings(home) if tls else []
     options = [f"-p {port}", f"-k {shlex.quote(str(socket_dir))}"]
-    options += [f"-c {setting}" for setting in settings]
+    options += [f"-c {shlex.quote(setting)}" for setting in settings]
 
     with stopwatch() as elapsed:
         if not (data_dir / "PG_VERSION").exists():
@@ -313,7 +367,7 @@ def start_postgres(
             raise failure(str(error), log_path) from error
         pid_file = postgres_pid_file(state_dir)
         server = RunningPostgres(
-            _postmaster_pid(data_dir), port, data_dir, bin_dir, log_path, pid_file, fast
+            _postmaster_pid(data_dir), port, data_dir, bin_dir, log_path, pid_file, fast, tls
         )
         pid_file.write_text(f"{server.pid}\n")
         try:
@@ -343,9 +397,9 @@ def running_postgres(state_dir: Path) -> RunningPostgres | None:
         port = int((data_dir / "postmaster.pid").read_text().splitlines()[3])
     except (OSError, ValueError, IndexError):
         return None
-    return RunningPostgres(
-        pid, port, data_dir, bin_dir, home / "postgres.log", postgres_pid_file(state_dir)
-    )
+    tls = (home / TLS_DIR / "ca.pem").exists()
+    log_path, pid_file = home / "postgres.log", postgres_pid_file(state_dir)
+    return RunningPostgres(pid, port, data_dir, bin_dir, log_path, pid_file, tls=tls)
 
 
 def _psql(url: str, sql: str) -> str:

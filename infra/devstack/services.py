@@ -85,11 +85,14 @@ def start_services(
     state_dir: Path,
     *,
     kafka_bootstrap_servers: str,
-    database_url: str,
+    database_env: Mapping[str, str],
     python: str = sys.executable,
     timeout: float = READY_TIMEOUT,
 ) -> list[RunningProcess]:
-    """Start every service that exists and is not running yet; wait for each /healthz."""
+    """Start every service that exists and is not running yet; wait for each /healthz.
+
+    `database_env` holds DATABASE_URL and, for a TLS-only server, the settings that verify it.
+    """
     home = services_dir(state_dir)
     started: list[tuple[RunningProcess, int]] = []
     with stopwatch() as elapsed:
@@ -106,7 +109,7 @@ def start_services(
             env = {
                 **os.environ,
                 "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-                "DATABASE_URL": database_url,
+                **database_env,
                 "HTTP_PORT": str(port),
             }
             process = spawn(

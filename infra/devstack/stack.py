@@ -47,13 +47,22 @@ class Endpoints:
 
     kafka_bootstrap_servers: str
     database_url: str
+    database_ca_file: Path | None = None
+    """The test CA of a TLS-only PostgreSQL (`up --tls`): clients connect with verify-full."""
+
+    @property
+    def database_env(self) -> dict[str, str]:
+        """DATABASE_URL and, for a TLS-only server, the settings that verify it."""
+        env = {"DATABASE_URL": self.database_url}
+        if self.database_ca_file is not None:
+            env["DATABASE_SSLMODE"] = "verify-full"
+            env["DATABASE_SSLROOTCERT"] = str(self.database_ca_file)
+        return env
 
     def shell_exports(self) -> str:
         """An `export ...` line for eval in a shell."""
-        return (
-            f"export KAFKA_BOOTSTRAP_SERVERS={shlex.quote(self.kafka_bootstrap_servers)} "
-            f"DATABASE_URL={shlex.quote(self.database_url)}"
-        )
+        variables = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers, **self.database_env}
+        return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items())
 
 
 def provision() -> None:
@@ -91,18 +100,20 @@ def _up_kafka(settings: StackSettings) -> str:
     return kafka.start_kafka(settings.state_dir, settings.kafka_port).address
 
 
-def _up_postgres(settings: StackSettings, *, fast: bool) -> str:
+def _up_postgres(settings: StackSettings, *, fast: bool, tls: bool) -> tuple[str, Path | None]:
+    """The server's URL, and its CA when it is ours and speaks TLS only."""
     running = postgres.running_postgres(settings.state_dir)
     if running is not None:
         say(f"PostgreSQL already running at {running.address} (pid {running.pid})")
-        return running.url
+        return running.url, running.ca_file if running.tls else None
     external = settings.external_database_url
     if external is not None:
         if postgres.url_reachable(external):
             say("PostgreSQL: using DATABASE_URL")
-            return postgres.asyncpg_url(external)
+            return postgres.asyncpg_url(external), None
         say("PostgreSQL: DATABASE_URL does not answer; starting a local server")
-    return postgres.start_postgres(settings.state_dir, settings.postgres_port, fast=fast).url
+    server = postgres.start_postgres(settings.state_dir, settings.postgres_port, fast=fast, tls=tls)
+    return server.url, server.ca_file if tls else None
 
 
 def up(
@@ -110,12 +121,17 @@ def up(
     *,
     with_services: bool = True,
     fast: bool = False,
+    tls: bool = False,
     databases: Sequence[str] = DEFAULT_DATABASES,
 ) -> Endpoints:
-    """Start whatever part of the stack is not running yet and return its endpoints."""
+    """Start whatever part of the stack is not running yet and return its endpoints.
+
+    tls=True starts PostgreSQL TLS-only with a test CA; the services verify it (verify-full).
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with stopwatch() as elapsed:
-        endpoints = Endpoints(_up_kafka(settings), _up_postgres(settings, fast=fast))
+        database_url, ca_file = _up_postgres(settings, fast=fast, tls=tls)
+        endpoints = Endpoints(_up_kafka(settings), database_url, ca_file)
         created = postgres.create_databases(endpoints.database_url, databases)
         if created:
             say(f"created databases: {', '.join(created)}")
@@ -123,7 +139,7 @@ def up(
             services.start_services(
                 settings.state_dir,
                 kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-                database_url=endpoints.database_url,
+                database_env=endpoints.database_env,
             )
         say(f"stack up in {elapsed()}; state in {settings.state_dir}")
     return endpoints
@@ -163,7 +179,8 @@ def running_endpoints(settings: StackSettings) -> Endpoints:
         if bootstrap is None and database_url is None:
             missing = "Kafka and PostgreSQL"
         raise StackError(f"{missing} not running: run `python -m devstack up`")
-    return Endpoints(bootstrap, postgres.asyncpg_url(database_url))
+    ca_file = server.ca_file if server is not None and server.tls else None
+    return Endpoints(bootstrap, postgres.asyncpg_url(database_url), ca_file)
 
 
 def _row(component: str, state: str, *details: str) -> str:

@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 async def rotate(settings: Settings) -> tuple[int, int]:
     """Re-encrypt the stored secrets; (re-encrypted, unreadable)."""
     box = WebhookSecretBox(settings.webhook_secret_key_ring())
-    engine = create_engine(settings.service_database_url, pool_size=1)
+    engine = create_engine(settings.service_database_url, pool_size=1, tls=settings.database_tls)
     try:
         return await reencrypt_webhook_secrets(create_session_factory(engine), box)
     finally:
