@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.http import ReadinessCheck
-from common_core.runtime.infrastructure import prepare_service_infrastructure
+from common_core.runtime.infrastructure import prepare_service_infrastructure, topic_readiness
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
@@ -125,8 +125,8 @@ def standard_readiness(
 
 
 async def prepare_infrastructure(definition: ServiceDefinition[S], settings: S) -> None:
-    """Apply the service's migrations and create its topics (idempotent, safe from several
-    instances starting at once)."""
+    """Apply the service's migrations and create its topics, or check them in verify mode
+    (idempotent, safe from several instances starting at once)."""
     await prepare_service_infrastructure(
         settings, definition.versions_dir, definition.topics(settings)
     )
@@ -152,7 +152,10 @@ async def service_runtime(
                 engine=engine,
                 sessions=sessions,
                 producer=producer,
-                readiness=standard_readiness(engine, producer),
+                readiness={
+                    **standard_readiness(engine, producer),
+                    **topic_readiness(settings, definition.topics(settings)),
+                },
             )
         )
         yield ServiceRuntime(
