@@ -3,11 +3,16 @@ cluster that forbids creating them, checked)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import structlog
+from aiokafka.errors import KafkaError
 
+from common_core.errors import NotReadyError
 from common_core.runtime.http import ReadinessCheck
 from common_core.runtime.kafka_admin import (
     TopicVerifier,
@@ -26,7 +31,8 @@ async def prepare_service_infrastructure(
 ) -> None:
     """Apply the service's migrations to its own database and create `topics` (both idempotent,
     safe from several instances starting at once); in verify mode only report missing topics
-    (readiness keeps failing on them, see `topic_readiness`)."""
+    (readiness keeps failing on them and the workers wait for them: `topic_readiness`,
+    `gated_workers`)."""
     await run_migrations(settings.service_database_url, [versions_dir])
     specs = settings.topic_specs(topics)
     if settings.kafka_topics_mode is TopicsMode.CREATE:
@@ -42,9 +48,78 @@ async def prepare_service_infrastructure(
         )
 
 
-def topic_readiness(settings: ServiceSettings, topics: Sequence[str]) -> dict[str, ReadinessCheck]:
-    """In verify mode, a `topics` readiness check of the service's topics; none otherwise."""
+def topic_verifier(settings: ServiceSettings, topics: Sequence[str]) -> TopicVerifier | None:
+    """In verify mode, the check of the service's topics; None when the service creates them."""
     if settings.kafka_topics_mode is not TopicsMode.VERIFY:
-        return {}
-    verifier = TopicVerifier(settings.kafka_bootstrap_servers, settings.topic_specs(topics))
-    return {"topics": verifier.check}
+        return None
+    return TopicVerifier(settings.kafka_bootstrap_servers, settings.topic_specs(topics))
+
+
+def topic_readiness(verifier: TopicVerifier | None) -> dict[str, ReadinessCheck]:
+    """The `topics` readiness check in verify mode; none otherwise."""
+    return {} if verifier is None else {"topics": verifier.check}
+
+
+class _Worker(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+W = TypeVar("W", bound=_Worker)
+
+
+class TopicGate:
+    """A worker that starts its inner worker only once the topics pass their check (verify
+    mode). A consumer subscribed to a topic that does not exist yet would pick it up only at its
+    next metadata refresh (minutes later), and on a broker that allows auto-creation would make
+    it create the topic with the broker's defaults; a relay would do the same by publishing."""
+
+    def __init__(
+        self,
+        worker: _Worker,
+        check: Callable[[], Awaitable[None]],
+        *,
+        name: str,
+        interval_seconds: float = 5.0,
+    ) -> None:
+        self.worker = worker
+        self._check = check
+        self._name = name
+        self._interval_seconds = interval_seconds
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop waiting, and the inner worker if it runs."""
+        self._stopping.set()
+        self.worker.stop()
+
+    async def run(self) -> None:
+        """Wait for the topics (or `stop`), then run the inner worker."""
+        waited = False
+        while not await self._topics_ready():
+            if not waited:
+                log.info("worker_waiting_for_topics", worker=self._name)
+                waited = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval_seconds)
+            if self._stopping.is_set():
+                return
+        if not self._stopping.is_set():
+            await self.worker.run()
+
+    async def _topics_ready(self) -> bool:
+        try:
+            await self._check()
+        except (NotReadyError, KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+
+def gated_workers(
+    workers: Mapping[str, W], verifier: TopicVerifier | None
+) -> Mapping[str, W | TopicGate]:
+    """In verify mode, each worker behind a `TopicGate` on the topics' check; else as given."""
+    if verifier is None:
+        return workers
+    return {name: TopicGate(w, verifier.check, name=name) for name, w in workers.items()}

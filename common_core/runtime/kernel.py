@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.http import ReadinessCheck
-from common_core.runtime.infrastructure import prepare_service_infrastructure, topic_readiness
+from common_core.runtime.infrastructure import (
+    gated_workers,
+    prepare_service_infrastructure,
+    topic_readiness,
+    topic_verifier,
+)
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
@@ -141,6 +146,8 @@ async def service_runtime(
     closed after."""
     await prepare_infrastructure(definition, settings)
     container = definition.make_container(settings, *overrides)
+    # Verify mode: readiness names missing topics and the workers wait for them.
+    verifier = topic_verifier(settings, definition.topics(settings))
     try:
         engine = await container.get(AsyncEngine)
         sessions = await container.get(async_sessionmaker[AsyncSession])
@@ -152,10 +159,7 @@ async def service_runtime(
                 engine=engine,
                 sessions=sessions,
                 producer=producer,
-                readiness={
-                    **standard_readiness(engine, producer),
-                    **topic_readiness(settings, definition.topics(settings)),
-                },
+                readiness={**standard_readiness(engine, producer), **topic_readiness(verifier)},
             )
         )
         yield ServiceRuntime(
@@ -165,7 +169,7 @@ async def service_runtime(
             sessions=sessions,
             producer=producer,
             app=parts.app,
-            workers=parts.workers,
+            workers=gated_workers(parts.workers, verifier),
             graceful_timeout=definition.graceful_timeout(settings),
         )
     finally:

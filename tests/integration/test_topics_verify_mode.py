@@ -1,6 +1,7 @@
 """`KAFKA_TOPICS_MODE=verify` on a real service process (`python -m llm_provider_service`): the
-service creates no topic, keeps running, answers `/healthz/ready` with 503 naming the topics
-that are missing or too small, and becomes ready once `huleedu topics apply` created them."""
+service creates no topic, keeps running with its workers waiting, answers `/healthz/ready` with
+503 naming the topics that are missing or too small, and once `huleedu topics apply` created
+them is ready and answers requests."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from common_core.events.envelope import decode_event
+from common_core.events.llm import LLMComparisonResultV1
 from common_core.runtime.kafka_admin import TopicSpec, apply_topics, describe_topics
+from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.testing import eventually
+from common_core.testing.kafka_reading import read_topic
 from common_core.testing.service_process import ServiceProcess, running_service
 from common_core.topics import Topic, topic_name
 from huleedu_cli.app import app
 from llm_provider_service.config import Settings
 from llm_provider_service.entrypoints.runtime import service_topics
+from llm_provider_service.testing.requests import comparison_envelope
 
 pytestmark = pytest.mark.integration
 
-CONSUMED = (Topic.LLM_COMPARISON_REQUESTED, Topic.LLM_RUBRIC_REQUESTED)
 # Layout variables of the shell running the tests stay out of the service and of the plan.
 INHERITED_LAYOUT = ("TOPIC_", "KAFKA_TOPICS_")
 
@@ -77,6 +82,11 @@ async def readiness(service: ServiceProcess) -> tuple[int, dict[str, Any]]:
     return response.status_code, body
 
 
+async def waiting_workers(service: ServiceProcess) -> set[str]:
+    records = service.log_records()
+    return {r["worker"] for r in records if r.get("event") == "worker_waiting_for_topics"}
+
+
 async def create(kafka: str, specs: list[TopicSpec]) -> None:
     await apply_topics(kafka, specs)
 
@@ -93,10 +103,7 @@ class TestVerifyMode:
         service_env: dict[str, str],
         tmp_path: Path,
     ) -> None:
-        specs = planned(prefix)
-        consumed = [specs[topic_name(topic, prefix)] for topic in CONSUMED]
-        await create(kafka_bootstrap_servers, consumed)
-        missing = sorted(set(specs) - {spec.name for spec in consumed})
+        missing = sorted(planned(prefix))
 
         async with verifying_service(service_env, tmp_path) as service:
             status, body = await readiness(service)
@@ -106,11 +113,16 @@ class TestVerifyMode:
             assert body["checks"]["topics"] == "unavailable: " + "; ".join(
                 f"{name} is missing" for name in missing
             )
-            assert await topics_under(kafka_bootstrap_servers, prefix) == {
-                spec.name for spec in consumed
-            }
             warnings = [r for r in service.log_records() if r.get("event") == "topics_not_ready"]
             assert [w["problems"] for w in warnings] == [[f"{n} is missing" for n in missing]]
+            # Its consumers wait too: subscribing would make this broker (auto-creation on)
+            # create the topics they read with its defaults.
+            await eventually(
+                lambda: waiting_workers(service),
+                until=lambda waiting: {"requests", "relay"} <= waiting,
+                what="worker_waiting_for_topics of the consumer and the relay",
+            )
+            assert await topics_under(kafka_bootstrap_servers, prefix) == set()
 
             applied = await asyncio.to_thread(
                 CliRunner().invoke,
@@ -125,7 +137,16 @@ class TestVerifyMode:
                 timeout=30.0,
                 what="/healthz/ready after huleedu topics apply",
             )
-            assert service.process.poll() is None
+            requests = topic_name(Topic.LLM_COMPARISON_REQUESTED, prefix)
+            callbacks = topic_name(Topic.LLM_COMPARISON_RESULT, prefix)
+            request = comparison_envelope(requests, callbacks)
+            async with KafkaEventProducer(kafka_bootstrap_servers, client_id="verify") as producer:
+                await producer.publish(requests, request, key=str(request.data.request_id))
+            answered = await read_topic(kafka_bootstrap_servers, callbacks, expected=1, timeout=60)
+
+        assert [decode_event(r.value, LLMComparisonResultV1).data.request_id for r in answered] == [
+            request.data.request_id
+        ]
 
     async def test_a_topic_with_too_few_partitions_is_named_with_its_count(
         self,
