@@ -38,6 +38,12 @@ class TopicNotFoundError(ClientError):
     code = ErrorCode.VALIDATION
 
 
+class TopicsRefusedError(ClientError):
+    """The broker refused to create a topic (no permission, replication factor too high)."""
+
+    code = ErrorCode.VALIDATION
+
+
 class NoDeadLettersMatchedError(ClientError):
     """`huleedu dlq replay` found no dead letter to republish."""
 

@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from common_core.runtime.kafka_admin import (
@@ -23,7 +22,7 @@ from common_core.runtime.kafka_admin import (
     TopicSpec,
     apply_topics,
 )
-from common_core.runtime.settings import DAY_MS, TopicSettings
+from common_core.runtime.settings import DAY_MS
 from common_core.topics import DEFAULT_TOPIC_PREFIX, platform_topics
 from huleedu_cli.cli_options import (
     ConnectTimeoutOption,
@@ -32,8 +31,8 @@ from huleedu_cli.cli_options import (
     TopicPrefixOption,
     client_errors,
 )
-from huleedu_cli.errors import EXIT_TOPICS_DIFFER, ClientError, InputError
-from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, connecting
+from huleedu_cli.errors import EXIT_TOPICS_DIFFER, TopicsRefusedError
+from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, connecting, topic_layout
 
 topics_app = typer.Typer(
     help="The platform's Kafka topics: print the plan, create the missing ones.",
@@ -41,21 +40,10 @@ topics_app = typer.Typer(
 )
 
 
-class TopicsRefusedError(ClientError):
-    """The broker refused to create a topic (no permission, replication factor too high)."""
-
-
 def topic_plan(topic_prefix: str) -> list[TopicSpec]:
     """Every topic of the platform under the prefix, laid out by the environment's settings."""
-    try:
-        settings = TopicSettings(topic_prefix=topic_prefix)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise InputError(f"invalid topic settings: {problems}") from None
-    return settings.topic_specs(platform_topics(settings.topic_prefix))
+    layout = topic_layout(topic_prefix)
+    return layout.topic_specs(platform_topics(layout.topic_prefix))
 
 
 def describe_retention(retention_ms: int | None) -> str:
