@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from common_core.errors import NotReadyError
 from common_core.runtime.http import ReadinessCheck
 from common_core.runtime.kafka_admin import (
+    TopicCreationError,
     TopicVerifier,
     apply_topics,
     describe_topics,
@@ -36,7 +37,15 @@ async def prepare_service_infrastructure(
     await run_migrations(settings.service_database_url, [versions_dir])
     specs = settings.topic_specs(topics)
     if settings.kafka_topics_mode is TopicsMode.CREATE:
-        await apply_topics(settings.kafka_bootstrap_servers, specs)
+        try:
+            applied = await apply_topics(settings.kafka_bootstrap_servers, specs)
+        except TopicCreationError as error:
+            raise TopicCreationError(
+                f"{error}; on a cluster that forbids creating topics set KAFKA_TOPICS_MODE=verify "
+                "and create them with `huleedu topics apply`"
+            ) from None
+        if applied.problems:
+            log.warning("topics_too_small", problems=applied.problems)
         return
     problems = topic_problems(specs, await describe_topics(settings.kafka_bootstrap_servers))
     if problems:

@@ -1,11 +1,15 @@
-"""In verify mode each worker waits behind a `TopicGate` until the topics pass their check."""
+"""In verify mode each worker waits behind a `TopicGate` until the topics pass their check, and
+the check (`TopicVerifier`) remembers a pass for a while but never a failure."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from common_core.errors import NotReadyError
 from common_core.runtime.infrastructure import TopicGate
+from common_core.runtime.kafka_admin import TopicsNotReadyError, TopicVerifier
 from common_core.testing import eventually
 
 
@@ -88,3 +92,35 @@ class TestTopicGate:
 
 async def _asked(topics: Topics) -> int:
     return topics.asked
+
+
+class ScriptedVerifier(TopicVerifier):
+    """A verifier whose broker answers are scripted, counting how often it asks."""
+
+    def __init__(self, answers: list[list[str]], *, cache_seconds: float) -> None:
+        super().__init__("127.0.0.1:1", [], cache_seconds=cache_seconds)
+        self.answers = answers
+        self.asked = 0
+
+    async def problems(self) -> list[str]:
+        self.asked += 1
+        return self.answers.pop(0)
+
+
+class TestTopicVerifierCache:
+    async def test_a_pass_is_remembered_and_a_failure_is_not(self) -> None:
+        verifier = ScriptedVerifier([["t.a is missing"], []], cache_seconds=3600)
+
+        with pytest.raises(TopicsNotReadyError, match=r"t\.a is missing"):
+            await verifier.check()
+        await verifier.check()
+        await verifier.check()
+
+        assert verifier.asked == 2
+
+    async def test_a_pass_is_asked_again_once_the_cache_time_is_over(self) -> None:
+        verifier = ScriptedVerifier([[], ["t.a has 1 partitions, expected 3"]], cache_seconds=0)
+
+        await verifier.check()
+        with pytest.raises(TopicsNotReadyError, match=r"t\.a has 1 partitions"):
+            await verifier.check()
