@@ -92,8 +92,8 @@ async def describe_topics(
 ) -> dict[str, TopicState]:
     """Every topic on the cluster with its partitions and replication factor."""
     admin = admin_client(bootstrap_servers, request_timeout_seconds=request_timeout_seconds)
-    await admin.start()
     try:
+        await admin.start()
         return await _describe(admin)
     finally:
         await admin.close()
@@ -160,8 +160,8 @@ async def apply_topics(
     a moment after the controller confirms it)."""
     wanted = {spec.name: spec for spec in specs}
     admin = admin_client(bootstrap_servers, request_timeout_seconds=request_timeout_seconds)
-    await admin.start()
     try:
+        await admin.start()
         existing = await _describe(admin)
         missing = [spec for name, spec in sorted(wanted.items()) if name not in existing]
         created = missing
