@@ -84,3 +84,8 @@ class HuleEduError(Exception):
             retryable=self.retryable,
             details=self.details,
         )
+
+
+class NotReadyError(Exception):
+    """A readiness check's failure whose message is meant for the operator (names, counts,
+    nothing secret): `/healthz/ready` shows it, where other failures show their type only."""

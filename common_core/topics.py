@@ -50,3 +50,53 @@ def logical_topic(name: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> Topic | None
         return Topic(name[len(head) :])
     except ValueError:
         return None
+
+
+class TopicClass(StrEnum):
+    """What a topic carries, for its partitions, replication factor and retention."""
+
+    REQUESTS = "requests"
+    CALLBACKS = "callbacks"
+    COMPLETIONS = "completions"
+    DEAD_LETTERS = "dead_letters"
+
+
+TOPIC_CLASS: dict[Topic, TopicClass] = {
+    Topic.CJ_ASSESSMENT_REQUESTED: TopicClass.REQUESTS,
+    Topic.CJ_ASSESSMENT_COMPLETED: TopicClass.COMPLETIONS,
+    Topic.CJ_ASSESSMENT_FAILED: TopicClass.COMPLETIONS,
+    Topic.LLM_COMPARISON_REQUESTED: TopicClass.REQUESTS,
+    Topic.LLM_COMPARISON_RESULT: TopicClass.CALLBACKS,
+    Topic.LLM_RUBRIC_REQUESTED: TopicClass.REQUESTS,
+    Topic.LLM_RUBRIC_RESULT: TopicClass.CALLBACKS,
+    Topic.ASSESSMENT_RESPONSE_COMPLETED: TopicClass.COMPLETIONS,
+    Topic.ASSESSMENT_SCORED: TopicClass.COMPLETIONS,
+}
+
+# The topics some service of the platform consumes, and so may dead-letter to `<topic>.dlq`.
+DEAD_LETTERED: frozenset[Topic] = frozenset(
+    {
+        Topic.CJ_ASSESSMENT_REQUESTED,
+        Topic.LLM_COMPARISON_REQUESTED,
+        Topic.LLM_COMPARISON_RESULT,
+        Topic.LLM_RUBRIC_REQUESTED,
+        Topic.LLM_RUBRIC_RESULT,
+    }
+)
+
+
+def topic_class(name: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> TopicClass | None:
+    """The class of a full topic name under a prefix; None for a name outside the registry."""
+    if name.endswith(DLQ_SUFFIX):
+        return TopicClass.DEAD_LETTERS
+    topic = logical_topic(name, prefix)
+    return TOPIC_CLASS[topic] if topic is not None else None
+
+
+def platform_topics(prefix: str = DEFAULT_TOPIC_PREFIX) -> list[str]:
+    """Every topic the platform's services use under a prefix, dead-letter topics included."""
+    names = [topic_name(topic, prefix) for topic in Topic]
+    dead_letters = [
+        dlq_topic_name(topic_name(topic, prefix)) for topic in Topic if topic in DEAD_LETTERED
+    ]
+    return [*names, *dead_letters]

@@ -37,15 +37,17 @@ from huleedu_cli.inputs import (
 from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS
 from huleedu_cli.report import render_ranking, write_chart, write_ranking_csv, write_result_json
 from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClient
+from huleedu_cli.topic_commands import topics_app
 
 app = typer.Typer(
-    help="HuleEdu upstream client: comparative-judgement batches over Kafka, dead letters.",
+    help="HuleEdu upstream client: comparative-judgement batches over Kafka, dead letters, topics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 cj_app = typer.Typer(help="Comparative judgement (CJ) batches.", no_args_is_help=True)
 app.add_typer(cj_app, name="cj")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(topics_app, name="topics")
 
 
 @app.callback()

@@ -7,9 +7,7 @@ and size.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Iterator
 from datetime import UTC
 from typing import Annotated
 from uuid import UUID
@@ -20,6 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from common_core.topics import DEFAULT_TOPIC_PREFIX
+from huleedu_cli.cli_options import (
+    ConnectTimeoutOption,
+    JsonOption,
+    KafkaOption,
+    TopicPrefixOption,
+    client_errors,
+)
 from huleedu_cli.dead_letters import (
     REPLAYED_FROM_HEADER,
     DeadLetter,
@@ -29,7 +34,7 @@ from huleedu_cli.dead_letters import (
     replay_dead_letters,
     resolve_topic,
 )
-from huleedu_cli.errors import EXIT_INTERRUPTED, ClientError, InputError, NoDeadLettersMatchedError
+from huleedu_cli.errors import InputError, NoDeadLettersMatchedError
 from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS
 
 ERROR_WIDTH = 60
@@ -45,26 +50,6 @@ TopicArgument = Annotated[
         help="The original topic; its .dlq name works too, a registered topic may omit the prefix."
     ),
 ]
-KafkaOption = Annotated[
-    str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-]
-TopicPrefixOption = Annotated[str, typer.Option(envvar="TOPIC_PREFIX", help="Topic prefix.")]
-ConnectTimeoutOption = Annotated[float, typer.Option(min=0.5, help="Seconds to reach the broker.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-@contextlib.contextmanager
-def _client_errors() -> Iterator[None]:
-    """One clear line on stderr and the error's exit code instead of a traceback."""
-    try:
-        yield
-    except ClientError as error:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"error: {error.message}", markup=False
-        )
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _one_line(text: str, width: int) -> str:
@@ -125,7 +110,7 @@ def list_dead_letters(
     Reads <topic>.dlq from the beginning to its current end without joining a consumer group
     or committing anything. A letter's contents (essay or answer text) are never printed.
     """
-    with _client_errors():
+    with client_errors():
         _, dlq_topic = resolve_topic(topic, topic_prefix)
         letters = asyncio.run(read_dead_letters(kafka, dlq_topic, connect_timeout=connect_timeout))
     if as_json:
@@ -160,7 +145,7 @@ def replay(
     event_id. Exits 1 when no letter matched.
     """
     console = Console(highlight=False, soft_wrap=True)
-    with _client_errors():
+    with client_errors():
         if (event_id is None) == (not replay_all):
             raise InputError("give exactly one of --event-id ID or --all")
         _, dlq_topic = resolve_topic(topic, topic_prefix)
@@ -205,7 +190,7 @@ def topics(
 
     Replayed letters are counted too: Kafka keeps them until retention removes them.
     """
-    with _client_errors():
+    with client_errors():
         counts = asyncio.run(dead_letter_counts(kafka, connect_timeout=connect_timeout))
     if as_json:
         typer.echo(json.dumps(counts, indent=2))

@@ -7,6 +7,7 @@ from common_core.events import CJAssessmentFailedV1
 
 EXIT_BATCH_FAILED = 1
 EXIT_NOTHING_MATCHED = 1
+EXIT_TOPICS_DIFFER = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
@@ -33,6 +34,12 @@ class BrokerUnavailableError(ClientError):
 
 class TopicNotFoundError(ClientError):
     """A topic named on the command line, or one a dead letter points to, is not on the broker."""
+
+    code = ErrorCode.VALIDATION
+
+
+class TopicsRefusedError(ClientError):
+    """The broker refused to create a topic (no permission, replication factor too high)."""
 
     code = ErrorCode.VALIDATION
 

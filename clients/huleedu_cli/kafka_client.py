@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
 from common_core.events import (
     CJAssessmentCompletedV1,
@@ -24,10 +25,11 @@ from common_core.events import (
     PayloadValidationError,
     decode_envelope,
 )
-from common_core.runtime.kafka_admin import ensure_topics
+from common_core.runtime.kafka_admin import TopicCreationError, apply_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.settings import TopicSettings
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name
-from huleedu_cli.errors import BrokerUnavailableError
+from huleedu_cli.errors import BrokerUnavailableError, InputError, TopicsRefusedError
 
 CJOutcome = CJAssessmentCompletedV1 | CJAssessmentFailedV1
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
@@ -86,6 +88,18 @@ class KafkaCJChannel:
         return payload if payload.entity_ref == entity_ref else None
 
 
+def topic_layout(topic_prefix: str) -> TopicSettings:
+    """The topics' layout under the prefix, from the environment as the services read it."""
+    try:
+        return TopicSettings(topic_prefix=topic_prefix)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise InputError(f"invalid topic settings: {problems}") from None
+
+
 @contextlib.asynccontextmanager
 async def connecting(bootstrap_servers: str, connect_timeout: float) -> AsyncIterator[None]:
     """Bound a connection step by the timeout and report failures as one clear error."""
@@ -109,9 +123,9 @@ async def open_cj_channel(
     *,
     topic_prefix: str = DEFAULT_TOPIC_PREFIX,
     connect_timeout: float = 10.0,
-    topic_partitions: int = 3,
 ) -> AsyncIterator[KafkaCJChannel]:
-    """Connect, make sure the CJ topics exist, park a consumer at their ends; then yield."""
+    """Connect, make sure the CJ topics exist (created as `huleedu topics plan` lays them out
+    when missing), park a consumer at their ends; then yield."""
     request_topic = topic_name(Topic.CJ_ASSESSMENT_REQUESTED, topic_prefix)
     completed_topic = topic_name(Topic.CJ_ASSESSMENT_COMPLETED, topic_prefix)
     failed_topic = topic_name(Topic.CJ_ASSESSMENT_FAILED, topic_prefix)
@@ -127,11 +141,17 @@ async def open_cj_channel(
     try:
         async with connecting(bootstrap_servers, connect_timeout):
             await consumer.start()
-            await ensure_topics(
-                bootstrap_servers,
-                [request_topic, completed_topic, failed_topic],
-                partitions=topic_partitions,
-            )
+            layout = topic_layout(topic_prefix)
+            try:
+                await apply_topics(
+                    bootstrap_servers,
+                    layout.topic_specs([request_topic, completed_topic, failed_topic]),
+                    request_timeout_seconds=connect_timeout,
+                )
+            except TopicCreationError as error:
+                raise TopicsRefusedError(
+                    f"{error}; create them with huleedu topics apply"
+                ) from None
             producer = KafkaEventProducer(
                 bootstrap_servers,
                 client_id=CLIENT_ID,

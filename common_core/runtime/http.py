@@ -32,6 +32,7 @@ from quart_schema.typing import Model
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from common_core.errors import NotReadyError
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
 from common_core.runtime.metrics import render_metrics
@@ -133,6 +134,8 @@ def register_operational_routes(
             try:
                 await asyncio.wait_for(check(), timeout=check_timeout)
                 results[name] = "ok"
+            except NotReadyError as exc:
+                results[name] = f"unavailable: {exc}"
             except Exception as exc:
                 results[name] = f"unavailable: {type(exc).__name__}"
         if all(v == "ok" for v in results.values()):

@@ -34,8 +34,11 @@ from common_core.runtime.grants import read_dml_grants
 from common_core.runtime.http import ReadinessCheck
 from common_core.runtime.infrastructure import (
     MigrationPrivilegeError,
+    gated_workers,
     migrate_service_database,
     prepare_service_infrastructure,
+    topic_readiness,
+    topic_verifier,
 )
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import configure_logging
@@ -139,8 +142,8 @@ def standard_readiness(
 
 
 async def prepare_infrastructure(definition: ServiceDefinition[S], settings: S) -> None:
-    """Apply the service's migrations and create its topics (idempotent, safe from several
-    instances starting at once)."""
+    """Apply the service's migrations and create its topics, or check them in verify mode
+    (idempotent, safe from several instances starting at once)."""
     await prepare_service_infrastructure(
         settings, definition.versions_dir, definition.topics(settings)
     )
@@ -155,6 +158,8 @@ async def service_runtime(
     closed after."""
     await prepare_infrastructure(definition, settings)
     container = definition.make_container(settings, *overrides)
+    # Verify mode: readiness names missing topics and the workers wait for them.
+    verifier = topic_verifier(settings, definition.topics(settings))
     try:
         engine = await container.get(AsyncEngine)
         sessions = await container.get(async_sessionmaker[AsyncSession])
@@ -166,7 +171,7 @@ async def service_runtime(
                 engine=engine,
                 sessions=sessions,
                 producer=producer,
-                readiness=standard_readiness(engine, producer),
+                readiness={**standard_readiness(engine, producer), **topic_readiness(verifier)},
             )
         )
         yield ServiceRuntime(
@@ -176,7 +181,7 @@ async def service_runtime(
             sessions=sessions,
             producer=producer,
             app=parts.app,
-            workers=parts.workers,
+            workers=gated_workers(parts.workers, verifier),
             graceful_timeout=definition.graceful_timeout(settings),
         )
     finally:

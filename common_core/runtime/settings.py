@@ -2,6 +2,8 @@
 
 Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
 `TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
+`TopicSettings` (the topics' prefix and layout) is its own class so that the CLI's
+`huleedu topics` plans with exactly what the services create.
 
 Every secret setting (a `SecretStr` field, such as `JWT_SECRET` or `OPENAI_API_KEY`) can instead
 be read from a file named by `<NAME>_FILE` (a mounted secret); setting both is refused.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import os
 import typing
+from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +28,34 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from common_core.runtime.database import DatabaseTLS, SslMode
+from common_core.runtime.kafka_admin import TopicSpec
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
-from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name, validate_prefix
+from common_core.topics import (
+    DEFAULT_TOPIC_PREFIX,
+    Topic,
+    TopicClass,
+    topic_class,
+    topic_name,
+    validate_prefix,
+)
 
 SERVER_DEFAULT_DATABASE = "postgres"
+DAY_MS = 24 * 3600 * 1000
 
 
-class ServiceSettings(BaseSettings):
-    """Settings shared by every service."""
+class TopicsMode(StrEnum):
+    """What a service does about its topics at start-up."""
+
+    CREATE = "create"
+    """Create the missing ones (needs the right to create topics)."""
+    VERIFY = "verify"
+    """Only check them: readiness fails, naming them, while any is missing or too small."""
+
+
+class TopicSettings(BaseSettings):
+    """The topics' prefix and layout: partitions, replication factor and retention by class
+    (requests, callbacks, completions, dead letters). A class's partitions or replication
+    factor left unset is the general `TOPIC_PARTITIONS` / `TOPIC_REPLICATION_FACTOR`."""
 
     # Empty variables count as unset, so compose files can pass `${VAR:-}` through safely.
     model_config = SettingsConfigDict(
@@ -51,10 +75,83 @@ class ServiceSettings(BaseSettings):
         secrets = SecretFilesSource(settings_cls)
         return init_settings, env_settings, secrets, dotenv_settings, file_secret_settings
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    kafka_topics_mode: TopicsMode = TopicsMode.CREATE
     topic_partitions: int = Field(default=3, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    topic_partitions_requests: int | None = Field(default=None, ge=1)
+    topic_partitions_callbacks: int | None = Field(default=None, ge=1)
+    topic_partitions_completions: int | None = Field(default=None, ge=1)
+    topic_partitions_dead_letters: int | None = Field(default=None, ge=1)
+    topic_replication_factor_requests: int | None = Field(default=None, ge=1)
+    topic_replication_factor_callbacks: int | None = Field(default=None, ge=1)
+    topic_replication_factor_completions: int | None = Field(default=None, ge=1)
+    topic_replication_factor_dead_letters: int | None = Field(default=None, ge=1)
+    # `retention.ms` of created topics; -1 keeps messages forever. Dead letters wait for a
+    # person to look at them, so they are kept longer.
+    topic_retention_ms_requests: int = Field(default=7 * DAY_MS, ge=-1)
+    topic_retention_ms_callbacks: int = Field(default=7 * DAY_MS, ge=-1)
+    topic_retention_ms_completions: int = Field(default=7 * DAY_MS, ge=-1)
+    topic_retention_ms_dead_letters: int = Field(default=28 * DAY_MS, ge=-1)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        return validate_prefix(value)
+
+    def topic(self, topic: Topic) -> str:
+        """Full name of a logical topic under the configured prefix."""
+        return topic_name(topic, self.topic_prefix)
+
+    def topic_spec(self, name: str) -> TopicSpec:
+        """How a topic is created: its class's settings; a name outside the registry (a
+        custom callback topic) gets the general partitions and replication factor and the
+        broker's retention."""
+        kind = topic_class(name, self.topic_prefix)
+        if kind is None:
+            return TopicSpec(name, self.topic_partitions, self.topic_replication_factor)
+        partitions, replication, retention = self._class_layout(kind)
+        return TopicSpec(
+            name,
+            partitions=partitions or self.topic_partitions,
+            replication_factor=replication or self.topic_replication_factor,
+            retention_ms=retention,
+            topic_class=kind,
+        )
+
+    def _class_layout(self, kind: TopicClass) -> tuple[int | None, int | None, int]:
+        return {
+            TopicClass.REQUESTS: (
+                self.topic_partitions_requests,
+                self.topic_replication_factor_requests,
+                self.topic_retention_ms_requests,
+            ),
+            TopicClass.CALLBACKS: (
+                self.topic_partitions_callbacks,
+                self.topic_replication_factor_callbacks,
+                self.topic_retention_ms_callbacks,
+            ),
+            TopicClass.COMPLETIONS: (
+                self.topic_partitions_completions,
+                self.topic_replication_factor_completions,
+                self.topic_retention_ms_completions,
+            ),
+            TopicClass.DEAD_LETTERS: (
+                self.topic_partitions_dead_letters,
+                self.topic_replication_factor_dead_letters,
+                self.topic_retention_ms_dead_letters,
+            ),
+        }[kind]
+
+    def topic_specs(self, names: Iterable[str]) -> list[TopicSpec]:
+        """The specs of `names`, each once, sorted by name."""
+        return [self.topic_spec(name) for name in sorted(set(names))]
+
+
+class ServiceSettings(TopicSettings):
+    """Settings shared by every service."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     service_database_name: str = "postgres"
     database_pool_size: int = Field(default=10, ge=1)
@@ -83,11 +180,6 @@ class ServiceSettings(BaseSettings):
     # Worker threads for CPU-heavy work (fits, estimates, planning), and so how many such
     # computations run at once; the event loop never runs them (common_core/runtime/compute.py).
     compute_workers: int = Field(default=2, ge=1, le=64)
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _valid_prefix(cls, value: str) -> str:
-        return validate_prefix(value)
 
     @field_validator("database_url")
     @classmethod
@@ -133,10 +225,6 @@ class ServiceSettings(BaseSettings):
         if self.database_password_file is not None:
             url = url.set(password=read_secret_file(self.database_password_file))
         return url.render_as_string(hide_password=False)
-
-    def topic(self, topic: Topic) -> str:
-        """Full name of a logical topic under the configured prefix."""
-        return topic_name(topic, self.topic_prefix)
 
 
 def read_secret_file(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,4 +95,38 @@ class TestUnreachableBroker:
 
         assert result.exit_code == 2
         assert "error: cannot reach the Kafka broker at 192.0.2.1:9092: " in result.stderr
+        assert "Traceback" not in result.output
+
+
+class TestTopicsRefused:
+    def test_a_topic_the_broker_will_not_create_exits_2_pointing_at_topics_apply(
+        self, tmp_path: Path, kafka_bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # One broker here: a replication factor of 3 is refused, as creating anything is on a
+        # cluster that forbids it.
+        monkeypatch.setenv("TOPIC_REPLICATION_FACTOR_REQUESTS", "3")
+        prefix = f"refused{uuid.uuid4().hex[:10]}"
+        folder = essays_folder(tmp_path, {"a": "First essay.", "b": "Second essay."})
+
+        result = runner.invoke(
+            app,
+            [
+                "cj",
+                "submit",
+                str(folder),
+                "--prompt",
+                "Discuss.",
+                "--kafka",
+                kafka_bootstrap_servers,
+                "--topic-prefix",
+                prefix,
+            ],
+        )
+
+        assert result.exit_code == 2
+        assert result.stderr.startswith(
+            f"error: the broker refused to create {prefix}.els.cj_assessment.requested.v1 "
+            "(InvalidReplicationFactorError"
+        )
+        assert result.stderr.strip().endswith("create them with huleedu topics apply")
         assert "Traceback" not in result.output
