@@ -55,6 +55,7 @@ from common_core.runtime.kafka_consumer import (
 )
 from common_core.runtime.kafka_offsets import OffsetTracker
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 from common_core.runtime.metrics import CONSUMER_MESSAGES
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,7 @@ class ConcurrentConsumerRunner:
         self,
         *,
         bootstrap_servers: str,
+        security: KafkaSecurity = PLAINTEXT,
         group_id: str,
         client_id: str,
         payloads: Mapping[str, type[BaseModel]],
@@ -115,6 +117,7 @@ class ConcurrentConsumerRunner:
         )
         self._consumer = group_consumer(
             bootstrap_servers=bootstrap_servers,
+            security=security,
             group_id=group_id,
             client_id=client_id,
             max_poll_records=max_in_flight,

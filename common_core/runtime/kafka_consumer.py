@@ -52,6 +52,7 @@ from common_core.runtime.kafka_producer import (
     envelope_message,
     send_acknowledged,
 )
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 from common_core.runtime.metrics import (
     CONSUMER_LAG,
     CONSUMER_MESSAGES,
@@ -161,7 +162,12 @@ def retry_delay(failures: int, minimum: float, maximum: float) -> float:
 
 
 def group_consumer(
-    *, bootstrap_servers: str, group_id: str, client_id: str, **options: Any
+    *,
+    bootstrap_servers: str,
+    group_id: str,
+    client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
+    **options: Any,
 ) -> AIOKafkaConsumer:
     """A consumer-group member that commits by hand (after the work is done), reads only
     committed records and starts a new group at the earliest offset."""
@@ -172,6 +178,7 @@ def group_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **security.client_kwargs(),
         **options,
     )
 
@@ -362,6 +369,7 @@ class KafkaConsumerRunner:
         self,
         *,
         bootstrap_servers: str,
+        security: KafkaSecurity = PLAINTEXT,
         group_id: str,
         payloads: Mapping[str, type[BaseModel]],
         handler: BatchHandler,
@@ -396,6 +404,7 @@ class KafkaConsumerRunner:
         self._stopping = asyncio.Event()
         self._consumer = group_consumer(
             bootstrap_servers=bootstrap_servers,
+            security=security,
             group_id=group_id,
             client_id=client_id,
             group_instance_id=group_instance_id,

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import structlog
 from dishka import AsyncContainer, Provider
 from quart import Quart
 from sqlalchemy import text
@@ -26,6 +28,7 @@ from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.http import ReadinessCheck
 from common_core.runtime.infrastructure import prepare_service_infrastructure
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
 from common_core.runtime.settings import ServiceSettings
@@ -210,4 +213,19 @@ def run_main(definition: ServiceDefinition[S]) -> None:
         repeat_interval_seconds=settings.log_repeat_interval_seconds,
     )
     definition.on_start(settings)
-    asyncio.run(serve(definition, settings))
+    try:
+        asyncio.run(serve(definition, settings))
+    except KafkaAccessError as error:
+        exit_refused_by_kafka(error)
+
+
+EXIT_CONFIG = 78
+"""Exit status of a start refused by the broker (sysexits' EX_CONFIG): restarting cannot help."""
+
+
+def exit_refused_by_kafka(error: KafkaAccessError) -> None:
+    """Log the refusal as one line naming the setting to fix, then exit with `EXIT_CONFIG`."""
+    structlog.get_logger(__name__).error(
+        "kafka_access_refused", setting=error.setting, cause=error.cause
+    )
+    sys.exit(EXIT_CONFIG)

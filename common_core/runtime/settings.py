@@ -1,30 +1,31 @@
 """The typed settings base every service's `config.py` extends.
 
-Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS` (and the Kafka security
+settings of `kafka_security.py`), `DATABASE_URL`,
 `TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
 """
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from common_core.runtime.kafka_security import KafkaSecuritySettings
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name, validate_prefix
 
 SERVER_DEFAULT_DATABASE = "postgres"
 
 
-class ServiceSettings(BaseSettings):
-    """Settings shared by every service."""
+class ServiceSettings(KafkaSecuritySettings):
+    """Settings shared by every service (the Kafka connection's from `KafkaSecuritySettings`)."""
 
     # Empty variables count as unset, so compose files can pass `${VAR:-}` through safely.
     model_config = SettingsConfigDict(
         extra="ignore", case_sensitive=False, frozen=True, env_ignore_empty=True
     )
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     topic_partitions: int = Field(default=3, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
