@@ -141,8 +141,11 @@ def _refused_start(
     return status, records
 
 
-def _refusals(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("event") == "kafka_access_refused"]
+def _refusal(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one line that explains the refusal: no other error was logged before the exit."""
+    errors = [r for r in records if r.get("level") in {"error", "critical"}]
+    assert [r.get("event") for r in errors] == ["kafka_access_refused"], errors
+    return errors[0]
 
 
 class TestAStartTheBrokerRefuses:
@@ -154,7 +157,7 @@ class TestAStartTheBrokerRefuses:
         status, records = _refused_start(env, database_url, tmp_path / "cj.log")
 
         assert status == EXIT_CONFIG
-        [refusal] = _refusals(records)
+        refusal = _refusal(records)
         assert refusal["setting"] == "KAFKA_SASL_PASSWORD"
         assert "invalid credentials" in refusal["cause"]
         assert "not-the-password" not in (tmp_path / "cj.log").read_text()
@@ -168,7 +171,7 @@ class TestAStartTheBrokerRefuses:
         status, records = _refused_start(env, database_url, tmp_path / "cj.log")
 
         assert status == EXIT_CONFIG
-        [refusal] = _refusals(records)
+        refusal = _refusal(records)
         assert refusal["setting"] == "KAFKA_SSL_CAFILE"
         assert "not trusted" in refusal["cause"]
         assert str(other_ca.cert_file) in refusal["cause"]
@@ -181,7 +184,7 @@ class TestAStartTheBrokerRefuses:
         status, records = _refused_start(env, database_url, tmp_path / "cj.log")
 
         assert status == EXIT_CONFIG
-        [refusal] = _refusals(records)
+        refusal = _refusal(records)
         assert refusal["setting"] == "KAFKA_SASL_USERNAME"
         assert f"user '{UNGRANTED_USER}' may not create the topics" in refusal["cause"]
         assert f"{secured_broker.topic_prefix}.cj" in refusal["cause"]
