@@ -29,6 +29,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 _SASL_PROTOCOLS = {"SASL_PLAINTEXT", "SASL_SSL"}
 _TLS_PROTOCOLS = {"SSL", "SASL_SSL"}
+# An encrypted client key would make OpenSSL prompt on the terminal; with this it fails instead.
+_NO_KEY_PASSWORD = ""
 
 
 class KafkaAccessError(RuntimeError):
@@ -65,20 +67,13 @@ class KafkaSecurity(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSecurity:
+        self._check_sasl()
+        self._check_tls()
+        return self
+
+    def _check_sasl(self) -> None:
         protocol = f"KAFKA_SECURITY_PROTOCOL={self.protocol}"
-        if self.protocol in _SASL_PROTOCOLS:
-            if self.sasl_mechanism is None:
-                raise ValueError(
-                    f"KAFKA_SASL_MECHANISM is required with {protocol} "
-                    "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
-                )
-            if not self.sasl_username:
-                raise ValueError(f"KAFKA_SASL_USERNAME is required with {protocol}")
-            if self.sasl_password is None or not self.sasl_password.get_secret_value():
-                raise ValueError(
-                    f"KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE is required with {protocol}"
-                )
-        else:
+        if self.protocol not in _SASL_PROTOCOLS:
             given = [
                 name
                 for name, value in (
@@ -93,6 +88,20 @@ class KafkaSecurity(BaseModel):
                     f"{', '.join(given)} set but {protocol} does not use SASL "
                     "(use SASL_PLAINTEXT or SASL_SSL)"
                 )
+            return
+        if self.sasl_mechanism is None:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM is required with {protocol} "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if not self.sasl_username:
+            raise ValueError(f"KAFKA_SASL_USERNAME is required with {protocol}")
+        if self.sasl_password is None or not self.sasl_password.get_secret_value():
+            raise ValueError(
+                f"KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE is required with {protocol}"
+            )
+
+    def _check_tls(self) -> None:
         files = (
             ("KAFKA_SSL_CAFILE", self.ssl_cafile),
             ("KAFKA_SSL_CERTFILE", self.ssl_certfile),
@@ -102,18 +111,15 @@ class KafkaSecurity(BaseModel):
             given = [name for name, path in files if path is not None]
             if given:
                 raise ValueError(
-                    f"{', '.join(given)} set but {protocol} does not use TLS (use SSL or SASL_SSL)"
+                    f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={self.protocol} does "
+                    "not use TLS (use SSL or SASL_SSL)"
                 )
-            return self
+            return
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             raise ValueError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE (mutual TLS)")
         for setting, path in files:
             if path is not None:
                 _readable(setting, path)
-        self._check_ssl_files()
-        return self
-
-    def _check_ssl_files(self) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.ssl_cafile is not None:
             try:
@@ -124,17 +130,21 @@ class KafkaSecurity(BaseModel):
                 ) from None
         if self.ssl_certfile is not None:
             try:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, _NO_KEY_PASSWORD)
             except ssl.SSLError as exc:
                 raise ValueError(
                     f"KAFKA_SSL_CERTFILE={self.ssl_certfile}, KAFKA_SSL_KEYFILE="
-                    f"{self.ssl_keyfile}: not a PEM certificate with its private key ({exc})"
+                    f"{self.ssl_keyfile}: not a PEM certificate with its unencrypted private "
+                    f"key ({exc})"
                 ) from None
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS context: `ssl_cafile` (else the system CAs) and the client certificate."""
         context: ssl.SSLContext = create_ssl_context(
-            cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            cafile=self.ssl_cafile,
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            password=_NO_KEY_PASSWORD,
         )
         return context
 

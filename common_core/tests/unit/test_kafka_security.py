@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
 from common_core.runtime.kafka_security import KafkaSecuritySettings
@@ -219,7 +220,27 @@ class TestStartUpChecksNameTheSetting:
         )
 
         assert "KAFKA_SSL_CERTFILE" in message
-        assert "not a PEM certificate with its private key" in message
+        assert "not a PEM certificate with its unencrypted private key" in message
+
+    def test_an_encrypted_key_is_refused_instead_of_prompting(self, tmp_path: Path) -> None:
+        issued = trustme.CA().issue_cert("client.example")
+        issued.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+        key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+        (tmp_path / "k.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"key-password"),
+            )
+        )
+
+        message = _error(
+            kafka_security_protocol="SSL",
+            kafka_ssl_certfile=str(tmp_path / "c.pem"),
+            kafka_ssl_keyfile=str(tmp_path / "k.pem"),
+        )
+
+        assert "not a PEM certificate with its unencrypted private key" in message
 
     def test_both_a_password_and_a_password_file(self, tmp_path: Path) -> None:
         (tmp_path / "password").write_text("p")
