@@ -20,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from dishka import AsyncContainer, Provider
+from pydantic import ValidationError
 from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -203,7 +204,7 @@ async def serve(definition: ServiceDefinition[S], settings: S) -> None:
 
 def run_main(definition: ServiceDefinition[S]) -> None:
     """`python -m <service>`: read the settings, configure logging, serve."""
-    settings = definition.settings()
+    settings = read_settings_or_exit(definition)
     if definition.numeric:
         limit_blas_threads()
     configure_logging(
@@ -220,7 +221,26 @@ def run_main(definition: ServiceDefinition[S]) -> None:
 
 
 EXIT_CONFIG = 78
-"""Exit status of a start refused by the broker (sysexits' EX_CONFIG): restarting cannot help."""
+"""Exit status of a start refused by the broker or by the settings' checks (sysexits'
+EX_CONFIG): restarting cannot help."""
+
+
+def read_settings_or_exit(definition: ServiceDefinition[S]) -> S:
+    """The service's settings; invalid ones are logged as one JSON line naming each setting and
+    its problem (never its value: it may be a password), then the process exits `EXIT_CONFIG`."""
+    try:
+        return definition.settings()
+    except ValidationError as error:
+        configure_logging(definition.name)
+        problems = []
+        for problem in error.errors(include_input=False, include_url=False):
+            # A check across settings (the Kafka security ones) names them in its message.
+            entry = {"problem": str(problem["msg"]).removeprefix("Value error, ")}
+            if problem["loc"]:
+                entry["setting"] = ".".join(str(part) for part in problem["loc"]).upper()
+            problems.append(entry)
+        structlog.get_logger(__name__).error("settings_invalid", problems=problems)
+        sys.exit(EXIT_CONFIG)
 
 
 def exit_refused_by_kafka(error: KafkaAccessError) -> None:

@@ -148,6 +148,29 @@ def _refusal(records: list[dict[str, Any]]) -> dict[str, Any]:
     return errors[0]
 
 
+class TestSettingsRefusedBeforeConnecting:
+    def test_an_unreadable_ca_file_is_one_line_naming_it(self, tmp_path: Path) -> None:
+        env = {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": "cj",
+            "KAFKA_SASL_PASSWORD": "pw-never-logged",
+            "KAFKA_SSL_CAFILE": str(tmp_path / "missing-ca.pem"),
+        }
+
+        status, records = _refused_start(
+            env, "postgresql://postgres@127.0.0.1:1/postgres", tmp_path / "cj.log"
+        )
+
+        assert status == EXIT_CONFIG
+        [record] = records
+        assert record["event"] == "settings_invalid"
+        [problem] = record["problems"]
+        assert problem["problem"].startswith(f"KAFKA_SSL_CAFILE={tmp_path / 'missing-ca.pem'}")
+        assert "file not readable" in problem["problem"]
+        assert "pw-never-logged" not in (tmp_path / "cj.log").read_text()
+
+
 class TestAStartTheBrokerRefuses:
     def test_a_wrong_password_names_the_password_setting(
         self, secured_broker: SecuredBroker, database_url: str, tmp_path: Path
