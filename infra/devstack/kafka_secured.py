@@ -51,6 +51,7 @@ from devstack.processes import (
 
 MECHANISM = "SCRAM-SHA-512"
 ADMIN = "admin"
+CLI_USER = "cli"
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,10 @@ def start_secured_kafka(
     home = kafka_dir(state_dir)
     data_dir = home / "data"
     if data_dir.exists() and any(data_dir.iterdir()):
-        raise StackError(f"{data_dir} is not empty: a secured broker starts on fresh storage")
+        raise StackError(
+            f"{data_dir} is not empty: a secured broker starts on fresh storage (its users are "
+            "made when it is formatted); delete it or use another --state-dir"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)  # the broker's key and the users' passwords live here
     admin = new_user(ADMIN)
@@ -354,3 +358,29 @@ def _started(log_path: Path) -> bool:
         return "Kafka Server started" in log_path.read_text(errors="replace")
     except OSError:
         return False
+
+
+def stack_users(service_names: Sequence[str], topic_prefix: str) -> list[KafkaUser]:
+    """One user per service (topics under the prefix, the groups named after the service) and
+    `cli` (topics only: it reads by partition assignment, in no group)."""
+    topics = f"{topic_prefix}."
+    return [
+        *(new_user(name, topic_prefix=topics, group_prefixes=[name]) for name in service_names),
+        new_user(CLI_USER, topic_prefix=topics),
+    ]
+
+
+def write_env_files(kafka: SecuredKafka, directory: Path) -> list[Path]:
+    """Each user's KAFKA_* settings as `<directory>/<user>.env` (mode 0600: they hold the
+    password), for `set -a; . <file>` before starting a service or the CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    written = []
+    for user in kafka.users:
+        path = directory / f"{user}.env"
+        path.touch(mode=0o600)
+        path.write_text(
+            "".join(f"{name}={value}\n" for name, value in kafka.client_env(user).items())
+        )
+        written.append(path)
+    return written
