@@ -14,12 +14,20 @@ such failures and retry the next bootstrap server, which would hide the cause.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -285,3 +293,23 @@ async def check_kafka_access(
             continue
         conn.close()
         return
+
+
+@contextlib.contextmanager
+def acl_refusals(security: KafkaSecurity, group_id: str) -> Iterator[None]:
+    """Turn the broker's refusal of a consumer group or topic (its ACLs) into a
+    `KafkaAccessError` naming who was refused: a consumer cannot work around it by retrying."""
+    try:
+        yield
+    except GroupAuthorizationFailedError:
+        raise KafkaAccessError(
+            security.principal_setting,
+            f"{security.principal} may not use the consumer group {group_id}: the broker's ACLs "
+            "lack READ (and DESCRIBE) on it",
+        ) from None
+    except TopicAuthorizationFailedError as exc:
+        raise KafkaAccessError(
+            security.principal_setting,
+            f"{security.principal} may not read the topics of consumer group {group_id} "
+            f"({exc}): the broker's ACLs lack READ (and DESCRIBE) on them",
+        ) from None

@@ -1,7 +1,7 @@
 """The services and the CLI over a broker whose only client listener is SASL_SSL (SCRAM-SHA-512,
 a test CA, ACLs per user): a whole CJ batch completes, and a refused password, an untrusted
-broker certificate or a missing ACL stops a service at start-up with one JSON line naming the
-setting to fix (exit status 78) instead of retrying in silence."""
+broker certificate or a missing ACL (topics, consumer group) stops a service at start-up with one
+JSON line naming the setting to fix (exit status 78) instead of retrying in silence."""
 
 from __future__ import annotations
 
@@ -211,3 +211,19 @@ class TestAStartTheBrokerRefuses:
         assert refusal["setting"] == "KAFKA_SASL_USERNAME"
         assert f"user '{UNGRANTED_USER}' may not create the topics" in refusal["cause"]
         assert f"{secured_broker.topic_prefix}.cj" in refusal["cause"]
+
+    def test_a_user_without_its_consumer_group_names_the_user_and_the_group(
+        self, secured_broker: SecuredBroker, database_url: str, tmp_path: Path
+    ) -> None:
+        # The CLI's user may use the topics but joins no consumer group.
+        env = _service_env(secured_broker, CLI_USER)
+
+        status, records = _refused_start(env, database_url, tmp_path / "cj.log")
+
+        assert status == EXIT_CONFIG
+        refusal = _refusal(records)
+        assert refusal["setting"] == "KAFKA_SASL_USERNAME"
+        assert (
+            f"user '{CLI_USER}' may not use the consumer group cj_assessment_service"
+            in (refusal["cause"])
+        )
