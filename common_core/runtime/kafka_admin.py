@@ -65,6 +65,8 @@ async def ensure_topics(
         ]
         if failed:
             log.warning("topics_not_created", topics=failed)
-        log.info("topics_created", topics=missing, partitions=partitions)
+        not_created = {name for name, _ in failed}
+        created = [t for t in missing if t not in not_created]
+        log.info("topics_created", topics=created, partitions=partitions)
     finally:
         await admin.close()
