@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecuritySettings
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -21,19 +22,25 @@ class BenchStack:
 
     kafka_bootstrap_servers: str
     postgres_server_url: str
+    kafka_security: KafkaSecurity = PLAINTEXT
+    """How the benchmark's own clients connect (services read the same KAFKA_* variables)."""
 
 
 @contextlib.contextmanager
 def bench_stack() -> Iterator[BenchStack]:
-    """Use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set; otherwise start private servers on
-    free ports (durable settings, as in production) and stop them by PID afterwards."""
+    """Use KAFKA_BOOTSTRAP_SERVERS (with the KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_*
+    settings) / DATABASE_URL when set; otherwise start private servers on free ports (durable
+    settings, as in production) and stop them by PID afterwards."""
     state = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     state.chmod(0o755)
     stops = []
     try:
         kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        security = PLAINTEXT
         if kafka:
-            wait_for_kafka(kafka, timeout=30.0)
+            security = KafkaSecuritySettings().kafka_security
+            if security.protocol == "PLAINTEXT":  # devstack's probe speaks only plaintext
+                wait_for_kafka(kafka, timeout=30.0)
         else:
             broker = start_kafka(state, free_port(), die_with_parent=True)
             stops.append(broker.stop)
@@ -43,7 +50,9 @@ def bench_stack() -> Iterator[BenchStack]:
             postgres = start_postgres(state, free_port())
             stops.append(postgres.stop)
             database = postgres.url
-        yield BenchStack(kafka_bootstrap_servers=kafka, postgres_server_url=database)
+        yield BenchStack(
+            kafka_bootstrap_servers=kafka, postgres_server_url=database, kafka_security=security
+        )
     finally:
         for stop in reversed(stops):
             stop()

@@ -169,6 +169,7 @@ async def run_service_batch(
                 completed = await run_cj_batch(
                     request,
                     bootstrap_servers=stack.kafka_bootstrap_servers,
+                    security=stack.kafka_security,
                     topic_prefix=prefix,
                     cj_url=cj.url,
                     timeout=3600,

@@ -84,6 +84,7 @@ async def _bare_read(settings: Settings, topic: str, expected: int, *, decode: b
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=settings.callback_batch_size,
+        **settings.kafka_security.client_kwargs(),
     )
     await consumer.start()
     seen, first = 0, 0.0
@@ -126,7 +127,9 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
             ).all()
         total = len(pairs)
         topic = settings.callback_topic
-        async with KafkaEventProducer(settings.kafka_bootstrap_servers, client_id="bench") as out:
+        async with KafkaEventProducer(
+            settings.kafka_bootstrap_servers, client_id="bench", security=settings.kafka_security
+        ) as out:
             await out.send_many(
                 [
                     envelope_message(
@@ -171,6 +174,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
             freeze_startup_heap()  # as `run_service` does once the service has started
             runner = KafkaConsumerRunner(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
+                security=settings.kafka_security,
                 group_id=f"{CALLBACK_GROUP}.bench",
                 payloads={topic: LLMComparisonResultV1},
                 handler=timed,

@@ -34,7 +34,7 @@ from huleedu_cli.inputs import (
     load_intended_order,
     read_text_file,
 )
-from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS
+from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, kafka_security_from_environment
 from huleedu_cli.report import render_ranking, write_chart, write_ranking_csv, write_result_json
 from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClient
 from huleedu_cli.topic_commands import topics_app
@@ -194,6 +194,7 @@ def submit(
                 run_cj_batch(
                     request,
                     bootstrap_servers=kafka,
+                    security=kafka_security_from_environment(),
                     topic_prefix=topic_prefix,
                     cj_url=cj_url,
                     timeout=timeout,

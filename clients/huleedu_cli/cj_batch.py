@@ -24,6 +24,7 @@ from common_core.events import (
     LLMConfig,
     LLMProviderName,
 )
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name
 from huleedu_cli.errors import CJBatchFailedError, CJBatchTimeoutError, StatusUnavailableError
 from huleedu_cli.essay_upload import INLINE_REQUEST_LIMIT_BYTES, sendable_request
@@ -159,6 +160,7 @@ async def run_cj_batch(
     request: CJAssessmentRequestV1,
     *,
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS,
+    security: KafkaSecurity = PLAINTEXT,
     topic_prefix: str = DEFAULT_TOPIC_PREFIX,
     cj_url: str = DEFAULT_CJ_URL,
     timeout: float = 600.0,
@@ -173,7 +175,8 @@ async def run_cj_batch(
     A request too large for one Kafka message (`inline_limit_bytes` encoded) has its essays
     uploaded to the CJ service first and carries the set's reference instead (claim check).
 
-    Raises BrokerUnavailableError, EssayUploadError, CJBatchFailedError or CJBatchTimeoutError.
+    Raises BrokerUnavailableError, BrokerRefusedError, EssayUploadError, CJBatchFailedError or
+    CJBatchTimeoutError.
     """
     envelope = request_envelope(request, topic_prefix=topic_prefix, correlation_id=correlation_id)
     envelope, reference = await sendable_request(
@@ -183,7 +186,10 @@ async def run_cj_batch(
         on_upload(len(request.essays_to_process), reference)
     async with (
         open_cj_channel(
-            bootstrap_servers, topic_prefix=topic_prefix, connect_timeout=connect_timeout
+            bootstrap_servers,
+            topic_prefix=topic_prefix,
+            connect_timeout=connect_timeout,
+            security=security,
         ) as channel,
         CJStatusClient(cj_url) as status,
     ):

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 
 from common_core.runtime.kafka_consumer import record_key
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 from common_core.topics import DEFAULT_TOPIC_PREFIX, DLQ_SUFFIX, Topic, topic_name
 from huleedu_cli.errors import BrokerUnavailableError, InputError, TopicNotFoundError
 from huleedu_cli.kafka_client import CLIENT_ID, connecting
@@ -191,21 +192,24 @@ async def read_dead_letters(
     *,
     connect_timeout: float = 10.0,
     stall_timeout: float = 60.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[DeadLetter]:
     """Every letter of `dlq_topic` up to its end when the call began, oldest failure first.
 
     Raises TopicNotFoundError for a topic the broker does not have, BrokerUnavailableError when
     the broker cannot be reached or reading makes no progress for `stall_timeout` seconds.
     """
-    partitions = (await _topic_partitions(bootstrap_servers, connect_timeout)).get(dlq_topic)
+    partitions = (await _topic_partitions(bootstrap_servers, connect_timeout, security)).get(
+        dlq_topic
+    )
     if partitions is None:
         raise TopicNotFoundError(
             f"topic {dlq_topic} does not exist at {bootstrap_servers} "
             "(see `huleedu dlq topics` for the dead-letter topics there)"
         )
-    consumer = _reader(bootstrap_servers, connect_timeout)
+    consumer = _reader(bootstrap_servers, connect_timeout, security)
     try:
-        async with connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout, security):
             await consumer.start()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -228,17 +232,17 @@ async def read_dead_letters(
 
 
 async def dead_letter_counts(
-    bootstrap_servers: str, *, connect_timeout: float = 10.0
+    bootstrap_servers: str, *, connect_timeout: float = 10.0, security: KafkaSecurity = PLAINTEXT
 ) -> dict[str, int]:
     """Every `*.dlq` topic on the broker with the number of letters it holds, by name."""
-    topics = await _topic_partitions(bootstrap_servers, connect_timeout)
+    topics = await _topic_partitions(bootstrap_servers, connect_timeout, security)
     partitions = [tp for name, tps in topics.items() if name.endswith(DLQ_SUFFIX) for tp in tps]
     counts = {name: 0 for name in topics if name.endswith(DLQ_SUFFIX)}
     if not partitions:
         return counts
-    consumer = _reader(bootstrap_servers, connect_timeout)
+    consumer = _reader(bootstrap_servers, connect_timeout, security)
     try:
-        async with connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout, security):
             await consumer.start()
         # Only connecting is bounded by the connect timeout: a broker with many dead-letter
         # topics takes a while to list all their offsets, each request bounded on its own.
@@ -262,7 +266,11 @@ async def dead_letter_counts(
 
 
 async def replay_dead_letters(
-    bootstrap_servers: str, letters: Sequence[DeadLetter], *, connect_timeout: float = 10.0
+    bootstrap_servers: str,
+    letters: Sequence[DeadLetter],
+    *,
+    connect_timeout: float = 10.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Republish the letters to their original topics (acks from all replicas, idempotent).
 
@@ -270,7 +278,7 @@ async def replay_dead_letters(
     """
     if not letters:
         return
-    existing = await _topic_partitions(bootstrap_servers, connect_timeout)
+    existing = await _topic_partitions(bootstrap_servers, connect_timeout, security)
     missing = sorted({letter.original_topic for letter in letters} - set(existing))
     if missing:
         raise TopicNotFoundError(
@@ -278,10 +286,13 @@ async def replay_dead_letters(
             "nothing was replayed"
         )
     producer = KafkaEventProducer(
-        bootstrap_servers, client_id=CLIENT_ID, request_timeout_ms=int(connect_timeout * 1000)
+        bootstrap_servers,
+        client_id=CLIENT_ID,
+        security=security,
+        request_timeout_ms=int(connect_timeout * 1000),
     )
     try:
-        async with connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout, security):
             await producer.start()
         try:
             await producer.send_many([letter.replay_message() for letter in letters])
@@ -295,7 +306,9 @@ async def replay_dead_letters(
             await producer.stop()
 
 
-def _reader(bootstrap_servers: str, connect_timeout: float) -> AIOKafkaConsumer:
+def _reader(
+    bootstrap_servers: str, connect_timeout: float, security: KafkaSecurity
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         client_id=CLIENT_ID,
@@ -305,20 +318,22 @@ def _reader(bootstrap_servers: str, connect_timeout: float) -> AIOKafkaConsumer:
         # Each request once connected (an offsets listing of many partitions takes a while on a
         # busy broker); connecting itself is bounded by the connect timeout.
         request_timeout_ms=int(max(connect_timeout, _REQUEST_TIMEOUT_SECONDS) * 1000),
+        **security.client_kwargs(),
     )
 
 
 async def _topic_partitions(
-    bootstrap_servers: str, connect_timeout: float
+    bootstrap_servers: str, connect_timeout: float, security: KafkaSecurity
 ) -> dict[str, list[TopicPartition]]:
     """Every topic on the broker with its partitions."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id=CLIENT_ID,
         request_timeout_ms=int(connect_timeout * 1000),
+        **security.client_kwargs(),
     )
     try:
-        async with connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout, security):
             await admin.start()
             # All topics: asking for one by name may make a broker auto-create it.
             described = await admin.describe_topics()

@@ -35,7 +35,7 @@ from huleedu_cli.dead_letters import (
     resolve_topic,
 )
 from huleedu_cli.errors import InputError, NoDeadLettersMatchedError
-from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS
+from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, kafka_security_from_environment
 
 ERROR_WIDTH = 60
 
@@ -112,7 +112,14 @@ def list_dead_letters(
     """
     with client_errors():
         _, dlq_topic = resolve_topic(topic, topic_prefix)
-        letters = asyncio.run(read_dead_letters(kafka, dlq_topic, connect_timeout=connect_timeout))
+        letters = asyncio.run(
+            read_dead_letters(
+                kafka,
+                dlq_topic,
+                connect_timeout=connect_timeout,
+                security=kafka_security_from_environment(),
+            )
+        )
     if as_json:
         typer.echo(json.dumps([letter.summary() for letter in letters], indent=2))
     else:
@@ -149,7 +156,14 @@ def replay(
         if (event_id is None) == (not replay_all):
             raise InputError("give exactly one of --event-id ID or --all")
         _, dlq_topic = resolve_topic(topic, topic_prefix)
-        letters = asyncio.run(read_dead_letters(kafka, dlq_topic, connect_timeout=connect_timeout))
+        letters = asyncio.run(
+            read_dead_letters(
+                kafka,
+                dlq_topic,
+                connect_timeout=connect_timeout,
+                security=kafka_security_from_environment(),
+            )
+        )
         plan = plan_replay(letters, event_id)
         if not plan.letters:
             raise NoDeadLettersMatchedError(
@@ -159,7 +173,14 @@ def replay(
                 else f"no dead letters in {dlq_topic}"
             )
         if not dry_run:
-            asyncio.run(replay_dead_letters(kafka, plan.letters, connect_timeout=connect_timeout))
+            asyncio.run(
+                replay_dead_letters(
+                    kafka,
+                    plan.letters,
+                    connect_timeout=connect_timeout,
+                    security=kafka_security_from_environment(),
+                )
+            )
     verb = "would replay" if dry_run else "replayed"
     for letter in plan.letters:
         console.print(
@@ -191,7 +212,13 @@ def topics(
     Replayed letters are counted too: Kafka keeps them until retention removes them.
     """
     with client_errors():
-        counts = asyncio.run(dead_letter_counts(kafka, connect_timeout=connect_timeout))
+        counts = asyncio.run(
+            dead_letter_counts(
+                kafka,
+                connect_timeout=connect_timeout,
+                security=kafka_security_from_environment(),
+            )
+        )
     if as_json:
         typer.echo(json.dumps(counts, indent=2))
         return

@@ -32,6 +32,13 @@ class BrokerUnavailableError(ClientError):
     retryable = True
 
 
+class BrokerRefusedError(ClientError):
+    """The broker refused the client: its certificate, the credentials or an ACL (the message
+    names the KAFKA_* setting to fix)."""
+
+    code = ErrorCode.AUTHENTICATION
+
+
 class TopicNotFoundError(ClientError):
     """A topic named on the command line, or one a dead letter points to, is not on the broker."""
 

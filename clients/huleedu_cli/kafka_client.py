@@ -27,9 +27,21 @@ from common_core.events import (
 )
 from common_core.runtime.kafka_admin import TopicCreationError, apply_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kafka_security import (
+    PLAINTEXT,
+    KafkaAccessError,
+    KafkaSecurity,
+    KafkaSecuritySettings,
+    check_kafka_access,
+)
 from common_core.runtime.settings import TopicSettings
 from common_core.topics import DEFAULT_TOPIC_PREFIX, Topic, topic_name
-from huleedu_cli.errors import BrokerUnavailableError, InputError, TopicsRefusedError
+from huleedu_cli.errors import (
+    BrokerRefusedError,
+    BrokerUnavailableError,
+    InputError,
+    TopicsRefusedError,
+)
 
 CJOutcome = CJAssessmentCompletedV1 | CJAssessmentFailedV1
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
@@ -100,12 +112,30 @@ def topic_layout(topic_prefix: str) -> TopicSettings:
         raise InputError(f"invalid topic settings: {problems}") from None
 
 
+def kafka_security_from_environment() -> KafkaSecurity:
+    """The Kafka security settings the services read (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*,
+    KAFKA_SSL_*), read from the CLI's environment; an unusable one is an `InputError`."""
+    try:
+        return KafkaSecuritySettings().kafka_security
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        raise InputError(f"Kafka settings: {reasons}") from None
+
+
 @contextlib.asynccontextmanager
-async def connecting(bootstrap_servers: str, connect_timeout: float) -> AsyncIterator[None]:
-    """Bound a connection step by the timeout and report failures as one clear error."""
+async def connecting(
+    bootstrap_servers: str, connect_timeout: float, security: KafkaSecurity = PLAINTEXT
+) -> AsyncIterator[None]:
+    """Bound a connection step by the timeout and report failures as one clear error; the
+    broker's certificate and the credentials are checked first, so a refusal names its setting."""
     try:
         async with asyncio.timeout(connect_timeout):
+            await check_kafka_access(bootstrap_servers, security, timeout=connect_timeout)
             yield
+    except KafkaAccessError as exc:
+        raise BrokerRefusedError(str(exc)) from None
     except TimeoutError as exc:
         raise BrokerUnavailableError(
             f"cannot reach the Kafka broker at {bootstrap_servers}: "
@@ -123,6 +153,7 @@ async def open_cj_channel(
     *,
     topic_prefix: str = DEFAULT_TOPIC_PREFIX,
     connect_timeout: float = 10.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AsyncIterator[KafkaCJChannel]:
     """Connect, make sure the CJ topics exist (created as `huleedu topics plan` lays them out
     when missing), park a consumer at their ends; then yield."""
@@ -136,29 +167,36 @@ async def open_cj_channel(
         enable_auto_commit=False,
         isolation_level="read_committed",
         request_timeout_ms=int(connect_timeout * 1000),
+        **security.client_kwargs(),
     )
     producer: KafkaEventProducer | None = None
     try:
-        async with connecting(bootstrap_servers, connect_timeout):
+        async with connecting(bootstrap_servers, connect_timeout, security):
             await consumer.start()
             layout = topic_layout(topic_prefix)
             try:
                 await apply_topics(
                     bootstrap_servers,
                     layout.topic_specs([request_topic, completed_topic, failed_topic]),
+                    security=security,
                     request_timeout_seconds=connect_timeout,
                 )
             except TopicCreationError as error:
                 raise TopicsRefusedError(
                     f"{error}; create them with huleedu topics apply"
                 ) from None
+            except KafkaAccessError as error:
+                raise BrokerRefusedError(str(error)) from None
             producer = KafkaEventProducer(
                 bootstrap_servers,
                 client_id=CLIENT_ID,
+                security=security,
                 request_timeout_ms=int(connect_timeout * 1000),
             )
             await producer.start()
-            await _park_at_end(consumer, bootstrap_servers, [completed_topic, failed_topic])
+            await _park_at_end(
+                consumer, bootstrap_servers, [completed_topic, failed_topic], security
+            )
         yield KafkaCJChannel(
             producer,
             consumer,
@@ -175,9 +213,14 @@ async def open_cj_channel(
 
 
 async def _park_at_end(
-    consumer: AIOKafkaConsumer, bootstrap_servers: str, topics: list[str]
+    consumer: AIOKafkaConsumer,
+    bootstrap_servers: str,
+    topics: list[str],
+    security: KafkaSecurity,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=CLIENT_ID)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id=CLIENT_ID, **security.client_kwargs()
+    )
     await admin.start()
     try:
         described = await admin.describe_topics(topics)

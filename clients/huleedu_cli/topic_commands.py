@@ -22,6 +22,7 @@ from common_core.runtime.kafka_admin import (
     TopicSpec,
     apply_topics,
 )
+from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.settings import DAY_MS
 from common_core.topics import DEFAULT_TOPIC_PREFIX, platform_topics
 from huleedu_cli.cli_options import (
@@ -31,8 +32,13 @@ from huleedu_cli.cli_options import (
     TopicPrefixOption,
     client_errors,
 )
-from huleedu_cli.errors import EXIT_TOPICS_DIFFER, TopicsRefusedError
-from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, connecting, topic_layout
+from huleedu_cli.errors import BrokerRefusedError, EXIT_TOPICS_DIFFER, TopicsRefusedError
+from huleedu_cli.kafka_client import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    connecting,
+    kafka_security_from_environment,
+    topic_layout,
+)
 
 topics_app = typer.Typer(
     help="The platform's Kafka topics: print the plan, create the missing ones.",
@@ -113,11 +119,16 @@ def plan(
 
 
 async def _apply(kafka: str, specs: list[TopicSpec], connect_timeout: float) -> TopicsApplied:
+    security = kafka_security_from_environment()
     try:
-        async with connecting(kafka, connect_timeout):
-            return await apply_topics(kafka, specs, request_timeout_seconds=connect_timeout)
+        async with connecting(kafka, connect_timeout, security):
+            return await apply_topics(
+                kafka, specs, security=security, request_timeout_seconds=connect_timeout
+            )
     except TopicCreationError as error:
         raise TopicsRefusedError(str(error)) from None
+    except KafkaAccessError as error:
+        raise BrokerRefusedError(str(error)) from None
 
 
 @topics_app.command("apply")

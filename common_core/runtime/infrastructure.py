@@ -27,6 +27,7 @@ from common_core.runtime.kafka_admin import (
     describe_topics,
     topic_problems,
 )
+from common_core.runtime.kafka_security import check_kafka_access
 from common_core.runtime.migrations import run_migrations
 from common_core.runtime.settings import ServiceSettings, TopicsMode
 
@@ -43,13 +44,18 @@ async def prepare_service_infrastructure(
     """Apply the service's migrations to its own database and create `topics` (both idempotent,
     safe from several instances starting at once); in verify mode only report missing topics
     (readiness keeps failing on them and the workers wait for them: `topic_readiness`,
-    `gated_workers`)."""
+    `gated_workers`). The Kafka connection is checked first, so a refused certificate or password
+    stops the start with the setting to fix (`KafkaAccessError`)."""
+    security = settings.kafka_security
+    await check_kafka_access(settings.kafka_bootstrap_servers, security)
     if settings.database_migrate_on_start:
         await migrate_service_database(settings, versions_dir)
     specs = settings.topic_specs(topics)
     if settings.kafka_topics_mode is TopicsMode.CREATE:
         try:
-            applied = await apply_topics(settings.kafka_bootstrap_servers, specs)
+            applied = await apply_topics(
+                settings.kafka_bootstrap_servers, specs, security=security
+            )
         except TopicCreationError as error:
             raise TopicCreationError(
                 f"{error}; on a cluster that forbids creating topics set KAFKA_TOPICS_MODE=verify "
@@ -58,7 +64,8 @@ async def prepare_service_infrastructure(
         if applied.problems:
             log.warning("topics_too_small", problems=applied.problems)
         return
-    problems = topic_problems(specs, await describe_topics(settings.kafka_bootstrap_servers))
+    existing = await describe_topics(settings.kafka_bootstrap_servers, security=security)
+    problems = topic_problems(specs, existing)
     if problems:
         log.warning(
             "topics_not_ready",
@@ -90,7 +97,11 @@ def topic_verifier(settings: ServiceSettings, topics: Sequence[str]) -> TopicVer
     """In verify mode, the check of the service's topics; None when the service creates them."""
     if settings.kafka_topics_mode is not TopicsMode.VERIFY:
         return None
-    return TopicVerifier(settings.kafka_bootstrap_servers, settings.topic_specs(topics))
+    return TopicVerifier(
+        settings.kafka_bootstrap_servers,
+        settings.topic_specs(topics),
+        security=settings.kafka_security,
+    )
 
 
 def topic_readiness(verifier: TopicVerifier | None) -> dict[str, ReadinessCheck]:

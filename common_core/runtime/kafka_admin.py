@@ -17,9 +17,15 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 
 from common_core.errors import NotReadyError
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaAccessError, KafkaSecurity
 from common_core.topics import TopicClass
 
 log = structlog.get_logger(__name__)
@@ -76,6 +82,7 @@ class TopicsNotReadyError(NotReadyError):
 def admin_client(
     bootstrap_servers: str,
     *,
+    security: KafkaSecurity = PLAINTEXT,
     client_id: str = ADMIN_CLIENT_ID,
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> AIOKafkaAdminClient:
@@ -84,14 +91,20 @@ def admin_client(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=int(request_timeout_seconds * 1000),
+        **security.client_kwargs(),
     )
 
 
 async def describe_topics(
-    bootstrap_servers: str, *, request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    bootstrap_servers: str,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> dict[str, TopicState]:
     """Every topic on the cluster with its partitions and replication factor."""
-    admin = admin_client(bootstrap_servers, request_timeout_seconds=request_timeout_seconds)
+    admin = admin_client(
+        bootstrap_servers, security=security, request_timeout_seconds=request_timeout_seconds
+    )
     try:
         await admin.start()
         return await _describe(admin)
@@ -152,14 +165,19 @@ async def apply_topics(
     bootstrap_servers: str,
     specs: Sequence[TopicSpec],
     *,
+    security: KafkaSecurity = PLAINTEXT,
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> TopicsApplied:
     """Create the topics that do not exist yet with their spec; existing ones are left as they
     are and reported where they differ. Idempotent, safe from several processes at once; returns
     once the cluster's metadata lists every topic (a created topic reaches the brokers' metadata
-    a moment after the controller confirms it)."""
+    a moment after the controller confirms it). Topics the broker's ACLs forbid creating raise
+    `KafkaAccessError` (naming the setting of the principal), others refused
+    `TopicCreationError`."""
     wanted = {spec.name: spec for spec in specs}
-    admin = admin_client(bootstrap_servers, request_timeout_seconds=request_timeout_seconds)
+    admin = admin_client(
+        bootstrap_servers, security=security, request_timeout_seconds=request_timeout_seconds
+    )
     try:
         await admin.start()
         existing = await _describe(admin)
@@ -177,7 +195,13 @@ async def apply_topics(
                     for spec in missing
                 ]
             )
-            already, refused = _outcomes(response.topic_errors)
+            already, refused, forbidden = _outcomes(response.topic_errors)
+            if forbidden:
+                raise KafkaAccessError(
+                    security.principal_setting,
+                    f"{security.principal} may not create the topics {', '.join(forbidden)}: "
+                    "the broker's ACLs lack CREATE (and DESCRIBE) on them",
+                )
             created = [spec for spec in missing if spec.name not in already | set(refused)]
             existing = await _listed(admin, set(wanted) - set(refused), request_timeout_seconds)
             if refused:
@@ -221,21 +245,27 @@ async def _listed(
         await asyncio.sleep(0.1)
 
 
-def _outcomes(topic_errors: Sequence[tuple[object, ...]]) -> tuple[set[str], dict[str, str]]:
-    """The topics another process created meanwhile, and those refused with the reason (a
-    CreateTopics response reports each topic's outcome rather than failing the request)."""
+def _outcomes(
+    topic_errors: Sequence[tuple[object, ...]],
+) -> tuple[set[str], dict[str, str], list[str]]:
+    """The topics another process created meanwhile, those refused with the reason, and those
+    the ACLs forbid (a CreateTopics response reports each topic's outcome rather than failing
+    the request)."""
     already: set[str] = set()
     refused: dict[str, str] = {}
+    forbidden: list[str] = []
     for name, code, *message in topic_errors:
         if not isinstance(code, int) or code == 0:
             continue
         error = for_code(code)
         if error is TopicAlreadyExistsError:
             already.add(str(name))
+        elif error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+            forbidden.append(str(name))
         else:
             detail = f": {message[0]}" if message and message[0] else ""
             refused[str(name)] = f"{error.__name__}{detail}"
-    return already, refused
+    return already, refused, sorted(forbidden)
 
 
 async def ensure_topics(
@@ -244,6 +274,7 @@ async def ensure_topics(
     *,
     partitions: int = 3,
     replication_factor: int = 1,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the topics that do not exist yet, all alike with the broker's retention."""
     await apply_topics(
@@ -252,6 +283,7 @@ async def ensure_topics(
             TopicSpec(name, partitions=partitions, replication_factor=replication_factor)
             for name in sorted(set(topics))
         ],
+        security=security,
     )
 
 
@@ -265,10 +297,12 @@ class TopicVerifier:
         bootstrap_servers: str,
         specs: Sequence[TopicSpec],
         *,
+        security: KafkaSecurity = PLAINTEXT,
         cache_seconds: float = 60.0,
         request_timeout_seconds: float = 10.0,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._security = security
         self._specs = list(specs)
         self._cache_seconds = cache_seconds
         self._request_timeout_seconds = request_timeout_seconds
@@ -277,7 +311,9 @@ class TopicVerifier:
     async def problems(self) -> list[str]:
         """What is wrong with the topics now (asks the broker)."""
         existing = await describe_topics(
-            self._bootstrap_servers, request_timeout_seconds=self._request_timeout_seconds
+            self._bootstrap_servers,
+            security=self._security,
+            request_timeout_seconds=self._request_timeout_seconds,
         )
         return topic_problems(self._specs, existing)
 

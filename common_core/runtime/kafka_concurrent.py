@@ -60,6 +60,7 @@ from common_core.runtime.kafka_consumer import (
 )
 from common_core.runtime.kafka_offsets import OffsetTracker
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity, acl_refusals
 from common_core.runtime.metrics import CONSUMER_MESSAGES
 
 log = structlog.get_logger(__name__)
@@ -80,6 +81,7 @@ class ConcurrentConsumerRunner:
         self,
         *,
         bootstrap_servers: str,
+        security: KafkaSecurity = PLAINTEXT,
         group_id: str,
         client_id: str,
         payloads: Mapping[str, type[BaseModel]],
@@ -102,6 +104,7 @@ class ConcurrentConsumerRunner:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._group_id = group_id
+        self._security = security
         self._payloads = dict(payloads)
         self._handler = handler
         self._max_in_flight = max_in_flight
@@ -120,6 +123,7 @@ class ConcurrentConsumerRunner:
         )
         self._consumer = group_consumer(
             bootstrap_servers=bootstrap_servers,
+            security=security,
             group_id=group_id,
             client_id=client_id,
             max_poll_records=max_in_flight,
@@ -149,7 +153,12 @@ class ConcurrentConsumerRunner:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until `stop()`; raises what stopped it otherwise (see `StopConsumer`)."""
+        """Consume until `stop()`; raises what stopped it otherwise (see `StopConsumer`; a
+        refusal by the broker's ACLs is a `KafkaAccessError`)."""
+        with acl_refusals(self._security, self._group_id):
+            await self._run()
+
+    async def _run(self) -> None:
         await self._consumer.start()
         self._started = True
         log.info("consumer_started", group=self._group_id, max_in_flight=self._max_in_flight)

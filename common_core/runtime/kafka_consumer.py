@@ -52,6 +52,7 @@ from common_core.runtime.kafka_producer import (
     envelope_message,
     send_acknowledged,
 )
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity, acl_refusals
 from common_core.runtime.metrics import (
     CONSUMER_LAG,
     CONSUMER_MESSAGES,
@@ -161,7 +162,12 @@ def retry_delay(failures: int, minimum: float, maximum: float) -> float:
 
 
 def group_consumer(
-    *, bootstrap_servers: str, group_id: str, client_id: str, **options: Any
+    *,
+    bootstrap_servers: str,
+    group_id: str,
+    client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
+    **options: Any,
 ) -> AIOKafkaConsumer:
     """A consumer-group member that commits by hand (after the work is done), reads only
     committed records and starts a new group at the earliest offset."""
@@ -172,6 +178,7 @@ def group_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        **security.client_kwargs(),
         **options,
     )
 
@@ -362,6 +369,7 @@ class KafkaConsumerRunner:
         self,
         *,
         bootstrap_servers: str,
+        security: KafkaSecurity = PLAINTEXT,
         group_id: str,
         payloads: Mapping[str, type[BaseModel]],
         handler: BatchHandler,
@@ -387,6 +395,8 @@ class KafkaConsumerRunner:
         self._backoff_min, self._backoff_max = retry_backoff_seconds
         self._max_attempts = max_attempts
         self._dead_letters = DeadLetterPublisher(producer, group_id, responders)
+        self._security = security
+        self._group_id = group_id
         # Per partition: the offset that keeps failing and how often it failed (its own data's
         # failures count towards max_attempts; transient failures only lengthen the backoff).
         self._attempts: dict[TopicPartition, tuple[int, int, int]] = {}
@@ -396,6 +406,7 @@ class KafkaConsumerRunner:
         self._stopping = asyncio.Event()
         self._consumer = group_consumer(
             bootstrap_servers=bootstrap_servers,
+            security=security,
             group_id=group_id,
             client_id=client_id,
             group_instance_id=group_instance_id,
@@ -429,8 +440,13 @@ class KafkaConsumerRunner:
         time is mostly spent waiting on the database), so fetching and decoding cost no wall
         time. Fetches are still handled one after another and offsets committed in order; when
         a partition's handler fails, what was fetched for it meanwhile is dropped, the partition
-        is paused for its backoff and then read again from the failed message.
+        is paused for its backoff and then read again from the failed message. A refusal by the
+        broker's ACLs raises `KafkaAccessError`.
         """
+        with acl_refusals(self._security, self._group_id):
+            await self._run()
+
+    async def _run(self) -> None:
         await self._consumer.start()
         self._running = True
         in_hand: asyncio.Task[dict[TopicPartition, int]] | None = None

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from common_core.events.envelope import EventEnvelope, encode_envelope
 from common_core.runtime.failures import is_transient
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,7 @@ class KafkaEventProducer:
         bootstrap_servers: str,
         *,
         client_id: str,
+        security: KafkaSecurity = PLAINTEXT,
         linger_ms: int = 5,
         request_timeout_ms: int = 30_000,
         max_request_size: int = 4 * 1024 * 1024,
@@ -68,6 +70,7 @@ class KafkaEventProducer:
             request_timeout_ms=request_timeout_ms,
             max_request_size=max_request_size,
             compression_type=compression_type,
+            **security.client_kwargs(),
         )
         self._started = False
 

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from dishka import AsyncContainer, Provider
+from pydantic import ValidationError
 from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -41,6 +42,7 @@ from common_core.runtime.infrastructure import (
     topic_verifier,
 )
 from common_core.runtime.kafka_producer import KafkaEventProducer
+from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.logging import configure_logging
 from common_core.runtime.service_process import run_service
 from common_core.runtime.settings import ServiceSettings
@@ -231,7 +233,7 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
     """`python -m <service> [serve|migrate|grants ROLE]`: read the settings, configure logging,
     then serve (the default), migrate, or print the runtime role's grants."""
     args = _command_line(definition.name).parse_args(argv)
-    settings = definition.settings()
+    settings = read_settings_or_exit(definition)
     if definition.numeric:
         limit_blas_threads()
     configure_logging(
@@ -257,3 +259,40 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
         else:
             log.error("startup_failed", setting="DATABASE_MIGRATE_ON_START", error=error.message)
         raise SystemExit(1) from None
+    except KafkaAccessError as error:
+        exit_refused_by_kafka(error)
+
+
+EXIT_CONFIG = 78
+"""Exit status of a start refused by the broker or by the settings' checks (sysexits'
+EX_CONFIG): restarting cannot help."""
+
+
+def read_settings_or_exit(definition: ServiceDefinition[S]) -> S:
+    """The service's settings; invalid ones are logged as one JSON line naming each setting and
+    its problem (never its value: it may be a password), then the process exits `EXIT_CONFIG`."""
+    try:
+        return definition.settings()
+    except ValidationError as error:
+        configure_logging(definition.name)
+        problems = []
+        for problem in error.errors(include_input=False, include_url=False):
+            # A check across settings (the Kafka security ones) names them in its message.
+            entry = {"problem": str(problem["msg"]).removeprefix("Value error, ")}
+            if problem["loc"]:
+                entry["setting"] = ".".join(str(part) for part in problem["loc"]).upper()
+            problems.append(entry)
+        structlog.get_logger(__name__).error("settings_invalid", problems=problems)
+        sys.exit(EXIT_CONFIG)
+    except ValueError as error:  # a `<NAME>_FILE` secret that cannot be read
+        configure_logging(definition.name)
+        structlog.get_logger(__name__).error("settings_invalid", problems=[{"problem": str(error)}])
+        sys.exit(EXIT_CONFIG)
+
+
+def exit_refused_by_kafka(error: KafkaAccessError) -> None:
+    """Log the refusal as one line naming the setting to fix, then exit with `EXIT_CONFIG`."""
+    structlog.get_logger(__name__).error(
+        "kafka_access_refused", setting=error.setting, cause=error.cause
+    )
+    sys.exit(EXIT_CONFIG)

@@ -75,6 +75,7 @@ class ProducerProvider(Provider):
         producer = KafkaEventProducer(
             self._settings.kafka_bootstrap_servers,
             client_id=self._client_id,
+            security=self._settings.kafka_security,
             compression_type=self._compression_type,
         )
         await producer.start()

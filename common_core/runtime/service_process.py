@@ -12,6 +12,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.loop_lag import EventLoopLagProbe
 from common_core.runtime.startup_heap import freeze_startup_heap
 
@@ -33,7 +34,8 @@ async def run_service(
     """Serve `app` and run `workers` until a signal arrives, then stop workers and the server.
 
     A worker that crashes stops the whole process (so a supervisor restarts it) instead of
-    leaving a half-alive service that answers health checks. The event loop's lag is measured
+    leaving a half-alive service that answers health checks; a worker the broker refuses
+    (`KafkaAccessError`) is raised, for the kernel to report. The event loop's lag is measured
     throughout (`huleedu_event_loop_lag_seconds`).
     """
     shutdown = asyncio.Event()
@@ -60,6 +62,9 @@ async def run_service(
             await task
         except asyncio.CancelledError:
             return
+        except KafkaAccessError as exc:  # raised below, for the kernel to report as a refusal
+            crashed = exc
+            shutdown.set()
         except Exception as exc:
             crashed = exc
             log.error("worker_crashed", exc_info=exc)
@@ -80,5 +85,7 @@ async def run_service(
     await asyncio.gather(*watchers, return_exceptions=True)
     await server
     log.info("service_stopped", clean=not pending and crashed is None)
+    if isinstance(crashed, KafkaAccessError):
+        raise crashed
     if crashed is not None:
         raise SystemExit(1)

@@ -1,12 +1,14 @@
 """The typed settings base every service's `config.py` extends.
 
-Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+Environment variables carry no service prefix: `KAFKA_BOOTSTRAP_SERVERS` (and the Kafka security
+settings of `kafka_security.py`), `DATABASE_URL`,
 `TOPIC_PREFIX`, `LOG_LEVEL`, `HTTP_HOST`, `HTTP_PORT`, plus each service's own names.
 `TopicSettings` (the topics' prefix and layout) is its own class so that the CLI's
 `huleedu topics` plans with exactly what the services create.
 
 Every secret setting (a `SecretStr` field, such as `JWT_SECRET` or `OPENAI_API_KEY`) can instead
-be read from a file named by `<NAME>_FILE` (a mounted secret); setting both is refused.
+be read from a file named by `<NAME>_FILE` (a mounted secret); setting both is refused. A setting
+that declares its own `<name>_file` field (`KAFKA_SASL_PASSWORD_FILE`) reads its file itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from common_core.runtime.database import DatabaseTLS, SslMode
 from common_core.runtime.kafka_admin import TopicSpec
+from common_core.runtime.kafka_security import KafkaSecuritySettings
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
 from common_core.topics import (
     DEFAULT_TOPIC_PREFIX,
@@ -148,10 +151,9 @@ class TopicSettings(BaseSettings):
         return [self.topic_spec(name) for name in sorted(set(names))]
 
 
-class ServiceSettings(TopicSettings):
-    """Settings shared by every service."""
+class ServiceSettings(TopicSettings, KafkaSecuritySettings):
+    """Settings shared by every service (the Kafka connection's from `KafkaSecuritySettings`)."""
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     service_database_name: str = "postgres"
     database_pool_size: int = Field(default=10, ge=1)
@@ -248,9 +250,10 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         environ = {name.upper(): value for name, value in os.environ.items() if value}
         values: dict[str, Any] = {}
-        for name, field in self.settings_cls.model_fields.items():
+        fields = self.settings_cls.model_fields
+        for name, field in fields.items():
             path = environ.get(f"{name.upper()}_FILE")
-            if path is None or not _is_secret(field):
+            if path is None or not _is_secret(field) or f"{name}_file" in fields:
                 continue
             if name.upper() in environ:
                 raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")

@@ -7,6 +7,8 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
+
 
 async def read_topic(
     bootstrap_servers: str,
@@ -15,6 +17,7 @@ async def read_topic(
     expected: int,
     timeout: float = 30.0,
     settle: float = 0.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read `topic` from the start until `expected` messages arrived (then `settle` seconds more,
     to catch unexpected extras) or `timeout` passed; returns what was read."""
@@ -25,6 +28,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **security.client_kwargs(),
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

@@ -1,12 +1,13 @@
-"""Command line: python -m devstack {up,down,status,env,provision}."""
+"""Command line: python -m devstack {up,down,status,env,provision,kafka-secured}."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from devstack import stack
+from devstack import kafka, kafka_secured, services, stack
 from devstack.processes import StackError
 
 
@@ -45,7 +46,30 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="show what runs where")
     commands.add_parser("env", help="print `export KAFKA_BOOTSTRAP_SERVERS=... DATABASE_URL=...`")
     commands.add_parser("provision", help="fetch the Kafka jars and install PostgreSQL only")
+    secured = commands.add_parser(
+        "kafka-secured",
+        help="start only a Kafka broker whose client listener is SASL_SSL, with a SCRAM user and "
+        "ACLs per service and for the CLI; writes each user's KAFKA_* settings to "
+        "<state-dir>/kafka/users/<user>.env (`down` stops it)",
+    )
+    secured.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("TOPIC_PREFIX") or "huleedu",
+        help="the prefix the users' topic ACLs cover (default: $TOPIC_PREFIX or huleedu)",
+    )
     return parser
+
+
+def _start_secured_kafka(settings: stack.StackSettings, topic_prefix: str) -> None:
+    names = [service.name for service in services.SERVICES]
+    broker = kafka_secured.start_secured_kafka(
+        settings.state_dir,
+        kafka_secured.stack_users(names, topic_prefix),
+        settings.kafka_port,
+    )
+    env_dir = kafka.kafka_dir(settings.state_dir) / "users"
+    for path in kafka_secured.write_env_files(broker, env_dir):
+        print(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             print(stack.running_endpoints(settings).shell_exports())
         elif args.command == "provision":
             stack.provision()
+        elif args.command == "kafka-secured":
+            _start_secured_kafka(settings, args.topic_prefix)
     except StackError as error:
         print(f"devstack: error: {error}", file=sys.stderr)
         return 1

@@ -62,6 +62,7 @@ def request_consumer(
     request_topic = settings.topic(Topic.CJ_ASSESSMENT_REQUESTED)
     return KafkaConsumerRunner(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
         group_id=REQUEST_GROUP,
         payloads={request_topic: CJAssessmentRequestV1},
         handler=handle,
@@ -159,6 +160,7 @@ def callback_consumer(
     """Consumes comparison results; one transaction per fetched batch of messages."""
     return KafkaConsumerRunner(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
         group_id=CALLBACK_GROUP,
         payloads={settings.callback_topic: LLMComparisonResultV1},
         handler=callback_handler(transactions, workflow),

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
 from common_core.testing.service_process import ServiceProcess, running_service
 
 
@@ -45,9 +46,9 @@ def process_env(database_url: str, bootstrap: str, prefix: str, **extra: str) ->
     }
 
 
-async def group_members(bootstrap: str, group_id: str) -> int:
+async def group_members(bootstrap: str, group_id: str, security: KafkaSecurity = PLAINTEXT) -> int:
     """How many members a stable consumer group has (0 while rebalancing)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_kwargs())
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([group_id])

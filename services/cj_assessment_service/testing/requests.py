@@ -187,6 +187,7 @@ class ScriptedJudge:
             group_id=f"judge-{uuid.uuid4().hex}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            **self.settings.kafka_security.client_kwargs(),
         )
         await consumer.start()
         try:

@@ -87,6 +87,7 @@ def request_consumer(
     session_timeout_ms = settings.llm_kafka_session_timeout_ms
     return ConcurrentConsumerRunner(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
         group_id=settings.llm_consumer_group,
         client_id=instance_client_id(SERVICE_NAME, settings),
         payloads=payloads,

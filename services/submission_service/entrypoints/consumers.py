@@ -44,6 +44,7 @@ def build_rubric_consumer(
     """The consumer of `LLMRubricResultV1` callbacks (group `submission_service.rubric_results`)."""
     return KafkaConsumerRunner(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
         group_id=CONSUMER_NAME,
         payloads={settings.topic(Topic.LLM_RUBRIC_RESULT): LLMRubricResultV1},
         handler=rubric_result_handler(transactions, policy),
