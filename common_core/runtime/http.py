@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Quart, Response, jsonify, request
 from quart.asgi import ASGIHTTPConnection
 from quart_schema import (
+    HttpSecurityScheme,
     Info,
     OpenAPIProvider,
     PydanticDumpOptions,
     QuartSchema,
     document_response,
     hide,
+    security_scheme,
 )
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
@@ -149,6 +151,8 @@ def register_operational_routes(
     document_response(HealthOut, 200)(healthz)
     document_response(ReadinessOut, 200)(ready)
     document_response(ReadinessOut, 503, RetryAfterHeaders)(ready)
+    security_scheme([])(healthz)  # no credentials, whatever the document's default
+    security_scheme([])(ready)
     hide(metrics)  # Prometheus text format, not JSON
 
 
@@ -248,9 +252,15 @@ _DUMP_OPTIONS: PydanticDumpOptions = {"exclude_unset": True}
 
 
 def mount_openapi(
-    app: Quart, title: str, provider: type[OpenAPIProvider] | None = None
+    app: Quart,
+    title: str,
+    provider: type[OpenAPIProvider] | None = None,
+    *,
+    bearer_auth: bool = False,
 ) -> QuartSchema:
-    """Describe the app at `/openapi.json` (quart-schema, pydantic models, no UI).
+    """Describe the app at `/openapi.json` (quart-schema, pydantic models, no UI); with
+    `bearer_auth`, every operation but the operational ones takes a Bearer JWT (routes name
+    their scope in their description).
 
     Routes return plain dicts that `validate_response` checks against their models; dumping only
     the fields a dict set keeps the answer's keys those of the dict (an absent optional key stays
@@ -260,6 +270,12 @@ def mount_openapi(
     return QuartSchema(
         app,
         info=Info(title=title, version="1.0.0"),
+        security_schemes=(
+            {"bearer": HttpSecurityScheme(scheme="bearer", bearer_format="JWT")}
+            if bearer_auth
+            else None
+        ),
+        security=[{"bearer": []}] if bearer_auth else None,
         openapi_provider_class=provider or ServiceOpenAPIProvider,
         pydantic_dump_options=_DUMP_OPTIONS,
         swagger_ui_path=None,

@@ -23,6 +23,7 @@ from cj_assessment_service.entrypoints.http_schemas import (
 from cj_assessment_service.entrypoints.http_views import batch_view
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import errors
+from common_core.runtime.http_auth import authenticated
 
 batches = Blueprint("batches", __name__)
 tag_blueprint(batches, ["batches"])
@@ -38,9 +39,12 @@ def _batch_id(raw: str) -> UUID:
 @batches.get("/api/v1/batches/<batch_id>")
 @validate_response(BatchOut)
 @errors(400, 404, 503)
+@authenticated
 @inject
 async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
-    """A batch's state and progress, by its CJ batch id."""
+    """A batch's state and progress, by its CJ batch id.
+
+    Scope: `cj:read`."""
     async with transactions() as uow:
         batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
@@ -53,10 +57,13 @@ async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> di
 @batches.get("/api/v1/batches")
 @validate_response(BatchOut)
 @errors(400, 404, 503)
+@authenticated
 @document_querystring(BatchLookupQuery)
 @inject
 async def find_batch(transactions: FromDishka[Transactions]) -> dict[str, Any]:
-    """The newest batch of an upstream reference (`entity_ref`)."""
+    """The newest batch of an upstream reference (`entity_ref`).
+
+    Scope: `cj:read`."""
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
         raise InvalidParameter("entity_ref", "the entity_ref query parameter is required")
@@ -75,9 +82,12 @@ async def find_batch(transactions: FromDishka[Transactions]) -> dict[str, Any]:
 @batches.get("/api/v1/batches/<batch_id>/results")
 @validate_response(BatchResultsOut)
 @errors(400, 404, 409, 503)
+@authenticated
 @inject
 async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
-    """A completed batch's ranking, statistics and grade projections (409 until completed)."""
+    """A completed batch's ranking, statistics and grade projections (409 until completed).
+
+    Scope: `cj:read`."""
     async with transactions() as uow:
         batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
@@ -95,13 +105,16 @@ async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> 
 @batches.post("/api/v1/batches/<batch_id>/cancel")
 @validate_response(BatchOut)
 @errors(400, 404, 409, 503)
+@authenticated
 @inject
 async def cancel_batch(
     batch_id: str,
     transactions: FromDishka[Transactions],
     workflow: FromDishka[CJWorkflow],
 ) -> dict[str, Any]:
-    """Cancel a running batch: it publishes its failed event (409 once finished)."""
+    """Cancel a running batch: it publishes its failed event (409 once finished).
+
+    Scope: `cj:write`."""
     async with transactions() as uow:
         batch = await workflow.cancel(uow, _batch_id(batch_id))
     return batch_view(batch)
