@@ -32,7 +32,7 @@ from quart_schema import (
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
@@ -154,6 +154,24 @@ def register_operational_routes(
     security_scheme([])(healthz)  # no credentials, whatever the document's default
     security_scheme([])(ready)
     hide(metrics)  # Prometheus text format, not JSON
+
+
+OPERATIONAL_PATHS = frozenset({"/healthz", "/healthz/ready", "/metrics"})
+
+
+def serve_operations_on_port(app: Quart, ops_port: int) -> None:
+    """Answer the operational routes (`OPERATIONAL_PATHS`) only on `ops_port`, and nothing else
+    there: the public port carries the API and its document, the operations port what
+    Prometheus and the orchestrator ask (404 for the rest on each)."""
+
+    async def split_ports() -> None:
+        server = request.scope.get("server")
+        on_ops_port = server is not None and server[1] == ops_port
+        if (request.path in OPERATIONAL_PATHS) != on_ops_port:
+            raise NotFound()
+
+    # First of the hooks, so nothing else (authentication) answers first on the wrong port.
+    app.before_request_funcs.setdefault(None, []).insert(0, split_ports)
 
 
 def register_http_error_handlers(app: Quart) -> None:

@@ -92,6 +92,12 @@ class ServiceSettings(BaseSettings):
         return url.render_as_string(hide_password=False)
 
     @model_validator(mode="after")
+    def _distinct_ports(self) -> ServiceSettings:
+        if self.ops_http_port == self.http_port:
+            raise ValueError("OPS_HTTP_PORT must differ from HTTP_PORT (or be unset)")
+        return self
+
+    @model_validator(mode="after")
     def _auth_configuration(self) -> ServiceSettings:
         if self.auth_jwt_secret is not None and self.auth_jwt_secret_file is not None:
             raise ValueError("set AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE, not both")
