@@ -13,9 +13,13 @@ import pytest
 
 from cj_assessment_service.testing.process import process_env
 from cj_assessment_service.testing.requests import unique_prefix
+from common_core.events.cj import EssayToProcess
 from common_core.runtime.http_auth import sign_token
 from common_core.testing import eventually
 from common_core.testing.service_process import free_tcp_port, running_service
+from huleedu_cli.errors import EssayUploadError, StatusUnavailableError
+from huleedu_cli.essay_upload import upload_essay_set
+from huleedu_cli.status_client import CJStatusClient
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +164,20 @@ class TestOperationsPort:
             document = await client.get(f"{instance.ops}/openapi.json")
         assert reply.status_code == 404
         assert document.status_code == 404
+
+
+class TestTheCliSendsItsToken:
+    async def test_status_with_a_token_and_without(self, instance: _Instance) -> None:
+        async with CJStatusClient(instance.public, api_token=_token("cj:read")) as client:
+            assert await client.batch_for_entity(f"nobody-{uuid.uuid4()}") is None
+        async with CJStatusClient(instance.public) as client:
+            with pytest.raises(StatusUnavailableError, match="refused the credentials"):
+                await client.batch_for_entity("nobody")
+
+    async def test_an_essay_set_upload_needs_cj_write(self, instance: _Instance) -> None:
+        essays = [EssayToProcess(essay_id=f"e{i}", text_content=f"essay {i}") for i in range(3)]
+        writer = _token("cj:read", "cj:write")
+        reference = await upload_essay_set(instance.public, essays, api_token=writer)
+        assert reference.essay_set_id is not None
+        with pytest.raises(EssayUploadError, match="403"):
+            await upload_essay_set(instance.public, essays, api_token=_token("cj:read"))
