@@ -32,7 +32,7 @@ from quart_schema import (
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
@@ -181,7 +181,10 @@ def register_http_error_handlers(app: Quart) -> None:
     async def http_error(exc: HTTPException) -> tuple[Response, int]:
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500
-        return jsonify(error_body(code, exc.description or exc.name or "error")), status
+        response = jsonify(error_body(code, exc.description or exc.name or "error"))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110 §15.5.6
+        return response, status
 
 
 def unavailable_response(retry_after_seconds: int = RETRY_AFTER_SECONDS) -> Response:
@@ -319,6 +322,14 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
                 for name, header in headers.items()
             }
         return response, definitions
+
+    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
+        """Document `*_id` path parameters as UUID strings (routes take any string, so a bad id
+        gets a specific 400 rather than a bare 404)."""
+        parameter = super().build_path_parameter(name, converter)
+        if name.endswith("_id"):
+            parameter["schema"] = {"type": "string", "format": "uuid"}
+        return parameter
 
     def build_querystring_parameters(
         self, model: type[Model]
