@@ -164,9 +164,9 @@ def _key_from_set(key_set: jwt.PyJWKSet, algorithm: str, kid: object) -> Any:
 
 
 def _checked_key(key: jwt.PyJWK, algorithm: str) -> Any:
-    # A key published for one algorithm never verifies another (no algorithm confusion).
-    declared = key._jwk_data.get("alg")
-    if declared is not None and declared != algorithm:
+    # A key verifies only its own algorithm (its `alg`, or the one its type and curve imply): no
+    # algorithm confusion.
+    if key.algorithm_name != algorithm:
         raise TokenRejectedError("the token's algorithm is not its key's", reason="invalid_token")
     return key.key
 
@@ -219,8 +219,11 @@ class BearerChallengeHeaders(BaseModel):
     )
 
 
-authenticated = errors(401, 403, headers={401: BearerChallengeHeaders, 403: BearerChallengeHeaders})
-"""Document a protected route's 401 and 403 (JSON error body, WWW-Authenticate challenge)."""
+authenticated = errors(
+    401, 403, 503, headers={401: BearerChallengeHeaders, 403: BearerChallengeHeaders}
+)
+"""Document a protected route's 401 and 403 (JSON error body, WWW-Authenticate challenge) and
+its 503 (Retry-After) while the JWKS endpoint cannot be read."""
 
 
 def _challenge(realm: str, error: str | None = None, **params: str) -> str:

@@ -286,3 +286,27 @@ class TestProtectApi:
             return {"status": "read"}
 
         assert (await app.test_client().get("/api/v1/things")).status_code == 200
+
+    async def test_an_unreachable_key_set_is_a_503_to_retry_not_a_401(self) -> None:
+        with _jwks_server(_key_set()) as (url, _):
+            pass  # stopped: the port refuses connections now
+        settings = ServiceSettings(auth_jwks_url=url, auth_audience="huleedu-cj")
+        app = Quart("keys-down")
+        protect_api(
+            app,
+            api_token_verifier(settings),
+            ApiScopes(read="cj:read", write="cj:write"),
+            realm="cj",
+        )
+
+        @app.get("/api/v1/things")
+        async def things() -> dict[str, str]:
+            return {"status": "read"}
+
+        token = _signed(RSA_KEY, "RS256", "rsa-1")
+        reply = await app.test_client().get(
+            "/api/v1/things", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reply.status_code == 503
+        assert reply.headers["Retry-After"] == "5"
+        assert (await reply.get_json())["code"] == "service_unavailable"
