@@ -19,6 +19,7 @@ import jwt
 import structlog
 from pydantic import BaseModel, Field
 from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
 
 from common_core.runtime.http import error_body, errors
 from common_core.runtime.settings import ServiceSettings
@@ -285,29 +286,52 @@ def protect_api(
     async def authenticate() -> Response | None:
         if not request.path.startswith(prefix):
             return None
-        authorization = request.headers.get("Authorization")
-        if authorization is None:
-            return _refusal(
-                401,
-                "authentication_required",
-                "send Authorization: Bearer <JWT>",
-                {"WWW-Authenticate": _challenge(realm)},
-            )
-        try:
-            claims = await verifier.verify(bearer_token(authorization))
-        except TokenRejectedError as exc:
-            error = "invalid_request" if exc.reason == "invalid_request" else "invalid_token"
-            challenge = _challenge(realm, error, error_description=exc.message)
-            return _refusal(401, exc.reason, exc.message, {"WWW-Authenticate": challenge})
-        needed = scopes.read if request.method in READ_METHODS else scopes.write
-        if needed not in token_scopes(claims):
-            return _refusal(
-                403,
-                "insufficient_scope",
-                f"the token lacks the scope {needed}",
-                {"WWW-Authenticate": _challenge(realm, "insufficient_scope", scope=needed)},
-            )
-        return None
+        refusal = await _refusal_of(verifier, scopes, realm)
+        if refusal is not None:
+            await _discard_body(REFUSED_BODY_READ_BYTES)
+        return refusal
+
+
+REFUSED_BODY_READ_BYTES = 1024 * 1024
+"""What a refused request's body is read (and dropped) up to, so a client still sending a small
+upload hears the 401/403 instead of a reset connection; a larger one is cut off unread."""
+
+
+async def _discard_body(limit: int) -> None:
+    read = 0
+    try:
+        async for chunk in request.body:
+            read += len(chunk)
+            if read > limit:
+                return
+    except HTTPException:
+        return  # over MAX_CONTENT_LENGTH: the connection closes, as for any refused upload
+
+
+async def _refusal_of(verifier: TokenVerifier, scopes: ApiScopes, realm: str) -> Response | None:
+    authorization = request.headers.get("Authorization")
+    if authorization is None:
+        return _refusal(
+            401,
+            "authentication_required",
+            "send Authorization: Bearer <JWT>",
+            {"WWW-Authenticate": _challenge(realm)},
+        )
+    try:
+        claims = await verifier.verify(bearer_token(authorization))
+    except TokenRejectedError as exc:
+        error = "invalid_request" if exc.reason == "invalid_request" else "invalid_token"
+        challenge = _challenge(realm, error, error_description=exc.message)
+        return _refusal(401, exc.reason, exc.message, {"WWW-Authenticate": challenge})
+    needed = scopes.read if request.method in READ_METHODS else scopes.write
+    if needed not in token_scopes(claims):
+        return _refusal(
+            403,
+            "insufficient_scope",
+            f"the token lacks the scope {needed}",
+            {"WWW-Authenticate": _challenge(realm, "insufficient_scope", scope=needed)},
+        )
+    return None
 
 
 def sign_token(

@@ -174,8 +174,14 @@ class TestTheCliSendsItsToken:
             with pytest.raises(StatusUnavailableError, match="refused the credentials"):
                 await client.batch_for_entity("nobody")
 
-    async def test_an_essay_set_upload_needs_cj_write(self, instance: _Instance) -> None:
-        essays = [EssayToProcess(essay_id=f"e{i}", text_content=f"essay {i}") for i in range(3)]
+    # A refused upload is read and dropped up to 1 MiB, so the CLI hears the 403 even while it
+    # is still streaming the body (400 essays: several chunks, about 250 KB).
+    @pytest.mark.parametrize("count", [3, 400])
+    async def test_an_essay_set_upload_needs_cj_write(
+        self, instance: _Instance, count: int
+    ) -> None:
+        text = "An essay about refused uploads. " * 20
+        essays = [EssayToProcess(essay_id=f"e{i}", text_content=text) for i in range(count)]
         writer = _token("cj:read", "cj:write")
         reference = await upload_essay_set(instance.public, essays, api_token=writer)
         assert reference.essay_set_id is not None
