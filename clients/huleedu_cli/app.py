@@ -23,6 +23,7 @@ from rich.progress import (
 
 from common_core.events import CJAssessmentCompletedV1, LLMProviderName
 from common_core.topics import DEFAULT_TOPIC_PREFIX
+from huleedu_cli.api_token import TOKEN_FILE_VARIABLE, TOKEN_VARIABLE, read_api_token
 from huleedu_cli.cj_batch import build_cj_request, new_entity_ref, run_cj_batch
 from huleedu_cli.dlq_commands import dlq_app
 from huleedu_cli.errors import EXIT_INTERRUPTED, CJBatchFailedError, ClientError, InputError
@@ -152,6 +153,18 @@ def submit(
     intended_order: Annotated[
         Path | None, typer.Option(help="CSV essay_id,intended_rank[,intended_grade].")
     ] = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_VARIABLE,
+            show_default=False,
+            help="Bearer token for the CJ API (prefer the variable or --api-token-file).",
+        ),
+    ] = None,
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option(envvar=TOKEN_FILE_VARIABLE, help="Read the CJ API's bearer token here."),
+    ] = None,
 ) -> None:
     """Submit essays as a CJ batch, follow its progress, print and save the ranking."""
     console = Console(highlight=False)
@@ -163,6 +176,7 @@ def submit(
         instructions = _load_prompt(prompt, prompt_file)
         rubric = read_text_file(rubric_file, what="rubric file").strip() if rubric_file else None
         intended = load_intended_order(intended_order) if intended_order else None
+        token = read_api_token(api_token, api_token_file)
         request = build_cj_request(
             essays,
             entity_ref=batch_ref,
@@ -199,6 +213,7 @@ def submit(
                     cj_url=cj_url,
                     timeout=timeout,
                     connect_timeout=connect_timeout,
+                    api_token=token,
                     on_progress=ProgressView(progress, task),
                     on_upload=lambda count, reference: console.print(
                         f"too large for one Kafka message: uploaded {count} essays to the CJ "
@@ -226,11 +241,24 @@ def status(
     entity_ref: Annotated[str, typer.Argument(help="The upstream batch reference.")],
     cj_url: Annotated[str, typer.Option(help="CJ service base URL.")] = DEFAULT_CJ_URL,
     results: Annotated[bool, typer.Option(help="Also print the batch's results.")] = False,
+    api_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_VARIABLE,
+            show_default=False,
+            help="Bearer token for the CJ API (prefer the variable or --api-token-file).",
+        ),
+    ] = None,
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option(envvar=TOKEN_FILE_VARIABLE, help="Read the CJ API's bearer token here."),
+    ] = None,
 ) -> None:
     """Show where a batch stands (and optionally its results) from the CJ service's API."""
 
     async def fetch() -> tuple[BatchStatus | None, dict[str, object] | None]:
-        async with CJStatusClient(cj_url) as client:
+        token = read_api_token(api_token, api_token_file)
+        async with CJStatusClient(cj_url, api_token=token) as client:
             found = await client.batch_for_entity(entity_ref)
             found_results = (
                 await client.batch_results(found.batch_id) if results and found else None

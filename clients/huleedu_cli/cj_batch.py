@@ -169,18 +169,20 @@ async def run_cj_batch(
     correlation_id: uuid.UUID | None = None,
     inline_limit_bytes: int = INLINE_REQUEST_LIMIT_BYTES,
     on_upload: UploadCallback | None = None,
+    api_token: str | None = None,
 ) -> CJAssessmentCompletedV1:
     """Run one batch through the real stack and return its completed event.
 
     A request too large for one Kafka message (`inline_limit_bytes` encoded) has its essays
     uploaded to the CJ service first and carries the set's reference instead (claim check).
+    `api_token` is the bearer token sent to the CJ service's API (None: none).
 
     Raises BrokerUnavailableError, BrokerRefusedError, EssayUploadError, CJBatchFailedError or
     CJBatchTimeoutError.
     """
     envelope = request_envelope(request, topic_prefix=topic_prefix, correlation_id=correlation_id)
     envelope, reference = await sendable_request(
-        envelope, cj_url=cj_url, limit_bytes=inline_limit_bytes
+        envelope, cj_url=cj_url, limit_bytes=inline_limit_bytes, api_token=api_token
     )
     if reference is not None and on_upload is not None:
         on_upload(len(request.essays_to_process), reference)
@@ -191,7 +193,7 @@ async def run_cj_batch(
             connect_timeout=connect_timeout,
             security=security,
         ) as channel,
-        CJStatusClient(cj_url) as status,
+        CJStatusClient(cj_url, api_token=api_token) as status,
     ):
         return await follow_cj_batch(
             envelope,

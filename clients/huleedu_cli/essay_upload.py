@@ -22,6 +22,7 @@ from common_core.events import (
     EventEnvelope,
 )
 from common_core.events.envelope import encode_envelope
+from huleedu_cli.api_token import bearer_headers
 from huleedu_cli.errors import EssayUploadError
 
 # The broker's default limit is 1,048,588 bytes per record batch; a request is sent inline only
@@ -55,6 +56,7 @@ async def upload_essay_set(
     *,
     timeout: float = 120.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    api_token: str | None = None,
 ) -> EssaySetReference:
     """Stream the essays to the CJ service; the reference a request can carry instead."""
     base_url = cj_url.rstrip("/")
@@ -63,7 +65,7 @@ async def upload_essay_set(
             response = await http.post(
                 "/api/v1/essay-sets",
                 content=_ndjson(essays),
-                headers={"Content-Type": "application/x-ndjson"},
+                headers={"Content-Type": "application/x-ndjson", **bearer_headers(api_token)},
             )
         except httpx.HTTPError as exc:
             raise EssayUploadError(
@@ -104,10 +106,13 @@ async def sendable_request(
     cj_url: str,
     limit_bytes: int = INLINE_REQUEST_LIMIT_BYTES,
     transport: httpx.AsyncBaseTransport | None = None,
+    api_token: str | None = None,
 ) -> tuple[EventEnvelope[CJAssessmentRequestV1], EssaySetReference | None]:
     """The envelope to publish: unchanged when it fits inline, else by reference after its
     essays were uploaded (with that reference)."""
     if fits_inline(envelope, limit_bytes):
         return envelope, None
-    reference = await upload_essay_set(cj_url, envelope.data.essays_to_process, transport=transport)
+    reference = await upload_essay_set(
+        cj_url, envelope.data.essays_to_process, transport=transport, api_token=api_token
+    )
     return by_reference(envelope, reference), reference

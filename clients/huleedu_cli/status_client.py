@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from huleedu_cli.api_token import TOKEN_FILE_VARIABLE, TOKEN_VARIABLE, bearer_headers
 from huleedu_cli.errors import StatusUnavailableError
 
 DEFAULT_CJ_URL = "http://127.0.0.1:8003"
@@ -52,10 +53,14 @@ class CJStatusClient:
         *,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_token: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self._base_url, timeout=timeout, transport=transport
+            base_url=self._base_url,
+            timeout=timeout,
+            transport=transport,
+            headers=bearer_headers(api_token),
         )
 
     async def __aenter__(self) -> CJStatusClient:
@@ -98,6 +103,12 @@ class CJStatusClient:
             ) from exc
         if response.status_code == httpx.codes.NOT_FOUND:
             return None
+        if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            raise StatusUnavailableError(
+                f"CJ service at {self._base_url} refused the credentials "
+                f"({response.status_code}): set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} "
+                "to a token with the scope cj:read"
+            )
         if response.is_error:
             raise StatusUnavailableError(
                 f"CJ service answered {response.status_code} for {path}: {response.text[:200]}"

@@ -32,7 +32,7 @@ from huleedu_cli.cli_options import (
     TopicPrefixOption,
     client_errors,
 )
-from huleedu_cli.errors import BrokerRefusedError, EXIT_TOPICS_DIFFER, TopicsRefusedError
+from huleedu_cli.errors import EXIT_TOPICS_DIFFER, BrokerRefusedError, TopicsRefusedError
 from huleedu_cli.kafka_client import (
     DEFAULT_BOOTSTRAP_SERVERS,
     connecting,

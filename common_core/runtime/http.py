@@ -20,17 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Quart, Response, jsonify, request
 from quart.asgi import ASGIHTTPConnection
 from quart_schema import (
+    HttpSecurityScheme,
     Info,
     OpenAPIProvider,
     PydanticDumpOptions,
     QuartSchema,
     document_response,
     hide,
+    security_scheme,
 )
 from quart_schema.conversion import model_schema
 from quart_schema.typing import Model
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from common_core.errors import NotReadyError
 from common_core.runtime.database import is_database_unavailable
@@ -152,7 +154,27 @@ def register_operational_routes(
     document_response(HealthOut, 200)(healthz)
     document_response(ReadinessOut, 200)(ready)
     document_response(ReadinessOut, 503, RetryAfterHeaders)(ready)
+    security_scheme([])(healthz)  # no credentials, whatever the document's default
+    security_scheme([])(ready)
     hide(metrics)  # Prometheus text format, not JSON
+
+
+OPERATIONAL_PATHS = frozenset({"/healthz", "/healthz/ready", "/metrics"})
+
+
+def serve_operations_on_port(app: Quart, ops_port: int) -> None:
+    """Answer the operational routes (`OPERATIONAL_PATHS`) only on `ops_port`, and nothing else
+    there: the public port carries the API and its document, the operations port what
+    Prometheus and the orchestrator ask (404 for the rest on each)."""
+
+    async def split_ports() -> None:
+        server = request.scope.get("server")
+        on_ops_port = server is not None and server[1] == ops_port
+        if (request.path in OPERATIONAL_PATHS) != on_ops_port:
+            raise NotFound()
+
+    # First of the hooks, so nothing else (authentication) answers first on the wrong port.
+    app.before_request_funcs.setdefault(None, []).insert(0, split_ports)
 
 
 def register_http_error_handlers(app: Quart) -> None:
@@ -162,7 +184,10 @@ def register_http_error_handlers(app: Quart) -> None:
     async def http_error(exc: HTTPException) -> tuple[Response, int]:
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500
-        return jsonify(error_body(code, exc.description or exc.name or "error")), status
+        response = jsonify(error_body(code, exc.description or exc.name or "error"))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110 §15.5.6
+        return response, status
 
 
 def unavailable_response(retry_after_seconds: int = RETRY_AFTER_SECONDS) -> Response:
@@ -251,9 +276,15 @@ _DUMP_OPTIONS: PydanticDumpOptions = {"exclude_unset": True}
 
 
 def mount_openapi(
-    app: Quart, title: str, provider: type[OpenAPIProvider] | None = None
+    app: Quart,
+    title: str,
+    provider: type[OpenAPIProvider] | None = None,
+    *,
+    bearer_auth: bool = False,
 ) -> QuartSchema:
-    """Describe the app at `/openapi.json` (quart-schema, pydantic models, no UI).
+    """Describe the app at `/openapi.json` (quart-schema, pydantic models, no UI); with
+    `bearer_auth`, every operation but the operational ones takes a Bearer JWT (routes name
+    their scope in their description).
 
     Routes return plain dicts that `validate_response` checks against their models; dumping only
     the fields a dict set keeps the answer's keys those of the dict (an absent optional key stays
@@ -263,6 +294,12 @@ def mount_openapi(
     return QuartSchema(
         app,
         info=Info(title=title, version="1.0.0"),
+        security_schemes=(
+            {"bearer": HttpSecurityScheme(scheme="bearer", bearer_format="JWT")}
+            if bearer_auth
+            else None
+        ),
+        security=[{"bearer": []}] if bearer_auth else None,
         openapi_provider_class=provider or ServiceOpenAPIProvider,
         pydantic_dump_options=_DUMP_OPTIONS,
         swagger_ui_path=None,
@@ -288,6 +325,14 @@ class ServiceOpenAPIProvider(OpenAPIProvider):
                 for name, header in headers.items()
             }
         return response, definitions
+
+    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
+        """Document `*_id` path parameters as UUID strings (routes take any string, so a bad id
+        gets a specific 400 rather than a bare 404)."""
+        parameter = super().build_path_parameter(name, converter)
+        if name.endswith("_id"):
+            parameter["schema"] = {"type": "string", "format": "uuid"}
+        return parameter
 
     def build_querystring_parameters(
         self, model: type[Model]

@@ -53,9 +53,7 @@ async def prepare_service_infrastructure(
     specs = settings.topic_specs(topics)
     if settings.kafka_topics_mode is TopicsMode.CREATE:
         try:
-            applied = await apply_topics(
-                settings.kafka_bootstrap_servers, specs, security=security
-            )
+            applied = await apply_topics(settings.kafka_bootstrap_servers, specs, security=security)
         except TopicCreationError as error:
             raise TopicCreationError(
                 f"{error}; on a cluster that forbids creating topics set KAFKA_TOPICS_MODE=verify "

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.grants import read_dml_grants
-from common_core.runtime.http import ReadinessCheck
+from common_core.runtime.http import ReadinessCheck, serve_operations_on_port
 from common_core.runtime.infrastructure import (
     MigrationPrivilegeError,
     gated_workers,
@@ -209,6 +209,8 @@ async def running_workers(
 async def serve(definition: ServiceDefinition[S], settings: S) -> None:
     """Build the instance and serve it until SIGTERM/SIGINT, then stop it gracefully."""
     async with service_runtime(definition, settings) as runtime:
+        if settings.ops_http_port is not None:
+            serve_operations_on_port(runtime.app, settings.ops_http_port)
         await run_service(
             runtime.app,
             host=settings.http_host,
@@ -216,6 +218,7 @@ async def serve(definition: ServiceDefinition[S], settings: S) -> None:
             workers=runtime.loops(),
             stop_workers=runtime.stop,
             graceful_timeout=runtime.graceful_timeout,
+            ops_port=settings.ops_http_port,
         )
 
 

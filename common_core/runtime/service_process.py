@@ -30,13 +30,15 @@ async def run_service(
     workers: Sequence[Awaitable[None]] = (),
     stop_workers: Callable[[], None] = lambda: None,
     graceful_timeout: float = 10.0,
+    ops_port: int | None = None,
 ) -> None:
     """Serve `app` and run `workers` until a signal arrives, then stop workers and the server.
 
     A worker that crashes stops the whole process (so a supervisor restarts it) instead of
     leaving a half-alive service that answers health checks; a worker the broker refuses
     (`KafkaAccessError`) is raised, for the kernel to report. The event loop's lag is measured
-    throughout (`huleedu_event_loop_lag_seconds`).
+    throughout (`huleedu_event_loop_lag_seconds`). With `ops_port` the server listens on that
+    port too (the app decides what each port answers: `serve_operations_on_port`).
     """
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,7 +46,7 @@ async def run_service(
         loop.add_signal_handler(sig, shutdown.set)
 
     config = Config()
-    config.bind = [f"{host}:{port}"]
+    config.bind = [f"{host}:{port}"] + ([f"{host}:{ops_port}"] if ops_port else [])
     config.graceful_timeout = graceful_timeout
     # Loggers, not "-": hypercorn would add its own plain-text stderr handlers otherwise.
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -72,7 +74,7 @@ async def run_service(
 
     watchers = [asyncio.create_task(watch(t)) for t in tasks]
     freeze_startup_heap()
-    log.info("service_started", host=host, port=port, workers=len(tasks) - 1)
+    log.info("service_started", host=host, port=port, ops_port=ops_port, workers=len(tasks) - 1)
     await shutdown.wait()
     log.info("service_stopping")
     stop_workers()

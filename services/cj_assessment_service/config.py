@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from common_core.events.llm import LLMProviderName
@@ -16,6 +18,8 @@ class Settings(ServiceSettings):
 
     service_database_name: str = "huleedu_cj"
     http_port: int = Field(default=8003, ge=1, le=65535)
+    protects_api: ClassVar[bool] = True
+    auth_audience: str = "huleedu-cj"
 
     completion_threshold_pct: float = Field(default=95.0, gt=0, le=100)
     min_success_rate_threshold: float = Field(default=0.8, ge=0, le=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -50,6 +50,8 @@ class Settings(ServiceSettings):
 
     # Provider batches, their items, the callbacks' outbox and the shared rate budgets.
     service_database_name: str = "huleedu_llm_provider"
+    protects_api: ClassVar[bool] = True
+    auth_audience: str = "huleedu-llm"
 
     llm_default_provider: LLMProviderName | None = None
     llm_default_model: str | None = None

@@ -11,7 +11,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common_core.events.llm import LLMProviderName
 from common_core.limits import MAX_REFERENCE_PASSAGES
-from common_core.runtime.settings import ServiceSettings
+from common_core.runtime.settings import MIN_SECRET_BYTES, ServiceSettings
 
 SERVICE_NAME = "submission_service"
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 - documented dev default
@@ -98,6 +98,18 @@ class Settings(ServiceSettings):
                 "(comma-separated Fernet keys; see the submission service's README)"
             )
         return self
+
+    def production_problems(self) -> list[str]:
+        """The base's checks, plus the development JWT secret and webhook key, and a JWT secret
+        shorter than MIN_SECRET_BYTES."""
+        problems = super().production_problems()
+        if self.uses_dev_jwt_secret:
+            problems.append("JWT_SECRET is the development default")
+        elif len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            problems.append(f"JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        if self.webhook_secret_keys is None:
+            problems.append("WEBHOOK_SECRET_KEYS is unset (the development key would be used)")
+        return problems
 
     @property
     def uses_dev_jwt_secret(self) -> bool:

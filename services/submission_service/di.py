@@ -20,6 +20,7 @@ from dishka import (
 from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common_core.runtime.http_auth import ClaimRules, TokenVerifier, key_sets
 from common_core.runtime.providers import DatabaseProvider, ProducerProvider
 from common_core.runtime.unit_of_work import SessionTransactions
 from common_core.topics import Topic
@@ -56,12 +57,22 @@ class SubmissionProvider(Provider):
 
     @provide(scope=Scope.APP)
     def identity_reader(self, settings: Settings) -> JwtIdentityReader:
-        """JWT / anonymous-token identity reader."""
-        return JwtIdentityReader(
-            secret=settings.jwt_secret.get_secret_value(),
+        """JWT / anonymous-token identity reader: JWT_SECRET (HS256) and, when set, the
+        AUTH_JWKS_URL / AUTH_JWKS_FILE key set (RS256/ES256), with JWT_ISSUER and JWT_AUDIENCE."""
+        key_set, key_client = key_sets(settings)
+        rules = ClaimRules(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway_seconds=settings.jwt_leeway_seconds,
+            required=("exp", "iss", "aud", "sub"),
+        )
+        return JwtIdentityReader(
+            TokenVerifier(
+                rules,
+                secret=settings.jwt_secret.get_secret_value(),
+                key_set=key_set,
+                key_client=key_client,
+            )
         )
 
     @provide(scope=Scope.APP)

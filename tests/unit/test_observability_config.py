@@ -51,16 +51,19 @@ class TestGrafanaDashboard:
 
 
 class TestComposeScrapeConfig:
-    def test_prometheus_scrapes_each_service_on_the_port_compose_gives_it(self) -> None:
+    def test_prometheus_scrapes_each_service_on_the_operations_port_compose_gives_it(
+        self,
+    ) -> None:
         scrape = (REPO_ROOT / "infra/prometheus/prometheus.yml").read_text()
         compose = (REPO_ROOT / "docker-compose.yml").read_text()
-        for service, port in (
-            ("submission_service", 8001),
-            ("llm_provider_service", 8002),
-            ("cj_assessment_service", 8003),
+        for service, port, ops_port in (
+            ("submission_service", 8001, 9001),
+            ("llm_provider_service", 8002, 9002),
+            ("cj_assessment_service", 8003, 9003),
         ):
-            assert f'"{service}:{port}"' in scrape
+            assert f'"{service}:{ops_port}"' in scrape
             assert f"HTTP_PORT: {port}" in compose
+            assert f"OPS_HTTP_PORT: {ops_port}" in compose
             assert f"SERVICE: {service}" in compose
 
 

@@ -9,6 +9,7 @@ from dishka import AsyncContainer
 from quart import Quart
 from quart_dishka import QuartDishka
 
+from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.entrypoints.http_batches import batches
 from cj_assessment_service.entrypoints.http_errors import register_cj_error_handler
 from cj_assessment_service.entrypoints.http_essay_sets import essay_sets
@@ -20,6 +21,9 @@ from common_core.runtime.http import (
     register_http_error_handlers,
     register_operational_routes,
 )
+from common_core.runtime.http_auth import ApiScopes, TokenVerifier, protect_api
+
+CJ_SCOPES = ApiScopes(read="cj:read", write="cj:write")
 
 
 def create_app(
@@ -27,13 +31,21 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck],
     *,
     max_body_bytes: int | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> Quart:
     """Build the Quart app wired to the container; `max_body_bytes` bounds request bodies (the
-    essay-set upload is the only large one; Quart's default is 16 MiB)."""
+    essay-set upload is the only large one; Quart's default is 16 MiB); `verifier` checks the
+    bearer tokens of `/api` (`cj:read` for reads, `cj:write` for the rest; None: open)."""
     app = Quart("cj_assessment_service")
     if max_body_bytes is not None:
         app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
-    mount_openapi(app, "HuleEdu CJ assessment service", CJOpenAPIProvider)
+    mount_openapi(
+        app,
+        "HuleEdu CJ assessment service",
+        CJOpenAPIProvider,
+        bearer_auth=True,
+    )
+    protect_api(app, verifier, CJ_SCOPES, realm=SERVICE_NAME)
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)

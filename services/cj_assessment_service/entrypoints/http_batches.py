@@ -22,6 +22,7 @@ from cj_assessment_service.entrypoints.http_schemas import (
 )
 from common_core.limits import MAX_ID_CHARS, storable_text_problem
 from common_core.runtime.http import errors
+from common_core.runtime.http_auth import authenticated
 
 batches = Blueprint("batches", __name__)
 tag_blueprint(batches, ["batches"])
@@ -37,9 +38,12 @@ def _batch_id(raw: str) -> UUID:
 @batches.get("/api/v1/batches/<batch_id>")
 @validate_response(BatchOut)
 @errors(400, 404, 503)
+@authenticated
 @inject
 async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> BatchOut:
-    """A batch's state and progress, by its CJ batch id."""
+    """A batch's state and progress, by its CJ batch id.
+
+    Scope: `cj:read`."""
     async with transactions() as uow:
         batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
@@ -52,10 +56,13 @@ async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> Ba
 @batches.get("/api/v1/batches")
 @validate_response(BatchOut)
 @errors(400, 404, 503)
+@authenticated
 @document_querystring(BatchLookupQuery)
 @inject
 async def find_batch(transactions: FromDishka[Transactions]) -> BatchOut:
-    """The newest batch of an upstream reference (`entity_ref`)."""
+    """The newest batch of an upstream reference (`entity_ref`).
+
+    Scope: `cj:read`."""
     entity_ref = request.args.get("entity_ref", "").strip()
     if not entity_ref:
         raise InvalidParameter("entity_ref", "the entity_ref query parameter is required")
@@ -74,9 +81,12 @@ async def find_batch(transactions: FromDishka[Transactions]) -> BatchOut:
 @batches.get("/api/v1/batches/<batch_id>/results")
 @validate_response(BatchResultsOut)
 @errors(400, 404, 409, 503)
+@authenticated
 @inject
 async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> dict[str, Any]:
-    """A completed batch's ranking, statistics and grade projections (409 until completed)."""
+    """A completed batch's ranking, statistics and grade projections (409 until completed).
+
+    Scope: `cj:read`."""
     async with transactions() as uow:
         batch = await uow.batches.get(_batch_id(batch_id))
     if batch is None:
@@ -94,13 +104,16 @@ async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> 
 @batches.post("/api/v1/batches/<batch_id>/cancel")
 @validate_response(BatchOut)
 @errors(400, 404, 409, 503)
+@authenticated
 @inject
 async def cancel_batch(
     batch_id: str,
     transactions: FromDishka[Transactions],
     workflow: FromDishka[CJWorkflow],
 ) -> BatchOut:
-    """Cancel a running batch: it publishes its failed event (409 once finished)."""
+    """Cancel a running batch: it publishes its failed event (409 once finished).
+
+    Scope: `cj:write`."""
     async with transactions() as uow:
         batch = await workflow.cancel(uow, _batch_id(batch_id))
     return BatchOut.of(batch)

@@ -19,6 +19,7 @@ from cj_assessment_service.domain.errors import InvalidEssaySet
 from cj_assessment_service.entrypoints.http_errors import BodyTooLarge, UnsupportedBody
 from cj_assessment_service.entrypoints.http_schemas import EssaySetOut, raw_request_body
 from common_core.runtime.http import errors
+from common_core.runtime.http_auth import authenticated
 
 essay_sets = Blueprint("essay_sets", __name__)
 tag_blueprint(essay_sets, ["essay sets"])
@@ -58,12 +59,15 @@ async def _lines(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 @essay_sets.post("/api/v1/essay-sets")
 @validate_response(EssaySetOut, 201)
 @errors(413, 415, 422, 503)
+@authenticated
 @raw_request_body(_UPLOAD_BODY)
 @inject
 async def upload(
     transactions: FromDishka[Transactions], settings: FromDishka[Settings]
 ) -> tuple[EssaySetOut, int]:
-    """Upload an essay set (NDJSON) for a request to name instead of inlining its essays."""
+    """Upload an essay set (NDJSON) for a request to name instead of inlining its essays.
+
+    Scope: `cj:write`."""
     media_type = (request.mimetype or "").lower()
     if media_type not in NDJSON_TYPES:
         raise UnsupportedBody(

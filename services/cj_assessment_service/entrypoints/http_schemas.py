@@ -134,7 +134,11 @@ class BatchOut(_Reply):
 class BatchLookupQuery(BaseModel):
     """Which batch to find: the newest one of an upstream reference."""
 
-    entity_ref: Identifier = Field(description="The upstream batch id the request carried.")
+    # Blank after trimming is answered as missing: the document asks for a non-space character
+    # (and, like every identifier, no NUL).
+    entity_ref: Annotated[
+        Identifier, Field(json_schema_extra={"pattern": r"^[^\u0000]*\S[^\u0000]*$"})
+    ] = Field(description="The upstream batch id the request carried.")
 
 
 class BatchResultsOut(_Reply):

@@ -13,6 +13,7 @@ from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
 from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor, TailHedger
+from common_core.runtime.http_auth import api_token_verifier
 from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
 from common_core.runtime.providers import instance_client_id
@@ -39,7 +40,12 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
     transactions = await container.get(Transactions)
     name = instance_client_id(SERVICE_NAME, settings)
     return ServiceParts(
-        app=create_app(container, parts.readiness, max_body_bytes=settings.essay_set_max_bytes),
+        app=create_app(
+            container,
+            parts.readiness,
+            max_body_bytes=settings.essay_set_max_bytes,
+            verifier=api_token_verifier(settings),
+        ),
         workers={
             "requests": request_consumer(settings, transactions, workflow, producer, name),
             "callbacks": callback_consumer(settings, transactions, workflow, producer, name),

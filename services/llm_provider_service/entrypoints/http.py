@@ -18,17 +18,32 @@ from common_core.runtime.http import (
     register_http_error_handlers,
     register_operational_routes,
 )
+from common_core.runtime.http_auth import ApiScopes, TokenVerifier, authenticated, protect_api
 from llm_provider_service.application.panel import JudgePanel
-from llm_provider_service.config import Settings
+from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.pricing import PriceTable
 from llm_provider_service.entrypoints.http_schemas import ProvidersOut
 
+LLM_SCOPES = ApiScopes(read="llm:read", write="llm:read")
+"""The API only reads; a write method is refused (405) once the token is checked."""
 
-def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck]) -> Quart:
+
+def create_app(
+    container: AsyncContainer,
+    readiness: Mapping[str, ReadinessCheck],
+    *,
+    verifier: TokenVerifier | None = None,
+) -> Quart:
     """Build the Quart app on a container (nothing connects until a request needs it);
-    `/healthz/ready` runs the `readiness` checks (the kernel's standard ones: database, Kafka)."""
+    `/healthz/ready` runs the `readiness` checks (the kernel's standard ones: database, Kafka);
+    `verifier` checks the bearer tokens of `/api` (scope `llm:read`; None: open)."""
     app = Quart("llm_provider_service")
-    mount_openapi(app, "HuleEdu LLM provider service")
+    mount_openapi(
+        app,
+        "HuleEdu LLM provider service",
+        bearer_auth=True,
+    )
+    protect_api(app, verifier, LLM_SCOPES, realm=SERVICE_NAME)
     register_operational_routes(app, readiness)
     register_http_error_handlers(app)
     register_database_error_handlers(app)
@@ -36,17 +51,23 @@ def create_app(container: AsyncContainer, readiness: Mapping[str, ReadinessCheck
     @app.get("/api/v1/providers")
     @validate_response(ProvidersOut)
     @tag(["providers"])
+    @authenticated
     @inject
     async def providers(panel: FromDishka[JudgePanel]) -> tuple[dict[str, Any], int]:
-        """Configured providers, the default, circuit states and limits (never keys)."""
+        """Configured providers, the default, circuit states and limits (never keys).
+
+        Scope: `llm:read`."""
         return panel.describe(), 200
 
     @app.get("/api/v1/prices")
     @validate_response(PriceTable)
     @tag(["providers"])
+    @authenticated
     @inject
     async def prices(settings: FromDishka[Settings]) -> tuple[dict[str, Any], int]:
-        """The dated price table the cost estimates come from (date, sources, prices)."""
+        """The dated price table the cost estimates come from (date, sources, prices).
+
+        Scope: `llm:read`."""
         return settings.price_table.model_dump(mode="json"), 200
 
     QuartDishka(app=app, container=container)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 
+from common_core.runtime.http_auth import api_token_verifier
 from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
@@ -47,7 +48,7 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
         max_in_flight=settings.llm_max_in_flight,
     )
     return ServiceParts(
-        app=create_app(container, parts.readiness),
+        app=create_app(container, parts.readiness, verifier=api_token_verifier(settings)),
         workers={
             "requests": request_consumer(
                 settings,

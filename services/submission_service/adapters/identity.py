@@ -1,30 +1,31 @@
-"""Reading the caller's identity from request headers: HS256 JWTs and anonymous tokens."""
+"""Reading the caller's identity from request headers: JWTs (the service's HS256 secret or the
+AUTH_JWKS_* key set, through common_core's verifier) and anonymous tokens."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-import jwt
-
+from common_core.runtime.http_auth import (
+    TokenRejectedError,
+    TokenVerifier,
+    bearer_token,
+)
 from submission_service.domain.errors import AuthenticationError
 from submission_service.domain.identity import Identity
 
 
 class JwtIdentityReader:
-    """`Authorization: Bearer <JWT>` (signature, issuer, audience, expiry checked) or
+    """`Authorization: Bearer <JWT>` (signature, issuer, audience, expiry and subject checked) or
     `X-Anonymous-Token: <uuid>`; the bearer token wins when both are sent, and an Authorization
-    header that is sent must prove a user (an empty one is malformed, never ignored)."""
+    header that is sent must prove a user (an empty or invalid one is refused, never ignored)."""
 
-    def __init__(self, *, secret: str, issuer: str, audience: str, leeway_seconds: int) -> None:
-        self._secret = secret
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_seconds
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
 
-    def identify(self, authorization: str | None, anonymous_token: str | None) -> Identity:
+    async def identify(self, authorization: str | None, anonymous_token: str | None) -> Identity:
         """The identity the headers prove; raises AuthenticationError."""
         if authorization is not None:
-            return Identity(user_id=self.user_from_header(authorization))
+            return Identity(user_id=await self.user_from_header(authorization))
         if anonymous_token:
             return Identity(anonymous_token=parse_anonymous_token(anonymous_token))
         raise AuthenticationError(
@@ -32,31 +33,17 @@ class JwtIdentityReader:
             reason="authentication_required",
         )
 
-    def user_from_header(self, authorization: str) -> str:
-        """The verified `sub` of a Bearer token."""
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError(
-                "Authorization must be 'Bearer <JWT>'",
-                reason="invalid_authorization_header",
-                field="Authorization",
-            )
+    async def user_from_header(self, authorization: str) -> str:
+        """The verified `sub` of a Bearer token (SigningKeysUnavailableError, a 503, when the
+        JWKS endpoint cannot be read)."""
         try:
-            claims = jwt.decode(
-                token.strip(),
-                self._secret,
-                algorithms=["HS256"],
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationError("the token has expired", reason="token_expired") from exc
-        except jwt.InvalidTokenError as exc:
-            raise AuthenticationError(
-                f"the token is not valid: {type(exc).__name__}", reason="invalid_token"
-            ) from exc
+            claims = await self._verifier.verify(bearer_token(authorization))
+        except TokenRejectedError as exc:
+            if exc.reason == "invalid_request":
+                raise AuthenticationError(
+                    exc.message, reason="invalid_authorization_header", field="Authorization"
+                ) from exc
+            raise AuthenticationError(exc.message, reason=exc.reason) from exc
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationError("the token has no subject", reason="invalid_token")

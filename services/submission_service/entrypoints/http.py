@@ -26,6 +26,7 @@ from common_core.runtime.http import (
     register_database_error_handlers,
     register_operational_routes,
 )
+from common_core.runtime.http_auth import register_signing_key_errors
 from submission_service.config import Settings
 from submission_service.domain.errors import InvalidInputError
 from submission_service.entrypoints import http_assessments, http_responses, http_webhooks
@@ -106,6 +107,7 @@ def create_app(
     )
     app.json = StrictJSONProvider(app, app.json)  # after QuartSchema, which sets its own
     register_error_handlers(app)
+    register_signing_key_errors(app)
     register_database_error_handlers(app)
     _register_request_hooks(app)
     register_operational_routes(app, readiness or {})

@@ -103,7 +103,7 @@ async def start_assessment(
     catalog: FromDishka[FileDefinitionCatalog],
 ) -> tuple[AssessmentOut, int]:
     """Start an attempt at a shipped definition."""
-    identity = identify(reader)
+    identity = await identify(reader)
     async with transactions() as uow:
         record = await assessment_cases.start_assessment(uow, catalog, identity, data.definition_id)
     return AssessmentOut(
@@ -131,7 +131,7 @@ async def submit(
     policy: FromDishka[RubricPolicy],
 ) -> tuple[SubmitOut, int]:
     """Submit with an Idempotency-Key: rule results now, essay scoring queued."""
-    identity = identify(reader)
+    identity = await identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
     body = await optional_json_body(SubmitIn)
     async with transactions() as uow:
@@ -159,7 +159,7 @@ async def status(
     transactions: FromDishka[Transactions],
 ) -> StatusOut:
     """Per-stage progress, job states, result and webhook deliveries."""
-    identity = identify(reader)
+    identity = await identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
     async with transactions() as uow:
         status = await assessment_cases.assessment_status(uow, identity, aid)

@@ -78,13 +78,6 @@ class SubmissionOpenAPIProvider(ServiceOpenAPIProvider):
                 operations[method] = changed
         return paths, components
 
-    def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
-        """Document `*_id` path parameters as UUID strings."""
-        parameter = super().build_path_parameter(name, converter)
-        if name.endswith("_id"):
-            parameter["schema"] = {"type": "string", "format": "uuid"}
-        return parameter
-
     def build_headers_parameters(
         self, model: type[Model]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

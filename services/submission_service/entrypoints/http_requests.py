@@ -68,8 +68,9 @@ def correlation_id() -> UUID:
     return cid
 
 
-def identify(reader: JwtIdentityReader) -> Identity:
-    return reader.identify(
+async def identify(reader: JwtIdentityReader) -> Identity:
+    """The caller's identity from the request's headers; raises AuthenticationError."""
+    return await reader.identify(
         request.headers.get("Authorization"), request.headers.get("X-Anonymous-Token")
     )
 

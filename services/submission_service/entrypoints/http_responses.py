@@ -45,7 +45,7 @@ async def create_response(
     transactions: FromDishka[Transactions],
 ) -> tuple[ResponseOut, int]:
     """Create an answer (never triggers scoring)."""
-    identity = identify(reader)
+    identity = await identify(reader)
     async with transactions() as uow:
         record = await response_cases.create_response(
             uow,
@@ -78,7 +78,7 @@ async def update_response(
     policy: FromDishka[RubricPolicy],
 ) -> UpdatedResponseOut:
     """Update an answer; a body setting `completed_at` to a timestamp requests scoring."""
-    identity = identify(reader)
+    identity = await identify(reader)
     rid = path_uuid(response_id, "response_id")
     edit = ResponseEdit(**{name: getattr(data, name) for name in data.model_fields_set})
     async with transactions() as uow:
@@ -106,7 +106,7 @@ async def list_responses(
     transactions: FromDishka[Transactions],
 ) -> ResponseListOut:
     """The caller's answers, newest first, with scores."""
-    identity = identify(reader)
+    identity = await identify(reader)
     async with transactions() as uow:
         rows = await response_cases.list_responses(
             uow.responses,
@@ -142,7 +142,7 @@ async def claim(
             "claiming needs a logged-in user (Authorization: Bearer <JWT>)",
             reason="user_required",
         )
-    identity = Identity(user_id=reader.user_from_header(authorization))
+    identity = Identity(user_id=await reader.user_from_header(authorization))
     token = data.anonymous_token
     if token is None:
         header = request.headers.get("X-Anonymous-Token")

@@ -34,7 +34,7 @@ async def register_webhook(
     policy: FromDishka[WebhookPolicy],
 ) -> tuple[WebhookOut, int]:
     """Register a completion callback URL (SSRF-guarded); returns the signing secret."""
-    identity = identify(reader)
+    identity = await identify(reader)
     aid = path_uuid(assessment_id, "assessment_id")
     async with transactions() as uow:
         webhook_id, secret = await webhook_cases.register_webhook(

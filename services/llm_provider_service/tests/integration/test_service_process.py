@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from common_core.events.envelope import decode_event
 from common_core.events.llm import LLMComparisonResultV1
+from common_core.runtime.http_auth import sign_token
 from common_core.runtime.kafka_admin import ensure_topics
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.testing import eventually
@@ -27,6 +28,7 @@ from llm_provider_service.testing.requests import comparison_envelope
 pytestmark = pytest.mark.integration
 
 SECRET_KEY = "sk-test-never-shown-0123456789"
+AUTH_SECRET = "auth-secret-of-the-test-never-shown-0123"
 # Inherited provider settings the child must not see; the tests set their own.
 PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
 
@@ -98,16 +100,37 @@ class TestServiceProcess:
             **service_env,
             "OPENAI_API_KEY": SECRET_KEY,
             "OPENAI_BASE_URL": fake_llm.openai_base_url,
+            "AUTH_JWT_SECRET": AUTH_SECRET,
         }
+        token = sign_token(
+            AUTH_SECRET,
+            subject="ops",
+            scopes=["llm:read"],
+            issuer="huleedu",
+            audience="huleedu-llm",
+        )
+        wrong_scope = sign_token(
+            AUTH_SECRET, subject="ops", scopes=["cj:read"], issuer="huleedu", audience="huleedu-llm"
+        )
         service = await _start(env, tmp_path)
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 assert (await client.get(f"{service.url}/healthz")).status_code == 200
-                response = await client.get(f"{service.url}/api/v1/providers")
-                prices = await client.get(f"{service.url}/api/v1/prices")
+                anonymous = await client.get(f"{service.url}/api/v1/providers")
+                refused = await client.get(
+                    f"{service.url}/api/v1/providers",
+                    headers={"Authorization": f"Bearer {wrong_scope}"},
+                )
+                bearer = {"Authorization": f"Bearer {token}"}
+                response = await client.get(f"{service.url}/api/v1/providers", headers=bearer)
+                prices = await client.get(f"{service.url}/api/v1/prices", headers=bearer)
                 metrics = await client.get(f"{service.url}/metrics")
         finally:
             service.kill()
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="llm_provider_service"'
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "insufficient_scope"
         assert response.status_code == 200
         body: dict[str, Any] = response.json()
         assert body["default_provider"] == "openai"
@@ -125,7 +148,10 @@ class TestServiceProcess:
         assert table["as_of"]
         assert table["providers"]["openai"]["gpt-4o-mini"]["cached_input"] > 0
         assert "huleedu_llm_in_flight_requests" in metrics.text
-        assert SECRET_KEY not in service.log_path.read_text()
+        log_text = service.log_path.read_text()
+        assert SECRET_KEY not in log_text
+        assert token not in log_text
+        assert AUTH_SECRET not in log_text
 
     async def test_sigkill_mid_flight_then_restart_answers_every_request(
         self,

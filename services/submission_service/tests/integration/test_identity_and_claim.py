@@ -208,3 +208,50 @@ class TestCredentials:
 
         assert reply.status_code == 401
         assert await reply.get_json() == EMPTY_AUTHORIZATION
+
+
+# A credential that proves nothing is refused whatever else the request carries: a valid
+# anonymous token beside it never lets the request through as that learner.
+INVALID_AUTHORIZATIONS = [
+    f"Bearer {user_token('mallory', secret='y' * 32)}",
+    f"Bearer {user_token('mallory', expires_in=-60)}",
+    "Bearer not-a-jwt",
+    "Basic bWFsbG9yeTpwdw==",
+]
+
+
+class TestAmbiguousCredentials:
+    @pytest.mark.parametrize("authorization", INVALID_AUTHORIZATIONS)
+    async def test_creating_an_assessment_with_a_bad_bearer_beside_an_anonymous_token_is_refused(
+        self, service: ServiceUnderTest, authorization: str
+    ) -> None:
+        headers = {**anonymous_headers(), "Authorization": authorization}
+        reply = await service.client.post(
+            "/api/assessments", json={"definition_id": "intro-writing"}, headers=headers
+        )
+
+        assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"].startswith('Bearer realm="huleedu-submission"')
+
+    @pytest.mark.parametrize("authorization", INVALID_AUTHORIZATIONS)
+    async def test_an_assessments_status_with_a_bad_bearer_beside_its_anonymous_token_is_refused(
+        self, service: ServiceUnderTest, authorization: str
+    ) -> None:
+        anonymous = anonymous_headers()
+        created = await service.client.post(
+            "/api/assessments", json={"definition_id": "intro-writing"}, headers=anonymous
+        )
+        assert created.status_code == 201
+        assessment_id = (await created.get_json())["assessment_id"]
+        own = await service.client.get(
+            f"/api/assessments/{assessment_id}/status", headers=anonymous
+        )
+        assert own.status_code == 200
+
+        reply = await service.client.get(
+            f"/api/assessments/{assessment_id}/status",
+            headers={**anonymous, "Authorization": authorization},
+        )
+
+        assert reply.status_code == 401
+        assert reply.headers["WWW-Authenticate"].startswith('Bearer realm="huleedu-submission"')

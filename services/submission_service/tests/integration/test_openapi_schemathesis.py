@@ -13,16 +13,13 @@ own report, with curl reproductions, is the assertion message.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from common_core.testing.schemathesis import TESTED_PHASES, run_schemathesis
 from submission_service.testing.harness import (
     user_token,
 )
@@ -32,9 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MAX_EXAMPLES_PER_OPERATION = 25
 SEED = 20261201
-# A bound on a stuck run, not a speed assertion: the run takes well under a minute on two cores.
-RUN_TIMEOUT_SECONDS = 900
-TESTED_PHASES = ("coverage", "fuzzing", "stateful")
 
 
 @pytest.fixture(scope="module")
@@ -46,52 +40,25 @@ async def service_url(
         yield service.url
 
 
-def _schemathesis(service_url: str, workdir: Path) -> tuple[int, str, dict[str, Any]]:
-    """Run `st run` with every check; its exit code, console output and JSON report."""
-    report = workdir / "report.json"
-    output = workdir / "output.txt"
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "run",
-        f"{service_url}/openapi.json",
-        "--checks=all",
-        "--mode=all",
-        f"--phases=examples,{','.join(TESTED_PHASES)}",
-        f"--max-examples={MAX_EXAMPLES_PER_OPERATION}",
-        f"--seed={SEED}",
-        "--workers=1",
-        "--generation-database=none",
-        "--request-timeout=30",
-        "--no-color",
-        "--report=json",
-        f"--report-json-path={report}",
-        f"--header=Authorization: Bearer {user_token('schemathesis-user')}",
-        f"--header=X-Anonymous-Token: {uuid.uuid4()}",
-    ]
-    with output.open("w") as sink:
-        # Run in a directory of its own: schemathesis keeps caches in the working directory.
-        process = subprocess.Popen(command, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            returncode = process.wait(timeout=RUN_TIMEOUT_SECONDS)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=15)
-    console = output.read_text(errors="replace")
-    run = json.loads(report.read_text()) if report.exists() else {}
-    return returncode, console, run
-
-
 def test_api_passes_every_schemathesis_check(service_url: str, tmp_path: Path) -> None:
-    returncode, console, run = _schemathesis(service_url, tmp_path)
+    headers = [
+        f"Authorization: Bearer {user_token('schemathesis-user')}",
+        f"X-Anonymous-Token: {uuid.uuid4()}",
+    ]
+    run = run_schemathesis(
+        service_url,
+        tmp_path,
+        seed=SEED,
+        max_examples=MAX_EXAMPLES_PER_OPERATION,
+        headers=headers,
+    )
+    console, report = run.console, run.report
 
-    assert returncode == 0, console
-    assert run, console
-    assert run["failures"] == [], console
-    assert run["errors"] == [], console
-    assert run["operations"]["tested"] == run["operations"]["total"] >= 11
-    assert {phase: run["phases"][phase]["status"] for phase in TESTED_PHASES} == dict.fromkeys(
+    assert run.returncode == 0, console
+    assert report, console
+    assert report["failures"] == [], console
+    assert report["errors"] == [], console
+    assert report["operations"]["tested"] == report["operations"]["total"] >= 11
+    assert {phase: report["phases"][phase]["status"] for phase in TESTED_PHASES} == dict.fromkeys(
         TESTED_PHASES, "success"
     )
