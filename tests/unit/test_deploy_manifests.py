@@ -13,6 +13,7 @@ import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -364,3 +365,33 @@ def _migrations_container(overlay: str, service: str) -> dict[str, Any]:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     result: dict[str, Any] = container
     return result
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_llm_provider_and_submission_reach_the_internet(overlay: str) -> None:
+    policies = {p["metadata"]["name"]: p["spec"] for p in _of_kind(overlay, "NetworkPolicy")}
+    internet_ports = {
+        service: {
+            port["port"]
+            for rule in policies[service]["egress"]
+            if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule["to"])
+            for port in rule["ports"]
+        }
+        for service in SERVICES
+    }
+    assert internet_ports == {
+        "llm-provider-service": {443},
+        "submission-service": {80, 443},
+        "cj-assessment-service": set(),
+    }
+    for rule in policies["llm-provider-service"]["egress"]:
+        (peer,) = rule["to"]
+        assert "169.254.0.0/16" in peer["ipBlock"]["except"]  # no cloud metadata endpoint
+
+
+def test_rendering_without_kubectl_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(KubectlMissingError, match="install"):
+        render("production")
