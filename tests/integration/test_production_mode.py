@@ -1,8 +1,10 @@
 """ENVIRONMENT=production: every service refuses to start, before it connects to anything, on a
-placeholder or short secret or with its API open, and says which setting is wrong."""
+placeholder or short secret or with its API open, and says which setting is wrong in one JSON
+log line (`settings_invalid`, exit status 78)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,9 +62,15 @@ def test_a_service_refuses_to_start_and_names_the_setting(
     module: str, env: dict[str, str], named: str
 ) -> None:
     finished = _start(module, **env)
+    output = finished.stdout + finished.stderr
 
-    assert finished.returncode != 0
-    assert "ENVIRONMENT=production refuses to start" in finished.stderr
-    assert named in finished.stderr
+    assert finished.returncode == 78
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    refusals = [line for line in lines if line.get("event") == "settings_invalid"]
+    assert len(refusals) == 1, output
+    problems = json.dumps(refusals[0]["problems"])
+    assert "ENVIRONMENT=production refuses to start" in problems
+    assert named in problems
+    assert "Traceback" not in output
     secrets = [value for name, value in env.items() if name != "AUTH_MODE"]
-    assert not [secret for secret in secrets if secret in finished.stderr]
+    assert not [secret for secret in secrets if secret in output]
