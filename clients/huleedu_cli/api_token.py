@@ -5,11 +5,27 @@ store mounts; it keeps the token out of the process list and the shell history).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from huleedu_cli.errors import InputError
 
 TOKEN_VARIABLE = "HULEEDU_API_TOKEN"  # noqa: S105 - a variable's name
 TOKEN_FILE_VARIABLE = "HULEEDU_API_TOKEN_FILE"  # noqa: S105 - a variable's name
+
+ApiTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar=TOKEN_VARIABLE,
+        show_default=False,
+        help="Bearer token for the CJ API (prefer the variable or --api-token-file).",
+    ),
+]
+ApiTokenFileOption = Annotated[
+    Path | None,
+    typer.Option(envvar=TOKEN_FILE_VARIABLE, help="Read the CJ API's bearer token here."),
+]
 
 
 def read_api_token(token: str | None, token_file: Path | None) -> str | None:

@@ -23,7 +23,7 @@ from rich.progress import (
 
 from common_core.events import CJAssessmentCompletedV1, LLMProviderName
 from common_core.topics import DEFAULT_TOPIC_PREFIX
-from huleedu_cli.api_token import TOKEN_FILE_VARIABLE, TOKEN_VARIABLE, read_api_token
+from huleedu_cli.api_token import ApiTokenFileOption, ApiTokenOption, read_api_token
 from huleedu_cli.cj_batch import build_cj_request, new_entity_ref, run_cj_batch
 from huleedu_cli.dlq_commands import dlq_app
 from huleedu_cli.errors import EXIT_INTERRUPTED, CJBatchFailedError, ClientError, InputError
@@ -153,18 +153,8 @@ def submit(
     intended_order: Annotated[
         Path | None, typer.Option(help="CSV essay_id,intended_rank[,intended_grade].")
     ] = None,
-    api_token: Annotated[
-        str | None,
-        typer.Option(
-            envvar=TOKEN_VARIABLE,
-            show_default=False,
-            help="Bearer token for the CJ API (prefer the variable or --api-token-file).",
-        ),
-    ] = None,
-    api_token_file: Annotated[
-        Path | None,
-        typer.Option(envvar=TOKEN_FILE_VARIABLE, help="Read the CJ API's bearer token here."),
-    ] = None,
+    api_token: ApiTokenOption = None,
+    api_token_file: ApiTokenFileOption = None,
 ) -> None:
     """Submit essays as a CJ batch, follow its progress, print and save the ranking."""
     console = Console(highlight=False)
@@ -241,18 +231,8 @@ def status(
     entity_ref: Annotated[str, typer.Argument(help="The upstream batch reference.")],
     cj_url: Annotated[str, typer.Option(help="CJ service base URL.")] = DEFAULT_CJ_URL,
     results: Annotated[bool, typer.Option(help="Also print the batch's results.")] = False,
-    api_token: Annotated[
-        str | None,
-        typer.Option(
-            envvar=TOKEN_VARIABLE,
-            show_default=False,
-            help="Bearer token for the CJ API (prefer the variable or --api-token-file).",
-        ),
-    ] = None,
-    api_token_file: Annotated[
-        Path | None,
-        typer.Option(envvar=TOKEN_FILE_VARIABLE, help="Read the CJ API's bearer token here."),
-    ] = None,
+    api_token: ApiTokenOption = None,
+    api_token_file: ApiTokenFileOption = None,
 ) -> None:
     """Show where a batch stands (and optionally its results) from the CJ service's API."""
 

@@ -191,16 +191,22 @@ class KafkaSecurity(BaseModel):
 PLAINTEXT = KafkaSecurity()
 
 
+# How every settings class of the project reads the environment: names without a prefix, any
+# case; empty variables count as unset, so compose files can pass `${VAR:-}` through safely; a
+# validation error never repeats the values it was given (secrets among them).
+ENVIRONMENT_SETTINGS = SettingsConfigDict(
+    extra="ignore",
+    case_sensitive=False,
+    frozen=True,
+    env_ignore_empty=True,
+    hide_input_in_errors=True,
+)
+
+
 class KafkaSecuritySettings(BaseSettings):
     """The Kafka connection settings every service and the CLI read from the environment."""
 
-    model_config = SettingsConfigDict(
-        extra="ignore",
-        case_sensitive=False,
-        frozen=True,
-        env_ignore_empty=True,
-        hide_input_in_errors=True,
-    )
+    model_config = ENVIRONMENT_SETTINGS
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

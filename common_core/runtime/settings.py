@@ -25,13 +25,12 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
-    SettingsConfigDict,
 )
 from sqlalchemy.engine import make_url
 
 from common_core.runtime.database import DatabaseTLS, SslMode
 from common_core.runtime.kafka_admin import TopicSpec
-from common_core.runtime.kafka_security import KafkaSecuritySettings
+from common_core.runtime.kafka_security import ENVIRONMENT_SETTINGS, KafkaSecuritySettings
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
 from common_core.topics import (
     DEFAULT_TOPIC_PREFIX,
@@ -62,15 +61,7 @@ class TopicSettings(BaseSettings):
     (requests, callbacks, completions, dead letters). A class's partitions or replication
     factor left unset is the general `TOPIC_PARTITIONS` / `TOPIC_REPLICATION_FACTOR`."""
 
-    # Empty variables count as unset, so compose files can pass `${VAR:-}` through safely; a
-    # validation error never repeats the values it was given (secrets among them).
-    model_config = SettingsConfigDict(
-        extra="ignore",
-        case_sensitive=False,
-        frozen=True,
-        env_ignore_empty=True,
-        hide_input_in_errors=True,
-    )
+    model_config = ENVIRONMENT_SETTINGS
 
     @classmethod
     def settings_customise_sources(
