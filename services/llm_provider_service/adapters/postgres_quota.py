@@ -73,6 +73,13 @@ class PostgresRateBudget:
 
     async def _try(self, needs: dict[str, int]) -> dict[str, float]:
         """One transaction: grant everything (empty answer) or nothing (the waits by budget)."""
+        waits = await self._grant_or_wait(needs)
+        # Only once the rows are committed: a concurrent call that skipped the INSERT while
+        # they were not would lock no rows, and so grant beside this one unchecked.
+        self._created = True
+        return waits
+
+    async def _grant_or_wait(self, needs: dict[str, int]) -> dict[str, float]:
         async with self._sessions() as session, session.begin():
             if not self._created:
                 await session.execute(
@@ -86,7 +93,6 @@ class PostgresRateBudget:
                 .order_by(rate_budgets.c.name)
                 .with_for_update()
             )
-            self._created = True
             now = await session.scalar(select(func.extract("epoch", func.clock_timestamp())))
             now_s = float(now or 0.0)
             await session.execute(

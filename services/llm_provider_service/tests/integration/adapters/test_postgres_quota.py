@@ -3,10 +3,16 @@ budget), and the wait until the oldest grants leave it once it is full."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
+from common_core.testing import eventually
 from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.resilience import ProviderRateLimiter
 from llm_provider_service.entrypoints.runtime import VERSIONS_DIR
@@ -44,3 +50,47 @@ async def test_grants_fit_until_the_window_is_full_then_say_how_long_to_wait(
         }
     finally:
         await engine.dispose()
+
+
+async def test_calls_made_while_the_first_call_has_not_committed_grant_no_more_than_the_limit(
+    database_url: str,
+) -> None:
+    """The budget's rows are created by the first call. Calls made while that transaction is
+    still open (held here by a lock on the grants table) must wait for it, not find no rows to
+    lock and grant unchecked beside it."""
+    await run_migrations(database_url, [VERSIONS_DIR])
+    engine = create_engine(database_url, pool_size=12)
+    name = f"quota-{uuid.uuid4().hex[:8]}"
+    try:
+        budget = PostgresRateBudget(
+            create_session_factory(engine),
+            name,
+            requests=2,
+            tokens=1_000_000,
+            period_seconds=PERIOD,
+            fallback=ProviderRateLimiter(name, requests=2, tokens=1_000_000, period_seconds=PERIOD),
+        )
+        needs = {f"{name}:requests": 1, f"{name}:tokens": 1}
+        async with engine.connect() as blocker:
+            await blocker.execute(text("LOCK TABLE rate_grants IN ACCESS EXCLUSIVE MODE"))
+            first = asyncio.create_task(budget._try(needs))
+            await eventually(lambda: _waiting(engine), until=lambda n: n >= 1, what="first call")
+            others = [asyncio.create_task(budget._try(needs)) for _ in range(9)]
+            await eventually(lambda: _waiting(engine), until=lambda n: n >= 10, what="all waiting")
+            await blocker.rollback()
+        answers = await asyncio.gather(first, *others)
+        assert sum(1 for waits in answers if not waits) == 2
+    finally:
+        await engine.dispose()
+
+
+async def _waiting(engine: AsyncEngine) -> int:
+    """Backends of this database waiting for a lock."""
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND a.datname = current_database()"
+            )
+        )
+    return int(count or 0)
