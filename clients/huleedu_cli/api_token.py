@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from common_core.runtime.secret_files import read_secret_file
 from huleedu_cli.errors import InputError
 
 TOKEN_VARIABLE = "HULEEDU_API_TOKEN"  # noqa: S105 - a variable's name
@@ -37,12 +38,9 @@ def read_api_token(token: str | None, token_file: Path | None) -> str | None:
     if token_file is None:
         return None
     try:
-        text = token_file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise InputError(f"cannot read the API token file {token_file}: {exc.strerror}") from exc
-    if not text:
-        raise InputError(f"the API token file {token_file} is empty")
-    return text
+        return read_secret_file(token_file, TOKEN_FILE_VARIABLE).strip()
+    except ValueError as exc:
+        raise InputError(f"cannot read the API token file: {exc}") from None
 
 
 def bearer_headers(token: str | None) -> dict[str, str]:

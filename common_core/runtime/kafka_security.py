@@ -32,6 +32,8 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common_core.runtime.secret_files import read_secret_file
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -230,11 +232,9 @@ class KafkaSecuritySettings(BaseSettings):
         if self.kafka_sasl_password_file is not None:
             if password is not None:
                 raise ValueError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
-            _readable("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file)
-            text = self.kafka_sasl_password_file.read_text().rstrip("\r\n")
-            if not text:
-                raise ValueError(f"KAFKA_SASL_PASSWORD_FILE={self.kafka_sasl_password_file}: empty")
-            password = SecretStr(text)
+            password = SecretStr(
+                read_secret_file(self.kafka_sasl_password_file, "KAFKA_SASL_PASSWORD_FILE")
+            )
         return KafkaSecurity(
             protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,

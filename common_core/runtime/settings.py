@@ -32,6 +32,7 @@ from common_core.runtime.database import DatabaseTLS, SslMode
 from common_core.runtime.kafka_admin import TopicSpec
 from common_core.runtime.kafka_security import ENVIRONMENT_SETTINGS, KafkaSecuritySettings
 from common_core.runtime.logging import DEFAULT_REPEAT_INTERVAL_SECONDS
+from common_core.runtime.secret_files import read_secret_file
 from common_core.topics import (
     DEFAULT_TOPIC_PREFIX,
     Topic,
@@ -220,7 +221,9 @@ class ServiceSettings(TopicSettings, KafkaSecuritySettings):
                 "DATABASE_SSLROOTCERT is only used with DATABASE_SSLMODE=verify-ca or verify-full"
             )
         if self.database_password_file is not None:
-            read_secret_file(self.database_password_file)  # unreadable: fail at start, clearly
+            read_secret_file(
+                self.database_password_file, "DATABASE_PASSWORD_FILE"
+            )  # unreadable: fail at start, clearly
         return self
 
     @property
@@ -274,16 +277,12 @@ class ServiceSettings(TopicSettings, KafkaSecuritySettings):
         return self.has_auth_keys
 
     def auth_secret(self) -> str | None:
-        """The HS256 secret of AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE (surrounding whitespace
-        stripped), or None."""
+        """The HS256 secret of AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE, or None."""
         if self.auth_jwt_secret is not None:
             return self.auth_jwt_secret.get_secret_value()
         if self.auth_jwt_secret_file is None:
             return None
-        try:
-            return self.auth_jwt_secret_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"AUTH_JWT_SECRET_FILE cannot be read: {exc.strerror}") from exc
+        return read_secret_file(self.auth_jwt_secret_file, "AUTH_JWT_SECRET_FILE")
 
     def production_problems(self) -> list[str]:
         """What production mode refuses in these settings, each naming its setting; services
@@ -303,25 +302,16 @@ class ServiceSettings(TopicSettings, KafkaSecuritySettings):
     def service_database_url(self) -> str:
         """DATABASE_URL as given when it names a database; else the service's own database on it.
 
-        With DATABASE_PASSWORD_FILE, the password is the file's content (one line, trimmed).
+        With DATABASE_PASSWORD_FILE, the password is the file's content (`read_secret_file`).
         """
         url = make_url(self.database_url)
         if not url.database or url.database == SERVER_DEFAULT_DATABASE:
             url = url.set(database=self.service_database_name)
         if self.database_password_file is not None:
-            url = url.set(password=read_secret_file(self.database_password_file))
+            url = url.set(
+                password=read_secret_file(self.database_password_file, "DATABASE_PASSWORD_FILE")
+            )
         return url.render_as_string(hide_password=False)
-
-
-def read_secret_file(path: Path) -> str:
-    """A secret kept in a file (`*_FILE` settings): its content without the trailing newline."""
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ValueError(f"cannot read the secret file {path}: {error.strerror}") from None
-    if not secret:
-        raise ValueError(f"the secret file {path} is empty")
-    return secret
 
 
 class SecretFilesSource(PydanticBaseSettingsSource):
@@ -341,7 +331,7 @@ class SecretFilesSource(PydanticBaseSettingsSource):
                 continue
             if name.upper() in environ:
                 raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
-            values[name] = read_secret_file(Path(path))
+            values[name] = read_secret_file(Path(path), f"{name.upper()}_FILE")
         return values
 
 
