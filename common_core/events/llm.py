@@ -111,11 +111,19 @@ class _ProviderAnswer(_Contract):
 
 
 class LLMComparisonResultV1(_ProviderAnswer):
-    """The judge's verdict on a pair, or an `error_detail`: exactly one of the two."""
+    """The judge's verdict on a pair, or an `error_detail`: exactly one of the two.
+
+    `probability_essay_a_better` (optional, added backward compatibly) is the judge's own
+    probability that essay A, the essay shown first, is the better one: from the verdict token's
+    log-probabilities where the provider returns them, from the offline judge's calibrated
+    margin, and None where the judge gives no real probability (the stated 1-5 `confidence` is
+    not one). Only a verdict carries it.
+    """
 
     winner: ComparisonWinner | None = None
     justification: FeedbackText | None = None
     confidence: float | None = Field(default=None, ge=1, le=5)
+    probability_essay_a_better: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _exactly_one_outcome(self) -> LLMComparisonResultV1:
@@ -124,6 +132,8 @@ class LLMComparisonResultV1(_ProviderAnswer):
             raise ValueError("exactly one of winner or error_detail must be set")
         if has_verdict and self.confidence is None:
             raise ValueError("a verdict needs a confidence (1..5)")
+        if not has_verdict and self.probability_essay_a_better is not None:
+            raise ValueError("probability_essay_a_better belongs to a verdict, not to an error")
         return self
 
     @property
