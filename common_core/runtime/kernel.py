@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common_core.runtime.blas_threads import limit_blas_threads
+from common_core.runtime.database_refusals import DatabaseRefusal, database_refusal
 from common_core.runtime.grants import read_dml_grants
 from common_core.runtime.http import ReadinessCheck, serve_operations_on_port
 from common_core.runtime.infrastructure import (
@@ -264,6 +265,13 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
         raise SystemExit(1) from None
     except KafkaAccessError as error:
         exit_refused_by_kafka(error)
+    except Exception as error:
+        refusal = database_refusal(
+            error, password_from_file=settings.database_password_file is not None
+        )
+        if refusal is None:
+            raise
+        exit_refused_by_database(refusal, args.command or "serve")
 
 
 EXIT_CONFIG = 78
@@ -291,6 +299,18 @@ def read_settings_or_exit(definition: ServiceDefinition[S]) -> S:
         configure_logging(definition.name)
         structlog.get_logger(__name__).error("settings_invalid", problems=[{"problem": str(error)}])
         sys.exit(EXIT_CONFIG)
+
+
+def exit_refused_by_database(refusal: DatabaseRefusal, command: str) -> None:
+    """Log why the database could not be used as one line naming the setting to check; exit
+    `EXIT_CONFIG` when retrying cannot help, 1 when the server may yet answer."""
+    structlog.get_logger(__name__).error(
+        "database_refused" if refusal.permanent else "database_unreachable",
+        command=command,
+        setting=refusal.setting,
+        cause=refusal.cause,
+    )
+    sys.exit(EXIT_CONFIG if refusal.permanent else 1)
 
 
 def exit_refused_by_kafka(error: KafkaAccessError) -> None:
