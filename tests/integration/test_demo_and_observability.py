@@ -43,6 +43,7 @@ SHORT_BATCH = ("s07", "s11", "s22", "s10", "s08", "s06")  # intended grades A..F
 KEY_METRICS = {
     "submission_service": [
         "huleedu_http_requests_total",
+        "huleedu_http_request_duration_seconds_bucket",
         "huleedu_submission_completions_triggered_total",
         "huleedu_outbox_published_total",
         "huleedu_db_pool_connections_capacity",
@@ -57,7 +58,6 @@ KEY_METRICS = {
         "huleedu_cj_callbacks_processed_total",
         "huleedu_cj_batches_finished_total",
         "huleedu_outbox_published_total",
-        "huleedu_http_request_duration_seconds_bucket",
         "huleedu_db_pool_connections_capacity",
     ],
 }
