@@ -37,6 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from common_core.errors import NotReadyError
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
+from common_core.runtime.http_metrics import measure_requests
 from common_core.runtime.metrics import render_metrics
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,8 @@ _DATABASE_ERROR_TYPES: tuple[type[Exception], ...] = (
     asyncpg.exceptions.InternalClientError,
     OSError,
 )
+
+OPERATIONAL_PATHS = frozenset({"/healthz", "/healthz/ready", "/metrics"})
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises when the dependency is not usable; returns None when it is."""
@@ -121,7 +124,9 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, s
 def register_operational_routes(
     app: Quart, readiness: Mapping[str, ReadinessCheck], *, check_timeout: float = 3.0
 ) -> None:
-    """Add `/healthz` (liveness), `/healthz/ready` (each check within a timeout) and `/metrics`."""
+    """Add `/healthz` (liveness), `/healthz/ready` (each check within a timeout) and `/metrics`,
+    and measure the app's other requests (`http_metrics`: by route, status and duration)."""
+    measure_requests(app, uncounted=OPERATIONAL_PATHS)
 
     @app.get("/healthz")
     async def healthz() -> tuple[dict[str, str], int]:
@@ -157,9 +162,6 @@ def register_operational_routes(
     security_scheme([])(healthz)  # no credentials, whatever the document's default
     security_scheme([])(ready)
     hide(metrics)  # Prometheus text format, not JSON
-
-
-OPERATIONAL_PATHS = frozenset({"/healthz", "/healthz/ready", "/metrics"})
 
 
 def serve_operations_on_port(app: Quart, ops_port: int) -> None:

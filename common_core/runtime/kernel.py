@@ -45,6 +45,7 @@ from common_core.runtime.infrastructure import (
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.logging import configure_logging
+from common_core.runtime.metrics import DATABASE_POOLS
 from common_core.runtime.service_process import run_service
 from common_core.runtime.settings import ServiceSettings
 
@@ -157,8 +158,9 @@ async def service_runtime(
     definition: ServiceDefinition[S], settings: S, *overrides: Provider
 ) -> AsyncIterator[ServiceRuntime[S]]:
     """Migrations and topics first, then the container (`overrides` replace its bindings), the
-    readiness checks, the app and the workers; the container (engine, producer, pools) is
-    closed after."""
+    readiness checks, the app and the workers; the engine's pool is reported
+    (`huleedu_db_pool_*`) while the runtime lives, and the container (engine, producer, pools)
+    is closed after."""
     await prepare_infrastructure(definition, settings)
     container = definition.make_container(settings, *overrides)
     # Verify mode: readiness names missing topics and the workers wait for them.
@@ -177,16 +179,17 @@ async def service_runtime(
                 readiness={**standard_readiness(engine, producer), **topic_readiness(verifier)},
             )
         )
-        yield ServiceRuntime(
-            settings=settings,
-            container=container,
-            engine=engine,
-            sessions=sessions,
-            producer=producer,
-            app=parts.app,
-            workers=gated_workers(parts.workers, verifier),
-            graceful_timeout=definition.graceful_timeout(settings),
-        )
+        with DATABASE_POOLS.watching(definition.name, engine):
+            yield ServiceRuntime(
+                settings=settings,
+                container=container,
+                engine=engine,
+                sessions=sessions,
+                producer=producer,
+                app=parts.app,
+                workers=gated_workers(parts.workers, verifier),
+                graceful_timeout=definition.graceful_timeout(settings),
+            )
     finally:
         await container.close()
 

@@ -5,6 +5,9 @@ Metric names are documented in docs/metrics.md; each service adds its own with i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -14,6 +17,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 CONSUMER_MESSAGES = Counter(
     "huleedu_consumer_messages_total",
@@ -85,3 +93,87 @@ CONSUMER_REBALANCES = Counter(
     "a rebalance: a member joined or left, or this one was thrown out of the group).",
     ["group"],
 )
+
+HTTP_REQUESTS = Counter(
+    "huleedu_http_requests_total",
+    "HTTP requests answered on the API port, by method, route (the URL rule, `unmatched` when "
+    "none matched) and status code; the operational routes are not counted.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "huleedu_http_request_duration_seconds",
+    "Time from receiving an HTTP request to having sent its answer, by method and route.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class DatabasePoolCollector(Collector):
+    """The connection pools of the services' engines, read when Prometheus scrapes: connections
+    checked out and the pool's capacity (size + max overflow), per service.
+
+    A request that finds every connection checked out waits for one (and fails after the
+    pool's timeout), so checked out / capacity near 1 is saturation.
+    """
+
+    label_names = ("service",)
+
+    def __init__(self) -> None:
+        self._engines: dict[int, tuple[str, Engine]] = {}
+
+    @contextlib.contextmanager
+    def watching(self, service: str, engine: AsyncEngine) -> Iterator[None]:
+        """Report `engine`'s pool under `service` while the block runs."""
+        key = id(engine.sync_engine)
+        self._engines[key] = (service, engine.sync_engine)
+        try:
+            yield
+        finally:
+            self._engines.pop(key, None)
+
+    def describe(self) -> Iterable[Metric]:
+        """The two families, without samples (registration needs no engine)."""
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        """Each watched pool's current figures (summed per service: tests run several instances
+        of a service in one process)."""
+        checked_out: dict[str, int] = {}
+        capacity: dict[str, int] = {}
+        unbounded: set[str] = set()
+        for service, engine in list(self._engines.values()):
+            pool = engine.pool  # read each time: dispose() replaces it
+            if not isinstance(pool, QueuePool):
+                continue
+            checked_out[service] = checked_out.get(service, 0) + pool.checkedout()
+            # QueuePool has no public accessor for its max overflow; -1 means unbounded.
+            max_overflow = pool._max_overflow
+            if max_overflow < 0:
+                unbounded.add(service)
+            capacity[service] = capacity.get(service, 0) + pool.size() + max(max_overflow, 0)
+        in_use, limit = self._families()
+        for service, value in checked_out.items():
+            in_use.add_metric([service], value)
+        for service, value in capacity.items():
+            if service not in unbounded:
+                limit.add_metric([service], value)
+        return [in_use, limit]
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "huleedu_db_pool_connections_checked_out",
+                "Connections of the service's database pool in use (checked out), per service.",
+                labels=self.label_names,
+            ),
+            GaugeMetricFamily(
+                "huleedu_db_pool_connections_capacity",
+                "Most connections the service's database pool hands out at once (pool size + "
+                "max overflow), per service.",
+                labels=self.label_names,
+            ),
+        )
+
+
+DATABASE_POOLS = DatabasePoolCollector()
+REGISTRY.register(DATABASE_POOLS)

@@ -1,7 +1,8 @@
 """A real Prometheus server (Debian's package) scraping the services, for the scrape test.
 
 It loads the alerting rules that ship with the stack (infra/prometheus/alerts.yml); the same
-package's promtool checks and unit-tests them.
+package's promtool checks and unit-tests them. amtool (Debian's prometheus-alertmanager) checks
+the example Alertmanager configuration (infra/alertmanager/alertmanager.yml).
 """
 
 from __future__ import annotations
@@ -35,25 +36,30 @@ def find_prometheus() -> str | None:
 
 def provision_prometheus() -> str:
     """Return the prometheus binary, installing Debian's package when running as root."""
-    binary = find_prometheus()
+    return _provision_from_debian("prometheus", "prometheus")
+
+
+def _provision_from_debian(binary_name: str, package: str) -> str:
+    """The binary on PATH, else install the Debian package that carries it (as root)."""
+    binary = shutil.which(binary_name)
     if binary is not None:
         return binary
-    install = "apt-get update && apt-get install -y prometheus"
+    install = f"apt-get update && apt-get install -y {package}"
     if os.geteuid() != 0:
-        raise StackError(f"prometheus not found on PATH: run `sudo sh -c '{install}'`")
-    say("Prometheus not found; installing it with apt-get ...")
+        raise StackError(f"{binary_name} not found on PATH: run `sudo sh -c '{install}'`")
+    say(f"{binary_name} not found; installing {package} with apt-get ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     with stopwatch() as elapsed:
         run(["apt-get", "update"], what="apt-get update", env=env)
         run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
-            what="apt-get install prometheus",
+            ["apt-get", "install", "-y", "--no-install-recommends", package],
+            what=f"apt-get install {package}",
             env=env,
         )
-    binary = find_prometheus()
+    binary = shutil.which(binary_name)
     if binary is None:
-        raise StackError("installed prometheus but it is not on PATH")
-    say(f"installed Prometheus in {elapsed()}")
+        raise StackError(f"installed {package} but {binary_name} is not on PATH")
+    say(f"installed {package} in {elapsed()}")
     return binary
 
 
@@ -75,6 +81,12 @@ def provision_promtool() -> str:
             "install Debian's prometheus package, which ships both"
         )
     return binary
+
+
+def provision_amtool() -> str:
+    """Return amtool (Alertmanager's command line, which checks its configuration), installing
+    Debian's prometheus-alertmanager package that carries it when running as root."""
+    return _provision_from_debian("amtool", "prometheus-alertmanager")
 
 
 def scrape_config(

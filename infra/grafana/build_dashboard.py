@@ -13,7 +13,8 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards" / "huleedu.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
-ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
+# A panel: its title, its query (or queries, drawn together) and its unit.
+ROWS: list[tuple[str, list[tuple[str, str | tuple[str, ...], str]]]] = [
     (
         "CJ assessment service",
         [
@@ -36,6 +37,7 @@ ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("In-flight requests", "sum(huleedu_llm_in_flight_requests)", "short"),
             ("Tokens /min", "sum by (provider, direction) (rate(huleedu_llm_tokens_total[5m])) * 60", "short"),
             ("Estimated cost (USD, 24h)", "sum by (provider, model) (increase(huleedu_llm_estimated_cost_usd_total[24h]))", "currencyUSD"),
+            ("Spend in the last hour vs budget (USD)", ("sum(increase(huleedu_llm_estimated_cost_usd_total[1h]))", "max(huleedu_llm_spend_alert_usd_per_hour > 0)"), "currencyUSD"),
             ("Rate-limit waits /min", "sum by (provider) (rate(huleedu_llm_rate_limit_waits_total[5m])) * 60", "short"),
             ("Circuit state (0 closed, 1 half-open, 2 open)", "max by (provider) (huleedu_llm_circuit_state)", "short"),
             ("Injection suspected /h", "sum by (kind) (increase(huleedu_llm_injection_suspected_total[1h]))", "short"),
@@ -44,12 +46,22 @@ ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
     (
         "Submission service",
         [
-            ("HTTP requests /s by status", "sum by (status) (rate(huleedu_submission_http_requests_total[1m]))", "reqps"),
-            ("HTTP latency p95 by route", "histogram_quantile(0.95, sum by (le, route) (rate(huleedu_submission_http_request_duration_seconds_bucket[5m])))", "s"),
             ("Completions triggered /min", "sum(rate(huleedu_submission_completions_triggered_total[5m])) * 60", "short"),
             ("Rubric results /min", "sum(rate(huleedu_submission_rubric_results_total[5m])) * 60", "short"),
             ("Assessment submissions /min", "sum by (outcome) (rate(huleedu_submission_assessment_submissions_total[5m])) * 60", "short"),
             ("Webhook deliveries /min", "sum by (outcome) (rate(huleedu_submission_webhook_delivery_attempts_total[5m])) * 60", "short"),
+            ("Webhook deliveries given up or refused (1h)", "sum by (outcome) (increase(huleedu_submission_webhook_delivery_attempts_total{outcome=~\"failed|refused\"}[1h]))", "short"),
+        ],
+    ),
+    (
+        "HTTP API and database pool (all services)",
+        [
+            ("HTTP requests /s by service and status", "sum by (job, status) (rate(huleedu_http_requests_total[1m]))", "reqps"),
+            ("HTTP 5xx share by service", "sum by (job) (rate(huleedu_http_requests_total{status=~\"5..\"}[5m])) / sum by (job) (rate(huleedu_http_requests_total[5m]))", "percentunit"),
+            ("HTTP latency p95 by route", "histogram_quantile(0.95, sum by (le, job, route) (rate(huleedu_http_request_duration_seconds_bucket[5m])))", "s"),
+            ("HTTP requests /s by route", "sum by (job, method, route) (rate(huleedu_http_requests_total[1m]))", "reqps"),
+            ("Database pool in use (share of capacity)", "max by (job, instance) (huleedu_db_pool_connections_checked_out / huleedu_db_pool_connections_capacity)", "percentunit"),
+            ("Database connections checked out", "sum by (job, instance) (huleedu_db_pool_connections_checked_out)", "short"),
         ],
     ),
     (
@@ -88,7 +100,8 @@ def build() -> dict[str, Any]:
         )
         panel_id += 1
         y += 1
-        for index, (name, expr, unit) in enumerate(charts):
+        for index, (name, query, unit) in enumerate(charts):
+            queries = query if isinstance(query, tuple) else (query,)
             panels.append(
                 {
                     "type": "timeseries",
@@ -97,7 +110,10 @@ def build() -> dict[str, Any]:
                     "datasource": DATASOURCE,
                     "gridPos": {"h": 8, "w": 8, "x": (index % 3) * 8, "y": y + (index // 3) * 8},
                     "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                    "targets": [{"refId": "A", "expr": expr, "datasource": DATASOURCE}],
+                    "targets": [
+                        {"refId": chr(ord("A") + n), "expr": expr, "datasource": DATASOURCE}
+                        for n, expr in enumerate(queries)
+                    ],
                 }
             )
             panel_id += 1

@@ -122,6 +122,10 @@ class Settings(ServiceSettings):
     # reached, each instance falls back to this share of the limits (fails closed: together
     # they never exceed the quota).
     llm_expected_instances: int = Field(default=1, ge=1, le=1000)
+    # Estimated spend (USD) per hour of all instances together above which the
+    # LLMSpendOverBudget alert fires; exported as huleedu_llm_spend_alert_usd_per_hour (0: unset,
+    # no alert).
+    llm_spend_alert_usd_per_hour: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _pick_default_provider(self) -> Settings:

@@ -27,6 +27,11 @@ ESTIMATED_COST = Counter(
     "Estimated spend in US dollars from the dated price table, by provider, model and mode.",
     ["provider", "model", "mode"],
 )
+SPEND_ALERT_USD_PER_HOUR = Gauge(
+    "huleedu_llm_spend_alert_usd_per_hour",
+    "The spend budget LLM_SPEND_ALERT_USD_PER_HOUR: the LLMSpendOverBudget alert fires when the "
+    "estimated cost of the last hour exceeds it (0: not set, no alert).",
+)
 UNPRICED_RESULTS = Counter(
     "huleedu_llm_unpriced_results_total",
     "Results whose model has no price in the price table (their estimated cost is null).",

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
-HTTP_REQUESTS = Counter(
-    "huleedu_submission_http_requests_total",
-    "HTTP requests answered, by method, route and status code.",
-    ["method", "route", "status"],
-)
-HTTP_LATENCY = Histogram(
-    "huleedu_submission_http_request_duration_seconds",
-    "HTTP request handling time, by method and route.",
-    ["method", "route"],
-)
+# HTTP request metrics are common_core's (huleedu_http_*, common_core.runtime.http_metrics).
 RESPONSES_WRITTEN = Counter(
     "huleedu_submission_responses_written_total",
     "Answers created or updated through the API.",
@@ -39,6 +30,10 @@ WEBHOOK_DELIVERY_ATTEMPTS = Counter(
     "Webhook delivery attempts, by outcome (delivered, retry, failed, refused).",
     ["outcome"],
 )
+# Every outcome exported at 0 from the start, so increase() sees a first failure (a labelled
+# series born at 1 shows none) and WebhookDeliveriesFailing fires on it.
+for _outcome in ("delivered", "retry", "failed", "refused"):
+    WEBHOOK_DELIVERY_ATTEMPTS.labels(outcome=_outcome)
 ESSAY_FUSIONS = Counter(
     "huleedu_submission_essay_fusions_total",
     "Essay answers fused from their stage scores, by outcome (agreed, disagreement: gpt and rag "

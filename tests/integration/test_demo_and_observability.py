@@ -42,19 +42,23 @@ SHORT_BATCH = ("s07", "s11", "s22", "s10", "s08", "s06")  # intended grades A..F
 
 KEY_METRICS = {
     "submission_service": [
-        "huleedu_submission_http_requests_total",
+        "huleedu_http_requests_total",
+        "huleedu_http_request_duration_seconds_bucket",
         "huleedu_submission_completions_triggered_total",
         "huleedu_outbox_published_total",
+        "huleedu_db_pool_connections_capacity",
     ],
     "llm_provider_service": [
         "huleedu_llm_requests_total",
         "huleedu_llm_request_duration_seconds_bucket",
         "huleedu_llm_in_flight_requests",
+        "huleedu_db_pool_connections_checked_out",
     ],
     "cj_assessment_service": [
         "huleedu_cj_callbacks_processed_total",
         "huleedu_cj_batches_finished_total",
         "huleedu_outbox_published_total",
+        "huleedu_db_pool_connections_capacity",
     ],
 }
 

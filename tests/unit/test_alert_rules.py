@@ -64,10 +64,13 @@ def _registered_label_names() -> dict[str, set[str]]:
     """Every registered metric family and its label names (a histogram's buckets add `le`)."""
     for module in METRIC_MODULES:
         importlib.import_module(module)
-    # Label names live on the collectors (a labelled metric with no child yet has no samples).
+    # Label names live on the collectors (a labelled metric with no child yet has no samples);
+    # a custom collector (common_core's DatabasePoolCollector) names them in `label_names`.
     collectors = REGISTRY._names_to_collectors
     return {
-        _family(name): set(getattr(collector, "_labelnames", ()))
+        _family(name): set(
+            getattr(collector, "_labelnames", ()) or getattr(collector, "label_names", ())
+        )
         | ({"le"} if getattr(collector, "_type", None) == "histogram" else set())
         for name, collector in collectors.items()
     }

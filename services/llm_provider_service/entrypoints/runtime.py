@@ -19,6 +19,7 @@ from llm_provider_service.di import make_container
 from llm_provider_service.entrypoints.consumers import request_consumer
 from llm_provider_service.entrypoints.http import create_app
 from llm_provider_service.entrypoints.periodic import BatchPollWorker, BatchSubmissionWorker
+from llm_provider_service.metrics import SPEND_ALERT_USD_PER_HOUR
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,7 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
         default_provider=settings.default_provider.value,
         max_in_flight=settings.llm_max_in_flight,
     )
+    SPEND_ALERT_USD_PER_HOUR.set(settings.llm_spend_alert_usd_per_hour or 0.0)
     return ServiceParts(
         app=create_app(container, parts.readiness, verifier=api_token_verifier(settings)),
         workers={

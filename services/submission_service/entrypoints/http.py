@@ -4,7 +4,6 @@ Routes live in the `http_<area>.py` blueprints; `create_app` assembles them."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from uuid import UUID, uuid4
 
@@ -33,11 +32,6 @@ from submission_service.entrypoints import http_assessments, http_responses, htt
 from submission_service.entrypoints.http_errors import register_error_handlers
 from submission_service.entrypoints.http_openapi import PUBLIC, SubmissionOpenAPIProvider
 from submission_service.entrypoints.http_requests import StrictJSONProvider, SubmissionRequest
-from submission_service.metrics import HTTP_LATENCY, HTTP_REQUESTS
-
-_STANDARD_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
-)
 
 
 def _check_json_body(body: bytes) -> None:
@@ -52,7 +46,6 @@ def _check_json_body(body: bytes) -> None:
 def _register_request_hooks(app: Quart) -> None:
     @app.before_request
     async def start() -> None:
-        g.started = time.perf_counter()
         header = request.headers.get("X-Correlation-ID", "")
         try:
             g.correlation_id = UUID(header)
@@ -70,13 +63,6 @@ def _register_request_hooks(app: Quart) -> None:
 
     @app.after_request
     async def finish(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        # Any token is a method on the wire; only standard ones become label values.
-        method = request.method if request.method in _STANDARD_METHODS else "other"
-        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
-        started = getattr(g, "started", None)
-        if started is not None:
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
         if getattr(g, "correlation_id", None) is not None:
             response.headers["X-Correlation-ID"] = str(g.correlation_id)
         return response

@@ -101,6 +101,8 @@ class TestServiceProcess:
             "OPENAI_API_KEY": SECRET_KEY,
             "OPENAI_BASE_URL": fake_llm.openai_base_url,
             "AUTH_JWT_SECRET": AUTH_SECRET,
+            "LLM_SPEND_ALERT_USD_PER_HOUR": "12.5",
+            "DATABASE_POOL_SIZE": "3",
         }
         token = sign_token(
             AUTH_SECRET,
@@ -148,6 +150,17 @@ class TestServiceProcess:
         assert table["as_of"]
         assert table["providers"]["openai"]["gpt-4o-mini"]["cached_input"] > 0
         assert "huleedu_llm_in_flight_requests" in metrics.text
+        # common_core's HTTP metrics by route template and status sent; the probes not counted.
+        for status in ("401", "403", "200"):
+            assert (
+                f'huleedu_http_requests_total{{method="GET",route="/api/v1/providers",'
+                f'status="{status}"}} 1.0' in metrics.text
+            )
+        assert 'route="/healthz"' not in metrics.text
+        assert 'huleedu_db_pool_connections_capacity{service="llm_provider_service"} 6.0' in (
+            metrics.text
+        )
+        assert "huleedu_llm_spend_alert_usd_per_hour 12.5" in metrics.text
         log_text = service.log_path.read_text()
         assert SECRET_KEY not in log_text
         assert token not in log_text
