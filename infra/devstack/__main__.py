@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="stop what `up` started, by PID")
     commands.add_parser("status", help="show what runs where")
     commands.add_parser("env", help="print `export KAFKA_BOOTSTRAP_SERVERS=... DATABASE_URL=...`")
-    commands.add_parser("provision", help="fetch the Kafka jars and install PostgreSQL only")
+    commands.add_parser(
+        "provision", help="fetch the Kafka jars; install PostgreSQL, Prometheus, amtool"
+    )
     secured = commands.add_parser(
         "kafka-secured",
         help="start only a Kafka broker whose client listener is SASL_SSL, with a SCRAM user and "

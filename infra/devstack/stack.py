@@ -66,15 +66,17 @@ class Endpoints:
 
 
 def provision() -> None:
-    """Fetch the Kafka classpath and install PostgreSQL where they are missing."""
+    """Fetch the Kafka classpath and install PostgreSQL, Prometheus (with promtool) and amtool
+    where they are missing, so no test installs anything."""
     with stopwatch() as elapsed:
         libs = kafka.provision_kafka()
         bin_dir = postgres.provision_postgres()
         prometheus_binary = prometheus.provision_prometheus()
+        amtool = prometheus.provision_amtool()
     version = kafka.kafka_version()
     say(
         f"provisioned: Kafka {version} in {libs}, PostgreSQL in {bin_dir}, "
-        f"Prometheus {prometheus_binary} ({elapsed()})"
+        f"Prometheus {prometheus_binary}, amtool {amtool} ({elapsed()})"
     )
 
 
