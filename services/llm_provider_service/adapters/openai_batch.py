@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
 from llm_provider_service.adapters.openai_chat import (
+    answer_logprobs,
     chat_completion_body,
     translate_openai_error,
     usage_tokens,
@@ -164,6 +165,12 @@ def _answer(custom_id: str, body: dict[str, Any]) -> ItemOutcome:
         return ItemOutcome(custom_id, ChatReply(None, completion.model, **tokens))
     choice = completion.choices[0]
     if choice.finish_reason == "content_filter" or choice.message.refusal:
-        error = ContentPolicyError("the model refused to judge the content", details=tokens)
+        error = ContentPolicyError("the model refused to judge the content", details=dict(tokens))
         return ItemOutcome(custom_id, error=error)
-    return ItemOutcome(custom_id, ChatReply(choice.message.content, completion.model, **tokens))
+    reply = ChatReply(
+        choice.message.content,
+        completion.model,
+        **tokens,
+        logprobs=answer_logprobs(choice.logprobs),
+    )
+    return ItemOutcome(custom_id, reply)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import openai
+import structlog
 from openai.types import CompletionUsage
+from openai.types.chat.chat_completion import ChoiceLogprobs
 
 from llm_provider_service.adapters.status_errors import error_for_status
-from llm_provider_service.application.ports import ChatReply, ChatRequest
+from llm_provider_service.application.ports import ChatReply, ChatRequest, ReplyTokens
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,
     ProviderServerError,
     ProviderTimeoutError,
 )
+from llm_provider_service.domain.verdict_probability import TokenAlternative, TokenLogprob
+
+log = structlog.get_logger(__name__)
 
 _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy")
 
@@ -51,16 +57,39 @@ def translate_openai_error(exc: openai.OpenAIError) -> JudgeError:
     return ProviderServerError(f"OpenAI SDK error: {type(exc).__name__}")
 
 
+def refuses_logprobs(exc: openai.APIStatusError) -> bool:
+    """Whether the API refused the call for asking for log-probabilities (reasoning models:
+    400 `unsupported_parameter` for `logprobs`, or 403 "not allowed to request logprobs")."""
+    if exc.status_code not in {400, 403}:
+        return False
+    param = str(getattr(exc, "param", "") or "")
+    return param in {"logprobs", "top_logprobs"} or "logprobs" in str(exc.message).lower()
+
+
 class OpenAIChatModel:
-    """Structured-output chat completions through `openai.AsyncOpenAI`."""
+    """Structured-output chat completions through `openai.AsyncOpenAI`.
+
+    A call that asks for log-probabilities (`ChatRequest.top_logprobs`) of a model that refuses
+    them is sent again once without them, and the model is remembered (for this process), so
+    its later calls do not ask: its verdicts then carry no probability."""
 
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
+        self._refusing_logprobs: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> ChatReply:
-        """One call with a JSON-schema `response_format`; the answer is the first choice's text."""
+        """One call with a JSON-schema `response_format`; the answer is the first choice's text
+        (with its tokens' log-probabilities when asked for)."""
+        if request.top_logprobs is not None and request.model in self._refusing_logprobs:
+            request = dataclasses.replace(request, top_logprobs=None)
         try:
             response = await self._client.chat.completions.create(**chat_completion_body(request))
+        except openai.APIStatusError as exc:
+            if request.top_logprobs is None or not refuses_logprobs(exc):
+                raise translate_openai_error(exc) from None
+            self._refusing_logprobs.add(request.model)
+            log.warning("openai_logprobs_refused", model=request.model, status=exc.status_code)
+            return await self.complete(dataclasses.replace(request, top_logprobs=None))
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc) from None
         tokens = usage_tokens(response.usage)
@@ -68,8 +97,13 @@ class OpenAIChatModel:
             return ChatReply(None, response.model, **tokens)
         choice = response.choices[0]
         if choice.finish_reason == "content_filter" or choice.message.refusal:
-            raise ContentPolicyError("the model refused to judge the content", details=tokens)
-        return ChatReply(choice.message.content, response.model or request.model, **tokens)
+            raise ContentPolicyError("the model refused to judge the content", details=dict(tokens))
+        return ChatReply(
+            choice.message.content,
+            response.model or request.model,
+            **tokens,
+            logprobs=answer_logprobs(choice.logprobs),
+        )
 
 
 def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
@@ -91,10 +125,28 @@ def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
         body["temperature"] = request.temperature
     if request.cache_key is not None:
         body["prompt_cache_key"] = request.cache_key
+    if request.top_logprobs is not None:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.top_logprobs
     return body
 
 
-def usage_tokens(usage: CompletionUsage | None) -> dict[str, int]:
+def answer_logprobs(logprobs: ChoiceLogprobs | None) -> tuple[TokenLogprob, ...] | None:
+    """The answer tokens of a choice with their log-probabilities and top alternatives (a
+    batch result's too); None when the choice carries none."""
+    if logprobs is None or not logprobs.content:
+        return None
+    return tuple(
+        TokenLogprob(
+            token.token,
+            token.logprob,
+            tuple(TokenAlternative(top.token, top.logprob) for top in token.top_logprobs),
+        )
+        for token in logprobs.content
+    )
+
+
+def usage_tokens(usage: CompletionUsage | None) -> ReplyTokens:
     """Token counts of a completion's usage (a batch result's too); `prompt_tokens` already
     includes the cached ones (`prompt_tokens_details.cached_tokens`). OpenAI charges nothing
     extra for cache writes."""

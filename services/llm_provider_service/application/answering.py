@@ -93,6 +93,7 @@ class RequestAnswerer:
             winner=judgement.answer.winner,
             justification=judgement.answer.justification,
             confidence=judgement.answer.confidence,
+            probability_essay_a_better=judgement.probability_essay_a_better,
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),

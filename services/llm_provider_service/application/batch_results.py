@@ -20,7 +20,11 @@ from common_core.events.llm import (
     TokenUsage,
 )
 from llm_provider_service.application.answering import cited_passages, count_usage, price_usage
-from llm_provider_service.application.judging import comparison_prompt, rubric_prompt
+from llm_provider_service.application.judging import (
+    comparison_probability,
+    comparison_prompt,
+    rubric_prompt,
+)
 from llm_provider_service.application.ports import ChatReply, ItemOutcome, QueuedRequest
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.answers import parse_comparison_answer, parse_rubric_answer
@@ -158,6 +162,7 @@ def _verdict(
             "winner": comparison.winner,
             "justification": comparison.justification,
             "confidence": comparison.confidence,
+            "probability_essay_a_better": comparison_probability(reply, comparison),
         }
     rubric = parse_rubric_answer(reply.text)
     return {
