@@ -226,9 +226,12 @@ class TestVerdictProbabilities:
         self, server: FakeLLMServer, make_harness: Any, probability: float, winner: str
     ) -> None:
         server.script = scripted(then=FakeReply(probability=probability))
+        labels = {"provider": "openai", "mode": "sync", "outcome": "present"}
+        before = _sample("huleedu_llm_verdict_probabilities_total", **labels)
         result = await make_harness().compare()
         assert result.winner is ComparisonWinner(winner)
         assert result.probability_essay_a_better == pytest.approx(probability)
+        assert _sample("huleedu_llm_verdict_probabilities_total", **labels) == before + 1
         [request] = server.received
         assert (request.body["logprobs"], request.body["top_logprobs"]) == (True, 5)
 
@@ -254,9 +257,12 @@ class TestVerdictProbabilities:
         self, server: FakeLLMServer, make_harness: Any
     ) -> None:
         server.script = scripted(then=FakeReply(probability=0.9))
+        labels = {"provider": "anthropic", "mode": "sync", "outcome": "absent"}
+        before = _sample("huleedu_llm_verdict_probabilities_total", **labels)
         result = await make_harness().compare(LLMProviderName.ANTHROPIC)
         assert (result.winner, result.confidence) == (ComparisonWinner.ESSAY_A, 4)
         assert result.probability_essay_a_better is None
+        assert _sample("huleedu_llm_verdict_probabilities_total", **labels) == before + 1
         assert "logprobs" not in server.received[0].body
 
     async def test_rubric_calls_ask_for_no_logprobs(
