@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import openai
 import structlog
 from openai.types import CompletionUsage
-from openai.types.chat.chat_completion import ChoiceLogprobs
+from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
+from pydantic import ValidationError
 
 from llm_provider_service.adapters.status_errors import error_for_status
 from llm_provider_service.application.ports import ChatReply, ChatRequest, ReplyTokens
@@ -23,6 +25,11 @@ from llm_provider_service.domain.verdict_probability import TokenAlternative, To
 log = structlog.get_logger(__name__)
 
 _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy")
+# The verdict is the answer's first value, within its first few tokens (a code fence and
+# `{"winner": "` take under ten), so only these leading tokens' log-probabilities are read. The
+# rest (about 90 tokens x (1 + top_logprobs) entries, 30 kB of JSON per verdict) is never made
+# into SDK objects, which would cost several times the CPU of the rest of the response.
+LEADING_TOKENS_READ = 32
 
 
 def make_openai_client(
@@ -83,7 +90,7 @@ class OpenAIChatModel:
         if request.top_logprobs is not None and request.model in self._refusing_logprobs:
             request = dataclasses.replace(request, top_logprobs=None)
         try:
-            response = await self._client.chat.completions.create(**chat_completion_body(request))
+            response, logprobs = await self._create(request)
         except openai.APIStatusError as exc:
             if request.top_logprobs is None or not refuses_logprobs(exc):
                 raise translate_openai_error(exc) from None
@@ -99,11 +106,26 @@ class OpenAIChatModel:
         if choice.finish_reason == "content_filter" or choice.message.refusal:
             raise ContentPolicyError("the model refused to judge the content", details=dict(tokens))
         return ChatReply(
-            choice.message.content,
-            response.model or request.model,
-            **tokens,
-            logprobs=answer_logprobs(choice.logprobs),
+            choice.message.content, response.model or request.model, **tokens, logprobs=logprobs
         )
+
+    async def _create(
+        self, request: ChatRequest
+    ) -> tuple[ChatCompletion, tuple[TokenLogprob, ...] | None]:
+        """The completion, and with log-probabilities asked for, the leading answer tokens'
+        (read from the raw JSON, the completion built without them)."""
+        body = chat_completion_body(request)
+        if request.top_logprobs is None:
+            return await self._client.chat.completions.create(**body), None
+        raw = await self._client.chat.completions.with_raw_response.create(**body)
+        try:
+            document = json.loads(raw.content)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise ProviderServerError("the OpenAI API answered with something other than JSON")
+        completion, logprobs = split_logprobs(document)
+        return ChatCompletion.construct(**completion), logprobs
 
 
 def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
@@ -131,18 +153,35 @@ def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-def answer_logprobs(logprobs: ChoiceLogprobs | None) -> tuple[TokenLogprob, ...] | None:
-    """The answer tokens of a choice with their log-probabilities and top alternatives (a
-    batch result's too); None when the choice carries none."""
-    if logprobs is None or not logprobs.content:
-        return None
-    return tuple(
+def split_logprobs(
+    document: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[TokenLogprob, ...] | None]:
+    """A chat completion's JSON (a synchronous answer's or a batch result's body) without its
+    first choice's `logprobs`, and the leading answer tokens read from them with the SDK's
+    `ChatCompletionTokenLogprob` (None when there are none or they are malformed)."""
+    choices = document.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return document, None
+    first = dict(choices[0])
+    logprobs = first.pop("logprobs", None)
+    completion = {**document, "choices": [first, *choices[1:]]}
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content:
+        return completion, None
+    try:
+        leading = [
+            ChatCompletionTokenLogprob.model_validate(token)
+            for token in content[:LEADING_TOKENS_READ]
+        ]
+    except ValidationError:
+        return completion, None
+    return completion, tuple(
         TokenLogprob(
             token.token,
             token.logprob,
             tuple(TokenAlternative(top.token, top.logprob) for top in token.top_logprobs),
         )
-        for token in logprobs.content
+        for token in leading
     )
 
 
