@@ -55,7 +55,10 @@ def _verdict_token(chosen: str, probability: float, top_logprobs: int) -> dict[s
     weights = {"A": LETTER_MASS * probability, "B": LETTER_MASS * (1 - probability)}
     weights.update({" A": rest, "Essay": rest})
     ranked = sorted(weights.items(), key=lambda item: -item[1])
-    top = [_entry(token, _logprob(weight)) for token, weight in ranked][:top_logprobs]
+    top = [_entry(token, _logprob(weight)) for token, weight in ranked]
+    unlisted = (t for t in _UNLIKELY if t not in weights)
+    top += [_entry(t, _UNLIKELY_LOGPROB - i) for i, t in enumerate(unlisted)]
+    top = sorted(top, key=lambda entry: -float(entry["logprob"]))[:top_logprobs]
     return {**_entry(chosen, _logprob(weights[chosen])), "top_logprobs": top}
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import ChoiceLogprobs
 
 from llm_provider_service.adapters.openai_chat import LEADING_TOKENS_READ, split_logprobs
 from llm_provider_service.testing.fake_logprobs import choice_logprobs
@@ -55,3 +56,11 @@ class TestSplitLogprobs:
     def test_a_completion_without_choices_is_returned_as_it_is(self) -> None:
         document = {"id": "c", "choices": []}
         assert split_logprobs(document) == (document, None)
+
+
+class TestFakeServersShape:
+    def test_the_fakes_logprobs_validate_as_the_sdks_choice_logprobs(self) -> None:
+        logprobs = ChoiceLogprobs.model_validate(choice_logprobs(ANSWER, 0.25, 5))
+        assert logprobs.content is not None
+        assert "".join(token.token for token in logprobs.content) == ANSWER
+        assert all(len(token.top_logprobs) == 5 for token in logprobs.content)
