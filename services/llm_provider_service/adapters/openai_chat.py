@@ -20,16 +20,15 @@ from llm_provider_service.domain.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
-from llm_provider_service.domain.verdict_probability import TokenAlternative, TokenLogprob
+from llm_provider_service.domain.verdict_probability import (
+    TokenAlternative,
+    TokenLogprob,
+    verdict_offset,
+)
 
 log = structlog.get_logger(__name__)
 
 _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy")
-# The verdict is the answer's first value, within its first few tokens (a code fence and
-# `{"winner": "` take under ten), so only these leading tokens' log-probabilities are read. The
-# rest (about 90 tokens x (1 + top_logprobs) entries, 30 kB of JSON per verdict) is never made
-# into SDK objects, which would cost several times the CPU of the rest of the response.
-LEADING_TOKENS_READ = 32
 
 
 def make_openai_client(
@@ -157,22 +156,33 @@ def split_logprobs(
     document: dict[str, Any],
 ) -> tuple[dict[str, Any], tuple[TokenLogprob, ...] | None]:
     """A chat completion's JSON (a synchronous answer's or a batch result's body) without its
-    first choice's `logprobs`, and the leading answer tokens read from them with the SDK's
-    `ChatCompletionTokenLogprob` (None when there are none or they are malformed)."""
+    first choice's `logprobs`, and the answer tokens up to the verdict letter read from them
+    with the SDK's `ChatCompletionTokenLogprob` (None: none, malformed, or no verdict first).
+
+    Only those few leading tokens are read: the rest (about 90 tokens x (1 + top_logprobs)
+    entries, some 30 kB of JSON per verdict) would cost several times the CPU of the rest of the
+    response as SDK objects, and no probability is read from them."""
     choices = document.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return document, None
     first = dict(choices[0])
     logprobs = first.pop("logprobs", None)
     completion = {**document, "choices": [first, *choices[1:]]}
+    message = first.get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    verdict_at = verdict_offset(text) if isinstance(text, str) else None
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list) or not content:
+    if verdict_at is None or not isinstance(content, list):
         return completion, None
+    leading: list[ChatCompletionTokenLogprob] = []
+    covered = 0
     try:
-        leading = [
-            ChatCompletionTokenLogprob.model_validate(token)
-            for token in content[:LEADING_TOKENS_READ]
-        ]
+        for entry in content:
+            token = ChatCompletionTokenLogprob.model_validate(entry)
+            leading.append(token)
+            covered += len(token.token)
+            if covered > verdict_at:
+                break
     except ValidationError:
         return completion, None
     return completion, tuple(

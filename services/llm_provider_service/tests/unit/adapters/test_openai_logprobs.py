@@ -8,7 +8,7 @@ from typing import Any
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import ChoiceLogprobs
 
-from llm_provider_service.adapters.openai_chat import LEADING_TOKENS_READ, split_logprobs
+from llm_provider_service.adapters.openai_chat import split_logprobs
 from llm_provider_service.testing.fake_logprobs import choice_logprobs
 
 ANSWER = json.dumps({"winner": "B", "justification": "B argues better. " * 20, "confidence": 3})
@@ -32,20 +32,26 @@ def _completion(logprobs: Any) -> dict[str, Any]:
 
 
 class TestSplitLogprobs:
-    def test_the_leading_tokens_are_read_and_the_completion_loses_its_logprobs(self) -> None:
+    def test_the_tokens_up_to_the_verdict_are_read_and_the_completion_loses_its_logprobs(
+        self,
+    ) -> None:
         document = _completion(choice_logprobs(ANSWER, 0.25, 5))
         completion, tokens = split_logprobs(document)
 
         assert tokens is not None
-        assert (
-            len(tokens) == LEADING_TOKENS_READ < len(document["choices"][0]["logprobs"]["content"])
-        )
-        assert "".join(t.token for t in tokens) == ANSWER[: len("".join(t.token for t in tokens))]
-        assert {a.token for a in tokens[5].top} >= {"A", "B"}
+        # `{"`, `winner`, `":`, ` `, `"`, `B`: up to the verdict letter and no further.
+        assert [t.token for t in tokens] == ['{"', "winner", '":', " ", '"', "B"]
+        assert {a.token for a in tokens[-1].top} >= {"A", "B"}
         parsed = ChatCompletion.model_validate(completion)
         assert parsed.choices[0].message.content == ANSWER
         assert parsed.choices[0].logprobs is None
         assert document["choices"][0]["logprobs"] is not None  # the input is left alone
+
+    def test_an_answer_without_the_verdict_first_reads_no_tokens(self) -> None:
+        text = json.dumps({"justification": "x", "winner": "A", "confidence": 3})
+        document = _completion(choice_logprobs(text, 0.5, 5))
+        document["choices"][0]["message"]["content"] = text
+        assert split_logprobs(document)[1] is None
 
     def test_no_or_malformed_logprobs_give_none_and_keep_the_completion(self) -> None:
         for logprobs in (None, {"content": None}, {"content": [{"token": "{"}]}, "junk"):
