@@ -124,7 +124,7 @@ class OpenAIChatModel:
         if not isinstance(document, dict):
             raise ProviderServerError("the OpenAI API answered with something other than JSON")
         completion, logprobs = split_logprobs(document)
-        return ChatCompletion.construct(**completion), logprobs
+        return ChatCompletion.model_construct(**completion), logprobs
 
 
 def chat_completion_body(request: ChatRequest) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the official SDKs:
 `POST /v1/chat/completions` (OpenAI) and `POST /v1/messages` (Anthropic). Each request is
 answered by a script: a good structured answer by default, or a scripted status, delay,
-`Retry-After`, or malformed model text. Usage is counted from the prompt text, with prompt-cache
-hits and writes as the providers report them (`FakePromptCache`). The batch APIs (OpenAI files +
+`Retry-After`, or malformed model text. An OpenAI call that asks for `logprobs` gets them in
+OpenAI's shape, the verdict letter's carrying the script's `probability` (`fake_logprobs.py`).
+Usage is counted from the prompt text, with prompt-cache hits and writes as the providers report
+them (`FakePromptCache`). The batch APIs (OpenAI files +
 batches, Anthropic message batches) are served by `fake_batch_endpoints.py`, scripted by a
 `BatchScript`. Run it alone with
 `python -m llm_provider_service.testing.fake_llm_server --port 8990 --delay 0.2`.
