@@ -97,6 +97,11 @@ class Settings(ServiceSettings):
     # Prompt caching of the static prefix: Anthropic `cache_control`, OpenAI `prompt_cache_key`
     # (off for an OpenAI-compatible server that rejects the parameter).
     llm_prompt_caching: bool = True
+    # The verdict token's log-probabilities (OpenAI `logprobs`/`top_logprobs`, sync and batch):
+    # the judge's probability that essay A is better. A model that refuses them (reasoning
+    # models) is asked again without them in sync mode; in batch mode turn them off for it.
+    llm_openai_logprobs: bool = True
+    llm_openai_top_logprobs: int = Field(default=5, ge=1, le=20)
     # The price table: the shipped one unless LLM_PRICE_TABLE_PATH names another JSON file.
     llm_price_table_path: Path = PRICE_TABLE_PATH
 
@@ -156,6 +161,13 @@ class Settings(ServiceSettings):
         if kind == "rubric":
             return self.llm_rubric_max_tokens
         return self.llm_comparison_max_tokens
+
+    def verdict_top_logprobs(self, provider: LLMProviderName) -> int | None:
+        """How many alternatives of the verdict token to ask a provider for (None: not asked;
+        only OpenAI and compatible servers return log-probabilities)."""
+        if provider is LLMProviderName.OPENAI and self.llm_openai_logprobs:
+            return self.llm_openai_top_logprobs
+        return None
 
     @property
     def default_provider(self) -> LLMProviderName:

@@ -76,6 +76,11 @@ INJECTION_SUSPECTED = Counter(
     "Requests whose text contained instruction-like text aimed at the judge.",
     ["kind"],
 )
+VERDICT_PROBABILITIES = Counter(
+    "huleedu_llm_verdict_probabilities_total",
+    "Comparison verdicts with and without the judge's probability (probability_essay_a_better).",
+    ["provider", "mode", "outcome"],
+)
 CALLBACKS_PUBLISHED = Counter(
     "huleedu_llm_callbacks_published_total",
     "Callback events acknowledged by the broker, by kind.",

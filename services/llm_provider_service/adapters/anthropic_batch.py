@@ -110,7 +110,9 @@ def _outcome(entry: MessageBatchIndividualResponse) -> ItemOutcome:
         message = result.message
         tokens = usage_tokens(message.usage)
         if message.stop_reason == "refusal":
-            error = ContentPolicyError("the model refused to judge the content", details=tokens)
+            error = ContentPolicyError(
+                "the model refused to judge the content", details=dict(tokens)
+            )
             return ItemOutcome(entry.custom_id, error=error)
         text = "".join(block.text for block in message.content if block.type == "text")
         return ItemOutcome(entry.custom_id, ChatReply(text, message.model, **tokens))

@@ -9,7 +9,7 @@ import anthropic
 from anthropic.types import TextBlockParam, Usage
 
 from llm_provider_service.adapters.status_errors import error_for_status
-from llm_provider_service.application.ports import ChatReply, ChatRequest
+from llm_provider_service.application.ports import ChatReply, ChatRequest, ReplyTokens
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,
@@ -60,7 +60,7 @@ class AnthropicChatModel:
             raise translate_anthropic_error(exc) from None
         tokens = usage_tokens(response.usage)
         if response.stop_reason == "refusal":
-            raise ContentPolicyError("the model refused to judge the content", details=tokens)
+            raise ContentPolicyError("the model refused to judge the content", details=dict(tokens))
         text = "".join(block.text for block in response.content if block.type == "text")
         return ChatReply(text, response.model or request.model, **tokens)
 
@@ -84,7 +84,7 @@ def message_params(request: ChatRequest) -> dict[str, Any]:
     return params
 
 
-def usage_tokens(usage: Usage) -> dict[str, int]:
+def usage_tokens(usage: Usage) -> ReplyTokens:
     """Token counts of a message's usage (a batch result's too). Anthropic's `input_tokens`
     excludes the tokens read from or written to the cache; our `prompt_tokens` counts them all."""
     cached = usage.cache_read_input_tokens or 0

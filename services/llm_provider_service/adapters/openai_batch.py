@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from llm_provider_service.adapters.openai_chat import (
     chat_completion_body,
+    split_logprobs,
     translate_openai_error,
     usage_tokens,
 )
@@ -152,9 +153,10 @@ def _item_error(code: str) -> JudgeError:
     return ProviderServerError(f"the OpenAI batch could not run this request ({code or 'no code'})")
 
 
-def _answer(custom_id: str, body: dict[str, Any]) -> ItemOutcome:
+def _answer(custom_id: str, body: object) -> ItemOutcome:
+    document, logprobs = split_logprobs(body) if isinstance(body, dict) else (body, None)
     try:
-        completion = ChatCompletion.model_validate(body)
+        completion = ChatCompletion.model_validate(document)
     except ValidationError:
         return ItemOutcome(
             custom_id, error=ProviderServerError("the OpenAI batch answer is malformed")
@@ -164,6 +166,12 @@ def _answer(custom_id: str, body: dict[str, Any]) -> ItemOutcome:
         return ItemOutcome(custom_id, ChatReply(None, completion.model, **tokens))
     choice = completion.choices[0]
     if choice.finish_reason == "content_filter" or choice.message.refusal:
-        error = ContentPolicyError("the model refused to judge the content", details=tokens)
+        error = ContentPolicyError("the model refused to judge the content", details=dict(tokens))
         return ItemOutcome(custom_id, error=error)
-    return ItemOutcome(custom_id, ChatReply(choice.message.content, completion.model, **tokens))
+    reply = ChatReply(
+        choice.message.content,
+        completion.model,
+        **tokens,
+        logprobs=logprobs,
+    )
+    return ItemOutcome(custom_id, reply)

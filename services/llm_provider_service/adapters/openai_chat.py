@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import openai
+import structlog
 from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
+from pydantic import ValidationError
 
 from llm_provider_service.adapters.status_errors import error_for_status
-from llm_provider_service.application.ports import ChatReply, ChatRequest
+from llm_provider_service.application.ports import ChatReply, ChatRequest, ReplyTokens
 from llm_provider_service.domain.errors import (
     ContentPolicyError,
     JudgeError,
     ProviderServerError,
     ProviderTimeoutError,
 )
+from llm_provider_service.domain.verdict_probability import (
+    TokenAlternative,
+    TokenLogprob,
+    verdict_offset,
+)
+
+log = structlog.get_logger(__name__)
 
 _CONTENT_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy")
 
@@ -51,16 +63,39 @@ def translate_openai_error(exc: openai.OpenAIError) -> JudgeError:
     return ProviderServerError(f"OpenAI SDK error: {type(exc).__name__}")
 
 
+def refuses_logprobs(exc: openai.APIStatusError) -> bool:
+    """Whether the API refused the call for asking for log-probabilities (reasoning models:
+    400 `unsupported_parameter` for `logprobs`, or 403 "not allowed to request logprobs")."""
+    if exc.status_code not in {400, 403}:
+        return False
+    param = str(getattr(exc, "param", "") or "")
+    return param in {"logprobs", "top_logprobs"} or "logprobs" in str(exc.message).lower()
+
+
 class OpenAIChatModel:
-    """Structured-output chat completions through `openai.AsyncOpenAI`."""
+    """Structured-output chat completions through `openai.AsyncOpenAI`.
+
+    A call that asks for log-probabilities (`ChatRequest.top_logprobs`) of a model that refuses
+    them is sent again once without them, and the model is remembered (for this process), so
+    its later calls do not ask: its verdicts then carry no probability."""
 
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
+        self._refusing_logprobs: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> ChatReply:
-        """One call with a JSON-schema `response_format`; the answer is the first choice's text."""
+        """One call with a JSON-schema `response_format`; the answer is the first choice's text
+        (with its tokens' log-probabilities when asked for)."""
+        if request.top_logprobs is not None and request.model in self._refusing_logprobs:
+            request = dataclasses.replace(request, top_logprobs=None)
         try:
-            response = await self._client.chat.completions.create(**chat_completion_body(request))
+            response, logprobs = await self._create(request)
+        except openai.APIStatusError as exc:
+            if request.top_logprobs is None or not refuses_logprobs(exc):
+                raise translate_openai_error(exc) from None
+            self._refusing_logprobs.add(request.model)
+            log.warning("openai_logprobs_refused", model=request.model, status=exc.status_code)
+            return await self.complete(dataclasses.replace(request, top_logprobs=None))
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc) from None
         tokens = usage_tokens(response.usage)
@@ -68,8 +103,28 @@ class OpenAIChatModel:
             return ChatReply(None, response.model, **tokens)
         choice = response.choices[0]
         if choice.finish_reason == "content_filter" or choice.message.refusal:
-            raise ContentPolicyError("the model refused to judge the content", details=tokens)
-        return ChatReply(choice.message.content, response.model or request.model, **tokens)
+            raise ContentPolicyError("the model refused to judge the content", details=dict(tokens))
+        return ChatReply(
+            choice.message.content, response.model or request.model, **tokens, logprobs=logprobs
+        )
+
+    async def _create(
+        self, request: ChatRequest
+    ) -> tuple[ChatCompletion, tuple[TokenLogprob, ...] | None]:
+        """The completion, and with log-probabilities asked for, the leading answer tokens'
+        (read from the raw JSON, the completion built without them)."""
+        body = chat_completion_body(request)
+        if request.top_logprobs is None:
+            return await self._client.chat.completions.create(**body), None
+        raw = await self._client.chat.completions.with_raw_response.create(**body)
+        try:
+            document = json.loads(raw.content)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise ProviderServerError("the OpenAI API answered with something other than JSON")
+        completion, logprobs = split_logprobs(document)
+        return ChatCompletion.model_construct(**completion), logprobs
 
 
 def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
@@ -91,10 +146,56 @@ def chat_completion_body(request: ChatRequest) -> dict[str, Any]:
         body["temperature"] = request.temperature
     if request.cache_key is not None:
         body["prompt_cache_key"] = request.cache_key
+    if request.top_logprobs is not None:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.top_logprobs
     return body
 
 
-def usage_tokens(usage: CompletionUsage | None) -> dict[str, int]:
+def split_logprobs(
+    document: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[TokenLogprob, ...] | None]:
+    """A chat completion's JSON (a synchronous answer's or a batch result's body) without its
+    first choice's `logprobs`, and the answer tokens up to the verdict letter read from them
+    with the SDK's `ChatCompletionTokenLogprob` (None: none, malformed, or no verdict first).
+
+    Only those few leading tokens are read: the rest (about 90 tokens x (1 + top_logprobs)
+    entries, some 30 kB of JSON per verdict) would cost several times the CPU of the rest of the
+    response as SDK objects, and no probability is read from them."""
+    choices = document.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return document, None
+    first = dict(choices[0])
+    logprobs = first.pop("logprobs", None)
+    completion = {**document, "choices": [first, *choices[1:]]}
+    message = first.get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    verdict_at = verdict_offset(text) if isinstance(text, str) else None
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if verdict_at is None or not isinstance(content, list):
+        return completion, None
+    leading: list[ChatCompletionTokenLogprob] = []
+    covered = 0
+    try:
+        for entry in content:
+            token = ChatCompletionTokenLogprob.model_validate(entry)
+            leading.append(token)
+            covered += len(token.token)
+            if covered > verdict_at:
+                break
+    except ValidationError:
+        return completion, None
+    return completion, tuple(
+        TokenLogprob(
+            token.token,
+            token.logprob,
+            tuple(TokenAlternative(top.token, top.logprob) for top in token.top_logprobs),
+        )
+        for token in leading
+    )
+
+
+def usage_tokens(usage: CompletionUsage | None) -> ReplyTokens:
     """Token counts of a completion's usage (a batch result's too); `prompt_tokens` already
     includes the cached ones (`prompt_tokens_details.cached_tokens`). OpenAI charges nothing
     extra for cache writes."""

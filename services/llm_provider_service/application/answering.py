@@ -35,6 +35,7 @@ from llm_provider_service.metrics import (
     REQUESTS,
     TOKENS,
     UNPRICED_RESULTS,
+    VERDICT_PROBABILITIES,
 )
 
 log = structlog.get_logger(__name__)
@@ -87,12 +88,16 @@ class RequestAnswerer:
         usage = self._record(
             "comparison", resolved, "success", latency, judgement.usage, suspected, judgement.model
         )
+        count_verdict_probability(
+            resolved.provider.value, CostMode.SYNC, judgement.probability_essay_a_better
+        )
         return LLMComparisonResultV1(
             **common,
             model=judgement.model,
             winner=judgement.answer.winner,
             justification=judgement.answer.justification,
             confidence=judgement.answer.confidence,
+            probability_essay_a_better=judgement.probability_essay_a_better,
             prompt_sha256=judgement.prompt.sha256,
             prompt_version=judgement.prompt.version,
             latency_ms=int(latency * 1000),
@@ -262,6 +267,13 @@ def count_usage(provider: str, model: str, usage: TokenUsage, mode: str) -> None
         UNPRICED_RESULTS.labels(**labels).inc()
     else:
         ESTIMATED_COST.labels(**labels).inc(usage.estimated_cost_usd)
+
+
+def count_verdict_probability(provider: str, mode: str, probability: float | None) -> None:
+    """Count a verdict as carrying the judge's probability or not (a compatible server that
+    returns no logprobs, a refusing model, Anthropic)."""
+    outcome = "absent" if probability is None else "present"
+    VERDICT_PROBABILITIES.labels(provider=provider, mode=str(mode), outcome=outcome).inc()
 
 
 def cited_passages(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:

@@ -19,8 +19,17 @@ from common_core.events.llm import (
     RubricScores,
     TokenUsage,
 )
-from llm_provider_service.application.answering import cited_passages, count_usage, price_usage
-from llm_provider_service.application.judging import comparison_prompt, rubric_prompt
+from llm_provider_service.application.answering import (
+    cited_passages,
+    count_usage,
+    count_verdict_probability,
+    price_usage,
+)
+from llm_provider_service.application.judging import (
+    comparison_probability,
+    comparison_prompt,
+    rubric_prompt,
+)
 from llm_provider_service.application.ports import ChatReply, ItemOutcome, QueuedRequest
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.answers import parse_comparison_answer, parse_rubric_answer
@@ -73,6 +82,11 @@ class BatchCallback:
         if self.suspected:
             INJECTION_SUSPECTED.labels(kind=item.kind).inc()
         count_usage(item.provider, item.model, self.envelope.data.usage, CostMode.BATCH)
+        result = self.envelope.data
+        if isinstance(result, LLMComparisonResultV1) and not result.is_error:
+            count_verdict_probability(
+                item.provider, CostMode.BATCH, result.probability_essay_a_better
+            )
 
 
 class BatchCallbacks:
@@ -158,6 +172,7 @@ def _verdict(
             "winner": comparison.winner,
             "justification": comparison.justification,
             "confidence": comparison.confidence,
+            "probability_essay_a_better": comparison_probability(reply, comparison),
         }
     rubric = parse_rubric_answer(reply.text)
     return {

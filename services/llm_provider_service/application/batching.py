@@ -117,6 +117,7 @@ def chat_request(item: QueuedRequest, settings: Settings) -> ChatRequest:
         temperature=config.temperature,
         max_tokens=config.max_tokens or settings.max_tokens(item.kind),
         cache_terms=terms(item.model) if terms is not None else None,
+        top_logprobs=settings.verdict_top_logprobs(provider),
     )
 
 

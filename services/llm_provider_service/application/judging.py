@@ -15,6 +15,7 @@ from common_core.events.llm import LLMComparisonRequestV1, LLMRubricRequestV1, T
 from llm_provider_service.application.ports import (
     AnswerT,
     ChatModel,
+    ChatReply,
     ChatRequest,
     Judgement,
     ModelChoice,
@@ -37,6 +38,7 @@ from llm_provider_service.domain.prompts import (
     render_comparison_prompt,
     render_rubric_prompt,
 )
+from llm_provider_service.domain.verdict_probability import probability_essay_a_better
 from llm_provider_service.metrics import PROVIDER_ATTEMPTS
 
 log = structlog.get_logger(__name__)
@@ -71,12 +73,16 @@ class PromptCall:
     prompt: RenderedPrompt
     schema_name: str
     schema: dict[str, Any]
+    # A comparison: its answer starts with the verdict token (whose log-probabilities count).
+    is_comparison: bool = False
 
 
 def prompt_call(request: LLMComparisonRequestV1 | LLMRubricRequestV1) -> PromptCall:
     """The prompt and answer schema of a request (a synchronous call's or a batch item's)."""
     if isinstance(request, LLMComparisonRequestV1):
-        return PromptCall(comparison_prompt(request), "comparison_verdict", COMPARISON_SCHEMA)
+        return PromptCall(
+            comparison_prompt(request), "comparison_verdict", COMPARISON_SCHEMA, is_comparison=True
+        )
     if request.reference_passages:
         return PromptCall(rubric_prompt(request), "grounded_rubric_scores", GROUNDED_RUBRIC_SCHEMA)
     return PromptCall(rubric_prompt(request), "rubric_scores", RUBRIC_SCHEMA)
@@ -89,8 +95,10 @@ def build_chat_request(
     temperature: float | None,
     max_tokens: int,
     cache_terms: CacheTerms | None,
+    top_logprobs: int | None = None,
 ) -> ChatRequest:
-    """The chat call of a prompt, with its cache plan (None: caching off); the one way both
+    """The chat call of a prompt, with its cache plan (None: caching off) and, for a
+    comparison, the verdict's log-probabilities when `top_logprobs` is given; the one way both
     synchronous calls and batch items are built, so both carry the same cache hints."""
     breakpoints: tuple[int, ...] = ()
     cache_key = None
@@ -111,7 +119,14 @@ def build_chat_request(
         max_tokens=max_tokens,
         cache_breakpoints=breakpoints,
         cache_key=cache_key,
+        top_logprobs=top_logprobs if call.is_comparison else None,
     )
+
+
+def comparison_probability(reply: ChatReply, answer: ComparisonAnswer) -> float | None:
+    """P(essay A is better) from the verdict token of a reply (a synchronous call's or a batch
+    item's); None without log-probabilities or when the verdict's token cannot be found."""
+    return probability_essay_a_better(reply.text, answer.winner, reply.logprobs)
 
 
 def _rubric_text(rubric: Any) -> str:
@@ -146,7 +161,13 @@ class HeuristicJudge:
             justification=verdict.justification,
             confidence=verdict.confidence,
         )
-        return Judgement(answer, choice.model, comparison_prompt(request), TokenUsage())
+        return Judgement(
+            answer,
+            choice.model,
+            comparison_prompt(request),
+            TokenUsage(),
+            probability_essay_a_better=verdict.probability_essay_a_better,
+        )
 
     async def score(
         self, request: LLMRubricRequestV1, choice: ModelChoice
@@ -184,19 +205,26 @@ class ChatJudge:
         *,
         parse_attempts: int = 2,
         cache_terms: Callable[[str], CacheTerms] | None = None,
+        top_logprobs: int | None = None,
     ) -> None:
         """`cache_terms(model)`: what prompt caching costs for the model (its minimum prefix,
-        its write and read prices); None turns prompt caching off."""
+        its write and read prices); None turns prompt caching off. `top_logprobs`: ask for the
+        verdict's log-probabilities with this many alternatives (None: the provider has none,
+        or they are off)."""
         self._provider = provider
         self._chat = chat
         self._parse_attempts = parse_attempts
         self._cache_terms = cache_terms
+        self._top_logprobs = top_logprobs
 
     async def compare(
         self, request: LLMComparisonRequestV1, choice: ModelChoice
     ) -> Judgement[ComparisonAnswer]:
-        """Ask the model which essay is better."""
-        return await self._ask(prompt_call(request), choice, parse_comparison_answer)
+        """Ask the model which essay is better (and, from the verdict token's
+        log-probabilities, how likely essay A is the better one)."""
+        return await self._ask(
+            prompt_call(request), choice, parse_comparison_answer, comparison_probability
+        )
 
     async def score(
         self, request: LLMRubricRequestV1, choice: ModelChoice
@@ -205,7 +233,11 @@ class ChatJudge:
         return await self._ask(prompt_call(request), choice, parse_rubric_answer)
 
     async def _ask(
-        self, prompt: PromptCall, choice: ModelChoice, parse: Callable[[str | None], AnswerT]
+        self,
+        prompt: PromptCall,
+        choice: ModelChoice,
+        parse: Callable[[str | None], AnswerT],
+        probability: Callable[[ChatReply, AnswerT], float | None] | None = None,
     ) -> Judgement[AnswerT]:
         terms = self._cache_terms(choice.model) if self._cache_terms is not None else None
         call = build_chat_request(
@@ -214,6 +246,7 @@ class ChatJudge:
             temperature=choice.temperature,
             max_tokens=choice.max_tokens,
             cache_terms=terms,
+            top_logprobs=self._top_logprobs,
         )
         spent: Counter[str] = Counter()
         last_error: MalformedAnswerError | None = None
@@ -233,7 +266,11 @@ class ChatJudge:
                 last_error = exc
                 continue
             return Judgement(
-                answer, reply.model or choice.model, prompt.prompt, TokenUsage(**spent)
+                answer,
+                reply.model or choice.model,
+                prompt.prompt,
+                TokenUsage(**spent),
+                probability(reply, answer) if probability is not None else None,
             )
         assert last_error is not None
         raise MalformedAnswerError(

@@ -127,7 +127,12 @@ def build_panel(
             name.value, chat, breaker=breaker, limiter=budget, policy=policy
         )
         terms = model_cache_terms(settings, name) if settings.llm_prompt_caching else None
-        judge = ChatJudge(name.value, resilient, cache_terms=terms)
+        judge = ChatJudge(
+            name.value,
+            resilient,
+            cache_terms=terms,
+            top_logprobs=settings.verdict_top_logprobs(name),
+        )
         seats[name] = PanelSeat(name, judge, breaker, limits)
     return JudgePanel(settings, seats)
 

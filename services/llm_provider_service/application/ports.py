@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 from uuid import UUID
 
 from common_core.events.envelope import EventEnvelope
@@ -16,6 +16,7 @@ from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
 from llm_provider_service.domain.batches import BatchEnd
 from llm_provider_service.domain.errors import JudgeError
 from llm_provider_service.domain.prompts import RenderedPrompt
+from llm_provider_service.domain.verdict_probability import TokenLogprob
 
 AnswerT = TypeVar("AnswerT", ComparisonAnswer, RubricAnswer)
 
@@ -37,6 +38,9 @@ class Judgement(Generic[AnswerT]):
     model: str
     prompt: RenderedPrompt
     usage: TokenUsage
+    # A comparison's P(essay A is better) from the judge itself (the verdict token's
+    # log-probabilities, the heuristic's calibrated margin); None when it gives none.
+    probability_essay_a_better: float | None = None
 
 
 class Judge(Protocol):
@@ -71,6 +75,18 @@ class ChatRequest:
     # breakpoint); `cache_key` is OpenAI's `prompt_cache_key` (None = caching off).
     cache_breakpoints: tuple[int, ...] = ()
     cache_key: str | None = None
+    # Log-probabilities of the answer tokens with this many alternatives per position (OpenAI
+    # `logprobs`/`top_logprobs`; a provider without them ignores it); None: not asked for.
+    top_logprobs: int | None = None
+
+
+class ReplyTokens(TypedDict, total=False):
+    """A reply's token counts as an SDK adapter reads them from the provider's usage."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    cache_write_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,8 @@ class ChatReply:
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cache_write_tokens: int = 0
+    # The answer tokens with their log-probabilities, when asked for and returned.
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class ChatModel(Protocol):

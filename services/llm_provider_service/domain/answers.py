@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from common_core.events.llm import ComparisonWinner
 from common_core.limits import clean_text
 from llm_provider_service.domain.errors import MalformedAnswerError
+from llm_provider_service.domain.verdict_probability import VERDICT_LETTERS
 
 _MAX_ANSWER_TEXT = 4000
 
@@ -21,8 +22,16 @@ def _storable(value: object) -> object:
     return clean_text(value, _MAX_ANSWER_TEXT) if isinstance(value, str) else value
 
 
+def _verdict(value: object) -> object:
+    """The verdict letter of prompt comparison_v2 ("A"/"B") as the winner; comparison_v1's
+    "essay_a"/"essay_b" still parse (a batch submitted before an upgrade, a server that ignores
+    the schema)."""
+    return VERDICT_LETTERS.get(value, value) if isinstance(value, str) else value
+
+
 class ComparisonAnswer(BaseModel):
-    """A model's verdict on a pair."""
+    """A model's verdict on a pair (only what the model wrote: a probability read from the
+    verdict token's log-probabilities is the judge's, never the answer text's)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -30,6 +39,7 @@ class ComparisonAnswer(BaseModel):
     justification: str = Field(min_length=1, max_length=_MAX_ANSWER_TEXT)
     confidence: int = Field(ge=1, le=5)
 
+    _winner_letter = field_validator("winner", mode="before")(_verdict)
     _clean_justification = field_validator("justification", mode="before")(_storable)
 
 
@@ -60,10 +70,12 @@ class RubricAnswer(BaseModel):
 
 _LEVEL = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
 
+# The verdict comes first and is one letter: one token at a known place of the answer, whose
+# log-probabilities are the judge's probability (domain/verdict_probability.py).
 COMPARISON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "winner": {"type": "string", "enum": ["essay_a", "essay_b"]},
+        "winner": {"type": "string", "enum": list(VERDICT_LETTERS)},
         "justification": {"type": "string"},
         "confidence": _LEVEL,
     },

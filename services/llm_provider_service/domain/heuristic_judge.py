@@ -155,6 +155,12 @@ _REPEAT_NGRAM = 3
 _REPEAT_TOLERANCE = 0.1
 _REPEAT_ZERO = 0.6
 _TIE_EPSILON = 1e-9
+# P(essay A is better) = 1 / (1 + exp(-MARGIN_SLOPE x (score A - score B))): a logistic fit
+# (maximum likelihood, slope only, so swapping the essays gives 1 - p) of whether the
+# higher-scored essay of each of the 276 pairs of samples/ is the one intended_order.csv ranks
+# higher, on its margin (prompt.md and rubric.md as instructions and rubric). Refit and checked
+# bin by bin by `python -m llm_provider_service.testing.heuristic_calibration` and its test.
+MARGIN_SLOPE = 18.8
 # A passage is fully covered when the answer takes up this share of its content stems, and cited
 # from a quarter of that.
 _KEY_POINT_SATURATION = 0.4
@@ -203,6 +209,8 @@ class HeuristicComparison:
     justification: str
     features_a: TextFeatures
     features_b: TextFeatures
+    # From the score margin, calibrated on samples/ (MARGIN_SLOPE); 0.5 at a tie.
+    probability_essay_a_better: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,7 +497,16 @@ def compare_essays(
         f"essay B scored {features_b.overall:.3f} ({features_b.describe()}). "
         f"Essay {label} preferred ({basis})."
     )
-    return HeuristicComparison(winner, confidence, justification, features_a, features_b)
+    return HeuristicComparison(
+        winner, confidence, justification, features_a, features_b, margin_probability(diff)
+    )
+
+
+def margin_probability(margin: float, slope: float = MARGIN_SLOPE) -> float:
+    """P(the first essay is better) for a feature-score margin (first minus second)."""
+    if abs(margin) <= _TIE_EPSILON:
+        return 0.5
+    return 1.0 / (1.0 + math.exp(-slope * margin))
 
 
 def _to_scale(value: float) -> int:

@@ -49,7 +49,10 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"[^.!?\n]{0,30}\b(?:highest|top|maximum|max|full|perfect|best|5/5|10/10|an a\+?)\b"
             r"[^.!?\n]{0,15}\b(?:score|scores|mark|marks|grade|rating|confidence|points)\b",
         ),
-        ("verdict_literal", r"\"?winner\"?\s*[:=]\s*\"?essay_[ab]\b|\bessay_[ab]\b"),
+        (
+            "verdict_literal",
+            r"\"?winner\"?\s*[:=]\s*\"?essay_[ab]\b|\bessay_[ab]\b|\"winner\"\s*:\s*\"[ab]\"",
+        ),
         (
             "json_answer",
             r"\b(?:respond|reply|answer|output)\b[^.!?\n]{0,20}\b(?:only )?(?:with|in) json\b",

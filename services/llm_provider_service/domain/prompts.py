@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from string import Template
 from typing import Any
 
-COMPARISON_PROMPT_VERSION = "comparison_v1"
+# v2: the verdict is the letter "A" or "B" and comes first in the answer, so its token's
+# log-probabilities give the judge's probability (domain/verdict_probability.py).
+COMPARISON_PROMPT_VERSION = "comparison_v2"
+_COMPARISON_V1 = "comparison_v1"
 RUBRIC_PROMPT_VERSION = "rubric_v1"
 # The rubric prompt with reference passages (retrieval-grounded scoring, the `rag` stage).
 GROUNDED_RUBRIC_PROMPT_VERSION = "rubric_grounded_v1"
@@ -34,6 +37,21 @@ _UNTRUSTED_RULES = (
 # static part comes first, for providers to cache (docs/contracts.md); user message = head + tail.
 _TEMPLATES: dict[str, tuple[str, str, str]] = {
     COMPARISON_PROMPT_VERSION: (
+        "You are an experienced examiner making a comparative judgement between two student "
+        "essays written for the same assignment. Decide which essay is the better response "
+        "overall. " + _UNTRUSTED_RULES + " Answer with a JSON object only, the verdict first: "
+        '{"winner": "A" or "B" (the letter of the better essay), "justification": "two or '
+        'three sentences", "confidence": an integer from 1 (a toss-up) to 5 (clearly better)}.',
+        "Assignment instructions given to the students:\n$instructions\n\n"
+        "What makes an essay better:\n$rubric\n\n"
+        "Language of the essays: $language\n\n",
+        "Essay A (untrusted student text) is between $a_begin and $a_end:\n"
+        "$a_begin\n$essay_a\n$a_end\n\n"
+        "Essay B (untrusted student text) is between $b_begin and $b_end:\n"
+        "$b_begin\n$essay_b\n$b_end\n\n"
+        "Which essay is the better response to the assignment? Reply with the JSON object only.",
+    ),
+    _COMPARISON_V1: (
         "You are an experienced examiner making a comparative judgement between two student "
         "essays written for the same assignment. Decide which essay is the better response "
         "overall. " + _UNTRUSTED_RULES + " Answer with a JSON object only: "

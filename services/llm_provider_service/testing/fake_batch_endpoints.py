@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llm_provider_service.testing.fake_logprobs import choice_logprobs
+
 # (status, body, content type) of one HTTP answer.
 RawReply = tuple[int, bytes, str]
 ItemStatus = Callable[[str, int], int | None]
-Answer = Callable[[dict[str, Any]], str]
+Answer = Callable[[dict[str, Any]], "FakeAnswer"]
 # The usage object of one item (the path of its synchronous twin, its body), billed when it runs.
 Bill = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -38,6 +40,15 @@ _JSON = "application/json"
 _BATCH_PATH = re.compile(r"^/v1/batches/([^/?]+)(/cancel)?$")
 _FILE_CONTENT = re.compile(r"^/v1/files/([^/?]+)/content$")
 _MESSAGE_BATCH = re.compile(r"^/v1/messages/batches/([^/?]+)(/cancel|/results)?$")
+
+
+@dataclass(frozen=True)
+class FakeAnswer:
+    """A batch item's answer text and the judge's P(essay A is better) (None: certain), which
+    the item's `logprobs` carry when its body asks for them."""
+
+    content: str
+    probability: float | None = None
 
 
 def no_item_errors(_custom_id: str, _index: int) -> int | None:
@@ -273,6 +284,12 @@ class FakeBatchEndpoints:
         batch.results = results
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.answer(body)
+        logprobs = None
+        if body.get("logprobs"):
+            logprobs = choice_logprobs(
+                answer.content, answer.probability, int(body.get("top_logprobs") or 0)
+            )
         return {
             "id": "chatcmpl-fake-batch",
             "object": "chat.completion",
@@ -281,9 +298,9 @@ class FakeBatchEndpoints:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": self.answer(body), "refusal": None},
+                    "message": {"role": "assistant", "content": answer.content, "refusal": None},
                     "finish_reason": "stop",
-                    "logprobs": None,
+                    "logprobs": logprobs,
                 }
             ],
             "usage": self.bill("/v1/chat/completions", body),
@@ -295,7 +312,7 @@ class FakeBatchEndpoints:
             "type": "message",
             "role": "assistant",
             "model": params.get("model", "fake-model"),
-            "content": [{"type": "text", "text": self.answer(params)}],
+            "content": [{"type": "text", "text": self.answer(params).content}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": self.bill("/v1/messages", params),

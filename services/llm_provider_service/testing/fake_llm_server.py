@@ -3,8 +3,10 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies) for the official SDKs:
 `POST /v1/chat/completions` (OpenAI) and `POST /v1/messages` (Anthropic). Each request is
 answered by a script: a good structured answer by default, or a scripted status, delay,
-`Retry-After`, or malformed model text. Usage is counted from the prompt text, with prompt-cache
-hits and writes as the providers report them (`FakePromptCache`). The batch APIs (OpenAI files +
+`Retry-After`, or malformed model text. An OpenAI call that asks for `logprobs` gets them in
+OpenAI's shape, the verdict letter's carrying the script's `probability` (`fake_logprobs.py`).
+Usage is counted from the prompt text, with prompt-cache hits and writes as the providers report
+them (`FakePromptCache`). The batch APIs (OpenAI files +
 batches, Anthropic message batches) are served by `fake_batch_endpoints.py`, scripted by a
 `BatchScript`. Run it alone with
 `python -m llm_provider_service.testing.fake_llm_server --port 8990 --delay 0.2`.
@@ -21,7 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_provider_service.testing.fake_batch_endpoints import BatchScript, FakeBatchEndpoints
+from llm_provider_service.testing.fake_batch_endpoints import (
+    BatchScript,
+    FakeAnswer,
+    FakeBatchEndpoints,
+)
+from llm_provider_service.testing.fake_logprobs import choice_logprobs
 
 _REASONS = {
     200: "OK",
@@ -36,13 +43,18 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class FakeReply:
-    """How to answer one request. `content` None means a good answer to whatever was asked."""
+    """How to answer one request. `content` None means a good answer to whatever was asked
+    (for a comparison: essay A wins, or B when `probability` is below 0.5). `probability` is
+    the judge's P(essay A is better), carried by the verdict token's log-probabilities when
+    the request asks for them (OpenAI); None: the judge is certain of its verdict."""
 
     status: int = 200
     content: str | None = None
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     error_code: str | None = None
+    error_message: str | None = None
+    probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,16 +91,18 @@ GROUNDED_CITATION = "kp-1"
 FAKE_COMPLETION_TOKENS = 75
 
 
-def good_content(request: ReceivedRequest) -> str:
-    """A valid model answer for the kind of request."""
+def good_content(request: ReceivedRequest, probability: float | None = None) -> str:
+    """A valid model answer for the kind of request (a comparison's verdict first, as the
+    prompt asks: essay A wins unless `probability` is below 0.5)."""
     if request.is_comparison:
+        winner, other = ("B", "A") if probability is not None and probability < 0.5 else ("A", "B")
         return json.dumps(
             {
-                "winner": "essay_a",
+                "winner": winner,
                 "justification": (
-                    "Essay A develops its argument with specific evidence and explains how "
-                    "each example supports its claim. Essay B states a clear position but "
-                    "relies on assertion, and its paragraphs do not build on one another."
+                    f"Essay {winner} develops its argument with specific evidence and explains "
+                    f"how each example supports its claim. Essay {other} states a clear position "
+                    "but relies on assertion, and its paragraphs do not build on one another."
                 ),
                 "confidence": 4,
             }
@@ -103,8 +117,20 @@ def good_content(request: ReceivedRequest) -> str:
     return json.dumps(answer)
 
 
+def openai_choice_logprobs(
+    body: dict[str, Any], content: str, probability: float | None
+) -> dict[str, Any] | None:
+    """A choice's `logprobs` as OpenAI returns them: only when the call asked for them."""
+    if not body.get("logprobs"):
+        return None
+    return choice_logprobs(content, probability, int(body.get("top_logprobs") or 0))
+
+
 def _openai_body(
-    request: ReceivedRequest, content: str, usage: dict[str, Any] | None = None
+    request: ReceivedRequest,
+    content: str,
+    usage: dict[str, Any] | None = None,
+    probability: float | None = None,
 ) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
@@ -116,7 +142,7 @@ def _openai_body(
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None},
                 "finish_reason": "stop",
-                "logprobs": None,
+                "logprobs": openai_choice_logprobs(request.body, content, probability),
             }
         ],
         "usage": usage or openai_usage(request.body, cached_tokens=0),
@@ -139,7 +165,7 @@ def _anthropic_body(
 
 
 def _error_body(request: ReceivedRequest, reply: FakeReply) -> dict[str, Any]:
-    message = f"fake error {reply.status}"
+    message = reply.error_message or f"fake error {reply.status}"
     if request.path.endswith("/messages"):
         kind = {401: "authentication_error", 429: "rate_limit_error"}.get(reply.status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
@@ -336,14 +362,18 @@ class FakeLLMServer:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    def _batch_answer(self, body: dict[str, Any]) -> str:
-        """A batch item's answer: the script's content when it scripts one for the request (a
-        judge), else a good answer (batch-level failures are the `BatchScript`'s)."""
+    def _batch_answer(self, body: dict[str, Any]) -> FakeAnswer:
+        """A batch item's answer: the script's content and probability when it scripts one for
+        the request (a judge), else a good answer (batch-level failures are the
+        `BatchScript`'s)."""
         request = ReceivedRequest("", {}, body, time.monotonic())
         reply = self.script(request, len(self.received))
-        if reply.status == 200 and reply.content is not None:
-            return reply.content
-        return good_content(request)
+        if reply.status != 200:
+            return FakeAnswer(good_content(request))
+        content = (
+            reply.content if reply.content is not None else good_content(request, reply.probability)
+        )
+        return FakeAnswer(content, reply.probability)
 
     def _bill_batch_item(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The usage of one batch item, billed like a synchronous call that ran just then."""
@@ -446,11 +476,13 @@ class FakeLLMServer:
         request: ReceivedRequest, reply: FakeReply, usage: dict[str, Any] | None = None
     ) -> bytes:
         if reply.status == 200:
-            content = reply.content if reply.content is not None else good_content(request)
+            content = reply.content
+            if content is None:
+                content = good_content(request, reply.probability)
             if request.path.endswith("/messages"):
                 body = _anthropic_body(request, content, usage)
             else:
-                body = _openai_body(request, content, usage)
+                body = _openai_body(request, content, usage, reply.probability)
         else:
             body = _error_body(request, reply)
         payload = json.dumps(body).encode()

@@ -208,6 +208,109 @@ class TestGoodAnswers:
             assert json.dumps(passage.text)[1:-1] in wire
 
 
+def _refuse_logprobs(status: int, message: str) -> Any:
+    """A reasoning model's (o4-mini's) answer to a call asking for log-probabilities; a good
+    one else."""
+
+    def script(request: Any, _index: int) -> FakeReply:
+        if request.body.get("logprobs") and request.body["model"] == "o4-mini":
+            return FakeReply(status=status, error_message=message, error_code="unsupported")
+        return FakeReply(probability=0.9)
+
+    return script
+
+
+class TestVerdictProbabilities:
+    @pytest.mark.parametrize(("probability", "winner"), [(0.73, "essay_a"), (0.2, "essay_b")])
+    async def test_openai_verdict_token_logprobs_become_the_probability_of_essay_a(
+        self, server: FakeLLMServer, make_harness: Any, probability: float, winner: str
+    ) -> None:
+        server.script = scripted(then=FakeReply(probability=probability))
+        labels = {"provider": "openai", "mode": "sync", "outcome": "present"}
+        before = _sample("huleedu_llm_verdict_probabilities_total", **labels)
+        result = await make_harness().compare()
+        assert result.winner is ComparisonWinner(winner)
+        assert result.probability_essay_a_better == pytest.approx(probability)
+        assert _sample("huleedu_llm_verdict_probabilities_total", **labels) == before + 1
+        [request] = server.received
+        assert (request.body["logprobs"], request.body["top_logprobs"]) == (True, 5)
+
+    async def test_an_answer_without_a_verdict_letter_first_has_no_probability(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        verdict = {"winner": "essay_a", "justification": "A argues better.", "confidence": 3}
+        server.script = scripted(then=FakeReply(content=json.dumps(verdict), probability=0.7))
+        result = await make_harness().compare()
+        assert result.winner is ComparisonWinner.ESSAY_A
+        assert result.probability_essay_a_better is None
+
+    async def test_logprobs_off_asks_for_none_and_gives_none(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(probability=0.6))
+        result = await make_harness(llm_openai_logprobs=False).compare()
+        assert result.winner is ComparisonWinner.ESSAY_A
+        assert result.probability_essay_a_better is None
+        assert "logprobs" not in server.received[0].body
+
+    async def test_anthropic_gives_no_probability_and_its_confidence_is_not_one(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(probability=0.9))
+        labels = {"provider": "anthropic", "mode": "sync", "outcome": "absent"}
+        before = _sample("huleedu_llm_verdict_probabilities_total", **labels)
+        result = await make_harness().compare(LLMProviderName.ANTHROPIC)
+        assert (result.winner, result.confidence) == (ComparisonWinner.ESSAY_A, 4)
+        assert result.probability_essay_a_better is None
+        assert _sample("huleedu_llm_verdict_probabilities_total", **labels) == before + 1
+        assert "logprobs" not in server.received[0].body
+
+    async def test_rubric_calls_ask_for_no_logprobs(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        request = LLMRubricRequestV1(
+            request_id=uuid.uuid4(),
+            answer_text="An answer.",
+            callback_topic="r",
+            llm_config=LLMConfig(provider=LLMProviderName.OPENAI),
+        )
+        await make_harness().answerer.answer_rubric(request, uuid.uuid4())
+        assert "logprobs" not in server.received[0].body
+
+    @pytest.mark.parametrize(
+        ("status", "message"),
+        [
+            (400, "Unsupported parameter: 'logprobs' is not supported with this model."),
+            (403, "You are not allowed to request logprobs from this model"),
+        ],
+    )
+    async def test_a_model_refusing_logprobs_is_asked_again_without_them_and_remembered(
+        self, server: FakeLLMServer, make_harness: Any, status: int, message: str
+    ) -> None:
+        server.script = _refuse_logprobs(status, message)
+        harness = make_harness()
+        first = await harness.compare(model="o4-mini")
+        second = await harness.compare(model="o4-mini")
+        assert first.winner is second.winner is ComparisonWinner.ESSAY_A
+        assert first.probability_essay_a_better is None
+        assert second.probability_essay_a_better is None
+        asked = [bool(request.body.get("logprobs")) for request in server.received]
+        assert asked == [True, False, False]
+        # Another model still asks.
+        third = await harness.compare(model="gpt-4o-mini")
+        assert third.error_detail is None
+        assert server.received[-1].body.get("logprobs") is True
+
+    async def test_a_bad_request_unrelated_to_logprobs_is_still_a_validation_error(
+        self, server: FakeLLMServer, make_harness: Any
+    ) -> None:
+        server.script = scripted(then=FakeReply(status=400, error_message="bad schema"))
+        result = await make_harness().compare()
+        assert result.error_detail is not None
+        assert result.error_detail.code is ErrorCode.VALIDATION
+        assert len(server.received) == 1
+
+
 # A rubric long enough to make the static prefix cacheable for Sonnet and GPT models
 # (about 3,500 tokens).
 LONG_RUBRIC = " ".join(

@@ -5,6 +5,7 @@ the right codes; a submission whose answer was lost is reconciled, never submitt
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ from llm_provider_service.application.ports import BatchAPI, BatchCall
 from llm_provider_service.config import Settings
 from llm_provider_service.entrypoints.runtime import VERSIONS_DIR
 from llm_provider_service.testing.fake_batch_endpoints import BatchScript
-from llm_provider_service.testing.fake_llm_server import FakeLLMServer
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, ReceivedRequest
 from llm_provider_service.testing.requests import comparison_envelope
+from llm_provider_service.testing.sample_essays import ORDINARY_ESSAYS
 
 pytestmark = pytest.mark.integration
 
@@ -223,6 +225,40 @@ class TestItemErrorsAndEndings:
             assert error is not None
             assert error.code is ErrorCode.VALIDATION
             assert not error.retryable
+
+
+# The fake judge's probability that essay A is better, by essay B of the pair.
+JUDGED = {ORDINARY_ESSAYS[3]: 0.85, ORDINARY_ESSAYS[4]: 0.3, ORDINARY_ESSAYS[5]: 0.5}
+
+
+def _judge(request: ReceivedRequest, _index: int) -> FakeReply:
+    """Answers with the probability JUDGED holds for the essay B the prompt shows."""
+    prompt = json.dumps(request.body, ensure_ascii=False)
+    [probability] = [p for essay, p in JUDGED.items() if json.dumps(essay)[1:-1] in prompt]
+    return FakeReply(probability=probability)
+
+
+class TestVerdictProbabilities:
+    async def test_each_callback_carries_its_judges_probability_from_openai_only(
+        self, batching: Batching, server: FakeLLMServer
+    ) -> None:
+        server.script = _judge
+        ids = {
+            (await batching.enqueue(1, essay_b=essay))[0]: probability
+            for essay, probability in JUDGED.items()
+        }
+        assert await batching.submitter.submit_due()
+        results = await batching.answered(len(ids))
+
+        for request_id, probability in ids.items():
+            result = results[request_id]
+            expected_winner = "essay_b" if probability < 0.5 else "essay_a"
+            assert result.winner == expected_winner
+            if batching.provider is LLMProviderName.OPENAI:
+                assert result.probability_essay_a_better == pytest.approx(probability)
+            else:  # Anthropic returns no log-probabilities; the 1-5 confidence is not one
+                assert result.probability_essay_a_better is None
+                assert result.confidence == 4
 
 
 # A rubric long enough to make the static prefix cacheable for both models (about 3,500 tokens).

@@ -24,6 +24,7 @@ from common_core.runtime.kafka_concurrent import ConcurrentConsumerRunner
 from common_core.runtime.kafka_producer import KafkaEventProducer, OutgoingMessage
 from common_core.testing import eventually, read_topic
 from common_core.topics import Topic, dlq_topic_name
+from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.application.answering import RequestAnswerer
 from llm_provider_service.application.judging import HeuristicJudge
 from llm_provider_service.application.panel import build_panel
@@ -31,6 +32,7 @@ from llm_provider_service.application.ports import Judgement, ModelChoice
 from llm_provider_service.config import Settings
 from llm_provider_service.domain.answers import ComparisonAnswer, RubricAnswer
 from llm_provider_service.entrypoints.consumers import request_consumer
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer, FakeReply, scripted
 from llm_provider_service.testing.requests import comparison_envelope, rubric_envelope
 
 pytestmark = pytest.mark.integration
@@ -176,6 +178,54 @@ class TestCallbacks:
         assert rubric_ids == {e.data.request_id for e in rubrics}
         assert [r.value for r in dead] == [b"not json"]
         assert dict(dead[0].headers)["x-dlq-error-code"] == b"envelope_invalid"
+
+
+class TestVerdictProbabilities:
+    async def test_callbacks_carry_the_probability_of_openai_and_of_the_heuristic(
+        self, kafka_bootstrap_servers: str, producer: KafkaEventProducer
+    ) -> None:
+        async with FakeLLMServer(scripted(then=FakeReply(probability=0.35))) as server:
+            settings = _settings(
+                kafka_bootstrap_servers,
+                openai_api_key="sk-test",
+                openai_base_url=server.openai_base_url,
+                llm_rate_limit_scope="local",
+            )
+            callbacks = f"{settings.topic_prefix}.cj.callbacks"
+            await _provision(settings, callbacks)
+            topic = settings.topic(Topic.LLM_COMPARISON_REQUESTED)
+            providers = {LLMProviderName.OPENAI: 0.35, LLMProviderName.HEURISTIC: None}
+            sent = {}
+            for provider in providers:
+                envelope = comparison_envelope(topic, callbacks, provider=provider)
+                sent[envelope.data.request_id] = provider
+                await producer.publish(topic, envelope, key="pair")
+            client = make_openai_client(
+                api_key="sk-test", base_url=server.openai_base_url, timeout_seconds=5
+            )
+            panel = build_panel(settings, {LLMProviderName.OPENAI: OpenAIChatModel(client)})
+            worker = request_consumer(settings, RequestAnswerer(settings, panel.judges), producer)
+            task = await _run(worker)
+            try:
+                records = await read_topic(kafka_bootstrap_servers, callbacks, expected=2)
+            finally:
+                await _stop(worker, task)
+                await client.close()
+
+        results = {
+            result.request_id: result
+            for result in (decode_event(r.value, LLMComparisonResultV1).data for r in records)
+        }
+        assert set(results) == set(sent)
+        for request_id, provider in sent.items():
+            probability = results[request_id].probability_essay_a_better
+            assert probability is not None
+            if provider is LLMProviderName.OPENAI:
+                assert probability == pytest.approx(0.35)
+                assert results[request_id].winner == "essay_b"
+            else:  # the developed essay over the one-liner, from the calibrated margin
+                assert probability > 0.9
+                assert results[request_id].winner == "essay_a"
 
 
 class TestConcurrencyAndCommits:

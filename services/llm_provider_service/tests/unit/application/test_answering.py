@@ -103,9 +103,12 @@ class TestComparisons:
         assert result.provider == "heuristic"
         assert result.winner is ComparisonWinner.ESSAY_A
         assert result.request_metadata == {"batch_id": "b1", "pair_id": 7}
-        assert result.prompt_version == "comparison_v1"
+        assert result.prompt_version == "comparison_v2"
         assert result.prompt_sha256 == comparison_prompt(request).sha256
         assert not result.injection_suspected
+        # The heuristic's calibrated margin: the developed essay over the one-liner.
+        assert result.probability_essay_a_better is not None
+        assert result.probability_essay_a_better > 0.9
 
     async def test_a_provider_refusal_becomes_an_error_detail_with_its_code(self) -> None:
         answerer = _answerer({LLMProviderName.OPENAI: RefusingJudge()}, openai_api_key="k")

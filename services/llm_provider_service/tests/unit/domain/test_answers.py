@@ -7,7 +7,11 @@ import json
 import pytest
 
 from common_core.events.llm import ComparisonWinner
-from llm_provider_service.domain.answers import parse_comparison_answer, parse_rubric_answer
+from llm_provider_service.domain.answers import (
+    COMPARISON_SCHEMA,
+    parse_comparison_answer,
+    parse_rubric_answer,
+)
 from llm_provider_service.domain.errors import MalformedAnswerError
 
 
@@ -18,6 +22,26 @@ class TestComparisonAnswers:
         )
         assert answer.winner is ComparisonWinner.ESSAY_B
         assert answer.confidence == 3
+
+    @pytest.mark.parametrize(("letter", "winner"), [("A", "essay_a"), ("B", "essay_b")])
+    def test_the_verdict_letter_of_prompt_v2_parses(self, letter: str, winner: str) -> None:
+        text = json.dumps({"winner": letter, "justification": "Clearer.", "confidence": 2})
+        assert parse_comparison_answer(text).winner is ComparisonWinner(winner)
+
+    def test_the_schema_asks_for_the_verdict_letter_first(self) -> None:
+        assert next(iter(COMPARISON_SCHEMA["properties"])) == "winner"
+        assert COMPARISON_SCHEMA["properties"]["winner"]["enum"] == ["A", "B"]
+
+    def test_a_probability_in_the_answer_text_is_not_taken(self) -> None:
+        text = json.dumps(
+            {
+                "winner": "A",
+                "justification": "x",
+                "confidence": 5,
+                "probability_essay_a_better": 1.0,
+            }
+        )
+        assert "probability_essay_a_better" not in parse_comparison_answer(text).model_dump()
 
     def test_a_code_fenced_object_parses(self) -> None:
         text = '```json\n{"winner": "essay_a", "justification": "x", "confidence": 5}\n```'
@@ -33,6 +57,8 @@ class TestComparisonAnswers:
             '{"winner": "essay_c", "justification": "x", "confidence": 3}',
             '{"winner": "essay_a", "justification": "x", "confidence": 9}',
             '{"winner": "essay_a"}',
+            '{"winner": "a", "justification": "x", "confidence": 3}',
+            '{"winner": "C", "justification": "x", "confidence": 3}',
         ],
     )
     def test_malformed_answers_raise_parse_errors(self, text: str | None) -> None:
