@@ -1,0 +1,220 @@
+"""`llm_scaleout`: CJ batch throughput with 1, 2 and 3 LLM provider instances at a latency-bound
+load.
+
+The provider is the fake OpenAI server (`FakeLLMServer`, in the benchmark process) answering
+every call after `LATENCY_SECONDS`; each LLM provider instance takes at most `IN_FLIGHT`
+requests at once (`LLM_MAX_IN_FLIGHT`), so one instance answers at most IN_FLIGHT / LATENCY
+comparisons a second and the provider itself never limits. The rate budget is the default
+shared one (one budget in the LLM provider's database for all instances) with a quota far above
+the load, so the quota is not the limit either; the instances' `huleedu_llm_rate_limit_waits_total`
+shows it.
+
+The workload is the same for every instance count: one CJ instance, `BATCHES` batches of
+`ESSAYS` essays spending `COMPARISONS_PER_BATCH` comparisons each (an unreachable reliability
+target, so no batch stops early; hedging off, so no extra calls), one batch per partition of a
+topic with `PARTITIONS` partitions (a multiple of 1, 2 and 3, so every instance count owns an
+equal share; see `placement.py` for why batches are placed). Throughput is comparisons per
+second from the batches' commit to the last completed event; the 1-instance figure, measured
+first in the same run, is the reference for the speed-ups.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.cj.service_batches import cpu_seconds
+from benchmarks.fleet.fresh_case import FleetCase, fresh_case
+from benchmarks.fleet.instances import metric_sum, running_instances, wait_for_even_assignment
+from benchmarks.fleet.placement import BatchOutcomes, cj_request, place_batches
+from benchmarks.stack import BenchStack
+from common_core.testing.service_process import ServiceProcess
+from common_core.topics import Topic
+from llm_provider_service.testing.fake_llm_server import FakeLLMServer
+
+LATENCY_SECONDS = 0.5
+IN_FLIGHT = 8
+PARTITIONS = 6
+BATCHES = PARTITIONS
+ESSAYS = 40
+COMPARISONS_PER_BATCH = 100
+# (name, LLM instances, rate budget scope): the deployment's default shared budget for 1, 2 and
+# 3 instances, then 3 instances with a budget each (`local`) to show what the shared budget's
+# per-call transaction costs.
+CASES = (
+    ("1", 1, "shared"),
+    ("2", 2, "shared"),
+    ("3", 3, "shared"),
+    ("3_local_budgets", 3, "local"),
+)
+TARGET_SPEEDUP = {"2": 1.8, "3": 2.5}
+UNREACHABLE_RELIABILITY = 0.99999
+_QUOTA = {"OPENAI_REQUESTS_PER_MINUTE": "10000000", "OPENAI_TOKENS_PER_MINUTE": "1000000000"}
+
+
+def _llm_env(
+    case: FleetCase, provider: FakeLLMServer, instances: int, scope: str
+) -> dict[str, str]:
+    return {
+        **case.llm_env,
+        "OPENAI_API_KEY": "bench-key",
+        "OPENAI_BASE_URL": provider.openai_base_url,
+        "LLM_DEFAULT_PROVIDER": "openai",
+        "LLM_MAX_IN_FLIGHT": str(IN_FLIGHT),
+        "LLM_REQUEST_TIMEOUT_SECONDS": "60",
+        "LLM_CONSUMER_GROUP": f"llm_provider_service.{case.env['TOPIC_PREFIX']}",
+        "LLM_RATE_LIMIT_SCOPE": scope,
+        "LLM_EXPECTED_INSTANCES": str(instances),
+        **_QUOTA,
+    }
+
+
+async def _case(
+    stack: BenchStack,
+    provider: FakeLLMServer,
+    instances: int,
+    scope: str,
+    comparisons: int,
+    log_dir: Path,
+) -> dict[str, Any]:
+    label = f"fleetllm{instances}{scope}"
+    async with (
+        fresh_case(stack, label, partitions=PARTITIONS) as case,
+        running_instances(
+            "cj_assessment_service",
+            1,
+            env=case.cj_env,
+            log_dir=log_dir,
+            ready_path="/healthz/ready",
+        ) as (cj,),
+        running_instances(
+            "llm_provider_service",
+            instances,
+            env=_llm_env(case, provider, instances, scope),
+            log_dir=log_dir,
+            keep_provider_keys=True,  # the fake server's key
+            unset_prefixes=("OPENAI_", "ANTHROPIC_", "LLM_"),
+            ready_path="/healthz/ready",
+        ) as llms,
+    ):
+        requests_topic = case.cj_settings.topic(Topic.LLM_COMPARISON_REQUESTED)
+        owned = await wait_for_even_assignment(
+            llms,
+            group=_llm_env(case, provider, instances, scope)["LLM_CONSUMER_GROUP"],
+            topic=requests_topic,
+            partitions=PARTITIONS,
+        )
+        calls_before = len(provider.received)
+        processes: list[ServiceProcess] = [cj, *llms]
+        cpu_before = [cpu_seconds(p.process.pid) or 0.0 for p in processes]
+        load_before = os.getloadavg()[0]
+        async with BatchOutcomes(case.cj_settings) as outcomes:
+            batches, started = await place_batches(
+                case.cj_settings,
+                PARTITIONS,
+                lambda ref: cj_request(
+                    ref, ESSAYS, budget=comparisons, target_reliability=UNREACHABLE_RELIABILITY
+                ),
+            )
+            completed, finished = await outcomes.completed([b.entity_ref for b in batches], 900)
+        wall = finished - started
+        cpu = [
+            (cpu_seconds(p.process.pid) or 0.0) - b
+            for p, b in zip(processes, cpu_before, strict=True)
+        ]
+        answered = [
+            await metric_sum(llm, "huleedu_llm_callbacks_published_total", kind="comparison")
+            for llm in llms
+        ]
+        limiter_waits = [
+            await metric_sum(llm, "huleedu_llm_rate_limit_waits_total") for llm in llms
+        ]
+        durations = [
+            (
+                await metric_sum(llm, "huleedu_llm_request_duration_seconds_sum"),
+                await metric_sum(llm, "huleedu_llm_request_duration_seconds_count"),
+            )
+            for llm in llms
+        ]
+    done = sum(e.system_metadata.resource_usage.completed_comparisons for e in completed.values())
+    answer_seconds = sum(d[0] for d in durations) / max(1.0, sum(d[1] for d in durations))
+    return {
+        "llm_instances": instances,
+        "rate_limit_scope": scope,
+        "partitions_per_instance": owned,
+        "batches": len(batches),
+        "completed_comparisons": done,
+        "provider_calls": len(provider.received) - calls_before,
+        "wall_seconds": round(wall, 2),
+        "comparisons_per_second": round(done / wall, 2),
+        "ideal_comparisons_per_second": instances * IN_FLIGHT / LATENCY_SECONDS,
+        "answered_per_instance": [int(a) for a in answered],
+        "rate_limiter_waits": int(sum(limiter_waits)),
+        "mean_answer_seconds": round(answer_seconds, 3),
+        "cpu_seconds": {"cj": round(cpu[0], 1), "llm_instances": [round(c, 1) for c in cpu[1:]]},
+        "cpu_share_of_two_cores": round(sum(cpu) / (2 * wall), 3),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "completion_reasons": sorted({e.completion_reason.value for e in completed.values()}),
+    }
+
+
+async def run(stack: BenchStack) -> dict[str, Any]:
+    """The series with the shared rate budget (1 instance first: the reference), then the
+    diagnostic case; BENCH_FLEET_COMPARISONS sets the comparisons per batch (default 100)."""
+    comparisons = int(os.environ.get("BENCH_FLEET_COMPARISONS", COMPARISONS_PER_BATCH))
+    cases: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-llm-") as logs:
+        async with FakeLLMServer(delay=LATENCY_SECONDS) as provider:
+            for name, instances, scope in CASES:
+                started = time.monotonic()
+                case = await _case(stack, provider, instances, scope, comparisons, Path(logs))
+                cases[name] = case
+                _print_case(case, time.monotonic() - started)
+    reference = cases["1"]["comparisons_per_second"]
+    for name, case in cases.items():
+        case["speedup"] = round(case["comparisons_per_second"] / reference, 3)
+        target = TARGET_SPEEDUP.get(name)
+        case["target_speedup"] = target
+        case["target_met"] = None if target is None else case["speedup"] >= target
+        if name != "1":
+            verdict = (
+                f" (target {target}x: {'met' if case['target_met'] else 'NOT met'})"
+                if target is not None
+                else ""
+            )
+            print(
+                f"fleet llm_scaleout: {case['llm_instances']} instances, "
+                f"{case['rate_limit_scope']} rate budget: {case['speedup']:.2f}x the 1-instance "
+                f"figure of this run{verdict}",
+                flush=True,
+            )
+    return {
+        "provider_latency_seconds": LATENCY_SECONDS,
+        "llm_max_in_flight": IN_FLIGHT,
+        "partitions": PARTITIONS,
+        "essays_per_batch": ESSAYS,
+        "comparisons_per_batch": comparisons,
+        "reference": "1 LLM provider instance (shared rate budget), same run",
+        "cases": cases,
+    }
+
+
+def _print_case(case: dict[str, Any], seconds: float) -> None:
+    print(
+        f"fleet llm_scaleout: {case['llm_instances']} LLM instance(s) "
+        f"({case['rate_limit_scope']} rate budget), 1 CJ: "
+        f"{case['completed_comparisons']} comparisons of {case['batches']} batches in "
+        f"{case['wall_seconds']} s = {case['comparisons_per_second']:.1f}/s (ideal "
+        f"{case['ideal_comparisons_per_second']:.0f}/s); answered per instance "
+        f"{case['answered_per_instance']} (partitions {case['partitions_per_instance']}); "
+        f"provider calls {case['provider_calls']}; rate-limiter waits "
+        f"{case['rate_limiter_waits']}, mean answer {case['mean_answer_seconds']} s (provider "
+        f"{LATENCY_SECONDS} s); CPU s CJ {case['cpu_seconds']['cj']} / LLM "
+        f"{case['cpu_seconds']['llm_instances']} = {100 * case['cpu_share_of_two_cores']:.0f} % "
+        f"of 2 cores; case took {seconds:.0f} s",
+        flush=True,
+    )
