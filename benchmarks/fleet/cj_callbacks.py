@@ -8,7 +8,8 @@ benchmark publishes one answer per pair, keyed by the batch id as the LLM provid
 while it holds the batches' row locks, and times from the release of the locks to the last
 batch's completed event (so the publisher's pace, on a loaded machine slower than the CJ
 service's, is not what is measured). No LLM provider runs: the CJ service alone sets the pace.
-The 1-instance figure, measured first in the same run, is the reference.
+The 1-instance figure, measured first in the same run, is the reference; the 2-instance case
+adds an instance to the running one (same topics and database, fresh batches).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from uuid import UUID
 from sqlalchemy import func, select
 
 from benchmarks.cj.service_batches import cpu_seconds
-from benchmarks.fleet.fresh_case import fresh_case
-from benchmarks.fleet.instances import metric_sum, running_instances, wait_for_even_assignment
+from benchmarks.fleet.fresh_case import FleetCase, fresh_case
+from benchmarks.fleet.instances import ServiceInstances, metric_sum, wait_for_even_assignment
 from benchmarks.fleet.placement import BatchOutcomes, cj_request, place_batches
 from benchmarks.stack import BenchStack
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs
@@ -41,6 +42,7 @@ from common_core.runtime.kafka_producer import (
     envelope_message,
 )
 from common_core.runtime.outbox import event_outbox
+from common_core.testing.service_process import ServiceProcess
 
 PARTITIONS = 6
 BATCHES = PARTITIONS
@@ -132,51 +134,45 @@ async def _publish_behind_batch_locks(
     return published, released
 
 
-async def _case(stack: BenchStack, instances: int, essays: int, log_dir: Path) -> dict[str, Any]:
-    async with (
-        fresh_case(stack, f"fleetcj{instances}", partitions=PARTITIONS) as case,
-        running_instances(
-            "cj_assessment_service",
-            instances,
-            env=case.cj_env,
-            log_dir=log_dir,
-            ready_path="/healthz/ready",
-        ) as cjs,
-    ):
-        settings = case.cj_settings
-        owned = await wait_for_even_assignment(
-            cjs, group=CALLBACK_GROUP, topic=settings.callback_topic, partitions=PARTITIONS
+async def _recorded(cj: ServiceProcess) -> float:
+    return await metric_sum(cj, "huleedu_cj_callbacks_processed_total", outcome="recorded")
+
+
+async def _measure(case: FleetCase, cjs: list[ServiceProcess], essays: int) -> dict[str, Any]:
+    """Wait for the callback group to settle on the running instances, then time one workload
+    (fresh batches)."""
+    settings = case.cj_settings
+    owned = await wait_for_even_assignment(
+        cjs, group=CALLBACK_GROUP, topic=settings.callback_topic, partitions=PARTITIONS
+    )
+    all_pairs = essays * (essays - 1) // 2
+    batches, _ = await place_batches(
+        settings,
+        PARTITIONS,
+        lambda ref: cj_request(
+            ref, essays, budget=all_pairs, target_reliability=UNREACHABLE_RELIABILITY
+        ),
+    )
+    pairs = await _pairs_after_relay(settings, [b.batch_id for b in batches])
+    if len(pairs) != BATCHES * all_pairs:
+        raise RuntimeError(f"{len(pairs)} pairs planned, expected {BATCHES * all_pairs}")
+    messages = _callbacks(settings, pairs)
+    recorded_before = [await _recorded(cj) for cj in cjs]
+    cpu_before = [cpu_seconds(cj.process.pid) or 0.0 for cj in cjs]
+    load_before = os.getloadavg()[0]
+    async with BatchOutcomes(settings) as outcomes:
+        published, started = await _publish_behind_batch_locks(
+            settings, [b.batch_id for b in batches], messages
         )
-        all_pairs = essays * (essays - 1) // 2
-        batches, _ = await place_batches(
-            settings,
-            PARTITIONS,
-            lambda ref: cj_request(
-                ref, essays, budget=all_pairs, target_reliability=UNREACHABLE_RELIABILITY
-            ),
-        )
-        pairs = await _pairs_after_relay(settings, [b.batch_id for b in batches])
-        if len(pairs) != BATCHES * all_pairs:
-            raise RuntimeError(f"{len(pairs)} pairs planned, expected {BATCHES * all_pairs}")
-        messages = _callbacks(settings, pairs)
-        cpu_before = [cpu_seconds(cj.process.pid) or 0.0 for cj in cjs]
-        load_before = os.getloadavg()[0]
-        async with BatchOutcomes(settings) as outcomes:
-            published, started = await _publish_behind_batch_locks(
-                settings, [b.batch_id for b in batches], messages
-            )
-            completed, finished = await outcomes.completed([b.entity_ref for b in batches], 900)
-        wall = finished - started
-        cpu = [
-            (cpu_seconds(cj.process.pid) or 0.0) - b for cj, b in zip(cjs, cpu_before, strict=True)
-        ]
-        recorded = [
-            await metric_sum(cj, "huleedu_cj_callbacks_processed_total", outcome="recorded")
-            for cj in cjs
-        ]
+        completed, finished = await outcomes.completed([b.entity_ref for b in batches], 900)
+    wall = finished - started
+    cpu = [(cpu_seconds(cj.process.pid) or 0.0) - b for cj, b in zip(cjs, cpu_before, strict=True)]
+    recorded = [
+        await _recorded(cj) - before for cj, before in zip(cjs, recorded_before, strict=True)
+    ]
     done = sum(e.system_metadata.resource_usage.completed_comparisons for e in completed.values())
     return {
-        "cj_instances": instances,
+        "cj_instances": len(cjs),
         "partitions_per_instance": owned,
         "batches": len(batches),
         "callbacks": len(messages),
@@ -197,19 +193,19 @@ async def run(stack: BenchStack) -> dict[str, Any]:
     essays = int(os.environ.get("BENCH_FLEET_CALLBACK_ESSAYS", ESSAYS))
     cases: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-cj-") as logs:
-        for instances in INSTANCE_COUNTS:
-            case = await _case(stack, instances, essays, Path(logs))
-            cases[str(instances)] = case
-            print(
-                f"fleet cj_callbacks: {instances} CJ instance(s): {case['callbacks']} callbacks "
-                f"of {case['batches']} batches recorded in {case['wall_seconds']} s = "
-                f"{case['callbacks_per_second']:,.0f}/s (publishing took "
-                f"{case['publish_seconds']} s); recorded per instance "
-                f"{case['recorded_per_instance']} (partitions {case['partitions_per_instance']}); "
-                f"CJ CPU s {case['cj_cpu_seconds']}; load {case['load_average_1m_before']} -> "
-                f"{case['load_average_1m_after']}",
-                flush=True,
-            )
+        async with (
+            fresh_case(stack, "fleetcj", partitions=PARTITIONS) as fleet_case,
+            ServiceInstances(
+                "cj_assessment_service",
+                env=fleet_case.cj_env,
+                log_dir=Path(logs),
+                ready_path="/healthz/ready",
+            ) as instances,
+        ):
+            for count in INSTANCE_COUNTS:  # the second case adds an instance to the first
+                case = await _measure(fleet_case, await instances.grow_to(count), essays)
+                cases[str(count)] = case
+                _print_case(case)
     reference = cases["1"]["callbacks_per_second"]
     cases["2"]["speedup"] = round(cases["2"]["callbacks_per_second"] / reference, 3)
     print(
@@ -223,3 +219,15 @@ async def run(stack: BenchStack) -> dict[str, Any]:
         "reference": "1 CJ instance, same run",
         "cases": cases,
     }
+
+
+def _print_case(case: dict[str, Any]) -> None:
+    print(
+        f"fleet cj_callbacks: {case['cj_instances']} CJ instance(s): {case['callbacks']} "
+        f"callbacks of {case['batches']} batches recorded in {case['wall_seconds']} s = "
+        f"{case['callbacks_per_second']:,.0f}/s (publishing took {case['publish_seconds']} s); "
+        f"recorded per instance {case['recorded_per_instance']} (partitions "
+        f"{case['partitions_per_instance']}); CJ CPU s {case['cj_cpu_seconds']}; load "
+        f"{case['load_average_1m_before']} -> {case['load_average_1m_after']}",
+        flush=True,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Unpack
 
@@ -21,23 +21,35 @@ from prometheus_client.parser import text_string_to_metric_families
 from common_core.testing.service_process import ServiceProcess, StartOptions, start_service
 
 
-@contextlib.asynccontextmanager
-async def running_instances(
-    module: str,
-    count: int,
-    *,
-    env: Mapping[str, str],
-    log_dir: Path,
-    **options: Unpack[StartOptions],
-) -> AsyncIterator[list[ServiceProcess]]:
-    """`count` instances of `module`, started one after another and stopped (by PID) after."""
-    instances: list[ServiceProcess] = []
-    try:
-        for _ in range(count):
-            instances.append(await start_service(module, env=env, log_dir=log_dir, **options))
-        yield instances
-    finally:
-        for instance in instances:
+class ServiceInstances:
+    """Instances of one service, added one at a time (a case with more instances reuses the
+    running ones: start-ups are most of a case's time on a loaded machine); every one is stopped
+    (by PID) when the block ends."""
+
+    def __init__(
+        self, module: str, *, env: Mapping[str, str], log_dir: Path, **options: Unpack[StartOptions]
+    ) -> None:
+        self._module = module
+        self._env = env
+        self._log_dir = log_dir
+        self._options = options
+        self.running: list[ServiceProcess] = []
+
+    async def grow_to(self, count: int) -> list[ServiceProcess]:
+        """Start instances until `count` run; the running ones."""
+        while len(self.running) < count:
+            self.running.append(
+                await start_service(
+                    self._module, env=self._env, log_dir=self._log_dir, **self._options
+                )
+            )
+        return list(self.running)
+
+    async def __aenter__(self) -> ServiceInstances:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for instance in self.running:
             await asyncio.to_thread(instance.stop, 30.0)
 
 

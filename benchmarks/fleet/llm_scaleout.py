@@ -15,9 +15,10 @@ The workload is the same for every instance count: one CJ instance, `BATCHES` ba
 `ESSAYS` essays spending `COMPARISONS_PER_BATCH` comparisons each (an unreachable reliability
 target, so no batch stops early; hedging off, so no extra calls), one batch per partition of a
 topic with `PARTITIONS` partitions (a multiple of 1, 2 and 3, so every instance count owns an
-equal share; see `placement.py` for why batches are placed). Throughput is comparisons per
-second from the batches' commit to the last completed event; the 1-instance figure, measured
-first in the same run, is the reference for the speed-ups.
+equal share; see `placement.py` for why batches are placed). A series runs on one set of topics
+and databases; each case adds an instance to the running ones (fresh batches per case).
+Throughput is comparisons per second from the batches' commit to the last completed event; the
+1-instance figure, measured first in the same run, is the reference for the speed-ups.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from benchmarks.cj.service_batches import cpu_seconds
 from benchmarks.fleet.fresh_case import FleetCase, fresh_case
-from benchmarks.fleet.instances import metric_sum, running_instances, wait_for_even_assignment
+from benchmarks.fleet.instances import ServiceInstances, metric_sum, wait_for_even_assignment
 from benchmarks.fleet.placement import BatchOutcomes, cj_request, place_batches
 from benchmarks.stack import BenchStack
 from common_core.testing.service_process import ServiceProcess
@@ -53,9 +54,7 @@ UNREACHABLE_RELIABILITY = 0.99999
 _QUOTA = {"OPENAI_REQUESTS_PER_MINUTE": "10000000", "OPENAI_TOKENS_PER_MINUTE": "1000000000"}
 
 
-def _llm_env(
-    case: FleetCase, provider: FakeLLMServer, instances: int, scope: str
-) -> dict[str, str]:
+def _llm_env(case: FleetCase, provider: FakeLLMServer, scope: str) -> dict[str, str]:
     return {
         **case.llm_env,
         "OPENAI_API_KEY": "bench-key",
@@ -65,82 +64,66 @@ def _llm_env(
         "LLM_REQUEST_TIMEOUT_SECONDS": "60",
         "LLM_CONSUMER_GROUP": f"llm_provider_service.{case.env['TOPIC_PREFIX']}",
         "LLM_RATE_LIMIT_SCOPE": scope,
-        "LLM_EXPECTED_INSTANCES": str(instances),
+        "LLM_EXPECTED_INSTANCES": str(max(INSTANCE_COUNTS)),
         **_QUOTA,
     }
 
 
-async def _case(
-    stack: BenchStack,
+_COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("answered", "huleedu_llm_callbacks_published_total", {"kind": "comparison"}),
+    ("limiter_waits", "huleedu_llm_rate_limit_waits_total", {}),
+    ("answer_seconds", "huleedu_llm_request_duration_seconds_sum", {}),
+    ("answers_timed", "huleedu_llm_request_duration_seconds_count", {}),
+)
+
+
+async def _counters(llm: ServiceProcess) -> dict[str, float]:
+    return {name: await metric_sum(llm, metric, **labels) for name, metric, labels in _COUNTERS}
+
+
+async def _measure(
+    case: FleetCase,
     provider: FakeLLMServer,
-    instances: int,
+    cj: ServiceProcess,
+    llms: list[ServiceProcess],
     scope: str,
     comparisons: int,
-    log_dir: Path,
 ) -> dict[str, Any]:
-    label = f"fleetllm{instances}{scope}"
-    async with (
-        fresh_case(stack, label, partitions=PARTITIONS) as case,
-        running_instances(
-            "cj_assessment_service",
-            1,
-            env=case.cj_env,
-            log_dir=log_dir,
-            ready_path="/healthz/ready",
-        ) as (cj,),
-        running_instances(
-            "llm_provider_service",
-            instances,
-            env=_llm_env(case, provider, instances, scope),
-            log_dir=log_dir,
-            keep_provider_keys=True,  # the fake server's key
-            unset_prefixes=("OPENAI_", "ANTHROPIC_", "LLM_"),
-            ready_path="/healthz/ready",
-        ) as llms,
-    ):
-        requests_topic = case.cj_settings.topic(Topic.LLM_COMPARISON_REQUESTED)
-        owned = await wait_for_even_assignment(
-            llms,
-            group=_llm_env(case, provider, instances, scope)["LLM_CONSUMER_GROUP"],
-            topic=requests_topic,
-            partitions=PARTITIONS,
+    """Wait for the LLM group to settle on the running instances, then time one workload."""
+    owned = await wait_for_even_assignment(
+        llms,
+        group=_llm_env(case, provider, scope)["LLM_CONSUMER_GROUP"],
+        topic=case.cj_settings.topic(Topic.LLM_COMPARISON_REQUESTED),
+        partitions=PARTITIONS,
+    )
+    calls_before = len(provider.received)
+    counters_before = [await _counters(llm) for llm in llms]
+    processes = [cj, *llms]
+    cpu_before = [cpu_seconds(p.process.pid) or 0.0 for p in processes]
+    load_before = os.getloadavg()[0]
+    async with BatchOutcomes(case.cj_settings) as outcomes:
+        batches, started = await place_batches(
+            case.cj_settings,
+            PARTITIONS,
+            lambda ref: cj_request(
+                ref, ESSAYS, budget=comparisons, target_reliability=UNREACHABLE_RELIABILITY
+            ),
         )
-        calls_before = len(provider.received)
-        processes: list[ServiceProcess] = [cj, *llms]
-        cpu_before = [cpu_seconds(p.process.pid) or 0.0 for p in processes]
-        load_before = os.getloadavg()[0]
-        async with BatchOutcomes(case.cj_settings) as outcomes:
-            batches, started = await place_batches(
-                case.cj_settings,
-                PARTITIONS,
-                lambda ref: cj_request(
-                    ref, ESSAYS, budget=comparisons, target_reliability=UNREACHABLE_RELIABILITY
-                ),
-            )
-            completed, finished = await outcomes.completed([b.entity_ref for b in batches], 900)
-        wall = finished - started
-        cpu = [
-            (cpu_seconds(p.process.pid) or 0.0) - b
-            for p, b in zip(processes, cpu_before, strict=True)
-        ]
-        answered = [
-            await metric_sum(llm, "huleedu_llm_callbacks_published_total", kind="comparison")
-            for llm in llms
-        ]
-        limiter_waits = [
-            await metric_sum(llm, "huleedu_llm_rate_limit_waits_total") for llm in llms
-        ]
-        durations = [
-            (
-                await metric_sum(llm, "huleedu_llm_request_duration_seconds_sum"),
-                await metric_sum(llm, "huleedu_llm_request_duration_seconds_count"),
-            )
-            for llm in llms
-        ]
+        completed, finished = await outcomes.completed([b.entity_ref for b in batches], 900)
+    wall = finished - started
+    cpu = [
+        (cpu_seconds(p.process.pid) or 0.0) - b for p, b in zip(processes, cpu_before, strict=True)
+    ]
+    counted = [
+        {name: after[name] - before[name] for name in after}
+        for before, after in zip(
+            counters_before, [await _counters(llm) for llm in llms], strict=True
+        )
+    ]
     done = sum(e.system_metadata.resource_usage.completed_comparisons for e in completed.values())
-    answer_seconds = sum(d[0] for d in durations) / max(1.0, sum(d[1] for d in durations))
+    timed = sum(c["answers_timed"] for c in counted)
     return {
-        "llm_instances": instances,
+        "llm_instances": len(llms),
         "rate_limit_scope": scope,
         "partitions_per_instance": owned,
         "batches": len(batches),
@@ -148,16 +131,48 @@ async def _case(
         "provider_calls": len(provider.received) - calls_before,
         "wall_seconds": round(wall, 2),
         "comparisons_per_second": round(done / wall, 2),
-        "ideal_comparisons_per_second": instances * IN_FLIGHT / LATENCY_SECONDS,
-        "answered_per_instance": [int(a) for a in answered],
-        "rate_limiter_waits": int(sum(limiter_waits)),
-        "mean_answer_seconds": round(answer_seconds, 3),
+        "ideal_comparisons_per_second": len(llms) * IN_FLIGHT / LATENCY_SECONDS,
+        "answered_per_instance": [int(c["answered"]) for c in counted],
+        "rate_limiter_waits": int(sum(c["limiter_waits"] for c in counted)),
+        "mean_answer_seconds": round(sum(c["answer_seconds"] for c in counted) / timed, 3)
+        if timed
+        else None,
         "cpu_seconds": {"cj": round(cpu[0], 1), "llm_instances": [round(c, 1) for c in cpu[1:]]},
         "cpu_share_of_two_cores": round(sum(cpu) / (2 * wall), 3),
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "completion_reasons": sorted({e.completion_reason.value for e in completed.values()}),
     }
+
+
+async def _series(
+    stack: BenchStack, provider: FakeLLMServer, scope: str, comparisons: int, log_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """One CJ instance and 1, 2, then 3 LLM provider instances (each case adds one to the
+    running ones), on one set of topics and databases."""
+    cases: dict[str, dict[str, Any]] = {}
+    async with (
+        fresh_case(stack, f"fleetllm{scope}", partitions=PARTITIONS) as case,
+        ServiceInstances(
+            "cj_assessment_service", env=case.cj_env, log_dir=log_dir, ready_path="/healthz/ready"
+        ) as cjs,
+        ServiceInstances(
+            "llm_provider_service",
+            env=_llm_env(case, provider, scope),
+            log_dir=log_dir,
+            keep_provider_keys=True,  # the fake server's key
+            unset_prefixes=("OPENAI_", "ANTHROPIC_", "LLM_"),
+            ready_path="/healthz/ready",
+        ) as llms,
+    ):
+        (cj,) = await cjs.grow_to(1)
+        for instances in INSTANCE_COUNTS:
+            started = time.monotonic()
+            running = await llms.grow_to(instances)
+            case_figures = await _measure(case, provider, cj, running, scope, comparisons)
+            cases[str(instances)] = case_figures
+            _print_case(case_figures, time.monotonic() - started)
+    return cases
 
 
 async def run(stack: BenchStack) -> dict[str, Any]:
@@ -168,13 +183,8 @@ async def run(stack: BenchStack) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-fleet-llm-") as logs:
         async with FakeLLMServer(delay=LATENCY_SECONDS) as provider:
             for scope in SCOPES:
-                cases = series.setdefault(scope, {})
-                for instances in INSTANCE_COUNTS:
-                    started = time.monotonic()
-                    case = await _case(stack, provider, instances, scope, comparisons, Path(logs))
-                    cases[str(instances)] = case
-                    _print_case(case, time.monotonic() - started)
-                _add_speedups(scope, cases)
+                series[scope] = await _series(stack, provider, scope, comparisons, Path(logs))
+                _add_speedups(scope, series[scope])
     return {
         "provider_latency_seconds": LATENCY_SECONDS,
         "llm_max_in_flight": IN_FLIGHT,
