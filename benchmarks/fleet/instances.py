@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,16 +55,21 @@ class ServiceInstances:
 
 
 def _assigned(instance: ServiceProcess, group: str, topic: str) -> set[int] | None:
-    """The partitions of `topic` in the instance's last assignment for `group` (None before)."""
+    """The partitions of `topic` in the instance's last assignment for `group` (None before).
+    Lines that are not JSON (a library writing to stderr) are skipped."""
     last: set[int] | None = None
     with contextlib.suppress(OSError):
-        for record in instance.log_records():
-            if record.get("event") == "partitions_assigned" and record.get("group") == group:
-                last = {
-                    int(name.rsplit(":", 1)[1])
-                    for name in record.get("partitions", [])
-                    if name.rsplit(":", 1)[0] == topic
-                }
+        for line in instance.log_path.read_text(errors="replace").splitlines():
+            if '"partitions_assigned"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("event") == "partitions_assigned" and record.get("group") == group:
+                    last = {
+                        int(name.rsplit(":", 1)[1])
+                        for name in record.get("partitions", [])
+                        if name.rsplit(":", 1)[0] == topic
+                    }
     return last
 
 
