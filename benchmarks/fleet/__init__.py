@@ -1,0 +1,1 @@
+"""Scale-out benchmarks: the services run as several instances on one broker and one database."""
