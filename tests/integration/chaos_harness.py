@@ -367,6 +367,38 @@ class BatchEvidence:
     llm_calls: int
 
 
+def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> None:
+    """One completed event and no failed one; every essay ranked; each count agrees."""
+    assert evidence.failed_events == [], [e.data.error_detail for e in evidence.failed_events]
+    assert len(evidence.completed_events) == 1, [str(e.event_id) for e in evidence.completed_events]
+    assert evidence.state == "COMPLETED"
+    event = evidence.completed_events[0].data
+    rankings = event.rankings
+    assert sorted(r.essay_id for r in rankings) == evidence.essay_ids
+    assert sorted(r.rank for r in rankings) == list(range(1, len(evidence.essay_ids) + 1))
+    assert all(r.comparisons > 0 for r in rankings)
+    assert evidence.score_rows == len(evidence.essay_ids)
+
+    usage = event.system_metadata.resource_usage
+    pairs = evidence.pairs_by_status
+    completed = pairs.get("COMPLETED", 0)
+    counts = {
+        "event": usage.completed_comparisons,
+        "batch row": evidence.batch_row["completed"],
+        "pairs table": completed,
+        "distinct callbacks": evidence.distinct_successful_callbacks,
+    }
+    assert len(set(counts.values())) == 1, counts
+    assert sum(r.comparisons for r in rankings) == 2 * completed
+    assert sum(r.wins for r in rankings) == completed
+    assert usage.failed_comparisons == evidence.batch_row["failed"] == pairs.get("FAILED", 0)
+    assert usage.total_comparisons == evidence.batch_row["planned"] == sum(pairs.values())
+    assert pairs.get("PENDING", 0) == 0, pairs
+    # Every answer was recorded on the pair it was asked for.
+    assert evidence.misjudged_pairs == 0
+    assert all(count == 0 for count in evidence.dead_letters.values()), evidence.dead_letters
+
+
 @dataclass
 class BatchUnderChaos:
     """A CJ batch run through a CJ and an LLM provider process against a fake OpenAI server.
