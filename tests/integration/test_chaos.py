@@ -62,7 +62,7 @@ class TestSigkillMidBatch:
         self, stack: CrashableStack, tmp_path: Path
     ) -> None:
         async with batch_under_chaos(stack, tmp_path) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
             await stack.kill_broker()
             await asyncio.sleep(OUTAGE_SECONDS)
@@ -78,7 +78,7 @@ class TestSigkillMidBatch:
         self, stack: CrashableStack, tmp_path: Path
     ) -> None:
         async with batch_under_chaos(stack, tmp_path) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
             await stack.kill_postgres()
             await asyncio.sleep(OUTAGE_SECONDS)
@@ -97,11 +97,11 @@ class TestSigkillMidBatch:
         # after every callback so far was acknowledged and none of their offsets committed, so
         # the restarted process answers all of those requests a second time.
         async with batch_under_chaos(stack, tmp_path, llm_commit_interval=3600) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
-            calls_at_kill = len(run.fake_llm.received)
-            run.kill_llm_provider()
-            await run.start_llm_provider()
+            calls_at_kill = len(run.fleet.fake_llm.received)
+            await run.fleet.kill(run.fleet.llms[0])
+            await run.fleet.start_llm_provider()
             await run.finished()
             evidence = await run.evidence()
 
