@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from cj_assessment_service.entrypoints.consumers import REQUEST_GROUP
 from common_core.events.llm import LLMConfig, LLMMode, LLMProviderName
+from common_core.runtime.database import create_engine
 from common_core.testing import eventually
 from common_core.testing.service_process import ServiceProcess
 from common_core.topics import Topic
+from llm_provider_service.adapters.tables import provider_batches
 from llm_provider_service.testing.fake_batch_endpoints import BatchScript
 from tests.integration.chaos_harness import (
     FORBIDDEN_TEXT,
@@ -291,6 +294,19 @@ BATCH_MODE_ENV = {
 PROVIDER_BATCHES_SUBMITTED: Metric = ("huleedu_llm_provider_batches_total", {"event": "submitted"})
 
 
+async def provider_chunks(fleet: ServiceFleet) -> list[tuple[str, str | None]]:
+    """The LLM provider's chunks (its provider_batches rows): state and provider batch id."""
+    engine = create_engine(fleet.llm_database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(provider_batches.c.state, provider_batches.c.provider_batch_id)
+            )
+            return [(str(state), batch_id) for state, batch_id in rows]
+    finally:
+        await engine.dispose()
+
+
 class TestProviderBatchModeWithTwoInstances:
     async def test_a_restart_submits_no_request_in_two_provider_batches(
         self, stack: SharedStack, tmp_path: Path
@@ -339,6 +355,7 @@ class TestProviderBatchModeWithTwoInstances:
                 for custom_id in fleet.fake_llm.batches.custom_ids(provider_batch_id)
             )
             synchronous_calls = len(fleet.fake_llm.received)
+            chunks = await provider_chunks(fleet)
 
         assert_completed_once_without_double_counting(evidence)
         assert evidence.successful_callbacks == evidence.distinct_successful_callbacks
@@ -346,3 +363,9 @@ class TestProviderBatchModeWithTwoInstances:
         # Every request was in exactly one provider batch: none billed twice, none missed.
         assert [rid for rid, n in asked.items() if n > 1] == []
         assert set(asked) == evidence.request_ids
+        # Each chunk the service recorded was created at the provider once: one provider batch
+        # per chunk, and no provider batch the service does not know.
+        assert sorted(str(batch_id) for _, batch_id in chunks) == sorted(
+            provider_batch_id for _, provider_batch_id, _ in created
+        )
+        assert {state for state, _ in chunks} == {"ended"}
