@@ -10,9 +10,12 @@ hope for it:
   group's assignment from the CJ logs, to land on a partition of a different CJ process;
 - every comparison request of a batch (and every callback) is keyed by the batch id, which the
   CJ service draws at random: all of a batch's requests go to one partition and so to one LLM
-  provider process. The first LLM process answers alone until the batches run, then the second
-  joins; it is started again with an instance id on the other side of the first's (the group's
-  round-robin assignment follows the members' ids) if it owns neither batch's partition.
+  provider process. The first LLM process answers both batches alone, slowly (the fake server's
+  latency is raised until the second has joined, however long its start takes), then the second
+  joins with an instance id chosen, from the batch ids, to sort on the side of the first's that
+  the group's round-robin assignment gives a batch's partition (tried the other side otherwise).
+The faults hit the CJ process that recorded the most answers and the LLM process with the most
+requests in hand.
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ async def started(*starts: Awaitable[ServiceProcess]) -> list[ServiceProcess]:
     return [o for o in outcomes if isinstance(o, ServiceProcess)]
 
 
+async def busiest(processes: list[ServiceProcess], metric: Metric) -> ServiceProcess:
+    """The process with the highest value of a metric."""
+    values = [await read(p, metric) for p in processes]
+    return processes[values.index(max(values))]
+
+
 async def until_positive(process: ServiceProcess, metric: Metric) -> None:
     """Wait until a process's metric is above zero."""
     await eventually(
@@ -122,11 +131,6 @@ class TwoBatches:
         for batch in self.batches:
             await batch.finished()
         return [await batch.evidence() for batch in self.batches]
-
-    async def busiest(self, processes: list[ServiceProcess], metric: Metric) -> ServiceProcess:
-        """The process with the highest value of a metric."""
-        values = [await read(p, metric) for p in processes]
-        return processes[values.index(max(values))]
 
 
 async def join_second_llm_with_work(
@@ -221,8 +225,8 @@ async def fault_mid_batch(
     fleet = run.fleet
     at_fault = await run.progress(FAULT_AT)
     assert all(view["state"] not in TERMINAL_STATES for view in at_fault), at_fault
-    cj_victim = await run.busiest(fleet.cjs, CJ_RECORDED)
-    llm_victim = await run.busiest(fleet.llms, LLM_IN_FLIGHT)
+    cj_victim = await busiest(fleet.cjs, CJ_RECORDED)
+    llm_victim = await busiest(fleet.llms, LLM_IN_FLIGHT)
     cj_survivor = next(p for p in fleet.cjs if p is not cj_victim)
     llm_survivor = next(p for p in fleet.llms if p is not llm_victim)
     recorded = await read(cj_survivor, CJ_RECORDED)
