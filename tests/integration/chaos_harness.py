@@ -1,8 +1,11 @@
-"""Chaos tests' harness: a Kafka broker and a PostgreSQL of their own that may be SIGKILLed,
-a CJ batch run through the real CJ and LLM provider processes, and the evidence read back.
+"""The chaos and fleet tests' harness: CJ batches run through real CJ and LLM provider
+processes (one of each, or several: a `ServiceFleet`) against a fake OpenAI server, and the
+evidence read back (events, rows, callbacks, dead letters, logs, each process's metrics).
 
-The session-wide broker and database of the root conftest.py serve every other test, so the
-chaos tests start their own (on free ports, in a temporary state dir) and kill only those.
+The session-wide broker and database of the root conftest.py serve every other test (and the
+fleet tests, which kill only service processes: `SharedStack`), so the chaos tests, which kill
+the broker and PostgreSQL, start their own (`crashable_stack`, on free ports, in a temporary
+state dir) and kill only those.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from cj_assessment_service.adapters.tables import cj_batches, cj_pairs, cj_scores
 from cj_assessment_service.domain.batch import PairStatus
@@ -37,7 +43,7 @@ from common_core.events.cj import (
     EssayToProcess,
 )
 from common_core.events.envelope import EventEnvelope, decode_event
-from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1, LLMConfig
 from common_core.runtime.database import create_engine
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.outbox import event_outbox
@@ -47,6 +53,7 @@ from common_core.topics import DLQ_SUFFIX, Topic, topic_name
 from devstack import free_port, restart_kafka, start_kafka, start_postgres
 from devstack.postgres import RunningPostgres, libpq_url, with_database
 from devstack.processes import RunningProcess
+from llm_provider_service.testing.fake_batch_endpoints import BatchScript
 from llm_provider_service.testing.fake_llm_server import (
     FakeLLMServer,
     FakeReply,
@@ -62,6 +69,9 @@ TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED")
 READY_PATH = "/healthz/ready"
 # Inherited settings the service processes must not see; the harness sets its own.
 _PROVIDER_PREFIXES = ("OPENAI_", "ANTHROPIC_", "LLM_")
+# A process start takes a few seconds, but minutes on the shared 2-core machine while other
+# suites run: every Python process imports numpy, SQLAlchemy and the Kafka client.
+START_TIMEOUT = 300.0
 _QUALITY = re.compile(r"quality level (\d+)")
 ESSAY_A, ESSAY_B = ComparisonWinner.ESSAY_A.value, ComparisonWinner.ESSAY_B.value
 
@@ -108,13 +118,18 @@ class CrashableStack:
 
     async def new_database(self) -> str:
         """A fresh database on the stack's server; its postgresql+asyncpg URL."""
-        name = f"chaos_{uuid.uuid4().hex[:12]}"
-        connection = await asyncpg.connect(libpq_url(self.postgres.url))
-        try:
-            await connection.execute(f'create database "{name}"')
-        finally:
-            await connection.close()
-        return with_database(self.postgres.url, name)
+        return await create_database(self.postgres.url, "chaos")
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    """A fresh database (`<prefix>_<hex>`) on a PostgreSQL server; its postgresql+asyncpg URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(libpq_url(server_url))
+    try:
+        await connection.execute(f'create database "{name}"')
+    finally:
+        await connection.close()
+    return with_database(server_url, name)
 
 
 def _new_state_dir() -> Path:
@@ -344,7 +359,302 @@ async def topic_contents(
         await consumer.stop()
 
 
-# --- One batch through the real service processes ------------------------------------------
+# --- Reading a running process: its metrics and its consumer-group assignment ---------------
+
+
+async def metric_total(process: ServiceProcess, name: str, **labels: str) -> float:
+    """The sum of a metric's samples on the process's `/metrics` that carry `labels` (a counter
+    by its sample name, e.g. `huleedu_cj_requests_total`)."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.get(f"{process.url}/metrics")
+    response.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def _log_records(process: ServiceProcess) -> list[dict[str, Any]]:
+    records = []
+    for line in process.log_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def assigned_partitions(process: ServiceProcess, group: str, topic: str) -> set[int] | None:
+    """The partitions of `topic` in the member's latest assignment in `group`, as its log says
+    (`partitions_assigned`); None before its first."""
+    latest: set[int] | None = None
+    for record in _log_records(process):
+        if record.get("event") == "partitions_assigned" and record.get("group") == group:
+            named = (str(p).rsplit(":", 1) for p in record.get("partitions", []))
+            latest = {int(number) for name, number in named if name == topic}
+    return latest
+
+
+async def settled_assignment(
+    members: Sequence[ServiceProcess], group: str, topic: str, partitions: int
+) -> list[set[int]]:
+    """Each member's partitions of `topic` once the group has settled: every member owns some,
+    none owns another's and together they own all."""
+
+    async def current() -> list[set[int]]:
+        for member in members:
+            if member.process.poll() is not None:
+                raise AssertionError(f"{member.module} exited:\n{member.log_tail()}")
+        return [assigned_partitions(member, group, topic) or set() for member in members]
+
+    def settled(owned: list[set[int]]) -> bool:
+        union = set().union(*owned)
+        return (
+            all(owned)
+            and sum(len(o) for o in owned) == len(union)
+            and union == set(range(partitions))
+        )
+
+    return await eventually(
+        current, until=settled, timeout=90, interval=0.25, what=f"{group} settled on {topic}"
+    )
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producers' default partitioner picks for `key` (murmur2, as Java's)."""
+    hashed: int = murmur2(key.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def key_on(partitions: set[int], total: int, prefix: str) -> str:
+    """A fresh key (`prefix-<hex>`) that lands on one of `partitions`."""
+    while True:
+        key = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        if partition_of(key, total) in partitions:
+            return key
+
+
+def answered_request_ids(processes: Sequence[ServiceProcess]) -> Counter[str]:
+    """How often the LLM provider processes answered each request id (`request_answered` in
+    their logs: a provider call that finished, whatever its outcome)."""
+    return Counter(
+        str(record["request_id"])
+        for process in processes
+        for record in _log_records(process)
+        if record.get("event") == "request_answered" and "request_id" in record
+    )
+
+
+# --- CJ and LLM provider processes on one broker and one database per service ---------------
+
+
+class ServiceStack(Protocol):
+    """The broker and the PostgreSQL server the service processes use."""
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker's bootstrap address."""
+        ...
+
+    async def new_database(self) -> str:
+        """A fresh database on the server; its postgresql+asyncpg URL."""
+        ...
+
+
+@dataclass
+class SharedStack:
+    """The session's broker and PostgreSQL server (never killed); `drop_databases` drops the
+    databases made here."""
+
+    bootstrap_servers: str
+    server_url: str
+    databases: list[str] = field(default_factory=list)
+
+    async def new_database(self) -> str:
+        """A fresh database on the server; its postgresql+asyncpg URL."""
+        url = await create_database(self.server_url, "fleet")
+        self.databases.append(url)
+        return url
+
+    async def drop_databases(self) -> None:
+        """Drop every database made here (connections still open are ended)."""
+        connection = await asyncpg.connect(libpq_url(self.server_url))
+        try:
+            for url in self.databases:
+                name = make_url(url).database
+                await connection.execute(f'drop database if exists "{name}" with (force)')
+        finally:
+            await connection.close()
+
+
+@dataclass
+class ServiceFleet:
+    """CJ and LLM provider processes calling a fake OpenAI server: every call takes the fake's
+    delay and each LLM provider process runs at most `in_flight` calls at once.
+
+    All CJ processes share one database, all LLM provider processes another. `cjs` and `llms`
+    are the processes running; `processes` every one started (for the logs and the final stop).
+    """
+
+    stack: ServiceStack
+    log_dir: Path
+    fake_llm: FakeLLMServer
+    cj_database_url: str
+    llm_database_url: str
+    in_flight: int
+    llm_grace_seconds: float = 3.0
+    env: dict[str, str] = field(default_factory=dict)
+    cj_env: dict[str, str] = field(default_factory=dict)
+    llm_env: dict[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"fleet{uuid.uuid4().hex[:10]}")
+    cjs: list[ServiceProcess] = field(default_factory=list)
+    llms: list[ServiceProcess] = field(default_factory=list)
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def llm_group(self) -> str:
+        """The LLM provider processes' consumer group."""
+        return f"llm_provider_service.{self.prefix}"
+
+    def topic(self, topic: Topic) -> str:
+        """A topic's full name under the fleet's prefix."""
+        return topic_name(topic, self.prefix)
+
+    def _common_env(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers,
+            "TOPIC_PREFIX": self.prefix,
+            "LOG_LEVEL": "INFO",
+            "LOG_JSON": "true",
+            **self.env,
+        }
+
+    async def start_llm_provider(self, instance_id: str | None = None) -> ServiceProcess:
+        """Start an LLM provider process (calling the fake server), ready once it consumes."""
+        env = {
+            **self._common_env(),
+            "DATABASE_URL": self.llm_database_url,
+            "LLM_CONSUMER_GROUP": self.llm_group,
+            "LLM_MAX_IN_FLIGHT": str(self.in_flight),
+            "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "LLM_SHUTDOWN_GRACE_SECONDS": str(self.llm_grace_seconds),
+            "OPENAI_API_KEY": FAKE_API_KEY,
+            "OPENAI_BASE_URL": self.fake_llm.openai_base_url,
+            **({"INSTANCE_ID": instance_id} if instance_id else {}),
+            **self.llm_env,
+        }
+        process = await start_service(
+            "llm_provider_service",
+            env=env,
+            log_dir=self.log_dir,
+            keep_provider_keys=True,
+            unset_prefixes=_PROVIDER_PREFIXES,
+            ready_path=READY_PATH,
+            ready_timeout=START_TIMEOUT,
+        )
+        self.llms.append(process)
+        self.processes.append(process)
+        return process
+
+    async def start_cj(self, instance_id: str | None = None) -> ServiceProcess:
+        """Start a CJ process; it waits for every answer of the whole budget (no early stop on
+        a reliability target, no partial scoring however long an outage lasts)."""
+        env = {
+            **self._common_env(),
+            "DATABASE_URL": self.cj_database_url,
+            "MONITOR_INTERVAL_SECONDS": "0.5",
+            "MIN_COMPARISONS_PER_ESSAY_BEFORE_STOP": "1000000",
+            "PARTIAL_SCORING_GRACE_SECONDS": "3600",
+            **({"INSTANCE_ID": instance_id} if instance_id else {}),
+            **self.cj_env,
+        }
+        process = await start_service(
+            "cj_assessment_service",
+            env=env,
+            log_dir=self.log_dir,
+            unset_prefixes=("LLM_",),
+            ready_timeout=START_TIMEOUT,
+        )
+        self.cjs.append(process)
+        self.processes.append(process)
+        return process
+
+    def _forget(self, process: ServiceProcess) -> None:
+        for running in (self.cjs, self.llms):
+            if process in running:
+                running.remove(process)
+
+    async def kill(self, process: ServiceProcess) -> None:
+        """SIGKILL a process (nothing in flight is answered or committed)."""
+        self._forget(process)
+        await asyncio.to_thread(process.kill)
+
+    async def stop_gracefully(self, process: ServiceProcess) -> int | None:
+        """SIGTERM a process and wait for it to drain and exit; its exit code. The wait runs on
+        a thread: the fake server on this loop must go on answering the calls being drained."""
+        self._forget(process)
+        return await asyncio.to_thread(process.stop, 60.0)
+
+    def check_alive(self) -> None:
+        """Fail, with its log's end, if a process that should be running has exited."""
+        for process in (*self.cjs, *self.llms):
+            if process.process.poll() is not None:
+                raise AssertionError(
+                    f"{process.module} exited with code {process.process.returncode}:\n"
+                    f"{process.log_tail()}"
+                )
+
+    @property
+    def cj_url(self) -> str:
+        """The HTTP API of a running CJ process."""
+        assert self.cjs, "no CJ process is running"
+        return self.cjs[0].url
+
+    async def stop(self) -> None:
+        """Stop every process started (by PID)."""
+        for process in reversed(self.processes):
+            await asyncio.to_thread(process.stop, 20.0)
+
+
+@contextlib.asynccontextmanager
+async def service_fleet(
+    stack: ServiceStack,
+    log_dir: Path,
+    *,
+    latency: float,
+    in_flight: int,
+    llm_grace_seconds: float = 3.0,
+    env: dict[str, str] | None = None,
+    cj_env: dict[str, str] | None = None,
+    llm_env: dict[str, str] | None = None,
+    batch_script: BatchScript | None = None,
+) -> AsyncIterator[ServiceFleet]:
+    """A fake OpenAI server judging by quality and a fleet with fresh databases, no process
+    started yet; every process started is stopped by PID at the end, whatever happened."""
+    cj_database_url = await stack.new_database()
+    llm_database_url = await stack.new_database()
+    async with FakeLLMServer(judge_by_quality, delay=latency, batch_script=batch_script) as fake:
+        fleet = ServiceFleet(
+            stack,
+            log_dir,
+            fake,
+            cj_database_url,
+            llm_database_url,
+            in_flight,
+            llm_grace_seconds=llm_grace_seconds,
+            env=env or {},
+            cj_env=cj_env or {},
+            llm_env=llm_env or {},
+        )
+        try:
+            yield fleet
+        finally:
+            await fleet.stop()
+
+
+# --- One CJ batch through the fleet ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -365,28 +675,51 @@ class BatchEvidence:
     log_problems: list[LogProblem]
     http_answers: dict[tuple[str, int | str], int]
     llm_calls: int
+    request_ids: frozenset[str]
+
+
+def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> None:
+    """One completed event and no failed one; every essay ranked; each count agrees."""
+    assert evidence.failed_events == [], [e.data.error_detail for e in evidence.failed_events]
+    assert len(evidence.completed_events) == 1, [str(e.event_id) for e in evidence.completed_events]
+    assert evidence.state == "COMPLETED"
+    event = evidence.completed_events[0].data
+    rankings = event.rankings
+    assert sorted(r.essay_id for r in rankings) == evidence.essay_ids
+    assert sorted(r.rank for r in rankings) == list(range(1, len(evidence.essay_ids) + 1))
+    assert all(r.comparisons > 0 for r in rankings)
+    assert evidence.score_rows == len(evidence.essay_ids)
+
+    usage = event.system_metadata.resource_usage
+    pairs = evidence.pairs_by_status
+    completed = pairs.get("COMPLETED", 0)
+    counts = {
+        "event": usage.completed_comparisons,
+        "batch row": evidence.batch_row["completed"],
+        "pairs table": completed,
+        "distinct callbacks": evidence.distinct_successful_callbacks,
+    }
+    assert len(set(counts.values())) == 1, counts
+    assert sum(r.comparisons for r in rankings) == 2 * completed
+    assert sum(r.wins for r in rankings) == completed
+    assert usage.failed_comparisons == evidence.batch_row["failed"] == pairs.get("FAILED", 0)
+    assert usage.total_comparisons == evidence.batch_row["planned"] == sum(pairs.values())
+    assert pairs.get("PENDING", 0) == 0, pairs
+    # Every answer was recorded on the pair it was asked for.
+    assert evidence.misjudged_pairs == 0
+    assert all(count == 0 for count in evidence.dead_letters.values()), evidence.dead_letters
 
 
 @dataclass
-class BatchUnderChaos:
-    """A CJ batch run through a CJ and an LLM provider process against a fake OpenAI server.
+class FleetBatch:
+    """A CJ batch of `essays` essays submitted to a fleet (essay i has quality level i), its
+    id once created, and the evidence it leaves; with `poll_api`, the CJ API of the process
+    it was submitted to is polled throughout."""
 
-    Answers arrive over about a minute: every call to the fake server takes `latency` seconds
-    and the provider runs at most `in_flight` calls at once.
-    """
-
-    stack: CrashableStack
-    database_url: str
-    log_dir: Path
-    fake_llm: FakeLLMServer
+    fleet: ServiceFleet
     essays: int
-    in_flight: int
-    llm_commit_interval: float | None = None
-    prefix: str = field(default_factory=lambda: f"chaos{uuid.uuid4().hex[:10]}")
     entity_ref: str = field(default_factory=lambda: f"chaos-{uuid.uuid4().hex[:8]}")
-    cj: ServiceProcess | None = None
-    llm: ServiceProcess | None = None
-    processes: list[ServiceProcess] = field(default_factory=list)
+    llm_config: LLMConfig | None = None
     batch_id: str | None = None
     poller: ApiPoller | None = None
     _poll_task: asyncio.Task[None] | None = None
@@ -396,68 +729,11 @@ class BatchUnderChaos:
         """The ids of the batch's essays."""
         return [f"essay-{i:03d}" for i in range(self.essays)]
 
-    def _common_env(self) -> dict[str, str]:
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers,
-            "TOPIC_PREFIX": self.prefix,
-            "LOG_LEVEL": "INFO",
-            "LOG_JSON": "true",
-        }
-
-    async def start_llm_provider(self) -> ServiceProcess:
-        """Start an LLM provider process (calling the fake server), ready once it consumes."""
-        env = {
-            **self._common_env(),
-            # Its own database on the stack's server (huleedu_llm_provider): batch state, outbox.
-            "DATABASE_URL": self.stack.postgres.url,
-            "LLM_CONSUMER_GROUP": f"llm_provider_service.{self.prefix}",
-            "LLM_MAX_IN_FLIGHT": str(self.in_flight),
-            "LLM_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "LLM_SHUTDOWN_GRACE_SECONDS": "3",
-            "OPENAI_API_KEY": FAKE_API_KEY,
-            "OPENAI_BASE_URL": self.fake_llm.openai_base_url,
-        }
-        if self.llm_commit_interval is not None:
-            env["LLM_COMMIT_INTERVAL_SECONDS"] = str(self.llm_commit_interval)
-        self.llm = await start_service(
-            "llm_provider_service",
-            env=env,
-            log_dir=self.log_dir,
-            keep_provider_keys=True,
-            unset_prefixes=_PROVIDER_PREFIXES,
-            ready_path=READY_PATH,
-        )
-        self.processes.append(self.llm)
-        return self.llm
-
-    async def start_cj(self) -> ServiceProcess:
-        """Start the CJ process; it waits for every answer of the whole budget (no early stop on
-        a reliability target, no partial scoring however long an outage lasts)."""
-        env = {
-            **self._common_env(),
-            "DATABASE_URL": self.database_url,
-            "MONITOR_INTERVAL_SECONDS": "0.5",
-            "MIN_COMPARISONS_PER_ESSAY_BEFORE_STOP": "1000000",
-            "PARTIAL_SCORING_GRACE_SECONDS": "3600",
-        }
-        self.cj = await start_service(
-            "cj_assessment_service", env=env, log_dir=self.log_dir, unset_prefixes=("LLM_",)
-        )
-        self.processes.append(self.cj)
-        return self.cj
-
-    def kill_llm_provider(self) -> None:
-        """SIGKILL the LLM provider process (requests in flight are neither answered nor
-        committed)."""
-        assert self.llm is not None
-        self.llm.kill()
-        self.llm = None
-
-    async def submit(self) -> str:
-        """Publish the CJ request; wait until the batch exists, then poll its API throughout."""
-        assert self.cj is not None
+    async def submit(self, *, poll_api: bool = False) -> str:
+        """Publish the CJ request (keyed by its entity ref); wait until the batch exists."""
+        fleet = self.fleet
         request = EventEnvelope[CJAssessmentRequestV1](
-            event_type=topic_name(Topic.CJ_ASSESSMENT_REQUESTED, self.prefix),
+            event_type=fleet.topic(Topic.CJ_ASSESSMENT_REQUESTED),
             source_service="chaos-test",
             correlation_id=uuid.uuid4(),
             data=CJAssessmentRequestV1(
@@ -467,37 +743,30 @@ class BatchUnderChaos:
                     for level, essay_id in enumerate(self.essay_ids)
                 ],
                 essay_instructions="Write about your summer.",
+                llm_config_overrides=self.llm_config,
             ),
         )
         async with KafkaEventProducer(
-            self.stack.bootstrap_servers, client_id="chaos-test"
+            fleet.stack.bootstrap_servers, client_id="chaos-test"
         ) as producer:
             await producer.publish(request.event_type, request, key=self.entity_ref)
         view = await self._view(f"/api/v1/batches?entity_ref={self.entity_ref}", timeout=60)
         self.batch_id = str(view["batch_id"])
-        self.poller = ApiPoller(self.cj.url, [f"/api/v1/batches/{self.batch_id}", READY_PATH])
-        self._poll_task = asyncio.create_task(self.poller.run())
+        if poll_api:
+            self.poller = ApiPoller(fleet.cj_url, [f"/api/v1/batches/{self.batch_id}", READY_PATH])
+            self._poll_task = asyncio.create_task(self.poller.run())
         return self.batch_id
-
-    def _check_alive(self) -> None:
-        for process in (self.cj, self.llm):
-            if process is not None and process.process.poll() is not None:
-                raise AssertionError(
-                    f"{process.module} exited with code {process.process.returncode}:\n"
-                    f"{process.log_tail()}"
-                )
 
     async def _view(
         self, path: str, *, until: Callable[[dict[str, Any]], bool] = bool, timeout: float
     ) -> dict[str, Any]:
-        assert self.cj is not None
-        url = f"{self.cj.url}{path}"
+        fleet = self.fleet
 
         async def probe() -> dict[str, Any]:
-            self._check_alive()
+            fleet.check_alive()
             try:
                 async with httpx.AsyncClient(timeout=10.0) as client:
-                    response = await client.get(url)
+                    response = await client.get(f"{fleet.cj_url}{path}")
             except httpx.HTTPError:
                 return {}
             body: dict[str, Any] = response.json() if response.status_code == 200 else {}
@@ -520,7 +789,7 @@ class BatchUnderChaos:
         )
 
     async def finished(self, *, timeout: float = 200) -> dict[str, Any]:
-        """Wait until the batch is in a terminal state and its outbox is relayed."""
+        """Wait until the batch is in a terminal state and the CJ outbox is relayed."""
         view = await self._view(
             f"/api/v1/batches/{self.batch_id}",
             until=lambda v: v["state"] in TERMINAL_STATES,
@@ -535,8 +804,8 @@ class BatchUnderChaos:
         return view
 
     async def _unpublished_outbox_rows(self) -> int:
-        self._check_alive()
-        engine = create_engine(self.database_url, pool_size=1)
+        self.fleet.check_alive()
+        engine = create_engine(self.fleet.cj_database_url, pool_size=1)
         try:
             async with engine.connect() as connection:
                 count = await connection.scalar(
@@ -551,16 +820,17 @@ class BatchUnderChaos:
     async def evidence(self) -> BatchEvidence:
         """Everything the assertions look at, read once the batch is finished."""
         assert self.batch_id is not None
-        assert self.poller is not None
+        fleet = self.fleet
         view = await self._view(f"/api/v1/batches/{self.batch_id}", timeout=30)
-        self.poller.stop()
+        if self.poller is not None:
+            self.poller.stop()
         if self._poll_task is not None:
             await self._poll_task
-        bootstrap = self.stack.bootstrap_servers
-        completed_topic = topic_name(Topic.CJ_ASSESSMENT_COMPLETED, self.prefix)
-        failed_topic = topic_name(Topic.CJ_ASSESSMENT_FAILED, self.prefix)
-        callback_topic = topic_name(Topic.LLM_COMPARISON_RESULT, self.prefix)
-        partitions = await partitions_by_topic(bootstrap, self.prefix)
+        bootstrap = fleet.stack.bootstrap_servers
+        completed_topic = fleet.topic(Topic.CJ_ASSESSMENT_COMPLETED)
+        failed_topic = fleet.topic(Topic.CJ_ASSESSMENT_FAILED)
+        callback_topic = fleet.topic(Topic.LLM_COMPARISON_RESULT)
+        partitions = await partitions_by_topic(bootstrap, fleet.prefix)
         dlq_topics = [t for t in partitions if t.endswith(DLQ_SUFFIX)]
         wanted = [completed_topic, failed_topic, callback_topic, *dlq_topics]
         contents = await topic_contents(bootstrap, {t: partitions.get(t, []) for t in wanted})
@@ -600,15 +870,16 @@ class BatchUnderChaos:
             distinct_successful_callbacks=len(callbacks),
             dead_letters={topic: len(contents[topic]) for topic in dlq_topics},
             log_problems=log_problems(
-                [p.log_path for p in self.processes], [FAKE_API_KEY, ESSAY_MARKER]
+                [p.log_path for p in fleet.processes], [FAKE_API_KEY, ESSAY_MARKER]
             ),
-            http_answers=self.poller.counts(),
-            llm_calls=len(self.fake_llm.received),
+            http_answers=self.poller.counts() if self.poller is not None else {},
+            llm_calls=len(fleet.fake_llm.received),
+            request_ids=frozenset(str(r) for r in request_ids),
         )
 
     async def _batch_rows(self) -> dict[str, Any]:
         batch_id = uuid.UUID(self.batch_id)
-        engine = create_engine(self.database_url, pool_size=1)
+        engine = create_engine(self.fleet.cj_database_url, pool_size=1)
         try:
             async with engine.connect() as connection:
                 batch = (
@@ -652,45 +923,48 @@ class BatchUnderChaos:
             "scores": int(scores or 0),
         }
 
-    async def stop(self) -> None:
-        """Stop polling and every process started (by PID)."""
+    async def stop_polling(self) -> None:
+        """End the API polling, if any (what it found is kept)."""
         if self.poller is not None:
             self.poller.stop()
         if self._poll_task is not None:
             with contextlib.suppress(Exception):
                 await self._poll_task
-        for process in reversed(self.processes):
-            process.stop(timeout=20.0)
 
 
 @contextlib.asynccontextmanager
 async def batch_under_chaos(
-    stack: CrashableStack,
+    stack: ServiceStack,
     log_dir: Path,
     *,
     essays: int = 40,
     latency: float = 1.0,
     in_flight: int = 4,
     llm_commit_interval: float | None = None,
-) -> AsyncIterator[BatchUnderChaos]:
-    """A fake OpenAI server, an LLM provider and a CJ process on a fresh database, ready for a
-    batch; every process is stopped by PID at the end, whatever happened.
+) -> AsyncIterator[FleetBatch]:
+    """A fleet of one LLM provider and one CJ process, ready for a batch whose answers arrive
+    over about a minute (every call takes `latency` seconds, at most `in_flight` at once);
+    every process is stopped by PID at the end, whatever happened.
 
     `llm_commit_interval` (seconds) is how seldom the LLM provider commits its offsets.
     """
-    database_url = await stack.new_database()
-    async with FakeLLMServer(judge_by_quality, delay=latency) as fake_llm:
-        run = BatchUnderChaos(
-            stack, database_url, log_dir, fake_llm, essays, in_flight, llm_commit_interval
-        )
+    llm_env = (
+        {"LLM_COMMIT_INTERVAL_SECONDS": str(llm_commit_interval)}
+        if llm_commit_interval is not None
+        else {}
+    )
+    async with service_fleet(
+        stack, log_dir, latency=latency, in_flight=in_flight, llm_env=llm_env
+    ) as fleet:
+        batch = FleetBatch(fleet, essays)
         try:
             # Both start at once; each is awaited to the end so none is left unstopped.
             started = await asyncio.gather(
-                run.start_llm_provider(), run.start_cj(), return_exceptions=True
+                fleet.start_llm_provider(), fleet.start_cj(), return_exceptions=True
             )
             for outcome in started:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            yield run
+            yield batch
         finally:
-            await run.stop()
+            await batch.stop_polling()

@@ -22,6 +22,7 @@ from tests.integration.chaos_harness import (
     TERMINAL_STATES,
     BatchEvidence,
     CrashableStack,
+    assert_completed_once_without_double_counting,
     batch_under_chaos,
     crashable_stack,
     summarize_log_problems,
@@ -43,38 +44,6 @@ async def stack() -> AsyncIterator[CrashableStack]:
         yield running
 
 
-def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> None:
-    """One completed event and no failed one; every essay ranked; each count agrees."""
-    assert evidence.failed_events == [], [e.data.error_detail for e in evidence.failed_events]
-    assert len(evidence.completed_events) == 1, [str(e.event_id) for e in evidence.completed_events]
-    assert evidence.state == "COMPLETED"
-    event = evidence.completed_events[0].data
-    rankings = event.rankings
-    assert sorted(r.essay_id for r in rankings) == evidence.essay_ids
-    assert sorted(r.rank for r in rankings) == list(range(1, len(evidence.essay_ids) + 1))
-    assert all(r.comparisons > 0 for r in rankings)
-    assert evidence.score_rows == len(evidence.essay_ids)
-
-    usage = event.system_metadata.resource_usage
-    pairs = evidence.pairs_by_status
-    completed = pairs.get("COMPLETED", 0)
-    counts = {
-        "event": usage.completed_comparisons,
-        "batch row": evidence.batch_row["completed"],
-        "pairs table": completed,
-        "distinct callbacks": evidence.distinct_successful_callbacks,
-    }
-    assert len(set(counts.values())) == 1, counts
-    assert sum(r.comparisons for r in rankings) == 2 * completed
-    assert sum(r.wins for r in rankings) == completed
-    assert usage.failed_comparisons == evidence.batch_row["failed"] == pairs.get("FAILED", 0)
-    assert usage.total_comparisons == evidence.batch_row["planned"] == sum(pairs.values())
-    assert pairs.get("PENDING", 0) == 0, pairs
-    # Every answer was recorded on the pair it was asked for.
-    assert evidence.misjudged_pairs == 0
-    assert all(count == 0 for count in evidence.dead_letters.values()), evidence.dead_letters
-
-
 def assert_clean_logs_and_http(evidence: BatchEvidence) -> None:
     """Every log line a JSON object without a traceback; the API, polled through the outage
     (readiness said 503 during it), answered only 2xx or 503."""
@@ -93,7 +62,7 @@ class TestSigkillMidBatch:
         self, stack: CrashableStack, tmp_path: Path
     ) -> None:
         async with batch_under_chaos(stack, tmp_path) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
             await stack.kill_broker()
             await asyncio.sleep(OUTAGE_SECONDS)
@@ -109,7 +78,7 @@ class TestSigkillMidBatch:
         self, stack: CrashableStack, tmp_path: Path
     ) -> None:
         async with batch_under_chaos(stack, tmp_path) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
             await stack.kill_postgres()
             await asyncio.sleep(OUTAGE_SECONDS)
@@ -128,11 +97,11 @@ class TestSigkillMidBatch:
         # after every callback so far was acknowledged and none of their offsets committed, so
         # the restarted process answers all of those requests a second time.
         async with batch_under_chaos(stack, tmp_path, llm_commit_interval=3600) as run:
-            await run.submit()
+            await run.submit(poll_api=True)
             at_kill = await run.progress(KILL_AT)
-            calls_at_kill = len(run.fake_llm.received)
-            run.kill_llm_provider()
-            await run.start_llm_provider()
+            calls_at_kill = len(run.fleet.fake_llm.received)
+            await run.fleet.kill(run.fleet.llms[0])
+            await run.fleet.start_llm_provider()
             await run.finished()
             evidence = await run.evidence()
 

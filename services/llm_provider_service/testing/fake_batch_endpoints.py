@@ -133,6 +133,10 @@ class FakeBatchEndpoints:
             return self._one("anthropic", match.group(1), cancel=suffix == "/cancel")
         return None
 
+    def custom_ids(self, batch_id: str) -> list[str]:
+        """The custom ids (request ids) of a created batch's items, in its order."""
+        return [custom_id for custom_id, _ in self._batches[batch_id].items]
+
     # creation
 
     def _new_id(self, kind: str) -> str:
