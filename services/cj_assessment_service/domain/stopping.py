@@ -29,6 +29,21 @@ split-half reliability fits both halves on one adaptively chosen network of oppo
 carries the same spread into both (0.81 on coin flips, see tests/unit/domain/test_stopping.py).
 On coin flips the marginal likelihood prefers a small tau^2 and the figure stays low.
 
+Honest on noise. Where the essays do not differ at all (true reliability 0), tau^2 is estimated
+on the boundary of its range, and half the time it lands above it by chance; the plug-in ratio is
+steep there (tau^2 / (tau^2 + error variance)), so a sampling fluke of tau^2 read as a figure of
+0.3-0.5 (60 essays, 20 comparisons each, a judge that only prefers the essay shown first or tosses
+a coin: 4 to 7 of 40 such batches above 0.3, one 0.49). So the figure is only computed where the
+comparisons show that the essays differ: a likelihood-ratio test of tau^2 at the floor of the
+search (MIN_ABILITY_VARIANCE, "no differences") against the type-II ML tau^2, on the two Laplace
+evidences, at level SPREAD_TEST_LEVEL (twice the log evidence ratio follows 1/2 chi2_0 + 1/2
+chi2_1 on the boundary). Where the test does not reject, the figure is 0: the posterior at
+tau^2 = 0 puts every essay at the same ability. The test rejects for any batch that could reach
+a useful target (at a true reliability of 0.5 the log evidence ratio is tens of nats), so the
+calibration on informative judges is unchanged; on noise the figure is 0 except in about one
+batch in a hundred. The ratio is a likelihood-ratio statistic, so adaptive pairing does not
+change it either (on those 80 adaptive noise batches the largest ratio was 2.5 nats).
+
 How it is computed. Each evaluation of the search is a MAP fit (Newton, started from the fit at
 the nearest tau^2 tried so far: two or three steps instead of seven) and log|H|, H the
 (n+1) x (n+1) posterior information (abilities and the order effect). Up to
@@ -55,6 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.stats import chi2
 
 from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
@@ -71,11 +87,27 @@ MIN_ABILITY_VARIANCE = 1e-2
 MAX_ABILITY_VARIANCE = 1e2
 # Tolerance of the search on log tau^2 (2 %: the reliability moves by well under 0.01).
 LOG_VARIANCE_TOLERANCE = 0.02
+# The level of the likelihood-ratio test of "the essays do not differ" (tau^2 at the floor)
+# against the type-II ML spread, and its critical value in nats of log evidence: tau^2 = 0 is on
+# the boundary, so twice the difference follows the mixture 1/2 chi2_0 + 1/2 chi2_1 under the
+# null and the critical value is chi2_1's upper 2 * level quantile, halved (2.71 nats at 0.01).
+SPREAD_TEST_LEVEL = 0.01
+SPREAD_TEST_CRITICAL_NATS = 0.5 * float(chi2.isf(2.0 * SPREAD_TEST_LEVEL, 1))
 
 
-def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> LaplaceEvidence:
+@dataclass(frozen=True, slots=True)
+class _TypeIISearch:
+    """The Laplace approximation at the ability variance that maximises it, and at the floor of
+    the search range (the "essays do not differ" end of the likelihood-ratio test)."""
+
+    best: LaplaceEvidence
+    floor: LaplaceEvidence
+
+
+def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> _TypeIISearch:
     """The Laplace approximation at the ability variance that maximises it (bounded search on
-    log tau^2). Each MAP fit starts from the fit at the nearest variance tried so far."""
+    log tau^2), and at MIN_ABILITY_VARIANCE (evaluated first). Each MAP fit starts from the fit
+    at the nearest variance tried so far."""
     tried: dict[float, LaplaceEvidence] = {}
 
     def negative(log_variance: float) -> float:
@@ -89,20 +121,23 @@ def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> LaplaceEvidence
         tried[log_variance] = evidence
         return -evidence.log_evidence
 
+    floor = math.log(MIN_ABILITY_VARIANCE)
+    negative(floor)
     minimize_scalar(
         negative,
-        bounds=(math.log(MIN_ABILITY_VARIANCE), math.log(MAX_ABILITY_VARIANCE)),
+        bounds=(floor, math.log(MAX_ABILITY_VARIANCE)),
         method="bounded",
         options={"xatol": LOG_VARIANCE_TOLERANCE},
     )
-    return max(tried.values(), key=lambda evidence: evidence.log_evidence)
+    best = max(tried.values(), key=lambda evidence: evidence.log_evidence)
+    return _TypeIISearch(best, tried[floor])
 
 
 def ability_variance(comparisons: Comparisons, *, exact: bool = False) -> float:
     """The prior variance of the abilities that maximises the Laplace-approximate marginal
     likelihood of the comparisons (type-II maximum likelihood); `exact` as in
     `posterior_reliability`."""
-    return 1.0 / _type_ii_search(comparisons, exact=exact).prior_precision
+    return 1.0 / _type_ii_search(comparisons, exact=exact).best.prior_precision
 
 
 def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> float | None:
@@ -117,7 +152,11 @@ def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> f
     n = comparisons.n_essays
     if n < 3 or len(comparisons) == 0:
         return None
-    best = _type_ii_search(comparisons, exact=exact)
+    search = _type_ii_search(comparisons, exact=exact)
+    if search.best.log_evidence - search.floor.log_evidence < SPREAD_TEST_CRITICAL_NATS:
+        # The comparisons do not show that the essays differ at all (see the module docstring).
+        return 0.0
+    best = search.best
     # Sums over the centred scores: the ratio of the expected covariance of mu with theta to the
     # expected spread of theta, both with n - 1 degrees of freedom.
     signal = float(np.sum(best.fit.scores**2))
