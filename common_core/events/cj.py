@@ -112,7 +112,11 @@ class CJStatistics(_Contract):
     abilities under an empirical-Bayes fit, which adaptive pairing does not inflate (scale
     separation and split-half reliability are inflated by it); `target_reliability`, the target
     the batch ran with; `stop_rule_reliability`, the name of the statistics field the stop rule
-    compared with it (None when no target applied).
+    compared with it (None when no target applied); `not_valid_reliabilities`, the names of
+    this object's reliability fields whose figures are not valid for the batch and must not be
+    read as its reliability: `scale_separation_reliability` and `split_half_reliability` when
+    the batch's pairs were chosen adaptively (adaptive pairing alone spreads the scores: both
+    read 0.8-0.9 on verdicts that carry no information; None or empty: every figure is valid).
     """
 
     scale_separation_reliability: float | None = None
@@ -123,6 +127,7 @@ class CJStatistics(_Contract):
     posterior_reliability: float | None = Field(default=None, ge=0, le=1)
     target_reliability: float | None = None
     stop_rule_reliability: str | None = None
+    not_valid_reliabilities: list[str] | None = None
 
 
 class GradeProjection(_Contract):
