@@ -14,6 +14,7 @@ from cj_assessment_service.domain.bradley_terry import (
     ranks_from_scores,
     scale_separation_reliability,
     split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.grade_projection import project_grades
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, posterior_reliability
@@ -61,6 +62,7 @@ def score_batch(
     """
     n = len(essays)
     answers = len(comparisons) > 0
+    comparisons = weigh_soft_verdicts(comparisons)
     fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
     position_bias = debiased_position_bias(
         comparisons, fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION

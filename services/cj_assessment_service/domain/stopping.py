@@ -77,6 +77,7 @@ from cj_assessment_service.domain.bradley_terry import (
     LaplaceEvidence,
     laplace_evidence,
     total_posterior_variance,
+    weigh_soft_verdicts,
 )
 
 # The statistics field the stop rule compares with the target (named in the completed event).
@@ -152,6 +153,7 @@ def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> f
     n = comparisons.n_essays
     if n < 3 or len(comparisons) == 0:
         return None
+    comparisons = weigh_soft_verdicts(comparisons)
     search = _type_ii_search(comparisons, exact=exact)
     if search.best.log_evidence - search.floor.log_evidence < SPREAD_TEST_CRITICAL_NATS:
         # The comparisons do not show that the essays differ at all (see the module docstring).

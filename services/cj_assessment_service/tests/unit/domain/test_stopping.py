@@ -18,6 +18,7 @@ from cj_assessment_service.domain.bradley_terry import (
     fit_bradley_terry,
     scale_separation_reliability,
     split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.stopping import (
     MIN_ABILITY_VARIANCE,
@@ -108,32 +109,61 @@ class TestHonesty:
         assert min(ssr, split_half) > 0.5
 
 
-Judge = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+Judge = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+HARD = np.nan  # the probability of a hard verdict
 
 
-def _coin(a: np.ndarray, _b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.asarray(rng.random(a.shape[0]) < 0.5)
+def _coin(a: np.ndarray, _b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(rng.random(a.shape[0]) < 0.5), np.full(a.shape[0], HARD)
 
 
-def _prefers_first(a: np.ndarray, _b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.asarray(rng.random(a.shape[0]) < 0.75)
+def _prefers_first(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(rng.random(a.shape[0]) < 0.75), np.full(a.shape[0], HARD)
 
 
-def _always_first(a: np.ndarray, _b: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
-    return np.ones(a.shape[0], dtype=np.bool_)
+def _always_first(
+    a: np.ndarray, _b: np.ndarray, _rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.ones(a.shape[0], dtype=np.bool_), np.full(a.shape[0], HARD)
+
+
+def _soft_about_half(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    probability = np.clip(0.5 + rng.normal(0.0, 0.03, a.shape[0]), 0.0, 1.0)
+    return probability > 0.5, probability
+
+
+def _soft_prefers_first(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    probability = 1.0 / (1.0 + np.exp(-(1.1 + rng.normal(0.0, 1.0, a.shape[0]))))
+    return probability > 0.5, probability
 
 
 def _adaptive_noise(seed: int, judge: Judge, n: int = 60, per_essay: int = 20) -> Comparisons:
     """Essays of equal quality on the service's adaptive design: the coverage ring, then top-ups
-    of 24 planned from a fit of the answers so far, judged by `judge` (first, second, rng)."""
+    of 24 planned from a fit of the answers so far, judged by `judge` (first, second, rng):
+    verdicts and probabilities (NaN: a hard verdict)."""
     rng = np.random.default_rng(seed)
     budget = n * per_essay // 2
     asked = plan_opening_pairs(n, budget, comparisons_per_essay=10, max_pairs_per_step=500, rng=rng)
     wins: list[bool] = []
+    probabilities: list[float] = []
     while True:
         new = np.array(asked[len(wins) :], dtype=np.int64).reshape(-1, 2)
-        wins += judge(new[:, 0], new[:, 1], rng).tolist()
-        comparisons = Comparisons.from_lists(n, [p[0] for p in asked], [p[1] for p in asked], wins)
+        won, probability = judge(new[:, 0], new[:, 1], rng)
+        wins += won.tolist()
+        probabilities += probability.tolist()
+        comparisons = Comparisons(
+            n,
+            np.array([p[0] for p in asked], dtype=np.int64),
+            np.array([p[1] for p in asked], dtype=np.int64),
+            np.array(wins, dtype=np.bool_),
+            np.array(probabilities),
+        )
         if len(asked) >= budget:
             return comparisons
         fit = fit_bradley_terry(comparisons)
@@ -148,11 +178,15 @@ def _adaptive_noise(seed: int, judge: Judge, n: int = 60, per_essay: int = 20) -
 
 class TestHonestOnNoise:
     """60 essays of the same quality, 20 comparisons each on the adaptive design: a coin, a judge
-    whose only preference is for the essay shown first (p 0.75), and one that always says A.
-    Before the likelihood-ratio test the posterior reliability read up to 0.49 on such batches
-    (4 to 7 of 40 above 0.3); scale separation and split-half read 0.8-0.9."""
+    whose only preference is for the essay shown first (p 0.75), one that always says A, and two
+    soft judges: one answering about 0.5 on everything, one preferring the first essay (its
+    probability logit 1.1 + noise of sd 1). Before the likelihood-ratio test the posterior
+    reliability read 0.75 and 0.46 on two of five such batches of the hard first-preferring
+    judge; scale separation and split-half read 0.8-0.9."""
 
-    @pytest.mark.parametrize("judge", [_coin, _prefers_first, _always_first])
+    @pytest.mark.parametrize(
+        "judge", [_coin, _prefers_first, _always_first, _soft_about_half, _soft_prefers_first]
+    )
     def test_the_posterior_reliability_stays_near_zero_and_no_target_is_met(
         self, judge: Judge
     ) -> None:
@@ -352,3 +386,43 @@ class TestCalibration:
             claimed.append(estimate)
             achieved.append(_achieved(comparisons, theta))
         assert float(np.mean(achieved)) >= float(np.mean(claimed)) - 0.03
+
+
+def _soft_random_judged(
+    seed: int, n: int, per_essay: int, spread: float, overconfidence: float
+) -> tuple[Comparisons, np.ndarray]:
+    """Random pairs judged by a soft judge: its probability is the ability difference plus an
+    order effect of 0.3 plus logit noise of sd 1, stretched by `overconfidence`."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, n)
+    m = n * per_essay // 2
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    latent = theta[a] - theta[b] + 0.3 + rng.normal(0.0, 1.0, m)
+    probability = 1.0 / (1.0 + np.exp(-overconfidence * latent))
+    return Comparisons(n, a, b, probability > 0.5, probability), theta
+
+
+class TestSoftCalibration:
+    @pytest.mark.parametrize(
+        ("spread", "overconfidence"), [(1.5, 1.0), (2.5, 1.0), (1.5, 2.0), (0.7, 1.0)]
+    )
+    def test_the_claim_matches_the_achieved_reliability_with_soft_verdicts(
+        self, spread: float, overconfidence: float
+    ) -> None:
+        # 10 per essay: soft verdicts carry several hard ones' information (weight 3-10).
+        claimed, achieved = [], []
+        for seed in range(6):
+            comparisons, theta = _soft_random_judged(seed, 100, 10, spread, overconfidence)
+            estimate = posterior_reliability(comparisons)
+            assert estimate is not None
+            claimed.append(estimate)
+            achieved.append(
+                float(
+                    np.corrcoef(fit_bradley_terry(weigh_soft_verdicts(comparisons)).scores, theta)[
+                        0, 1
+                    ]
+                )
+                ** 2
+            )
+        assert abs(float(np.mean(claimed)) - float(np.mean(achieved))) < 0.03
