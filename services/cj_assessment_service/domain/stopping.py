@@ -107,7 +107,7 @@ class _TypeIISearch:
 
 def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> _TypeIISearch:
     """The Laplace approximation at the ability variance that maximises it (bounded search on
-    log tau^2), and at MIN_ABILITY_VARIANCE (evaluated first). Each MAP fit starts from the fit
+    log tau^2), and at MIN_ABILITY_VARIANCE (evaluated last). Each MAP fit starts from the fit
     at the nearest variance tried so far."""
     tried: dict[float, LaplaceEvidence] = {}
 
@@ -123,7 +123,6 @@ def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> _TypeIISearch:
         return -evidence.log_evidence
 
     floor = math.log(MIN_ABILITY_VARIANCE)
-    negative(floor)
     minimize_scalar(
         negative,
         bounds=(floor, math.log(MAX_ABILITY_VARIANCE)),
@@ -131,6 +130,7 @@ def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> _TypeIISearch:
         options={"xatol": LOG_VARIANCE_TOLERANCE},
     )
     best = max(tried.values(), key=lambda evidence: evidence.log_evidence)
+    negative(floor)  # after the search, which then runs as before, from the nearest fit
     return _TypeIISearch(best, tried[floor])
 
 
