@@ -205,6 +205,11 @@ def statistics_lines(
             f"posterior reliability: {_figure(stats.posterior_reliability)}"
             + (f"   stop target: {target:.2f}" if target is not None else ""),
         )
+    if stats.order_flip_rate is not None and stats.pairs_in_both_orders:
+        lines.append(
+            f"order flips: {stats.order_flip_rate:.0%} of {stats.pairs_in_both_orders} pairs "
+            "asked both ways (the two verdicts picked the same position)"
+        )
     if completed.partial_scoring_triggered:
         lines.insert(1, "partial scoring: some answers were still missing")
     if intended:

@@ -17,8 +17,14 @@ from cj_assessment_service.domain.bradley_terry import (
     weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.grade_projection import project_grades
+from cj_assessment_service.domain.judge_consistency import order_consistency
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, posterior_reliability
-from common_core.events.cj import CJStatistics, EssayRanking, GradeProjection
+from common_core.events.cj import (
+    CJStatistics,
+    EssayRanking,
+    GradeProjection,
+    JudgeCalibrationBin,
+)
 
 # The reliability figures adaptive pairing invalidates. Both take the spread of weakly shrunk
 # scores as signal, and pairing winners with winners keeps early chance wins spread out: on 60
@@ -86,6 +92,7 @@ def score_batch(
         ),
         key=lambda r: r.rank,
     )
+    consistency = order_consistency(comparisons)
     statistics = CJStatistics(
         scale_separation_reliability=(
             scale_separation_reliability(fit.scores, errors) if answers else None
@@ -102,6 +109,21 @@ def score_batch(
         target_reliability=target_reliability,
         stop_rule_reliability=STOP_RELIABILITY if target_reliability is not None else None,
         not_valid_reliabilities=list(ADAPTIVE_PAIRING_NOT_VALID) if adaptive_pairing else None,
+        pairs_in_both_orders=consistency.pairs_in_both_orders,
+        order_flip_rate=(
+            None if consistency.order_flip_rate is None else round(consistency.order_flip_rate, 6)
+        ),
+        judge_calibration=[
+            JudgeCalibrationBin(
+                low=b.low,
+                high=b.high,
+                verdicts=b.verdicts,
+                mean_stated=round(b.mean_stated, 6),
+                expected_agreement=round(b.expected_agreement, 6),
+                observed_agreement=round(b.observed_agreement, 6),
+            )
+            for b in consistency.calibration
+        ],
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
 
