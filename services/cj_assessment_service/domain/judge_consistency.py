@@ -54,21 +54,16 @@ class OrderConsistency:
 
 
 def _both_orders(comparisons: Comparisons) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Index pairs (k, l): comparison k asked (x, y) and l asked (y, x), each pair once (the
-    first answer of each orientation)."""
+    """Index pairs (k, l): comparison k asked (x, y) with x < y and l asked (y, x), each pair
+    once (the first answer of each orientation)."""
     n = max(comparisons.n_essays, 1)
     a, b = comparisons.essay_a, comparisons.essay_b
-    forward = a * n + b
-    _, first = np.unique(forward, return_index=True)
-    index_of = dict(zip(forward[first].tolist(), first.tolist(), strict=True))
-    ks: list[int] = []
-    ls: list[int] = []
-    for key, k in index_of.items():
-        x, y = divmod(key, n)
-        if x < y and (reverse := index_of.get(y * n + x)) is not None:
-            ks.append(k)
-            ls.append(reverse)
-    return np.asarray(ks, dtype=np.int64), np.asarray(ls, dtype=np.int64)
+    keys, first = np.unique(a * n + b, return_index=True)
+    low_first = first[a[first] < b[first]]
+    reverse = b[low_first] * n + a[low_first]
+    position = np.minimum(np.searchsorted(keys, reverse), keys.shape[0] - 1)
+    found = keys[position] == reverse
+    return low_first[found].astype(np.int64), first[position[found]].astype(np.int64)
 
 
 def order_consistency(comparisons: Comparisons) -> OrderConsistency:
