@@ -141,21 +141,27 @@ def ability_variance(comparisons: Comparisons, *, exact: bool = False) -> float:
     return 1.0 / _type_ii_search(comparisons, exact=exact).best.prior_precision
 
 
-def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> float | None:
+def posterior_reliability(
+    comparisons: Comparisons, *, exact: bool = False, spread_test: bool = True
+) -> float | None:
     """Expected squared correlation of the fitted scores with the true abilities, under a
     Bradley-Terry fit whose ability variance is estimated from the comparisons (empirical
-    Bayes); None with fewer than 3 essays or no comparisons.
+    Bayes); 0 where the likelihood-ratio test does not show that the essays differ; None with
+    fewer than 3 essays or no comparisons.
 
     Above DENSE_LOG_DET_MAX_ESSAYS essays the log-determinants and the posterior variances are
     stochastic estimates (see the module docstring); `exact` computes them by dense
     factorisations instead (cubic in the essays: the reference for tests and benchmarks).
+    `spread_test=False` skips the test: the plug-in figure, a reference for benchmarks.
     """
     n = comparisons.n_essays
     if n < 3 or len(comparisons) == 0:
         return None
     comparisons = weigh_soft_verdicts(comparisons)
     search = _type_ii_search(comparisons, exact=exact)
-    if search.best.log_evidence - search.floor.log_evidence < SPREAD_TEST_CRITICAL_NATS:
+    if spread_test and (
+        search.best.log_evidence - search.floor.log_evidence < SPREAD_TEST_CRITICAL_NATS
+    ):
         # The comparisons do not show that the essays differ at all (see the module docstring).
         return 0.0
     best = search.best
