@@ -34,6 +34,7 @@ from cj_assessment_service.domain.bradley_terry import (
     fit_bradley_terry,
     scale_separation_reliability,
     split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, StopRule, posterior_reliability
 
@@ -284,6 +285,55 @@ def noise_case(seeds: int, first_preference: float) -> dict[str, Any]:
     }
 
 
+# Soft verdicts: (ability sd, overconfidence) of the simulated judge, essays, per essay, seeds.
+SOFT_CASES = ((0.7, 1.0), (1.5, 1.0), (2.5, 1.0), (1.5, 2.0))
+SOFT_ESSAYS, SOFT_PER_ESSAY, SOFT_SEEDS = 100, 10, 6
+
+
+def _soft_judged(seed: int, spread: float, overconfidence: float) -> tuple[Comparisons, Any]:
+    """Random pairs; the judge states q = sigmoid(overconfidence * (ability difference + 0.3 +
+    N(0, 1) noise)) and its hard verdict is q > 1/2."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, SOFT_ESSAYS)
+    m = SOFT_ESSAYS * SOFT_PER_ESSAY // 2
+    a = rng.integers(0, SOFT_ESSAYS, m)
+    b = (a + rng.integers(1, SOFT_ESSAYS, m)) % SOFT_ESSAYS
+    latent = theta[a] - theta[b] + POSITION_BIAS + rng.normal(0.0, 1.0, m)
+    probability = 1.0 / (1.0 + np.exp(-overconfidence * latent))
+    return Comparisons(SOFT_ESSAYS, a, b, probability > 0.5, probability), theta
+
+
+def soft_case(spread: float, overconfidence: float) -> dict[str, Any]:
+    """Claimed and achieved posterior reliability with soft verdicts, beside the same judge's
+    hard verdicts (the reference)."""
+    figures: dict[str, tuple[list[float], list[float]]] = {"soft": ([], []), "hard": ([], [])}
+    for seed in range(SOFT_SEEDS):
+        soft, theta = _soft_judged(seed, spread, overconfidence)
+        hard = Comparisons(soft.n_essays, soft.essay_a, soft.essay_b, soft.a_won)
+        for name, comparisons in (("soft", soft), ("hard", hard)):
+            weighed = weigh_soft_verdicts(comparisons)
+            figures[name][0].append(posterior_reliability(weighed) or 0.0)
+            r = float(np.corrcoef(fit_bradley_terry(weighed).scores, theta)[0, 1])
+            figures[name][1].append(r * r)
+    means = {k: (float(np.mean(c)), float(np.mean(a))) for k, (c, a) in figures.items()}
+    print(
+        f"soft verdicts ({SOFT_ESSAYS} essays, {SOFT_PER_ESSAY}/essay, ability sd {spread}, "
+        f"overconfidence {overconfidence}, {SOFT_SEEDS} seeds): claimed {means['soft'][0]:.3f} "
+        f"-> achieved {means['soft'][1]:.3f}; reference, the same judge's hard verdicts: "
+        f"claimed {means['hard'][0]:.3f} -> achieved {means['hard'][1]:.3f}",
+        flush=True,
+    )
+    return {
+        "ability_sd": spread,
+        "overconfidence": overconfidence,
+        "soft_claimed": round(means["soft"][0], 4),
+        "soft_achieved": round(means["soft"][1], 4),
+        "hard_claimed": round(means["hard"][0], 4),
+        "hard_achieved": round(means["hard"][1], 4),
+        "soft_honest": abs(means["soft"][0] - means["soft"][1]) < HONESTY_MARGIN,
+    }
+
+
 def run(seeds: int = 32) -> dict[str, Any]:
     """Both spreads and both targets; at sd 2.5 and target 0.9 at most 60 % of the budget; and
     equal essays (a coin, and a judge preferring the first essay) must claim about 0."""
@@ -291,6 +341,7 @@ def run(seeds: int = 32) -> dict[str, Any]:
     curves: list[dict[str, Any]] = []
     # Half the seeds: each noise batch runs every check to the budget (no stop to end it).
     noise = [noise_case(max(1, seeds // 2), p) for p in NOISE_FIRST_PREFERENCES]
+    soft = [soft_case(spread, overconfidence) for spread, overconfidence in SOFT_CASES]
     for spread in SPREADS:
         runs = [simulate(seed, spread) for seed in range(seeds)]
         cases.extend(run_case(runs, spread, target) for target in TARGETS)
@@ -312,4 +363,5 @@ def run(seeds: int = 32) -> dict[str, Any]:
         "cases": cases,
         "oracle_curves": curves,
         "noise": noise,
+        "soft": soft,
     }
