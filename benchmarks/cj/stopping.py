@@ -8,6 +8,11 @@ claimed, and the reliability achieved (squared correlation of the fitted scores 
 abilities). Beside it, the scale separation reliability of the same fit (what a stop rule on it
 would have claimed) as the reference.
 
+Honest on noise: 100 essays of equal quality judged by a coin and by a judge that prefers the
+essay shown first (p 0.75), planned and checked the same way, run to the budget: whether the
+stop fired, and the posterior reliability at the budget beside the plug-in figure without the
+likelihood-ratio test and the scale separation and split-half reliability of the same batches.
+
 Every batch runs to the budget (the planner does not know the target, so the design is the same
 with or without a stop) and records the achieved reliability every half comparison per essay:
 the oracle curve, where a perfectly calibrated stop would fire, and the claim at each check
@@ -28,6 +33,8 @@ from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
     fit_bradley_terry,
     scale_separation_reliability,
+    split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, StopRule, posterior_reliability
 
@@ -40,6 +47,8 @@ MAX_SPENT_SHARE = 0.6
 # A single batch's shortfall counted as a miss (the spread behind the mean).
 MISS_MARGIN = 0.05
 CURVE_FROM = 2.0
+# Judges of equal essays: a coin, and one preferring the essay shown first (logit 1.1: p 0.75).
+NOISE_FIRST_PREFERENCES = (0.0, 1.1)
 MIN_PER_ESSAY: float = Settings.model_fields["min_comparisons_per_essay_before_stop"].default
 CHECK_STEP: float = Settings.model_fields["reliability_check_step"].default
 
@@ -199,10 +208,140 @@ def run_case(runs: list[Run], spread: float, target: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class NoiseRun:
+    """One batch of equal essays run to the budget: whether the stop rule fired at any check
+    (at the lowest target), and the figures at the budget."""
+
+    stopped: bool
+    claimed: float
+    plug_in: float
+    scale_separation: float | None
+    split_half: float | None
+
+
+def simulate_noise(seed: int, first_preference: float) -> NoiseRun:
+    """Essays of equal quality, judged by a coin weighted `first_preference` (logits) towards
+    the essay shown first, planned and checked as the service does, run to the budget."""
+    judge = Judge(np.random.default_rng(seed + 20_000), first_preference, 0.0)
+    rule = StopRule(
+        target_reliability=min(TARGETS),
+        min_comparisons_per_essay=MIN_PER_ESSAY,
+        check_every=math.ceil(CHECK_STEP * ESSAYS / 2),
+    )
+    last_checked: list[int | None] = [None]
+    stopped = [False]
+
+    def check(pairs: Pairs, wins: list[bool]) -> bool:
+        if rule.check_due(n_essays=ESSAYS, answered_now=len(pairs), last_checked=last_checked[0]):
+            last_checked[0] = len(pairs)
+            comparisons = Comparisons.from_lists(
+                ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins
+            )
+            stopped[0] = stopped[0] or rule.met(posterior_reliability(comparisons))
+        return False
+
+    budget = ESSAYS * BUDGET_PER_ESSAY // 2
+    pairs, wins = planned_design(judge, budget, np.random.default_rng(seed), after_answers=check)
+    comparisons = Comparisons.from_lists(ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins)
+    fit = fit_bradley_terry(comparisons)
+    assert fit.standard_errors is not None
+    return NoiseRun(
+        stopped[0],
+        posterior_reliability(comparisons) or 0.0,
+        posterior_reliability(comparisons, spread_test=False) or 0.0,
+        scale_separation_reliability(fit.scores, fit.standard_errors),
+        split_half_reliability(comparisons),
+    )
+
+
+def noise_case(seeds: int, first_preference: float) -> dict[str, Any]:
+    """Figures of one noise judge over the seeds, beside the plug-in posterior reliability
+    (without the likelihood-ratio test) and the classical figures of the same batches."""
+    runs = [simulate_noise(seed, first_preference) for seed in range(seeds)]
+    claimed = [r.claimed for r in runs]
+    plug_in = [r.plug_in for r in runs]
+    ssr = [r.scale_separation for r in runs if r.scale_separation is not None]
+    split = [r.split_half for r in runs if r.split_half is not None]
+    stops = sum(r.stopped for r in runs)
+    print(
+        f"stopping on noise ({ESSAYS} equal essays, first-shown preference {first_preference} "
+        f"logits, {seeds} seeds, budget {BUDGET_PER_ESSAY}/essay): stop at {min(TARGETS)} fired "
+        f"in {stops}/{seeds}; posterior reliability mean {np.mean(claimed):.3f}, max "
+        f"{max(claimed):.3f}; reference (same batches): plug-in without the test mean "
+        f"{np.mean(plug_in):.3f}, max {max(plug_in):.3f}; scale separation mean "
+        f"{np.mean(ssr):.3f}, split-half mean {np.mean(split):.3f} (both marked not valid)",
+        flush=True,
+    )
+    return {
+        "first_shown_preference_logit": first_preference,
+        "stops_at_lowest_target": stops,
+        "posterior_reliability_mean": round(float(np.mean(claimed)), 4),
+        "posterior_reliability_max": round(max(claimed), 4),
+        "plug_in_without_test_mean": round(float(np.mean(plug_in)), 4),
+        "plug_in_without_test_max": round(max(plug_in), 4),
+        "scale_separation_mean": round(float(np.mean(ssr)), 4),
+        "split_half_mean": round(float(np.mean(split)), 4),
+    }
+
+
+# Soft verdicts: (ability sd, overconfidence) of the simulated judge, essays, per essay, seeds.
+SOFT_CASES = ((0.7, 1.0), (1.5, 1.0), (2.5, 1.0), (1.5, 2.0))
+SOFT_ESSAYS, SOFT_PER_ESSAY, SOFT_SEEDS = 100, 10, 6
+
+
+def _soft_judged(seed: int, spread: float, overconfidence: float) -> tuple[Comparisons, Any]:
+    """Random pairs; the judge states q = sigmoid(overconfidence * (ability difference + 0.3 +
+    N(0, 1) noise)) and its hard verdict is q > 1/2."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, SOFT_ESSAYS)
+    m = SOFT_ESSAYS * SOFT_PER_ESSAY // 2
+    a = rng.integers(0, SOFT_ESSAYS, m)
+    b = (a + rng.integers(1, SOFT_ESSAYS, m)) % SOFT_ESSAYS
+    latent = theta[a] - theta[b] + POSITION_BIAS + rng.normal(0.0, 1.0, m)
+    probability = 1.0 / (1.0 + np.exp(-overconfidence * latent))
+    return Comparisons(SOFT_ESSAYS, a, b, probability > 0.5, probability), theta
+
+
+def soft_case(spread: float, overconfidence: float) -> dict[str, Any]:
+    """Claimed and achieved posterior reliability with soft verdicts, beside the same judge's
+    hard verdicts (the reference)."""
+    figures: dict[str, tuple[list[float], list[float]]] = {"soft": ([], []), "hard": ([], [])}
+    for seed in range(SOFT_SEEDS):
+        soft, theta = _soft_judged(seed, spread, overconfidence)
+        hard = Comparisons(soft.n_essays, soft.essay_a, soft.essay_b, soft.a_won)
+        for name, comparisons in (("soft", soft), ("hard", hard)):
+            weighed = weigh_soft_verdicts(comparisons)
+            figures[name][0].append(posterior_reliability(weighed) or 0.0)
+            r = float(np.corrcoef(fit_bradley_terry(weighed).scores, theta)[0, 1])
+            figures[name][1].append(r * r)
+    means = {k: (float(np.mean(c)), float(np.mean(a))) for k, (c, a) in figures.items()}
+    print(
+        f"soft verdicts ({SOFT_ESSAYS} essays, {SOFT_PER_ESSAY}/essay, ability sd {spread}, "
+        f"overconfidence {overconfidence}, {SOFT_SEEDS} seeds): claimed {means['soft'][0]:.3f} "
+        f"-> achieved {means['soft'][1]:.3f}; reference, the same judge's hard verdicts: "
+        f"claimed {means['hard'][0]:.3f} -> achieved {means['hard'][1]:.3f}",
+        flush=True,
+    )
+    return {
+        "ability_sd": spread,
+        "overconfidence": overconfidence,
+        "soft_claimed": round(means["soft"][0], 4),
+        "soft_achieved": round(means["soft"][1], 4),
+        "hard_claimed": round(means["hard"][0], 4),
+        "hard_achieved": round(means["hard"][1], 4),
+        "soft_honest": abs(means["soft"][0] - means["soft"][1]) < HONESTY_MARGIN,
+    }
+
+
 def run(seeds: int = 32) -> dict[str, Any]:
-    """Both spreads and both targets; at sd 2.5 and target 0.9 at most 60 % of the budget."""
+    """Both spreads and both targets; at sd 2.5 and target 0.9 at most 60 % of the budget; and
+    equal essays (a coin, and a judge preferring the first essay) must claim about 0."""
     cases: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
+    # Half the seeds: each noise batch runs every check to the budget (no stop to end it).
+    noise = [noise_case(max(1, seeds // 2), p) for p in NOISE_FIRST_PREFERENCES]
+    soft = [soft_case(spread, overconfidence) for spread, overconfidence in SOFT_CASES]
     for spread in SPREADS:
         runs = [simulate(seed, spread) for seed in range(seeds)]
         cases.extend(run_case(runs, spread, target) for target in TARGETS)
@@ -223,4 +362,6 @@ def run(seeds: int = 32) -> dict[str, Any]:
         "wide_spread_share_met": wide["share_of_budget"] <= MAX_SPENT_SHARE,
         "cases": cases,
         "oracle_curves": curves,
+        "noise": noise,
+        "soft": soft,
     }

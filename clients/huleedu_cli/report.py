@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from common_core.events import CJAssessmentCompletedV1, EssayRanking
+from common_core.events import CJAssessmentCompletedV1, CJStatistics, EssayRanking
 from huleedu_cli.inputs import IntendedPlacement
 
 RANKING_COLUMNS = (
@@ -159,6 +159,24 @@ def _cost_line(completed: CJAssessmentCompletedV1) -> str:
     )
 
 
+def _classical_reliabilities_line(stats: CJStatistics) -> str:
+    """Scale separation and split-half reliability, or, where the event marks them not valid
+    (adaptive pairing inflates both), a note instead of their figures."""
+    not_valid = set(stats.not_valid_reliabilities or ())
+    figures = [
+        f"{label}: {'not valid (adaptive pairing)' if name in not_valid else _figure(value)}"
+        for label, name, value in (
+            (
+                "scale separation reliability",
+                "scale_separation_reliability",
+                stats.scale_separation_reliability,
+            ),
+            ("split-half reliability", "split_half_reliability", stats.split_half_reliability),
+        )
+    ]
+    return "   ".join(figures)
+
+
 def statistics_lines(
     completed: CJAssessmentCompletedV1,
     intended: Mapping[str, IntendedPlacement] | None = None,
@@ -169,8 +187,7 @@ def statistics_lines(
     lines = [
         f"completion: {completed.completion_reason.value}   "
         f"batch: {completed.cj_assessment_job_id}",
-        f"scale separation reliability: {_figure(stats.scale_separation_reliability)}   "
-        f"split-half reliability: {_figure(stats.split_half_reliability)}",
+        _classical_reliabilities_line(stats),
         f"position bias: {_figure(stats.position_bias_logit)}"
         f"{_plus_minus(stats.position_bias_standard_error)} logits   "
         f"comparisons per essay: {stats.comparisons_per_essay:.1f}",
@@ -187,6 +204,11 @@ def statistics_lines(
             2,
             f"posterior reliability: {_figure(stats.posterior_reliability)}"
             + (f"   stop target: {target:.2f}" if target is not None else ""),
+        )
+    if stats.order_flip_rate is not None and stats.pairs_in_both_orders:
+        lines.append(
+            f"order flips: {stats.order_flip_rate:.0%} of {stats.pairs_in_both_orders} pairs "
+            "asked both ways (the two verdicts picked the same position)"
         )
     if completed.partial_scoring_triggered:
         lines.insert(1, "partial scoring: some answers were still missing")

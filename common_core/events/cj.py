@@ -103,6 +103,20 @@ class EssayRanking(_Contract):
     wins: int = Field(ge=0)
 
 
+class JudgeCalibrationBin(_Contract):
+    """Verdicts of pairs asked in both orders whose stated probability of their pick lies in
+    [`low`, `high`): how many, their mean stated probability, the agreement with the reverse-order
+    verdict expected if the judge were calibrated (and its two asks erred independently), and the
+    agreement observed. Observed below expected: overconfident at that level."""
+
+    low: float = Field(ge=0.5, le=1)
+    high: float = Field(ge=0.5, le=1)
+    verdicts: int = Field(ge=0)
+    mean_stated: float = Field(ge=0.5, le=1)
+    expected_agreement: float = Field(ge=0, le=1)
+    observed_agreement: float = Field(ge=0, le=1)
+
+
 class CJStatistics(_Contract):
     """Reliability and design figures of a fitted batch; None where there is too little data.
 
@@ -112,7 +126,16 @@ class CJStatistics(_Contract):
     abilities under an empirical-Bayes fit, which adaptive pairing does not inflate (scale
     separation and split-half reliability are inflated by it); `target_reliability`, the target
     the batch ran with; `stop_rule_reliability`, the name of the statistics field the stop rule
-    compared with it (None when no target applied).
+    compared with it (None when no target applied); `not_valid_reliabilities`, the names of
+    this object's reliability fields whose figures are not valid for the batch and must not be
+    read as its reliability: `scale_separation_reliability` and `split_half_reliability` when
+    the batch's pairs were chosen adaptively (adaptive pairing alone spreads the scores: both
+    read 0.8-0.9 on verdicts that carry no information; None or empty: every figure is valid);
+    `pairs_in_both_orders`, how many pairs were answered in both orders, `order_flip_rate`, the
+    share of them whose two verdicts picked the same position (so disagreed about the essays;
+    None without such pairs), and `judge_calibration`, the judge's calibration checked against
+    the reverse-order verdicts of those pairs that carry probabilities in both orders (empty
+    without any).
     """
 
     scale_separation_reliability: float | None = None
@@ -123,6 +146,10 @@ class CJStatistics(_Contract):
     posterior_reliability: float | None = Field(default=None, ge=0, le=1)
     target_reliability: float | None = None
     stop_rule_reliability: str | None = None
+    not_valid_reliabilities: list[str] | None = None
+    pairs_in_both_orders: int | None = Field(default=None, ge=0)
+    order_flip_rate: float | None = Field(default=None, ge=0, le=1)
+    judge_calibration: list[JudgeCalibrationBin] | None = None
 
 
 class GradeProjection(_Contract):

@@ -98,6 +98,11 @@ _PAIR_OUTCOMES = select(
     _column_array(cj_pairs.c.essay_a, "essay_a"),
     _column_array(cj_pairs.c.essay_b, "essay_b"),
     _column_array(_VERDICT, "verdict"),
+    # The judge probabilities (NULL for hard verdicts), read only when some verdict has one.
+    func.bool_or(cj_pairs.c.probability_a_better.is_not(None)).label("any_probability"),
+    func.array_agg(aggregate_order_by(cj_pairs.c.probability_a_better, *_PLANNING_ORDER)).label(
+        "probability"
+    ),
 ).where(cj_pairs.c.batch_id == bindparam("batch_id"))
 
 
@@ -130,9 +135,10 @@ def _uuids(name: str, values: Sequence[UUID]) -> BindParameter[Any]:
 # A fetched batch of answers in one statement: the arrays are unnested into rows server-side.
 _SAVE_ANSWERS = text(
     "UPDATE cj_pairs AS p SET status = a.status, winner = a.winner, "
-    "error_code = a.error_code, answered_at = :answered_at "
+    "error_code = a.error_code, probability_a_better = a.probability, answered_at = :answered_at "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:winners AS text[]), "
-    "CAST(:errors AS text[])) AS a(id, status, winner, error_code) "
+    "CAST(:errors AS text[]), CAST(:probabilities AS double precision[])) "
+    "AS a(id, status, winner, error_code, probability) "
     "WHERE p.id = a.id"
 )
 
@@ -565,6 +571,8 @@ class PostgresPairs:
             np.asarray(row.essay_a, dtype=np.int64),
             np.asarray(row.essay_b, dtype=np.int64),
             np.asarray(row.verdict, dtype=np.int8),
+            # None entries (hard verdicts, unanswered pairs) become NaN.
+            np.asarray(row.probability, dtype=np.float64) if row.any_probability else None,
         )
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
@@ -578,6 +586,7 @@ class PostgresPairs:
                 "statuses": [a.status.value for a in answers],
                 "winners": [a.winner for a in answers],
                 "errors": [a.error_code for a in answers],
+                "probabilities": [a.probability_a_better for a in answers],
                 "answered_at": answered_at,
             },
         )

@@ -80,6 +80,7 @@ cj_pairs = Table(
     Column("attempts", Integer, nullable=False, server_default=text("1")),
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("probability_a_better", Float, nullable=True),
 )
 
 # Every request id of a hedged pair: the one it was asked under when hedged and the hedge's;

@@ -243,7 +243,15 @@ class CallbackUseCases:
             error = result.error_detail
             if error is None:
                 winner = (result.winner or ComparisonWinner.ESSAY_A).value
-                answers.append(PairAnswer(pair.id, PairStatus.COMPLETED, winner, None))
+                answers.append(
+                    PairAnswer(
+                        pair.id,
+                        PairStatus.COMPLETED,
+                        winner,
+                        None,
+                        result.probability_essay_a_better,
+                    )
+                )
                 delta.completed += 1
                 report.recorded += 1
             elif error.retryable and pair.attempts <= self._settings.max_retries_per_pair:

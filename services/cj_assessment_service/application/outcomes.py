@@ -39,11 +39,19 @@ log = structlog.get_logger(__name__)
 
 
 def score_answers(
-    essays: list[ScoredEssay], pairs: PairOutcomes, target_reliability: float | None
+    essays: list[ScoredEssay],
+    pairs: PairOutcomes,
+    target_reliability: float | None,
+    adaptive_pairing: bool,
 ) -> BatchScores:
     """Rankings, statistics and grade projections of a batch's answers (run on the compute
     pool)."""
-    return score_batch(essays, pairs.answered(len(essays)), target_reliability=target_reliability)
+    return score_batch(
+        essays,
+        pairs.answered(len(essays)),
+        target_reliability=target_reliability,
+        adaptive_pairing=adaptive_pairing,
+    )
 
 
 class BatchOutcomes:
@@ -73,12 +81,12 @@ class BatchOutcomes:
         essays = await uow.essays.scored(batch.id)
         if pairs is None:
             pairs = await uow.pairs.outcomes(batch.id)
-        target = (
-            batch.request_settings.target_reliability
-            if reliability_stop_applies(len(essays), batch.budget)
-            else None
+        # Below all pairs the pairs after the coverage ring are chosen from earlier answers.
+        adaptive = reliability_stop_applies(len(essays), batch.budget)
+        target = batch.request_settings.target_reliability if adaptive else None
+        scored = await self._compute.run(
+            "scoring", batch.id, score_answers, essays, pairs, target, adaptive
         )
-        scored = await self._compute.run("scoring", batch.id, score_answers, essays, pairs, target)
         now = datetime.now(UTC)
         payload = CJAssessmentCompletedV1(
             entity_ref=batch.entity_ref,

@@ -134,6 +134,8 @@ class PairRecord:
     winner: str | None
     attempts: int
     requested_at: datetime
+    # The judge's probability that essay A is better, where its verdict carried one.
+    probability_a_better: float | None = None
 
 
 class Verdict(IntEnum):
@@ -148,12 +150,14 @@ class Verdict(IntEnum):
 @dataclass(frozen=True, slots=True)
 class PairOutcomes:
     """Every pair of a batch as columns, in the order they were planned: the essay shown first,
-    the one shown second, and the verdict (a `Verdict` value). Columns, not rows: a batch of
+    the one shown second, the verdict (a `Verdict` value) and, optionally, the judge's
+    probability that A is better (NaN where the verdict had none). Columns, not rows: a batch of
     10,000 essays has 100,000 pairs, read at every top-up."""
 
     essay_a: npt.NDArray[np.int64]
     essay_b: npt.NDArray[np.int64]
     verdict: npt.NDArray[np.int8]
+    probability_a: npt.NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return int(self.essay_a.shape[0])
@@ -162,7 +166,12 @@ class PairOutcomes:
         """The verdicts, for a fit of `n_essays` essays."""
         won = self.verdict == Verdict.A_WON
         decided = won | (self.verdict == Verdict.B_WON)
-        return Comparisons(n_essays, self.essay_a[decided], self.essay_b[decided], won[decided])
+        probability = None
+        if self.probability_a is not None and not np.isnan(self.probability_a[decided]).all():
+            probability = self.probability_a[decided]
+        return Comparisons(
+            n_essays, self.essay_a[decided], self.essay_b[decided], won[decided], probability
+        )
 
     def asked(self) -> list[tuple[int, int]]:
         """Every pair planned so far, answered or not, as (essay A, essay B)."""
@@ -187,6 +196,8 @@ class PairAnswer:
     status: PairStatus
     winner: str | None
     error_code: str | None
+    # The judge's probability that essay A is better (`probability_essay_a_better`), if given.
+    probability_a_better: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,16 @@ reliability stop rule maximises (domain/stopping.py). Its log-determinant, and t
 posterior variances the rule needs, are dense factorisations for small batches and stochastic
 Lanczos quadrature estimates, linear in the comparisons, for large ones.
 
+Soft verdicts. A verdict that comes with the judge's probability q that A is better counts q for
+A and 1 - q for B (the binomial log likelihood with a fractional outcome), with the same order
+effect. Its information is not a hard verdict's: q scatters around the model's p by less than a
+coin toss does when the judge is sharp, by more when it is overconfident. So soft verdicts get a
+weight 1 / phi in the likelihood, phi their dispersion estimated once per batch by the Pearson
+statistic (quasi-likelihood, `weigh_soft_verdicts`); the MAP, the standard errors (the weighted
+information X^T W X), the Laplace evidence and so the posterior reliability and the stop rule all
+use the weighted likelihood. Hard verdicts have weight 1 and give exactly the results they gave
+before soft verdicts existed.
+
 The joint MAP order effect carries an incidental-parameter bias away from 0 (+0.04 to +0.08 logits
 at a true 0.6 with 10 comparisons per essay: every ability is itself estimated from a few verdicts);
 `debiased_position_bias` removes it by a parametric bootstrap at the fit.
@@ -23,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -73,23 +83,40 @@ CG_FORCING = 0.1
 
 @dataclass(frozen=True, slots=True)
 class Comparisons:
-    """Answered comparisons of a batch: index of the essay shown first (A), second (B), A won."""
+    """Answered comparisons of a batch: index of the essay shown first (A), second (B), A won.
+
+    `probability_a` (optional) is the judge's probability that A is better, NaN where the
+    verdict is hard: a soft verdict counts p for A and 1 - p for B in the likelihood.
+    `soft_weight` is the weight of each soft verdict in the likelihood, 1 / dispersion (see
+    `weigh_soft_verdicts`); None until estimated, when soft verdicts weigh as hard ones.
+    """
 
     n_essays: int
     essay_a: IntArray
     essay_b: IntArray
     a_won: npt.NDArray[np.bool_]
+    probability_a: FloatArray | None = None
+    soft_weight: float | None = None
 
     @classmethod
     def from_lists(
-        cls, n_essays: int, essay_a: list[int], essay_b: list[int], a_won: list[bool]
+        cls,
+        n_essays: int,
+        essay_a: list[int],
+        essay_b: list[int],
+        a_won: list[bool],
+        probability_a: list[float | None] | None = None,
     ) -> Comparisons:
-        """Build from plain lists (the shape the application layer has)."""
+        """Build from plain lists (the shape the application layer has); `probability_a` None
+        (or None entries) for hard verdicts."""
         return cls(
             n_essays,
             np.asarray(essay_a, dtype=np.int64),
             np.asarray(essay_b, dtype=np.int64),
             np.asarray(a_won, dtype=np.bool_),
+            None
+            if probability_a is None
+            else np.asarray([np.nan if p is None else p for p in probability_a], dtype=np.float64),
         )
 
     def __len__(self) -> int:
@@ -97,7 +124,34 @@ class Comparisons:
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> Comparisons:
         """The comparisons selected by a boolean mask."""
-        return Comparisons(self.n_essays, self.essay_a[mask], self.essay_b[mask], self.a_won[mask])
+        return Comparisons(
+            self.n_essays,
+            self.essay_a[mask],
+            self.essay_b[mask],
+            self.a_won[mask],
+            None if self.probability_a is None else self.probability_a[mask],
+            self.soft_weight,
+        )
+
+    def soft(self) -> npt.NDArray[np.bool_]:
+        """Which verdicts carry a probability."""
+        if self.probability_a is None:
+            return np.zeros(len(self), dtype=np.bool_)
+        return np.asarray(~np.isnan(self.probability_a), dtype=np.bool_)
+
+    def outcomes(self) -> FloatArray:
+        """A's share of each verdict: 1 or 0 for a hard verdict, the probability for a soft one."""
+        won = self.a_won.astype(np.float64)
+        if self.probability_a is None:
+            return won
+        return np.asarray(np.where(self.soft(), self.probability_a, won), dtype=np.float64)
+
+    def weights(self) -> FloatArray:
+        """Each verdict's weight in the likelihood: 1 for hard verdicts, `soft_weight` for soft."""
+        ones = np.ones(len(self))
+        if self.probability_a is None or self.soft_weight is None:
+            return ones
+        return np.asarray(np.where(self.soft(), self.soft_weight, 1.0), dtype=np.float64)
 
     def counts(self) -> tuple[IntArray, IntArray]:
         """Comparisons and wins per essay."""
@@ -202,13 +256,14 @@ def _precision(
 @dataclass(frozen=True, slots=True)
 class _Map:
     """The MAP parameters (abilities, then the order effect when it is a column), the Newton
-    iterations taken, the log posterior there (constants dropped) and the win probabilities of
-    the first-shown essays there."""
+    iterations taken, the log posterior there (constants dropped), the win probabilities of
+    the first-shown essays there and each verdict's weight in the likelihood."""
 
     params: FloatArray
     iterations: int
     log_posterior: float
     prob: FloatArray
+    verdict_weight: FloatArray
 
 
 def _map(
@@ -229,7 +284,8 @@ def _map(
     n, width = comparisons.n_essays, design.shape[1]
     design_t = design.T.tocsr()
     design_sq_t = abs(design_t)  # entries are +-1, so |X|^T w is diag(X^T W X)
-    outcome = comparisons.a_won.astype(np.float64)
+    outcome = comparisons.outcomes()
+    verdict_weight = comparisons.weights()
     params = np.zeros(width)
     if initial is not None:
         if initial.scores.shape[0] != n:
@@ -237,11 +293,11 @@ def _map(
         params[:n] = initial.scores
         if width > n:
             params[n] = initial.position_bias
-    objective, prob = _log_posterior(design @ params, outcome, precision, params)
+    objective, prob = _log_posterior(design @ params, outcome, verdict_weight, precision, params)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - reported in the result
-        gradient = design_t @ (outcome - prob) - precision * params
-        weights = prob * (1.0 - prob)
+        gradient = design_t @ (verdict_weight * (outcome - prob)) - precision * params
+        weights = verdict_weight * prob * (1.0 - prob)
         if n <= DENSE_NEWTON_MAX_ESSAYS:
             step = _dense_newton_step(comparisons, weights, precision, gradient)
         else:
@@ -250,7 +306,7 @@ def _map(
         while True:
             candidate = params + step
             value, candidate_prob = _log_posterior(
-                design @ candidate, outcome, precision, candidate
+                design @ candidate, outcome, verdict_weight, precision, candidate
             )
             if value >= objective - 1e-9 * (1.0 + abs(objective)) or (
                 halvings == MAX_STEP_HALVINGS
@@ -260,16 +316,21 @@ def _map(
         params, objective, prob = candidate, value, candidate_prob
         if float(np.max(np.abs(step))) < tolerance:
             break
-    return _Map(params, iterations, objective, prob)
+    return _Map(params, iterations, objective, prob, verdict_weight)
 
 
 def _log_posterior(
-    eta: FloatArray, outcome: FloatArray, precision: FloatArray, params: FloatArray
+    eta: FloatArray,
+    outcome: FloatArray,
+    verdict_weight: FloatArray,
+    precision: FloatArray,
+    params: FloatArray,
 ) -> tuple[float, FloatArray]:
     """Log likelihood plus log prior (constants dropped) at linear predictors `eta`, and the
-    win probabilities there."""
+    win probabilities there. A verdict with outcome y counts y log p + (1 - y) log(1 - p),
+    times its weight (1 for hard verdicts)."""
     prob, softplus = _sigmoid_and_softplus(eta)
-    likelihood = float(np.sum(outcome * eta - softplus))
+    likelihood = float(np.sum(verdict_weight * (outcome * eta - softplus)))
     return likelihood - 0.5 * float(np.sum(precision * params**2)), prob
 
 
@@ -329,7 +390,8 @@ def _posterior_information(
     design: sparse.csr_matrix, found: _Map, precision: FloatArray
 ) -> sparse.csr_matrix:
     """X^T W X + P at the MAP: the negative Hessian of the log posterior."""
-    information = design.T @ sparse.diags(found.prob * (1.0 - found.prob)) @ design
+    weights = found.verdict_weight * found.prob * (1.0 - found.prob)
+    information = design.T @ sparse.diags(weights) @ design
     return (information + sparse.diags(precision)).tocsr()
 
 
@@ -403,12 +465,7 @@ def debiased_position_bias(
     )
     refits = [
         fit_bradley_terry(
-            Comparisons(
-                comparisons.n_essays,
-                comparisons.essay_a,
-                comparisons.essay_b,
-                rng.random(prob.shape[0]) < prob,
-            ),
+            _replicate(comparisons, prob, rng),
             prior_precision=prior_precision,
             bias_prior_precision=bias_prior_precision,
             with_standard_errors=False,
@@ -418,6 +475,68 @@ def debiased_position_bias(
     ]
     logit = 2.0 * fit.position_bias - float(np.mean(refits))
     return PositionBiasEstimate(logit, error * float(np.sqrt(1.0 + 1.0 / replicates)))
+
+
+def _replicate(comparisons: Comparisons, prob: FloatArray, rng: np.random.Generator) -> Comparisons:
+    """Verdicts of the same pairs drawn at win probabilities `prob`: hard ones Bernoulli, soft
+    ones Beta with mean p and variance dispersion * p(1 - p) (the quasi-likelihood's), or
+    Bernoulli where the dispersion is 1 or more."""
+    won = rng.random(prob.shape[0]) < prob
+    soft = comparisons.soft()
+    if not soft.any():
+        return Comparisons(comparisons.n_essays, comparisons.essay_a, comparisons.essay_b, won)
+    dispersion = 1.0 / (comparisons.soft_weight or 1.0)
+    drawn = won.astype(np.float64)
+    if dispersion < 1.0:
+        size = 1.0 / dispersion - 1.0
+        clipped = np.clip(prob[soft], 1e-9, 1.0 - 1e-9)
+        drawn[soft] = rng.beta(clipped * size, (1.0 - clipped) * size)
+    return Comparisons(
+        comparisons.n_essays,
+        comparisons.essay_a,
+        comparisons.essay_b,
+        won,
+        np.where(soft, drawn, np.nan),
+        comparisons.soft_weight,
+    )
+
+
+# A soft verdict weighs at most this many hard ones: a judge whose probabilities the fit
+# reproduces almost exactly would otherwise get unbounded weight from a tiny estimated dispersion.
+MAX_SOFT_WEIGHT = 100.0
+
+
+def weigh_soft_verdicts(comparisons: Comparisons) -> Comparisons:
+    """The comparisons with `soft_weight` estimated (quasi-likelihood, McCullagh and Nelder
+    1989, 9.2): the soft verdicts' dispersion is their Pearson statistic, sum (q - p)^2 /
+    sum p(1 - p) at a fit that weighs them as hard verdicts, scaled by m / (m - d) with d the
+    soft verdicts' share of the n + 1 parameters; their weight is its inverse (at most
+    MAX_SOFT_WEIGHT). A hard verdict's dispersion is 1 by definition (y(1 - y) = 0), so hard
+    verdicts are unchanged; a judge whose probabilities scatter around the model's as much as
+    coin tosses do gets weight 1, a sharper one more, an overconfident one less. Unchanged when
+    there is no soft verdict or too few to estimate it (fewer than twice their parameters).
+    """
+    soft = comparisons.soft()
+    count = int(soft.sum())
+    if count == 0 or comparisons.soft_weight is not None:
+        return comparisons
+    parameters = (comparisons.n_essays + 1) * count / len(comparisons)
+    if count < 2.0 * parameters:
+        return replace(comparisons, soft_weight=1.0)
+    fit = fit_bradley_terry(
+        replace(comparisons, soft_weight=1.0),
+        with_standard_errors=False,
+        tolerance=REFIT_TOLERANCE,
+    )
+    prob, _ = _sigmoid_and_softplus(
+        fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b] + fit.position_bias
+    )
+    assert comparisons.probability_a is not None  # soft verdicts exist
+    residual = float(np.sum((comparisons.probability_a[soft] - prob[soft]) ** 2))
+    variance = float(np.sum(prob[soft] * (1.0 - prob[soft])))
+    dispersion = residual / variance * count / (count - parameters)
+    weight = MAX_SOFT_WEIGHT if dispersion <= 1.0 / MAX_SOFT_WEIGHT else 1.0 / dispersion
+    return replace(comparisons, soft_weight=weight)
 
 
 @dataclass(frozen=True, slots=True)

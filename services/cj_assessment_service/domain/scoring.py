@@ -14,10 +14,24 @@ from cj_assessment_service.domain.bradley_terry import (
     ranks_from_scores,
     scale_separation_reliability,
     split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.grade_projection import project_grades
+from cj_assessment_service.domain.judge_consistency import order_consistency
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, posterior_reliability
-from common_core.events.cj import CJStatistics, EssayRanking, GradeProjection
+from common_core.events.cj import (
+    CJStatistics,
+    EssayRanking,
+    GradeProjection,
+    JudgeCalibrationBin,
+)
+
+# The reliability figures adaptive pairing invalidates. Both take the spread of weakly shrunk
+# scores as signal, and pairing winners with winners keeps early chance wins spread out: on 60
+# essays judged by a coin or by a judge that only prefers the essay shown first, 20 comparisons
+# each, scale separation read 0.80-0.89 and split-half 0.76-0.87 (Bramley 2015 reports 0.89 for
+# coin flips). The posterior reliability is likelihood-based and stays valid (domain/stopping.py).
+ADAPTIVE_PAIRING_NOT_VALID = ("scale_separation_reliability", "split_half_reliability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +56,19 @@ def score_batch(
     comparisons: Comparisons,
     *,
     target_reliability: float | None = None,
+    adaptive_pairing: bool = False,
 ) -> BatchScores:
     """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors.
 
     `comparisons` index `essays`. `posterior_reliability` is the stop rule's estimate on the same
     comparisons, so a batch that stopped on it reports the figure it stopped on;
     `target_reliability` is the stop rule's target when one applied to the batch.
+    `adaptive_pairing` says the pairs were chosen from earlier answers: scale separation and
+    split-half reliability are then listed as not valid (ADAPTIVE_PAIRING_NOT_VALID).
     """
     n = len(essays)
     answers = len(comparisons) > 0
+    comparisons = weigh_soft_verdicts(comparisons)
     fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
     position_bias = debiased_position_bias(
         comparisons, fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
@@ -74,6 +92,7 @@ def score_batch(
         ),
         key=lambda r: r.rank,
     )
+    consistency = order_consistency(comparisons)
     statistics = CJStatistics(
         scale_separation_reliability=(
             scale_separation_reliability(fit.scores, errors) if answers else None
@@ -89,6 +108,22 @@ def score_batch(
         posterior_reliability=posterior_reliability(comparisons) if answers else None,
         target_reliability=target_reliability,
         stop_rule_reliability=STOP_RELIABILITY if target_reliability is not None else None,
+        not_valid_reliabilities=list(ADAPTIVE_PAIRING_NOT_VALID) if adaptive_pairing else None,
+        pairs_in_both_orders=consistency.pairs_in_both_orders,
+        order_flip_rate=(
+            None if consistency.order_flip_rate is None else round(consistency.order_flip_rate, 6)
+        ),
+        judge_calibration=[
+            JudgeCalibrationBin(
+                low=b.low,
+                high=b.high,
+                verdicts=b.verdicts,
+                mean_stated=round(b.mean_stated, 6),
+                expected_agreement=round(b.expected_agreement, 6),
+                observed_agreement=round(b.observed_agreement, 6),
+            )
+            for b in consistency.calibration
+        ],
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
 

@@ -29,6 +29,26 @@ split-half reliability fits both halves on one adaptively chosen network of oppo
 carries the same spread into both (0.81 on coin flips, see tests/unit/domain/test_stopping.py).
 On coin flips the marginal likelihood prefers a small tau^2 and the figure stays low.
 
+Honest on noise. Where the essays do not differ at all (true reliability 0), tau^2 is estimated
+on the boundary of its range, and half the time it lands above it by chance; the plug-in ratio is
+steep there (tau^2 / (tau^2 + error variance)), so a sampling fluke of tau^2 read as a figure of
+0.3-0.5 (60 essays, 20 comparisons each, a judge that only prefers the essay shown first or tosses
+a coin: 4 to 7 of 40 such batches above 0.3, one 0.49). So the figure is only computed where the
+comparisons show that the essays differ: a likelihood-ratio test of tau^2 at the floor of the
+search (MIN_ABILITY_VARIANCE, "no differences") against the type-II ML tau^2, on the two Laplace
+evidences, at level SPREAD_TEST_LEVEL (twice the log evidence ratio follows 1/2 chi2_0 + 1/2
+chi2_1 on the boundary). Where the test does not reject, the figure is 0: the posterior at
+tau^2 = 0 puts every essay at the same ability. On noise the figure is 0 except in about one
+batch in a hundred (on 80 adaptive noise batches of 60 essays the largest ratio was 2.5 nats;
+on 32 of 100 essays every claim was 0 where the plug-in figure reached 0.80). The price is power
+on adaptive designs: close pairs say little about the spread itself, so the marginal likelihood
+can be nearly as high with no spread as with the true one even where the ranking is good (2 to
+16 nats at ability sd 1.5, 100 essays, 8-20 comparisons per essay). On random designs, and at sd
+2.5, the stop figures are unchanged; at sd 1.5 (benchmarks/cj/stopping.py, target 0.8) 27 instead
+of 29 of 32 batches stopped, at 74 % instead of 71 % of the budget, and the mean claim at the
+stop (0 for the batches whose test did not reject at the budget) fell to 0.757 against 0.814
+achieved (0.807 against 0.810 before): conservative, not calibrated, for those batches.
+
 How it is computed. Each evaluation of the search is a MAP fit (Newton, started from the fit at
 the nearest tau^2 tried so far: two or three steps instead of seven) and log|H|, H the
 (n+1) x (n+1) posterior information (abilities and the order effect). Up to
@@ -55,12 +75,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.stats import chi2
 
 from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
     LaplaceEvidence,
     laplace_evidence,
     total_posterior_variance,
+    weigh_soft_verdicts,
 )
 
 # The statistics field the stop rule compares with the target (named in the completed event).
@@ -71,11 +93,27 @@ MIN_ABILITY_VARIANCE = 1e-2
 MAX_ABILITY_VARIANCE = 1e2
 # Tolerance of the search on log tau^2 (2 %: the reliability moves by well under 0.01).
 LOG_VARIANCE_TOLERANCE = 0.02
+# The level of the likelihood-ratio test of "the essays do not differ" (tau^2 at the floor)
+# against the type-II ML spread, and its critical value in nats of log evidence: tau^2 = 0 is on
+# the boundary, so twice the difference follows the mixture 1/2 chi2_0 + 1/2 chi2_1 under the
+# null and the critical value is chi2_1's upper 2 * level quantile, halved (2.71 nats at 0.01).
+SPREAD_TEST_LEVEL = 0.01
+SPREAD_TEST_CRITICAL_NATS = 0.5 * float(chi2.isf(2.0 * SPREAD_TEST_LEVEL, 1))
 
 
-def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> LaplaceEvidence:
+@dataclass(frozen=True, slots=True)
+class _TypeIISearch:
+    """The Laplace approximation at the ability variance that maximises it, and at the floor of
+    the search range (the "essays do not differ" end of the likelihood-ratio test)."""
+
+    best: LaplaceEvidence
+    floor: LaplaceEvidence
+
+
+def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> _TypeIISearch:
     """The Laplace approximation at the ability variance that maximises it (bounded search on
-    log tau^2). Each MAP fit starts from the fit at the nearest variance tried so far."""
+    log tau^2), and at MIN_ABILITY_VARIANCE (evaluated last). Each MAP fit starts from the fit
+    at the nearest variance tried so far."""
     tried: dict[float, LaplaceEvidence] = {}
 
     def negative(log_variance: float) -> float:
@@ -89,35 +127,49 @@ def _type_ii_search(comparisons: Comparisons, *, exact: bool) -> LaplaceEvidence
         tried[log_variance] = evidence
         return -evidence.log_evidence
 
+    floor = math.log(MIN_ABILITY_VARIANCE)
     minimize_scalar(
         negative,
-        bounds=(math.log(MIN_ABILITY_VARIANCE), math.log(MAX_ABILITY_VARIANCE)),
+        bounds=(floor, math.log(MAX_ABILITY_VARIANCE)),
         method="bounded",
         options={"xatol": LOG_VARIANCE_TOLERANCE},
     )
-    return max(tried.values(), key=lambda evidence: evidence.log_evidence)
+    best = max(tried.values(), key=lambda evidence: evidence.log_evidence)
+    negative(floor)  # after the search, which then runs as before, from the nearest fit
+    return _TypeIISearch(best, tried[floor])
 
 
 def ability_variance(comparisons: Comparisons, *, exact: bool = False) -> float:
     """The prior variance of the abilities that maximises the Laplace-approximate marginal
     likelihood of the comparisons (type-II maximum likelihood); `exact` as in
     `posterior_reliability`."""
-    return 1.0 / _type_ii_search(comparisons, exact=exact).prior_precision
+    return 1.0 / _type_ii_search(comparisons, exact=exact).best.prior_precision
 
 
-def posterior_reliability(comparisons: Comparisons, *, exact: bool = False) -> float | None:
+def posterior_reliability(
+    comparisons: Comparisons, *, exact: bool = False, spread_test: bool = True
+) -> float | None:
     """Expected squared correlation of the fitted scores with the true abilities, under a
     Bradley-Terry fit whose ability variance is estimated from the comparisons (empirical
-    Bayes); None with fewer than 3 essays or no comparisons.
+    Bayes); 0 where the likelihood-ratio test does not show that the essays differ; None with
+    fewer than 3 essays or no comparisons.
 
     Above DENSE_LOG_DET_MAX_ESSAYS essays the log-determinants and the posterior variances are
     stochastic estimates (see the module docstring); `exact` computes them by dense
     factorisations instead (cubic in the essays: the reference for tests and benchmarks).
+    `spread_test=False` skips the test: the plug-in figure, a reference for benchmarks.
     """
     n = comparisons.n_essays
     if n < 3 or len(comparisons) == 0:
         return None
-    best = _type_ii_search(comparisons, exact=exact)
+    comparisons = weigh_soft_verdicts(comparisons)
+    search = _type_ii_search(comparisons, exact=exact)
+    if spread_test and (
+        search.best.log_evidence - search.floor.log_evidence < SPREAD_TEST_CRITICAL_NATS
+    ):
+        # The comparisons do not show that the essays differ at all (see the module docstring).
+        return 0.0
+    best = search.best
     # Sums over the centred scores: the ratio of the expected covariance of mu with theta to the
     # expected spread of theta, both with n - 1 degrees of freedom.
     signal = float(np.sum(best.fit.scores**2))

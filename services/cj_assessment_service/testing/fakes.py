@@ -121,11 +121,19 @@ class FakePairs:
             np.array([p.essay_a for p in pairs], dtype=np.int64),
             np.array([p.essay_b for p in pairs], dtype=np.int64),
             np.array([_verdict(p) for p in pairs], dtype=np.int8),
+            None
+            if all(p.probability_a_better is None for p in pairs)
+            else np.array([p.probability_a_better for p in pairs], dtype=np.float64),
         )
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
-            self.rows[a.pair_id] = replace(self.rows[a.pair_id], status=a.status, winner=a.winner)
+            self.rows[a.pair_id] = replace(
+                self.rows[a.pair_id],
+                status=a.status,
+                winner=a.winner,
+                probability_a_better=a.probability_a_better,
+            )
             self.answered_at[a.pair_id] = answered_at
 
     async def reissue(self, reissues: Sequence[PairReissue], requested_at: datetime) -> None:

@@ -99,6 +99,44 @@ class TestConsoleReport:
         assert "Spearman rho 1.000 over 4 essays" in text
         assert text.index("e1") < text.index("e4")
 
+    def test_reliabilities_the_event_marks_not_valid_are_not_shown_as_figures(self) -> None:
+        event = completed_event()
+        adaptive = event.model_copy(
+            update={
+                "statistics": event.statistics.model_copy(
+                    update={
+                        "posterior_reliability": 0.02,
+                        "not_valid_reliabilities": [
+                            "scale_separation_reliability",
+                            "split_half_reliability",
+                        ],
+                    }
+                )
+            }
+        )
+        console = Console(record=True, width=160)
+        render_ranking(console, adaptive, None)
+        text = console.export_text()
+        assert "scale separation reliability: not valid (adaptive pairing)" in text
+        assert "split-half reliability: not valid (adaptive pairing)" in text
+        assert "0.91" not in text
+        assert "0.87" not in text
+        assert "posterior reliability: 0.02" in text
+        assert "order flips" not in text
+
+    def test_the_order_flip_rate_is_shown_when_pairs_were_asked_both_ways(self) -> None:
+        event = completed_event()
+        flipped = event.model_copy(
+            update={
+                "statistics": event.statistics.model_copy(
+                    update={"order_flip_rate": 0.25, "pairs_in_both_orders": 8}
+                )
+            }
+        )
+        console = Console(record=True, width=160)
+        render_ranking(console, flipped, None)
+        assert "order flips: 25% of 8 pairs asked both ways" in console.export_text()
+
     def test_the_judge_and_estimated_cost_are_shown_and_an_unknown_cost_says_so(self) -> None:
         event = completed_event()
         metadata = event.system_metadata.model_copy(

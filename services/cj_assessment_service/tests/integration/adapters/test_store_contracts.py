@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
@@ -303,6 +304,34 @@ class TestPairs:
         assert everything.answered(3).a_won.tolist() == [True]
         assert sorted(everything.asked()) == [(0, 1), (1, 2), (2, 0)]
         assert set(locked) == {batch.id}
+
+    async def test_a_verdict_probability_comes_back_with_the_outcomes(
+        self, transaction: Transactions
+    ) -> None:
+        batch = _batch(f"ref-{uuid.uuid4().hex}")
+        pairs = [NewPair(uuid.uuid4(), a, b, uuid.uuid4()) for a, b in [(0, 1), (1, 2), (2, 0)]]
+        async with transaction() as uow:
+            await uow.batches.add(batch)
+            await uow.essays.add(batch.id, ESSAYS)
+            await uow.pairs.add(batch.id, 1, pairs)
+        async with transaction() as uow:
+            hard_only = await uow.pairs.outcomes(batch.id)
+            await uow.pairs.save_answers(
+                [
+                    PairAnswer(pairs[0].id, PairStatus.COMPLETED, "essay_b", None, 0.25),
+                    PairAnswer(pairs[2].id, PairStatus.COMPLETED, "essay_a", None),
+                ],
+                datetime.now(UTC),
+            )
+        async with transaction() as uow:
+            everything = await uow.pairs.outcomes(batch.id)
+        assert hard_only.probability_a is None
+        assert everything.probability_a is not None
+        by_pair = dict(zip(everything.asked(), everything.probability_a.tolist(), strict=True))
+        assert by_pair[(0, 1)] == 0.25
+        assert np.isnan(by_pair[(2, 0)])  # a hard verdict
+        assert np.isnan(by_pair[(1, 2)])  # not answered
+        assert sorted(everything.answered(3).outcomes().tolist()) == [0.25, 1.0]
 
 
 class TestHedges:

@@ -250,6 +250,42 @@ class TestContinuousPlanning:
         assert statistics.comparisons_per_essay >= 6
 
 
+class TestSoftVerdicts:
+    async def test_a_judge_answering_about_a_half_spends_the_budget_and_claims_nothing(
+        self,
+    ) -> None:
+        # Every verdict carries a probability near 0.5 (and a hard winner by its side): the
+        # probabilities are stored per pair and fitted, no target is met, the scale separation and
+        # split-half figures are marked not valid and the posterior reliability is 0.
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 20, target_outstanding_comparisons=20, refit_every_answers=5)
+        draw = random.Random(3)
+        answered: set[str] = set()
+        while not next(iter(uow.batches.rows.values())).state.is_terminal:
+            waiting = [r for r in requests(uow) if str(r.request_id) not in answered]
+            answered.update(str(r.request_id) for r in waiting)
+            await flow.record_results(
+                uow,
+                [
+                    verdict(r).model_copy(
+                        update={"probability_essay_a_better": 0.5 + draw.uniform(-0.04, 0.04)}
+                    )
+                    for r in waiting
+                ],
+            )
+        (completed,) = uow.events(COMPLETED)
+        statistics = completed.data.statistics
+        assert completed.data.completion_reason == CJCompletionReason.BUDGET_EXHAUSTED
+        assert statistics.posterior_reliability == 0.0
+        assert statistics.not_valid_reliabilities == [
+            "scale_separation_reliability",
+            "split_half_reliability",
+        ]
+        stored = [p.probability_a_better for p in uow.pairs.rows.values()]
+        assert len(stored) == 20 * 10 // 2
+        assert all(p is not None and 0.46 <= p <= 0.54 for p in stored)
+
+
 class TestMonitor:
     async def _age(self, uow: FakeUnitOfWork, **changes: Any) -> None:
         (batch,) = uow.batches.rows.values()

@@ -303,3 +303,97 @@ class TestStochasticLinearAlgebra:
         information = sparse.diags(np.append(np.full(700, 0.3), 0.01)).tocsr()
         expected = 700 * np.log(0.3) + np.log(0.01)
         assert stochastic_log_det(information, 700, 0.3) == pytest.approx(expected, abs=1e-9)
+
+
+def soft_judged(
+    seed: int, n: int, m: int, *, spread: float, overconfidence: float = 1.0
+) -> tuple[Comparisons, np.ndarray]:
+    """A judge whose probability is the ability difference plus the order effect (0.3) plus
+    logit noise of sd 1, stretched by `overconfidence`; its hard verdict is q > 1/2."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, n)
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    latent = theta[a] - theta[b] + 0.3 + rng.normal(0.0, 1.0, m)
+    probability = 1.0 / (1.0 + np.exp(-overconfidence * latent))
+    return Comparisons(n, a, b, probability > 0.5, probability), theta
+
+
+class TestSoftVerdicts:
+    def test_hard_verdicts_give_exactly_the_results_of_before(self) -> None:
+        hard, _ = simulate(30, 200, seed=4, bias=0.4)
+        unmarked = Comparisons(
+            hard.n_essays, hard.essay_a, hard.essay_b, hard.a_won, np.full(len(hard), np.nan)
+        )
+        assert bradley_terry.weigh_soft_verdicts(unmarked).weights().tolist() == [1.0] * 200
+        for fit_of in (
+            fit_bradley_terry,
+            lambda c: fit_bradley_terry(c, bias_prior_precision=0.01),
+        ):
+            before, after = fit_of(hard), fit_of(bradley_terry.weigh_soft_verdicts(unmarked))
+            assert np.array_equal(before.scores, after.scores)
+            assert before.standard_errors is not None
+            assert after.standard_errors is not None
+            assert np.array_equal(before.standard_errors, after.standard_errors)
+            assert before.position_bias == after.position_bias
+        evidence = laplace_evidence(hard, prior_precision=0.5).log_evidence
+        assert laplace_evidence(unmarked, prior_precision=0.5).log_evidence == evidence
+
+    def test_a_certain_probability_counts_as_the_hard_verdict_at_weight_one(self) -> None:
+        hard, _ = simulate(20, 150, seed=2)
+        certain = Comparisons(
+            hard.n_essays,
+            hard.essay_a,
+            hard.essay_b,
+            hard.a_won,
+            hard.a_won.astype(np.float64),
+            soft_weight=1.0,
+        )
+        assert np.allclose(fit_bradley_terry(certain).scores, fit_bradley_terry(hard).scores)
+
+    def test_a_verdict_of_p_counts_p_for_the_first_essay_and_1_minus_p_for_the_second(
+        self,
+    ) -> None:
+        # Essay 0 shown first against 1, ten times at 0.8: without an order effect the fit
+        # puts the difference where a sigmoid gives 0.8 (weak prior: logit(0.8) = 1.386).
+        n = 2
+        comparisons = Comparisons(
+            n,
+            np.zeros(10, np.int64),
+            np.ones(10, np.int64),
+            np.ones(10, np.bool_),
+            np.full(10, 0.8),
+        )
+        fit = fit_bradley_terry(comparisons, estimate_position_bias=False, prior_precision=1e-6)
+        assert fit.scores[0] - fit.scores[1] == pytest.approx(np.log(4.0), abs=1e-4)
+
+    @pytest.mark.parametrize("overconfidence", [1.0, 2.0])
+    def test_the_soft_weight_follows_the_scatter_of_the_probabilities(
+        self, overconfidence: float
+    ) -> None:
+        # Sharper than coin tosses: weight above 1; stretching the same judge's probabilities
+        # makes them scatter more around the fit, and the weight drops.
+        weights = [
+            bradley_terry.weigh_soft_verdicts(
+                soft_judged(seed, 100, 1000, spread=1.5, overconfidence=overconfidence)[0]
+            ).soft_weight
+            for seed in range(3)
+        ]
+        assert all(w is not None and w > 1.0 for w in weights)
+        if overconfidence > 1.0:
+            assert all(w is not None and w < 5.0 for w in weights)
+
+    def test_soft_standard_errors_match_the_scatter_of_the_scores(self) -> None:
+        # The weighted information is honest: over replicate batches of the same essays, the
+        # scores scatter as much as their standard errors say (within 15 %).
+        n, m = 40, 400
+        scores, errors = [], []
+        for seed in range(40):
+            comparisons, _ = soft_judged(seed, n, m, spread=0.0)
+            fit = fit_bradley_terry(bradley_terry.weigh_soft_verdicts(comparisons))
+            assert fit.standard_errors is not None
+            scores.append(fit.scores)
+            errors.append(fit.standard_errors)
+        scatter = float(np.mean(np.var(np.array(scores), axis=0)))
+        claimed = float(np.mean(np.array(errors) ** 2))
+        assert 0.85 < scatter / claimed < 1.15

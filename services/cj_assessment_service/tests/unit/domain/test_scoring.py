@@ -54,6 +54,15 @@ class TestScoreBatch:
         assert statistics.position_bias_standard_error is not None
         assert statistics.position_bias_standard_error > 0.0
 
+    def test_an_adaptive_batch_marks_scale_separation_and_split_half_not_valid(self) -> None:
+        essays = [ScoredEssay(f"e{i}") for i in range(6)]
+        adaptive = score_batch(essays, _answers(6), adaptive_pairing=True).statistics
+        assert adaptive.not_valid_reliabilities == [
+            "scale_separation_reliability",
+            "split_half_reliability",
+        ]
+        assert score_batch(essays, _answers(6)).statistics.not_valid_reliabilities is None
+
 
 class TestGradeProjection:
     def test_grades_are_ordered_by_anchor_scores(self) -> None:

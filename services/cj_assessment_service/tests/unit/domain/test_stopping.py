@@ -18,6 +18,7 @@ from cj_assessment_service.domain.bradley_terry import (
     fit_bradley_terry,
     scale_separation_reliability,
     split_half_reliability,
+    weigh_soft_verdicts,
 )
 from cj_assessment_service.domain.stopping import (
     MIN_ABILITY_VARIANCE,
@@ -106,6 +107,105 @@ class TestHonesty:
         assert ssr is not None
         assert split_half is not None
         assert min(ssr, split_half) > 0.5
+
+
+Judge = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+HARD = np.nan  # the probability of a hard verdict
+
+
+def _coin(a: np.ndarray, _b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(rng.random(a.shape[0]) < 0.5), np.full(a.shape[0], HARD)
+
+
+def _prefers_first(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(rng.random(a.shape[0]) < 0.75), np.full(a.shape[0], HARD)
+
+
+def _always_first(
+    a: np.ndarray, _b: np.ndarray, _rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    return np.ones(a.shape[0], dtype=np.bool_), np.full(a.shape[0], HARD)
+
+
+def _soft_about_half(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    probability = np.clip(0.5 + rng.normal(0.0, 0.03, a.shape[0]), 0.0, 1.0)
+    return probability > 0.5, probability
+
+
+def _soft_prefers_first(
+    a: np.ndarray, _b: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    probability = 1.0 / (1.0 + np.exp(-(1.1 + rng.normal(0.0, 1.0, a.shape[0]))))
+    return probability > 0.5, probability
+
+
+def _adaptive_noise(seed: int, judge: Judge, n: int = 60, per_essay: int = 20) -> Comparisons:
+    """Essays of equal quality on the service's adaptive design: the coverage ring, then top-ups
+    of 24 planned from a fit of the answers so far, judged by `judge` (first, second, rng):
+    verdicts and probabilities (NaN: a hard verdict)."""
+    rng = np.random.default_rng(seed)
+    budget = n * per_essay // 2
+    asked = plan_opening_pairs(n, budget, comparisons_per_essay=10, max_pairs_per_step=500, rng=rng)
+    wins: list[bool] = []
+    probabilities: list[float] = []
+    while True:
+        new = np.array(asked[len(wins) :], dtype=np.int64).reshape(-1, 2)
+        won, probability = judge(new[:, 0], new[:, 1], rng)
+        wins += won.tolist()
+        probabilities += probability.tolist()
+        comparisons = Comparisons(
+            n,
+            np.array([p[0] for p in asked], dtype=np.int64),
+            np.array([p[1] for p in asked], dtype=np.int64),
+            np.array(wins, dtype=np.bool_),
+            np.array(probabilities),
+        )
+        if len(asked) >= budget:
+            return comparisons
+        fit = fit_bradley_terry(comparisons)
+        assert fit.standard_errors is not None
+        more = plan_top_up(
+            fit.scores, fit.standard_errors, asked, min(24, budget - len(asked)), rng=rng
+        )
+        if not more:
+            return comparisons
+        asked += more
+
+
+class TestHonestOnNoise:
+    """60 essays of the same quality, 20 comparisons each on the adaptive design: a coin, a judge
+    whose only preference is for the essay shown first (p 0.75), one that always says A, and two
+    soft judges: one answering about 0.5 on everything, one preferring the first essay (its
+    probability logit 1.1 + noise of sd 1). Before the likelihood-ratio test the posterior
+    reliability read 0.75 and 0.46 on two of five such batches of the hard first-preferring
+    judge; scale separation and split-half read 0.8-0.9."""
+
+    @pytest.mark.parametrize(
+        "judge", [_coin, _prefers_first, _always_first, _soft_about_half, _soft_prefers_first]
+    )
+    def test_the_posterior_reliability_stays_near_zero_and_no_target_is_met(
+        self, judge: Judge
+    ) -> None:
+        estimates = [posterior_reliability(_adaptive_noise(seed, judge)) for seed in range(5)]
+        assert all(estimate is not None and estimate <= 0.05 for estimate in estimates), estimates
+        assert not any(rule(0.5).met(estimate) for estimate in estimates)
+
+    def test_a_modest_real_spread_is_not_mistaken_for_noise(self) -> None:
+        # The test must not zero out real differences: at ability sd 0.7 (true reliability about
+        # 0.6 with 20 comparisons per essay) the claim is still the empirical-Bayes one.
+        claimed, achieved = [], []
+        for seed in range(4):
+            comparisons, theta = _random_judged(seed, 60, 20, 0.7)
+            estimate = posterior_reliability(comparisons)
+            assert estimate is not None
+            claimed.append(estimate)
+            achieved.append(_achieved(comparisons, theta))
+        assert min(claimed) > 0.3
+        assert abs(float(np.mean(claimed)) - float(np.mean(achieved))) < 0.1
 
 
 def _adaptive_judged(seed: int, per_essay: int, spread: float) -> tuple[Comparisons, np.ndarray]:
@@ -286,3 +386,43 @@ class TestCalibration:
             claimed.append(estimate)
             achieved.append(_achieved(comparisons, theta))
         assert float(np.mean(achieved)) >= float(np.mean(claimed)) - 0.03
+
+
+def _soft_random_judged(
+    seed: int, n: int, per_essay: int, spread: float, overconfidence: float
+) -> tuple[Comparisons, np.ndarray]:
+    """Random pairs judged by a soft judge: its probability is the ability difference plus an
+    order effect of 0.3 plus logit noise of sd 1, stretched by `overconfidence`."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, spread, n)
+    m = n * per_essay // 2
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    latent = theta[a] - theta[b] + 0.3 + rng.normal(0.0, 1.0, m)
+    probability = 1.0 / (1.0 + np.exp(-overconfidence * latent))
+    return Comparisons(n, a, b, probability > 0.5, probability), theta
+
+
+class TestSoftCalibration:
+    @pytest.mark.parametrize(
+        ("spread", "overconfidence"), [(1.5, 1.0), (2.5, 1.0), (1.5, 2.0), (0.7, 1.0)]
+    )
+    def test_the_claim_matches_the_achieved_reliability_with_soft_verdicts(
+        self, spread: float, overconfidence: float
+    ) -> None:
+        # 10 per essay: soft verdicts carry several hard ones' information (weight 3-10).
+        claimed, achieved = [], []
+        for seed in range(6):
+            comparisons, theta = _soft_random_judged(seed, 100, 10, spread, overconfidence)
+            estimate = posterior_reliability(comparisons)
+            assert estimate is not None
+            claimed.append(estimate)
+            achieved.append(
+                float(
+                    np.corrcoef(fit_bradley_terry(weigh_soft_verdicts(comparisons)).scores, theta)[
+                        0, 1
+                    ]
+                )
+                ** 2
+            )
+        assert abs(float(np.mean(claimed)) - float(np.mean(achieved))) < 0.03
