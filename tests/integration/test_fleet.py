@@ -57,7 +57,9 @@ from tests.integration.chaos_harness import (
     summarize_log_problems,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Several service processes and thousands of calls: on a loaded 2-core machine a test takes
+# minutes (no timing is asserted); the limit only stops a hang.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PARTITIONS = 4
 ESSAYS = 16  # a budget of 80 comparisons per batch
