@@ -210,6 +210,11 @@ def statistics_lines(
             f"order flips: {stats.order_flip_rate:.0%} of {stats.pairs_in_both_orders} pairs "
             "asked both ways (the two verdicts picked the same position)"
         )
+    if stats.soft_verdicts is not None and usage.completed_comparisons:
+        hard = max(usage.completed_comparisons - stats.soft_verdicts, 0)
+        lines.append(
+            f"verdicts: {stats.soft_verdicts} soft (with the judge's probability), {hard} hard"
+        )
     if completed.partial_scoring_triggered:
         lines.insert(1, "partial scoring: some answers were still missing")
     if intended:

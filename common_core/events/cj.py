@@ -135,7 +135,9 @@ class CJStatistics(_Contract):
     share of them whose two verdicts picked the same position (so disagreed about the essays;
     None without such pairs), and `judge_calibration`, the judge's calibration checked against
     the reverse-order verdicts of those pairs that carry probabilities in both orders (empty
-    without any).
+    without any); `soft_verdicts`, how many of the fitted verdicts carried the judge's own
+    probability (`probability_essay_a_better`) and so entered the fit as soft outcomes (the rest
+    were hard wins).
     """
 
     scale_separation_reliability: float | None = None
@@ -150,6 +152,7 @@ class CJStatistics(_Contract):
     pairs_in_both_orders: int | None = Field(default=None, ge=0)
     order_flip_rate: float | None = Field(default=None, ge=0, le=1)
     judge_calibration: list[JudgeCalibrationBin] | None = None
+    soft_verdicts: int | None = Field(default=None, ge=0)
 
 
 class GradeProjection(_Contract):

@@ -176,7 +176,9 @@ class TestHonestOnNoise:
             # The soft judges' probabilities reached the fit; the hard judges gave none.
             stored = await _stored_probabilities(database_url, completed.cj_assessment_job_id)
             assert len(stored) == ESSAYS * PER_ESSAY // 2
-            if judge.startswith("soft"):
+            soft = judge.startswith("soft")
+            assert statistics.soft_verdicts == (ESSAYS * PER_ESSAY // 2 if soft else 0), judge
+            if soft:
                 probabilities = [p for p in stored if p is not None]
                 assert len(probabilities) == len(stored), judge
                 assert 0.3 < statistics_mean(probabilities) < 0.75, judge

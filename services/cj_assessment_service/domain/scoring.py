@@ -110,6 +110,7 @@ def score_batch(
         stop_rule_reliability=STOP_RELIABILITY if target_reliability is not None else None,
         not_valid_reliabilities=list(ADAPTIVE_PAIRING_NOT_VALID) if adaptive_pairing else None,
         pairs_in_both_orders=consistency.pairs_in_both_orders,
+        soft_verdicts=int(comparisons.soft().sum()),
         order_flip_rate=(
             None if consistency.order_flip_rate is None else round(consistency.order_flip_rate, 6)
         ),

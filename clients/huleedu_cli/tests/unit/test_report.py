@@ -137,6 +137,20 @@ class TestConsoleReport:
         render_ranking(console, flipped, None)
         assert "order flips: 25% of 8 pairs asked both ways" in console.export_text()
 
+    def test_soft_and_hard_verdicts_are_counted_when_the_event_says(self) -> None:
+        event = completed_event()
+        answered = event.system_metadata.resource_usage.completed_comparisons
+        soft = event.model_copy(
+            update={"statistics": event.statistics.model_copy(update={"soft_verdicts": 3})}
+        )
+        console = Console(record=True, width=160)
+        render_ranking(console, soft, None)
+        expected = f"verdicts: 3 soft (with the judge's probability), {answered - 3} hard"
+        assert expected in console.export_text()
+        console = Console(record=True, width=160)
+        render_ranking(console, event, None)
+        assert "soft (with" not in console.export_text()
+
     def test_the_judge_and_estimated_cost_are_shown_and_an_unknown_cost_says_so(self) -> None:
         event = completed_event()
         metadata = event.system_metadata.model_copy(

@@ -54,6 +54,22 @@ class TestScoreBatch:
         assert statistics.position_bias_standard_error is not None
         assert statistics.position_bias_standard_error > 0.0
 
+    def test_the_verdicts_that_carried_a_probability_are_counted_as_soft(self) -> None:
+        essays = [ScoredEssay(f"e{i}") for i in range(6)]
+        hard = _answers(6)
+        probabilities: list[float | None] = [
+            None if i % 3 else (0.8 if won else 0.2) for i, won in enumerate(hard.a_won)
+        ]
+        soft = Comparisons.from_lists(
+            6,
+            list(hard.essay_a),
+            list(hard.essay_b),
+            list(hard.a_won),
+            probability_a=probabilities,
+        )
+        assert score_batch(essays, soft).statistics.soft_verdicts == 10
+        assert score_batch(essays, hard).statistics.soft_verdicts == 0
+
     def test_an_adaptive_batch_marks_scale_separation_and_split_half_not_valid(self) -> None:
         essays = [ScoredEssay(f"e{i}") for i in range(6)]
         adaptive = score_batch(essays, _answers(6), adaptive_pairing=True).statistics
