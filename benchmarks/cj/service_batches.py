@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,14 +116,21 @@ async def _process_metrics(url: str) -> dict[str, Any]:
     return figures
 
 
+ServicesEnv = Callable[[str, str], Awaitable[tuple[dict[str, str], dict[str, str]]]]
+"""Given the CJ and LLM provider database names, prepares them (migrations, roles) and returns
+each service's extra environment (database and Kafka settings), over the default one."""
+
+
 async def run_service_batch(
     stack: BenchStack,
     shape: BatchShape,
     *,
     label: str,
     cj_env: Mapping[str, str] | None = None,
+    services_env: ServicesEnv | None = None,
 ) -> dict[str, Any]:
-    """Run one batch of `shape` through fresh services; its figures."""
+    """Run one batch of `shape` through fresh services; its figures. `services_env` replaces
+    the default (the stack's superuser, migrations at start) with the caller's settings."""
     essays = [
         EssayToProcess(essay_id=f"essay-{i:05d}", text_content=long_essay(i, shape.words))
         for i in range(shape.essays)
@@ -151,13 +158,18 @@ async def run_service_batch(
     uploaded_after: list[float] = []
     with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as logs:
         try:
+            cj_extra, llm_extra = (
+                await services_env(database, f"{database}_llm") if services_env else ({}, {})
+            )
             async with (
                 running_service(
-                    "cj_assessment_service", env={**env, **(cj_env or {})}, log_dir=Path(logs)
+                    "cj_assessment_service",
+                    env={**env, **cj_extra, **(cj_env or {})},
+                    log_dir=Path(logs),
                 ) as cj,
                 running_service(
                     "llm_provider_service",
-                    env={**env, "SERVICE_DATABASE_NAME": f"{database}_llm"},
+                    env={**env, "SERVICE_DATABASE_NAME": f"{database}_llm", **llm_extra},
                     log_dir=Path(logs),
                 ) as llm,
             ):
