@@ -50,7 +50,9 @@ TOPIC_ACL_PREFIX = "bench"
 # Figures compared side by side (medians over the repetitions).
 FIGURES = (
     "wall_seconds",
+    "in_service_seconds",
     "comparisons_per_second",
+    "waves",
     "mean_round_trip_seconds",
     "mean_outbox_delay_seconds",
     "cj_cpu_seconds",
@@ -221,7 +223,8 @@ async def run(stack: BenchStack) -> dict[str, Any]:
                     )
                 figures = (plain if case == "plain" else secured)[-1]
                 print(
-                    f"bench: secured #{repetition + 1} {case}: {figures['wall_seconds']} s, "
+                    f"bench: secured #{repetition + 1} {case}: {figures['wall_seconds']} s "
+                    f"({figures['in_service_seconds']} s in CJ, {figures['waves']} waves), "
                     f"round trip {figures['mean_round_trip_seconds']} s, CPU s CJ "
                     f"{figures['cj_cpu_seconds']} / LLM {figures['llm_provider_cpu_seconds']}, "
                     f"load {os.getloadavg()[0]:.2f}",
@@ -240,7 +243,9 @@ async def run(stack: BenchStack) -> dict[str, Any]:
     print(
         f"bench: secured: {ESSAYS}-essay batch, median of {repetitions}: SASL_SSL + verify-full "
         f"+ DML-only roles {wall['secured']} s beside plaintext {wall['plaintext']} s "
-        f"(x{ratio}); round trip {medians['mean_round_trip_seconds']['secured']} s vs "
+        f"(x{ratio}); of which in CJ {medians['in_service_seconds']['secured']} s vs "
+        f"{medians['in_service_seconds']['plaintext']} s; round trip "
+        f"{medians['mean_round_trip_seconds']['secured']} s vs "
         f"{medians['mean_round_trip_seconds']['plaintext']} s; load average "
         f"{os.getloadavg()[0]:.2f}",
         flush=True,
