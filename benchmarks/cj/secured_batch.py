@@ -190,6 +190,10 @@ def _median(cases: list[dict[str, Any]], figure: str) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def _run_figures(case: dict[str, Any]) -> dict[str, Any]:
+    return {name: case[name] for name in ("wall_seconds", "in_service_seconds", "load_average_1m")}
+
+
 async def run(stack: BenchStack) -> dict[str, Any]:
     """(a) and (b), alternating, BENCH_SECURED_REPETITIONS times each; medians side by side."""
     repetitions = int(os.environ.get("BENCH_SECURED_REPETITIONS", "3"))
@@ -222,12 +226,13 @@ async def run(stack: BenchStack) -> dict[str, Any]:
                         )
                     )
                 figures = (plain if case == "plain" else secured)[-1]
+                figures["load_average_1m"] = round(os.getloadavg()[0], 2)
                 print(
                     f"bench: secured #{repetition + 1} {case}: {figures['wall_seconds']} s "
                     f"({figures['in_service_seconds']} s in CJ, {figures['waves']} waves), "
                     f"round trip {figures['mean_round_trip_seconds']} s, CPU s CJ "
                     f"{figures['cj_cpu_seconds']} / LLM {figures['llm_provider_cpu_seconds']}, "
-                    f"load {os.getloadavg()[0]:.2f}",
+                    f"load {figures['load_average_1m']}",
                     flush=True,
                 )
     medians = {
@@ -255,7 +260,7 @@ async def run(stack: BenchStack) -> dict[str, Any]:
         "repetitions": repetitions,
         "secured_over_plaintext_wall": ratio,
         "medians": medians,
-        "plaintext_wall_seconds": [case["wall_seconds"] for case in plain],
-        "secured_wall_seconds": [case["wall_seconds"] for case in secured],
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        # Each batch's wall and in-CJ seconds and the 1-minute load average after it, in order.
+        "plaintext_runs": [_run_figures(case) for case in plain],
+        "secured_runs": [_run_figures(case) for case in secured],
     }
