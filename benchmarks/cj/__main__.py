@@ -11,7 +11,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.cj import bias, bt_fit, large_batch, pairing, scaling, stopping, throughput
+from benchmarks.cj import (
+    bias,
+    bt_fit,
+    large_batch,
+    pairing,
+    scaling,
+    secured_batch,
+    stopping,
+    throughput,
+)
 from benchmarks.cj.latency import latency_benchmark
 from benchmarks.cj.stack_benchmarks import callbacks_benchmark, monitor_benchmark
 from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
@@ -31,6 +40,7 @@ ON_THE_STACK: dict[str, Callable[[BenchStack], Any]] = {
     "latency": lambda stack: asyncio.run(latency_benchmark(stack)),
     "large_batch": lambda stack: asyncio.run(large_batch.run(stack)),
     "throughput": lambda stack: asyncio.run(throughput.run(stack)),
+    "secured": lambda stack: asyncio.run(secured_batch.run(stack)),
 }
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,16 +66,24 @@ def cpu_seconds(pid: int) -> float | None:
     return None
 
 
-async def _batch_waves(server_url: str, database: str, entity_ref: str) -> int | None:
+async def _batch_record(
+    server_url: str, database: str, entity_ref: str
+) -> tuple[int | None, float | None]:
+    """The batch's waves and the seconds from its creation to its end, as CJ recorded them."""
     url = make_url(server_url).set(database=database).render_as_string(hide_password=False)
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        waves = await connection.fetchval(
-            "SELECT waves FROM cj_batches WHERE entity_ref = $1", entity_ref
+        row = await connection.fetchrow(
+            "SELECT waves, EXTRACT(EPOCH FROM finished_at - created_at) AS seconds "
+            "FROM cj_batches WHERE entity_ref = $1",
+            entity_ref,
         )
     finally:
         await connection.close()
-    return int(waves) if waves is not None else None
+    if row is None:
+        return None, None
+    seconds = row["seconds"]
+    return row["waves"], round(float(seconds), 2) if seconds is not None else None
 
 
 async def _drop_database(server_url: str, name: str) -> None:
@@ -116,14 +124,21 @@ async def _process_metrics(url: str) -> dict[str, Any]:
     return figures
 
 
+ServicesEnv = Callable[[str, str], Awaitable[tuple[dict[str, str], dict[str, str]]]]
+"""Given the CJ and LLM provider database names, prepares them (migrations, roles) and returns
+each service's extra environment (database and Kafka settings), over the default one."""
+
+
 async def run_service_batch(
     stack: BenchStack,
     shape: BatchShape,
     *,
     label: str,
     cj_env: Mapping[str, str] | None = None,
+    services_env: ServicesEnv | None = None,
 ) -> dict[str, Any]:
-    """Run one batch of `shape` through fresh services; its figures."""
+    """Run one batch of `shape` through fresh services; its figures. `services_env` replaces
+    the default (the stack's superuser, migrations at start) with the caller's settings."""
     essays = [
         EssayToProcess(essay_id=f"essay-{i:05d}", text_content=long_essay(i, shape.words))
         for i in range(shape.essays)
@@ -151,13 +166,18 @@ async def run_service_batch(
     uploaded_after: list[float] = []
     with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as logs:
         try:
+            cj_extra, llm_extra = (
+                await services_env(database, f"{database}_llm") if services_env else ({}, {})
+            )
             async with (
                 running_service(
-                    "cj_assessment_service", env={**env, **(cj_env or {})}, log_dir=Path(logs)
+                    "cj_assessment_service",
+                    env={**env, **cj_extra, **(cj_env or {})},
+                    log_dir=Path(logs),
                 ) as cj,
                 running_service(
                     "llm_provider_service",
-                    env={**env, "SERVICE_DATABASE_NAME": f"{database}_llm"},
+                    env={**env, "SERVICE_DATABASE_NAME": f"{database}_llm", **llm_extra},
                     log_dir=Path(logs),
                 ) as llm,
             ):
@@ -184,7 +204,9 @@ async def run_service_batch(
                 process = await _process_metrics(cj.url)
                 provider = await _process_metrics(llm.url)
                 log_text = cj.log_path.read_text(errors="replace")
-            waves = await _batch_waves(stack.postgres_server_url, database, request.entity_ref)
+            waves, in_service = await _batch_record(
+                stack.postgres_server_url, database, request.entity_ref
+            )
         finally:
             await _drop_database(stack.postgres_server_url, database)
             await _drop_database(stack.postgres_server_url, f"{database}_llm")
@@ -208,6 +230,9 @@ async def run_service_batch(
         "sent_by_reference": bool(uploaded_after),
         "upload_seconds": round(uploaded_after[0], 2) if uploaded_after else None,
         "wall_seconds": round(wall, 1),
+        # From the request's batch row being created to the batch's end, inside CJ: the wall
+        # time less the CLI's connections, the request's way in and the completed event's out.
+        "in_service_seconds": in_service,
         "completed_comparisons": usage.completed_comparisons,
         "comparisons_per_second": round(usage.completed_comparisons / wall, 1),
         "cj_peak_rss_mb": peak_rss,
