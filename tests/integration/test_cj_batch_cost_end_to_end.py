@@ -24,6 +24,7 @@ from common_core.testing.service_process import ServiceProcess, start_service
 from huleedu_cli.cj_batch import build_cj_request, run_cj_batch
 from llm_provider_service.config import PRICE_TABLE_PATH, load_price_table
 from llm_provider_service.domain.pricing import estimate_cost
+from llm_provider_service.domain.prompts import COMPARISON_PROMPT_VERSION
 from llm_provider_service.testing.fake_llm_server import FakeLLMServer
 from llm_provider_service.testing.judge_tricks import ESSAYS, PROMPT
 
@@ -132,7 +133,7 @@ class TestBatchCost:
             JudgeIdentity(
                 provider="openai",
                 model="gpt-4o-mini",
-                prompt_version="comparison_v1",
+                prompt_version=COMPARISON_PROMPT_VERSION,
                 comparisons=15,
             )
         ]
