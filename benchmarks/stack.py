@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from common_core.runtime.database import asyncpg_dsn
 from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecuritySettings
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
 
@@ -57,3 +61,13 @@ def bench_stack() -> Iterator[BenchStack]:
         for stop in reversed(stops):
             stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop a benchmark's database on the server of `server_url` (connections to it closed)."""
+    admin = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(asyncpg_dsn(admin))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()

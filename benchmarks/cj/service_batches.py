@@ -26,7 +26,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
-from benchmarks.stack import BenchStack
+from benchmarks.stack import BenchStack, drop_database
 from common_core.events import EssayToProcess, EventEnvelope, LLMProviderName
 from common_core.events.cj import CJAssessmentCompletedV1
 from common_core.events.envelope import encode_envelope
@@ -84,15 +84,6 @@ async def _batch_record(
         return None, None
     seconds = row["seconds"]
     return row["waves"], round(float(seconds), 2) if seconds is not None else None
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    admin = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 async def _process_metrics(url: str) -> dict[str, Any]:
@@ -208,8 +199,8 @@ async def run_service_batch(
                 stack.postgres_server_url, database, request.entity_ref
             )
         finally:
-            await _drop_database(stack.postgres_server_url, database)
-            await _drop_database(stack.postgres_server_url, f"{database}_llm")
+            await drop_database(stack.postgres_server_url, database)
+            await drop_database(stack.postgres_server_url, f"{database}_llm")
     completed_bytes = encode_envelope(
         EventEnvelope[CJAssessmentCompletedV1](
             event_type=f"{prefix}.cj_assessment.completed.v1",

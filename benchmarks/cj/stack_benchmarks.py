@@ -8,12 +8,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.stack import BenchStack
+from benchmarks.stack import BenchStack, drop_database
 from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
 from cj_assessment_service.adapters.tables import cj_pairs
 from cj_assessment_service.application.workflow import CJWorkflow
@@ -24,7 +23,7 @@ from cj_assessment_service.entrypoints.runtime import SERVICE
 from common_core.events.cj import CJAssessmentRequestV1, EssayToProcess
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
-from common_core.runtime.database import asyncpg_dsn, create_engine, create_session_factory
+from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kafka_consumer import ConsumedEvent, KafkaConsumerRunner, decode_record
 from common_core.runtime.kafka_producer import KafkaEventProducer, envelope_message
 from common_core.runtime.kernel import prepare_infrastructure
@@ -47,15 +46,6 @@ def _settings(stack: BenchStack, database: str, **overrides: Any) -> Settings:
         log_level="WARNING",
         **overrides,
     )
-
-
-async def _drop_database(stack: BenchStack, name: str) -> None:
-    admin_url = make_url(stack.postgres_server_url).set(database="postgres")
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url.render_as_string(False)))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def _request(settings: Settings, n: int) -> EventEnvelope[CJAssessmentRequestV1]:
@@ -195,7 +185,7 @@ async def callbacks_benchmark(stack: BenchStack) -> dict[str, Any]:
         worker_rate = total / (last - first)
     finally:
         await engine.dispose()
-        await _drop_database(stack, database)
+        await drop_database(stack.postgres_server_url, database)
     ratio = worker_rate / bare_rate
     print(
         f"callbacks: {total} callbacks of one batch: worker {worker_rate:,.0f} msg/s "
@@ -253,7 +243,7 @@ async def monitor_benchmark(stack: BenchStack) -> dict[str, Any]:
             staged = await connection.scalar(text("SELECT count(*) FROM event_outbox"))
     finally:
         await engine.dispose()
-        await _drop_database(stack, database)
+        await drop_database(stack.postgres_server_url, database)
     assert report.detected == STUCK_BATCHES
     assert remaining == 0
     assert staged == STUCK_BATCHES

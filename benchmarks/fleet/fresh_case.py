@@ -7,13 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
-from benchmarks.stack import BenchStack
+from benchmarks.stack import BenchStack, drop_database
 from cj_assessment_service.config import Settings
 from cj_assessment_service.entrypoints.runtime import SERVICE
-from common_core.runtime.database import asyncpg_dsn
 from common_core.runtime.kernel import prepare_infrastructure
 
 
@@ -28,15 +26,6 @@ class FleetCase:
     cj_env: dict[str, str]
     llm_env: dict[str, str]
     """The LLM provider's own database (one for all its instances: the shared rate budget)."""
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    admin = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -71,5 +60,5 @@ async def fresh_case(stack: BenchStack, label: str, *, partitions: int) -> Async
         await prepare_infrastructure(SERVICE, settings)
         yield FleetCase(settings, env, cj_env, {**env, "SERVICE_DATABASE_NAME": llm_database})
     finally:
-        await _drop_database(stack.postgres_server_url, cj_database)
-        await _drop_database(stack.postgres_server_url, llm_database)
+        await drop_database(stack.postgres_server_url, cj_database)
+        await drop_database(stack.postgres_server_url, llm_database)

@@ -48,15 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from benchmarks.llm_provider.scenarios import Scenario, sample_scenario, source_based_scenario
-from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack
+from benchmarks.stack import RESULTS_DIR, BenchStack, bench_stack, drop_database
 from common_core.events import EssayToProcess
 from common_core.events.cj import CJAssessmentCompletedV1, CJAssessmentRequestV1, ResourceUsage
 from common_core.events.llm import LLMConfig, LLMProviderName
-from common_core.runtime.database import asyncpg_dsn
 from common_core.runtime.logging import configure_logging
 from common_core.testing.service_process import ServiceProcess, start_service
 from huleedu_cli.cj_batch import run_cj_batch
@@ -273,7 +271,7 @@ async def run_cost_benchmark(stack: BenchStack, log_dir: Path) -> dict[str, Any]
                         _print_line(scenario.name, label, model, mode.name, usage, reference)
     finally:
         await asyncio.to_thread(cj.stop, 30.0)
-        await _drop_database(stack.postgres_server_url, database)
+        await drop_database(stack.postgres_server_url, database)
     return _report(assignments, usages)
 
 
@@ -349,16 +347,6 @@ def _print_line(
         f"{figures['completion_tokens']} completion, {figures['comparisons']} comparisons)",
         flush=True,
     )
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(
-        asyncpg_dsn(make_url(server_url).set(database="postgres").render_as_string(False))
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def main() -> int:
