@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -261,10 +261,20 @@ def register_signing_key_errors(app: Quart) -> None:
 
 @dataclass(frozen=True)
 class ApiScopes:
-    """The scope a read (GET, HEAD, OPTIONS) and a write (anything else) needs."""
+    """The scope a read (GET, HEAD, OPTIONS) and a write (anything else) needs; `by_prefix`
+    gives routes under a path prefix their own scope whatever the method (the longest matching
+    prefix wins), e.g. the operators' erasure routes."""
 
     read: str
     write: str
+    by_prefix: Mapping[str, str] = field(default_factory=dict)
+
+    def needed(self, method: str, path: str) -> str:
+        """The scope a request with this method and path needs."""
+        matches = [prefix for prefix in self.by_prefix if path.startswith(prefix)]
+        if matches:
+            return self.by_prefix[max(matches, key=len)]
+        return self.read if method in READ_METHODS else self.write
 
 
 def protect_api(
@@ -323,7 +333,7 @@ async def _refusal_of(verifier: TokenVerifier, scopes: ApiScopes, realm: str) ->
         error = "invalid_request" if exc.reason == "invalid_request" else "invalid_token"
         challenge = _challenge(realm, error, error_description=exc.message)
         return _refusal(401, exc.reason, exc.message, {"WWW-Authenticate": challenge})
-    needed = scopes.read if request.method in READ_METHODS else scopes.write
+    needed = scopes.needed(request.method, request.path)
     if needed not in token_scopes(claims):
         return _refusal(
             403,

@@ -39,6 +39,17 @@ CONSUMER_LAG = Gauge(
     "Messages on a partition past what its consumer group member has committed.",
     ["group", "topic", "partition"],
 )
+ROWS_PURGED = Counter(
+    "huleedu_retention_rows_purged_total",
+    "Rows (or texts in rows) removed by a service's periodic retention purge, by kind "
+    "(e.g. cj_essay_texts, submission_answer_texts, llm_batch_items, outbox_rows).",
+    ["kind"],
+)
+ROWS_ERASED = Counter(
+    "huleedu_erasure_rows_erased_total",
+    "Rows (or texts in rows) removed by an operator's erasure request, by kind.",
+    ["kind"],
+)
 OUTBOX_PUBLISHED = Counter(
     "huleedu_outbox_published_total", "Outbox rows published to Kafka.", ["table"]
 )

@@ -310,3 +310,27 @@ class TestProtectApi:
         assert reply.status_code == 503
         assert reply.headers["Retry-After"] == "5"
         assert (await reply.get_json())["code"] == "service_unavailable"
+
+
+class TestScopeByPrefix:
+    def test_a_route_under_an_operator_prefix_needs_its_own_scope_for_any_method(self) -> None:
+        scopes = ApiScopes(
+            read="cj:read", write="cj:write", by_prefix={"/api/v1/erasures/": "cj:erase"}
+        )
+        assert scopes.needed("POST", "/api/v1/erasures/batches/b1") == "cj:erase"
+        assert scopes.needed("GET", "/api/v1/erasures/batches/b1") == "cj:erase"
+
+    def test_other_routes_keep_the_read_and_write_scopes(self) -> None:
+        scopes = ApiScopes(
+            read="cj:read", write="cj:write", by_prefix={"/api/v1/erasures/": "cj:erase"}
+        )
+        assert scopes.needed("GET", "/api/v1/batches/b1") == "cj:read"
+        assert scopes.needed("HEAD", "/api/v1/batches") == "cj:read"
+        assert scopes.needed("POST", "/api/v1/batches/b1/cancel") == "cj:write"
+
+    def test_the_longest_matching_prefix_wins(self) -> None:
+        scopes = ApiScopes(
+            read="r", write="w", by_prefix={"/api/": "broad", "/api/v1/erasures/": "narrow"}
+        )
+        assert scopes.needed("GET", "/api/v1/erasures/x") == "narrow"
+        assert scopes.needed("GET", "/api/v1/other") == "broad"
