@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
+from scipy.special import ndtr
 
 MIN_SPREAD = 0.25
 
@@ -46,7 +46,7 @@ def project_grades(
         return []
     spread = np.maximum(standard_errors, MIN_SPREAD)[:, None]
     edges = np.concatenate([[-np.inf], boundaries, [np.inf]])[None, :]
-    cumulative = norm.cdf((edges - scores[:, None]) / spread)
+    cumulative = ndtr((edges - scores[:, None]) / spread)
     probabilities = np.clip(np.diff(cumulative, axis=1), 0.0, 1.0)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     projected: list[ProjectedGrade] = []
