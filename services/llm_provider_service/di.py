@@ -7,19 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anthropic
-import openai
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.providers import DatabaseProvider, ProducerProvider
 from common_core.runtime.unit_of_work import SessionTransactions
-from llm_provider_service.adapters.anthropic_batch import AnthropicBatchAPI
-from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel, make_anthropic_client
-from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
-from llm_provider_service.adapters.openai_chat import OpenAIChatModel, make_openai_client
 from llm_provider_service.adapters.postgres import PostgresUnitOfWork
 from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.answering import RequestAnswerer
@@ -28,6 +23,14 @@ from llm_provider_service.application.batching import BatchIntake, BatchPoller, 
 from llm_provider_service.application.panel import JudgePanel, build_panel
 from llm_provider_service.application.ports import BatchAPI, ChatModel, RateBudget, Transactions
 from llm_provider_service.config import SERVICE_NAME, ProviderLimits, Settings
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
+
+# The provider SDKs are imported where a provider's key is set, not with this module: `anthropic`
+# alone costs about 5 s of CPU to import and `openai` 2.5 s, paid by every process start (the
+# offline judge needs neither).
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +58,16 @@ class LLMProviderServiceProvider(Provider):
         timeout = settings.llm_request_timeout_seconds
         openai_client = anthropic_client = None
         if settings.openai_api_key is not None:
+            from llm_provider_service.adapters.openai_chat import make_openai_client
+
             openai_client = make_openai_client(
                 api_key=settings.openai_api_key.get_secret_value(),
                 base_url=settings.openai_base_url,
                 timeout_seconds=timeout,
             )
         if settings.anthropic_api_key is not None:
+            from llm_provider_service.adapters.anthropic_chat import make_anthropic_client
+
             anthropic_client = make_anthropic_client(
                 api_key=settings.anthropic_api_key.get_secret_value(),
                 base_url=settings.anthropic_base_url,
@@ -85,8 +92,12 @@ class LLMProviderServiceProvider(Provider):
         rate budgets shared by every instance through the database unless set to `local`."""
         chat_models: dict[LLMProviderName, ChatModel] = {}
         if clients.openai is not None:
+            from llm_provider_service.adapters.openai_chat import OpenAIChatModel
+
             chat_models[LLMProviderName.OPENAI] = OpenAIChatModel(clients.openai)
         if clients.anthropic is not None:
+            from llm_provider_service.adapters.anthropic_chat import AnthropicChatModel
+
             chat_models[LLMProviderName.ANTHROPIC] = AnthropicChatModel(clients.anthropic)
 
         def shared(name: LLMProviderName, limits: ProviderLimits, own: RateBudget) -> RateBudget:
@@ -113,8 +124,12 @@ class LLMProviderServiceProvider(Provider):
         """The providers' batch APIs, over the same SDK clients."""
         apis = BatchAPIs()
         if clients.openai is not None:
+            from llm_provider_service.adapters.openai_batch import OpenAIBatchAPI
+
             apis[LLMProviderName.OPENAI] = OpenAIBatchAPI(clients.openai)
         if clients.anthropic is not None:
+            from llm_provider_service.adapters.anthropic_batch import AnthropicBatchAPI
+
             apis[LLMProviderName.ANTHROPIC] = AnthropicBatchAPI(clients.anthropic)
         return apis
 
