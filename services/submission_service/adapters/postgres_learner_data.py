@@ -70,6 +70,7 @@ def _finished_before(cutoff: datetime) -> ColumnElement[bool]:
     )
     return and_(
         r.text_removed_at.is_(None),
+        r.created_at < cutoff,  # implied by the rest; lets the purge scan an index range
         ~exists().where(job.c.response_id == r.id, job.c.status.notin_(_TERMINAL)),
         ~exists(
             select(1)
@@ -109,7 +110,8 @@ class PostgresLearnerData:
                 await self._session.execute(
                     select(responses.c.id)
                     .where(_finished_before(cutoff))
-                    .order_by(responses.c.id)
+                    # The partial index's order: the scan stops at `limit` finished answers.
+                    .order_by(responses.c.created_at)
                     .limit(limit)
                     .with_for_update(of=responses, skip_locked=True)
                 )

@@ -5,6 +5,10 @@ the marker of an answer whose text (and metadata) was removed while its row, sco
 stay. `learner_erasures` records each erasure request: which kind of subject, a hash of it (never
 the user id or token itself), the operator, the counts removed by kind, and when.
 
+Indexes for the purge and the erasure: answers still holding their text by creation time (the
+purge's candidates: an answer finished before the cutoff was created before it), and the jobs
+and score records of an answer (looked up per candidate and per erased answer).
+
 Revision ID: sub0004
 Revises: sub0003
 Create Date: 2026-12-07
@@ -52,10 +56,21 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_learner_erasures_subject_hash", "learner_erasures", ["subject_hash"])
+    op.create_index(
+        "ix_responses_text_kept",
+        "assessment_responses",
+        ["created_at"],
+        postgresql_where=sa.text("text_removed_at IS NULL"),
+    )
+    op.create_index("ix_jobs_response", "scoring_jobs", ["response_id"])
+    op.create_index("ix_score_records_response", "assessment_score_records", ["response_id"])
 
 
 def downgrade() -> None:
-    """Drop the audit table and the removal marker (removed texts stay empty)."""
+    """Drop the audit table, the indexes and the removal marker (removed texts stay empty)."""
+    op.drop_index("ix_score_records_response", table_name="assessment_score_records")
+    op.drop_index("ix_jobs_response", table_name="scoring_jobs")
+    op.drop_index("ix_responses_text_kept", table_name="assessment_responses")
     op.drop_index("ix_learner_erasures_subject_hash", table_name="learner_erasures")
     op.drop_table("learner_erasures")
     op.drop_constraint("ck_responses_text_removed_by", "assessment_responses", type_="check")
