@@ -26,6 +26,7 @@ from common_core.topics import DEFAULT_TOPIC_PREFIX
 from huleedu_cli.api_token import ApiTokenFileOption, ApiTokenOption, read_api_token
 from huleedu_cli.cj_batch import build_cj_request, new_entity_ref, run_cj_batch
 from huleedu_cli.dlq_commands import dlq_app
+from huleedu_cli.erase_commands import erase_app
 from huleedu_cli.errors import EXIT_INTERRUPTED, CJBatchFailedError, ClientError, InputError
 from huleedu_cli.inputs import (
     IntendedPlacement,
@@ -41,7 +42,8 @@ from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClien
 from huleedu_cli.topic_commands import topics_app
 
 app = typer.Typer(
-    help="HuleEdu upstream client: comparative-judgement batches over Kafka, dead letters, topics.",
+    help="HuleEdu upstream client: comparative-judgement batches over Kafka, dead letters, topics,"
+    " erasure of learner data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -49,6 +51,7 @@ cj_app = typer.Typer(help="Comparative judgement (CJ) batches.", no_args_is_help
 app.add_typer(cj_app, name="cj")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(topics_app, name="topics")
+app.add_typer(erase_app, name="erase")
 
 
 @app.callback()

@@ -8,6 +8,7 @@ from common_core.events import CJAssessmentFailedV1
 EXIT_BATCH_FAILED = 1
 EXIT_NOTHING_MATCHED = 1
 EXIT_TOPICS_DIFFER = 1
+EXIT_ERASURE_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
@@ -89,3 +90,10 @@ class EssayUploadError(ClientError):
     """The CJ service refused (or could not take) an essay-set upload."""
 
     code = ErrorCode.VALIDATION
+
+
+class ErasureFailedError(ClientError):
+    """An erasure API refused the request (4xx), failed (5xx) or could not be reached."""
+
+    code = ErrorCode.VALIDATION
+    exit_code = EXIT_ERASURE_REFUSED

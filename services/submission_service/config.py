@@ -59,6 +59,12 @@ class Settings(ServiceSettings):
     webhook_secret_keys: SecretStr | None = None
 
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # Answer texts are emptied this long after their scoring finished (scores, statuses and
+    # audit rows stay); 0 purges them as soon as it finishes. See docs/operations.md.
+    answer_text_retention_days: float = Field(default=365.0, ge=0)
+    retention_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_purge_batch_size: int = Field(default=500, ge=1)  # answers per purge transaction
     consumer_max_batch_size: int = Field(default=100, ge=1)
 
     @field_validator("webhook_allowlist", mode="before")

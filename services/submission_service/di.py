@@ -29,6 +29,7 @@ from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
+from submission_service.application.learner_data import LifecycleTransactions
 from submission_service.application.ports import (
     DefinitionCatalog,
     HostResolver,
@@ -122,7 +123,7 @@ class SubmissionProvider(Provider):
     @provide(scope=Scope.APP)
     def transactions(
         self, sessions: async_sessionmaker[AsyncSession], secret_box: WebhookSecretBox
-    ) -> Transactions:
+    ) -> AnyOf[Transactions, LifecycleTransactions]:
         """Units of work over the service's sessions: entrypoints open one per request, message
         batch or dispatcher step (`async with transactions() as uow:`) and it commits."""
         return SessionTransactions(sessions, partial(PostgresUnitOfWork, secret_box=secret_box))

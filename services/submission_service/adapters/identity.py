@@ -3,14 +3,16 @@ AUTH_JWKS_* key set, through common_core's verifier) and anonymous tokens."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from common_core.runtime.http_auth import (
     TokenRejectedError,
     TokenVerifier,
     bearer_token,
+    token_scopes,
 )
-from submission_service.domain.errors import AuthenticationError
+from submission_service.domain.errors import AuthenticationError, ForbiddenError
 from submission_service.domain.identity import Identity
 
 
@@ -36,6 +38,27 @@ class JwtIdentityReader:
     async def user_from_header(self, authorization: str) -> str:
         """The verified `sub` of a Bearer token (SigningKeysUnavailableError, a 503, when the
         JWKS endpoint cannot be read)."""
+        subject, _claims = await self._verified(authorization)
+        return subject
+
+    async def operator_with_scope(self, authorization: str | None, scope: str) -> str:
+        """The verified `sub` of an operator's Bearer token that grants `scope` (in `scope` or
+        `scp`): AuthenticationError without a valid token, ForbiddenError without the scope."""
+        if authorization is None:
+            raise AuthenticationError(
+                "send Authorization: Bearer <JWT> with the scope " + scope,
+                reason="authentication_required",
+            )
+        subject, claims = await self._verified(authorization)
+        if scope not in token_scopes(claims):
+            raise ForbiddenError(
+                f"the token lacks the scope {scope}",
+                reason="insufficient_scope",
+                details={"scope": scope},
+            )
+        return subject
+
+    async def _verified(self, authorization: str) -> tuple[str, dict[str, Any]]:
         try:
             claims = await self._verifier.verify(bearer_token(authorization))
         except TokenRejectedError as exc:
@@ -47,7 +70,7 @@ class JwtIdentityReader:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationError("the token has no subject", reason="invalid_token")
-        return subject
+        return subject, claims
 
 
 def parse_anonymous_token(value: str) -> UUID:

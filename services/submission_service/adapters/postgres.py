@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common_core.runtime.unit_of_work import SessionUnitOfWork
 from submission_service.adapters.postgres_assessments import PostgresAssessments
 from submission_service.adapters.postgres_inbox import PostgresInbox
+from submission_service.adapters.postgres_learner_data import PostgresLearnerData
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
 from submission_service.adapters.postgres_responses import PostgresResponses
 from submission_service.adapters.postgres_scoring import PostgresScoring
@@ -16,7 +17,8 @@ from submission_service.adapters.webhook_secrets import WebhookSecretBox
 
 
 class PostgresUnitOfWork(SessionUnitOfWork):
-    """The application's `UnitOfWork`: the stores of each area share one AsyncSession."""
+    """The application's `UnitOfWork` (and `LifecycleUnitOfWork`): the stores of each area share
+    one AsyncSession."""
 
     def __init__(self, session: AsyncSession, *, secret_box: WebhookSecretBox) -> None:
         super().__init__(session)
@@ -26,3 +28,4 @@ class PostgresUnitOfWork(SessionUnitOfWork):
         self.assessments = PostgresAssessments(session)
         self.webhooks = PostgresWebhooks(session, secret_box)
         self.reference = PostgresReferencePassages(session)
+        self.learner_data = PostgresLearnerData(session)

@@ -117,13 +117,16 @@ class PostgresAssessments:
     async def latest_responses(
         self, identity: Identity, module_slugs: list[str]
     ) -> dict[tuple[str, str], ResponseRecord]:
-        """Newest answer per (module, question); every candidate row is locked against edits."""
+        """Newest answer per (module, question); every candidate row is locked against edits.
+        An answer whose text was removed (retention, erasure) is no longer one: re-checked on
+        the locked row, so a purge committed while this waited for the lock excludes it."""
         rows = (
             await self._session.execute(
                 select(assessment_responses)
                 .where(
                     owned_by(assessment_responses, identity),
                     assessment_responses.c.module_slug.in_(module_slugs),
+                    assessment_responses.c.text_removed_at.is_(None),
                 )
                 .order_by(
                     assessment_responses.c.created_at.desc(), assessment_responses.c.id.desc()

@@ -100,12 +100,16 @@ class PostgresResponses:
         return response_record(row) if row is not None else None
 
     async def update_response(self, response_id: UUID, edit: ResponseEdit) -> ResponseRecord:
-        """Apply an edit (its fields are the columns of the same names)."""
+        """Apply an edit (its fields are the columns of the same names); a new text clears the
+        marker of a removed one."""
+        changes = edit.changes()
+        if "answer_text" in changes:
+            changes.update(text_removed_at=None, text_removed_by=None)
         row = (
             await self._session.execute(
                 update(assessment_responses)
                 .where(assessment_responses.c.id == response_id)
-                .values(**edit.changes())
+                .values(**changes)
                 .returning(*assessment_responses.c)
             )
         ).one()

@@ -44,8 +44,15 @@ assessment_responses = Table(
     Column("answer_metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _now(),
     Column("completed_at", DateTime(timezone=True), nullable=True),
+    # Set when the text was removed (migration sub0004): by the retention purge or an erasure.
+    Column("text_removed_at", DateTime(timezone=True), nullable=True),
+    Column("text_removed_by", Text, nullable=True),
     CheckConstraint(
         "(user_id IS NULL) <> (anonymous_token IS NULL)", name="ck_responses_one_identity"
+    ),
+    CheckConstraint(
+        "text_removed_by IS NULL OR text_removed_by IN ('retention', 'erasure')",
+        name="ck_responses_text_removed_by",
     ),
 )
 
@@ -236,4 +243,20 @@ reference_passages = Table(
     ),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("definition_id", "passage_id", name="pk_reference_passages"),
+)
+
+# One row per erasure request (migration sub0004): counts and a hash of the subject, no text.
+learner_erasures = Table(
+    "learner_erasures",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("subject_kind", Text, nullable=False),
+    Column("subject_hash", Text, nullable=False),
+    Column("operator_subject", Text, nullable=False),
+    Column("erased", JSONB, nullable=False),
+    Column("already_erased", Boolean, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "subject_kind IN ('user_id', 'anonymous_token')", name="ck_erasures_subject_kind"
+    ),
 )

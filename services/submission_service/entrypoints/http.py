@@ -28,7 +28,12 @@ from common_core.runtime.http import (
 from common_core.runtime.http_auth import register_signing_key_errors
 from submission_service.config import Settings
 from submission_service.domain.errors import InvalidInputError
-from submission_service.entrypoints import http_assessments, http_responses, http_webhooks
+from submission_service.entrypoints import (
+    http_assessments,
+    http_erasures,
+    http_responses,
+    http_webhooks,
+)
 from submission_service.entrypoints.http_errors import register_error_handlers
 from submission_service.entrypoints.http_openapi import PUBLIC, SubmissionOpenAPIProvider
 from submission_service.entrypoints.http_requests import StrictJSONProvider, SubmissionRequest
@@ -101,6 +106,7 @@ def create_app(
     app.register_blueprint(http_responses.bp)
     app.register_blueprint(http_assessments.bp)
     app.register_blueprint(http_webhooks.bp)
+    app.register_blueprint(http_erasures.bp)
     QuartDishka(app=app, container=container)
     return app
 

@@ -76,6 +76,11 @@ def register_error_handlers(app: Quart) -> None:
         )
         if isinstance(exc, AuthenticationError):
             response.headers["WWW-Authenticate"] = authentication_challenge(exc)
+        elif isinstance(exc, ForbiddenError) and exc.reason == "insufficient_scope":
+            scope = exc.details.get("scope", "")
+            response.headers["WWW-Authenticate"] = (
+                f'Bearer realm="{AUTH_REALM}", error="insufficient_scope", scope="{scope}"'
+            )
         return response, status
 
     @app.errorhandler(RequestSchemaValidationError)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    RootModel,
     TypeAdapter,
     WithJsonSchema,
 )
@@ -494,3 +495,30 @@ class WebhookOut(_Reply):
     url: str
     secret: str
     signature_header: str
+
+
+class UserErasureIn(_Request):
+    """Erase the answers of a logged-in learner, by the `sub` of their tokens."""
+
+    user_id: Identifier
+
+
+class TokenErasureIn(_Request):
+    """Erase the answers of an anonymous learner, by their token."""
+
+    anonymous_token: Uuid
+
+
+class ErasureIn(RootModel[UserErasureIn | TokenErasureIn]):
+    """Whose data to erase: exactly one of `user_id` or `anonymous_token`."""
+
+
+class ErasureOut(_Reply):
+    """What an erasure removed, by kind (zero counts included), and its audit record."""
+
+    subject: Literal["user_id", "anonymous_token"]
+    erased: dict[str, int]
+    already_erased: bool = Field(
+        description="true when nothing was left to remove and an earlier erasure is on record"
+    )
+    audit_id: UUID

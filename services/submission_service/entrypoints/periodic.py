@@ -1,11 +1,14 @@
-"""The webhook dispatcher: a background loop delivering due webhook payloads with retries."""
+"""Background loops: the webhook dispatcher (due payloads, with retries) and the retention
+purge of finished answers' texts."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from common_core.runtime.metrics import ROWS_PURGED
 from common_core.runtime.periodic import PeriodicWorker
+from submission_service.application.learner_data import LifecycleTransactions, purge_answer_texts
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
@@ -74,3 +77,36 @@ class WebhookDispatcher(PeriodicWorker):
         """Deliver what is due; True when something was attempted (more may be waiting)."""
         attempted = await deliver_due(self._queue, self._sender, self._resolver, self._policy)
         return bool(attempted)
+
+
+PURGED_KIND = "submission_answer_texts"
+
+
+class AnswerTextPurge(PeriodicWorker):
+    """Empties the texts of answers whose scoring finished more than `retention` ago, one
+    bounded transaction (`batch_size` answers) at a time; several replicas may run it (each
+    skips the answers another has locked)."""
+
+    name = "retention"
+
+    def __init__(
+        self,
+        transactions: LifecycleTransactions,
+        *,
+        retention: timedelta,
+        batch_size: int,
+        interval_seconds: float,
+    ) -> None:
+        super().__init__(interval_seconds=interval_seconds)
+        self._transactions = transactions
+        self._retention = retention
+        self._batch_size = batch_size
+
+    async def run_pass(self) -> bool:
+        """Purge one batch; True when it was full (more may be waiting)."""
+        cutoff = datetime.now(UTC) - self._retention
+        async with self._transactions() as uow:
+            purged = await purge_answer_texts(uow, cutoff=cutoff, limit=self._batch_size)
+            if purged:
+                uow.after_commit(lambda: ROWS_PURGED.labels(kind=PURGED_KIND).inc(purged))
+        return purged >= self._batch_size

@@ -1,8 +1,10 @@
 """The submission service for the kernel (`common_core.runtime.kernel`): its topics, migrations,
-HTTP app and workers (the rubric-result consumer, the outbox relay, the webhook dispatcher)."""
+HTTP app and workers (the rubric-result consumer, the outbox relay, the webhook dispatcher, the
+retention purge)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -10,6 +12,7 @@ import structlog
 from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
+from submission_service.application.learner_data import LifecycleTransactions
 from submission_service.application.ports import (
     DefinitionCatalog,
     HostResolver,
@@ -23,7 +26,11 @@ from submission_service.config import SERVICE_NAME, Settings
 from submission_service.di import make_container
 from submission_service.entrypoints.consumers import build_rubric_consumer
 from submission_service.entrypoints.http import create_app
-from submission_service.entrypoints.periodic import CommittedDeliveryQueue, WebhookDispatcher
+from submission_service.entrypoints.periodic import (
+    AnswerTextPurge,
+    CommittedDeliveryQueue,
+    WebhookDispatcher,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +70,12 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
                 await container.get(HostResolver),
                 await container.get(WebhookPolicy),
                 poll_interval_seconds=settings.webhook_poll_interval_seconds,
+            ),
+            "retention": AnswerTextPurge(
+                await container.get(LifecycleTransactions),
+                retention=timedelta(days=settings.answer_text_retention_days),
+                batch_size=settings.retention_purge_batch_size,
+                interval_seconds=settings.retention_purge_interval_seconds,
             ),
         },
     )

@@ -54,16 +54,30 @@ def user_token(
     issuer: str = "huleedu",
     audience: str = "huleedu-submission",
     expires_in: int = 3600,
+    scope: str | None = None,
 ) -> str:
-    """A signed HS256 JWT for tests."""
+    """A signed HS256 JWT for tests (with a `scope` claim when given)."""
     now = int(time.time())
-    claims = {"sub": sub, "iss": issuer, "aud": audience, "iat": now, "exp": now + expires_in}
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + expires_in,
+    }
+    if scope is not None:
+        claims["scope"] = scope
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def user_headers(sub: str) -> dict[str, str]:
     """Headers of a logged-in user."""
     return {"Authorization": f"Bearer {user_token(sub)}"}
+
+
+def operator_headers(sub: str = "operator-1", scope: str = "submission:erase") -> dict[str, str]:
+    """Headers of an operator whose token grants `scope`."""
+    return {"Authorization": f"Bearer {user_token(sub, scope=scope)}"}
 
 
 def anonymous_headers(token: uuid.UUID | None = None) -> dict[str, str]:
