@@ -166,14 +166,22 @@ def decode_or_undecodable(
         return Undecodable(record, exc.code, str(exc))
 
 
-@contextlib.contextmanager
-def consume_span(topic: str, events: Sequence[ConsumedEvent[Any]]) -> Iterator[None]:
+def consume_span(
+    topic: str, events: Sequence[ConsumedEvent[Any]]
+) -> contextlib.AbstractContextManager[None]:
     """With tracing on, a consumer span around the handling of `events` (one partition's run of
     them) with a `handle` span inside: the child of the first event's trace context, linked to
     the other events' when they carry others. Nothing when tracing is off."""
     if not tracing_enabled() or not events:
-        yield
-        return
+        return _NOT_TRACED
+    return _consume_span(topic, events)
+
+
+_NOT_TRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _consume_span(topic: str, events: Sequence[ConsumedEvent[Any]]) -> Iterator[None]:
     contexts = [context_from_headers(event.headers) for event in events]
     parent = next((context for context in contexts if context is not None), None)
     links = links_to(contexts, besides=parent)

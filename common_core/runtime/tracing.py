@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +185,10 @@ def links_to(contexts: Iterable[Context | None], *, besides: Context | None = No
     return list(seen.values())[1 if besides is not None else 0 :]
 
 
-@contextlib.contextmanager
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+"""What `traced` returns when tracing is off: entering and leaving it does nothing."""
+
+
 def traced(
     name: str,
     *,
@@ -193,17 +196,15 @@ def traced(
     parent: Context | None = None,
     links: Sequence[Link] = (),
     attributes: Mapping[str, AttributeValue | None] | None = None,
-) -> Iterator[Span | None]:
+) -> contextlib.AbstractContextManager[Span | None]:
     """A span around the block, current inside it (its child spans and `trace_headers` follow
     it): the child of `parent` when given, else of the current span. An exception escaping the
     block is recorded on the span. Yields None (and makes nothing) when tracing is off."""
     if _active.tracer is None:
-        yield None
-        return
-    with _active.tracer.start_as_current_span(
+        return _NO_SPAN
+    return _active.tracer.start_as_current_span(
         name, context=parent, kind=kind, links=links, attributes=_clean(attributes)
-    ) as span:
-        yield span
+    )
 
 
 def open_span(
