@@ -34,7 +34,8 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 from pydantic import BaseModel
 
 from common_core.events.envelope import (
@@ -178,6 +179,26 @@ def consume_span(
 
 
 _NOT_TRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def event_span(
+    event: ConsumedEvent[Any], **attributes: AttributeValue | None
+) -> contextlib.AbstractContextManager[Span | None]:
+    """With tracing on, a span for one event of a run that a handler takes one by one: the
+    child of that event's own trace context (else of the current span), so what it stages
+    continues its own trace rather than the trace of the run's first event. `attributes` name
+    what it is about (a batch id, an entity ref). Nothing when tracing is off."""
+    if not tracing_enabled():
+        return _NOT_TRACED
+    return traced(
+        f"handle event {event.envelope.event_type}",
+        parent=context_from_headers(event.headers),
+        attributes={
+            "messaging.message.id": str(event.envelope.event_id),
+            CORRELATION_ID: str(event.envelope.correlation_id),
+            **attributes,
+        },
+    )
 
 
 @contextlib.contextmanager

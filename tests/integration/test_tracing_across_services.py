@@ -166,7 +166,14 @@ class TestOneTraceAcrossServices:
         compares = [span for span in spans if span.name == "llm compare"]
         assert len(compares) == len(ESSAYS) * (len(ESSAYS) - 1) // 2
         assert {span.attributes["gen_ai.provider.name"] for span in compares} == {"heuristic"}
-        assert len({span.attributes["huleedu.batch_id"] for span in compares}) == 1
+        [batch_id] = {span.attributes["huleedu.batch_id"] for span in compares}
+        [request_span] = [
+            span
+            for span in spans
+            if span.name == f"handle event {stack.topic(Topic.CJ_ASSESSMENT_REQUESTED)}"
+        ]
+        assert request_span.attributes["huleedu.entity_ref"] == entity_ref
+        assert request_span.attributes["huleedu.batch_id"] == batch_id
         _assert_one_tree(spans, root_span_id)
         _assert_no_text(stack.receiver.spans(), texts)
 

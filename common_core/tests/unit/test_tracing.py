@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from common_core.events.envelope import EventEnvelope
-from common_core.runtime.kafka_consumer import ConsumedEvent, consume_span
+from common_core.runtime.kafka_consumer import ConsumedEvent, consume_span, event_span
 from common_core.runtime.kafka_producer import envelope_message
 from common_core.runtime.outbox import outbox_row
 from common_core.runtime.tracing import (
@@ -183,6 +183,32 @@ class TestPropagation:
         assert (process.trace_id, process.parent_span_id) == (first_id[1], first_id[2])
         assert process.links == ((second_id[1], second_id[2]),)
         assert process.attributes["messaging.batch.message_count"] == 2
+
+    def test_each_event_of_a_run_handled_one_by_one_continues_its_own_trace(
+        self, tracing_to_receiver: OTLPReceiver
+    ) -> None:
+        headers = []
+        for name in ("first", "second"):
+            with traced(name):
+                headers.append([(k, v.encode()) for k, v in trace_headers().items()])
+        events = [_consumed(headers[0], 0), _consumed(headers[1], 1)]
+        staged = []
+        with consume_span(TOPIC, events):
+            for event in events:
+                with event_span(event, **{"huleedu.entity_ref": "entity-1"}):
+                    staged.append(outbox_row(topic=TOPIC, envelope=_envelope(), key=None))
+        stop_tracing()
+
+        sent = [h[0][1].decode().split("-") for h in headers]
+        assert [row["headers"]["traceparent"].split("-")[1] for row in staged] == [
+            sent[0][1],
+            sent[1][1],
+        ]
+        per_event = [s for s in tracing_to_receiver.spans() if s.name == f"handle event {TOPIC}"]
+        assert sorted((s.trace_id, s.parent_span_id) for s in per_event) == sorted(
+            (trace_id, span_id) for _, trace_id, span_id, _ in sent
+        )
+        assert {s.attributes["huleedu.entity_ref"] for s in per_event} == {"entity-1"}
 
     def test_a_message_without_a_context_starts_a_new_trace(
         self, tracing_to_receiver: OTLPReceiver
