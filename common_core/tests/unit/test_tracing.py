@@ -13,8 +13,11 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
+from quart import Quart
 
 from common_core.events.envelope import EventEnvelope
+from common_core.runtime.http import register_operational_routes
+from common_core.runtime.http_tracing import trace_requests
 from common_core.runtime.kafka_consumer import ConsumedEvent, consume_span, event_span
 from common_core.runtime.kafka_producer import envelope_message
 from common_core.runtime.outbox import outbox_row
@@ -220,3 +223,37 @@ class TestPropagation:
 
         [process] = [s for s in tracing_to_receiver.spans() if s.name == f"{TOPIC} process"]
         assert process.parent_span_id == ""
+
+
+class TestHttpRequests:
+    async def test_a_request_continues_the_callers_trace_under_its_route_never_its_path(
+        self, tracing_to_receiver: OTLPReceiver
+    ) -> None:
+        app = Quart(__name__)
+        register_operational_routes(app, {})
+
+        @app.get("/api/items/<item_id>")
+        async def item(item_id: str) -> tuple[dict[str, str], int]:
+            return {"id": item_id}, 200
+
+        trace_requests(app)
+        trace_id, span_id = "ab" * 16, "cd" * 8
+        client = app.test_client()
+        reply = await client.get(
+            "/api/items/item-4711",
+            query_string={"token": "s3cr3t"},
+            headers={"traceparent": f"00-{trace_id}-{span_id}-01"},
+        )
+        assert reply.status_code == 200
+        assert (await client.get("/healthz")).status_code == 200
+        stop_tracing()
+
+        [server] = tracing_to_receiver.spans()  # none for /healthz
+        assert server.name == "GET /api/items/<item_id>"
+        assert (server.trace_id, server.parent_span_id) == (trace_id, span_id)
+        assert server.kind == SpanKind.SERVER.value + 1
+        assert server.attributes == {
+            "http.request.method": "GET",
+            "http.route": "/api/items/<item_id>",
+            "http.response.status_code": 200,
+        }
