@@ -8,8 +8,9 @@ Tracing is on when an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 the sampler `OTEL_TRACES_SAMPLER`, the resource `OTEL_SERVICE_NAME` and
 `OTEL_RESOURCE_ATTRIBUTES` (the service's name when `OTEL_SERVICE_NAME` is unset).
 
-Off costs nothing: no SDK provider is installed and every function here returns after one check
-of a module flag, before any context is read, header written or span object made.
+Off costs nothing: no SDK provider is installed (nor imported: the SDK, the exporter and the
+propagators load only when tracing starts) and every function here returns after one check of a
+module flag, before any context is read, header written or span object made.
 
 The W3C trace context (`traceparent`, `tracestate`) travels in Kafka headers and HTTP headers:
 `trace_headers()` is the current context as headers (the outbox stores them with the event),
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -137,6 +138,8 @@ def trace_headers() -> dict[str, str]:
     tracing is off or no span is current."""
     if _active.tracer is None:
         return {}
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return {name: value for name, value in carrier.items() if name in TRACE_HEADERS}
@@ -146,6 +149,8 @@ def span_headers(span: Span | None) -> dict[str, str]:
     """The W3C headers that make `span` the parent of what receives them (empty for None)."""
     if span is None:
         return {}
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
     return {name: value for name, value in carrier.items() if name in TRACE_HEADERS}
@@ -166,6 +171,8 @@ def context_from_headers(
     }
     if "traceparent" not in carrier:
         return None
+    from opentelemetry import propagate
+
     context = propagate.extract(carrier)
     return context if trace.get_current_span(context).get_span_context().is_valid else None
 

@@ -109,6 +109,7 @@ class TestOff:
             assert not trace.get_current_span().get_span_context().is_valid
             assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
             assert not any(name.startswith("opentelemetry.sdk") for name in sys.modules)
+            assert "opentelemetry.propagate" not in sys.modules
             print("off-ok")
             """
         )
