@@ -6,7 +6,7 @@ import importlib.util
 import subprocess
 import sys
 
-SUITES = ["benchmarks.cj", "benchmarks.llm_provider", "benchmarks.fleet"]
+SUITES = ["benchmarks.cj", "benchmarks.llm_provider", "benchmarks.fleet", "benchmarks.tracing"]
 
 
 def main() -> int:

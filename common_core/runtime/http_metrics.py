@@ -28,7 +28,7 @@ _STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
 # Where the app leaves the matched rule for the middleware (the request's scope is the ASGI one).
-_ROUTE_KEY = "huleedu.route"
+ROUTE_SCOPE_KEY = "huleedu.route"
 
 
 def method_label(method: str) -> str:
@@ -48,7 +48,7 @@ def measure_requests(app: Quart, *, uncounted: Collection[str] = ()) -> None:
     async def remember_route(response: Response) -> Response:
         # Runs for every answer Quart makes, error handlers' included, while the rule is known.
         rule = request.url_rule
-        request.scope[_ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED_ROUTE  # type: ignore[literal-required]
+        request.scope[ROUTE_SCOPE_KEY] = rule.rule if rule is not None else UNMATCHED_ROUTE  # type: ignore[literal-required]
         return response
 
     app.asgi_app = _RequestMetricsMiddleware(app.asgi_app, frozenset(uncounted))  # type: ignore[method-assign]
@@ -88,7 +88,7 @@ class _RequestMetricsMiddleware:
                 self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = str(scope.get(_ROUTE_KEY, UNMATCHED_ROUTE))
+        route = str(scope.get(ROUTE_SCOPE_KEY, UNMATCHED_ROUTE))
         if route in self._uncounted:
             return
         method = method_label(str(scope.get("method", "")))

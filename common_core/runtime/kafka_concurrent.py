@@ -54,6 +54,7 @@ from common_core.runtime.kafka_consumer import (
     RejectMessage,
     Undecodable,
     commit_offsets,
+    consume_span,
     decode_or_undecodable,
     group_consumer,
     retry_delay,
@@ -235,7 +236,8 @@ class ConcurrentConsumerRunner:
         attempts = transient_failures = 0
         while True:
             try:
-                await self._handler(item)
+                with consume_span(item.topic, [item]):
+                    await self._handler(item)
             except RejectMessage as rejection:
                 await self._dead_letters.event(
                     rejection.event, rejection.code, rejection.reason, attempts + 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -34,6 +34,8 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 from pydantic import BaseModel
 
 from common_core.events.envelope import (
@@ -59,6 +61,13 @@ from common_core.runtime.metrics import (
     CONSUMER_REBALANCES,
     DEAD_LETTERED,
 )
+from common_core.runtime.tracing import (
+    CORRELATION_ID,
+    context_from_headers,
+    links_to,
+    traced,
+    tracing_enabled,
+)
 from common_core.topics import dlq_topic_name
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
@@ -79,6 +88,8 @@ class ConsumedEvent(Generic[PayloadT]):
     offset: int
     key: str | None
     envelope: EventEnvelope[PayloadT]
+    headers: Sequence[tuple[str, bytes]] = ()
+    """The record's headers (the sender's trace context among them)."""
 
 
 class RejectMessage(Exception):  # noqa: N818 - named for the decision, as in faststream
@@ -140,7 +151,8 @@ def decode_record(
         raise EnvelopeDecodeError("message has no value (tombstone)")
     envelope = decode_event(record.value, model)
     key = record_key(record)
-    return ConsumedEvent(record.topic, record.partition, record.offset, key, envelope)
+    headers = record.headers or ()
+    return ConsumedEvent(record.topic, record.partition, record.offset, key, envelope, headers)
 
 
 def decode_or_undecodable(
@@ -153,6 +165,69 @@ def decode_or_undecodable(
         return Undecodable(record, exc.code, str(exc), exc.envelope, exc.fields)
     except EnvelopeDecodeError as exc:
         return Undecodable(record, exc.code, str(exc))
+
+
+def consume_span(
+    topic: str, events: Sequence[ConsumedEvent[Any]]
+) -> contextlib.AbstractContextManager[None]:
+    """With tracing on, a consumer span around the handling of `events` (one partition's run of
+    them) with a `handle` span inside: the child of the first event's trace context, linked to
+    the other events' when they carry others. Nothing when tracing is off."""
+    if not tracing_enabled() or not events:
+        return _NOT_TRACED
+    return _consume_span(topic, events)
+
+
+_NOT_TRACED: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def event_span(
+    event: ConsumedEvent[Any], **attributes: AttributeValue | None
+) -> contextlib.AbstractContextManager[Span | None]:
+    """With tracing on, a span for one event of a run that a handler takes one by one: the
+    child of that event's own trace context (else of the current span), so what it stages
+    continues its own trace rather than the trace of the run's first event. `attributes` name
+    what it is about (a batch id, an entity ref). Nothing when tracing is off."""
+    if not tracing_enabled():
+        return _NOT_TRACED
+    return traced(
+        f"handle event {event.envelope.event_type}",
+        parent=context_from_headers(event.headers),
+        attributes={
+            "messaging.message.id": str(event.envelope.event_id),
+            CORRELATION_ID: str(event.envelope.correlation_id),
+            **attributes,
+        },
+    )
+
+
+@contextlib.contextmanager
+def _consume_span(topic: str, events: Sequence[ConsumedEvent[Any]]) -> Iterator[None]:
+    contexts = [context_from_headers(event.headers) for event in events]
+    parent = next((context for context in contexts if context is not None), None)
+    links = links_to(contexts, besides=parent)
+    correlations = {str(event.envelope.correlation_id) for event in events}
+    first = events[0]
+    with (
+        traced(
+            f"{topic} process",
+            kind=SpanKind.CONSUMER,
+            parent=parent,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                "messaging.destination.partition.id": str(first.partition),
+                "messaging.batch.message_count": len(events),
+                "messaging.kafka.message.key": first.key if len(events) == 1 else None,
+                "messaging.message.id": str(first.envelope.event_id) if len(events) == 1 else None,
+                CORRELATION_ID: correlations.pop() if len(correlations) == 1 else None,
+            },
+        ),
+        traced(f"handle {first.envelope.event_type}"),
+    ):
+        yield
 
 
 def retry_delay(failures: int, minimum: float, maximum: float) -> float:
@@ -526,7 +601,8 @@ class KafkaConsumerRunner:
     async def _handle_run(self, tp: TopicPartition, run: list[ConsumedEvent[Any]]) -> int | None:
         """Handle contiguous decoded events; the offset to redeliver from if one failed."""
         try:
-            await self._handler(run)
+            with consume_span(tp.topic, run):
+                await self._handler(run)
         except RejectMessage as rejection:
             if len(run) > 1:
                 return await self._handle_one_by_one(tp, run)

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from common_core.events.envelope import EventEnvelope, encode_envelope
 from common_core.runtime.failures import is_transient
 from common_core.runtime.kafka_security import PLAINTEXT, KafkaSecurity
+from common_core.runtime.tracing import trace_headers
 
 log = structlog.get_logger(__name__)
 
@@ -32,12 +33,14 @@ class OutgoingMessage:
 
 
 def envelope_message(topic: str, envelope: EventEnvelope[Any], key: str | None) -> OutgoingMessage:
-    """Wrap an envelope as an outgoing message with the standard headers."""
+    """Wrap an envelope as an outgoing message with the standard headers (and the current
+    trace context, when tracing is on)."""
     headers: Headers = [
         ("event_type", envelope.event_type.encode()),
         ("event_id", str(envelope.event_id).encode()),
         ("correlation_id", str(envelope.correlation_id).encode()),
     ]
+    headers.extend((name, value.encode()) for name, value in trace_headers().items())
     return OutgoingMessage(topic=topic, value=encode_envelope(envelope), key=key, headers=headers)
 
 

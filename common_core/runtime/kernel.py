@@ -34,6 +34,7 @@ from common_core.runtime.blas_threads import limit_blas_threads
 from common_core.runtime.database_refusals import DatabaseRefusal, database_refusal
 from common_core.runtime.grants import read_dml_grants
 from common_core.runtime.http import ReadinessCheck, serve_operations_on_port
+from common_core.runtime.http_tracing import trace_requests
 from common_core.runtime.infrastructure import (
     MigrationPrivilegeError,
     gated_workers,
@@ -48,6 +49,7 @@ from common_core.runtime.logging import configure_logging
 from common_core.runtime.metrics import DATABASE_POOLS
 from common_core.runtime.service_process import run_service
 from common_core.runtime.settings import ServiceSettings
+from common_core.runtime.tracing import start_tracing, stop_tracing, tracing_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -160,7 +162,8 @@ async def service_runtime(
     """Migrations and topics first, then the container (`overrides` replace its bindings), the
     readiness checks, the app and the workers; the engine's pool is reported
     (`huleedu_db_pool_*`) while the runtime lives, and the container (engine, producer, pools)
-    is closed after."""
+    is closed after. With tracing on (`tracing.start_tracing`), every HTTP request the app
+    answers is a server span."""
     await prepare_infrastructure(definition, settings)
     container = definition.make_container(settings, *overrides)
     # Verify mode: readiness names missing topics and the workers wait for them.
@@ -179,6 +182,8 @@ async def service_runtime(
                 readiness={**standard_readiness(engine, producer), **topic_readiness(verifier)},
             )
         )
+        if tracing_enabled():
+            trace_requests(parts.app)
         with DATABASE_POOLS.watching(definition.name, engine):
             yield ServiceRuntime(
                 settings=settings,
@@ -238,7 +243,8 @@ def _command_line(name: str) -> argparse.ArgumentParser:
 
 def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None) -> None:
     """`python -m <service> [serve|migrate|grants ROLE]`: read the settings, configure logging,
-    then serve (the default), migrate, or print the runtime role's grants."""
+    then serve (the default, with tracing when the `OTEL_*` settings ask for it), migrate, or
+    print the runtime role's grants."""
     args = _command_line(definition.name).parse_args(argv)
     settings = read_settings_or_exit(definition)
     if definition.numeric:
@@ -259,7 +265,11 @@ def run_main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None
             sys.stdout.write("".join(f"{statement}\n" for statement in statements))
         else:
             definition.on_start(settings)
-            asyncio.run(serve(definition, settings))
+            start_tracing_or_exit(definition.name)
+            try:
+                asyncio.run(serve(definition, settings))
+            finally:
+                stop_tracing()  # exports the spans still buffered
     except MigrationPrivilegeError as error:
         if args.command == "migrate":
             log.error("migration_failed", error=error.message)
@@ -301,6 +311,17 @@ def read_settings_or_exit(definition: ServiceDefinition[S]) -> S:
     except ValueError as error:  # a `<NAME>_FILE` secret that cannot be read
         configure_logging(definition.name)
         structlog.get_logger(__name__).error("settings_invalid", problems=[{"problem": str(error)}])
+        sys.exit(EXIT_CONFIG)
+
+
+def start_tracing_or_exit(service_name: str) -> None:
+    """Start tracing as the `OTEL_*` settings say; settings it cannot follow (an unknown
+    exporter, the gRPC protocol) are logged and the process exits `EXIT_CONFIG`."""
+    try:
+        if start_tracing(service_name):
+            log.info("tracing_started")
+    except ValueError as error:
+        log.error("settings_invalid", problems=[{"problem": str(error)}])
         sys.exit(EXIT_CONFIG)
 
 

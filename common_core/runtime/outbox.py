@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -52,6 +53,16 @@ from common_core.runtime.metrics import (
     OUTBOX_PUBLISH_FAILURES,
     OUTBOX_PUBLISHED,
 )
+from common_core.runtime.tracing import (
+    CORRELATION_ID,
+    TRACE_HEADERS,
+    context_from_headers,
+    end_spans,
+    open_span,
+    span_headers,
+    trace_headers,
+    tracing_enabled,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +88,8 @@ event_outbox = Table(
 
 
 def outbox_row(*, topic: str, envelope: EventEnvelope[Any], key: str | None) -> dict[str, Any]:
-    """The outbox row of an event, for `add_rows_to_outbox`."""
+    """The outbox row of an event, for `add_rows_to_outbox`; its headers hold the trace context
+    current when it was staged (tracing on), for the relay to publish it in."""
     return {
         "event_id": envelope.event_id,
         "topic": topic,
@@ -87,6 +99,7 @@ def outbox_row(*, topic: str, envelope: EventEnvelope[Any], key: str | None) -> 
             "event_type": envelope.event_type,
             "event_id": str(envelope.event_id),
             "correlation_id": str(envelope.correlation_id),
+            **trace_headers(),
         },
     }
 
@@ -137,6 +150,40 @@ async def _without_rows_behind_others(conn: AsyncConnection, rows: Sequence[Any]
         for row in rows
         if row.id < earliest_elsewhere.get((row.topic, row.message_key), row.id + 1)
     ]
+
+
+def _publish_span(row: Any) -> Span | None:
+    """A producer span for a row, the child of the context it was staged in (None when off)."""
+    if not tracing_enabled():
+        return None
+    headers = row.headers or {}
+    return open_span(
+        f"{row.topic} publish",
+        kind=SpanKind.PRODUCER,
+        parent=context_from_headers(headers),
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": row.topic,
+            "messaging.message.id": headers.get("event_id"),
+            "messaging.kafka.message.key": row.message_key,
+            CORRELATION_ID: headers.get("correlation_id"),
+        },
+    )
+
+
+def _message(row: Any, span: Span | None) -> OutgoingMessage:
+    """A row as a Kafka message; with a publish span, its trace context replaces the stored one
+    (the consumer's span then follows the publish)."""
+    stored = row.headers or {}
+    if span is not None:
+        stored = {k: v for k, v in stored.items() if k not in TRACE_HEADERS} | span_headers(span)
+    return OutgoingMessage(
+        topic=row.topic,
+        value=row.payload.encode("utf-8"),
+        key=row.message_key,
+        headers=[(k, str(v).encode()) for k, v in stored.items()],
+    )
 
 
 class OutboxRelay:
@@ -231,17 +278,15 @@ class OutboxRelay:
             OUTBOX_LAG_SECONDS.labels(table=self._label).set(
                 max(0.0, (now - rows[0].created_at).total_seconds())
             )
-            await self._producer.send_many(
-                [
-                    OutgoingMessage(
-                        topic=row.topic,
-                        value=row.payload.encode("utf-8"),
-                        key=row.message_key,
-                        headers=[(k, str(v).encode()) for k, v in (row.headers or {}).items()],
-                    )
-                    for row in rows
-                ]
-            )
+            spans = [_publish_span(row) for row in rows]
+            try:
+                await self._producer.send_many(
+                    [_message(row, span) for row, span in zip(rows, spans, strict=True)]
+                )
+            except BaseException as exc:
+                end_spans(spans, exc)
+                raise
+            end_spans(spans)
             await conn.execute(
                 update(event_outbox)
                 .where(event_outbox.c.id.in_([row.id for row in rows]))

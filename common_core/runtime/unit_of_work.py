@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.events.envelope import EventEnvelope
 from common_core.runtime.outbox import add_rows_to_outbox, outbox_row
+from common_core.runtime.tracing import traced
 
 
 class SessionUnitOfWork:
@@ -97,6 +98,8 @@ class SessionTransactions(Generic[UoW]):
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[UoW]:
-        """A unit of work, committed when the block ends normally, rolled back when it raises."""
-        async with self._sessions() as session, self._build(session) as uow:
-            yield uow
+        """A unit of work, committed when the block ends normally, rolled back when it raises
+        (with tracing on, a `db.transaction` span around it)."""
+        with traced("db.transaction", attributes={"db.system.name": "postgresql"}):
+            async with self._sessions() as session, self._build(session) as uow:
+                yield uow

@@ -24,6 +24,7 @@ from common_core.runtime.kafka_consumer import (
     DeadLetter,
     DeadLetterResponder,
     KafkaConsumerRunner,
+    event_span,
 )
 from common_core.runtime.kafka_producer import (
     KafkaEventProducer,
@@ -31,6 +32,7 @@ from common_core.runtime.kafka_producer import (
     envelope_message,
 )
 from common_core.runtime.logging import bound_log_context
+from common_core.runtime.tracing import BATCH_ID, ENTITY_REF, annotate
 from common_core.topics import Topic
 
 log = structlog.get_logger(__name__)
@@ -51,13 +53,17 @@ def request_consumer(
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
         for event in events:
             envelope = event.envelope
-            with bound_log_context(
-                correlation_id=envelope.correlation_id,
-                event_id=envelope.event_id,
-                entity_ref=envelope.data.entity_ref,
+            with (
+                bound_log_context(
+                    correlation_id=envelope.correlation_id,
+                    event_id=envelope.event_id,
+                    entity_ref=envelope.data.entity_ref,
+                ),
+                event_span(event, **{ENTITY_REF: envelope.data.entity_ref}),
             ):
                 async with transactions() as uow:
-                    await workflow.handle_request(uow, envelope)
+                    batch_id = await workflow.handle_request(uow, envelope)
+                annotate(**{BATCH_ID: str(batch_id) if batch_id is not None else None})
 
     request_topic = settings.topic(Topic.CJ_ASSESSMENT_REQUESTED)
     return KafkaConsumerRunner(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import structlog
+from opentelemetry.trace import SpanKind
 
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.llm import (
@@ -21,6 +23,7 @@ from common_core.events.llm import (
     RubricScores,
     TokenUsage,
 )
+from common_core.runtime.tracing import BATCH_ID, traced
 from llm_provider_service.application.ports import Judge, ModelChoice
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.errors import JudgeError, ProviderNotConfiguredError
@@ -45,6 +48,24 @@ log = structlog.get_logger(__name__)
 class _Resolved:
     provider: LLMProviderName
     choice: ModelChoice
+
+
+def llm_call_span(
+    operation: str, resolved: _Resolved, metadata: Mapping[str, Any]
+) -> AbstractContextManager[Any]:
+    """With tracing on, a span around one judge call: the provider, model and operation, and
+    the batch the request belongs to when its metadata names one (never a prompt or answer)."""
+    batch_id = metadata.get("batch_id") if isinstance(metadata, Mapping) else None
+    return traced(
+        f"llm {operation}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": resolved.provider.value,
+            "gen_ai.request.model": resolved.choice.model,
+            BATCH_ID: str(batch_id) if batch_id is not None else None,
+        },
+    )
 
 
 class RequestAnswerer:
@@ -78,7 +99,8 @@ class RequestAnswerer:
         }
         try:
             judge = self._judge(resolved.provider)
-            judgement = await judge.compare(request, resolved.choice)
+            with llm_call_span("compare", resolved, request.request_metadata):
+                judgement = await judge.compare(request, resolved.choice)
         except Exception as exc:
             failure = self._failure(
                 exc, correlation_id, "compare_essays", "comparison", resolved, started, suspected
@@ -119,7 +141,8 @@ class RequestAnswerer:
         }
         try:
             judge = self._judge(resolved.provider)
-            judgement = await judge.score(request, resolved.choice)
+            with llm_call_span("score", resolved, request.request_metadata):
+                judgement = await judge.score(request, resolved.choice)
         except Exception as exc:
             failure = self._failure(
                 exc, correlation_id, "score_rubric", "rubric", resolved, started, suspected

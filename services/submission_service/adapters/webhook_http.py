@@ -8,6 +8,7 @@ import ssl
 
 import httpx
 
+from common_core.runtime.tracing import trace_headers
 from submission_service.domain.webhooks import WebhookTarget
 
 
@@ -28,7 +29,9 @@ class HttpxWebhookSender:
     certificate's host name check), via httpcore's `sni_hostname` request extension. Redirects
     are not followed (a redirect could point inside the network), environment proxies are not
     used, and no connection is kept alive: each attempt opens a connection of its own, so a
-    connection verified for one host never carries another host's request.
+    connection verified for one host never carries another host's request. With tracing on,
+    the request carries the current trace context (`traceparent`), so a receiver that traces
+    can continue the delivery's trace.
     """
 
     def __init__(self, *, timeout_seconds: float, verify: ssl.SSLContext | bool = True) -> None:
@@ -54,7 +57,7 @@ class HttpxWebhookSender:
                         "POST",
                         url.at(address),
                         content=body,
-                        headers={**headers, "Host": url.host_header},
+                        headers={**headers, **trace_headers(), "Host": url.host_header},
                         extensions=extensions,
                     ) as response,
                 ):

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from common_core.runtime.error_text import describe_error
+from common_core.runtime.tracing import traced
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,
@@ -137,9 +139,23 @@ async def _attempt(
     policy: WebhookPolicy,
     delivery: WebhookDelivery,
 ) -> None:
-    status, error, refused = await _send(sender, resolver, policy, delivery)
-    succeeded = error is None
     attempt_no = delivery.attempt_count + 1
+    with traced(
+        "webhook deliver",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "huleedu.webhook.delivery_id": str(delivery.id),
+            "huleedu.webhook.event": delivery.event,
+            "huleedu.webhook.attempt": attempt_no,
+        },
+    ) as span:
+        status, error, refused = await _send(sender, resolver, policy, delivery)
+        if span is not None:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, "refused" if refused else "failed"))
+    succeeded = error is None
     give_up = not succeeded and attempt_no >= policy.max_attempts
     retry_at = None
     if not succeeded and not give_up:

@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from common_core.events.llm import LLMRubricResultV1
-from common_core.runtime.kafka_consumer import BatchHandler, ConsumedEvent, KafkaConsumerRunner
+from common_core.runtime.kafka_consumer import (
+    BatchHandler,
+    ConsumedEvent,
+    KafkaConsumerRunner,
+    event_span,
+)
 from common_core.runtime.kafka_producer import KafkaEventProducer
 from common_core.runtime.logging import bound_log_context
 from common_core.topics import Topic
@@ -23,10 +28,13 @@ def rubric_result_handler(transactions: Transactions, policy: RubricPolicy) -> B
     async def handle(events: Sequence[ConsumedEvent[Any]]) -> None:
         async with transactions() as uow:
             for event in events:
-                with bound_log_context(
-                    correlation_id=event.envelope.correlation_id,
-                    event_id=event.envelope.event_id,
-                    request_id=event.envelope.data.request_id,
+                with (
+                    bound_log_context(
+                        correlation_id=event.envelope.correlation_id,
+                        event_id=event.envelope.event_id,
+                        request_id=event.envelope.data.request_id,
+                    ),
+                    event_span(event),
                 ):
                     await record_rubric_result(
                         uow, event.envelope, consumer=CONSUMER_NAME, policy=policy
