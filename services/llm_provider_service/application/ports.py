@@ -256,8 +256,9 @@ class BatchStore(Protocol):
         """Mark a request answered (its callback is staged in the same transaction)."""
         ...
 
-    async def purge_finished(self, older_than_seconds: float) -> int:
-        """Forget answered requests and ended batches finished longer ago; how many requests."""
+    async def purge_finished(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` answered requests finished longer ago, and the ended batches
+        left without requests; how many requests."""
         ...
 
 

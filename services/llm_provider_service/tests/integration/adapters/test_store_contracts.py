@@ -288,8 +288,12 @@ class TestAnsweringAndRetention:
             assert await uow.batches.purge_finished(HOUR) == 0
             await uow.batches.finish_request(requests[1].request_id)
             await uow.batches.end_batch(batch.id, "completed")
+        # At most `limit` requests per call; the batch goes with the last of them.
         async with stores.transactions() as uow:
-            assert await uow.batches.purge_finished(0.0) == 2
+            assert await uow.batches.purge_finished(0.0, limit=1) == 1
+        async with stores.transactions() as uow:
+            assert await uow.batches.purge_finished(0.0, limit=1) == 1
+            assert await uow.batches.purge_finished(0.0, limit=1) == 0
         # Purged: the ids may be recorded again, and the batch is gone.
         async with stores.transactions() as uow:
             assert await uow.batches.add_request(requests[0])
