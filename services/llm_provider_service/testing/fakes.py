@@ -192,6 +192,14 @@ class FakeBatches:
         item.state, item.finished_at = DONE, self.now()
         item.request = replace(item.request, envelope="")
 
+    async def drop_waiting(self, message_key: str) -> tuple[int, int]:
+        """Delete the key's pending requests; (deleted, still queued)."""
+        ours = [i for i in self.items.values() if i.request.message_key == message_key]
+        waiting = [i.request.request_id for i in ours if i.state == PENDING]
+        for request_id in waiting:
+            del self.items[request_id]
+        return len(waiting), sum(1 for i in ours if i.state == QUEUED)
+
     async def purge_finished(self, older_than_seconds: float, limit: int = 1000) -> int:
         """Forget up to `limit` answered requests finished longer ago than given, and the ended
         batches left without requests."""
