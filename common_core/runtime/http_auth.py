@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 import structlog
 from pydantic import BaseModel, Field
-from quart import Quart, Response, request
+from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from common_core.runtime.http import error_body, errors
@@ -333,6 +333,8 @@ async def _refusal_of(verifier: TokenVerifier, scopes: ApiScopes, realm: str) ->
         error = "invalid_request" if exc.reason == "invalid_request" else "invalid_token"
         challenge = _challenge(realm, error, error_description=exc.message)
         return _refusal(401, exc.reason, exc.message, {"WWW-Authenticate": challenge})
+    subject = claims.get("sub")
+    g.api_token_subject = subject if isinstance(subject, str) else None
     needed = scopes.needed(request.method, request.path)
     if needed not in token_scopes(claims):
         return _refusal(
@@ -342,6 +344,13 @@ async def _refusal_of(verifier: TokenVerifier, scopes: ApiScopes, realm: str) ->
             {"WWW-Authenticate": _challenge(realm, "insufficient_scope", scope=needed)},
         )
     return None
+
+
+def token_subject() -> str | None:
+    """The `sub` claim of the request's verified bearer token; None when the API is open (no
+    verifier) or the token has none. Call it inside a request."""
+    subject = g.get("api_token_subject")
+    return subject if isinstance(subject, str) else None
 
 
 def sign_token(

@@ -178,6 +178,9 @@ class ServiceSettings(TopicSettings, KafkaSecuritySettings):
     # message's data (not an outage: those are retried for as long as it takes) before the
     # message goes to `<topic>.dlq`.
     consumer_max_attempts: int = Field(default=5, ge=1)
+    # Published outbox rows are deleted this long after publication (they may hold learner
+    # text: a comparison request carries both essays). Unpublished rows are never deleted.
+    outbox_retention_hours: float = Field(default=168.0, gt=0)
     # Worker threads for CPU-heavy work (fits, estimates, planning), and so how many such
     # computations run at once; the event loop never runs them (common_core/runtime/compute.py).
     compute_workers: int = Field(default=2, ge=1, le=64)

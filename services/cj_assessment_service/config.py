@@ -72,6 +72,13 @@ class Settings(ServiceSettings):
     essay_set_retention_seconds: float = Field(default=86_400.0, gt=0)
     essay_set_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     essay_set_cleanup_interval_seconds: float = Field(default=300.0, gt=0)
+    # Essay texts of a finished batch (COMPLETED, FAILED or CANCELLED) are blanked this long
+    # after it finished; its scores, pairs, statistics and audit rows stay. A live batch's texts
+    # are never purged. Checked every ESSAY_TEXT_PURGE_INTERVAL_SECONDS, in chunks of
+    # ESSAY_TEXT_PURGE_BATCHES batches per transaction.
+    essay_text_retention_seconds: float = Field(default=7 * 86_400.0, ge=0)
+    essay_text_purge_interval_seconds: float = Field(default=300.0, gt=0)
+    essay_text_purge_batches: int = Field(default=10, ge=1)
 
     callback_batch_size: int = Field(default=500, ge=1)
     callback_fetch_max_wait_ms: int = Field(default=50, ge=0)

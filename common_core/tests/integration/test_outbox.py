@@ -10,6 +10,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -181,12 +182,28 @@ class TestOutboxRelay:
         self, engine: AsyncEngine, producer: KafkaEventProducer, unique_topic: str
     ) -> None:
         async with engine.begin() as conn:
-            await add_to_outbox(conn, topic=unique_topic, envelope=_envelope("old"), key="old")
-        relay = OutboxRelay(engine, producer, listen=False, retention=timedelta(0))
-        assert await relay.publish_pending() == 1
-        assert await relay.purge_published() == 1
+            for key in ("old", "older", "oldest"):
+                await add_to_outbox(conn, topic=unique_topic, envelope=_envelope(key), key=key)
+            await add_to_outbox(conn, topic=unique_topic, envelope=_envelope("new"), key="new")
+        relay = OutboxRelay(
+            engine, producer, listen=False, retention=timedelta(0), purge_chunk_rows=2
+        )
+        assert await relay.publish_pending() == 4
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, topic=unique_topic, envelope=_envelope("new"), key="unsent")
+        purged_before = REGISTRY.get_sample_value(
+            "huleedu_retention_rows_purged_total", {"kind": "outbox_rows"}
+        )
+        # Two chunks of two: every published row; the unpublished one stays.
+        assert await relay.purge_published() == 4
         async with engine.connect() as conn:
-            assert await conn.scalar(select(func.count()).select_from(event_outbox)) == 0
+            left = (await conn.execute(select(event_outbox.c.message_key))).scalars().all()
+        assert left == ["unsent"]
+        purged_after = REGISTRY.get_sample_value(
+            "huleedu_retention_rows_purged_total", {"kind": "outbox_rows"}
+        )
+        assert purged_after is not None
+        assert purged_after - (purged_before or 0.0) == 4
 
     async def test_a_relay_whose_database_is_unreachable_keeps_trying_without_crashing(
         self, producer: KafkaEventProducer

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_assessment_service.adapters.tables import cj_essay_set_essays, cj_essay_sets
@@ -98,3 +98,14 @@ class PostgresEssaySets:
             .returning(cj_essay_sets.c.id)
         )
         return len(result.all())
+
+    async def erase(self, set_id: UUID) -> tuple[int, int]:
+        """Delete a set with its essays at once, expired or not: (sets, essays) deleted."""
+        essays = await self._session.scalar(
+            select(func.count()).where(cj_essay_set_essays.c.set_id == set_id)
+        )
+        result = await self._session.execute(
+            delete(cj_essay_sets).where(cj_essay_sets.c.id == set_id).returning(cj_essay_sets.c.id)
+        )
+        sets = len(result.all())
+        return sets, int(essays or 0) if sets else 0

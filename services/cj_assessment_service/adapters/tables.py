@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -53,6 +54,15 @@ cj_batches = Table(
     Column("unpriced_answers", Integer, nullable=False, server_default=text("0")),
     Column("judges", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("hedged", Integer, nullable=False, server_default=text("0")),
+    # When the essay texts were blanked (retention purge or erasure), and the uploaded essay
+    # set the batch was read from (cj0008).
+    Column("texts_purged_at", DateTime(timezone=True), nullable=True),
+    Column("essay_set_id", UUID(as_uuid=True), nullable=True),
+    Index(
+        "ix_cj_batches_texts_held",
+        "finished_at",
+        postgresql_where=text("texts_purged_at IS NULL AND finished_at IS NOT NULL"),
+    ),
 )
 
 cj_essays = Table(
@@ -130,4 +140,17 @@ cj_essay_set_essays = Table(
     Column("position", Integer, primary_key=True),
     Column("essay_id", Text, nullable=False),
     Column("text_content", Text, nullable=False),
+)
+
+# One row per erasure request (no text): who asked, when, and what was removed.
+cj_erasures = Table(
+    "cj_erasures",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("batch_id", UUID(as_uuid=True), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("requested_by", Text, nullable=True),
+    Column("batch_state", Text, nullable=False),
+    Column("erased", JSONB, nullable=False),
+    Index("ix_cj_erasures_batch", "batch_id"),
 )

@@ -98,6 +98,10 @@ class BatchRecord:
     judges: list[dict[str, Any]] = field(default_factory=list)
     # Hedged calls made for the batch's straggler tail (README "Hedged requests").
     hedged: int = 0
+    # When its essay texts were blanked (retention purge or erasure); None while held.
+    texts_purged_at: datetime | None = None
+    # The uploaded essay set its essays were read from (None: inline essays).
+    essay_set_id: UUID | None = None
 
     @property
     def answered(self) -> int:
@@ -399,6 +403,45 @@ class HedgeStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ErasureRecord:
+    """The audit record of one erasure request: no text, only who, when and how much."""
+
+    id: UUID
+    batch_id: UUID
+    requested_at: datetime
+    requested_by: str | None
+    batch_state: BatchState
+    """The batch's state when the erasure was asked (a live batch is cancelled by it)."""
+    erased: Mapping[str, int]
+
+
+class TextLifecycleStore(Protocol):
+    """Where essay texts end: the retention purge, erasure and its audit records."""
+
+    async def lock_purgeable(self, finished_before: datetime, limit: int) -> list[UUID]:
+        """Up to `limit` batches that finished (any terminal state) before `finished_before`
+        and still hold their texts, locked with SKIP LOCKED."""
+        ...
+
+    async def blank_texts(self, batch_ids: Sequence[UUID], at: datetime) -> int:
+        """Blank the essay texts of these batches and mark them purged at `at` (kept if
+        already set); how many texts were still there."""
+        ...
+
+    async def delete_outbox_rows(self, topic: str, batch_id: UUID) -> int:
+        """Delete every outbox row of `topic` keyed by the batch, published or not; how many."""
+        ...
+
+    async def erased_before(self, batch_id: UUID) -> bool:
+        """True when an erasure of the batch has been recorded."""
+        ...
+
+    async def record_erasure(self, record: ErasureRecord) -> None:
+        """Store an erasure's audit record."""
+        ...
+
+
 class EssaySetStore(Protocol):
     """Uploaded essay sets (the claim-check side of large requests)."""
 
@@ -423,6 +466,10 @@ class EssaySetStore(Protocol):
         """Delete up to `limit` sets whose retention ended before `now`; how many were."""
         ...
 
+    async def erase(self, set_id: UUID) -> tuple[int, int]:
+        """Delete a set with its essays at once, expired or not: (sets, essays) deleted."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction: a store per area, the outbox, and what runs once it has committed."""
@@ -441,6 +488,9 @@ class UnitOfWork(Protocol):
 
     @property
     def essay_sets(self) -> EssaySetStore: ...
+
+    @property
+    def lifecycle(self) -> TextLifecycleStore: ...
 
     def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
         """Put an event in this transaction's outbox."""

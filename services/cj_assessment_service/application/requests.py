@@ -92,6 +92,7 @@ class RequestUseCases:
             created_at=now,
             updated_at=now,
             last_activity_at=now,
+            essay_set_id=request.essay_set.essay_set_id if request.essay_set else None,
         )
         problem = set_problem or _validation_problem(essays, essay_count)
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.

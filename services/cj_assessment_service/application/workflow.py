@@ -1,10 +1,11 @@
 """The CJ batch use cases behind one front: register a request, record comparison results, check
-stale batches, hedge stragglers, cancel.
+stale batches, hedge stragglers, cancel, erase a batch's texts.
 
 Every method runs inside the caller's transaction (one per request event, one per fetched batch
 of callbacks, one per monitor pass) through a `UnitOfWork`; outgoing events are staged in
 the outbox of that same transaction. The work is done per area: `requests`, `callbacks`,
-`monitor`, `hedging`, `outcomes` (finish and fail) and `messages` (what is staged).
+`monitor`, `hedging`, `outcomes` (finish and fail), `messages` (what is staged) and
+`text_lifecycle` (erasure; the retention purge runs without the workflow).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cj_assessment_service.application.monitor import MonitorReport, MonitorUseC
 from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.ports import BatchRecord, UnitOfWork
 from cj_assessment_service.application.requests import RequestUseCases
+from cj_assessment_service.application.text_lifecycle import BatchErasure, ErasureReport
 from cj_assessment_service.config import Settings
 from common_core.events.cj import CJAssessmentRequestV1
 from common_core.events.envelope import EventEnvelope
@@ -47,6 +49,7 @@ class CJWorkflow:
         self._callbacks = CallbackUseCases(settings, messages, outcomes, self._rng, compute)
         self._monitor = MonitorUseCases(settings, outcomes)
         self._hedging = HedgeUseCases(settings, messages)
+        self._erasure = BatchErasure(settings, outcomes)
 
     @property
     def hedging_enabled(self) -> bool:
@@ -81,3 +84,9 @@ class CJWorkflow:
     async def cancel(self, uow: UnitOfWork, batch_id: UUID) -> BatchRecord:
         """Cancel a live batch (one failed event with code `cancelled`)."""
         return await self._monitor.cancel(uow, batch_id)
+
+    async def erase(
+        self, uow: UnitOfWork, batch_id: UUID, *, requested_by: str | None
+    ) -> ErasureReport:
+        """Erase a batch's essay texts from the CJ database, cancelling it if it is live."""
+        return await self._erasure.erase(uow, batch_id, requested_by=requested_by)

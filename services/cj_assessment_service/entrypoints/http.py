@@ -1,5 +1,6 @@
-"""The Quart app: operational routes, error handlers, the batch API (`http_batches.py`) and the
-essay-set upload (`http_essay_sets.py`), described at `/openapi.json` (`http_schemas.py`)."""
+"""The Quart app: operational routes, error handlers, the batch API (`http_batches.py`), the
+essay-set upload (`http_essay_sets.py`) and the operators' erasures (`http_erasures.py`),
+described at `/openapi.json` (`http_schemas.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from quart_dishka import QuartDishka
 
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.entrypoints.http_batches import batches
+from cj_assessment_service.entrypoints.http_erasures import ERASURES_PREFIX, erasures
 from cj_assessment_service.entrypoints.http_errors import register_cj_error_handler
 from cj_assessment_service.entrypoints.http_essay_sets import essay_sets
 from cj_assessment_service.entrypoints.http_schemas import CJOpenAPIProvider
@@ -23,7 +25,7 @@ from common_core.runtime.http import (
 )
 from common_core.runtime.http_auth import ApiScopes, TokenVerifier, protect_api
 
-CJ_SCOPES = ApiScopes(read="cj:read", write="cj:write")
+CJ_SCOPES = ApiScopes(read="cj:read", write="cj:write", by_prefix={ERASURES_PREFIX: "cj:erase"})
 
 
 def create_app(
@@ -35,7 +37,8 @@ def create_app(
 ) -> Quart:
     """Build the Quart app wired to the container; `max_body_bytes` bounds request bodies (the
     essay-set upload is the only large one; Quart's default is 16 MiB); `verifier` checks the
-    bearer tokens of `/api` (`cj:read` for reads, `cj:write` for the rest; None: open)."""
+    bearer tokens of `/api` (`cj:read` for reads, `cj:write` for the rest, `cj:erase` for the
+    erasures; None: open)."""
     app = Quart("cj_assessment_service")
     if max_body_bytes is not None:
         app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -52,5 +55,6 @@ def create_app(
     register_cj_error_handler(app)
     app.register_blueprint(batches)
     app.register_blueprint(essay_sets)
+    app.register_blueprint(erasures)
     QuartDishka(app=app, container=container)
     return app

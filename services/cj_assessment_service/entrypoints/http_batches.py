@@ -28,7 +28,8 @@ batches = Blueprint("batches", __name__)
 tag_blueprint(batches, ["batches"])
 
 
-def _batch_id(raw: str) -> UUID:
+def parse_batch_id(raw: str) -> UUID:
+    """A batch id of a path, or `InvalidParameter` (400) naming it."""
     try:
         return UUID(raw)
     except ValueError:
@@ -45,7 +46,7 @@ async def get_batch(batch_id: str, transactions: FromDishka[Transactions]) -> Ba
 
     Scope: `cj:read`."""
     async with transactions() as uow:
-        batch = await uow.batches.get(_batch_id(batch_id))
+        batch = await uow.batches.get(parse_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     return BatchOut.of(batch)
@@ -88,7 +89,7 @@ async def get_results(batch_id: str, transactions: FromDishka[Transactions]) -> 
 
     Scope: `cj:read`."""
     async with transactions() as uow:
-        batch = await uow.batches.get(_batch_id(batch_id))
+        batch = await uow.batches.get(parse_batch_id(batch_id))
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id}")
     if batch.state != BatchState.COMPLETED or batch.result is None:
@@ -115,5 +116,5 @@ async def cancel_batch(
 
     Scope: `cj:write`."""
     async with transactions() as uow:
-        batch = await workflow.cancel(uow, _batch_id(batch_id))
+        batch = await workflow.cancel(uow, parse_batch_id(batch_id))
     return BatchOut.of(batch)

@@ -161,3 +161,28 @@ class EssaySetOut(_Reply):
         description="SHA-256 of the essays in upload order (hex); a request may repeat it."
     )
     expires_at: Timestamp
+
+
+class ErasedOut(_Reply):
+    """What one erasure removed from the CJ database (every kind, zero when nothing was left)."""
+
+    essay_texts: int = Field(description="Essay texts blanked in the batch's essays.")
+    outbox_requests: int = Field(
+        description="Comparison requests (two essays each) deleted from the outbox, published "
+        "or not."
+    )
+    essay_sets: int = Field(description="The uploaded essay set the batch was read from (0/1).")
+    essay_set_texts: int = Field(description="Texts of that essay set deleted with it.")
+    batches_cancelled: int = Field(
+        description="1 when the batch was live and so cancelled (its failed event has code "
+        "`cancelled`)."
+    )
+
+
+class ErasureOut(_Reply):
+    """The outcome of an erasure request, and the id of its audit record."""
+
+    batch_id: UUID
+    erased: ErasedOut
+    already_erased: bool = Field(description="True when an earlier erasure of the batch ran.")
+    audit_id: UUID = Field(description="The audit record of this request (`cj_erasures`).")

@@ -1,9 +1,11 @@
-"""The periodic workers: the batch monitor (stale batches), the tail hedger (stragglers) and the
-essay-set janitor (expired uploads); all safe with several instances."""
+"""The periodic workers: the batch monitor (stale batches), the tail hedger (stragglers), the
+essay-set janitor (expired uploads) and the essay-text janitor (texts of finished batches past
+their retention); all safe with several instances."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -12,6 +14,11 @@ from cj_assessment_service.application.essay_sets import delete_expired_essay_se
 from cj_assessment_service.application.hedging import HedgeReport
 from cj_assessment_service.application.monitor import MonitorReport
 from cj_assessment_service.application.ports import Transactions
+from cj_assessment_service.application.text_lifecycle import (
+    PurgeReport,
+    count_purged,
+    purge_expired_texts,
+)
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker
@@ -116,3 +123,38 @@ class EssaySetJanitor(PeriodicWorker):
 def _count_expired(deleted: int) -> None:
     metrics.ESSAY_SETS_EXPIRED.inc(deleted)
     log.info("cj_essay_sets_expired", deleted=deleted)
+
+
+class EssayTextJanitor(PeriodicWorker):
+    """Blanks the essay texts of batches finished longer ago than the retention, `limit`
+    batches per transaction (locked with SKIP LOCKED: instances share the work)."""
+
+    name = "cj_essay_text_janitor"
+
+    def __init__(
+        self,
+        transactions: Transactions,
+        *,
+        retention_seconds: float,
+        interval_seconds: float,
+        limit: int,
+    ) -> None:
+        super().__init__(interval_seconds=interval_seconds)
+        self._transactions = transactions
+        self._retention = timedelta(seconds=retention_seconds)
+        self._limit = limit
+
+    async def run_pass(self) -> bool:
+        """Purge one chunk; True when a full chunk went (more may wait)."""
+        report = await self.run_once()
+        return report.batches >= self._limit
+
+    async def run_once(self) -> PurgeReport:
+        """One chunk in one unit of work."""
+        now = datetime.now(UTC)
+        async with self._transactions() as uow:
+            report = await purge_expired_texts(
+                uow.lifecycle, finished_before=now - self._retention, limit=self._limit, at=now
+            )
+            uow.after_commit(lambda: count_purged(report))
+        return report

@@ -1,9 +1,10 @@
 """The CJ assessment service for the kernel (`common_core.runtime.kernel`): its topics,
 migrations, HTTP app and workers (request and callback consumers, outbox relay, batch monitor,
-essay-set janitor, tail hedger)."""
+essay-set and essay-text janitors, tail hedger)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from cj_assessment_service.application.ports import Transactions
@@ -12,7 +13,12 @@ from cj_assessment_service.config import SERVICE_NAME, Settings
 from cj_assessment_service.di import make_container
 from cj_assessment_service.entrypoints.consumers import callback_consumer, request_consumer
 from cj_assessment_service.entrypoints.http import create_app
-from cj_assessment_service.entrypoints.periodic import BatchMonitor, EssaySetJanitor, TailHedger
+from cj_assessment_service.entrypoints.periodic import (
+    BatchMonitor,
+    EssaySetJanitor,
+    EssayTextJanitor,
+    TailHedger,
+)
 from common_core.runtime.http_auth import api_token_verifier
 from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
@@ -49,12 +55,23 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
         workers={
             "requests": request_consumer(settings, transactions, workflow, producer, name),
             "callbacks": callback_consumer(settings, transactions, workflow, producer, name),
-            "relay": OutboxRelay(parts.engine, producer, poll_interval_seconds=1.0),
+            "relay": OutboxRelay(
+                parts.engine,
+                producer,
+                poll_interval_seconds=1.0,
+                retention=timedelta(hours=settings.outbox_retention_hours),
+            ),
             "monitor": BatchMonitor(
                 transactions, workflow, interval_seconds=settings.monitor_interval_seconds
             ),
             "janitor": EssaySetJanitor(
                 transactions, interval_seconds=settings.essay_set_cleanup_interval_seconds
+            ),
+            "text_janitor": EssayTextJanitor(
+                transactions,
+                retention_seconds=settings.essay_text_retention_seconds,
+                interval_seconds=settings.essay_text_purge_interval_seconds,
+                limit=settings.essay_text_purge_batches,
             ),
             "hedger": TailHedger(
                 transactions, workflow, interval_seconds=settings.hedge_check_interval_seconds

@@ -17,6 +17,7 @@ import numpy as np
 
 from cj_assessment_service.application.ports import (
     BatchRecord,
+    ErasureRecord,
     EssayRecord,
     HedgeCall,
     NewHedge,
@@ -338,6 +339,63 @@ class FakeEssaySets:
             self.sealed.pop(set_id, None)
         return len(expired)
 
+    async def erase(self, set_id: UUID) -> tuple[int, int]:
+        if set_id not in self.expiry:
+            return 0, 0
+        essays = self.essays.pop(set_id)
+        del self.expiry[set_id]
+        self.sealed.pop(set_id, None)
+        return 1, len(essays)
+
+
+class FakeTextLifecycle:
+    """Blanks texts in the fake essays, deletes staged requests from the fake outbox and keeps
+    the erasure records in `erasures`."""
+
+    def __init__(
+        self,
+        batches: FakeBatches,
+        essays: FakeEssays,
+        outbox: list[tuple[str, EventEnvelope[Any], str | None]],
+    ) -> None:
+        self.erasures: list[ErasureRecord] = []
+        self._batches = batches
+        self._essays = essays
+        self._outbox = outbox
+
+    async def lock_purgeable(self, finished_before: datetime, limit: int) -> list[UUID]:
+        held = [
+            (b.finished_at, b.id)
+            for b in self._batches.rows.values()
+            if b.texts_purged_at is None
+            and b.finished_at is not None
+            and b.finished_at < finished_before
+        ]
+        return [batch_id for _, batch_id in sorted(held)[:limit]]
+
+    async def blank_texts(self, batch_ids: Sequence[UUID], at: datetime) -> int:
+        blanked = 0
+        for batch_id in batch_ids:
+            rows = self._essays.rows.get(batch_id, [])
+            blanked += sum(1 for e in rows if e.text_content)
+            self._essays.rows[batch_id] = [replace(e, text_content="") for e in rows]
+            batch = self._batches.rows[batch_id]
+            if batch.texts_purged_at is None:
+                self._batches.rows[batch_id] = replace(batch, texts_purged_at=at)
+        return blanked
+
+    async def delete_outbox_rows(self, topic: str, batch_id: UUID) -> int:
+        kept = [row for row in self._outbox if (row[0], row[2]) != (topic, str(batch_id))]
+        deleted = len(self._outbox) - len(kept)
+        self._outbox[:] = kept
+        return deleted
+
+    async def erased_before(self, batch_id: UUID) -> bool:
+        return any(r.batch_id == batch_id for r in self.erasures)
+
+    async def record_erasure(self, record: ErasureRecord) -> None:
+        self.erasures.append(record)
+
 
 class FakeUnitOfWork:
     """The stores of every area in dicts, staged events in `outbox`; `commit()` runs the
@@ -350,6 +408,7 @@ class FakeUnitOfWork:
         self.essays = FakeEssays()
         self.essay_sets = FakeEssaySets()
         self.outbox: list[tuple[str, EventEnvelope[Any], str | None]] = []
+        self.lifecycle = FakeTextLifecycle(self.batches, self.essays, self.outbox)
         self._after_commit: list[Callable[[], None]] = []
 
     def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:

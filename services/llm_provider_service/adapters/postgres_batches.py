@@ -275,12 +275,35 @@ class PostgresBatches:
             .values(state=DONE, finished_at=func.now(), envelope="")
         )
 
-    async def purge_finished(self, older_than_seconds: float) -> int:
-        """Forget answered requests and ended batches finished longer ago than given."""
+    async def drop_waiting(self, message_key: str) -> tuple[int, int]:
+        """Delete the key's `pending` requests (one a submitter is moving into a provider batch
+        is waited for and then left: it is `queued` by then); (deleted, still queued)."""
+        deleted = await self._session.execute(
+            delete(batch_items)
+            .where(and_(batch_items.c.message_key == message_key, batch_items.c.state == PENDING))
+            .returning(batch_items.c.request_id)
+        )
+        queued = await self._session.scalar(
+            select(func.count()).where(
+                and_(batch_items.c.message_key == message_key, batch_items.c.state == QUEUED)
+            )
+        )
+        return len(deleted.all()), int(queued or 0)
+
+    async def purge_finished(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` answered requests finished longer ago than given (skipping rows
+        another instance is purging), and the ended batches left without requests."""
         cutoff = func.now() - _seconds(older_than_seconds)
+        expired = (
+            select(batch_items.c.request_id)
+            .where(and_(batch_items.c.state == DONE, batch_items.c.finished_at < cutoff))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         items = await self._session.execute(
             delete(batch_items)
-            .where(and_(batch_items.c.state == DONE, batch_items.c.finished_at < cutoff))
+            .where(batch_items.c.request_id.in_(expired))
             .returning(batch_items.c.request_id)
         )
         purged = len(items.all())

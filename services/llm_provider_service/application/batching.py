@@ -11,6 +11,7 @@ stages every request's callback in the outbox in the same transaction that marks
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from common_core.events.llm import (
     LLMProviderName,
     LLMRubricRequestV1,
 )
+from common_core.runtime.metrics import ROWS_PURGED
 from llm_provider_service.application.batch_results import (
     BatchCallbacks,
     request_kind,
@@ -50,6 +52,8 @@ log = structlog.get_logger(__name__)
 
 # How much earlier than our own record a provider may date a batch we created (clock skew).
 _CLOCK_SKEW = timedelta(minutes=5)
+PURGE_CHUNK_REQUESTS = 1000
+"""Answered requests the retention purge deletes per transaction."""
 
 AnyRequest = LLMComparisonRequestV1 | LLMRubricRequestV1
 
@@ -336,9 +340,18 @@ class BatchPoller:
 
     async def purge(self) -> int:
         """Forget requests answered longer ago than `LLM_BATCH_RETENTION_HOURS` (a redelivery
-        is de-duplicated against them until then)."""
-        async with self._transactions() as uow:
-            return await uow.batches.purge_finished(self._settings.llm_batch_retention_hours * 3600)
+        is de-duplicated against them until then; their text went when they were answered),
+        `PURGE_CHUNK_REQUESTS` per transaction; how many. Counted as
+        `huleedu_retention_rows_purged_total{kind="llm_batch_items"}`."""
+        older_than = self._settings.llm_batch_retention_hours * 3600
+        purged = 0
+        while True:
+            async with self._transactions() as uow:
+                chunk = await uow.batches.purge_finished(older_than, PURGE_CHUNK_REQUESTS)
+                uow.after_commit(functools.partial(_count_purged, chunk))
+            purged += chunk
+            if chunk < PURGE_CHUNK_REQUESTS:
+                return purged
 
     async def _later(self, uow: UnitOfWork, batch: ProviderBatchRecord, result: str) -> None:
         interval = next_poll_interval(
@@ -375,3 +388,7 @@ def _not_configured(provider: str) -> JudgeError:
         f"provider {provider!r} has no batch API configured on this service",
         details={"provider": provider},
     )
+
+
+def _count_purged(requests: int) -> None:
+    ROWS_PURGED.labels(kind="llm_batch_items").inc(requests)

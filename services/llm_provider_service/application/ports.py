@@ -256,8 +256,14 @@ class BatchStore(Protocol):
         """Mark a request answered (its callback is staged in the same transaction)."""
         ...
 
-    async def purge_finished(self, older_than_seconds: float) -> int:
-        """Forget answered requests and ended batches finished longer ago; how many requests."""
+    async def drop_waiting(self, message_key: str) -> tuple[int, int]:
+        """Delete the requests of a Kafka key (a CJ batch id) not yet in a provider batch:
+        (deleted, still at a provider: kept until answered)."""
+        ...
+
+    async def purge_finished(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` answered requests finished longer ago, and the ended batches
+        left without requests; how many requests."""
         ...
 
 

@@ -1,10 +1,11 @@
-"""The HTTP app: health, readiness, metrics, the providers overview and the price table,
-described at `/openapi.json`."""
+"""The HTTP app: health, readiness, metrics, the providers overview, the price table and the
+operators' erasure of a CJ batch's waiting requests, described at `/openapi.json`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from dishka import AsyncContainer, FromDishka
 from quart import Quart
@@ -19,13 +20,18 @@ from common_core.runtime.http import (
     register_operational_routes,
 )
 from common_core.runtime.http_auth import ApiScopes, TokenVerifier, authenticated, protect_api
+from llm_provider_service.application.erasure import erase_batch_requests
 from llm_provider_service.application.panel import JudgePanel
+from llm_provider_service.application.ports import Transactions
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.domain.pricing import PriceTable
-from llm_provider_service.entrypoints.http_schemas import ProvidersOut
+from llm_provider_service.entrypoints.http_schemas import ProvidersOut, RequestsErasedOut
 
-LLM_SCOPES = ApiScopes(read="llm:read", write="llm:read")
-"""The API only reads; a write method is refused (405) once the token is checked."""
+LLM_SCOPES = ApiScopes(
+    read="llm:read", write="llm:read", by_prefix={"/api/v1/erasures/": "llm:erase"}
+)
+"""The API reads, but for the operators' erasures (`llm:erase`); another write method is
+refused (405) once the token is checked."""
 
 
 def create_app(
@@ -36,7 +42,8 @@ def create_app(
 ) -> Quart:
     """Build the Quart app on a container (nothing connects until a request needs it);
     `/healthz/ready` runs the `readiness` checks (the kernel's standard ones: database, Kafka);
-    `verifier` checks the bearer tokens of `/api` (scope `llm:read`; None: open)."""
+    `verifier` checks the bearer tokens of `/api` (scope `llm:read`, `llm:erase` for the
+    erasures; None: open)."""
     app = Quart("llm_provider_service")
     mount_openapi(
         app,
@@ -69,6 +76,25 @@ def create_app(
 
         Scope: `llm:read`."""
         return settings.price_table.model_dump(mode="json"), 200
+
+    @app.post("/api/v1/erasures/batches/<uuid:batch_id>")
+    @validate_response(RequestsErasedOut)
+    @tag(["erasures"])
+    @authenticated
+    @inject
+    async def erase_batch(
+        batch_id: UUID, transactions: FromDishka[Transactions]
+    ) -> tuple[dict[str, Any], int]:
+        """Delete a CJ batch's batch-mode requests that no provider has yet (they carry essay
+        texts); those already at a provider are counted and cleared once answered. Idempotent.
+
+        Scope: `llm:erase`."""
+        erased = await erase_batch_requests(transactions, batch_id)
+        return {
+            "batch_id": str(batch_id),
+            "waiting_requests": erased.waiting_requests,
+            "in_flight_requests": erased.in_flight_requests,
+        }, 200
 
     QuartDishka(app=app, container=container)
     return app

@@ -57,3 +57,16 @@ class ProvidersOut(_Reply):
         description="`shared`: the limits are spent across instances through the database."
     )
     providers: list[ProviderOut]
+
+
+class RequestsErasedOut(_Reply):
+    """What an erasure removed of a CJ batch's requests."""
+
+    batch_id: str = Field(description="The CJ batch id (the comparison requests' Kafka key).")
+    waiting_requests: int = Field(
+        description="Batch-mode requests deleted before any provider got them."
+    )
+    in_flight_requests: int = Field(
+        description="Batch-mode requests already at a provider: kept until answered, when their "
+        "text is cleared."
+    )

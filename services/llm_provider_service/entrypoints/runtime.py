@@ -4,6 +4,7 @@ workers, the outbox relay)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -59,7 +60,10 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
                 await container.get(BatchIntake),
             ),
             "relay": OutboxRelay(
-                parts.engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
+                parts.engine,
+                producer,
+                poll_interval_seconds=settings.outbox_poll_interval_seconds,
+                retention=timedelta(hours=settings.outbox_retention_hours),
             ),
             "batch_submission": BatchSubmissionWorker(
                 await container.get(BatchSubmitter), interval_seconds=tick

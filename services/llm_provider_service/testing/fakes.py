@@ -192,14 +192,23 @@ class FakeBatches:
         item.state, item.finished_at = DONE, self.now()
         item.request = replace(item.request, envelope="")
 
-    async def purge_finished(self, older_than_seconds: float) -> int:
-        """Forget answered requests and ended batches finished longer ago than given."""
+    async def drop_waiting(self, message_key: str) -> tuple[int, int]:
+        """Delete the key's pending requests; (deleted, still queued)."""
+        ours = [i for i in self.items.values() if i.request.message_key == message_key]
+        waiting = [i.request.request_id for i in ours if i.state == PENDING]
+        for request_id in waiting:
+            del self.items[request_id]
+        return len(waiting), sum(1 for i in ours if i.state == QUEUED)
+
+    async def purge_finished(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` answered requests finished longer ago than given, and the ended
+        batches left without requests."""
         cutoff = self.now() - timedelta(seconds=older_than_seconds)
         old = [
             request_id
             for request_id, item in self.items.items()
             if item.state == DONE and item.finished_at is not None and item.finished_at < cutoff
-        ]
+        ][:limit]
         for request_id in old:
             del self.items[request_id]
         holding = {item.batch_id for item in self.items.values()}

@@ -51,13 +51,17 @@ _USAGE_COLUMNS = {
     "unpriced_answers",
     "judges",
 }
+# cj0008: when a batch's texts were purged or erased, and the essay set it was read from.
+_LIFECYCLE_COLUMNS = {"texts_purged_at", "essay_set_id"}
 
 
 async def test_cj_migrations_run_up_down_and_up_again(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         await run_migrations(database_url, [VERSIONS_DIR])
-        assert await _batch_columns(engine) >= _USAGE_COLUMNS
+        assert await _batch_columns(engine) >= _USAGE_COLUMNS | _LIFECYCLE_COLUMNS
+        await run_migrations(database_url, [VERSIONS_DIR], target="cj0007", downgrade=True)
+        assert not _LIFECYCLE_COLUMNS & await _batch_columns(engine)
         await run_migrations(database_url, [VERSIONS_DIR], target="cj0002", downgrade=True)
         assert not _USAGE_COLUMNS & await _batch_columns(engine)
         await run_migrations(database_url, [VERSIONS_DIR])

@@ -13,6 +13,7 @@ import pytest
 from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
 from cj_assessment_service.application.ports import (
     BatchRecord,
+    ErasureRecord,
     EssayRecord,
     NewHedge,
     NewPair,
@@ -26,7 +27,8 @@ from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import SERVICE
 from cj_assessment_service.testing.fakes import FakeTransactions
 from cj_assessment_service.testing.requests import batch_record, make_settings, unique_prefix
-from common_core.events.cj import CJCompletionReason
+from common_core.events.cj import CJCompletionReason, EssayToProcess
+from common_core.events.envelope import new_event
 from common_core.events.llm import LLMConfig, LLMMode
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kernel import prepare_infrastructure
@@ -471,3 +473,88 @@ class TestEssaySets:
         assert oldest_left is None
         assert older_left is not None
         assert live_left is not None
+
+
+class TestTextLifecycle:
+    async def test_only_batches_finished_before_the_cutoff_are_purged_and_only_once(
+        self, transaction: Transactions
+    ) -> None:
+        # Far in the past, so no batch of another test finished earlier.
+        long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+        old = batch_record(state=BatchState.COMPLETED, finished_at=long_ago)
+        recent = batch_record(state=BatchState.CANCELLED, finished_at=long_ago + timedelta(hours=2))
+        live = batch_record()
+        async with transaction() as uow:
+            for batch in (old, recent, live):
+                await uow.batches.add(batch)
+                await uow.essays.add(batch.id, ESSAYS)
+        cutoff = long_ago + timedelta(hours=1)
+        async with transaction() as uow:
+            locked = await uow.lifecycle.lock_purgeable(cutoff, 10)
+            blanked = await uow.lifecycle.blank_texts(locked, cutoff)
+        async with transaction() as uow:
+            again = await uow.lifecycle.lock_purgeable(cutoff, 10)
+            repeated = await uow.lifecycle.blank_texts([old.id], cutoff)
+            purged = await uow.batches.get(old.id)
+            texts = {
+                batch.id: [e.text_content for e in await uow.essays.get(batch.id)]
+                for batch in (old, recent, live)
+            }
+            scored = await uow.essays.scored(old.id)
+        assert (locked, blanked, again, repeated) == ([old.id], 3, [], 0)
+        assert purged is not None
+        assert purged.texts_purged_at is not None
+        assert texts == {old.id: ["", "", ""], recent.id: _texts(), live.id: _texts()}
+        assert [s.essay_id for s in scored] == ["e0", "e1", "e2"]
+
+    async def test_a_batchs_outbox_rows_of_a_topic_are_deleted_and_erasures_recorded(
+        self, transaction: Transactions
+    ) -> None:
+        batch, other = batch_record(), batch_record()
+        topic = f"t{uuid.uuid4().hex}.requests"
+        async with transaction() as uow:
+            for key, on in ((batch.id, topic), (other.id, topic), (batch.id, f"{topic}.other")):
+                uow.stage_event(
+                    on,
+                    new_event(
+                        on,
+                        EssayToProcess(essay_id="e0", text_content="text"),
+                        source_service="test",
+                        correlation_id=uuid.uuid4(),
+                    ),
+                    key=str(key),
+                )
+        async with transaction() as uow:
+            deleted = await uow.lifecycle.delete_outbox_rows(topic, batch.id)
+            before = await uow.lifecycle.erased_before(batch.id)
+            await uow.lifecycle.record_erasure(
+                ErasureRecord(
+                    uuid.uuid4(), batch.id, datetime.now(UTC), "ops", batch.state, {"n": deleted}
+                )
+            )
+        async with transaction() as uow:
+            again = await uow.lifecycle.delete_outbox_rows(topic, batch.id)
+            others = await uow.lifecycle.delete_outbox_rows(topic, other.id)
+            after = await uow.lifecycle.erased_before(batch.id)
+        assert (deleted, again, others) == (1, 0, 1)
+        assert (before, after) == (False, True)
+
+    async def test_an_erased_essay_set_goes_with_its_essays_at_once(
+        self, transaction: Transactions
+    ) -> None:
+        now = datetime.now(UTC)
+        set_id = uuid.uuid4()
+        async with transaction() as uow:
+            await uow.essay_sets.create(set_id, now, now + timedelta(hours=1))
+            await uow.essay_sets.add_essays(set_id, ESSAYS)
+            await uow.essay_sets.seal(set_id, len(ESSAYS), "ab" * 32)
+        async with transaction() as uow:
+            erased = await uow.essay_sets.erase(set_id)
+        async with transaction() as uow:
+            again = await uow.essay_sets.erase(set_id)
+            left = await uow.essay_sets.get(set_id, now)
+        assert (erased, again, left) == ((1, 3), (0, 0), None)
+
+
+def _texts() -> list[str]:
+    return [e.text_content for e in ESSAYS]

@@ -6,7 +6,7 @@ Times are chosen so that both clocks agree: 0 s (due, run out) or an hour (not y
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -288,8 +288,12 @@ class TestAnsweringAndRetention:
             assert await uow.batches.purge_finished(HOUR) == 0
             await uow.batches.finish_request(requests[1].request_id)
             await uow.batches.end_batch(batch.id, "completed")
+        # At most `limit` requests per call; the batch goes with the last of them.
         async with stores.transactions() as uow:
-            assert await uow.batches.purge_finished(0.0) == 2
+            assert await uow.batches.purge_finished(0.0, limit=1) == 1
+        async with stores.transactions() as uow:
+            assert await uow.batches.purge_finished(0.0, limit=1) == 1
+            assert await uow.batches.purge_finished(0.0, limit=1) == 0
         # Purged: the ids may be recorded again, and the batch is gone.
         async with stores.transactions() as uow:
             assert await uow.batches.add_request(requests[0])
@@ -308,3 +312,26 @@ class TestAnsweringAndRetention:
         async with stores.transactions() as uow:
             assert await uow.batches.purge_finished(0.0) == 0
             assert await uow.batches.known_provider_batches("openai") == {"pb-kept"}
+
+
+class TestErasure:
+    async def test_a_keys_waiting_requests_are_dropped_and_those_at_a_provider_counted(
+        self, stores: Stores
+    ) -> None:
+        at_provider = replace(_request(model="other-model"), message_key="cj-batch")
+        waiting = [replace(_request(), message_key="cj-batch") for _ in range(2)]
+        another = replace(_request(), message_key="another")
+        await _add(stores, at_provider)
+        batch = await _open(stores)
+        assert batch is not None
+        await _add(stores, *waiting, another)
+        async with stores.transactions() as uow:
+            first = await uow.batches.drop_waiting("cj-batch")
+        async with stores.transactions() as uow:
+            again = await uow.batches.drop_waiting("cj-batch")
+            queued = await uow.batches.requests_of(batch.id)
+            # The dropped ids are free again; the other key's request is still recorded.
+            assert await uow.batches.add_request(waiting[0])
+            assert not await uow.batches.add_request(another)
+        assert (first, again) == ((2, 1), (0, 1))
+        assert [r.request_id for r in queued] == [at_provider.request_id]
