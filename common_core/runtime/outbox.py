@@ -189,6 +189,10 @@ def _message(row: Any, span: Span | None) -> OutgoingMessage:
     )
 
 
+PURGE_INTERVAL = timedelta(hours=1)
+"""How often a relay purges published rows past the retention period."""
+
+
 class OutboxRelay:
     """Publishes outbox rows to Kafka; several relays may run against one table at once."""
 
@@ -247,14 +251,22 @@ class OutboxRelay:
                     continue
                 if published >= self._batch_size:
                     continue
-                if datetime.now(UTC) - last_purge > timedelta(hours=1):
-                    await self.purge_published()
+                if datetime.now(UTC) - last_purge > PURGE_INTERVAL:
                     last_purge = datetime.now(UTC)
+                    await self._purge_or_warn()
                 await self._sleep(self._poll_interval)
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
+
+    async def _purge_or_warn(self) -> None:
+        """The periodic purge; a failure (the database away at that moment) is logged and tried
+        again at the next interval instead of ending the relay."""
+        try:
+            await self.purge_published()
+        except Exception as exc:
+            log.warning("outbox_purge_failed", error=describe_error(exc))
 
     async def publish_pending(self) -> int:
         """One pass: lock, publish and mark up to `batch_size` rows. Returns how many."""

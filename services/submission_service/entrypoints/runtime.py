@@ -62,7 +62,10 @@ async def build(parts: StandardParts[Settings]) -> ServiceParts:
         workers={
             "consumer": build_rubric_consumer(transactions, policy, settings, producer),
             "relay": OutboxRelay(
-                parts.engine, producer, poll_interval_seconds=settings.outbox_poll_interval_seconds
+                parts.engine,
+                producer,
+                poll_interval_seconds=settings.outbox_poll_interval_seconds,
+                retention=timedelta(hours=settings.outbox_retention_hours),
             ),
             "dispatcher": WebhookDispatcher(
                 CommittedDeliveryQueue(transactions),
