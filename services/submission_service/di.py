@@ -29,7 +29,7 @@ from submission_service.adapters.identity import JwtIdentityReader
 from submission_service.adapters.postgres import PostgresUnitOfWork
 from submission_service.adapters.webhook_http import HttpxWebhookSender, SystemResolver
 from submission_service.adapters.webhook_secrets import WebhookSecretBox
-from submission_service.application.learner_data import LifecycleTransactions
+from submission_service.application.data_lifecycle import LifecycleTransactions
 from submission_service.application.ports import (
     DefinitionCatalog,
     HostResolver,

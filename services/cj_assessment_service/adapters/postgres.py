@@ -1,6 +1,6 @@
 """The PostgreSQL unit of work and its stores of batches, essays, pairs and hedged calls, each over
 the unit of work's session (essay sets: `postgres_essay_sets.py`; retention and erasure of
-texts: `postgres_text_lifecycle.py`)."""
+texts: `postgres_data_lifecycle.py`)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cj_assessment_service.adapters.postgres_data_lifecycle import PostgresTextLifecycle
 from cj_assessment_service.adapters.postgres_essay_sets import PostgresEssaySets
-from cj_assessment_service.adapters.postgres_text_lifecycle import PostgresTextLifecycle
 from cj_assessment_service.adapters.tables import (
     cj_batches,
     cj_essays,

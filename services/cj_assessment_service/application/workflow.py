@@ -5,7 +5,7 @@ Every method runs inside the caller's transaction (one per request event, one pe
 of callbacks, one per monitor pass) through a `UnitOfWork`; outgoing events are staged in
 the outbox of that same transaction. The work is done per area: `requests`, `callbacks`,
 `monitor`, `hedging`, `outcomes` (finish and fail), `messages` (what is staged) and
-`text_lifecycle` (erasure; the retention purge runs without the workflow).
+`data_lifecycle` (erasure; the retention purge runs without the workflow).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from uuid import UUID
 import numpy as np
 
 from cj_assessment_service.application.callbacks import CallbackReport, CallbackUseCases
+from cj_assessment_service.application.data_lifecycle import BatchErasure, ErasureReport
 from cj_assessment_service.application.hedging import HedgeReport, HedgeUseCases
 from cj_assessment_service.application.messages import BatchMessages
 from cj_assessment_service.application.monitor import MonitorReport, MonitorUseCases
 from cj_assessment_service.application.outcomes import BatchOutcomes
 from cj_assessment_service.application.ports import BatchRecord, UnitOfWork
 from cj_assessment_service.application.requests import RequestUseCases
-from cj_assessment_service.application.text_lifecycle import BatchErasure, ErasureReport
 from cj_assessment_service.config import Settings
 from common_core.events.cj import CJAssessmentRequestV1
 from common_core.events.envelope import EventEnvelope

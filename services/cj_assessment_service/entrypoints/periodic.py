@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from cj_assessment_service import metrics
-from cj_assessment_service.application.essay_sets import delete_expired_essay_sets
-from cj_assessment_service.application.hedging import HedgeReport
-from cj_assessment_service.application.monitor import MonitorReport
-from cj_assessment_service.application.ports import Transactions
-from cj_assessment_service.application.text_lifecycle import (
+from cj_assessment_service.application.data_lifecycle import (
     PurgeReport,
     count_purged,
     purge_expired_texts,
 )
+from cj_assessment_service.application.essay_sets import delete_expired_essay_sets
+from cj_assessment_service.application.hedging import HedgeReport
+from cj_assessment_service.application.monitor import MonitorReport
+from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.domain.batch import BatchState
 from common_core.runtime.periodic import PeriodicWorker

@@ -20,7 +20,7 @@ from common_core.runtime.http import (
     register_operational_routes,
 )
 from common_core.runtime.http_auth import ApiScopes, TokenVerifier, authenticated, protect_api
-from llm_provider_service.application.erasure import erase_batch_requests
+from llm_provider_service.application.data_lifecycle import erase_batch_requests
 from llm_provider_service.application.panel import JudgePanel
 from llm_provider_service.application.ports import Transactions
 from llm_provider_service.config import SERVICE_NAME, Settings

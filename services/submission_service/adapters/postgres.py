@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common_core.runtime.unit_of_work import SessionUnitOfWork
 from submission_service.adapters.postgres_assessments import PostgresAssessments
+from submission_service.adapters.postgres_data_lifecycle import PostgresLearnerData
 from submission_service.adapters.postgres_inbox import PostgresInbox
-from submission_service.adapters.postgres_learner_data import PostgresLearnerData
 from submission_service.adapters.postgres_reference import PostgresReferencePassages
 from submission_service.adapters.postgres_responses import PostgresResponses
 from submission_service.adapters.postgres_scoring import PostgresScoring

@@ -12,7 +12,7 @@ from quart_dishka import inject
 from quart_schema import document_request, security_scheme, validate_response
 
 from submission_service.adapters.identity import JwtIdentityReader
-from submission_service.application.learner_data import LifecycleTransactions, erase_learner
+from submission_service.application.data_lifecycle import LifecycleTransactions, erase_learner
 from submission_service.application.scoring import RubricPolicy
 from submission_service.domain.errors import InvalidInputError
 from submission_service.domain.identity import Identity

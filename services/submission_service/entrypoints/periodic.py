@@ -8,7 +8,7 @@ from uuid import UUID
 
 from common_core.runtime.metrics import ROWS_PURGED
 from common_core.runtime.periodic import PeriodicWorker
-from submission_service.application.learner_data import LifecycleTransactions, purge_answer_texts
+from submission_service.application.data_lifecycle import LifecycleTransactions, purge_answer_texts
 from submission_service.application.ports import (
     DeliveryQueue,
     HostResolver,

@@ -12,7 +12,7 @@ import structlog
 from common_core.runtime.kernel import ServiceDefinition, ServiceParts, StandardParts
 from common_core.runtime.outbox import OutboxRelay
 from common_core.topics import Topic, dlq_topic_name
-from submission_service.application.learner_data import LifecycleTransactions
+from submission_service.application.data_lifecycle import LifecycleTransactions
 from submission_service.application.ports import (
     DefinitionCatalog,
     HostResolver,

@@ -13,13 +13,13 @@ from common_core.runtime.metrics import ROWS_ERASED
 from submission_service.application.ports import ScoringJob, UnitOfWork
 from submission_service.application.scoring import RubricPolicy, fuse_essay_if_ready
 from submission_service.domain.assessments import JobStatus
-from submission_service.domain.identity import Identity
-from submission_service.domain.learner_data import (
+from submission_service.domain.data_lifecycle import (
     ErasedKind,
     ErasureReport,
     subject_hash,
     subject_kind,
 )
+from submission_service.domain.identity import Identity
 
 # The error a scoring job stopped by an erasure keeps (its answer has no text left to score).
 ERASED_JOB_ERROR = {"code": "answer_erased", "message": "the learner's answer was erased"}

@@ -3,8 +3,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from submission_service.domain.data_lifecycle import subject_hash, subject_kind
 from submission_service.domain.identity import Identity
-from submission_service.domain.learner_data import subject_hash, subject_kind
 
 
 class TestSubjectHash:

@@ -24,7 +24,7 @@ from submission_service.adapters.tables import (
     learner_erasures,
     scoring_jobs,
 )
-from submission_service.application.learner_data import LifecycleTransactions
+from submission_service.application.data_lifecycle import LifecycleTransactions
 from submission_service.entrypoints.periodic import PURGED_KIND, AnswerTextPurge
 from submission_service.testing.harness import (
     ServiceUnderTest,

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from cj_assessment_service.application.text_lifecycle import ERASED_KINDS, purge_expired_texts
+from cj_assessment_service.application.data_lifecycle import ERASED_KINDS, purge_expired_texts
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState

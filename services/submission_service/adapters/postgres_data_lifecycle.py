@@ -38,8 +38,8 @@ from submission_service.adapters.tables import (
 )
 from submission_service.application.ports import ScoringJob
 from submission_service.domain.assessments import JobStatus
+from submission_service.domain.data_lifecycle import TextRemoval
 from submission_service.domain.identity import Identity
-from submission_service.domain.learner_data import TextRemoval
 
 _TERMINAL = tuple(s.value for s in JobStatus if s.is_terminal)
 
