@@ -6,23 +6,36 @@ effect is one term per kind of judge (`position_group` 0 for the AI, 1 for human
 model shown essays in an order and a teacher reading them in an order need not favour the first
 by the same amount.
 
-Misfit (Wright and Masters 1982; Pollitt 2012 for judges in comparative judgement). At the
-joint fit each verdict has a residual r = y - p (y the outcome, 1/0 or a soft verdict's
-probability, p the fitted probability that the first essay wins) and a model variance
-v = p(1 - p). A judge's outfit is the mean of r^2 / v (sensitive to surprising verdicts on
-pairs far apart), its infit sum r^2 / sum v (information-weighted: dominated by the close pairs
-where the judge's decision matters). Both have expectation 1 for a judge who decides as the
-model says; above 1 the judge is noisier than the scale, below 1 more predictable.
+Misfit (Wright and Masters 1982; Pollitt 2012 for judges in comparative judgement). Each
+verdict has a residual r = y - p (y the outcome, 1/0 or a soft verdict's probability, p the
+probability that the first essay wins) and a model variance v = p(1 - p). A judge's outfit is
+the mean of r^2 / v (sensitive to surprising verdicts on pairs far apart), its infit
+sum r^2 / sum v (information-weighted: dominated by the close pairs where the judge's decision
+matters). Both have expectation 1 for a judge who decides as the model says; above 1 the judge
+is noisier than the model, below 1 more predictable.
+
+Which model. With 90 % AI verdicts the joint scale is the AI's, and a teacher who is merely
+less sharp than the AI (a flatter curve of P(A wins) against the gap) misfits it on every pair
+far apart: in the benchmark (6 batches) honest teachers at 0.6 times the AI's logit had mean
+infit 1.1-1.7 at the raw joint fit, beside 1.8 for one tossing a coin on half its pairs, and a
+third of them were flagged. So p is the judge's kind's calibration of the
+fitted gap, sigmoid(a (theta_A - theta_B) + d), its slope a and offset d fitted by logistic
+regression (`calibrate_kind`) on the verdicts of the judge's peers (the other judges of its
+kind: an erratic judge would otherwise flatten its own reference; a judge alone in its kind,
+the AI, on its own verdicts). Misfit then says how a judge departs from judges of its kind, not
+how teachers depart from the AI (which the agreement figure reports).
 
 The flag. A judge is flagged when the infit is both large (above INFIT_CUT = 1.3, the usual
-upper bound for judgements that still measure, Wright and Linacre 1994) and more than
+upper bound of the "reasonable" mean-square range for ordinary tests in Wright, Linacre et
+al. 1994, Rasch Measurement Transactions 8:3) and more than
 FLAG_Z standard errors above 1 (Wright and Masters' cube-root standardisation of the infit,
 its variance from the binomial's fourth moment). Each alone fails a small panel: a judge of
 20 verdicts has an infit standard error near 0.35, so a fixed 1.3 cut flags honest judges by
 chance, while a significance test alone flags a judge of thousands of verdicts for a trivially
 small misfit. The rule of No More Marking and Pollitt, infit above the judges' mean + 2 sd,
 cannot flag anyone in a panel of five or fewer judges: no value of a sample of n lies more than
-(n - 1) / sqrt(n) sample standard deviations from its mean (1.79 at n = 5).
+(n - 1) / sqrt(n) sample standard deviations from its mean (1.79 at n = 5, 2.04 at 6); it suits
+the hundreds of judges of a national moderation, not one school's panel.
 
 Agreement. The share of human decisions whose chosen essay the AI-only fit (AI verdicts only)
 scores higher, with a Wilson interval. Its estimand is conditional on this batch's AI scores
@@ -43,9 +56,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import expit
 from scipy.stats import norm
 
 from cj_assessment_service.domain.bradley_terry import (
+    MAX_STEP_HALVINGS,
     BradleyTerryFit,
     Comparisons,
     fit_bradley_terry,
@@ -119,7 +134,7 @@ def judge_misfit(
         reference = peers if peers.sum() >= MIN_PEER_VERDICTS else mine
         slope, offset = calibrate_kind(gap[reference], outcome[reference], weight[reference])
         eta[mine] = slope * gap[mine] + offset
-    prob = np.clip(1.0 / (1.0 + np.exp(-eta)), 1e-12, 1.0 - 1e-12)
+    prob = np.clip(expit(eta), 1e-12, 1.0 - 1e-12)
     variance = prob * (1.0 - prob)
     squared = (outcome - prob) ** 2
     # E[(y - p)^4] of a Bernoulli y is v (1 - 3 v), so Var[(y - p)^2] = v - 4 v^2.
@@ -151,11 +166,17 @@ def calibrate_kind(
     kind of judge's verdicts, the fitted score gaps `gap` held fixed: a logistic regression by
     Newton's method (weighted, soft outcomes as in the fit). A kind noisier than the scale gets
     a < 1; d is its order effect."""
-    params = np.array([1.0, 0.0])
     prior = np.array([1.0, 0.0])
     design = np.column_stack([gap, np.ones_like(gap)])
+
+    def log_posterior(params: npt.NDArray[np.float64]) -> float:
+        eta = design @ params
+        likelihood = float(np.sum(weight * (outcome * eta - np.logaddexp(0.0, eta))))
+        return likelihood - 0.5 * CALIBRATION_PRIOR_PRECISION * float(np.sum((params - prior) ** 2))
+
+    params, value = prior.copy(), log_posterior(prior)
     for _ in range(CALIBRATION_STEPS):
-        prob = 1.0 / (1.0 + np.exp(-(design @ params)))
+        prob = expit(design @ params)
         gradient = design.T @ (weight * (outcome - prob)) - CALIBRATION_PRIOR_PRECISION * (
             params - prior
         )
@@ -163,7 +184,14 @@ def calibrate_kind(
             [CALIBRATION_PRIOR_PRECISION] * 2
         )
         step = np.linalg.solve(hessian, gradient)
-        params = params + step
+        # A full Newton step on a logistic likelihood can overshoot from far away (gaps of
+        # several logits): halve it until the log posterior does not fall.
+        for _ in range(MAX_STEP_HALVINGS):
+            candidate = log_posterior(params + step)
+            if candidate >= value - 1e-12 * (1.0 + abs(value)):
+                break
+            step = 0.5 * step
+        params, value = params + step, log_posterior(params + step)
         if float(np.max(np.abs(step))) < 1e-9:
             break
     return float(params[0]), float(params[1])
@@ -253,7 +281,7 @@ def ai_human_agreement(
                 int(chosen[k]),
                 int(other[k]),
                 str(human_judges[k]),
-                float(1.0 / (1.0 + math.exp(-float(gap[k])))),
+                float(expit(gap[k])),
             )
             for k in worst
         ],
