@@ -17,9 +17,9 @@ is noisier than the model, below 1 more predictable.
 Which model. With 90 % AI verdicts the joint scale is the AI's, and a teacher who is merely
 less sharp than the AI (a flatter curve of P(A wins) against the gap) misfits it on every pair
 far apart: in the benchmark (6 batches) honest teachers at 0.6 times the AI's logit had mean
-infit 1.1-1.7 at the raw joint fit, beside 1.8 for one tossing a coin on half its pairs, and a
-third of them were flagged. So p is the judge's kind's calibration of the
-fitted gap, sigmoid(a (theta_A - theta_B) + d), its slope a and offset d fitted by logistic
+infit 1.1-1.7 at the raw joint fit, beside 1.8 for one tossing a coin on half its pairs, and
+4 of 24 honest judge-batches were flagged. So p is the judge's kind's calibration of the fitted
+gap, sigmoid(a (theta_A - theta_B) + d), its slope a and offset d fitted by logistic
 regression (`calibrate_kind`) on the verdicts of the judge's peers (the other judges of its
 kind: an erratic judge would otherwise flatten its own reference; a judge alone in its kind,
 the AI, on its own verdicts). Misfit then says how a judge departs from judges of its kind, not
