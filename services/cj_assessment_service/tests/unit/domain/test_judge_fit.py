@@ -102,6 +102,29 @@ class TestMisfit:
         honest = [m.infit for m in misfit if m.judge in ("teacher-1", "teacher-2", "teacher-3")]
         assert all(0.7 < infit < 1.3 for infit in honest)
 
+    @settings(max_examples=30, deadline=None)
+    @given(st.integers(0, 10_000), st.integers(2, 6), st.integers(1, 40))
+    def test_every_verdict_counts_once_and_the_statistics_are_finite(
+        self, seed: int, judge_count: int, per_judge: int
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        m = judge_count * per_judge
+        a = rng.integers(0, 8, m)
+        b = (a + rng.integers(1, 8, m)) % 8
+        comparisons = Comparisons(8, a, b, rng.random(m) < 0.6)
+        judges = [f"j{k % judge_count}" for k in range(m)]
+        human = np.array([k % judge_count > 0 for k in range(m)])
+        fit = fit_human_and_ai(comparisons, human)
+        misfit = judge_misfit(comparisons, fit, judges, human)
+        assert [j.judge for j in misfit] == sorted(set(judges))
+        assert sum(j.judgements for j in misfit) == m
+        for judge in misfit:
+            assert math.isfinite(judge.infit)
+            assert math.isfinite(judge.outfit)
+            assert math.isfinite(judge.infit_z)
+            assert judge.infit >= 0.0
+            assert judge.outfit >= 0.0
+
     def test_a_kind_calibration_recovers_a_flatter_judge(self) -> None:
         rng = np.random.default_rng(4)
         gap = rng.normal(0.0, 2.0, 20_000)
