@@ -19,6 +19,7 @@ from benchmarks.cj import (
     scaling,
     secured_batch,
     stopping,
+    teachers,
     throughput,
 )
 from benchmarks.cj.latency import latency_benchmark
@@ -33,6 +34,7 @@ SIMULATIONS: dict[str, Callable[[], Any]] = {
     "bias": bias.run,
     "stopping": stopping.run,
     "scaling": scaling.run,
+    "teachers": teachers.run,
 }
 ON_THE_STACK: dict[str, Callable[[BenchStack], Any]] = {
     "callbacks": lambda stack: asyncio.run(callbacks_benchmark(stack)),

@@ -89,6 +89,8 @@ class Comparisons:
     verdict is hard: a soft verdict counts p for A and 1 - p for B in the likelihood.
     `soft_weight` is the weight of each soft verdict in the likelihood, 1 / dispersion (see
     `weigh_soft_verdicts`); None until estimated, when soft verdicts weigh as hard ones.
+    `position_group` (optional) is the order-effect term each verdict carries, 0, 1, ... (one
+    per kind of judge, say: domain/judge_fit.py); None: one term shared by every verdict.
     """
 
     n_essays: int
@@ -97,6 +99,7 @@ class Comparisons:
     a_won: npt.NDArray[np.bool_]
     probability_a: FloatArray | None = None
     soft_weight: float | None = None
+    position_group: IntArray | None = None
 
     @classmethod
     def from_lists(
@@ -131,6 +134,7 @@ class Comparisons:
             self.a_won[mask],
             None if self.probability_a is None else self.probability_a[mask],
             self.soft_weight,
+            None if self.position_group is None else self.position_group[mask],
         )
 
     def soft(self) -> npt.NDArray[np.bool_]:
@@ -167,6 +171,8 @@ class BradleyTerryFit:
 
     `position_bias_standard_error` is the order effect's entry of the inverse posterior
     information (None when the order effect is not estimated or no errors were asked for).
+    With position groups, `position_biases` holds each group's order effect (`position_bias`
+    is group 0's).
     """
 
     scores: FloatArray
@@ -174,6 +180,17 @@ class BradleyTerryFit:
     position_bias: float
     iterations: int
     position_bias_standard_error: float | None = None
+    position_biases: FloatArray | None = None
+
+    def win_probability(self, comparisons: Comparisons) -> FloatArray:
+        """The fitted probability that the essay shown first wins, for each comparison."""
+        bias: float | FloatArray = self.position_bias
+        if self.position_biases is not None and comparisons.position_group is not None:
+            bias = self.position_biases[comparisons.position_group]
+        prob, _ = _sigmoid_and_softplus(
+            self.scores[comparisons.essay_a] - self.scores[comparisons.essay_b] + bias
+        )
+        return prob
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +206,18 @@ def _design(comparisons: Comparisons, with_bias: bool) -> sparse.csr_matrix:
     rows = np.repeat(np.arange(m), 2)
     cols = np.column_stack([comparisons.essay_a, comparisons.essay_b]).ravel()
     vals = np.tile(np.array([1.0, -1.0]), m)
-    width = n + 1 if with_bias else n
+    groups = comparisons.position_group
+    width = n + _bias_columns(comparisons) if with_bias else n
     if with_bias:
         rows = np.concatenate([rows, np.arange(m)])
-        cols = np.concatenate([cols, np.full(m, n)])
+        cols = np.concatenate([cols, np.full(m, n) if groups is None else n + groups])
         vals = np.concatenate([vals, np.ones(m)])
     return sparse.csr_matrix((vals, (rows, cols)), shape=(m, width))
+
+
+def _bias_columns(comparisons: Comparisons) -> int:
+    groups = comparisons.position_group
+    return 1 if groups is None or groups.shape[0] == 0 else int(groups.max()) + 1
 
 
 def _sigmoid_and_softplus(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -236,11 +259,12 @@ def fit_bradley_terry(
     params = found.params
     scores = params[:n] - params[:n].mean()
     bias = float(params[n]) if with_bias else 0.0
+    biases = params[n:].copy() if with_bias and comparisons.position_group is not None else None
     if not with_standard_errors:
-        return BradleyTerryFit(scores, None, bias, found.iterations)
+        return BradleyTerryFit(scores, None, bias, found.iterations, None, biases)
     errors, bias_error = _standard_errors(_posterior_information(design, found, precision), n)
     return BradleyTerryFit(
-        scores, errors, bias, found.iterations, bias_error if with_bias else None
+        scores, errors, bias, found.iterations, bias_error if with_bias else None, biases
     )
 
 
@@ -249,7 +273,7 @@ def _precision(
 ) -> FloatArray:
     precision = np.full(width, prior_precision)
     if width > n:
-        precision[n] = bias_prior_precision
+        precision[n:] = bias_prior_precision
     return precision
 
 
@@ -292,7 +316,11 @@ def _map(
             raise ValueError(f"initial fit has {initial.scores.shape[0]} essays, not {n}")
         params[:n] = initial.scores
         if width > n:
-            params[n] = initial.position_bias
+            params[n:] = (
+                initial.position_bias
+                if initial.position_biases is None
+                else initial.position_biases[: width - n]
+            )
     objective, prob = _log_posterior(design @ params, outcome, verdict_weight, precision, params)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - reported in the result
@@ -351,11 +379,13 @@ def _dense_newton_step(
     )
     # (bincount of no comparisons is integer)
     hessian = np.asarray(counts, dtype=np.float64).reshape(width, width)
-    if width > n:
-        bias_column = np.bincount(a, weights, minlength=n) - np.bincount(b, weights, minlength=n)
-        hessian[:n, n] += bias_column
-        hessian[n, :n] += bias_column
-        hessian[n, n] += weights.sum()
+    groups = comparisons.position_group
+    for column in range(n, width):  # one order-effect column per position group
+        own = weights if groups is None else np.where(groups == column - n, weights, 0.0)
+        bias_column = np.bincount(a, own, minlength=n) - np.bincount(b, own, minlength=n)
+        hessian[:n, column] += bias_column
+        hessian[column, :n] += bias_column
+        hessian[column, column] += own.sum()
     hessian[np.diag_indices(width)] += precision
     return np.asarray(linalg.solve(hessian, gradient, assume_a="pos"), dtype=np.float64)
 
@@ -460,9 +490,7 @@ def debiased_position_bias(
     if replicates < 1 or len(comparisons) == 0 or error is None:
         return PositionBiasEstimate(fit.position_bias, error)
     rng = np.random.default_rng(seed)
-    prob, _ = _sigmoid_and_softplus(
-        fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b] + fit.position_bias
-    )
+    prob = fit.win_probability(comparisons)
     refits = [
         fit_bradley_terry(
             _replicate(comparisons, prob, rng),
@@ -484,7 +512,7 @@ def _replicate(comparisons: Comparisons, prob: FloatArray, rng: np.random.Genera
     won = rng.random(prob.shape[0]) < prob
     soft = comparisons.soft()
     if not soft.any():
-        return Comparisons(comparisons.n_essays, comparisons.essay_a, comparisons.essay_b, won)
+        return replace(comparisons, a_won=won, probability_a=None)
     dispersion = 1.0 / (comparisons.soft_weight or 1.0)
     drawn = won.astype(np.float64)
     if dispersion < 1.0:
@@ -498,6 +526,7 @@ def _replicate(comparisons: Comparisons, prob: FloatArray, rng: np.random.Genera
         won,
         np.where(soft, drawn, np.nan),
         comparisons.soft_weight,
+        comparisons.position_group,
     )
 
 
@@ -528,9 +557,7 @@ def weigh_soft_verdicts(comparisons: Comparisons) -> Comparisons:
         with_standard_errors=False,
         tolerance=REFIT_TOLERANCE,
     )
-    prob, _ = _sigmoid_and_softplus(
-        fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b] + fit.position_bias
-    )
+    prob = fit.win_probability(comparisons)
     assert comparisons.probability_a is not None  # soft verdicts exist
     residual = float(np.sum((comparisons.probability_a[soft] - prob[soft]) ** 2))
     variance = float(np.sum(prob[soft] * (1.0 - prob[soft])))
@@ -571,7 +598,7 @@ def laplace_evidence(
     """
     n = comparisons.n_essays
     design = _design(comparisons, True)
-    precision = _precision(n + 1, n, prior_precision, bias_prior_precision)
+    precision = _precision(design.shape[1], n, prior_precision, bias_prior_precision)
     found = _map(comparisons, design, precision, initial, tolerance=1e-6, max_iterations=50)
     information = _posterior_information(design, found, precision)
     if exact or n <= DENSE_LOG_DET_MAX_ESSAYS:

@@ -397,3 +397,64 @@ class TestSoftVerdicts:
         scatter = float(np.mean(np.var(np.array(scores), axis=0)))
         claimed = float(np.mean(np.array(errors) ** 2))
         assert 0.85 < scatter / claimed < 1.15
+
+
+class TestPositionGroups:
+    """An order effect per group of verdicts (per kind of judge, domain/judge_fit.py)."""
+
+    @staticmethod
+    def _two_groups(n: int, m: int, seed: int) -> tuple[Comparisons, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        theta = rng.normal(0.0, 1.0, n)
+        a = rng.integers(0, n, m)
+        b = (a + rng.integers(1, n, m)) % n
+        group = (rng.random(m) < 0.5).astype(np.int64)
+        bias = np.where(group == 1, -0.4, 0.6)
+        won = rng.random(m) < 1.0 / (1.0 + np.exp(-(theta[a] - theta[b] + bias)))
+        return Comparisons(n, a, b, won, position_group=group), theta
+
+    def test_one_group_gives_the_fit_without_groups(self) -> None:
+        comparisons, _ = simulate(30, 400, seed=5, bias=0.3)
+        grouped = Comparisons(
+            30,
+            comparisons.essay_a,
+            comparisons.essay_b,
+            comparisons.a_won,
+            position_group=np.zeros(400, dtype=np.int64),
+        )
+        plain, fit = fit_bradley_terry(comparisons), fit_bradley_terry(grouped)
+        assert plain.standard_errors is not None
+        assert fit.standard_errors is not None
+        assert np.allclose(fit.scores, plain.scores, atol=1e-10)
+        assert np.allclose(fit.standard_errors, plain.standard_errors, atol=1e-10)
+        assert fit.position_biases is not None
+        assert np.allclose(fit.position_biases, [plain.position_bias], atol=1e-10)
+
+    @pytest.mark.parametrize(("n", "m"), [(30, 6000), (350, 14_000)])
+    def test_each_group_recovers_its_own_order_effect(self, n: int, m: int) -> None:
+        # 30 essays: dense Newton steps; 350: conjugate gradients on the sparse design.
+        comparisons, theta = self._two_groups(n, m, seed=6)
+        fit = fit_bradley_terry(comparisons, with_standard_errors=False)
+        assert fit.position_biases is not None
+        assert abs(fit.position_biases[0] - 0.6) < 0.1
+        assert abs(fit.position_biases[1] + 0.4) < 0.1
+        assert fit.position_bias == fit.position_biases[0]
+        assert float(spearmanr(fit.scores, theta)[0]) > 0.9
+
+    def test_win_probabilities_use_each_verdicts_group(self) -> None:
+        comparisons, _ = self._two_groups(30, 2000, seed=7)
+        fit = fit_bradley_terry(comparisons, with_standard_errors=False)
+        assert fit.position_biases is not None
+        gap = fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b]
+        assert comparisons.position_group is not None
+        expected = 1.0 / (1.0 + np.exp(-(gap + fit.position_biases[comparisons.position_group])))
+        assert np.allclose(fit.win_probability(comparisons), expected)
+        subset = comparisons.subset(comparisons.position_group == 1)
+        assert subset.position_group is not None
+        assert subset.position_group.all()
+
+    def test_the_laplace_evidence_takes_grouped_verdicts(self) -> None:
+        comparisons, _ = self._two_groups(30, 600, seed=8)
+        evidence = laplace_evidence(comparisons, prior_precision=0.5)
+        assert evidence.information.shape == (32, 32)
+        assert np.isfinite(evidence.log_evidence)
