@@ -154,9 +154,10 @@ def plan_top_up(
 
     Pairs still in flight count as asked: they are never planned again in the same orientation
     and their expected information is already in the design (see `plan_adaptive_wave`). The
-    reverse of a pair in `closed` is never planned (see `closed_to_reversal`).
+    reverse of a pair in `closed` is never planned, nor of a pair planned now, when `closed` is
+    given (the re-asking rule applies; see `closed_to_reversal`).
     """
-    history = PlanningHistory.from_pairs(scores.shape[0], asked, closed or ())
+    history = PlanningHistory.from_pairs(scores.shape[0], asked, closed)
     return plan_adaptive_wave(
         scores, standard_errors, history, count, rng, verdict_weight=verdict_weight
     )

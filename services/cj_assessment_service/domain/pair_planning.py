@@ -49,20 +49,21 @@ DEFAULT_REASK_BAND = 0.15
 
 def closed_to_reversal(
     answered: Comparisons, asked: Iterable[OrderedPair], band: float
-) -> list[OrderedPair]:
+) -> list[OrderedPair] | None:
     """Pairs whose reverse order must not be asked (the adaptive re-asking rule).
 
     With soft verdicts the reverse order of a pair is worth asking only when the first verdict
     was uncertain: a judge's probability within `band` of 1/2. Pairs answered more surely than
     that are closed, and so are pairs still in flight (their reverse may open once the answer
-    shows it uncertain). Hard verdicts say nothing about their certainty: a batch without soft
-    verdicts closes nothing, and its planner weighs reversals by their information as before.
+    shows it uncertain), including those planned in the same wave. Hard verdicts say nothing
+    about their certainty: for a batch without soft verdicts the answer is None (the rule does
+    not apply) and its planner weighs reversals by their information as before.
     A pair asked in both orders is never asked a third time, whether or not the orders agreed
     (their disagreement is in the fit and in the judge's consistency figures).
     """
     soft = answered.soft()
     if not soft.any():
-        return []
+        return None
     assert answered.probability_a is not None  # soft verdicts exist
     sure = soft & (np.abs(answered.probability_a - 0.5) > band)
     closed = list(
@@ -92,6 +93,8 @@ class PlanningHistory:
         self._keys: IntArray = np.zeros(0, dtype=np.int64)
         self._orientations: IntArray = np.zeros(0, dtype=np.int64)
         self._closed: BoolArray = np.zeros(0, dtype=np.bool_)
+        # Whether pairs recorded while a wave is planned are closed to reversal in that wave.
+        self.closes_recorded = False
         self._recorded: set[int] = set()
         self._balance: IntArray = np.zeros(n_essays, dtype=np.int64)
 
@@ -100,11 +103,14 @@ class PlanningHistory:
         cls,
         n_essays: int,
         pairs: Iterable[OrderedPair],
-        closed: Iterable[OrderedPair] = (),
+        closed: Iterable[OrderedPair] | None = None,
     ) -> PlanningHistory:
-        """History of the pairs already planned (answered or not); the pairs in `closed` (asked
-        already) count as asked in both orientations, so their reverse is never planned."""
+        """History of the pairs already planned (answered or not). With `closed` (the adaptive
+        re-asking rule applies, see `closed_to_reversal`) the pairs in it count as asked in both
+        orientations, and so do pairs planned from this history: their reverse is never
+        planned."""
         history = cls(n_essays)
+        history.closes_recorded = closed is not None
         listed = list(pairs)
         flat = np.fromiter(chain.from_iterable(listed), dtype=np.int64, count=2 * len(listed))
         first, second = flat[0::2], flat[1::2]
@@ -121,7 +127,9 @@ class PlanningHistory:
             flags = np.where(first < second, _LOW_FIRST, _HIGH_FIRST)[order]
             history._orientations = np.bitwise_or.reduceat(flags, starts)
             history._closed = np.zeros(history._keys.shape[0], dtype=np.bool_)
-            shut = np.array([min(a, b) * n_essays + max(a, b) for a, b in closed], dtype=np.int64)
+            shut = np.array(
+                [min(a, b) * n_essays + max(a, b) for a, b in closed or ()], dtype=np.int64
+            )
             at = np.searchsorted(history._keys, shut)
             at = at[at < history._keys.shape[0]]
             history._closed[at[np.isin(history._keys[at], shut)]] = True
@@ -230,7 +238,8 @@ class _Candidates:
         self.history.record(pair)
         forward = pair[0] == int(self.first[index])
         (self.free[0] if forward else self.free[1])[index] = False
-        self.compared[index] += 1
+        # Under the re-asking rule a pair just planned is in flight: closed to reversal.
+        self.compared[index] = 2 if self.history.closes_recorded else self.compared[index] + 1
         touched = np.concatenate(
             [self._by_essay[self._start[essay] : self._start[essay + 1]] for essay in pair]
         )
