@@ -1,7 +1,8 @@
 """`stopping`: does the reliability stop rule stop at the right time, and is its claim honest?
 
-A simulated Bradley-Terry judge with known abilities; the batch is planned as the service plans
-it (`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
+A simulated judge with known abilities (`pairing.SoftJudge`: its hard verdicts, its choices,
+follow a probit model; with soft verdicts it also states its probability, calibrated or 2x
+overconfident in logits); the batch is planned as the service plans it (`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
 budget of 20 comparisons per essay, and the stop rule of the service (`domain.stopping`) checked
 as the service checks it. At the stop: comparisons per essay spent, the reliability the stop
 claimed, and the reliability achieved (squared correlation of the fitted scores with the true
@@ -13,10 +14,14 @@ essay shown first (p 0.75), planned and checked the same way, run to the budget:
 stop fired, and the posterior reliability at the budget beside the plug-in figure without the
 likelihood-ratio test and the scale separation and split-half reliability of the same batches.
 
-Every batch runs to the budget (the planner does not know the target, so the design is the same
-with or without a stop) and records the achieved reliability every half comparison per essay:
-the oracle curve, where a perfectly calibrated stop would fire, and the claim at each check
-beside it (calibration by spend).
+Every batch of hard verdicts runs to the budget (the planner does not know the target, so the
+design is the same with or without a stop) and records the achieved reliability every half
+comparison per essay: the oracle curve, where a perfectly calibrated stop would fire, and the
+claim at each check beside it (calibration by spend). Batches of soft verdicts end once every
+target has stopped (the same figures at the stops, less CPU).
+
+Honest on noise uses the Bradley-Terry judge of hard verdicts (`pairing.Judge`) with no ability
+spread.
 """
 
 from __future__ import annotations
