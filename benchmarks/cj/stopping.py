@@ -2,7 +2,8 @@
 
 A simulated judge with known abilities (`pairing.SoftJudge`: its hard verdicts, its choices,
 follow a probit model; with soft verdicts it also states its probability, calibrated or 2x
-overconfident in logits); the batch is planned as the service plans it (`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
+overconfident in logits); the batch is planned as the service plans it
+(`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
 budget of 20 comparisons per essay, and the stop rule of the service (`domain.stopping`) checked
 as the service checks it. At the stop: comparisons per essay spent, the reliability the stop
 claimed, and the reliability achieved (squared correlation of the fitted scores with the true
