@@ -22,7 +22,7 @@ def simulate_batch(seed: int, bias: float) -> tuple[float, float]:
     PER_ESSAY comparisons per essay, A/B balanced by the planner) and judged by a Bradley-Terry
     judge with a known order effect; the reported position bias and its standard error."""
     judge = Judge(np.random.default_rng(seed + 10_000), bias, SPREAD)
-    pairs, wins = planned_design(judge, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
+    pairs, wins, _ = planned_design(judge, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
     scored = score_batch(
         [ScoredEssay(f"e{i}") for i in range(ESSAYS)],
         Comparisons.from_lists(

@@ -1,7 +1,9 @@
 """`stopping`: does the reliability stop rule stop at the right time, and is its claim honest?
 
-A simulated Bradley-Terry judge with known abilities; the batch is planned as the service plans
-it (`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
+A simulated judge with known abilities (`pairing.SoftJudge`: its hard verdicts, its choices,
+follow a probit model; with soft verdicts it also states its probability, calibrated or 2x
+overconfident in logits); the batch is planned as the service plans it
+(`pairing.planned_design`: opening pairs, then top-ups keeping a target in flight) with a
 budget of 20 comparisons per essay, and the stop rule of the service (`domain.stopping`) checked
 as the service checks it. At the stop: comparisons per essay spent, the reliability the stop
 claimed, and the reliability achieved (squared correlation of the fitted scores with the true
@@ -13,10 +15,14 @@ essay shown first (p 0.75), planned and checked the same way, run to the budget:
 stop fired, and the posterior reliability at the budget beside the plug-in figure without the
 likelihood-ratio test and the scale separation and split-half reliability of the same batches.
 
-Every batch runs to the budget (the planner does not know the target, so the design is the same
-with or without a stop) and records the achieved reliability every half comparison per essay:
-the oracle curve, where a perfectly calibrated stop would fire, and the claim at each check
-beside it (calibration by spend).
+Every batch of hard verdicts runs to the budget (the planner does not know the target, so the
+design is the same with or without a stop) and records the achieved reliability every half
+comparison per essay: the oracle curve, where a perfectly calibrated stop would fire, and the
+claim at each check beside it (calibration by spend). Batches of soft verdicts end once every
+target has stopped (the same figures at the stops, less CPU).
+
+Honest on noise uses the Bradley-Terry judge of hard verdicts (`pairing.Judge`) with no ability
+spread.
 """
 
 from __future__ import annotations
@@ -27,7 +33,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cj.pairing import ESSAYS, Judge, Pairs, planned_design
+from benchmarks.cj.pairing import (
+    ESSAYS,
+    OVERCONFIDENT_SHARPNESS,
+    SOFT_NOISE,
+    Judge,
+    Pairs,
+    comparisons_of,
+    make_judge,
+    planned_design,
+)
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
@@ -43,7 +58,10 @@ TARGETS = (0.8, 0.9)
 SPREADS = (1.5, 2.5)
 POSITION_BIAS = 0.3
 HONESTY_MARGIN = 0.03
-MAX_SPENT_SHARE = 0.6
+# The issue's targets at 0.9: share of the budget spent by the stop, by kind of verdicts.
+MAX_SPENT_SHARE = {"hard": 0.6, "soft": 0.4, "soft, overconfident": 0.4}
+# The overconfident judge's claims must stay within this of the achieved reliability.
+OVERCONFIDENT_HONESTY_MARGIN = 0.05
 # A single batch's shortfall counted as a miss (the spread behind the mean).
 MISS_MARGIN = 0.05
 CURVE_FROM = 2.0
@@ -75,16 +93,17 @@ class Run:
 
 
 def _achieved(judge: Judge, comparisons: Comparisons) -> tuple[float, float | None]:
-    fit = fit_bradley_terry(comparisons)
+    fit = fit_bradley_terry(weigh_soft_verdicts(comparisons))
     assert fit.standard_errors is not None
     r = float(np.corrcoef(fit.scores, judge.theta)[0, 1])
     return r * r, scale_separation_reliability(fit.scores, fit.standard_errors)
 
 
-def simulate(seed: int, spread: float) -> Run:
-    """One batch run to the budget; the stop of each target where the stop rule would have fired
-    (the planner does not know the target, so one run serves every target)."""
-    judge = Judge(np.random.default_rng(seed + 10_000), POSITION_BIAS, spread)
+def simulate(seed: int, spread: float, *, soft: bool = False, sharpness: float = 1.0) -> Run:
+    """One batch; the stop of each target where the stop rule would have fired (the planner
+    does not know the target, so one run serves every target). Hard verdicts run on to the
+    budget for the oracle curve; soft ones end at the last target's stop (CPU)."""
+    judge = make_judge(seed, POSITION_BIAS, spread, soft=soft, sharpness=sharpness)
     budget = ESSAYS * BUDGET_PER_ESSAY // 2
     rule = StopRule(
         target_reliability=min(TARGETS),
@@ -97,10 +116,7 @@ def simulate(seed: int, spread: float) -> Run:
     claimed_curve: dict[float, float] = {}
     last_checked: list[int | None] = [None]
 
-    def comparisons_of(pairs: Pairs, wins: list[bool]) -> Comparisons:
-        return Comparisons.from_lists(ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins)
-
-    def check(pairs: Pairs, wins: list[bool]) -> bool:
+    def check(pairs: Pairs, wins: list[bool], probabilities: list[float | None]) -> bool:
         per_essay = 2 * len(pairs) / ESSAYS
         on_curve = len(pairs) % curve_every == 0 and per_essay >= CURVE_FROM
         due = rule.check_due(n_essays=ESSAYS, answered_now=len(pairs), last_checked=last_checked[0])
@@ -108,7 +124,7 @@ def simulate(seed: int, spread: float) -> Run:
             last_checked[0] = len(pairs)
         if not (on_curve or due):
             return False
-        comparisons = comparisons_of(pairs, wins)
+        comparisons = comparisons_of(pairs, wins, probabilities)
         achieved, ssr = _achieved(judge, comparisons)
         if on_curve:
             achieved_curve[per_essay] = achieved
@@ -120,12 +136,15 @@ def simulate(seed: int, spread: float) -> Run:
         for target in TARGETS:
             if target not in stops and estimate is not None and estimate >= target:
                 stops[target] = Stop(per_essay, estimate, achieved, ssr, True)
-        return False  # run on to the budget for the oracle curve
+        # Hard verdicts run on to the budget for the oracle curve.
+        return soft and len(stops) == len(TARGETS)
 
-    pairs, wins = planned_design(judge, budget, np.random.default_rng(seed), after_answers=check)
+    pairs, wins, probabilities = planned_design(
+        judge, budget, np.random.default_rng(seed), after_answers=check
+    )
     for target in TARGETS:
         if target not in stops:
-            comparisons = comparisons_of(pairs, wins)
+            comparisons = comparisons_of(pairs, wins, probabilities)
             achieved, ssr = _achieved(judge, comparisons)
             stops[target] = Stop(
                 2 * len(pairs) / ESSAYS, posterior_reliability(comparisons), achieved, ssr, False
@@ -163,8 +182,10 @@ def oracle_curve(runs: list[Run], spread: float) -> dict[str, Any]:
     }
 
 
-def run_case(runs: list[Run], spread: float, target: float) -> dict[str, Any]:
-    """Figures of one (spread, target) over the seeds."""
+def run_case(
+    runs: list[Run], spread: float, target: float, verdicts: str = "hard"
+) -> dict[str, Any]:
+    """Figures of one (spread, target, kind of verdicts) over the seeds."""
     stops = [r.stops[target] for r in runs]
     per_essay = float(np.mean([s.per_essay for s in stops]))
     claimed = float(np.mean([s.claimed for s in stops if s.claimed is not None]))
@@ -178,13 +199,17 @@ def run_case(runs: list[Run], spread: float, target: float) -> dict[str, Any]:
     spread_text = (
         f"median {np.median(shortfall):+.3f}, max {max(shortfall):+.3f}" if shortfall else "-"
     )
-    honest = achieved >= claimed - HONESTY_MARGIN
+    margin = OVERCONFIDENT_HONESTY_MARGIN if "overconfident" in verdicts else HONESTY_MARGIN
+    honest = abs(achieved - claimed) <= margin
     spent = per_essay / BUDGET_PER_ESSAY
     print(
-        f"stopping ({ESSAYS} essays, ability sd {spread}, target {target}, {len(stops)} seeds): "
+        f"stopping ({ESSAYS} essays, ability sd {spread}, {verdicts} verdicts, target {target}, "
+        f"{len(stops)} seeds): "
         f"stopped STABLE in {stable}/{len(stops)} at {per_essay:.1f} comparisons/essay "
-        f"({spent:.0%} of a {BUDGET_PER_ESSAY}-per-essay budget); claimed posterior reliability "
-        f"{claimed:.3f}, achieved {achieved:.3f} (target >= claimed - {HONESTY_MARGIN}: "
+        f"({spent:.0%} of a {BUDGET_PER_ESSAY}-per-essay budget"
+        + (f", target <= {MAX_SPENT_SHARE[verdicts]:.0%}" if target == 0.9 else "")
+        + "); claimed posterior reliability "
+        f"{claimed:.3f}, achieved {achieved:.3f} (target: within {margin}: "
         f"{'met' if honest else 'not met'}); reference: scale separation reliability at the "
         f"same stop {ssr:.3f}; of the STABLE stops {misses}/{stable} achieved < claimed - "
         f"{MISS_MARGIN} (claimed - achieved: "
@@ -193,7 +218,10 @@ def run_case(runs: list[Run], spread: float, target: float) -> dict[str, Any]:
     )
     return {
         "ability_sd": spread,
+        "verdicts": verdicts,
         "target_reliability": target,
+        "max_share_of_budget": MAX_SPENT_SHARE[verdicts] if target == 0.9 else None,
+        "share_met": spent <= MAX_SPENT_SHARE[verdicts] if target == 0.9 else None,
         "stopped_stable": stable,
         "comparisons_per_essay": round(per_essay, 2),
         "share_of_budget": round(spent, 3),
@@ -232,7 +260,7 @@ def simulate_noise(seed: int, first_preference: float) -> NoiseRun:
     last_checked: list[int | None] = [None]
     stopped = [False]
 
-    def check(pairs: Pairs, wins: list[bool]) -> bool:
+    def check(pairs: Pairs, wins: list[bool], _: list[float | None]) -> bool:
         if rule.check_due(n_essays=ESSAYS, answered_now=len(pairs), last_checked=last_checked[0]):
             last_checked[0] = len(pairs)
             comparisons = Comparisons.from_lists(
@@ -242,7 +270,7 @@ def simulate_noise(seed: int, first_preference: float) -> NoiseRun:
         return False
 
     budget = ESSAYS * BUDGET_PER_ESSAY // 2
-    pairs, wins = planned_design(judge, budget, np.random.default_rng(seed), after_answers=check)
+    pairs, wins, _ = planned_design(judge, budget, np.random.default_rng(seed), after_answers=check)
     comparisons = Comparisons.from_lists(ESSAYS, [p[0] for p in pairs], [p[1] for p in pairs], wins)
     fit = fit_bradley_terry(comparisons)
     assert fit.standard_errors is not None
@@ -334,9 +362,19 @@ def soft_case(spread: float, overconfidence: float) -> dict[str, Any]:
     }
 
 
+# Soft-verdict stops: (ability sd, sharpness of the judge's probabilities, label).
+SOFT_STOPS = (
+    (1.5, 1.0, "soft"),
+    (2.5, 1.0, "soft"),
+    (2.5, OVERCONFIDENT_SHARPNESS, "soft, overconfident"),
+)
+
+
 def run(seeds: int = 32) -> dict[str, Any]:
-    """Both spreads and both targets; at sd 2.5 and target 0.9 at most 60 % of the budget; and
-    equal essays (a coin, and a judge preferring the first essay) must claim about 0."""
+    """Both spreads and both targets with the soft judge's hard verdicts, then its soft ones
+    (calibrated, and overconfident at sd 2.5); at target 0.9 at most 60 % of the budget with
+    hard verdicts and 40 % with soft ones; and equal essays (a coin, and a judge preferring the
+    first essay) must claim about 0."""
     cases: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     # Half the seeds: each noise batch runs every check to the budget (no stop to end it).
@@ -346,20 +384,27 @@ def run(seeds: int = 32) -> dict[str, Any]:
         runs = [simulate(seed, spread) for seed in range(seeds)]
         cases.extend(run_case(runs, spread, target) for target in TARGETS)
         curves.append(oracle_curve(runs, spread))
-    wide = next(c for c in cases if c["ability_sd"] == 2.5 and c["target_reliability"] == 0.9)
+    for spread, sharpness, label in SOFT_STOPS:
+        runs = [simulate(seed, spread, soft=True, sharpness=sharpness) for seed in range(seeds)]
+        cases.extend(run_case(runs, spread, target, label) for target in TARGETS)
     return {
         "essays": ESSAYS,
         "seeds": seeds,
         "budget_per_essay": BUDGET_PER_ESSAY,
         "position_bias": POSITION_BIAS,
+        "judge": (
+            f"pairing.SoftJudge: latent = ability difference + {POSITION_BIAS} + N(0, "
+            f"{SOFT_NOISE}^2), stated probability sigmoid(sharpness * latent), hard verdict its "
+            f"choice (probability > 1/2); sharpness 1, overconfident {OVERCONFIDENT_SHARPNESS}"
+        ),
         "stop_reliability": STOP_RELIABILITY,
         "min_comparisons_per_essay": MIN_PER_ESSAY,
         "targets": {
-            "achieved_at_least_claimed_minus": HONESTY_MARGIN,
+            "claim_within": HONESTY_MARGIN,
+            "claim_within_overconfident": OVERCONFIDENT_HONESTY_MARGIN,
             "miss_margin": MISS_MARGIN,
-            "max_share_of_budget_at_sd_2.5_target_0.9": MAX_SPENT_SHARE,
+            "max_share_of_budget_at_target_0.9": MAX_SPENT_SHARE,
         },
-        "wide_spread_share_met": wide["share_of_budget"] <= MAX_SPENT_SHARE,
         "cases": cases,
         "oracle_curves": curves,
         "noise": noise,

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from cj_assessment_service.domain.pair_planning import DEFAULT_REASK_BAND
 from common_core.events.llm import LLMProviderName
 from common_core.runtime.settings import ServiceSettings
 from common_core.topics import Topic
@@ -32,6 +33,10 @@ class Settings(ServiceSettings):
     target_outstanding_comparisons: int = Field(default=48, ge=1)
     # Answers to wait for before a refit plans more pairs (unless nothing is in flight).
     refit_every_answers: int = Field(default=8, ge=1)
+    # Adaptive re-asking: the reverse order of a pair is asked only when its first soft verdict
+    # was uncertain, the judge's probability within this of 1/2 (hard verdicts: see
+    # domain/pair_planning.closed_to_reversal).
+    reask_uncertainty_band: float = Field(default=DEFAULT_REASK_BAND, ge=0, le=0.5)
     # The stop rule: the target when a request carries none (None: spend the budget).
     default_target_reliability: float | None = Field(default=0.9, gt=0, lt=1)
     min_comparisons_per_essay_before_stop: float = Field(default=6.0, ge=0)

@@ -35,12 +35,11 @@ from cj_assessment_service.domain.batch import (
     PairStatus,
     decide_after_answers,
     partial_scoring_due,
-    plan_top_up,
+    plan_from_answers,
     reliability_stop_applies,
     top_up_size,
     transition,
 )
-from cj_assessment_service.domain.bradley_terry import fit_bradley_terry
 from cj_assessment_service.domain.pair_planning import OrderedPair
 from cj_assessment_service.domain.stopping import StopRule, posterior_reliability
 from common_core.events.cj import CJCompletionReason
@@ -396,7 +395,14 @@ class CallbackUseCases:
         if count == 0:
             return
         planned = await self._compute.run(
-            "planning", batch.id, plan_more_pairs, n, pairs, count, self._rng()
+            "planning",
+            batch.id,
+            plan_more_pairs,
+            n,
+            pairs,
+            count,
+            self._rng(),
+            settings.reask_uncertainty_band,
         )
         planning_seconds = time.perf_counter() - started - check_seconds
         uow.after_commit(lambda: self._pacing.record_planning(batch.id, planning_seconds))
@@ -475,10 +481,10 @@ def reliability_of_answers(n: int, pairs: PairOutcomes) -> float | None:
 
 
 def plan_more_pairs(
-    n: int, pairs: PairOutcomes, count: int, rng: np.random.Generator
+    n: int, pairs: PairOutcomes, count: int, rng: np.random.Generator, reask_band: float
 ) -> list[OrderedPair]:
-    """Up to `count` adaptive pairs from a fit of the answers so far, given every pair asked
-    (run on the compute pool)."""
-    fit = fit_bradley_terry(pairs.answered(n))
-    errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
-    return plan_top_up(fit.scores, errors, pairs.asked(), count, rng=rng)
+    """Up to `count` adaptive pairs from a fit of the answers so far (soft verdicts weighed),
+    given every pair asked (run on the compute pool)."""
+    return plan_from_answers(
+        pairs.answered(n), pairs.asked(), count, rng=rng, reask_band=reask_band
+    )

@@ -9,9 +9,15 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from cj_assessment_service.domain.bradley_terry import (
+    Comparisons,
+    fit_bradley_terry,
+    weigh_soft_verdicts,
+)
 from cj_assessment_service.domain.pair_planning import (
     OrderedPair,
     PlanningHistory,
+    closed_to_reversal,
     plan_adaptive_wave,
     plan_all_pairs,
     plan_coverage_wave,
@@ -141,14 +147,48 @@ def plan_top_up(
     count: int,
     *,
     rng: np.random.Generator,
+    closed: list[OrderedPair] | None = None,
+    verdict_weight: float = 1.0,
 ) -> list[OrderedPair]:
     """Up to `count` adaptive pairs given every pair asked so far (answered or in flight).
 
     Pairs still in flight count as asked: they are never planned again in the same orientation
-    and their expected information is already in the design (see `plan_adaptive_wave`).
+    and their expected information is already in the design (see `plan_adaptive_wave`). The
+    reverse of a pair in `closed` is never planned, nor of a pair planned now, when `closed` is
+    given (the re-asking rule applies; see `closed_to_reversal`).
     """
-    history = PlanningHistory.from_pairs(scores.shape[0], asked)
-    return plan_adaptive_wave(scores, standard_errors, history, count, rng)
+    history = PlanningHistory.from_pairs(scores.shape[0], asked, closed)
+    return plan_adaptive_wave(
+        scores, standard_errors, history, count, rng, verdict_weight=verdict_weight
+    )
+
+
+def plan_from_answers(
+    answered: Comparisons,
+    asked: list[OrderedPair],
+    count: int,
+    *,
+    rng: np.random.Generator,
+    reask_band: float,
+) -> list[OrderedPair]:
+    """Up to `count` adaptive pairs from a fit of the answers so far (soft verdicts with their
+    quasi-likelihood weight), re-asking a pair in reverse only where its first soft verdict was
+    uncertain (within `reask_band` of 1/2)."""
+    weighed = weigh_soft_verdicts(answered)
+    fit = fit_bradley_terry(weighed)
+    n = answered.n_essays
+    errors = fit.standard_errors if fit.standard_errors is not None else np.ones(n)
+    # In-flight pairs of a batch judged softly are expected to weigh as its soft verdicts do.
+    weight = weighed.soft_weight if weighed.soft_weight is not None else 1.0
+    return plan_top_up(
+        fit.scores,
+        errors,
+        asked,
+        count,
+        rng=rng,
+        closed=closed_to_reversal(weighed, asked, reask_band),
+        verdict_weight=weight,
+    )
 
 
 @dataclass(frozen=True, slots=True)

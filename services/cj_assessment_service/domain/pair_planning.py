@@ -3,6 +3,11 @@
 Essays are indices 0..n-1. A planned comparison is an ordered pair (a, b): `a` is shown first.
 Rules: a pair is never asked twice in the same orientation, and each essay's A/B positions are
 kept balanced so the order effect does not bias any one essay.
+
+Re-asking (`closed_to_reversal`): with soft verdicts the reverse order of a pair is asked only
+when its first verdict was uncertain (the judge's probability within REASK band of 1/2); a pair
+whose first answer was sure, or is still in flight, is closed to reversal. Hard verdicts carry no
+such signal, so their reverse stays open to the design as before.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from cj_assessment_service.domain.bradley_terry import DEFAULT_PRIOR_PRECISION
+from cj_assessment_service.domain.bradley_terry import DEFAULT_PRIOR_PRECISION, Comparisons
 
 OrderedPair = tuple[int, int]
 IntArray = npt.NDArray[np.int64]
@@ -37,6 +42,38 @@ POSITION_IMBALANCE_CAP = 2
 MIN_DENSITY_WIDTH = 0.05
 
 
+# Re-ask the reverse order of a soft verdict only when the judge's probability was within this
+# of 1/2 (the service's default `reask_uncertainty_band`).
+DEFAULT_REASK_BAND = 0.15
+
+
+def closed_to_reversal(
+    answered: Comparisons, asked: Iterable[OrderedPair], band: float
+) -> list[OrderedPair] | None:
+    """Pairs whose reverse order must not be asked (the adaptive re-asking rule).
+
+    With soft verdicts the reverse order of a pair is worth asking only when the first verdict
+    was uncertain: a judge's probability within `band` of 1/2. Pairs answered more surely than
+    that are closed, and so are pairs still in flight (their reverse may open once the answer
+    shows it uncertain), including those planned in the same wave. Hard verdicts say nothing
+    about their certainty: for a batch without soft verdicts the answer is None (the rule does
+    not apply) and its planner weighs reversals by their information as before.
+    A pair asked in both orders is never asked a third time, whether or not the orders agreed
+    (their disagreement is in the fit and in the judge's consistency figures).
+    """
+    soft = answered.soft()
+    if not soft.any():
+        return None
+    assert answered.probability_a is not None  # soft verdicts exist
+    sure = soft & (np.abs(answered.probability_a - 0.5) > band)
+    closed = list(
+        zip(answered.essay_a[sure].tolist(), answered.essay_b[sure].tolist(), strict=True)
+    )
+    done = set(zip(answered.essay_a.tolist(), answered.essay_b.tolist(), strict=True))
+    closed.extend(pair for pair in asked if pair not in done)
+    return closed
+
+
 def total_pairs(n_essays: int) -> int:
     """Number of unordered pairs of n essays."""
     return n_essays * (n_essays - 1) // 2
@@ -55,13 +92,25 @@ class PlanningHistory:
         self.n_essays = n_essays
         self._keys: IntArray = np.zeros(0, dtype=np.int64)
         self._orientations: IntArray = np.zeros(0, dtype=np.int64)
+        self._closed: BoolArray = np.zeros(0, dtype=np.bool_)
+        # Whether pairs recorded while a wave is planned are closed to reversal in that wave.
+        self.closes_recorded = False
         self._recorded: set[int] = set()
         self._balance: IntArray = np.zeros(n_essays, dtype=np.int64)
 
     @classmethod
-    def from_pairs(cls, n_essays: int, pairs: Iterable[OrderedPair]) -> PlanningHistory:
-        """History of the pairs already planned (answered or not)."""
+    def from_pairs(
+        cls,
+        n_essays: int,
+        pairs: Iterable[OrderedPair],
+        closed: Iterable[OrderedPair] | None = None,
+    ) -> PlanningHistory:
+        """History of the pairs already planned (answered or not). With `closed` (the adaptive
+        re-asking rule applies, see `closed_to_reversal`) the pairs in it count as asked in both
+        orientations, and so do pairs planned from this history: their reverse is never
+        planned."""
         history = cls(n_essays)
+        history.closes_recorded = closed is not None
         listed = list(pairs)
         flat = np.fromiter(chain.from_iterable(listed), dtype=np.int64, count=2 * len(listed))
         first, second = flat[0::2], flat[1::2]
@@ -77,6 +126,13 @@ class PlanningHistory:
             # Flag 1: asked as (low, high); flag 2: asked as (high, low).
             flags = np.where(first < second, _LOW_FIRST, _HIGH_FIRST)[order]
             history._orientations = np.bitwise_or.reduceat(flags, starts)
+            history._closed = np.zeros(history._keys.shape[0], dtype=np.bool_)
+            shut = np.array(
+                [min(a, b) * n_essays + max(a, b) for a, b in closed or ()], dtype=np.int64
+            )
+            at = np.searchsorted(history._keys, shut)
+            at = at[at < history._keys.shape[0]]
+            history._closed[at[np.isin(history._keys[at], shut)]] = True
         return history
 
     def record(self, pair: OrderedPair) -> None:
@@ -102,7 +158,10 @@ class PlanningHistory:
         flags = np.zeros(keys.shape[0], dtype=np.int64)
         if self._keys.shape[0]:
             position = np.minimum(np.searchsorted(self._keys, keys), self._keys.shape[0] - 1)
-            flags = np.where(self._keys[position] == keys, self._orientations[position], 0)
+            known = self._keys[position] == keys
+            flags = np.where(known, self._orientations[position], 0)
+            # A pair closed to reversal reads as asked both ways round.
+            flags = np.where(known & self._closed[position], _LOW_FIRST | _HIGH_FIRST, flags)
         low_first, high_first = (flags & _LOW_FIRST) > 0, (flags & _HIGH_FIRST) > 0
         forward = np.where(first < second, low_first, high_first)
         backward = np.where(first < second, high_first, low_first)
@@ -179,7 +238,8 @@ class _Candidates:
         self.history.record(pair)
         forward = pair[0] == int(self.first[index])
         (self.free[0] if forward else self.free[1])[index] = False
-        self.compared[index] += 1
+        # Under the re-asking rule a pair just planned is in flight: closed to reversal.
+        self.compared[index] = 2 if self.history.closes_recorded else self.compared[index] + 1
         touched = np.concatenate(
             [self._by_essay[self._start[essay] : self._start[essay + 1]] for essay in pair]
         )
@@ -242,8 +302,14 @@ def plan_adaptive_wave(
     history: PlanningHistory,
     size: int,
     rng: np.random.Generator,
+    *,
+    verdict_weight: float = 1.0,
 ) -> list[OrderedPair]:
     """Pick up to `size` pairs that most reduce the expected rank error of the batch.
+
+    `verdict_weight` is the information of one verdict relative to a hard one (the soft
+    verdicts' quasi-likelihood weight, 1 / dispersion): a pair's Fisher information is
+    verdict_weight * p(1-p), against the fit's prior.
 
     Up to `DESIGN_MAX_ESSAYS` essays this is a greedy sequential design on the model's
     covariance (see `_plan_design_wave`); above it, a cheaper score on each essay's nearest
@@ -253,7 +319,7 @@ def plan_adaptive_wave(
     if n < 2 or size <= 0:
         return []
     plan = _plan_design_wave if n <= DESIGN_MAX_ESSAYS else _plan_neighbourhood_wave
-    return plan(scores, standard_errors, history, size, rng)
+    return plan(scores, standard_errors, history, size, rng, verdict_weight=verdict_weight)
 
 
 def _plan_design_wave(
@@ -262,6 +328,8 @@ def _plan_design_wave(
     history: PlanningHistory,
     size: int,
     rng: np.random.Generator,
+    *,
+    verdict_weight: float,
 ) -> list[OrderedPair]:
     """Greedy density-weighted A-optimal design, one pair at a time.
 
@@ -279,8 +347,8 @@ def _plan_design_wave(
     """
     n = scores.shape[0]
     first, second = np.triu_indices(n, k=1)
-    weight = _pair_information(scores[first] - scores[second])
-    covariance = np.linalg.inv(_information_matrix(scores, history))
+    weight = verdict_weight * _pair_information(scores[first] - scores[second])
+    covariance = np.linalg.inv(_information_matrix(scores, history, verdict_weight))
     density = _score_density(scores, standard_errors)
     weighted = (covariance * density**2) @ covariance
     candidates = _Candidates(history, first, second)
@@ -326,14 +394,15 @@ def _pair_information(diff: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def _information_matrix(
-    scores: npt.NDArray[np.float64], history: PlanningHistory
+    scores: npt.NDArray[np.float64], history: PlanningHistory, verdict_weight: float
 ) -> npt.NDArray[np.float64]:
-    """Bradley-Terry Fisher information of the pairs asked so far, plus the fit's prior."""
+    """Bradley-Terry Fisher information of the pairs asked so far (each verdict weighing
+    `verdict_weight`), plus the fit's prior."""
     n = scores.shape[0]
     information = np.zeros((n, n))
     a, b = history.pairs()
     if a.shape[0]:
-        w = _pair_information(scores[a] - scores[b])
+        w = verdict_weight * _pair_information(scores[a] - scores[b])
         np.add.at(information, (a, a), w)
         np.add.at(information, (b, b), w)
         np.add.at(information, (a, b), -w)
@@ -360,6 +429,8 @@ def _plan_neighbourhood_wave(
     history: PlanningHistory,
     size: int,
     rng: np.random.Generator,
+    *,
+    verdict_weight: float,
 ) -> list[OrderedPair]:
     """Large batches: score candidate pairs among each essay's nearest neighbours on the scale.
 
@@ -369,7 +440,7 @@ def _plan_neighbourhood_wave(
     """
     n = scores.shape[0]
     first, second = _candidate_pairs(scores)
-    information = _pair_information(scores[first] - scores[second])
+    information = verdict_weight * _pair_information(scores[first] - scores[second])
     value = information * (standard_errors[first] ** 2 + standard_errors[second] ** 2)
     candidates = _Candidates(history, first, second)
     value = value / (1.0 + REPEAT_PENALTY * candidates.compared)

@@ -21,6 +21,7 @@ from cj_assessment_service.testing.fakes import FakeUnitOfWork
 from cj_assessment_service.testing.requests import error_result, essays, request_envelope, verdict
 from common_core.events.cj import CJCompletionReason
 from common_core.events.llm import (
+    ComparisonWinner,
     LLMComparisonRequestV1,
     LLMComparisonResultV1,
     LLMConfig,
@@ -284,6 +285,49 @@ class TestSoftVerdicts:
         stored = [p.probability_a_better for p in uow.pairs.rows.values()]
         assert len(stored) == 20 * 10 // 2
         assert all(p is not None and 0.46 <= p <= 0.54 for p in stored)
+
+
+class TestAdaptiveReasking:
+    async def _asked_pairs(self, sure: float | None) -> list[tuple[int, int]]:
+        """Pairs a 20-essay batch asks (budget 10 per essay, no target) of a judge that picks the
+        better essay and states `sure` for it (None: hard verdicts only)."""
+        uow = FakeUnitOfWork()
+        flow = await start(
+            uow,
+            20,
+            default_target_reliability=None,
+            target_outstanding_comparisons=20,
+            refit_every_answers=5,
+        )
+        answered: set[str] = set()
+        while not next(iter(uow.batches.rows.values())).state.is_terminal:
+            waiting = [r for r in requests(uow) if str(r.request_id) not in answered]
+            answered.update(str(r.request_id) for r in waiting)
+            results = [verdict(r) for r in waiting]
+            if sure is not None:
+                results = [
+                    v.model_copy(
+                        update={
+                            "probability_essay_a_better": sure
+                            if v.winner == ComparisonWinner.ESSAY_A
+                            else 1.0 - sure
+                        }
+                    )
+                    for v in results
+                ]
+            await flow.record_results(uow, results)
+        return [(p.essay_a, p.essay_b) for p in uow.pairs.rows.values()]
+
+    async def test_a_sure_judge_is_never_asked_a_pair_in_reverse(self) -> None:
+        asked = await self._asked_pairs(sure=0.9)
+        assert len(asked) == 100
+        assert len({frozenset(p) for p in asked}) == 100
+
+    async def test_hard_verdicts_keep_reversals_open_to_the_design(self) -> None:
+        # The reference: the same judge's hard verdicts; the planner asks some pairs both ways.
+        asked = await self._asked_pairs(sure=None)
+        assert len(asked) == 100
+        assert len({frozenset(p) for p in asked}) < 100
 
 
 class TestMonitor:

@@ -1,4 +1,5 @@
-"""Pair planning: all pairs, coverage, adaptive top-ups, orientations and A/B balance."""
+"""Pair planning: all pairs, coverage, adaptive top-ups, orientations, A/B balance and the
+adaptive re-asking of soft verdicts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cj_assessment_service.domain.batch import plan_opening_pairs, plan_top_up
+from cj_assessment_service.domain.batch import (
+    plan_from_answers,
+    plan_opening_pairs,
+    plan_top_up,
+)
+from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.pair_planning import (
     PlanningHistory,
+    closed_to_reversal,
     plan_adaptive_wave,
     plan_all_pairs,
     plan_coverage_wave,
@@ -189,3 +196,52 @@ class TestAdaptiveWave:
         assert all(a != b for a, b in asked)
         per_essay = Counter(i for p in asked for i in p)
         assert position_imbalance(n, asked) <= max(2, max(per_essay.values(), default=0) // 2)
+
+
+def answered_pairs(
+    pairs: list[tuple[int, int]], probabilities: list[float | None], n: int = 4
+) -> Comparisons:
+    """Comparisons of `pairs` whose choices follow the stated probabilities (None: hard, A won)."""
+    return Comparisons.from_lists(
+        n,
+        [a for a, _ in pairs],
+        [b for _, b in pairs],
+        [p is None or p > 0.5 for p in probabilities],
+        probabilities,
+    )
+
+
+class TestAdaptiveReasking:
+    def test_a_sure_soft_verdict_closes_its_pair_and_an_uncertain_one_does_not(self) -> None:
+        answered = answered_pairs([(0, 1), (2, 3)], [0.9, 0.55])
+        assert closed_to_reversal(answered, [(0, 1), (2, 3)], band=0.15) == [(0, 1)]
+
+    def test_pairs_in_flight_are_closed_once_verdicts_are_soft(self) -> None:
+        answered = answered_pairs([(0, 1)], [0.6])
+        assert closed_to_reversal(answered, [(0, 1), (1, 2)], band=0.15) == [(1, 2)]
+
+    def test_hard_verdicts_close_nothing(self) -> None:
+        answered = answered_pairs([(0, 1), (2, 3)], [None, None])
+        assert closed_to_reversal(answered, [(0, 1), (2, 3), (1, 2)], band=0.15) is None
+
+    def test_the_reverse_of_a_closed_pair_is_never_planned(self) -> None:
+        history = PlanningHistory.from_pairs(2, [(0, 1)], closed=[(0, 1)])
+        assert plan_adaptive_wave(np.zeros(2), np.ones(2), history, 5, rng()) == []
+        assert history.pairs()[0].tolist() == [0]  # still asked once, not twice
+
+    def test_a_pair_planned_in_a_wave_is_not_reversed_in_the_same_wave(self) -> None:
+        history = PlanningHistory.from_pairs(2, [], closed=[])
+        assert len(plan_adaptive_wave(np.zeros(2), np.ones(2), history, 5, rng())) == 1
+
+    def test_only_the_uncertain_pair_is_asked_again_in_reverse(self) -> None:
+        # Every pair of four essays asked once; the judge was sure of all but {2, 3}.
+        asked = [(0, 1), (2, 0), (0, 3), (1, 2), (3, 1), (2, 3)]
+        answered = answered_pairs(asked, [0.95, 0.1, 0.9, 0.85, 0.05, 0.52])
+        planned = plan_from_answers(answered, asked, 6, rng=rng(), reask_band=0.15)
+        assert planned == [(3, 2)]
+
+    def test_with_hard_verdicts_every_reverse_stays_open(self) -> None:
+        asked = [(0, 1), (2, 0), (0, 3), (1, 2), (3, 1), (2, 3)]
+        answered = answered_pairs(asked, [None] * 6)
+        planned = plan_from_answers(answered, asked, 6, rng=rng(), reask_band=0.15)
+        assert sorted(planned) == sorted((b, a) for a, b in asked)
