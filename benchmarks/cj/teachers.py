@@ -88,7 +88,7 @@ def ai_alone(seed: int) -> float:
     """Spearman with the truth of a batch judged by the AI alone (the same essays and budget
     as `simulate_batch`'s)."""
     alone = Judge(np.random.default_rng(seed + 10_000), AI_BIAS, SPREAD)
-    pairs, wins = planned_design(alone, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
+    pairs, wins, _ = planned_design(alone, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
     fit = fit_bradley_terry(_comparisons(pairs, wins), with_standard_errors=False)
     return float(spearmanr(fit.scores, alone.theta)[0])
 
@@ -99,7 +99,7 @@ def simulate_batch(seed: int, discrimination: float) -> dict[str, Any]:
     budget = ESSAYS * PER_ESSAY // 2
     human_count = round(HUMAN_SHARE * budget)
     ai = Judge(np.random.default_rng(seed + 10_000), AI_BIAS, SPREAD)
-    ai_pairs, ai_wins = planned_design(ai, budget - human_count, np.random.default_rng(seed))
+    ai_pairs, ai_wins, _ = planned_design(ai, budget - human_count, np.random.default_rng(seed))
     rng = np.random.default_rng(seed + 20_000)
     teachers = Teachers(ai, rng, discrimination)
     human_pairs = _random_pairs(human_count, rng)
