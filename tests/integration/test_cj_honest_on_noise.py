@@ -40,7 +40,7 @@ from llm_provider_service.testing.fake_llm_server import (
 
 # Several service processes and thousands of calls: on a loaded 2-core machine a test takes
 # minutes (no timing is asserted); the limit only stops a hang.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ESSAYS = 60
 PER_ESSAY = 20
@@ -150,7 +150,7 @@ async def _run_batch(stack: Stack, judge: str) -> CJAssessmentCompletedV1:
         bootstrap_servers=stack.kafka,
         topic_prefix=stack.prefix,
         cj_url=stack.cj.url,
-        timeout=280.0,
+        timeout=420.0,
     )
 
 
