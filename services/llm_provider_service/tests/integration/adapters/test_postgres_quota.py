@@ -84,6 +84,53 @@ async def test_calls_made_while_the_first_call_has_not_committed_grant_no_more_t
         await engine.dispose()
 
 
+async def test_concurrent_callers_of_two_instances_grant_exactly_the_limit(
+    database_url: str,
+) -> None:
+    """Two instances (own engines, own pools) ask at once, many times over the limit: the grants
+    together are the limit, and the grants table holds exactly those (nothing granted twice or
+    beside the lock)."""
+    await run_migrations(database_url, [VERSIONS_DIR])
+    engines = [create_engine(database_url, pool_size=8) for _ in range(2)]
+    name = f"quota-{uuid.uuid4().hex[:8]}"
+    limit = 5
+    try:
+        budgets = [
+            PostgresRateBudget(
+                create_session_factory(engine),
+                name,
+                requests=limit,
+                tokens=1_000_000,
+                period_seconds=PERIOD,
+                fallback=ProviderRateLimiter(
+                    name, requests=limit, tokens=1_000_000, period_seconds=PERIOD
+                ),
+            )
+            for engine in engines
+        ]
+        needs = {f"{name}:requests": 1, f"{name}:tokens": 10}
+        answers = await asyncio.gather(*(b._try(needs) for b in budgets for _ in range(12)))
+        async with engines[0].connect() as connection:
+            granted = (
+                await connection.execute(
+                    text(
+                        "SELECT budget, count(*), sum(amount) FROM rate_grants"
+                        " WHERE budget LIKE :name GROUP BY budget ORDER BY budget"
+                    ),
+                    {"name": f"{name}:%"},
+                )
+            ).all()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sum(1 for waits in answers if not waits) == limit
+    assert all(set(waits) == {f"{name}:requests"} for waits in answers if waits)
+    assert [tuple(row) for row in granted] == [
+        (f"{name}:requests", limit, limit),
+        (f"{name}:tokens", limit, 10 * limit),
+    ]
+
+
 async def _waiting(engine: AsyncEngine) -> int:
     """Backends of this database waiting for a lock."""
     async with engine.connect() as connection:
