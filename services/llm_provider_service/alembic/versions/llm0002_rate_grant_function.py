@@ -11,6 +11,15 @@ in READ COMMITTED every statement of a PL/pgSQL function takes a new snapshot, s
 every grant committed by the transaction the lock waited for; one statement (CTEs) keeps the
 snapshot taken before it waited and would grant beside that transaction unchecked.
 
+The grant's transaction commits with `synchronous_commit = off` (set by the function, for that
+transaction only): the budget rows' locks are released without waiting for the WAL flush, which
+on a busy or slow disk is most of the time they are held, and a backend that sleeps on the flush
+while holding them makes every instance wait for it to be scheduled again. What it costs: a crash
+of PostgreSQL itself (not of an instance) can lose the grants of its last moments (up to three
+`wal_writer_delay`, 0.6 s by default), so the window spanning that crash may be overspent by
+them. Around a database outage the quota is already not exact (the instances' fallback shares
+know nothing of the grants made before it); the rule holds exactly while PostgreSQL is up.
+
 Granted: no rows. Not granted: for each budget the request does not fit, its live grants
 `(over_budget, grant_epoch, grant_amount)` and the server's clock `now_epoch`, from which the
 caller works out the wait (`domain/rate_window.py`). Needs above a limit count as the limit.
@@ -46,6 +55,8 @@ begin
     -- always finds the rows (no call grants beside an uncommitted first one unchecked).
     insert into rate_budgets (name) select unnest(p_names) on conflict do nothing;
     perform 1 from rate_budgets where name = any(p_names) order by name for update;
+    -- This transaction only: its commit does not wait for the WAL flush while holding the rows.
+    perform set_config('synchronous_commit', 'off', true);
     v_now := clock_timestamp();
     delete from rate_grants
     where budget = any(p_names) and granted_at <= v_now - make_interval(secs => p_period);
