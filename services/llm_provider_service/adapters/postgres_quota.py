@@ -6,6 +6,9 @@ call of the server-side function `grant_rate_budget` (one round trip): it locks 
 clock, and either records the new grants or returns the full budgets' grants, from which the
 wait is worked out (`domain/rate_window.py`): together the instances never grant more than the
 limit in any window of one period, and a restarted instance finds the budget as spent as it was.
+The calls of one instance that wait at the same moment share a round trip: granted together as
+one grant at one moment (exactly what granting them one by one at that moment would record), so
+the rows change hands once per instance and round, not once per call.
 While the database cannot be reached the instance falls back to its own in-process limiter (a
 share of the limits, quota / expected instances), so calls go on and together stay in the quota.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import text
@@ -55,6 +59,8 @@ class PostgresRateBudget:
         self._limits = {f"{provider}:requests": requests, f"{provider}:tokens": tokens}
         self._period = period_seconds
         self._fallback = fallback
+        self._asks: list[_Ask] = []
+        self._granting: asyncio.Task[None] | None = None
 
     async def acquire(self, estimated_tokens: int) -> None:
         """Wait until one more request and its estimated tokens fit the shared budgets."""
@@ -63,7 +69,7 @@ class PostgresRateBudget:
         waited_on: set[str] = set()
         while True:
             try:
-                waits = await self._try(needs)
+                waits = await self._ask(needs)
             except Exception as exc:  # the database is unreachable: this instance's own limits
                 log.warning("shared_rate_budget_unavailable", error=describe_error(exc))
                 await self._fallback.acquire(estimated_tokens)
@@ -76,6 +82,52 @@ class PostgresRateBudget:
             await asyncio.sleep(max(_MIN_WAIT, *waits.values()))
         if waited_on:
             RATE_LIMIT_WAIT_SECONDS.labels(provider=self._provider).inc(time.monotonic() - started)
+
+    async def _ask(self, needs: dict[str, int]) -> dict[str, float]:
+        """Join this instance's next round trip: the calls waiting at the same moment are
+        granted together, so each instance holds the budget rows once per round, not once per
+        call (with many calls in flight, each handing the locks to the next made a queue)."""
+        clipped = {name: min(need, self._limits[name]) for name, need in needs.items()}
+        answer: asyncio.Future[dict[str, float]] = asyncio.get_running_loop().create_future()
+        self._asks.append(_Ask(clipped, answer))
+        if self._granting is None or self._granting.done():
+            self._granting = asyncio.create_task(self._grant_rounds())
+        return await answer
+
+    async def _grant_rounds(self) -> None:
+        """Grant the waiting calls, a group per round trip, until none waits."""
+        while self._asks:
+            asks = [ask for ask in self._asks if not ask.answer.done()]
+            group = self._fitting(asks)
+            self._asks = asks[len(group) :]
+            if not group:
+                continue
+            try:
+                waits = await self._try(_summed(group))
+                if waits and len(group) > 1:
+                    # Not all together: the first alone (it may fit), the others as told.
+                    first, *others = group
+                    _answer(others, waits)
+                    group, waits = [first], await self._try(first.needs)
+            except Exception as exc:
+                for ask in group:
+                    if not ask.answer.done():
+                        ask.answer.set_exception(exc)
+                continue
+            _answer(group, waits)
+
+    def _fitting(self, asks: list[_Ask]) -> list[_Ask]:
+        """The longest run of `asks` from the first whose needs together stay within every limit
+        (a group is granted as one: beyond a limit it could only wait)."""
+        totals = dict.fromkeys(self._limits, 0)
+        for count, ask in enumerate(asks):
+            if count and any(
+                totals[name] + need > self._limits[name] for name, need in ask.needs.items()
+            ):
+                return asks[:count]
+            for name, need in ask.needs.items():
+                totals[name] += need
+        return asks
 
     async def _try(self, needs: dict[str, int]) -> dict[str, float]:
         """One round trip: grant everything (empty answer) or nothing (the waits by budget)."""
@@ -109,3 +161,27 @@ class PostgresRateBudget:
             # The server found the budget full; a wait of 0 (clock rounding) still retries soon.
             waits[name] = max(wait, _MIN_WAIT)
         return waits
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One call's needs (each within its limit) and where its answer goes."""
+
+    needs: dict[str, int]
+    answer: asyncio.Future[dict[str, float]]
+
+
+def _summed(group: list[_Ask]) -> dict[str, int]:
+    """The needs of a group of calls, granted as one at one moment."""
+    totals: dict[str, int] = {}
+    for ask in group:
+        for name, need in ask.needs.items():
+            totals[name] = totals.get(name, 0) + need
+    return totals
+
+
+def _answer(group: list[_Ask], waits: dict[str, float]) -> None:
+    """Tell each call of a group (still waiting) whether it was granted, or how long to wait."""
+    for ask in group:
+        if not ask.answer.done():
+            ask.answer.set_result(waits)

@@ -131,6 +131,67 @@ async def test_concurrent_callers_of_two_instances_grant_exactly_the_limit(
     ]
 
 
+async def test_calls_waiting_at_once_share_a_round_trip_and_never_pass_the_limit(
+    database_url: str,
+) -> None:
+    """Two instances' calls through `acquire`: each instance grants the calls waiting at once in
+    one round trip (one grant row per budget), as many as fit; the rest wait for the window."""
+    await run_migrations(database_url, [VERSIONS_DIR])
+    engines = [create_engine(database_url, pool_size=2) for _ in range(2)]
+    name = f"quota-{uuid.uuid4().hex[:8]}"
+    limit = 7
+    budgets = [
+        PostgresRateBudget(
+            create_session_factory(engine),
+            name,
+            requests=limit,
+            tokens=1_000_000,
+            period_seconds=PERIOD,
+            fallback=ProviderRateLimiter(name, requests=0, tokens=0, period_seconds=PERIOD),
+        )
+        for engine in engines
+    ]
+    calls = [asyncio.create_task(b.acquire(10)) for b in budgets for _ in range(6)]
+    try:
+        await eventually(
+            lambda: _granted(engines[0], name),
+            until=lambda rows: rows.get(f"{name}:requests", (0, 0))[1] >= limit,
+            what="the limit granted",
+        )
+        await eventually(
+            lambda: asyncio.sleep(0, sum(c.done() for c in calls)),
+            until=lambda done: done == limit,
+            what="the granted calls returned",
+        )
+        granted = await _granted(engines[0], name)
+    finally:
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        for engine in engines:
+            await engine.dispose()
+    assert sum(c.done() and not c.cancelled() for c in calls) == limit
+    rows, requests = granted[f"{name}:requests"]
+    assert requests == limit
+    assert granted[f"{name}:tokens"][1] == 10 * limit
+    # One round trip per instance for its six waiting calls (the second instance's group does
+    # not fit whole, so its first call alone, then the rest as they fit): far fewer rows than calls.
+    assert rows < limit
+
+
+async def _granted(engine: AsyncEngine, name: str) -> dict[str, tuple[int, int]]:
+    """Per budget of `name`: grant rows and the amount they grant."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT budget, count(*), sum(amount) FROM rate_grants"
+                " WHERE budget LIKE :name GROUP BY budget"
+            ),
+            {"name": f"{name}:%"},
+        )
+        return {str(budget): (int(count), int(total)) for budget, count, total in rows}
+
+
 async def _waiting(engine: AsyncEngine) -> int:
     """Backends of this database waiting for a lock."""
     async with engine.connect() as connection:
