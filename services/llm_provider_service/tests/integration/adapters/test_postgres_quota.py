@@ -8,11 +8,13 @@ import uuid
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.migrations import run_migrations
 from common_core.testing import eventually
+from devstack.processes import free_port
 from llm_provider_service.adapters.postgres_quota import PostgresRateBudget
 from llm_provider_service.application.resilience import ProviderRateLimiter
 from llm_provider_service.entrypoints.runtime import VERSIONS_DIR
@@ -177,6 +179,40 @@ async def test_calls_waiting_at_once_share_a_round_trip_and_never_pass_the_limit
     # One round trip per instance for its six waiting calls (the second instance's group does
     # not fit whole, so its first call alone, then the rest as they fit): far fewer rows than calls.
     assert rows < limit
+
+
+class RecordingBudget:
+    """A fallback `RateBudget` that grants at once and records what it granted."""
+
+    def __init__(self) -> None:
+        self.granted: list[int] = []
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        """Grant, and remember the tokens."""
+        self.granted.append(estimated_tokens)
+
+
+async def test_with_the_database_away_every_waiting_call_falls_back_to_the_instance_share(
+    database_url: str,
+) -> None:
+    """Calls that shared a round trip which failed each fall back to the instance's own share
+    (quota / expected instances): none is lost, none granted unchecked."""
+    unreachable = make_url(database_url).set(host="127.0.0.1", port=free_port())
+    engine = create_engine(unreachable.render_as_string(hide_password=False), pool_size=2)
+    fallback = RecordingBudget()
+    budget = PostgresRateBudget(
+        create_session_factory(engine),
+        "quota-away",
+        requests=5,
+        tokens=1_000,
+        period_seconds=PERIOD,
+        fallback=fallback,
+    )
+    try:
+        await asyncio.gather(*(budget.acquire(tokens) for tokens in (10, 20, 30)))
+    finally:
+        await engine.dispose()
+    assert sorted(fallback.granted) == [10, 20, 30]
 
 
 async def _granted(engine: AsyncEngine, name: str) -> dict[str, tuple[int, int]]:
