@@ -1,5 +1,6 @@
-"""The shared rate budget on the real PostgreSQL: grants while the window has room (one sum per
-budget), and the wait until the oldest grants leave it once it is full."""
+"""The shared rate budget on the real PostgreSQL: grants while the window has room and the wait
+until the oldest grants leave it once it is full; concurrent calls of two instances (one by one,
+or sharing round trips) never grant past the limit; with the database away, the fallback."""
 
 from __future__ import annotations
 
