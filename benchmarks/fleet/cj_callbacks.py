@@ -4,7 +4,8 @@ The same workload for both: `BATCHES` batches of `ESSAYS` essays with every pair
 (the budget is all pairs), one batch per partition of a callbacks topic with `PARTITIONS`
 partitions (placed as `placement.py` explains), so two instances own three batches each. Once
 the CJ processes' relays have published every request and the callback group has settled, the
-benchmark publishes one answer per pair, keyed by the batch id as the LLM provider keys them,
+benchmark publishes one answer per pair, keyed by the batch id as the LLM provider keys them
+(the requests' `callback_key`),
 while it holds the batches' row locks, and times from the release of the locks to the last
 batch's completed event (so the publisher's pace, on a loaded machine slower than the CJ
 service's, is not what is measured). No LLM provider runs: the CJ service alone sets the pace.
@@ -100,7 +101,7 @@ def _callbacks(settings: Settings, pairs: list[Any]) -> list[OutgoingMessage]:
                     model="bench",
                 ),
             ),
-            str(pair.batch_id),  # the request's key, as the LLM provider keys its callback
+            str(pair.batch_id),  # the callback_key CJ sets: the provider keys the answer with it
         )
         for pair in pairs
     ]

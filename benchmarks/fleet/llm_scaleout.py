@@ -6,16 +6,19 @@ every call after `LATENCY_SECONDS`; each LLM provider instance takes at most `IN
 requests at once (`LLM_MAX_IN_FLIGHT`), so one instance answers at most IN_FLIGHT / LATENCY
 comparisons a second and the provider itself never limits. The quota is far above the load, so
 it is not the limit either (the instances' `huleedu_llm_rate_limit_waits_total` stays 0), but
-how the rate budget is kept is: the deployment's default (`LLM_RATE_LIMIT_SCOPE=shared`) grants
-every call in a database transaction that holds the budget rows' locks, so all instances take
-turns there. So there are two series, each with its own 1-instance reference: budgets per
-instance (`local`: the instances share only the broker; their scale-out), then the shared one.
+how the rate budget is kept might be: the deployment's default (`LLM_RATE_LIMIT_SCOPE=shared`)
+grants every call in the database (one round trip of `grant_rate_budget`, which locks the
+budget rows while it runs), so all instances take turns there. So there are two series, each
+with its own 1-instance reference: budgets per instance (`local`: the instances share only the
+broker; their scale-out), then the shared one.
 
 The workload is the same for every instance count: one CJ instance, `BATCHES` batches of
 `ESSAYS` essays spending `COMPARISONS_PER_BATCH` comparisons each (an unreachable reliability
 target, so no batch stops early; hedging off, so no extra calls), one batch per partition of a
 topic with `PARTITIONS` partitions (a multiple of 1, 2 and 3, so every instance count owns an
-equal share; see `placement.py` for why batches are placed). A series runs on one set of topics
+equal share). Each comparison request is keyed by its request id, so every instance answers a
+share of every batch; the batches are still placed one per partition (`placement.py`) so the
+workload is the one of earlier runs. A series runs on one set of topics
 and databases; each case adds an instance to the running ones (fresh batches per case).
 Throughput is comparisons per second from the batches' commit to the last completed event; the
 1-instance figure, measured first in the same run, is the reference for the speed-ups.

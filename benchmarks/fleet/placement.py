@@ -1,13 +1,15 @@
 """CJ batches placed on chosen partitions, and waiting for their completed events.
 
-The CJ service keys a batch's comparison requests by the batch id, and the LLM provider keys each
-callback with its request's key, so all the requests of one batch are on one partition of the
-requests topic and all its callbacks on one partition of the callbacks topic: one LLM provider
-instance answers a whole batch, one CJ instance records all of its answers (the CJ's per-batch
-pacing memory relies on that). Instances therefore share the work of several batches, and they
-share it evenly only when the batches spread evenly over the partitions. The batch id is a random
-UUID chosen by the CJ service, so a benchmark that sent its batches through Kafka would measure
-the luck of the hash as much as the instances.
+The CJ service keys each comparison request by its request id, so one batch's requests spread
+over every partition of the requests topic and every LLM provider instance answers a share of
+every batch; it sets each request's `callback_key` to the batch id, and the LLM provider keys the
+answer with it, so all of a batch's callbacks are on one partition of the callbacks topic and one
+CJ instance records all of them (the CJ's per-batch pacing memory relies on that). CJ instances
+therefore share the callbacks of several batches, and share them evenly only when the batches
+spread evenly over the partitions. The batch id is a random UUID chosen by the CJ service, so a
+benchmark that sent its batches through Kafka would measure the luck of the hash as much as the
+instances. (The LLM provider instances' shares no longer depend on placement; `llm_scaleout`
+places its batches all the same, so its workload is the one of earlier runs.)
 
 Here the batches are created in the benchmark process with the CJ service's own use case
 (`CJWorkflow.handle_request`), on the CJ process's database: each batch is created in its own

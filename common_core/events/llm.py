@@ -95,6 +95,10 @@ class LLMComparisonRequestV1(_Contract):
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
     callback_topic: TopicName
     request_metadata: StorableJson = Field(default_factory=dict)
+    # Added backward compatibly: the Kafka key the answer is published with; absent, the
+    # request's own message key. Lets a sender spread requests over partitions (key each by its
+    # request id) while the answers of a group stay on one partition (callback_key = group id).
+    callback_key: Identifier | None = None
 
 
 class _ProviderAnswer(_Contract):
@@ -160,6 +164,9 @@ class LLMRubricRequestV1(_Contract):
     llm_config: LLMConfig = Field(default_factory=LLMConfig)
     callback_topic: TopicName
     request_metadata: StorableJson = Field(default_factory=dict)
+    # The Kafka key the answer is published with; absent, the request's own message key (as in
+    # `LLMComparisonRequestV1`).
+    callback_key: Identifier | None = None
     # Retrieval-grounded scoring: the course text to check the answer against (untrusted, like
     # the answer); the result names the ones it used in `citations`. Empty: plain rubric scoring.
     reference_passages: list[ReferencePassage] = Field(

@@ -226,12 +226,15 @@ PARTIES: dict[Topic, TopicParties] = {
     Topic.LLM_COMPARISON_REQUESTED: TopicParties(
         producer=CJ,
         consumers=(LLM,),
-        key="the CJ batch id",
+        key=(
+            "the `request_id` (a batch's requests spread over every partition; `callback_key` "
+            "is the CJ batch id)"
+        ),
         examples=(
             Example(
                 "comparison",
                 "One pair of a batch",
-                str(_BATCH_ID),
+                str(_COMPARISON_REQUEST_ID),
                 LLMComparisonRequestV1(
                     request_id=_COMPARISON_REQUEST_ID,
                     essay_a=ComparisonEssay(essay_id="e1", text_content=_ESSAYS[0].text_content),
@@ -240,6 +243,7 @@ PARTIES: dict[Topic, TopicParties] = {
                     llm_config=LLMConfig(provider=LLMProviderName.HEURISTIC),
                     callback_topic=topic_name(Topic.LLM_COMPARISON_RESULT),
                     request_metadata=_CALLBACK_METADATA,
+                    callback_key=str(_BATCH_ID),
                 ),
             ),
         ),
@@ -247,7 +251,10 @@ PARTIES: dict[Topic, TopicParties] = {
     Topic.LLM_COMPARISON_RESULT: TopicParties(
         producer=LLM,
         consumers=(CJ,),
-        key="the request message's key (the CJ batch id), else `request_id`",
+        key=(
+            "the request's `callback_key` (the CJ batch id), else the request message's key, "
+            "else `request_id`"
+        ),
         note=(
             "The LLM provider publishes each answer to the request's `callback_topic`, which "
             "defaults to this topic."
@@ -316,7 +323,10 @@ PARTIES: dict[Topic, TopicParties] = {
     Topic.LLM_RUBRIC_RESULT: TopicParties(
         producer=LLM,
         consumers=(SUBMISSION,),
-        key="the request message's key (the response id), else `request_id`",
+        key=(
+            "the request's `callback_key`, else the request message's key (the response id), "
+            "else `request_id`"
+        ),
         note=(
             "The LLM provider publishes each answer to the request's `callback_topic`, which "
             "defaults to this topic."

@@ -436,6 +436,18 @@ def key_on(partitions: set[int], total: int, prefix: str) -> str:
             return key
 
 
+async def batch_of_requests(cj_database_url: str) -> dict[str, str]:
+    """The batch of every comparison request the CJ pairs name now (request id -> batch id; a
+    pair asked again names its latest request only)."""
+    engine = create_engine(cj_database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(select(cj_pairs.c.request_id, cj_pairs.c.batch_id))
+            return {str(request_id): str(batch_id) for request_id, batch_id in rows}
+    finally:
+        await engine.dispose()
+
+
 def answered_request_ids(processes: Sequence[ServiceProcess]) -> Counter[str]:
     """How often the LLM provider processes answered each request id (`request_answered` in
     their logs: a provider call that finished, whatever its outcome)."""
@@ -676,6 +688,8 @@ class BatchEvidence:
     http_answers: dict[tuple[str, int | str], int]
     llm_calls: int
     request_ids: frozenset[str]
+    callback_partitions: frozenset[int]
+    """The partitions of the callbacks topic that carry this batch's callbacks."""
 
 
 def assert_completed_once_without_double_counting(evidence: BatchEvidence) -> None:
@@ -848,13 +862,14 @@ class FleetBatch:
         ]
         rows = await self._batch_rows()
         request_ids: set[uuid.UUID] = rows.pop("request_ids")
+        answers = [
+            (record.partition, decode_event(record.value, LLMComparisonResultV1).data)
+            for record in contents[callback_topic]
+            if record.value is not None
+        ]
         callbacks = Counter(
             result.request_id
-            for result in (
-                decode_event(r.value, LLMComparisonResultV1).data
-                for r in contents[callback_topic]
-                if r.value is not None
-            )
+            for _, result in answers
             if result.error_detail is None and result.request_id in request_ids
         )
         return BatchEvidence(
@@ -875,6 +890,9 @@ class FleetBatch:
             http_answers=self.poller.counts() if self.poller is not None else {},
             llm_calls=len(fleet.fake_llm.received),
             request_ids=frozenset(str(r) for r in request_ids),
+            callback_partitions=frozenset(
+                partition for partition, result in answers if result.request_id in request_ids
+            ),
         )
 
     async def _batch_rows(self) -> dict[str, Any]:

@@ -4,16 +4,15 @@ batches complete exactly once while one instance of each is SIGKILLed or stopped
 mid-batch; in provider batch mode, two LLM provider processes and a restart submit every request
 in exactly one provider batch.
 
-Who does what is decided by keys and partition assignment, and the tests choose it rather than
-hope for it:
+Who does what is decided by keys and partition assignment:
 - a CJ request is keyed by its entity ref: each batch's ref is chosen, after reading the request
   group's assignment from the CJ logs, to land on a partition of a different CJ process;
-- every comparison request of a batch (and every callback) is keyed by the batch id, which the
-  CJ service draws at random: all of a batch's requests go to one partition and so to one LLM
-  provider process. The first LLM process answers both batches alone, slowly (the fake server's
-  latency is raised until the second has joined, however long its start takes), then the second
-  joins with an instance id chosen, from the batch ids, to sort on the side of the first's that
-  the group's round-robin assignment gives a batch's partition (tried the other side otherwise).
+- every comparison request is keyed by its request id, so each batch's requests spread over all
+  partitions and so over both LLM provider processes; its answer is keyed by the batch id (the
+  request's `callback_key`), so one CJ process records all of a batch's callbacks. The first LLM
+  process answers both batches alone, slowly (the fake server's latency is raised until the
+  second has joined, however long its start takes), then the second joins and takes half the
+  partitions, and with them a share of every batch.
 The faults hit the CJ process that recorded the most answers and the LLM process with the most
 requests in hand; just before them, each process's own metrics show it had its share of the work
 (each CJ accepted one batch, both LLM processes answered), so the fault-free run is not repeated
@@ -49,9 +48,9 @@ from tests.integration.chaos_harness import (
     SharedStack,
     answered_request_ids,
     assert_completed_once_without_double_counting,
+    batch_of_requests,
     key_on,
     metric_total,
-    partition_of,
     service_fleet,
     settled_assignment,
     summarize_log_problems,
@@ -137,27 +136,25 @@ class TwoBatches:
         return [await batch.evidence() for batch in self.batches]
 
 
-async def join_second_llm_with_work(
-    fleet: ServiceFleet, first: ServiceProcess, batches: list[FleetBatch]
-) -> ServiceProcess:
-    """Start a second LLM provider process that owns the partition of a batch's requests.
-
-    The group's round-robin assignor deals the sorted partitions to the members sorted by id
-    (the client id, i.e. the instance id, first): with two members, the one whose id sorts
-    first gets the even partitions. "llm-0" sorts before the first's "llm-1", "llm-2" after;
-    the other is tried if the assignment says otherwise."""
-    work = {partition_of(str(b.batch_id), PARTITIONS) for b in batches}
+async def join_second_llm(fleet: ServiceFleet, first: ServiceProcess) -> ServiceProcess:
+    """Start a second LLM provider process and wait until the group has given it its half of the
+    requests' partitions (each holds requests of every batch)."""
+    second = await fleet.start_llm_provider("llm-2")
     topic = fleet.topic(Topic.LLM_COMPARISON_REQUESTED)
-    candidates = ["llm-0", "llm-2"]
-    if not any(p % 2 == 0 for p in work):
-        candidates.reverse()
-    for instance_id in candidates:
-        second = await fleet.start_llm_provider(instance_id)
-        _, owned = await settled_assignment([first, second], fleet.llm_group, topic, PARTITIONS)
-        if owned & work:
-            return second
-        assert await fleet.stop_gracefully(second) == 0
-    raise AssertionError(f"no second LLM provider process owned a partition of {work}")
+    await settled_assignment([first, second], fleet.llm_group, topic, PARTITIONS)
+    return second
+
+
+async def llm_processes_per_batch(fleet: ServiceFleet) -> dict[str, set[int]]:
+    """For each batch, the LLM provider processes (by index in `fleet.llms`) whose own logs show
+    they answered a request of it."""
+    batch_of = await batch_of_requests(fleet.cj_database_url)
+    served: dict[str, set[int]] = {}
+    for index, process in enumerate(fleet.llms):
+        for request_id in answered_request_ids([process]):
+            if request_id in batch_of:
+                served.setdefault(batch_of[request_id], set()).add(index)
+    return served
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +188,7 @@ async def two_batches_on_two_of_each(
         fleet.fake_llm.delay = JOIN_LATENCY
         await asyncio.gather(*(batch.submit() for batch in batches))
         await until_positive(first_llm, LLM_ANSWERED)
-        await join_second_llm_with_work(fleet, first_llm, batches)
+        await join_second_llm(fleet, first_llm)
         fleet.fake_llm.delay = LATENCY
         yield TwoBatches(fleet, batches)
 
@@ -204,9 +201,18 @@ async def fault_mid_batch(
     survivors, and what the survivors had done by then.
 
     Before the fault, every instance is shown to have its share, by its own metrics: each CJ
-    process accepted one batch's request, and both LLM processes answered comparisons.
+    process accepted one batch's request, and both LLM processes answered comparisons; and each
+    batch was served by both LLM processes (their logs: one batch spreads over the instances).
     """
     fleet = run.fleet
+    served = await eventually(
+        lambda: llm_processes_per_batch(fleet),
+        until=lambda s: len(s) == len(run.batches) and all(len(p) == 2 for p in s.values()),
+        timeout=90,
+        interval=1.0,
+        what="every batch answered by both LLM processes",
+    )
+    assert set(served) == {b.batch_id for b in run.batches}
     at_fault = await run.progress(FAULT_AT)
     assert all(view["state"] not in TERMINAL_STATES for view in at_fault), at_fault
     assert [await read(p, CJ_ACCEPTED) for p in fleet.cjs] == [1, 1]
@@ -261,6 +267,8 @@ class TestInstancesLostMidBatch:
             assert_completed_once_without_double_counting(batch)
             # No callback twice: each pair was answered once.
             assert batch.successful_callbacks == batch.distinct_successful_callbacks
+            # Answered by both LLM processes, the batch's callbacks are on one partition.
+            assert len(batch.callback_partitions) == 1, batch.callback_partitions
         assert evidence[0].log_problems == [], summarize_log_problems(evidence[0].log_problems)
         # The drain rule: calls in flight finish within LLM_SHUTDOWN_GRACE_SECONDS (10 s here,
         # well above a call's latency), so none is handed back: no request was answered twice,

@@ -99,5 +99,11 @@ class BatchMessages:
             llm_config=settings.llm_config,
             callback_topic=self._settings.callback_topic,
             request_metadata={"batch_id": str(batch.id), "pair_id": str(pair.id)},
+            callback_key=str(batch.id),
         )
-        self.stage(uow, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(batch.id))
+        # Keyed by request: a batch's requests spread over every partition, so every LLM
+        # provider instance answers its share. Their answers are keyed by the batch
+        # (`callback_key`), so one CJ instance records all of a batch's callbacks in order.
+        self.stage(
+            uow, Topic.LLM_COMPARISON_REQUESTED, payload, batch=batch, key=str(pair.request_id)
+        )

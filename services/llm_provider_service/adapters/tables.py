@@ -80,7 +80,8 @@ batch_items = Table(
 )
 
 # Shared rate budgets: a row per budget (provider and limit) serialises the instances; the
-# grants of the last period are what the budget has spent.
+# grants of the last period are what the budget has spent. Granting is the server-side function
+# `grant_rate_budget` (migration llm0002), one round trip per grant.
 rate_budgets = Table(
     "rate_budgets",
     metadata,

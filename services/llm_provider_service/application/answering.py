@@ -299,6 +299,14 @@ def count_verdict_probability(provider: str, mode: str, probability: float | Non
     VERDICT_PROBABILITIES.labels(provider=provider, mode=str(mode), outcome=outcome).inc()
 
 
+def answer_key(
+    request: LLMComparisonRequestV1 | LLMRubricRequestV1, message_key: str | None
+) -> str:
+    """The Kafka key a request's answer is published with: its `callback_key`, else the key the
+    request arrived with, else its request id."""
+    return request.callback_key or message_key or str(request.request_id)
+
+
 def cited_passages(request: LLMRubricRequestV1, cited: tuple[str, ...]) -> list[str]:
     """The cited ids that name a passage of the request, once each, in the request's order (a
     model may invent ids; those are dropped)."""

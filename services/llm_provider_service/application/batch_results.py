@@ -20,6 +20,7 @@ from common_core.events.llm import (
     TokenUsage,
 )
 from llm_provider_service.application.answering import (
+    answer_key,
     cited_passages,
     count_usage,
     count_verdict_probability,
@@ -149,9 +150,14 @@ class BatchCallbacks:
             correlation_id=envelope.correlation_id,
             event_id=callback_event_id(request.request_id),
         )
-        key = item.message_key or str(request.request_id)
         return BatchCallback(
-            request.callback_topic, callback, key, item, common["model"], error, suspected
+            request.callback_topic,
+            callback,
+            answer_key(request, item.message_key),
+            item,
+            common["model"],
+            error,
+            suspected,
         )
 
     @staticmethod

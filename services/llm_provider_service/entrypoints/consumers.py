@@ -23,7 +23,12 @@ from common_core.events.llm import (
     LLMRubricRequestV1,
     LLMRubricResultV1,
 )
-from common_core.limits import MAX_METADATA_BYTES, TopicName, storable_json_problem
+from common_core.limits import (
+    MAX_METADATA_BYTES,
+    Identifier,
+    TopicName,
+    storable_json_problem,
+)
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
 from common_core.runtime.failures import is_transient
@@ -47,7 +52,7 @@ from common_core.runtime.kafka_producer import (
 from common_core.runtime.logging import bound_log_context
 from common_core.runtime.providers import instance_client_id
 from common_core.topics import Topic
-from llm_provider_service.application.answering import RequestAnswerer
+from llm_provider_service.application.answering import RequestAnswerer, answer_key
 from llm_provider_service.application.batching import BatchIntake
 from llm_provider_service.config import SERVICE_NAME, Settings
 from llm_provider_service.metrics import CALLBACKS_PUBLISHED, IN_FLIGHT
@@ -173,7 +178,7 @@ async def _answer(
         correlation_id=correlation_id,
     )
     outcome = result.error_detail
-    key = event.key if event.key is not None else str(request.request_id)
+    key = answer_key(request, event.key)
     log.info(
         "request_answered",
         kind=kind,
@@ -231,6 +236,10 @@ def rejection_callback(
         callback_topic = _CALLBACK_TOPIC.validate_python(data.get("callback_topic"))
     except (ValueError, ValidationError):
         return None
+    try:  # the answer key the sender asked for, when it is a usable one
+        callback_key: str | None = _CALLBACK_KEY.validate_python(data.get("callback_key"))
+    except ValidationError:
+        callback_key = None
     metadata = data.get("request_metadata")
     if not isinstance(metadata, dict) or storable_json_problem(metadata, MAX_METADATA_BYTES):
         metadata = {}  # what cannot be echoed safely is not echoed
@@ -260,7 +269,8 @@ def rejection_callback(
         correlation_id=envelope.correlation_id,
         event_id=uuid5(NAMESPACE_URL, f"huleedu:llm-request-rejected:{envelope.event_id}"),
     )
-    return envelope_message(callback_topic, callback, key or str(request_id))
+    return envelope_message(callback_topic, callback, callback_key or key or str(request_id))
 
 
 _CALLBACK_TOPIC: TypeAdapter[str] = TypeAdapter(TopicName)
+_CALLBACK_KEY: TypeAdapter[str | None] = TypeAdapter(Identifier | None)

@@ -59,6 +59,25 @@ class TestRequests:
         assert batch.planned == len(requests(uow)) == 45
         assert {r.request_metadata["batch_id"] for r in requests(uow)} == {str(batch.id)}
 
+    async def test_requests_are_keyed_by_request_id_and_answered_under_the_batch_id(
+        self,
+    ) -> None:
+        """Keys by request spread a batch over every LLM provider instance; the answers' key
+        (`callback_key`) keeps them on one partition, so one CJ instance records the batch."""
+        uow = FakeUnitOfWork()
+        flow = await start(uow, 4, max_retries_per_pair=1)
+        (batch,) = uow.batches.rows.values()
+        staged = [(e.data, key) for t, e, key in uow.outbox if t.endswith(REQUESTED)]
+        assert [key for request, key in staged] == [str(r.request_id) for r, _ in staged]
+        assert {request.callback_key for request, _ in staged} == {str(batch.id)}
+        await flow.record_results(uow, [error_result(staged[0][0], retryable=True)])
+        (_, asked_again, key) = uow.outbox[-1]
+        assert asked_again.data.request_id != staged[0][0].request_id
+        assert (key, asked_again.data.callback_key) == (
+            str(asked_again.data.request_id),
+            str(batch.id),
+        )
+
     async def test_the_same_event_or_a_live_ref_creates_no_second_batch(self) -> None:
         uow = FakeUnitOfWork()
         flow, settings = workflow()

@@ -139,8 +139,22 @@ class TestCallbacks:
             for i in range(4)
         ]
         keys = {e.data.request_id: f"batch-{i % 3}" for i, e in enumerate(comparisons)}
-        for envelope in comparisons:
-            await producer.publish(comparison_topic, envelope, key=keys[envelope.data.request_id])
+        # Half as CJ sends them (keyed by request id, the batch in `callback_key`), half as a
+        # sender without `callback_key` (keyed by batch): each answer is keyed by the batch.
+        for i, envelope in enumerate(comparisons):
+            if i % 2:
+                await producer.publish(
+                    comparison_topic, envelope, key=keys[envelope.data.request_id]
+                )
+                continue
+            spread = envelope.model_copy(
+                update={
+                    "data": envelope.data.model_copy(
+                        update={"callback_key": keys[envelope.data.request_id]}
+                    )
+                }
+            )
+            await producer.publish(comparison_topic, spread, key=str(envelope.data.request_id))
         for rubric in rubrics:
             await producer.publish(rubric_topic, rubric, key=str(rubric.data.request_id))
         await producer.send(OutgoingMessage(comparison_topic, b"not json", key="junk"))
