@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_assessment_service.adapters.tables import cj_batches, cj_erasures, cj_essays
@@ -61,11 +62,30 @@ class PostgresTextLifecycle:
         return count
 
     async def delete_outbox_rows(self, topic: str, batch_id: UUID) -> int:
-        """Delete the batch's rows of `topic` (keyed by the batch id), published or not; a row
-        a relay is publishing now is deleted once that relay's transaction ends."""
+        """Delete the batch's rows of `topic`, published or not; a row a relay is publishing now
+        is deleted once that relay's transaction ends.
+
+        A comparison request names its batch in `request_metadata.batch_id`; it is keyed by its
+        own request id (by the batch id before requests were spread over the LLM instances), so
+        the key finds only older rows. Re-issued and hedged requests carry request ids no pair
+        row keeps, which is why the payload is read: a text match on the id picks the few
+        candidate rows, and the JSON path confirms each."""
+        batch = str(batch_id)
+        named = cast(event_outbox.c.payload, JSONB)[("data", "request_metadata", "batch_id")]
         result = await self._session.execute(
             delete(event_outbox)
-            .where(and_(event_outbox.c.topic == topic, event_outbox.c.message_key == str(batch_id)))
+            .where(
+                and_(
+                    event_outbox.c.topic == topic,
+                    or_(
+                        event_outbox.c.message_key == batch,
+                        and_(
+                            event_outbox.c.payload.contains(batch, autoescape=True),
+                            named.astext == batch,
+                        ),
+                    ),
+                )
+            )
             .returning(event_outbox.c.id)
         )
         return len(result.all())

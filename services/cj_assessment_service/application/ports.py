@@ -430,7 +430,8 @@ class TextLifecycleStore(Protocol):
         ...
 
     async def delete_outbox_rows(self, topic: str, batch_id: UUID) -> int:
-        """Delete every outbox row of `topic` keyed by the batch, published or not; how many."""
+        """Delete every outbox row of `topic` of the batch (a request naming it in its
+        `request_metadata`, or a row keyed by its id), published or not; how many."""
         ...
 
     async def erased_before(self, batch_id: UUID) -> bool:

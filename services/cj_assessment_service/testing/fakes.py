@@ -385,7 +385,13 @@ class FakeTextLifecycle:
         return blanked
 
     async def delete_outbox_rows(self, topic: str, batch_id: UUID) -> int:
-        kept = [row for row in self._outbox if (row[0], row[2]) != (topic, str(batch_id))]
+        batch = str(batch_id)
+
+        def of_batch(envelope: EventEnvelope[Any], key: str | None) -> bool:
+            metadata = getattr(envelope.data, "request_metadata", None) or {}
+            return key == batch or metadata.get("batch_id") == batch
+
+        kept = [row for row in self._outbox if not (row[0] == topic and of_batch(row[1], row[2]))]
         deleted = len(self._outbox) - len(kept)
         self._outbox[:] = kept
         return deleted

@@ -26,6 +26,7 @@ from common_core.events.llm import (
     LLMRubricRequestV1,
 )
 from common_core.runtime.metrics import ROWS_PURGED
+from llm_provider_service.application.answering import answer_key
 from llm_provider_service.application.batch_results import (
     BatchCallbacks,
     request_kind,
@@ -91,7 +92,7 @@ class BatchIntake:
             provider=provider.value,
             model=request.llm_config.model or self._settings.default_model(provider),
             envelope=encode_envelope(envelope).decode("utf-8"),
-            message_key=key,
+            message_key=answer_key(request, key),
         )
         async with self._transactions() as uow:
             added = await uow.batches.add_request(queued)

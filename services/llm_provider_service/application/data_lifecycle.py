@@ -1,6 +1,7 @@
 """Erasing what the LLM provider holds of one CJ batch: its batch-mode requests still waiting to
-be put into a provider batch (each carries two essays). They are keyed by the CJ batch id, so
-they are found without reading any text.
+be put into a provider batch (each carries two essays). Each is stored with the key its answer
+goes out with, the CJ batch id (the request's `callback_key`; the key itself before requests were
+spread over instances), so they are found without reading any text.
 
 Requests already at a provider stay until answered (their text is cleared then, like every
 answer's), and sync-mode requests are never stored: docs/operations.md, "Data lifecycle".

@@ -175,7 +175,9 @@ class BatchAPI(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class QueuedRequest:
-    """A batch-mode request as stored until its callback is staged."""
+    """A batch-mode request as stored until its callback is staged; `message_key` is the Kafka
+    key its answer will be published with (`answer_key`: a CJ comparison's is its batch id, by
+    which an erasure of the batch finds the requests still waiting)."""
 
     request_id: UUID
     kind: str

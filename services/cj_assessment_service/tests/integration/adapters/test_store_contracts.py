@@ -29,7 +29,12 @@ from cj_assessment_service.testing.fakes import FakeTransactions
 from cj_assessment_service.testing.requests import batch_record, make_settings, unique_prefix
 from common_core.events.cj import CJCompletionReason, EssayToProcess
 from common_core.events.envelope import new_event
-from common_core.events.llm import LLMConfig, LLMMode
+from common_core.events.llm import (
+    ComparisonEssay,
+    LLMComparisonRequestV1,
+    LLMConfig,
+    LLMMode,
+)
 from common_core.runtime.database import create_engine, create_session_factory
 from common_core.runtime.kernel import prepare_infrastructure
 from common_core.runtime.unit_of_work import SessionTransactions
@@ -524,6 +529,20 @@ class TestTextLifecycle:
                     ),
                     key=str(key),
                 )
+            for owner in (batch, other):  # requests keyed by their own id name their batch
+                request = LLMComparisonRequestV1(
+                    request_id=uuid.uuid4(),
+                    essay_a=ComparisonEssay(essay_id="e0", text_content="text a"),
+                    essay_b=ComparisonEssay(essay_id="e1", text_content="text b"),
+                    callback_topic=f"{topic}.callbacks",
+                    request_metadata={"batch_id": str(owner.id), "pair_id": str(uuid.uuid4())},
+                    callback_key=str(owner.id),
+                )
+                uow.stage_event(
+                    topic,
+                    new_event(topic, request, source_service="test", correlation_id=uuid.uuid4()),
+                    key=str(request.request_id),
+                )
         async with transaction() as uow:
             deleted = await uow.lifecycle.delete_outbox_rows(topic, batch.id)
             before = await uow.lifecycle.erased_before(batch.id)
@@ -536,7 +555,7 @@ class TestTextLifecycle:
             again = await uow.lifecycle.delete_outbox_rows(topic, batch.id)
             others = await uow.lifecycle.delete_outbox_rows(topic, other.id)
             after = await uow.lifecycle.erased_before(batch.id)
-        assert (deleted, again, others) == (1, 0, 1)
+        assert (deleted, again, others) == (2, 0, 2)
         assert (before, after) == (False, True)
 
     async def test_an_erased_essay_set_goes_with_its_essays_at_once(

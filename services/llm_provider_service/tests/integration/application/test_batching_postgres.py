@@ -437,3 +437,22 @@ class TestRetention:
                 )
             )
         assert remaining == 0
+
+
+class TestStoredKeys:
+    async def test_a_request_is_stored_under_its_answer_key_where_its_batch_erasure_finds_it(
+        self, batching: Batching
+    ) -> None:
+        sent = comparison_envelope(
+            "requests", "callbacks", provider=batching.provider, mode=LLMMode.BATCH
+        )
+        request = sent.data.model_copy(update={"callback_key": "cj-batch-1"})
+        envelope = sent.model_copy(update={"data": request})
+        # keyed by its own id, as CJ sends it: the answer (and the erasure) go by the batch
+        assert await batching.intake.enqueue(envelope, key=str(request.request_id))
+
+        async with batching.transactions() as uow:
+            by_request_key = await uow.batches.drop_waiting(str(request.request_id))
+            by_batch = await uow.batches.drop_waiting("cj-batch-1")
+        assert by_request_key == (0, 0)
+        assert by_batch == (1, 0)
