@@ -90,8 +90,8 @@ def test_cj_assessment_api_passes_every_schemathesis_check(cj_url: str, tmp_path
     _assert_clean(
         cj_url,
         tmp_path,
-        _bearer("huleedu-cj", "cj:read", "cj:write"),
-        operations=6,
+        _bearer("huleedu-cj", "cj:read", "cj:write", "cj:erase"),
+        operations=7,
         # The essay-set upload's body is NDJSON, a grammar JSON Schema cannot state (a document
         # saying "a string" makes schemathesis expect any string to be accepted); its own tests
         # (test_http_essay_sets.py) cover it, bad lines and sizes included.
@@ -100,11 +100,12 @@ def test_cj_assessment_api_passes_every_schemathesis_check(cj_url: str, tmp_path
 
 
 def test_llm_provider_api_passes_every_schemathesis_check(llm_url: str, tmp_path: Path) -> None:
-    # Two GETs without ids: no links between operations, so no stateful phase to run.
+    # Two GETs and the erasure, whose id no other operation returns: no links between
+    # operations, so no stateful phase to run.
     _assert_clean(
         llm_url,
         tmp_path,
-        _bearer("huleedu-llm", "llm:read"),
-        operations=4,
+        _bearer("huleedu-llm", "llm:read", "llm:erase"),
+        operations=5,
         phases=("coverage", "fuzzing"),
     )

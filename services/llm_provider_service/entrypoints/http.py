@@ -14,6 +14,8 @@ from quart_schema import tag, validate_response
 
 from common_core.runtime.http import (
     ReadinessCheck,
+    error_body,
+    errors,
     mount_openapi,
     register_database_error_handlers,
     register_http_error_handlers,
@@ -77,21 +79,27 @@ def create_app(
         Scope: `llm:read`."""
         return settings.price_table.model_dump(mode="json"), 200
 
-    @app.post("/api/v1/erasures/batches/<uuid:batch_id>")
+    @app.post("/api/v1/erasures/batches/<batch_id>")
     @validate_response(RequestsErasedOut)
+    @errors(400, 503)
     @tag(["erasures"])
     @authenticated
     @inject
     async def erase_batch(
-        batch_id: UUID, transactions: FromDishka[Transactions]
+        batch_id: str, transactions: FromDishka[Transactions]
     ) -> tuple[dict[str, Any], int]:
         """Delete a CJ batch's batch-mode requests that no provider has yet (they carry essay
         texts); those already at a provider are counted and cleared once answered. Idempotent.
+        A batch id that is not a UUID is a 400 naming `batch_id`.
 
         Scope: `llm:erase`."""
-        erased = await erase_batch_requests(transactions, batch_id)
+        try:
+            batch = UUID(batch_id)
+        except ValueError:
+            return error_body("invalid_parameter", "batch_id is not a UUID", "batch_id"), 400
+        erased = await erase_batch_requests(transactions, batch)
         return {
-            "batch_id": str(batch_id),
+            "batch_id": str(batch),
             "waiting_requests": erased.waiting_requests,
             "in_flight_requests": erased.in_flight_requests,
         }, 200

@@ -69,6 +69,9 @@ class TestErasureRoute:
             reader = await client.post(path, headers=bearer("llm:read"))
             erased = await client.post(path, headers=bearer("llm:erase"))
             again = await client.post(path, headers=bearer("llm:erase"))
+            malformed = await client.post(
+                "/api/v1/erasures/batches/not-a-uuid", headers=bearer("llm:erase")
+            )
             async with runtime.sessions() as session:
                 keys = (await session.execute(text("SELECT message_key FROM batch_items"))).all()
         assert reader.status_code == 403
@@ -80,4 +83,6 @@ class TestErasureRoute:
             "in_flight_requests": 0,
         }
         assert (await again.get_json())["waiting_requests"] == 0
+        assert malformed.status_code == 400
+        assert (await malformed.get_json())["field"] == "batch_id"
         assert [k for (k,) in keys] == ["another-batch"]
