@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from common_core.errors import ErrorDetail
 from common_core.events.llm import LLMConfig
@@ -60,6 +60,33 @@ class EssaySetReference(_Contract):
     content_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+MAX_HUMAN_JUDGES = 50
+
+
+class HumanJudge(_Contract):
+    """A person invited to judge a batch's comparisons beside the AI: an id of the organiser's
+    choosing (unique in the batch) and the name shown on the judge's page."""
+
+    judge_id: Identifier
+    display_name: ShortText
+
+
+class HumanJudgingRequest(_Contract):
+    """Teachers judging beside the AI: who, the share of the batch's comparisons given to them
+    (0.1: one in ten), and when the pairs they have not judged are released to the AI."""
+
+    judges: list[HumanJudge] = Field(min_length=1, max_length=MAX_HUMAN_JUDGES)
+    share: float = Field(gt=0, le=0.5)
+    deadline: AwareDatetime
+
+    @model_validator(mode="after")
+    def _unique_judges(self) -> HumanJudgingRequest:
+        ids = [judge.judge_id for judge in self.judges]
+        if len(set(ids)) != len(ids):
+            raise ValueError("judge_id must be unique within judges")
+        return self
+
+
 class CJAssessmentRequestV1(_Contract):
     """Upstream asks for a comparative-judgement ranking of a batch of essays.
 
@@ -80,6 +107,8 @@ class CJAssessmentRequestV1(_Contract):
     anchors: list[AnchorEssay] = Field(default_factory=list, max_length=MAX_ANCHORS_PER_REQUEST)
     essay_set: EssaySetReference | None = None
     target_reliability: float | None = Field(default=None, gt=0, lt=1)
+    # Optional, added backward compatibly: human judges beside the AI (docs/contracts.md).
+    human_judging: HumanJudgingRequest | None = None
 
 
 class CJCompletionReason(StrEnum):
@@ -115,6 +144,56 @@ class JudgeCalibrationBin(_Contract):
     mean_stated: float = Field(ge=0.5, le=1)
     expected_agreement: float = Field(ge=0, le=1)
     observed_agreement: float = Field(ge=0, le=1)
+
+
+class JudgeFitStatistics(_Contract):
+    """One judge's fit to the batch's scale: verdicts, outfit and infit mean squares (1 is a
+    judge deciding as the model expects; above, noisier), the infit's standardised value, and
+    whether the judge is flagged as misfitting (infit above 1.3 and more than 2 standard
+    errors above 1). `kind` is `llm` or `human`; an LLM judge's id is `provider:model`."""
+
+    judge_id: str
+    kind: str
+    judgements: int = Field(ge=0)
+    infit: float = Field(ge=0)
+    outfit: float = Field(ge=0)
+    infit_z: float
+    flagged: bool
+
+
+class HumanDisagreement(_Contract):
+    """A human decision the AI-only fit disagrees with most: the essay the judge chose, the other
+    one, the judge and the AI's fitted probability that the chosen essay is the better."""
+
+    chosen_essay_id: str
+    other_essay_id: str
+    judge_id: str
+    ai_probability: float = Field(ge=0, le=1)
+
+
+class HumanJudgingStatistics(_Contract):
+    """Human judges of a batch beside the AI.
+
+    `assigned` comparisons were given to the judges, `judged` answered, `released` not judged by
+    the deadline and released. `agreement` is the share of human decisions whose chosen essay
+    the AI-only fit (the AI's verdicts alone) scores higher, with its `agreement_low` ..
+    `agreement_high` Wilson interval at `agreement_confidence` (None without human or AI
+    verdicts); `human_position_bias_logit` the humans' own order effect in the joint fit;
+    `judges` every judge's misfit (AI and human), `largest_disagreements` the decisions the AI
+    disagrees with most.
+    """
+
+    judges_invited: int = Field(ge=0)
+    assigned: int = Field(ge=0)
+    judged: int = Field(ge=0)
+    released: int = Field(ge=0)
+    agreement: float | None = Field(default=None, ge=0, le=1)
+    agreement_low: float | None = Field(default=None, ge=0, le=1)
+    agreement_high: float | None = Field(default=None, ge=0, le=1)
+    agreement_confidence: float | None = Field(default=None, gt=0, lt=1)
+    human_position_bias_logit: float | None = None
+    judges: list[JudgeFitStatistics] = Field(default_factory=list)
+    largest_disagreements: list[HumanDisagreement] = Field(default_factory=list)
 
 
 class CJStatistics(_Contract):
@@ -153,6 +232,8 @@ class CJStatistics(_Contract):
     order_flip_rate: float | None = Field(default=None, ge=0, le=1)
     judge_calibration: list[JudgeCalibrationBin] | None = None
     soft_verdicts: int | None = Field(default=None, ge=0)
+    # Optional, added backward compatibly: human judges beside the AI (None without them).
+    human_judging: HumanJudgingStatistics | None = None
 
 
 class GradeProjection(_Contract):
@@ -218,6 +299,9 @@ class CJAssessmentCompletedV1(_Contract):
     # Optional, added backward compatibly: True when the monitor scored the batch after the
     # completion threshold and grace period (reason FORCED_RECOVERY) instead of every answer.
     partial_scoring_triggered: bool = False
+    # Optional, added backward compatibly: what the reason alone does not say, in words (e.g.
+    # comparisons of human judges released at their deadline).
+    completion_detail: str | None = None
 
 
 class CJAssessmentFailedV1(_Contract):
@@ -242,6 +326,11 @@ __all__ = [
     "EssaySetReference",
     "EssayToProcess",
     "GradeProjection",
+    "HumanDisagreement",
+    "HumanJudge",
+    "HumanJudgingRequest",
+    "HumanJudgingStatistics",
+    "JudgeFitStatistics",
     "LLMConfigOverrides",
     "ResourceUsage",
     "SystemMetadata",

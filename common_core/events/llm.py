@@ -62,6 +62,14 @@ class ComparisonWinner(StrEnum):
     ESSAY_B = "essay_b"
 
 
+class JudgeKind(StrEnum):
+    """Who gave a comparison verdict: a language model (through the LLM provider service) or a
+    human judge (through the CJ service's judging page)."""
+
+    LLM = "llm"
+    HUMAN = "human"
+
+
 class ComparisonEssay(_Contract):
     """An essay as shown to the judge."""
 
@@ -122,12 +130,19 @@ class LLMComparisonResultV1(_ProviderAnswer):
     log-probabilities where the provider returns them, from the offline judge's calibrated
     margin, and None where the judge gives no real probability (the stated 1-5 `confidence` is
     not one). Only a verdict carries it.
+
+    `judge_kind` and `judge_id` (optional, added backward compatibly) say who judged: absent or
+    `llm`, the model named by `provider` and `model`; `human`, the human judge `judge_id` of
+    the batch, whose verdict the CJ service's judging page publishes on the same topic (with
+    `provider` `human`, no tokens and no probability).
     """
 
     winner: ComparisonWinner | None = None
     justification: FeedbackText | None = None
     confidence: float | None = Field(default=None, ge=1, le=5)
     probability_essay_a_better: float | None = Field(default=None, ge=0, le=1)
+    judge_kind: JudgeKind | None = None
+    judge_id: Identifier | None = None
 
     @model_validator(mode="after")
     def _exactly_one_outcome(self) -> LLMComparisonResultV1:
@@ -138,6 +153,8 @@ class LLMComparisonResultV1(_ProviderAnswer):
             raise ValueError("a verdict needs a confidence (1..5)")
         if not has_verdict and self.probability_essay_a_better is not None:
             raise ValueError("probability_essay_a_better belongs to a verdict, not to an error")
+        if self.judge_kind == JudgeKind.HUMAN and self.judge_id is None:
+            raise ValueError("a human verdict needs its judge_id")
         return self
 
     @property

@@ -57,7 +57,7 @@ from cj_assessment_service.application.ports import (
 from cj_assessment_service.config import SERVICE_NAME
 from cj_assessment_service.domain.batch import ACTIVE_STATES, BatchState, PairStatus
 from cj_assessment_service.domain.scoring import ScoredEssay
-from common_core.events.cj import CJCompletionReason, EssayRanking
+from common_core.events.cj import CJCompletionReason, EssayRanking, HumanJudgingRequest
 from common_core.events.llm import ComparisonWinner, LLMMode
 from common_core.runtime.inbox import claim_event
 from common_core.runtime.unit_of_work import SessionUnitOfWork
@@ -71,6 +71,8 @@ def _batch(row: Row[Any]) -> BatchRecord:
     values = dict(row._mapping)
     values["state"] = BatchState(values["state"])
     values["request_settings"] = RequestSettings.from_json(values["request_settings"])
+    if values["human_judging"] is not None:
+        values["human_judging"] = HumanJudgingRequest.model_validate(values["human_judging"])
     return BatchRecord(**values)
 
 
@@ -199,6 +201,8 @@ class PostgresBatches:
         }
         values["state"] = batch.state.value
         values["request_settings"] = batch.request_settings.to_json()
+        if batch.human_judging is not None:
+            values["human_judging"] = batch.human_judging.model_dump(mode="json")
         await self._session.execute(cj_batches.insert().values(**values))
 
     async def record_wave(

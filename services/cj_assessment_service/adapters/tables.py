@@ -58,6 +58,18 @@ cj_batches = Table(
     # set the batch was read from (cj0008).
     Column("texts_purged_at", DateTime(timezone=True), nullable=True),
     Column("essay_set_id", UUID(as_uuid=True), nullable=True),
+    # Human judges beside the AI (cj0009): the request's human judging, its deadline, and the
+    # comparisons given to people, judged by them and released at the deadline.
+    Column("human_judging", JSONB, nullable=True),
+    Column("human_deadline", DateTime(timezone=True), nullable=True),
+    Column("human_planned", Integer, nullable=False, server_default=text("0")),
+    Column("human_answered", Integer, nullable=False, server_default=text("0")),
+    Column("human_released", Integer, nullable=False, server_default=text("0")),
+    Index(
+        "ix_cj_batches_human_deadline",
+        "human_deadline",
+        postgresql_where=text("human_deadline IS NOT NULL AND finished_at IS NULL"),
+    ),
     Index(
         "ix_cj_batches_texts_held",
         "finished_at",
@@ -91,6 +103,19 @@ cj_pairs = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("answered_at", DateTime(timezone=True), nullable=True),
     Column("probability_a_better", Float, nullable=True),
+    # Who judges or judged it (cj0009): `judge_kind` 'human' for a pair assigned to the person
+    # `judge_id`; NULL for the AI's, whose `judge_id` is the answering `provider:model`. When
+    # the person's verdict was staged, and when they skipped it (end of their queue).
+    Column("judge_kind", Text, nullable=True),
+    Column("judge_id", Text, nullable=True),
+    Column("submitted_at", DateTime(timezone=True), nullable=True),
+    Column("skipped_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ix_cj_pairs_human_judge",
+        "batch_id",
+        "judge_id",
+        postgresql_where=text("judge_kind = 'human'"),
+    ),
 )
 
 # Every request id of a hedged pair: the one it was asked under when hedged and the hedge's;

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.bradley_terry import Comparisons
 from cj_assessment_service.domain.scoring import ScoredEssay
-from common_core.events.cj import CJCompletionReason, EssayRanking
+from common_core.events.cj import CJCompletionReason, EssayRanking, HumanJudgingRequest
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import LLMConfig
 
@@ -102,6 +102,13 @@ class BatchRecord:
     texts_purged_at: datetime | None = None
     # The uploaded essay set its essays were read from (None: inline essays).
     essay_set_id: UUID | None = None
+    # Human judges beside the AI (None without): who, their share and deadline; comparisons
+    # given to them (counted in `planned` until released), judged, and released at the deadline.
+    human_judging: HumanJudgingRequest | None = None
+    human_deadline: datetime | None = None
+    human_planned: int = 0
+    human_answered: int = 0
+    human_released: int = 0
 
     @property
     def answered(self) -> int:
@@ -110,8 +117,18 @@ class BatchRecord:
 
     @property
     def pending(self) -> int:
-        """Comparisons requested and not answered yet."""
+        """Comparisons requested and not answered yet (the AI's and the human judges')."""
         return self.planned - self.answered
+
+    @property
+    def human_pending(self) -> int:
+        """Comparisons given to human judges and neither judged nor released yet."""
+        return self.human_planned - self.human_answered - self.human_released
+
+    @property
+    def ai_pending(self) -> int:
+        """Comparisons asked of the AI and not answered yet (what its pacing keeps in flight)."""
+        return self.pending - self.human_pending
 
 
 @dataclass(frozen=True, slots=True)

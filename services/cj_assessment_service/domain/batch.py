@@ -54,6 +54,9 @@ class PairStatus(StrEnum):
     """Answered with a verdict."""
     FAILED = "FAILED"
     """Answered with an error that ends the pair (not retryable, or retries used up)."""
+    RELEASED = "RELEASED"
+    """Assigned to a human judge who had not judged it by the deadline: no longer planned (it
+    counts neither as asked of the budget nor as answered)."""
 
 
 TERMINAL_STATES = frozenset({BatchState.COMPLETED, BatchState.FAILED, BatchState.CANCELLED})
