@@ -80,3 +80,8 @@ ESSAY_SETS_EXPIRED = Counter(
     "huleedu_cj_essay_sets_expired_total",
     "Essay sets deleted after ESSAY_SET_RETENTION_SECONDS.",
 )
+HUMAN_PAIRS = Counter(
+    "huleedu_cj_human_pairs_total",
+    "Comparisons given to human judges (assigned) and released unjudged at their deadline.",
+    ["outcome"],
+)

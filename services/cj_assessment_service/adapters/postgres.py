@@ -12,10 +12,12 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy import (
     BindParameter,
+    Boolean,
     ColumnElement,
     Integer,
     Row,
     Select,
+    Text,
     and_,
     any_,
     bindparam,
@@ -88,6 +90,7 @@ _PLANNING_ORDER = (cj_pairs.c.wave, cj_pairs.c.requested_at, cj_pairs.c.id)
 _VERDICT = case(
     (cj_pairs.c.status == PairStatus.PENDING.value, Verdict.PENDING.value),
     (cj_pairs.c.status == PairStatus.FAILED.value, Verdict.FAILED.value),
+    (cj_pairs.c.status == PairStatus.RELEASED.value, Verdict.RELEASED.value),
     (cj_pairs.c.winner == ComparisonWinner.ESSAY_A.value, Verdict.A_WON.value),
     else_=Verdict.B_WON.value,
 )
@@ -112,7 +115,20 @@ _PAIR_OUTCOMES = select(
 
 def _pair(row: Sequence[Any]) -> PairRecord:
     # `_PAIR_COLUMNS` lists the columns in PairRecord's field order.
-    pair_id, batch_id, wave, essay_a, essay_b, request_id, status, winner, attempts, at = row
+    (
+        pair_id,
+        batch_id,
+        wave,
+        essay_a,
+        essay_b,
+        request_id,
+        status,
+        winner,
+        attempts,
+        at,
+        judge_kind,
+        judge_id,
+    ) = row
     return PairRecord(
         pair_id,
         batch_id,
@@ -124,6 +140,8 @@ def _pair(row: Sequence[Any]) -> PairRecord:
         winner,
         attempts,
         at,
+        judge_kind=judge_kind,
+        judge_id=judge_id,
     )
 
 
@@ -139,15 +157,52 @@ def _uuids(name: str, values: Sequence[UUID]) -> BindParameter[Any]:
 # A fetched batch of answers in one statement: the arrays are unnested into rows server-side.
 _SAVE_ANSWERS = text(
     "UPDATE cj_pairs AS p SET status = a.status, winner = a.winner, "
-    "error_code = a.error_code, probability_a_better = a.probability, answered_at = :answered_at "
+    "error_code = a.error_code, probability_a_better = a.probability, answered_at = :answered_at, "
+    "judge_id = COALESCE(a.judge_id, p.judge_id) "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:winners AS text[]), "
-    "CAST(:errors AS text[]), CAST(:probabilities AS double precision[])) "
-    "AS a(id, status, winner, error_code, probability) "
+    "CAST(:errors AS text[]), CAST(:probabilities AS double precision[]), "
+    "CAST(:judges AS text[])) "
+    "AS a(id, status, winner, error_code, probability, judge_id) "
     "WHERE p.id = a.id"
+)
+
+# Which of a batch's pairs are people's and who judged each, in planning order (read for
+# batches with human judges only).
+_PAIR_JUDGES = select(
+    func.coalesce(
+        func.array_agg(
+            aggregate_order_by(
+                cj_pairs.c.judge_kind.is_not_distinct_from("human"), *_PLANNING_ORDER
+            )
+        ),
+        literal([], ARRAY(Boolean)),
+    ).label("human"),
+    func.coalesce(
+        func.array_agg(
+            aggregate_order_by(func.coalesce(cj_pairs.c.judge_id, ""), *_PLANNING_ORDER)
+        ),
+        literal([], ARRAY(Text)),
+    ).label("judge"),
+).where(cj_pairs.c.batch_id == bindparam("batch_id"))
+
+# The unjudged, unsubmitted pairs of a batch's people, released at their deadline.
+_RELEASE_HUMAN_PAIRS = (
+    update(cj_pairs)
+    .where(
+        cj_pairs.c.batch_id == bindparam("target_batch"),
+        cj_pairs.c.judge_kind == "human",
+        cj_pairs.c.status == PairStatus.PENDING.value,
+        cj_pairs.c.submitted_at.is_(None),
+    )
+    .values(status=PairStatus.RELEASED.value, answered_at=bindparam("at"))
+    .returning(cj_pairs.c.id)
 )
 
 
 _PENDING = cj_batches.c.planned - cj_batches.c.completed - cj_batches.c.failed
+_HUMAN_PENDING = (
+    cj_batches.c.human_planned - cj_batches.c.human_answered - cj_batches.c.human_released
+)
 
 _PAIR_COLUMNS = (
     cj_pairs.c.id,
@@ -160,6 +215,8 @@ _PAIR_COLUMNS = (
     cj_pairs.c.winner,
     cj_pairs.c.attempts,
     cj_pairs.c.requested_at,
+    cj_pairs.c.judge_kind,
+    cj_pairs.c.judge_id,
 )
 
 
@@ -226,11 +283,42 @@ class PostgresBatches:
             judges=batch.judges,
             last_activity_at=batch.last_activity_at,
             threshold_reached_at=batch.threshold_reached_at,
+            human_answered=batch.human_answered,
         )
 
     async def set_hedged(self, batch_id: UUID, hedged: int) -> None:
         """Store how many hedged calls a batch has made."""
         self._update(batch_id, hedged=hedged)
+
+    async def record_human_plan(self, batch_id: UUID, *, planned: int, human_planned: int) -> None:
+        """Store a batch's pairs planned and pairs given to human judges."""
+        self._update(batch_id, planned=planned, human_planned=human_planned)
+
+    async def lock_human_deadline_due(self, now: datetime, limit: int) -> list[BatchRecord]:
+        """Live batches past their people's deadline with pairs still given to them, locked
+        with SKIP LOCKED (the partial index on `human_deadline` finds them)."""
+        return await self._select(
+            select(cj_batches)
+            .where(
+                cj_batches.c.human_deadline.is_not(None),
+                cj_batches.c.finished_at.is_(None),
+                cj_batches.c.human_deadline <= now,
+                cj_batches.c.state.in_(_ACTIVE),
+                _HUMAN_PENDING > 0,
+            )
+            .order_by(cj_batches.c.human_deadline)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def record_release(self, batch: BatchRecord) -> None:
+        """Store the planned count, released pairs and last activity after a release."""
+        self._update(
+            batch.id,
+            planned=batch.planned,
+            human_released=batch.human_released,
+            last_activity_at=batch.last_activity_at,
+        )
 
     async def mark_completed(
         self,
@@ -347,10 +435,18 @@ class PostgresBatches:
         whose comparisons go through a provider's batch API) or past their partial-scoring
         grace, locked with SKIP LOCKED so several monitors share the work."""
         batch_mode = _BATCH_MODE.is_not_distinct_from(LLMMode.BATCH.value)
+        # A batch waiting on its people before their deadline is not stuck (the deadline
+        # releases their pairs; see `lock_human_deadline_due`).
+        waiting_on_people = and_(
+            cj_batches.c.human_deadline.is_not(None),
+            cj_batches.c.human_deadline > func.now(),
+            _HUMAN_PENDING > 0,
+        )
         return await self._select(
             select(cj_batches)
             .where(
                 cj_batches.c.state.in_(_ACTIVE),
+                ~waiting_on_people,
                 or_(
                     and_(~batch_mode, cj_batches.c.last_activity_at < inactive_since),
                     and_(batch_mode, cj_batches.c.last_activity_at < batch_mode_inactive_since),
@@ -507,6 +603,8 @@ class PostgresPairs:
                     "essay_b": p.essay_b,
                     "request_id": p.request_id,
                     "status": PairStatus.PENDING.value,
+                    "judge_kind": p.judge_kind,
+                    "judge_id": p.judge_id,
                 }
                 for p in pairs
             ],
@@ -543,6 +641,7 @@ class PostgresPairs:
                 select(*_PAIR_COLUMNS).where(
                     cj_pairs.c.batch_id == batch_id,
                     cj_pairs.c.status == PairStatus.PENDING.value,
+                    cj_pairs.c.judge_kind.is_(None),  # people's pairs are never hedged
                 )
             )
         ).all()
@@ -568,18 +667,32 @@ class PostgresPairs:
             float(median) if median is not None else None,
         )
 
-    async def outcomes(self, batch_id: UUID) -> PairOutcomes:
+    async def outcomes(self, batch_id: UUID, *, with_judges: bool = False) -> PairOutcomes:
         """Every pair of a batch as three columns, aggregated into arrays by the database (one
         row, decoded by asyncpg in C: 100,000 pairs are read in milliseconds, not a second of
-        row objects on the event loop)."""
+        row objects on the event loop); with the judges' columns when asked."""
         row = (await self._session.execute(_PAIR_OUTCOMES, {"batch_id": batch_id})).one()
+        human = judge = None
+        if with_judges:
+            judges = (await self._session.execute(_PAIR_JUDGES, {"batch_id": batch_id})).one()
+            human = np.asarray(judges.human, dtype=np.bool_)
+            judge = np.asarray(judges.judge, dtype=np.object_)
         return PairOutcomes(
             np.asarray(row.essay_a, dtype=np.int64),
             np.asarray(row.essay_b, dtype=np.int64),
             np.asarray(row.verdict, dtype=np.int8),
             # None entries (hard verdicts, unanswered pairs) become NaN.
             np.asarray(row.probability, dtype=np.float64) if row.any_probability else None,
+            human=human,
+            judge=judge,
         )
+
+    async def release_human_pairs(self, batch_id: UUID, at: datetime) -> int:
+        """Release a batch's unjudged, unsubmitted pairs given to people; how many."""
+        released = await self._session.execute(
+            _RELEASE_HUMAN_PAIRS, {"target_batch": batch_id, "at": at}
+        )
+        return len(released.all())
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         """Store outcomes of pending pairs."""
@@ -593,6 +706,7 @@ class PostgresPairs:
                 "winners": [a.winner for a in answers],
                 "errors": [a.error_code for a in answers],
                 "probabilities": [a.probability_a_better for a in answers],
+                "judges": [a.judge_id for a in answers],
                 "answered_at": answered_at,
             },
         )

@@ -22,6 +22,7 @@ from cj_assessment_service.application.pacing import BatchPacing
 from cj_assessment_service.application.ports import (
     BatchRecord,
     HedgeCall,
+    NewPair,
     PairAnswer,
     PairOutcomes,
     PairRecord,
@@ -40,13 +41,29 @@ from cj_assessment_service.domain.batch import (
     top_up_size,
     transition,
 )
-from cj_assessment_service.domain.pair_planning import OrderedPair
+from cj_assessment_service.domain.human_pairs import (
+    assign_judges,
+    human_pair_count,
+    plan_human_pairs_from_answers,
+)
+from cj_assessment_service.domain.pair_planning import OrderedPair, total_pairs
 from cj_assessment_service.domain.stopping import StopRule, posterior_reliability
 from common_core.events.cj import CJCompletionReason
-from common_core.events.llm import ComparisonWinner, LLMComparisonResultV1
+from common_core.events.llm import ComparisonWinner, JudgeKind, LLMComparisonResultV1
 from common_core.runtime.compute import ComputePool
 
 log = structlog.get_logger(__name__)
+
+# `cj_pairs.judge_kind` of a pair given to a person.
+HUMAN_PAIR = JudgeKind.HUMAN.value
+
+
+def _judged_by_assignee(result: LLMComparisonResultV1, pair: PairRecord) -> bool:
+    """True when the answer comes from the judge the pair was given to: the person for a
+    person's pair, the AI (no human judge kind) for the AI's."""
+    if pair.judge_kind == HUMAN_PAIR:
+        return result.judge_kind == JudgeKind.HUMAN and result.judge_id == pair.judge_id
+    return result.judge_kind != JudgeKind.HUMAN
 
 
 @dataclass
@@ -60,6 +77,7 @@ class _BatchChanges:
     cost_usd: float = 0.0
     unpriced: int = 0
     judges: Counter[tuple[str, str, str | None]] = field(default_factory=Counter)
+    human_answered: int = 0
 
     def add_usage(self, result: LLMComparisonResultV1, *, verdict: bool = True) -> None:
         """Count an answer's tokens and cost (errors and losing hedge copies cost too), and its
@@ -224,6 +242,11 @@ class CallbackUseCases:
             pair = pairs.get(result.request_id)
             if pair is None:
                 continue
+            if not _judged_by_assignee(result, pair):
+                # A person's pair answered by anyone but that person, or a "human" verdict for
+                # a pair the AI was asked: not an answer to this pair.
+                report.orphans += 1
+                continue
             if result.request_id in copies:
                 if not copies.decides(
                     result, pair, batches=batches, handled=handled, changes=changes, report=report
@@ -238,7 +261,12 @@ class CallbackUseCases:
                 continue
             delta = changes.setdefault(pair.batch_id, _BatchChanges())
             delta.add_usage(result)
+            human = pair.judge_kind == HUMAN_PAIR
+            if human:
+                delta.human_answered += 1
             report.latencies.append(max(0.0, (now - pair.requested_at).total_seconds()))
+            # Who answered an AI pair; a person's pair keeps the person it was given to.
+            judge = None if human else f"{result.provider}:{result.model}"
             error = result.error_detail
             if error is None:
                 winner = (result.winner or ComparisonWinner.ESSAY_A).value
@@ -249,15 +277,22 @@ class CallbackUseCases:
                         winner,
                         None,
                         result.probability_essay_a_better,
+                        judge_id=judge,
                     )
                 )
                 delta.completed += 1
                 report.recorded += 1
-            elif error.retryable and pair.attempts <= self._settings.max_retries_per_pair:
+            elif (
+                not human
+                and error.retryable
+                and pair.attempts <= self._settings.max_retries_per_pair
+            ):
                 reissues.append(PairReissue(pair.id, uuid4()))
                 report.retried += 1
             else:
-                answers.append(PairAnswer(pair.id, PairStatus.FAILED, None, error.code.value))
+                answers.append(
+                    PairAnswer(pair.id, PairStatus.FAILED, None, error.code.value, judge_id=judge)
+                )
                 delta.failed += 1
                 report.failed += 1
         await uow.pairs.save_answers(answers, now)
@@ -297,6 +332,7 @@ class CallbackUseCases:
             unpriced_answers=before.unpriced_answers + delta.unpriced,
             judges=_merge_judges(before.judges, delta.judges) if delta.judges else before.judges,
             last_activity_at=now,
+            human_answered=before.human_answered + delta.human_answered,
         )
         if batch.threshold_reached_at is None and partial_scoring_due(
             answered=batch.answered,
@@ -343,18 +379,16 @@ class CallbackUseCases:
         settings = self._settings
         now = datetime.now(UTC)
         n = await uow.essays.count(batch.id)  # anchors included: they take part in the fit
-        rule = StopRule(
-            target_reliability=(
-                batch.request_settings.target_reliability
-                if reliability_stop_applies(n, batch.budget)
-                else None
-            ),
-            min_comparisons_per_essay=settings.min_comparisons_per_essay_before_stop,
-            check_every=self._pacing.check_step(
-                batch, now, minimum=math.ceil(settings.reliability_check_step * n / 2)
-            ),
-        )
-        check = rule.check_due(
+        with_judges = batch.human_judging is not None
+        pairs: PairOutcomes | None = None
+        human_count = self._human_pairs_due(batch, n, now)
+        if human_count:
+            pairs = await uow.pairs.outcomes(batch.id, with_judges=True)
+            batch, pairs = await self._give_pairs_to_people(uow, batch, n, pairs, human_count)
+        rule = self._stop_rule(batch, n, now)
+        # The people's last verdict (or their release) may be what a reached target waited for.
+        people_done = before.human_pending > 0 and batch.human_pending == 0
+        check = (people_done and rule.target_reliability is not None) or rule.check_due(
             n_essays=n,
             answered_now=batch.answered,
             last_checked=self._pacing.last_checked(batch.id),
@@ -363,7 +397,7 @@ class CallbackUseCases:
         count = top_up_size(
             budget=batch.budget,
             planned=batch.planned,
-            pending=batch.pending,
+            pending=batch.ai_pending,  # the people's pairs are not the AI's to keep in flight
             target_outstanding=pace.target_outstanding,
             refill_step=pace.refill_step,
         )
@@ -372,7 +406,8 @@ class CallbackUseCases:
         if not (check or count or decision.finish or decision.fail_low_success):
             return  # answers still in flight and nothing to plan: no need to read the pairs
         started = time.perf_counter()
-        pairs = await uow.pairs.outcomes(batch.id)
+        if pairs is None:
+            pairs = await uow.pairs.outcomes(batch.id, with_judges=with_judges)
         check_seconds = 0.0
         if check and not decision.fail_low_success:
             check_started = time.perf_counter()
@@ -381,9 +416,12 @@ class CallbackUseCases:
             )
             check_seconds = time.perf_counter() - check_started
             self._after_check(uow, batch, reliability, check_seconds)
-            decision = self._decide(
-                batch, n, reliability_target_met=rule.met(reliability), planning=count > 0
-            )
+            met = rule.met(reliability)
+            if met and batch.human_pending > 0:
+                # The target is reached but people are still judging: wait for them (or their
+                # deadline) instead of spending more of the AI's budget.
+                return
+            decision = self._decide(batch, n, reliability_target_met=met, planning=count > 0)
         if decision.fail_low_success:
             await self._outcomes.fail_low_success(uow, batch)
             self._forget_after_commit(uow, batch.id)
@@ -408,17 +446,7 @@ class CallbackUseCases:
         uow.after_commit(lambda: self._pacing.record_planning(batch.id, planning_seconds))
         if not planned:
             if batch.pending == 0:  # every orientation has been asked and answered
-                decision = self._decide(batch, n, reliability_target_met=False, exhausted=True)
-                if decision.fail_low_success:
-                    await self._outcomes.fail_low_success(uow, batch)
-                else:
-                    await self._outcomes.finish(
-                        uow,
-                        batch,
-                        decision.finish or CJCompletionReason.ALL_PAIRS_COMPARED,
-                        pairs=pairs,
-                    )
-                self._forget_after_commit(uow, batch.id)
+                await self._finish_exhausted(uow, batch, n, pairs)
             return
         generating = replace(batch, state=transition(batch.state, BatchState.GENERATING_PAIRS))
         essays = await uow.essays.get(batch.id, positions={i for pair in planned for i in pair})
@@ -437,6 +465,103 @@ class CallbackUseCases:
             in_flight=batch.pending + len(planned),
             refill_step=pace.refill_step,
         )
+
+    def _stop_rule(self, batch: BatchRecord, n: int, now: datetime) -> StopRule:
+        settings = self._settings
+        return StopRule(
+            target_reliability=(
+                batch.request_settings.target_reliability
+                if reliability_stop_applies(n, batch.budget)
+                else None
+            ),
+            min_comparisons_per_essay=settings.min_comparisons_per_essay_before_stop,
+            check_every=self._pacing.check_step(
+                batch, now, minimum=math.ceil(settings.reliability_check_step * n / 2)
+            ),
+        )
+
+    async def _finish_exhausted(
+        self, uow: UnitOfWork, batch: BatchRecord, n: int, pairs: PairOutcomes
+    ) -> None:
+        """Every orientation has been asked and answered: finish (or fail on a low success)."""
+        decision = self._decide(batch, n, reliability_target_met=False, exhausted=True)
+        if decision.fail_low_success:
+            await self._outcomes.fail_low_success(uow, batch)
+        else:
+            await self._outcomes.finish(
+                uow, batch, decision.finish or CJCompletionReason.ALL_PAIRS_COMPARED, pairs=pairs
+            )
+        self._forget_after_commit(uow, batch.id)
+
+    def _human_pairs_due(self, batch: BatchRecord, n: int, now: datetime) -> int:
+        """How many pairs to give the batch's people now: their whole share, once, before their
+        deadline, as soon as the AI has answered about as many pairs as there are essays (so
+        its fit can tell which pairs are close); 0 otherwise."""
+        human = batch.human_judging
+        if human is None or batch.human_planned > 0 or batch.human_released > 0:
+            return 0
+        if batch.human_deadline is None or batch.human_deadline <= now:
+            return 0
+        if batch.completed < min(n, batch.budget) or batch.planned >= 2 * total_pairs(n):
+            return 0
+        return human_pair_count(batch.budget, human.share)
+
+    async def _give_pairs_to_people(
+        self, uow: UnitOfWork, batch: BatchRecord, n: int, pairs: PairOutcomes, count: int
+    ) -> tuple[BatchRecord, PairOutcomes]:
+        """Choose the people's pairs from the AI's answers so far, give each to one judge in
+        turn and store them (no request goes to the AI); the batch and its pairs after."""
+        human = batch.human_judging
+        assert human is not None
+        chosen = await self._compute.run(
+            "human_planning", batch.id, plan_human_pairs, n, pairs, count, self._rng()
+        )
+        if not chosen:
+            return batch, pairs
+        judges = assign_judges(chosen, [j.judge_id for j in human.judges])
+        new_pairs = [
+            NewPair(uuid4(), a, b, uuid4(), judge_kind=HUMAN_PAIR, judge_id=judge)
+            for (a, b), judge in zip(chosen, judges, strict=True)
+        ]
+        await uow.pairs.add(batch.id, batch.waves, new_pairs)
+        batch = replace(batch, planned=batch.planned + len(new_pairs), human_planned=len(new_pairs))
+        await uow.batches.record_human_plan(
+            batch.id, planned=batch.planned, human_planned=batch.human_planned
+        )
+        uow.after_commit(lambda: metrics.HUMAN_PAIRS.labels(outcome="assigned").inc(len(new_pairs)))
+        log.info(
+            "cj_pairs_given_to_people",
+            batch_id=str(batch.id),
+            pairs=len(new_pairs),
+            judges=len(human.judges),
+        )
+        return batch, pairs.with_pending(chosen, human=True, judges=judges)
+
+    async def release_due_human_pairs(self, uow: UnitOfWork) -> int:
+        """Release the people's unjudged pairs of batches past their deadline, then carry on
+        with each batch as after new answers (plan the freed budget for the AI, or finish)."""
+        now = datetime.now(UTC)
+        total = 0
+        for batch in await uow.batches.lock_human_deadline_due(
+            now, self._settings.monitor_batch_limit
+        ):
+            released = await uow.pairs.release_human_pairs(batch.id, now)
+            if not released:
+                continue  # only submitted verdicts are outstanding: they are on their way
+            after = replace(
+                batch,
+                planned=batch.planned - released,
+                human_released=batch.human_released + released,
+                last_activity_at=now,
+            )
+            await uow.batches.record_release(after)
+            total += released
+            log.info("cj_human_pairs_released", batch_id=str(batch.id), pairs=released)
+            if after.state == BatchState.WAITING_CALLBACKS:
+                await self._advance(uow, batch, after)
+        if total:
+            uow.after_commit(lambda: metrics.HUMAN_PAIRS.labels(outcome="released").inc(total))
+        return total
 
     def _after_check(
         self, uow: UnitOfWork, batch: BatchRecord, reliability: float | None, seconds: float
@@ -478,6 +603,14 @@ class CallbackUseCases:
 def reliability_of_answers(n: int, pairs: PairOutcomes) -> float | None:
     """The stop rule's posterior reliability of a batch's answers (run on the compute pool)."""
     return posterior_reliability(pairs.answered(n))
+
+
+def plan_human_pairs(
+    n: int, pairs: PairOutcomes, count: int, rng: np.random.Generator
+) -> list[OrderedPair]:
+    """Up to `count` pairs for the batch's people from a fit of the answers so far (run on the
+    compute pool)."""
+    return plan_human_pairs_from_answers(pairs.answered(n), pairs.asked(), count, rng=rng)
 
 
 def plan_more_pairs(

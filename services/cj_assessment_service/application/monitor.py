@@ -28,6 +28,7 @@ class MonitorReport:
     recovered: int = 0
     failed: int = 0
     partial_scored: int = 0
+    human_pairs_released: int = 0
 
 
 class MonitorUseCases:

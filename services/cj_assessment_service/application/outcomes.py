@@ -22,6 +22,7 @@ from cj_assessment_service.domain.batch import (
     success_rate,
     transition,
 )
+from cj_assessment_service.domain.judge_fit import HumanCounts
 from cj_assessment_service.domain.scoring import BatchScores, ScoredEssay, score_batch
 from common_core.errors import ErrorCode, ErrorDetail
 from common_core.events.cj import (
@@ -43,14 +44,39 @@ def score_answers(
     pairs: PairOutcomes,
     target_reliability: float | None,
     adaptive_pairing: bool,
+    human_counts: HumanCounts | None = None,
 ) -> BatchScores:
     """Rankings, statistics and grade projections of a batch's answers (run on the compute
-    pool)."""
+    pool); with human judges, their statistics too."""
     return score_batch(
         essays,
         pairs.answered(len(essays)),
         target_reliability=target_reliability,
         adaptive_pairing=adaptive_pairing,
+        judges=pairs.answered_judges() if human_counts is not None else None,
+        human_counts=human_counts,
+    )
+
+
+def _human_counts(batch: BatchRecord) -> HumanCounts | None:
+    if batch.human_judging is None:
+        return None
+    return HumanCounts(
+        invited=len(batch.human_judging.judges),
+        assigned=batch.human_planned,
+        judged=batch.human_answered,
+        released=batch.human_released,
+    )
+
+
+def completion_detail(batch: BatchRecord) -> str | None:
+    """What the completion reason does not say: human judges' comparisons released unjudged."""
+    if batch.human_released == 0:
+        return None
+    return (
+        f"{batch.human_released} of {batch.human_planned} comparisons given to human judges "
+        "were not judged by the deadline and were released (the AI was asked in their place "
+        "where the budget allowed)"
     )
 
 
@@ -79,13 +105,14 @@ class BatchOutcomes:
         if batch.state not in (BatchState.SCORING, BatchState.INITIALIZING):
             scoring_state = transition(batch.state, BatchState.SCORING)
         essays = await uow.essays.scored(batch.id)
-        if pairs is None:
-            pairs = await uow.pairs.outcomes(batch.id)
+        human_counts = _human_counts(batch)
+        if pairs is None or (human_counts is not None and pairs.judge is None):
+            pairs = await uow.pairs.outcomes(batch.id, with_judges=human_counts is not None)
         # Below all pairs the pairs after the coverage ring are chosen from earlier answers.
         adaptive = reliability_stop_applies(len(essays), batch.budget)
         target = batch.request_settings.target_reliability if adaptive else None
         scored = await self._compute.run(
-            "scoring", batch.id, score_answers, essays, pairs, target, adaptive
+            "scoring", batch.id, score_answers, essays, pairs, target, adaptive, human_counts
         )
         now = datetime.now(UTC)
         payload = CJAssessmentCompletedV1(
@@ -97,6 +124,7 @@ class BatchOutcomes:
             grade_projections=scored.grade_projections,
             system_metadata=self._system_metadata(batch, now),
             partial_scoring_triggered=batch.partial_scoring_triggered or partial,
+            completion_detail=completion_detail(batch),
         )
         self._messages.stage(
             uow, Topic.CJ_ASSESSMENT_COMPLETED, payload, batch=batch, key=batch.entity_ref
@@ -108,7 +136,8 @@ class BatchOutcomes:
             reason=reason,
             partial_scoring_triggered=batch.partial_scoring_triggered or partial,
             result=payload.model_dump(
-                mode="json", include={"rankings", "statistics", "grade_projections"}
+                mode="json",
+                include={"rankings", "statistics", "grade_projections", "completion_detail"},
             ),
             at=now,
         )

@@ -157,6 +157,9 @@ class PairRecord:
     requested_at: datetime
     # The judge's probability that essay A is better, where its verdict carried one.
     probability_a_better: float | None = None
+    # 'human' for a pair assigned to the person `judge_id`; None for the AI's pairs.
+    judge_kind: str | None = None
+    judge_id: str | None = None
 
 
 class Verdict(IntEnum):
@@ -166,6 +169,8 @@ class Verdict(IntEnum):
     A_WON = 1
     B_WON = 2
     FAILED = 3
+    RELEASED = 4
+    """Given to a person who had not judged it by the deadline (no verdict)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +184,27 @@ class PairOutcomes:
     essay_b: npt.NDArray[np.int64]
     verdict: npt.NDArray[np.int8]
     probability_a: npt.NDArray[np.float64] | None = None
+    # Read for batches with human judges only: which pairs are people's, and who judged each
+    # (the person, or the AI's `provider:model`; "" where unknown).
+    human: npt.NDArray[np.bool_] | None = None
+    judge: npt.NDArray[np.object_] | None = None
 
     def __len__(self) -> int:
         return int(self.essay_a.shape[0])
+
+    def decided(self) -> npt.NDArray[np.bool_]:
+        """Which pairs have a verdict (in the order of `answered`'s comparisons)."""
+        return np.asarray(
+            (self.verdict == Verdict.A_WON) | (self.verdict == Verdict.B_WON), dtype=np.bool_
+        )
+
+    def answered_judges(self) -> tuple[npt.NDArray[np.bool_], list[str]] | None:
+        """For the verdicts of `answered`, in its order: which are human and who gave each;
+        None when the judges were not read."""
+        if self.human is None or self.judge is None:
+            return None
+        decided = self.decided()
+        return self.human[decided], [str(j) for j in self.judge[decided]]
 
     def answered(self, n_essays: int) -> Comparisons:
         """The verdicts, for a fit of `n_essays` essays."""
@@ -192,6 +215,35 @@ class PairOutcomes:
             probability = self.probability_a[decided]
         return Comparisons(
             n_essays, self.essay_a[decided], self.essay_b[decided], won[decided], probability
+        )
+
+    def with_pending(
+        self, pairs: Sequence[tuple[int, int]], *, human: bool, judges: Sequence[str]
+    ) -> PairOutcomes:
+        """These columns with newly planned (pending) pairs appended, given to `judges`."""
+        count = len(pairs)
+        first = np.fromiter((a for a, _ in pairs), dtype=np.int64, count=count)
+        second = np.fromiter((b for _, b in pairs), dtype=np.int64, count=count)
+        size = len(self)
+        return PairOutcomes(
+            np.concatenate([self.essay_a, first]),
+            np.concatenate([self.essay_b, second]),
+            np.concatenate([self.verdict, np.full(count, Verdict.PENDING, dtype=np.int8)]),
+            None
+            if self.probability_a is None
+            else np.concatenate([self.probability_a, np.full(count, np.nan)]),
+            human=np.concatenate(
+                [
+                    self.human if self.human is not None else np.zeros(size, dtype=np.bool_),
+                    np.full(count, human, dtype=np.bool_),
+                ]
+            ),
+            judge=np.concatenate(
+                [
+                    self.judge if self.judge is not None else np.full(size, "", dtype=np.object_),
+                    np.asarray(list(judges), dtype=np.object_),
+                ]
+            ),
         )
 
     def asked(self) -> list[tuple[int, int]]:
@@ -207,6 +259,9 @@ class NewPair:
     essay_a: int
     essay_b: int
     request_id: UUID
+    # A pair for a person: 'human' and who (never asked of the AI).
+    judge_kind: str | None = None
+    judge_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +274,8 @@ class PairAnswer:
     error_code: str | None
     # The judge's probability that essay A is better (`probability_essay_a_better`), if given.
     probability_a_better: float | None = None
+    # Who answered an AI pair (`provider:model`); None keeps the stored judge (a person's pair).
+    judge_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +385,20 @@ class BatchStore(Protocol):
         """Store how many hedged calls a batch has made."""
         ...
 
+    async def record_human_plan(self, batch_id: UUID, *, planned: int, human_planned: int) -> None:
+        """Store a batch's pairs planned and pairs given to human judges after planning them."""
+        ...
+
+    async def lock_human_deadline_due(self, now: datetime, limit: int) -> list[BatchRecord]:
+        """Live batches past their human judges' deadline with pairs still given to people,
+        locked with SKIP LOCKED."""
+        ...
+
+    async def record_release(self, batch: BatchRecord) -> None:
+        """Store the planned count, released human pairs and last activity of `batch` after
+        its people's unjudged pairs were released."""
+        ...
+
     async def mark_completed(
         self,
         batch_id: UUID,
@@ -391,8 +462,14 @@ class PairStore(Protocol):
         request to answer over its answered pairs (None before any)."""
         ...
 
-    async def outcomes(self, batch_id: UUID) -> PairOutcomes:
-        """Every pair of a batch, as scoring and planning see it."""
+    async def outcomes(self, batch_id: UUID, *, with_judges: bool = False) -> PairOutcomes:
+        """Every pair of a batch, as scoring and planning see it; `with_judges` also reads which
+        pairs are people's and who judged each."""
+        ...
+
+    async def release_human_pairs(self, batch_id: UUID, at: datetime) -> int:
+        """Release a batch's pairs given to people that are neither judged nor submitted (status
+        RELEASED); how many."""
         ...
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:

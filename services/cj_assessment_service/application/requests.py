@@ -93,8 +93,14 @@ class RequestUseCases:
             updated_at=now,
             last_activity_at=now,
             essay_set_id=request.essay_set.essay_set_id if request.essay_set else None,
+            human_judging=request.human_judging,
+            human_deadline=request.human_judging.deadline if request.human_judging else None,
         )
-        problem = set_problem or _validation_problem(essays, essay_count)
+        problem = (
+            set_problem
+            or _validation_problem(essays, essay_count)
+            or _human_judging_problem(request, now)
+        )
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.
         await uow.batches.add(batch)
         if problem is not None:
@@ -201,6 +207,16 @@ async def _essays_to_rank(
             "essay_set.content_sha256",
         )
     return stored.essays, None
+
+
+def _human_judging_problem(request: CJAssessmentRequestV1, now: datetime) -> _Problem | None:
+    human = request.human_judging
+    if human is not None and human.deadline <= now:
+        return _Problem(
+            "human_judging.deadline has passed: the judges would have no time to judge",
+            "human_judging.deadline",
+        )
+    return None
 
 
 def _validation_problem(essays: list[EssayRecord], essay_count: int) -> _Problem | None:

@@ -74,8 +74,13 @@ class CJWorkflow:
         return await self._callbacks.record_results(uow, results)
 
     async def check_stale_batches(self, uow: UnitOfWork) -> MonitorReport:
-        """One monitor pass: partial scoring after the grace; recover or fail stuck batches."""
-        return await self._monitor.check_stale_batches(uow)
+        """One monitor pass: release human judges' pairs past their deadline (the batch then
+        goes on as after new answers); partial scoring after the grace; recover or fail stuck
+        batches."""
+        released = await self._callbacks.release_due_human_pairs(uow)
+        report = await self._monitor.check_stale_batches(uow)
+        report.human_pairs_released = released
+        return report
 
     async def hedge_stragglers(self, uow: UnitOfWork) -> HedgeReport:
         """One hedging pass: ask the stragglers of batches in their tail a second time."""

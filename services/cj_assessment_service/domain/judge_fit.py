@@ -56,14 +56,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit
-from scipy.stats import norm
+from scipy.special import expit, ndtri
 
 from cj_assessment_service.domain.bradley_terry import (
     MAX_STEP_HALVINGS,
     BradleyTerryFit,
     Comparisons,
     fit_bradley_terry,
+)
+from common_core.events.cj import (
+    HumanDisagreement,
+    HumanJudgingStatistics,
+    JudgeFitStatistics,
 )
 
 AI_GROUP = 0
@@ -234,7 +238,7 @@ class AgreementReport:
 def wilson_interval(successes: float, trials: int, confidence: float) -> tuple[float, float]:
     """Wilson's score interval for a binomial proportion (`successes` may end in a half: ties
     counted half)."""
-    z = float(norm.ppf(0.5 + confidence / 2.0))
+    z = float(ndtri(0.5 + confidence / 2.0))
     share = successes / trials
     denominator = 1.0 + z * z / trials
     centre = (share + z * z / (2 * trials)) / denominator
@@ -285,4 +289,87 @@ def ai_human_agreement(
             )
             for k in worst
         ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HumanCounts:
+    """A batch's human judging in counts: judges invited, comparisons given to them, judged,
+    and released unjudged at the deadline."""
+
+    invited: int
+    assigned: int
+    judged: int
+    released: int
+
+
+def human_judging_statistics(
+    comparisons: Comparisons,
+    fit: BradleyTerryFit,
+    judges: tuple[npt.NDArray[np.bool_], list[str]] | None,
+    *,
+    ai_fit: BradleyTerryFit | None,
+    essay_ids: Sequence[str],
+    counts: HumanCounts,
+) -> HumanJudgingStatistics:
+    """The completed event's report on human judges: every judge's misfit at the joint fit
+    `fit`, the AI-human agreement against the AI-only fit `ai_fit`, the humans' order effect
+    and the decisions of largest disagreement (by essay id)."""
+    report = HumanJudgingStatistics(
+        judges_invited=counts.invited,
+        assigned=counts.assigned,
+        judged=counts.judged,
+        released=counts.released,
+    )
+    if judges is None or len(comparisons) == 0:
+        return report
+    human, judge_ids = judges
+    misfit = judge_misfit(comparisons, fit, judge_ids, human)
+    kind = {j: ("human" if h else "llm") for j, h in zip(judge_ids, human.tolist(), strict=True)}
+    agreement = (
+        ai_human_agreement(comparisons, human, judge_ids, ai_fit=ai_fit)
+        if ai_fit is not None
+        else None
+    )
+    biases = fit.position_biases
+    return report.model_copy(
+        update={
+            "judges": [
+                JudgeFitStatistics(
+                    judge_id=m.judge,
+                    kind=kind[m.judge],
+                    judgements=m.judgements,
+                    infit=round(m.infit, 6),
+                    outfit=round(m.outfit, 6),
+                    infit_z=round(m.infit_z, 6),
+                    flagged=m.flagged,
+                )
+                for m in misfit
+            ],
+            "human_position_bias_logit": (
+                round(float(biases[HUMAN_GROUP]), 6)
+                if biases is not None and biases.shape[0] > HUMAN_GROUP
+                else None
+            ),
+            **(
+                {}
+                if agreement is None
+                else {
+                    "agreement": round(agreement.agreement, 6),
+                    "agreement_low": round(agreement.low, 6),
+                    "agreement_high": round(agreement.high, 6),
+                    "agreement_confidence": agreement.confidence,
+                    "largest_disagreements": [
+                        HumanDisagreement(
+                            chosen_essay_id=essay_ids[d.chosen],
+                            other_essay_id=essay_ids[d.other],
+                            judge_id=d.judge,
+                            ai_probability=round(d.ai_probability, 6),
+                        )
+                        for d in agreement.largest_disagreements
+                        if d.ai_probability < 0.5  # the AI orders the pair the other way
+                    ],
+                }
+            ),
+        }
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from cj_assessment_service.domain.bradley_terry import (
     SCORING_BIAS_PRIOR_PRECISION,
@@ -18,6 +19,12 @@ from cj_assessment_service.domain.bradley_terry import (
 )
 from cj_assessment_service.domain.grade_projection import project_grades
 from cj_assessment_service.domain.judge_consistency import order_consistency
+from cj_assessment_service.domain.judge_fit import (
+    AI_GROUP,
+    HUMAN_GROUP,
+    HumanCounts,
+    human_judging_statistics,
+)
 from cj_assessment_service.domain.stopping import STOP_RELIABILITY, posterior_reliability
 from common_core.events.cj import (
     CJStatistics,
@@ -57,6 +64,8 @@ def score_batch(
     *,
     target_reliability: float | None = None,
     adaptive_pairing: bool = False,
+    judges: tuple[npt.NDArray[np.bool_], list[str]] | None = None,
+    human_counts: HumanCounts | None = None,
 ) -> BatchScores:
     """Fit Bradley-Terry on every essay (anchors included); rank and project the non-anchors.
 
@@ -65,13 +74,28 @@ def score_batch(
     `target_reliability` is the stop rule's target when one applied to the batch.
     `adaptive_pairing` says the pairs were chosen from earlier answers: scale separation and
     split-half reliability are then listed as not valid (ADAPTIVE_PAIRING_NOT_VALID).
+
+    With human judges (`judges`: which verdicts are people's and who gave each, in the order of
+    `comparisons`; `human_counts`: their pairs), people's and the AI's verdicts are one fit with
+    an order effect per kind of judge; `position_bias_logit` and the judge-consistency figures
+    stay the AI's, and `statistics.human_judging` reports the judges' misfit and the AI-human
+    agreement (domain/judge_fit.py).
     """
     n = len(essays)
     answers = len(comparisons) > 0
     comparisons = weigh_soft_verdicts(comparisons)
-    fit = fit_bradley_terry(comparisons, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
+    human = judges[0] if judges is not None else None
+    people = human is not None and bool(human.any()) and not bool(human.all())
+    ai_verdicts = comparisons.subset(~human) if people and human is not None else comparisons
+    ai_fit = fit_bradley_terry(ai_verdicts, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
+    fit = ai_fit
+    if people and human is not None:
+        fit = fit_bradley_terry(
+            replace(comparisons, position_group=np.where(human, HUMAN_GROUP, AI_GROUP)),
+            bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION,
+        )
     position_bias = debiased_position_bias(
-        comparisons, fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
+        ai_verdicts, ai_fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
     )
     played, wins = comparisons.counts()
     errors = fit.standard_errors if fit.standard_errors is not None else np.zeros(n)
@@ -92,7 +116,17 @@ def score_batch(
         ),
         key=lambda r: r.rank,
     )
-    consistency = order_consistency(comparisons)
+    consistency = order_consistency(ai_verdicts)
+    human_statistics = None
+    if human_counts is not None:
+        human_statistics = human_judging_statistics(
+            comparisons,
+            fit,
+            judges,
+            ai_fit=ai_fit if people else None,
+            essay_ids=[e.essay_id for e in essays],
+            counts=human_counts,
+        )
     statistics = CJStatistics(
         scale_separation_reliability=(
             scale_separation_reliability(fit.scores, errors) if answers else None
@@ -125,6 +159,7 @@ def score_batch(
             )
             for b in consistency.calibration
         ],
+        human_judging=human_statistics,
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
 

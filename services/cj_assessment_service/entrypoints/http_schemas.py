@@ -150,6 +150,11 @@ class BatchResultsOut(_Reply):
     rankings: list[EssayRanking]
     statistics: CJStatistics
     grade_projections: list[GradeProjection] | None = None
+    completion_detail: str | None = Field(
+        default=None,
+        description="What the completion reason does not say (e.g. human judges' comparisons "
+        "released unjudged at their deadline).",
+    )
 
 
 class EssaySetOut(_Reply):

@@ -42,6 +42,8 @@ def _verdict(pair: PairRecord) -> Verdict:
         return Verdict.PENDING
     if pair.status == PairStatus.FAILED:
         return Verdict.FAILED
+    if pair.status == PairStatus.RELEASED:
+        return Verdict.RELEASED
     return Verdict.A_WON if pair.winner == ComparisonWinner.ESSAY_A.value else Verdict.B_WON
 
 
@@ -78,6 +80,8 @@ class FakePairs:
     def __init__(self, hedges: FakeHedges) -> None:
         self.rows: dict[UUID, PairRecord] = {}
         self.answered_at: dict[UUID, datetime] = {}
+        # Pairs of people whose verdict has been staged (the judging page's submit).
+        self.submitted: set[UUID] = set()
         self._hedges = hedges
 
     async def add(self, batch_id: UUID, wave: int, pairs: Sequence[NewPair]) -> None:
@@ -94,6 +98,8 @@ class FakePairs:
                 None,
                 attempts=1,
                 requested_at=now,
+                judge_kind=p.judge_kind,
+                judge_id=p.judge_id,
             )
 
     async def by_request(self, request_ids: Sequence[UUID]) -> dict[UUID, PairRecord]:
@@ -114,9 +120,10 @@ class FakePairs:
         ids = {p.id for p in pairs}
         hedged = {h.pair_id for h in self._hedges.rows.values() if h.pair_id in ids}
         median = statistics.median(times) if times else None
-        return [p for p in pairs if p.status == PairStatus.PENDING], hedged, median
+        outstanding = [p for p in pairs if p.status == PairStatus.PENDING and p.judge_kind is None]
+        return outstanding, hedged, median
 
-    async def outcomes(self, batch_id: UUID) -> PairOutcomes:
+    async def outcomes(self, batch_id: UUID, *, with_judges: bool = False) -> PairOutcomes:
         pairs = [p for p in self.rows.values() if p.batch_id == batch_id]
         return PairOutcomes(
             np.array([p.essay_a for p in pairs], dtype=np.int64),
@@ -125,7 +132,30 @@ class FakePairs:
             None
             if all(p.probability_a_better is None for p in pairs)
             else np.array([p.probability_a_better for p in pairs], dtype=np.float64),
+            human=(
+                np.array([p.judge_kind == "human" for p in pairs], dtype=np.bool_)
+                if with_judges
+                else None
+            ),
+            judge=(
+                np.array([p.judge_id or "" for p in pairs], dtype=np.object_)
+                if with_judges
+                else None
+            ),
         )
+
+    async def release_human_pairs(self, batch_id: UUID, at: datetime) -> int:
+        released = [
+            p
+            for p in self.rows.values()
+            if p.batch_id == batch_id
+            and p.judge_kind == "human"
+            and p.status == PairStatus.PENDING
+            and p.id not in self.submitted
+        ]
+        for p in released:
+            self.rows[p.id] = replace(p, status=PairStatus.RELEASED)
+        return len(released)
 
     async def save_answers(self, answers: Sequence[PairAnswer], answered_at: datetime) -> None:
         for a in answers:
@@ -134,6 +164,7 @@ class FakePairs:
                 status=a.status,
                 winner=a.winner,
                 probability_a_better=a.probability_a_better,
+                judge_id=a.judge_id or self.rows[a.pair_id].judge_id,
             )
             self.answered_at[a.pair_id] = answered_at
 
@@ -230,8 +261,14 @@ class FakeBatches:
             graced = (
                 b.threshold_reached_at is not None and b.threshold_reached_at <= threshold_since
             )
-            return b.last_activity_at < idle_since or (
-                b.state == BatchState.WAITING_CALLBACKS and graced
+            waiting_on_people = (
+                b.human_deadline is not None
+                and b.human_deadline > datetime.now(UTC)
+                and b.human_pending > 0
+            )
+            return not waiting_on_people and (
+                b.last_activity_at < idle_since
+                or (b.state == BatchState.WAITING_CALLBACKS and graced)
             )
 
         live = [b for b in self.rows.values() if not b.state.is_terminal and stale(b)]
@@ -272,10 +309,33 @@ class FakeBatches:
             judges=batch.judges,
             last_activity_at=batch.last_activity_at,
             threshold_reached_at=batch.threshold_reached_at,
+            human_answered=batch.human_answered,
         )
 
     async def set_hedged(self, batch_id: UUID, hedged: int) -> None:
         self._change(batch_id, hedged=hedged)
+
+    async def record_human_plan(self, batch_id: UUID, *, planned: int, human_planned: int) -> None:
+        self._change(batch_id, planned=planned, human_planned=human_planned)
+
+    async def lock_human_deadline_due(self, now: datetime, limit: int) -> list[BatchRecord]:
+        due = [
+            b
+            for b in self.rows.values()
+            if not b.state.is_terminal
+            and b.human_deadline is not None
+            and b.human_deadline <= now
+            and b.human_pending > 0
+        ]
+        return sorted(due, key=lambda b: b.human_deadline or now)[:limit]
+
+    async def record_release(self, batch: BatchRecord) -> None:
+        self._change(
+            batch.id,
+            planned=batch.planned,
+            human_released=batch.human_released,
+            last_activity_at=batch.last_activity_at,
+        )
 
     async def mark_completed(
         self,
