@@ -8,7 +8,7 @@ export PDM_CHECK_UPDATE := false
 bootstrap:  ## Python environment (PDM + .venv from pdm.lock)
 	@scripts/bootstrap.sh
 
-provision: bootstrap  ## Kafka jars (Maven Central) and PostgreSQL (apt) when missing
+provision: bootstrap  ## Kafka jars (Maven Central); PostgreSQL, Prometheus, amtool, Chromium + ChromeDriver (apt); axe-core (npm): when missing
 	@$(PY) -m devstack provision
 
 # The critical paths (the consumer runner, the outbox and inbox, CJ callbacks, outcomes and monitor,

@@ -16,13 +16,20 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from common_core.runtime.blas_threads import limit_blas_threads
 from devstack import free_port, start_kafka, start_postgres, wait_for_kafka
+from devstack.chromium import ChromiumBinaries, provision_axe_core, provision_chromium
 from devstack.postgres import RunningPostgres, asyncpg_url, libpq_url, with_database
+
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
+
+    from common_core.testing.browser import OpenChromium
 
 # CI explores the same examples every run (a red CI must mean a real change); locally hypothesis
 # keeps searching new ones, and what it finds is replayed from its database.
@@ -132,3 +139,26 @@ def make_topic_name() -> Callable[[], str]:
 def unique_topic(make_topic_name: Callable[[], str]) -> str:
     """A topic name no other test uses."""
     return make_topic_name()
+
+
+@pytest.fixture(scope="session")
+def chromium_ready() -> ChromiumBinaries:
+    """Chromium, ChromeDriver and axe-core, installed now when missing (as PostgreSQL is): a
+    machine where that cannot happen fails with the command to run, it does not skip."""
+    binaries = provision_chromium()
+    provision_axe_core()
+    return binaries
+
+
+@pytest.fixture
+def chromium_window(chromium_ready: ChromiumBinaries) -> Iterator[OpenChromium]:
+    """A factory of headless Chromium windows (`common_core.testing.browser.open_chromium`),
+    each stopped by PID, with its profile removed, when the test ends."""
+    from common_core.testing.browser import open_chromium
+
+    with contextlib.ExitStack() as windows:
+
+        def open_window(*, width: int, height: int) -> Chrome:
+            return windows.enter_context(open_chromium(width=width, height=height))
+
+        yield open_window

@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="show what runs where")
     commands.add_parser("env", help="print `export KAFKA_BOOTSTRAP_SERVERS=... DATABASE_URL=...`")
     commands.add_parser(
-        "provision", help="fetch the Kafka jars; install PostgreSQL, Prometheus, amtool"
+        "provision",
+        help="fetch the Kafka jars; install PostgreSQL, Prometheus, amtool, Chromium with "
+        "ChromeDriver (apt) and axe-core (npm ci in infra/browser)",
     )
     secured = commands.add_parser(
         "kafka-secured",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack import kafka, postgres, prometheus, services
+from devstack import chromium, kafka, postgres, prometheus, services
 from devstack.processes import StackError, say, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,17 +66,21 @@ class Endpoints:
 
 
 def provision() -> None:
-    """Fetch the Kafka classpath and install PostgreSQL, Prometheus (with promtool) and amtool
-    where they are missing, so no test installs anything."""
+    """Fetch the Kafka classpath and install PostgreSQL, Prometheus (with promtool), amtool,
+    Chromium with ChromeDriver and axe-core where they are missing, so no test installs
+    anything."""
     with stopwatch() as elapsed:
         libs = kafka.provision_kafka()
         bin_dir = postgres.provision_postgres()
         prometheus_binary = prometheus.provision_prometheus()
         amtool = prometheus.provision_amtool()
+        browser = chromium.provision_chromium()
+        axe_script = chromium.provision_axe_core()
     version = kafka.kafka_version()
     say(
         f"provisioned: Kafka {version} in {libs}, PostgreSQL in {bin_dir}, "
-        f"Prometheus {prometheus_binary}, amtool {amtool} ({elapsed()})"
+        f"Prometheus {prometheus_binary}, amtool {amtool}, Chromium {browser.browser} with "
+        f"{browser.driver}, axe-core {axe_script} ({elapsed()})"
     )
 
 
