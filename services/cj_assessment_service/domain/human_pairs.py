@@ -148,16 +148,9 @@ def _stratified(
 
 
 def assign_judges(pairs: Sequence[OrderedPair], judges: Sequence[str]) -> list[str]:
-    """The judge of each pair: in turn, so every judge gets an equal share (differing by at most
-    one) and, the close and the stratified pairs alternating in `pairs`' order, a mix of both."""
+    """The judge of each pair, dealt in turn over `pairs`' order (the close pairs, then the
+    stratified ones): every judge gets an equal share (differing by at most one) and, the turn
+    running on from the close pairs into the stratified ones, some of each."""
     if not judges:
         raise ValueError("no judges to assign pairs to")
-    close = math.ceil(len(pairs) * CLOSE_SHARE)
-    # Interleave the close half with the stratified half before dealing them out.
-    order = [k for pair in zip(range(close), range(close, len(pairs)), strict=False) for k in pair]
-    dealt = set(order)
-    order += [k for k in range(len(pairs)) if k not in dealt]
-    assigned = [""] * len(pairs)
-    for turn, k in enumerate(order):
-        assigned[k] = judges[turn % len(judges)]
-    return assigned
+    return [judges[k % len(judges)] for k in range(len(pairs))]

@@ -16,7 +16,12 @@ from cj_assessment_service.application.ports import BatchRecord, RequestSettings
 from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState
 from common_core.errors import ErrorCode, ErrorDetail
-from common_core.events.cj import AnchorEssay, CJAssessmentRequestV1, EssayToProcess
+from common_core.events.cj import (
+    AnchorEssay,
+    CJAssessmentRequestV1,
+    EssayToProcess,
+    HumanJudgingRequest,
+)
 from common_core.events.envelope import EventEnvelope, decode_event
 from common_core.events.llm import (
     ComparisonWinner,
@@ -91,6 +96,7 @@ def request_envelope(
     max_comparisons: int | None = None,
     event_id: uuid.UUID | None = None,
     target_reliability: float | None = None,
+    human_judging: HumanJudgingRequest | None = None,
 ) -> EventEnvelope[CJAssessmentRequestV1]:
     """A CJ request event."""
     return EventEnvelope[CJAssessmentRequestV1](
@@ -105,6 +111,7 @@ def request_envelope(
             anchors=anchors or [],
             max_comparisons=max_comparisons,
             target_reliability=target_reliability,
+            human_judging=human_judging,
         ),
     )
 
