@@ -1,6 +1,12 @@
 """`teachers`: simulated teachers beside the simulated AI judge in one batch; the erratic
 teacher flagged by misfit, the AI-human agreement interval's coverage, and the ranking's
-accuracy with 10 % human verdicts against the AI alone at the same number of comparisons."""
+accuracy with 10 % human verdicts against the AI alone.
+
+The batch is the service's design: the AI is asked its whole budget (planned as the service
+plans it), and the teachers' pairs come on top of it, 10 % of all the comparisons, chosen by the
+service's own rule (`domain/human_pairs.py`: half the closest pairs of the AI's fit when the AI
+has answered as many pairs as there are essays, half stratified over its gaps) and dealt to the
+teachers in turn. The reference, the AI alone, is the same batch's AI verdicts."""
 
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ from cj_assessment_service.domain.bradley_terry import (
     FloatArray,
     IntArray,
     fit_bradley_terry,
+)
+from cj_assessment_service.domain.human_pairs import (
+    assign_judges,
+    choose_human_pairs,
+    human_pair_count,
 )
 from cj_assessment_service.domain.judge_fit import (
     ai_human_agreement,
@@ -58,52 +69,51 @@ class Teachers:
             p = ERRATIC_RANDOM_SHARE * 0.5 + (1.0 - ERRATIC_RANDOM_SHARE) * p
         return np.asarray(p, dtype=np.float64)
 
-    def judge(self, pairs: Pairs) -> tuple[list[bool], list[str], FloatArray]:
-        """Verdicts (A won), the teacher of each (in turn, so each judges the same number) and
-        the probability with which that teacher picks A."""
+    def judge(self, pairs: Pairs, names: list[str]) -> tuple[list[bool], FloatArray]:
+        """Verdicts (A won) of the teacher `names[k]` on pair k, and the probability with which
+        that teacher picks A."""
         a = np.array([p[0] for p in pairs], dtype=np.int64)
         b = np.array([p[1] for p in pairs], dtype=np.int64)
-        names = [f"teacher-{k % TEACHERS + 1}" for k in range(len(pairs))]
         p = np.empty(len(pairs))
         for name in set(names):
             mine = np.array([n == name for n in names])
             p[mine] = self.probability_a(name, a[mine], b[mine])
-        return list(self.rng.random(len(pairs)) < p), names, p
+        return list(self.rng.random(len(pairs)) < p), p
 
 
 def _comparisons(pairs: Pairs, wins: list[bool]) -> Comparisons:
     return Comparisons.from_lists(ESSAYS, [a for a, _ in pairs], [b for _, b in pairs], wins)
 
 
-def _random_pairs(count: int, rng: np.random.Generator) -> Pairs:
-    """`count` distinct ordered pairs of distinct essays, uniformly at random."""
-    chosen: set[tuple[int, int]] = set()
-    while len(chosen) < count:
-        a, b = (int(x) for x in rng.choice(ESSAYS, 2, replace=False))
-        chosen.add((a, b))
-    return sorted(chosen)
-
-
 def ai_alone(seed: int) -> float:
-    """Spearman with the truth of a batch judged by the AI alone (the same essays and budget
-    as `simulate_batch`'s)."""
+    """Spearman with the truth of a batch judged by the AI alone (the same essays, budget and
+    verdicts as `simulate_batch`'s AI)."""
     alone = Judge(np.random.default_rng(seed + 10_000), AI_BIAS, SPREAD)
     pairs, wins, _ = planned_design(alone, ESSAYS * PER_ESSAY // 2, np.random.default_rng(seed))
     fit = fit_bradley_terry(_comparisons(pairs, wins), with_standard_errors=False)
     return float(spearmanr(fit.scores, alone.theta)[0])
 
 
+def teachers_pairs(ai_pairs: Pairs, ai_wins: list[bool], rng: np.random.Generator) -> Pairs:
+    """The teachers' pairs as the service chooses them: from a fit of the AI's first ESSAYS
+    answers (when the service gives people their share), never an orientation the AI asks."""
+    early = fit_bradley_terry(_comparisons(ai_pairs[:ESSAYS], ai_wins[:ESSAYS]))
+    assert early.standard_errors is not None
+    count = human_pair_count(len(ai_pairs), HUMAN_SHARE)
+    return choose_human_pairs(early.scores, early.standard_errors, ai_pairs, count, rng)
+
+
 def simulate_batch(seed: int, discrimination: float) -> dict[str, Any]:
-    """One batch judged by the AI, planned as the service plans it, on 90 % of the budget and
-    by the teachers on HUMAN_SHARE of it (random pairs, in turn)."""
+    """One batch judged by the AI on its whole budget, planned as the service plans it, and by
+    the teachers on HUMAN_SHARE of all its comparisons on top (the service's rule)."""
     budget = ESSAYS * PER_ESSAY // 2
-    human_count = round(HUMAN_SHARE * budget)
     ai = Judge(np.random.default_rng(seed + 10_000), AI_BIAS, SPREAD)
-    ai_pairs, ai_wins, _ = planned_design(ai, budget - human_count, np.random.default_rng(seed))
+    ai_pairs, ai_wins, _ = planned_design(ai, budget, np.random.default_rng(seed))
     rng = np.random.default_rng(seed + 20_000)
     teachers = Teachers(ai, rng, discrimination)
-    human_pairs = _random_pairs(human_count, rng)
-    human_wins, human_judges, p_a = teachers.judge(human_pairs)
+    human_pairs = teachers_pairs(ai_pairs, ai_wins, rng)
+    human_judges = assign_judges(human_pairs, [f"teacher-{k + 1}" for k in range(TEACHERS)])
+    human_wins, p_a = teachers.judge(human_pairs, human_judges)
     pairs, wins = [*ai_pairs, *human_pairs], [*ai_wins, *human_wins]
     comparisons = _comparisons(pairs, wins)
     judges = ["ai"] * len(ai_pairs) + human_judges
@@ -208,8 +218,9 @@ def run_scenario(seeds: int, discrimination: float, alone: list[float]) -> dict[
     human_bias, human_bias_error = _mean_and_error([b["position_biases"][1] for b in batches])
     print(
         f"teachers ({ESSAYS} essays, ability sd {SPREAD}, planner to {PER_ESSAY} comparisons/"
-        f"essay, {HUMAN_SHARE:.0%} to {TEACHERS} teachers at {discrimination}x the AI's "
-        f"logit, {ERRATIC} a coin on {ERRATIC_RANDOM_SHARE:.0%} of its pairs, {seeds} seeds; "
+        f"essay, and {HUMAN_SHARE:.0%} of all comparisons on top to {TEACHERS} teachers at "
+        f"{discrimination}x the AI's logit, {ERRATIC} a coin on {ERRATIC_RANDOM_SHARE:.0%} of "
+        f"its pairs, {seeds} seeds; "
         f"{decisions:.0f} human decisions per batch):\n"
         f"  misfit flags (infit > 1.3 and z > 2): {ERRATIC} in {flag_rate[ERRATIC]:.0%} of "
         f"batches; honest teachers {honest_rate:.1%} (each: "

@@ -180,7 +180,9 @@ class HumanJudgingStatistics(_Contract):
     `agreement_high` Wilson interval at `agreement_confidence` (None without human or AI
     verdicts); `human_position_bias_logit` the humans' own order effect in the joint fit;
     `judges` every judge's misfit (AI and human), `largest_disagreements` the decisions the AI
-    disagrees with most.
+    disagrees with most (where the AI orders the pair the other way); `left_out_of_ranking`
+    the flagged human judges whose decisions the ranking was fitted without (their misfit is
+    still reported).
     """
 
     judges_invited: int = Field(ge=0)
@@ -194,6 +196,7 @@ class HumanJudgingStatistics(_Contract):
     human_position_bias_logit: float | None = None
     judges: list[JudgeFitStatistics] = Field(default_factory=list)
     largest_disagreements: list[HumanDisagreement] = Field(default_factory=list)
+    left_out_of_ranking: list[str] = Field(default_factory=list)
 
 
 class CJStatistics(_Contract):

@@ -395,7 +395,7 @@ class CallbackUseCases:
         )
         pace = self._pacing.planning(batch, now)
         count = top_up_size(
-            budget=batch.budget,
+            budget=batch.comparison_limit,
             planned=batch.planned,
             pending=batch.ai_pending,  # the people's pairs are not the AI's to keep in flight
             target_outstanding=pace.target_outstanding,
@@ -589,7 +589,7 @@ class CallbackUseCases:
     ) -> BatchDecision:
         return decide_after_answers(
             n_essays=n,
-            budget=batch.budget,
+            budget=batch.comparison_limit,
             planned=batch.planned,
             completed=batch.completed,
             failed=batch.failed,

@@ -75,8 +75,8 @@ def completion_detail(batch: BatchRecord) -> str | None:
         return None
     return (
         f"{batch.human_released} of {batch.human_planned} comparisons given to human judges "
-        "were not judged by the deadline and were released (the AI was asked in their place "
-        "where the budget allowed)"
+        "were not judged by the deadline and were released (dropped: the AI's budget is "
+        "unchanged)"
     )
 
 

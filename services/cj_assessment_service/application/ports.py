@@ -126,6 +126,18 @@ class BatchRecord:
         return self.human_planned - self.human_answered - self.human_released
 
     @property
+    def human_in_plan(self) -> int:
+        """Comparisons given to human judges and not released (counted in `planned`)."""
+        return self.human_planned - self.human_released
+
+    @property
+    def comparison_limit(self) -> int:
+        """Comparisons the batch may plan: the AI's budget plus the people's pairs, which come
+        on top of it (the budget bounds what the AI is asked; a person's verdict costs no
+        tokens)."""
+        return self.budget + self.human_in_plan
+
+    @property
     def ai_pending(self) -> int:
         """Comparisons asked of the AI and not answered yet (what its pacing keeps in flight)."""
         return self.pending - self.human_pending

@@ -39,8 +39,9 @@ CANDIDATES_PER_PAIR = 20
 
 
 def human_pair_count(budget: int, share: float) -> int:
-    """How many comparisons the judges get: `share` of the batch's comparisons, at least one."""
-    return max(1, math.ceil(share * budget - 1e-9))
+    """How many comparisons the judges get, on top of the AI's `budget`: `share` of all the
+    batch's comparisons (theirs and the AI's), at least one."""
+    return max(1, math.ceil(share / (1.0 - share) * budget - 1e-9))
 
 
 def plan_human_pairs_from_answers(

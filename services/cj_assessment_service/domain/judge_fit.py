@@ -23,7 +23,9 @@ gap, sigmoid(a (theta_A - theta_B) + d), its slope a and offset d fitted by logi
 regression (`calibrate_kind`) on the verdicts of the judge's peers (the other judges of its
 kind: an erratic judge would otherwise flatten its own reference; a judge alone in its kind,
 the AI, on its own verdicts). Misfit then says how a judge departs from judges of its kind, not
-how teachers depart from the AI (which the agreement figure reports).
+how teachers depart from the AI (which the agreement figure reports). Peers whose curve hardly
+rises with the gap (slope below MIN_PEER_SLOPE: in a panel of two, one of them contrary) are no
+reference; the judge's own verdicts are then.
 
 The flag. A judge is flagged when the infit is both large (above INFIT_CUT = 1.3, the usual
 upper bound of the "reasonable" mean-square range for ordinary tests in Wright, Linacre et
@@ -82,6 +84,9 @@ CALIBRATION_PRIOR_PRECISION = 0.01
 CALIBRATION_STEPS = 50
 # Fewest verdicts of a judge's peers to calibrate its kind on them (two parameters).
 MIN_PEER_VERDICTS = 20
+# The least slope of the peers' curve that makes them a reference (below: they barely follow
+# the scale, or contradict it).
+MIN_PEER_SLOPE = 0.25
 
 
 def fit_human_and_ai(comparisons: Comparisons, human: npt.NDArray[np.bool_]) -> BradleyTerryFit:
@@ -135,8 +140,14 @@ def judge_misfit(
         # Each judge is measured against the other judges of its kind (an erratic judge would
         # otherwise flatten its own reference); alone in its kind (the AI), against itself.
         peers = (kinds == kinds[np.argmax(mine)]) & ~mine
-        reference = peers if peers.sum() >= MIN_PEER_VERDICTS else mine
-        slope, offset = calibrate_kind(gap[reference], outcome[reference], weight[reference])
+        slope, offset = 0.0, 0.0
+        if peers.sum() >= MIN_PEER_VERDICTS:
+            slope, offset = calibrate_kind(gap[peers], outcome[peers], weight[peers])
+        if slope < MIN_PEER_SLOPE:
+            # Too few peers, or peers who do not follow the scale (in a panel of two, one
+            # contrary judge): measured against its own kind's curve, an honest judge would be
+            # flagged for its peer's fault. Its own verdicts are then the reference.
+            slope, offset = calibrate_kind(gap[mine], outcome[mine], weight[mine])
         eta[mine] = slope * gap[mine] + offset
     prob = np.clip(expit(eta), 1e-12, 1.0 - 1e-12)
     variance = prob * (1.0 - prob)

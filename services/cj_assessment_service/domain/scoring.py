@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from cj_assessment_service.domain.bradley_terry import (
     SCORING_BIAS_PRIOR_PRECISION,
+    BradleyTerryFit,
     Comparisons,
     debiased_position_bias,
     fit_bradley_terry,
@@ -79,7 +80,8 @@ def score_batch(
     `comparisons`; `human_counts`: their pairs), people's and the AI's verdicts are one fit with
     an order effect per kind of judge; `position_bias_logit` and the judge-consistency figures
     stay the AI's, and `statistics.human_judging` reports the judges' misfit and the AI-human
-    agreement (domain/judge_fit.py).
+    agreement (domain/judge_fit.py). A human judge flagged as misfitting is left out of the
+    ranking's fit (and named in `left_out_of_ranking`).
     """
     n = len(essays)
     answers = len(comparisons) > 0
@@ -89,11 +91,28 @@ def score_batch(
     ai_verdicts = comparisons.subset(~human) if people and human is not None else comparisons
     ai_fit = fit_bradley_terry(ai_verdicts, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION)
     fit = ai_fit
+    human_statistics = None
     if people and human is not None:
-        fit = fit_bradley_terry(
-            replace(comparisons, position_group=np.where(human, HUMAN_GROUP, AI_GROUP)),
-            bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION,
+        fit = _joint_fit(comparisons, human)
+    if human_counts is not None:
+        human_statistics = human_judging_statistics(
+            comparisons,
+            fit,
+            judges,
+            ai_fit=ai_fit if people else None,
+            essay_ids=[e.essay_id for e in essays],
+            counts=human_counts,
         )
+        left_out = [j.judge_id for j in human_statistics.judges if j.kind == "human" and j.flagged]
+        if left_out and judges is not None:
+            # A misfitting teacher's decisions do not fit anyone's scale: the ranking is fitted
+            # without them (in the benchmark this is as good or better: docs/benchmarks.md).
+            kept = ~np.isin(np.asarray(judges[1], dtype=object), left_out)
+            comparisons, human = comparisons.subset(kept), judges[0][kept]
+            fit = _joint_fit(comparisons, human) if human.any() else ai_fit
+            human_statistics = human_statistics.model_copy(
+                update={"left_out_of_ranking": sorted(left_out)}
+            )
     position_bias = debiased_position_bias(
         ai_verdicts, ai_fit, bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION
     )
@@ -117,16 +136,6 @@ def score_batch(
         key=lambda r: r.rank,
     )
     consistency = order_consistency(ai_verdicts)
-    human_statistics = None
-    if human_counts is not None:
-        human_statistics = human_judging_statistics(
-            comparisons,
-            fit,
-            judges,
-            ai_fit=ai_fit if people else None,
-            essay_ids=[e.essay_id for e in essays],
-            counts=human_counts,
-        )
     statistics = CJStatistics(
         scale_separation_reliability=(
             scale_separation_reliability(fit.scores, errors) if answers else None
@@ -162,6 +171,14 @@ def score_batch(
         human_judging=human_statistics,
     )
     return BatchScores(rankings, statistics, _grade_projections(essays, fit.scores, errors))
+
+
+def _joint_fit(comparisons: Comparisons, human: npt.NDArray[np.bool_]) -> BradleyTerryFit:
+    """People's and the AI's verdicts in one fit, an order effect for each kind of judge."""
+    return fit_bradley_terry(
+        replace(comparisons, position_group=np.where(human, HUMAN_GROUP, AI_GROUP)),
+        bias_prior_precision=SCORING_BIAS_PRIOR_PRECISION,
+    )
 
 
 def _grade_projections(

@@ -82,9 +82,10 @@ class TestPeoplesPairs:
         await flow.record_results(uow, [verdict(r) for r in asked[:12]])
         (batch,) = uow.batches.rows.values()
         given = human_pairs(uow)
-        assert batch.human_planned == len(given) == 9  # 20 % of the 45 comparisons
-        assert batch.planned == 45 + 9
-        assert Counter(p.judge_id for p in given) == {"t-ada": 5, "t-bo": 4}
+        # 20 % of all comparisons, on top of the AI's 45: 12 of 57.
+        assert batch.human_planned == len(given) == 12
+        assert batch.planned == 45 + 12
+        assert Counter(p.judge_id for p in given) == {"t-ada": 6, "t-bo": 6}
         assert requests(uow) == asked  # no request for a person's pair went to the AI
         orientations = {(p.essay_a, p.essay_b) for p in uow.pairs.rows.values()}
         assert len(orientations) == len(uow.pairs.rows)  # never an orientation asked before
@@ -95,7 +96,7 @@ class TestPeoplesPairs:
         await flow.record_results(uow, [verdict(r) for r in requests(uow)])
         (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.WAITING_CALLBACKS
-        assert batch.human_pending == 9
+        assert batch.human_pending == 12
         assert uow.events(COMPLETED) == []
 
     async def test_only_the_assigned_judge_answers_a_pair_and_the_report_has_the_people(
@@ -116,14 +117,18 @@ class TestPeoplesPairs:
         assert (await flow.record_results(uow, [ai_answer])).orphans == 1
 
         report = await flow.record_results(uow, [human_verdict(p) for p in given])
-        assert report.recorded == 9
+        assert report.recorded == 12
         (batch,) = uow.batches.rows.values()
         assert batch.state == BatchState.COMPLETED
-        assert (batch.human_answered, batch.human_pending) == (9, 0)
+        assert (batch.human_answered, batch.human_pending) == (12, 0)
         (completed,) = uow.events(COMPLETED)
         people_report = completed.data.statistics.human_judging
         assert people_report is not None
-        assert (people_report.assigned, people_report.judged, people_report.released) == (9, 9, 0)
+        assert (people_report.assigned, people_report.judged, people_report.released) == (
+            12,
+            12,
+            0,
+        )
         assert people_report.judges_invited == 2
         # Both the AI and the teachers pick the better essay: full agreement, within its interval.
         assert people_report.agreement == 1.0
@@ -154,17 +159,17 @@ class TestDeadline:
         past = datetime.now(UTC) - timedelta(seconds=1)
         uow.batches.rows[batch.id] = replace(batch, human_deadline=past)
         report = await flow.check_stale_batches(uow)
-        assert report.human_pairs_released == 5  # the submitted one is on its way
+        assert report.human_pairs_released == 8  # the submitted one is on its way
         statuses = Counter(uow.pairs.rows[p.id].status for p in given)
-        assert statuses == {PairStatus.COMPLETED: 3, PairStatus.RELEASED: 5, PairStatus.PENDING: 1}
+        assert statuses == {PairStatus.COMPLETED: 3, PairStatus.RELEASED: 8, PairStatus.PENDING: 1}
         assert uow.events(COMPLETED) == []  # waiting for the submitted verdict
 
         await flow.record_results(uow, [human_verdict(given[3])])
         (completed,) = uow.events(COMPLETED)
         assert completed.data.statistics.human_judging is not None
-        assert completed.data.statistics.human_judging.released == 5
+        assert completed.data.statistics.human_judging.released == 8
         assert completed.data.completion_detail is not None
-        assert "5 of 9" in completed.data.completion_detail
+        assert "8 of 12" in completed.data.completion_detail
 
     async def test_a_batch_waiting_on_its_people_is_not_stuck_before_the_deadline(self) -> None:
         uow = FakeUnitOfWork()

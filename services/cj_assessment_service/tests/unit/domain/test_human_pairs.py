@@ -14,9 +14,9 @@ from cj_assessment_service.domain.human_pairs import (
 )
 
 
-def test_the_share_is_of_the_batch_comparisons_and_at_least_one() -> None:
-    assert human_pair_count(200, 0.1) == 20
-    assert human_pair_count(45, 0.2) == 9
+def test_the_share_is_of_all_comparisons_on_top_of_the_ai_budget_and_at_least_one() -> None:
+    assert human_pair_count(180, 0.1) == 20  # 20 of 200
+    assert human_pair_count(45, 0.2) == 12  # 12 of 57: 21 %
     assert human_pair_count(3, 0.1) == 1
 
 
