@@ -27,7 +27,12 @@ from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.entrypoints.runtime import SERVICE
 from cj_assessment_service.testing.fakes import FakeTransactions
 from cj_assessment_service.testing.requests import batch_record, make_settings, unique_prefix
-from common_core.events.cj import CJCompletionReason, EssayToProcess
+from common_core.events.cj import (
+    CJCompletionReason,
+    EssayToProcess,
+    HumanJudge,
+    HumanJudgingRequest,
+)
 from common_core.events.envelope import new_event
 from common_core.events.llm import (
     ComparisonEssay,
@@ -577,3 +582,111 @@ class TestTextLifecycle:
 
 def _texts() -> list[str]:
     return [e.text_content for e in ESSAYS]
+
+
+def _people(deadline: datetime) -> HumanJudgingRequest:
+    return HumanJudgingRequest(
+        judges=[HumanJudge(judge_id="t1", display_name="T One")],
+        share=0.2,
+        deadline=deadline,
+    )
+
+
+class TestPeoplesPairs:
+    async def test_peoples_pairs_are_stored_read_with_their_judges_and_released(
+        self, transaction: Transactions
+    ) -> None:
+        past = datetime.now(UTC) - timedelta(seconds=5)
+        batch = replace(
+            _batch(f"ref-{uuid.uuid4().hex}"), human_judging=_people(past), human_deadline=past
+        )
+        ai = [NewPair(uuid.uuid4(), 0, 1, uuid.uuid4()), NewPair(uuid.uuid4(), 1, 2, uuid.uuid4())]
+        people = [
+            NewPair(uuid.uuid4(), a, b, uuid.uuid4(), judge_kind="human", judge_id="t1")
+            for a, b in [(1, 0), (2, 1), (0, 2)]
+        ]
+        now = datetime.now(UTC)
+        async with transaction() as uow:
+            await uow.batches.add(batch)
+            await uow.essays.add(batch.id, ESSAYS)
+            await uow.pairs.add(batch.id, 1, ai)
+            await uow.pairs.add(batch.id, 2, people)
+            await uow.batches.record_human_plan(batch.id, planned=5, human_planned=3)
+        async with transaction() as uow:
+            await uow.pairs.save_answers(
+                [
+                    PairAnswer(ai[0].id, PairStatus.COMPLETED, "essay_a", None, judge_id="o:m"),
+                    PairAnswer(people[0].id, PairStatus.COMPLETED, "essay_b", None),
+                ],
+                now,
+            )
+            await uow.batches.record_answers(replace(batch, completed=2, human_answered=1))
+        async with transaction() as uow:
+            found = await uow.pairs.by_request([people[0].request_id])
+            outstanding, _, _ = await uow.pairs.outstanding(batch.id)
+            read = await uow.pairs.outcomes(batch.id, with_judges=True)
+            plain = await uow.pairs.outcomes(batch.id)
+            due = await uow.batches.lock_human_deadline_due(datetime.now(UTC), 10)
+        assert (found[people[0].request_id].judge_kind, found[people[0].request_id].judge_id) == (
+            "human",
+            "t1",
+        )
+        assert [p.id for p in outstanding] == [ai[1].id]  # people's pairs are never hedged
+        assert plain.human is None
+        assert read.human is not None
+        assert read.human.tolist() == [False, False, True, True, True]
+        assert read.judge is not None
+        assert read.judge.tolist() == ["o:m", "", "t1", "t1", "t1"]
+        judged = read.answered_judges()
+        assert judged is not None
+        assert (judged[0].tolist(), judged[1]) == ([False, True], ["o:m", "t1"])
+        assert [b.id for b in due if b.id == batch.id] == [batch.id]
+
+        async with transaction() as uow:
+            released = await uow.pairs.release_human_pairs(batch.id, datetime.now(UTC))
+            locked = await uow.batches.lock(batch.id)
+            assert locked is not None
+            await uow.batches.record_release(
+                replace(locked, planned=locked.planned - released, human_released=released)
+            )
+        async with transaction() as uow:
+            after = await uow.batches.get(batch.id)
+            read = await uow.pairs.outcomes(batch.id)
+            due = await uow.batches.lock_human_deadline_due(datetime.now(UTC), 10)
+        assert released == 2
+        assert after is not None
+        assert (after.planned, after.human_released, after.human_pending) == (3, 2, 0)
+        assert after.human_judging == batch.human_judging
+        assert sorted(read.verdict.tolist()[2:]) == [
+            Verdict.B_WON,
+            Verdict.RELEASED,
+            Verdict.RELEASED,
+        ]
+        assert batch.id not in {b.id for b in due}
+
+    async def test_a_batch_waiting_on_people_before_the_deadline_is_never_stale(
+        self, transaction: Transactions
+    ) -> None:
+        idle = datetime.now(UTC) - timedelta(hours=2)
+        future = datetime.now(UTC) + timedelta(hours=1)
+        waiting = replace(
+            _batch(f"ref-{uuid.uuid4().hex}", last_activity_at=idle, threshold_reached_at=idle),
+            human_judging=_people(future),
+            human_deadline=future,
+            human_planned=2,
+        )
+        done = replace(waiting, id=uuid.uuid4(), entity_ref=f"ref-{uuid.uuid4().hex}")
+        done = replace(done, human_answered=2)
+        async with transaction() as uow:
+            await uow.batches.add(waiting)
+            await uow.batches.add(done)
+        async with transaction() as uow:
+            stale = await uow.batches.lock_stale(
+                inactive_since=datetime.now(UTC) - timedelta(minutes=5),
+                batch_mode_inactive_since=datetime.now(UTC) - timedelta(minutes=5),
+                threshold_since=datetime.now(UTC) - timedelta(minutes=5),
+                limit=1000,
+            )
+        ids = {b.id for b in stale}
+        assert waiting.id not in ids
+        assert done.id in ids
