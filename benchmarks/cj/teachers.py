@@ -144,7 +144,6 @@ def simulate_batch(seed: int, discrimination: float) -> dict[str, Any]:
         "truth_true_order": truth_true,
         "rho_with_teachers": float(spearmanr(joint.scores, ai.theta)[0]),
         "rho_without_flagged": float(spearmanr(without_flagged.scores, ai.theta)[0]),
-        "rho_ai_verdicts_only": float(spearmanr(ai_fit.scores, ai.theta)[0]),
         "position_biases": (float(joint.position_biases[0]), float(joint.position_biases[1])),
     }
 
@@ -203,10 +202,6 @@ def run_scenario(seeds: int, discrimination: float, alone: list[float]) -> dict[
     rho_teachers, _ = _mean_and_error([b["rho_with_teachers"] for b in batches])
     rho_kept, _ = _mean_and_error([b["rho_without_flagged"] for b in batches])
     rho_alone, _ = _mean_and_error([b["rho_ai_alone"] for b in batches])
-    rho_ai_part, _ = _mean_and_error([b["rho_ai_verdicts_only"] for b in batches])
-    added, added_error = _mean_and_error(
-        [b["rho_with_teachers"] - b["rho_ai_verdicts_only"] for b in batches]
-    )
     difference, difference_error = _mean_and_error(
         [b["rho_with_teachers"] - b["rho_ai_alone"] for b in batches]
     )
@@ -230,11 +225,10 @@ def run_scenario(seeds: int, discrimination: float, alone: list[float]) -> dict[
         + f"\n  AI-human agreement {agreement:.3f} (mean 95 % Wilson width {width:.3f}); "
         f"covers the truth at the AI's order ({truth_ai:.3f}) in {covered_ai:.0%} of batches, "
         f"at the true order ({truth_true:.3f}) in {covered_true:.0%}\n"
-        f"  Spearman with the truth: AI alone {rho_alone:.4f} (reference), with teachers "
-        f"{rho_teachers:.4f} (difference {difference:+.4f} +- {difference_error:.4f}), flagged "
-        f"judges left out {rho_kept:.4f} ({kept_difference:+.4f} +- {kept_error:.4f}); the "
-        f"same batches' AI verdicts alone {rho_ai_part:.4f} (the teachers add {added:+.4f} +- "
-        f"{added_error:.4f})\n"
+        f"  Spearman with the truth: AI alone {rho_alone:.4f} (reference); with the teachers as "
+        f"the service ranks (flagged teachers left out) {rho_kept:.4f} (difference "
+        f"{kept_difference:+.4f} +- {kept_error:.4f}); every teacher kept {rho_teachers:.4f} "
+        f"({difference:+.4f} +- {difference_error:.4f})\n"
         f"  order effects (true AI {AI_BIAS}, teachers {TEACHER_BIAS}): fitted AI {ai_bias:.3f} +- "
         f"{ai_bias_error:.3f}, teachers {human_bias:.3f} +- {human_bias_error:.3f}",
         flush=True,
@@ -252,13 +246,13 @@ def run_scenario(seeds: int, discrimination: float, alone: list[float]) -> dict[
         "truth_at_true_order": round(truth_true, 4),
         "coverage_at_ai_order": round(covered_ai, 3),
         "coverage_at_true_order": round(covered_true, 3),
+        "spearman_as_the_service_ranks": round(rho_kept, 4),
+        "spearman_as_the_service_ranks_difference": round(kept_difference, 4),
+        "spearman_as_the_service_ranks_difference_standard_error": round(kept_error, 4),
         "spearman_with_teachers": round(rho_teachers, 4),
         "spearman_difference": round(difference, 4),
         "spearman_difference_standard_error": round(difference_error, 4),
         "spearman_flagged_left_out": round(rho_kept, 4),
-        "spearman_ai_verdicts_of_the_batch_only": round(rho_ai_part, 4),
-        "spearman_added_by_teachers": round(added, 4),
-        "spearman_added_by_teachers_standard_error": round(added_error, 4),
         "spearman_flagged_left_out_difference": round(kept_difference, 4),
         "position_bias_ai": round(ai_bias, 4),
         "position_bias_teachers": round(human_bias, 4),
