@@ -21,6 +21,7 @@ from common_core.events import (
     EssaySetReference,
     EssayToProcess,
     EventEnvelope,
+    HumanJudgingRequest,
     LLMConfig,
     LLMProviderName,
 )
@@ -76,8 +77,10 @@ def build_cj_request(
     max_comparisons: int | None = None,
     language: str = "en",
     course_code: str | None = None,
+    human_judging: HumanJudgingRequest | None = None,
 ) -> CJAssessmentRequestV1:
-    """The request event payload for a batch of essays."""
+    """The request event payload for a batch of essays (with human judges beside the AI when
+    `human_judging` is given)."""
     overrides = LLMConfig(provider=provider, model=model) if provider is not None or model else None
     return CJAssessmentRequestV1(
         entity_ref=entity_ref,
@@ -89,6 +92,7 @@ def build_cj_request(
         llm_config_overrides=overrides,
         max_comparisons=max_comparisons,
         anchors=list(anchors),
+        human_judging=human_judging,
     )
 
 

@@ -215,6 +215,10 @@ def statistics_lines(
         lines.append(
             f"verdicts: {stats.soft_verdicts} soft (with the judge's probability), {hard} hard"
         )
+    if stats.human_judging is not None:
+        lines.extend(human_judging_lines(completed))
+    if completed.completion_detail:
+        lines.insert(1, f"note: {completed.completion_detail}")
     if completed.partial_scoring_triggered:
         lines.insert(1, "partial scoring: some answers were still missing")
     if intended:
@@ -227,6 +231,45 @@ def statistics_lines(
                 else f"Spearman rho {agreement.spearman_rho:.3f} over "
                 f"{agreement.essays_compared} essays (p = {agreement.p_value:.2g})"
             )
+        )
+    return lines
+
+
+def human_judging_lines(completed: CJAssessmentCompletedV1) -> list[str]:
+    """The human judges' section: their pairs, the AI-human agreement with its interval, each
+    judge's misfit, and the decisions the AI disagrees with most."""
+    people = completed.statistics.human_judging
+    if people is None:
+        return []
+    lines = [
+        f"human judges: {people.judges_invited} invited, {people.assigned} comparisons given, "
+        f"{people.judged} judged, {people.released} released at the deadline"
+    ]
+    if people.agreement is not None:
+        confidence = people.agreement_confidence or 0.95
+        lines.append(
+            f"AI-human agreement: {people.agreement:.0%} of {people.judged} human decisions "
+            f"({confidence:.0%} interval {_figure(people.agreement_low)}-"
+            f"{_figure(people.agreement_high)})"
+            + (
+                f"   human order effect: {people.human_position_bias_logit:+.2f} logits"
+                if people.human_position_bias_logit is not None
+                else ""
+            )
+        )
+    for judge in people.judges:
+        flag = "  MISFIT" if judge.flagged else ""
+        left_out = (
+            " (left out of the ranking)" if judge.judge_id in people.left_out_of_ranking else ""
+        )
+        lines.append(
+            f"  judge {judge.judge_id} ({judge.kind}): {judge.judgements} decisions, "
+            f"infit {judge.infit:.2f}, outfit {judge.outfit:.2f}{flag}{left_out}"
+        )
+    for worst in people.largest_disagreements:
+        lines.append(
+            f"  disagreement: {worst.judge_id} chose {worst.chosen_essay_id} over "
+            f"{worst.other_essay_id}; the AI gives that {worst.ai_probability:.0%}"
         )
     return lines
 

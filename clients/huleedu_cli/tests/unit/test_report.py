@@ -8,7 +8,12 @@ import pytest
 from rich.console import Console
 
 from common_core.events import CJAssessmentCompletedV1, ResourceUsage
-from common_core.events.cj import JudgeIdentity
+from common_core.events.cj import (
+    HumanDisagreement,
+    HumanJudgingStatistics,
+    JudgeFitStatistics,
+    JudgeIdentity,
+)
 from huleedu_cli.inputs import IntendedPlacement
 from huleedu_cli.report import (
     RANKING_COLUMNS,
@@ -214,3 +219,48 @@ class TestConsoleReport:
         console = Console(record=True, width=120)
         render_ranking(console, older, None)
         assert "position bias: 0.05 logits" in console.export_text()
+
+
+def test_the_human_judges_section_shows_agreement_misfit_and_disagreements() -> None:
+    base = completed_event()
+    people = HumanJudgingStatistics(
+        judges_invited=2,
+        assigned=12,
+        judged=9,
+        released=3,
+        agreement=0.78,
+        agreement_low=0.45,
+        agreement_high=0.94,
+        agreement_confidence=0.95,
+        human_position_bias_logit=0.1,
+        judges=[
+            JudgeFitStatistics(
+                judge_id="t-ada", kind="human", judgements=5, infit=0.9, outfit=0.8,
+                infit_z=-0.2, flagged=False,
+            ),
+            JudgeFitStatistics(
+                judge_id="t-bo", kind="human", judgements=4, infit=2.4, outfit=3.1,
+                infit_z=2.6, flagged=True,
+            ),
+        ],
+        largest_disagreements=[
+            HumanDisagreement(
+                chosen_essay_id="e4", other_essay_id="e1", judge_id="t-bo", ai_probability=0.08
+            )
+        ],
+        left_out_of_ranking=["t-bo"],
+    )  # fmt: skip
+    completed = base.model_copy(
+        update={
+            "statistics": base.statistics.model_copy(update={"human_judging": people}),
+            "completion_detail": "3 of 12 comparisons given to human judges were released",
+        }
+    )
+    console = Console(record=True, width=200)
+    render_ranking(console, completed, None)
+    text = console.export_text()
+    assert "human judges: 2 invited, 12 comparisons given, 9 judged, 3 released" in text
+    assert "AI-human agreement: 78% of 9 human decisions (95% interval 0.45-0.94)" in text
+    assert "judge t-bo (human): 4 decisions, infit 2.40, outfit 3.10  MISFIT (left out" in text
+    assert "t-bo chose e4 over e1; the AI gives that 8%" in text
+    assert "note: 3 of 12 comparisons given to human judges were released" in text
