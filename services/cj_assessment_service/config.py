@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from cj_assessment_service.domain.pair_planning import DEFAULT_REASK_BAND
 from common_core.events.llm import LLMProviderName
@@ -85,8 +85,19 @@ class Settings(ServiceSettings):
     essay_text_purge_interval_seconds: float = Field(default=300.0, gt=0)
     essay_text_purge_batches: int = Field(default=10, ge=1)
 
+    # Human judging (README "Human judges"): the key that signs the judges' links (unset: the
+    # judging page and the organiser's judge API answer 503) and the public base URL the links
+    # start with (unset: this instance's own http://127.0.0.1:<HTTP_PORT>).
+    judge_link_secret: SecretStr | None = None
+    judge_page_base_url: str | None = None
+
     callback_batch_size: int = Field(default=500, ge=1)
     callback_fetch_max_wait_ms: int = Field(default=50, ge=0)
+
+    @property
+    def judge_links_base_url(self) -> str:
+        """Where the judges' links start (no trailing slash)."""
+        return (self.judge_page_base_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def callback_topic(self) -> str:

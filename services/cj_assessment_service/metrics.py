@@ -80,3 +80,9 @@ ESSAY_SETS_EXPIRED = Counter(
     "huleedu_cj_essay_sets_expired_total",
     "Essay sets deleted after ESSAY_SET_RETENTION_SECONDS.",
 )
+HUMAN_VERDICTS = Counter(
+    "huleedu_cj_human_verdicts_total",
+    "Human judges' actions on the judging page, by outcome (accepted, duplicate, "
+    "not_assigned, released, skipped, bad_link).",
+    ["outcome"],
+)

@@ -9,6 +9,9 @@ from cj_assessment_service.domain.errors import (
     BatchNotCompleted,
     BatchNotFound,
     CJError,
+    DeadlineInPast,
+    HumanJudgingConflict,
+    HumanJudgingNotConfigured,
     InvalidEssaySet,
 )
 from common_core.runtime.http import error_body
@@ -49,6 +52,9 @@ _STATUS: dict[type[CJError], int] = {
     BatchNotFound: 404,
     BatchNotCompleted: 409,
     BatchAlreadyFinished: 409,
+    HumanJudgingConflict: 409,
+    DeadlineInPast: 400,
+    HumanJudgingNotConfigured: 503,
 }
 
 

@@ -186,3 +186,26 @@ class ErasureOut(_Reply):
     erased: ErasedOut
     already_erased: bool = Field(description="True when an earlier erasure of the batch ran.")
     audit_id: UUID = Field(description="The audit record of this request (`cj_erasures`).")
+
+
+class JudgeOut(_Reply):
+    """An invited human judge: the private link to their judging page (a signed token valid
+    until `expires_at`, the batch's human deadline) and their progress."""
+
+    judge_id: str
+    display_name: str
+    link: str = Field(
+        description="`<JUDGE_PAGE_BASE_URL>/judge/<token>`; give it to this judge only."
+    )
+    expires_at: Timestamp
+    assigned: int = Field(description="Comparisons given to the judge (released ones included).")
+    judged: int
+    skipped: int = Field(description="Skipped and not judged yet (they come back last).")
+    remaining: int = Field(description="Comparisons the judge can still judge.")
+
+
+class JudgesOut(_Reply):
+    """A batch's human judges with their links and progress."""
+
+    batch_id: UUID
+    judges: list[JudgeOut]
