@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from cj_assessment_service.domain.pair_planning import DEFAULT_REASK_BAND
 from common_core.events.llm import LLMProviderName
@@ -12,6 +12,8 @@ from common_core.runtime.settings import ServiceSettings
 from common_core.topics import Topic
 
 SERVICE_NAME = "cj_assessment_service"
+# Shortest JUDGE_LINK_SECRET accepted.
+MIN_SECRET_BYTES = 32
 
 
 class Settings(ServiceSettings):
@@ -93,6 +95,14 @@ class Settings(ServiceSettings):
 
     callback_batch_size: int = Field(default=500, ge=1)
     callback_fetch_max_wait_ms: int = Field(default=50, ge=0)
+
+    @field_validator("judge_link_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # HMAC-SHA256 keys shorter than its output make links guessable offline.
+        if secret is not None and len(secret.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"JUDGE_LINK_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return secret
 
     @property
     def judge_links_base_url(self) -> str:
