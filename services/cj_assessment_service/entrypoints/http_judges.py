@@ -3,21 +3,19 @@ links and progress (the judges' own page: `http_judging.py`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dishka import FromDishka
 from pydantic import ValidationError
-from quart import Blueprint, Response, jsonify
+from quart import Blueprint, Response, jsonify, request
 from quart_dishka import inject
-from quart_schema import (
-    RequestSchemaValidationError,
-    tag_blueprint,
-    validate_request,
-    validate_response,
-)
+from quart_schema import document_request, tag_blueprint, validate_response
 
 from cj_assessment_service.application.human_judging import HumanJudgingUseCases, JudgeLink
 from cj_assessment_service.application.ports import Transactions
-from cj_assessment_service.domain.errors import HumanJudgingNotConfigured
+from cj_assessment_service.domain.errors import BatchNotFound, HumanJudgingNotConfigured
 from cj_assessment_service.entrypoints.http_batches import parse_batch_id
+from cj_assessment_service.entrypoints.http_errors import InvalidBody
 from cj_assessment_service.entrypoints.http_schemas import JudgeOut, JudgesOut
 from common_core.events.cj import HumanJudgingRequest
 from common_core.runtime.http import error_body, errors
@@ -50,27 +48,50 @@ def _judges_out(batch_id: str, links: list[JudgeLink]) -> JudgesOut:
 
 
 @judges.post("/api/v1/batches/<batch_id>/human-judging")
-@validate_request(HumanJudgingRequest)
+@document_request(HumanJudgingRequest)
 @validate_response(JudgesOut, 201)
 @errors(400, 404, 409, 422, 503)
 @authenticated
 @inject
 async def start_human_judging(
     batch_id: str,
-    data: HumanJudgingRequest,
     transactions: FromDishka[Transactions],
     use_cases: FromDishka[HumanJudgingUseCases],
 ) -> tuple[JudgesOut, int]:
     """Invite human judges to a running batch: who, their share of the comparisons and the
     deadline at which the pairs they have not judged are released to the AI. Answers each
     judge's private link (409 when the batch has finished or already has human judges; 400 for
-    a deadline in the past; 503 without `JUDGE_LINK_SECRET`).
+    a deadline in the past; 422 for a body outside the model, `judge_id` twice included; 503
+    without `JUDGE_LINK_SECRET`).
 
     Scope: `cj:write`."""
     parsed = parse_batch_id(batch_id)
+    body = _judging_request(await request.get_json(silent=True))
     async with transactions() as uow:
-        links = await use_cases.start_human_judging(uow, parsed, data)
+        if isinstance(body, InvalidBody):
+            # A body of the schema's shape that the contract refuses (a judge id twice) is
+            # answered once the batch is known: an unknown batch is 404 whatever the body.
+            if await uow.batches.get(parsed) is None:
+                raise BatchNotFound(f"no batch {batch_id}")
+            raise body
+        links = await use_cases.start_human_judging(uow, parsed, body)
     return _judges_out(batch_id, links), 201
+
+
+def _judging_request(body: Any) -> HumanJudgingRequest | InvalidBody:
+    """The request body, or the refusal of a body of the right shape that breaks a rule across
+    fields (to raise once the batch is known); raises the refusal of a body of the wrong shape
+    (422 naming its field)."""
+    try:
+        return HumanJudgingRequest.model_validate(body)
+    except ValidationError as exc:
+        problems = exc.errors()
+        first = problems[0]
+        across_fields = all(p["type"] == "value_error" and not p["loc"] for p in problems)
+        if across_fields:
+            return InvalidBody("judges", first["msg"])
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidBody(field, first["msg"]) from None
 
 
 @judges.get("/api/v1/batches/<batch_id>/judges")
@@ -99,14 +120,3 @@ async def not_configured(exc: HumanJudgingNotConfigured) -> tuple[Response, int]
     response = jsonify(error_body(exc.http_code, exc.message))
     response.headers["Retry-After"] = str(NOT_CONFIGURED_RETRY_AFTER_SECONDS)
     return response, 503
-
-
-@judges.errorhandler(RequestSchemaValidationError)
-async def invalid_body(exc: RequestSchemaValidationError) -> tuple[Response, int]:
-    """422 naming the first invalid field of the body."""
-    inner = exc.validation_error
-    if isinstance(inner, ValidationError) and inner.errors():
-        first = inner.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        return jsonify(error_body("validation_error", first["msg"], field)), 422
-    return jsonify(error_body("validation_error", str(inner), "body")), 422

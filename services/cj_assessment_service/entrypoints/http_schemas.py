@@ -40,13 +40,17 @@ class CJOpenAPIProvider(ServiceOpenAPIProvider):
     """The shared document, with the request bodies routes describe by `raw_request_body`."""
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Add the route's raw request body, if it has one."""
+        """Add the route's raw request body, if it has one; a documented JSON body is required
+        (no route takes an empty one)."""
         paths, components = super().build_paths(rule)
         body = getattr(self._app.view_functions[rule.endpoint], _RAW_REQUEST_BODY, None)
-        if body is not None:
-            for operations in paths.values():
-                for method, operation in operations.items():
+        for operations in paths.values():
+            for method, operation in operations.items():
+                if body is not None:
                     operations[method] = {**operation, "requestBody": body}
+                elif "requestBody" in operation:
+                    required = {**operation["requestBody"], "required": True}
+                    operations[method] = {**operation, "requestBody": required}
         return paths, components
 
 

@@ -210,7 +210,7 @@ class TestOrganiserApi:
                 await uow.batches.add(batch)
                 await uow.commit()
             deadline = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
-            body = {
+            body: dict[str, Any] = {
                 "judges": [{"judge_id": "t1", "display_name": "Ms Lind"}],
                 "share": 0.1,
                 "deadline": deadline.isoformat(),
@@ -228,6 +228,14 @@ class TestOrganiserApi:
                 await uow.batches.add(other)
                 await uow.commit()
             late = await client.post(f"/api/v1/batches/{other.id}/human-judging", json=past)
+            twice_named = {**body, "judges": [body["judges"][0]] * 2}
+            duplicate = await client.post(
+                f"/api/v1/batches/{other.id}/human-judging", json=twice_named
+            )
+            nowhere = await client.post(
+                f"/api/v1/batches/{uuid.uuid4()}/human-judging", json=twice_named
+            )
+            shapeless = await client.post(f"/api/v1/batches/{other.id}/human-judging", json=[])
             async with service.sessions() as session:
                 stored = await PostgresUnitOfWork(session).batches.get(batch.id)
         assert created.status_code == 201
@@ -236,6 +244,9 @@ class TestOrganiserApi:
         assert missing.status_code == 404
         assert late.status_code == 400
         assert (await late.get_json())["field"] == "deadline"
+        assert (duplicate.status_code, (await duplicate.get_json())["field"]) == (422, "judges")
+        assert nowhere.status_code == 404
+        assert (shapeless.status_code, (await shapeless.get_json())["field"]) == (422, "body")
         assert stored is not None
         assert stored.human_deadline == deadline
         assert stored.human_judging is not None
