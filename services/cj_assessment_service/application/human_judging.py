@@ -56,6 +56,7 @@ HUMAN_MODEL = "judging-page"
 HUMAN_CONFIDENCE = 3.0
 
 _OUTCOMES: dict[type[JudgeRefusal], str] = {
+    JudgeNotInvited: "bad_link",
     PairNotAssigned: "not_assigned",
     PairAlreadyJudged: "duplicate",
     PairReleased: "released",

@@ -56,10 +56,14 @@ _REFUSAL_STATUS: dict[type[JudgeRefusal], int] = {
 
 judging = Blueprint("judging", __name__, template_folder="judging_templates")
 
-# The page's only script and style (served here, not by a static folder, so that the route
+# The page's only script, style and icon (served here, not by a static folder, so that the route
 # stays out of the API document and serves nothing else).
 _ASSETS = Path(__file__).resolve().parent / "judging_static"
-_ASSET_TYPES = {"judging.css": "text/css", "judging.js": "text/javascript"}
+_ASSET_TYPES = {
+    "judging.css": "text/css; charset=utf-8",
+    "judging.js": "text/javascript; charset=utf-8",
+    "judging.svg": "image/svg+xml",
+}
 
 
 @judging.after_request
@@ -75,11 +79,11 @@ async def protect_page(response: Response) -> Response:
 @judging.get("/judge-static/<name>")
 @hide
 async def page_asset(name: str) -> Response:
-    """The judging page's script or style sheet."""
+    """The judging page's script, style sheet or icon."""
     content_type = _ASSET_TYPES.get(name)
     if content_type is None:
         raise NotFound()
-    return Response(_asset(name), content_type=f"{content_type}; charset=utf-8")
+    return Response(_asset(name), content_type=content_type)
 
 
 @functools.cache

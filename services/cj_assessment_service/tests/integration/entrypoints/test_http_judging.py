@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
@@ -61,6 +62,14 @@ async def staged_verdicts(service: CJRuntime, batch_id: uuid.UUID) -> list[LLMCo
         return [decode_event(row, LLMComparisonResultV1).data for row in rows]
 
 
+def _outcomes(*outcomes: str) -> list[float]:
+    """`huleedu_cj_human_verdicts_total` of each outcome."""
+    return [
+        REGISTRY.get_sample_value("huleedu_cj_human_verdicts_total", {"outcome": o}) or 0.0
+        for o in outcomes
+    ]
+
+
 def _link(service: CJRuntime, batch_id: uuid.UUID, judge_id: str, deadline: datetime) -> str:
     return judge_link_path(service.settings, batch_id, judge_id, deadline)
 
@@ -101,12 +110,15 @@ class TestJudgePage:
             link = _link(service, seeded.batch_id, "t1", seeded.deadline)
             client = service.app.test_client()
             form = {"pair_id": str(pair.id), "winner": "B", "shown_ms": "4200"}
+            before = _outcomes("accepted", "duplicate")
             first = await client.post(f"{link}/verdicts", form=form)
             again = await client.post(f"{link}/verdicts", form=form)
+            after = _outcomes("accepted", "duplicate")
             verdicts = await staged_verdicts(service, seeded.batch_id)
             done = await (await client.get(link)).get_data(as_text=True)
         assert first.status_code == 303
         assert first.headers["Location"] == link
+        assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1]
         assert again.status_code == 409
         assert len(verdicts) == 1
         verdict = verdicts[0]
