@@ -36,6 +36,7 @@ from huleedu_cli.inputs import (
     load_intended_order,
     read_text_file,
 )
+from huleedu_cli.judges_commands import judges_app
 from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, kafka_security_from_environment
 from huleedu_cli.report import render_ranking, write_chart, write_ranking_csv, write_result_json
 from huleedu_cli.status_client import DEFAULT_CJ_URL, BatchStatus, CJStatusClient
@@ -52,6 +53,7 @@ app.add_typer(cj_app, name="cj")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(topics_app, name="topics")
 app.add_typer(erase_app, name="erase")
+app.add_typer(judges_app, name="judges")
 
 
 @app.callback()

@@ -97,3 +97,10 @@ class ErasureFailedError(ClientError):
 
     code = ErrorCode.VALIDATION
     exit_code = EXIT_ERASURE_REFUSED
+
+
+class JudgesRequestError(ClientError):
+    """The CJ service's judge API refused the request (4xx), failed (5xx) or was unreachable."""
+
+    code = ErrorCode.VALIDATION
+    exit_code = EXIT_ERASURE_REFUSED

@@ -17,7 +17,7 @@ from hypercorn.typing import (
     ASGISendEvent,
 )
 from pydantic import BaseModel, ConfigDict, Field
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, has_request_context, jsonify, request
 from quart.asgi import ASGIHTTPConnection
 from quart_schema import (
     HttpSecurityScheme,
@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from common_core.errors import NotReadyError
 from common_core.runtime.database import is_database_unavailable
 from common_core.runtime.error_text import describe_error
-from common_core.runtime.http_metrics import measure_requests
+from common_core.runtime.http_metrics import ROUTE_SCOPE_KEY, UNMATCHED_ROUTE, measure_requests
 from common_core.runtime.metrics import render_metrics
 
 log = structlog.get_logger(__name__)
@@ -179,8 +179,24 @@ def serve_operations_on_port(app: Quart, ops_port: int) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, split_ports)
 
 
+def request_route() -> str:
+    """The current request's route template (`/judge/<token>`), never its raw path: a path may
+    carry a credential (a judge's signed link) or an id that must not reach a log line."""
+    if not has_request_context() or request.url_rule is None:
+        return UNMATCHED_ROUTE
+    return request.url_rule.rule
+
+
+def _log_unhandled(exception_info: Any) -> None:
+    """Quart's log of an unhandled exception, naming the route template instead of the path."""
+    log.error("request_failed", stage="handler", route=request_route(), exc_info=exception_info)
+
+
 def register_http_error_handlers(app: Quart) -> None:
-    """Turn Quart/werkzeug HTTP errors (404, 405, 413, ...) into the JSON error shape."""
+    """Turn Quart/werkzeug HTTP errors (404, 405, 413, ...) into the JSON error shape; an
+    unhandled exception is logged with its route template, not the raw path (Quart logs the
+    path)."""
+    app.log_exception = _log_unhandled  # type: ignore[method-assign]
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -220,26 +236,26 @@ def register_database_error_handlers(app: Quart) -> None:
     """
 
     async def database_error(exc: Exception) -> Response:
-        return _failure_response(exc, stage="handler", path=request.path)
+        return _failure_response(exc, stage="handler", route=request_route())
 
     for error_type in _DATABASE_ERROR_TYPES:
         app.register_error_handler(error_type, database_error)
     app.asgi_http_class = DatabaseAwareHTTPConnection
 
 
-def _failure_response(exc: BaseException, *, stage: str, path: str) -> Response:
+def _failure_response(exc: BaseException, *, stage: str, route: str) -> Response:
     if is_database_unavailable(exc):
         # dishka wraps cleanup failures in a group: what failed is inside.
         shown = exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) else exc
         log.warning(
             "database_unavailable",
             stage=stage,
-            path=path,
+            route=route,
             error_type=type(shown).__name__,
             error=describe_error(shown),
         )
         return unavailable_response()
-    log.error("request_failed", stage=stage, path=path, exc_info=exc)
+    log.error("request_failed", stage=stage, route=route, exc_info=exc)
     return _internal_error_response()
 
 
@@ -269,7 +285,10 @@ class DatabaseAwareHTTPConnection(ASGIHTTPConnection):
         try:
             await super().__call__(tracking_receive, tracking_send)
         except Exception as exc:
-            response = _failure_response(exc, stage="teardown", path=self.scope["path"])
+            # The template the app matched (`measure_requests` keeps it in the scope), never
+            # the raw path.
+            route = str(self.scope.get(ROUTE_SCOPE_KEY, UNMATCHED_ROUTE))
+            response = _failure_response(exc, stage="teardown", route=route)
             if not (started or disconnected):
                 await self._send_response(send, response)
 

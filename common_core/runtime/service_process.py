@@ -5,21 +5,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.logging import Logger
+from hypercorn.typing import ResponseSummary, WWWScope
 from quart import Quart
 
+from common_core.runtime.http_metrics import ROUTE_SCOPE_KEY, UNMATCHED_ROUTE
 from common_core.runtime.kafka_security import KafkaAccessError
 from common_core.runtime.loop_lag import EventLoopLagProbe
 from common_core.runtime.startup_heap import freeze_startup_heap
 
 log = structlog.get_logger(__name__)
 
-# Path without the query string: a query may carry what must not reach a log line.
+# The route template, not the path or the query string: either may carry what must not reach a
+# log line (an id, a judge's signed link).
 _ACCESS_LOG_FORMAT = "%(m)s %(U)s %(H)s %(s)s %(b)s %(L)ss"
+
+
+class RouteAccessLogger(Logger):
+    """Hypercorn's logger whose access lines name the route the app matched (`/judge/<token>`)
+    where hypercorn writes the raw path (`%(U)s`, `%(r)s` and their query-string forms)."""
+
+    def atoms(
+        self, request: WWWScope, response: ResponseSummary | None, request_time: float
+    ) -> Mapping[str, str]:
+        """Hypercorn's atoms with the route template in place of the path."""
+        atoms = dict(super().atoms(request, response, request_time))
+        route = str(request.get(ROUTE_SCOPE_KEY, UNMATCHED_ROUTE))
+        method, protocol = atoms.get("m", "-"), atoms.get("H", "-")
+        atoms.update(U=route, Uq=route, q="", r=f"{method} {route} {protocol}")
+        atoms["R"] = atoms["r"]
+        return atoms
 
 
 async def run_service(
@@ -53,6 +73,7 @@ async def run_service(
     access = logging.getLogger("hypercorn.access")  # enabled at LOG_LEVEL=DEBUG
     config.accesslog = access if access.isEnabledFor(logging.INFO) else None
     config.access_log_format = _ACCESS_LOG_FORMAT
+    config.logger_class = RouteAccessLogger
     server = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
     probe = EventLoopLagProbe()
     tasks = [asyncio.ensure_future(w) for w in (*workers, probe.run())]

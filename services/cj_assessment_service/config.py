@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from cj_assessment_service.domain.pair_planning import DEFAULT_REASK_BAND
 from common_core.events.llm import LLMProviderName
@@ -12,6 +12,8 @@ from common_core.runtime.settings import ServiceSettings
 from common_core.topics import Topic
 
 SERVICE_NAME = "cj_assessment_service"
+# Shortest JUDGE_LINK_SECRET accepted.
+MIN_SECRET_BYTES = 32
 
 
 class Settings(ServiceSettings):
@@ -85,8 +87,27 @@ class Settings(ServiceSettings):
     essay_text_purge_interval_seconds: float = Field(default=300.0, gt=0)
     essay_text_purge_batches: int = Field(default=10, ge=1)
 
+    # Human judging (README "Human judges"): the key that signs the judges' links (unset: the
+    # judging page and the organiser's judge API answer 503) and the public base URL the links
+    # start with (unset: this instance's own http://127.0.0.1:<HTTP_PORT>).
+    judge_link_secret: SecretStr | None = None
+    judge_page_base_url: str | None = None
+
     callback_batch_size: int = Field(default=500, ge=1)
     callback_fetch_max_wait_ms: int = Field(default=50, ge=0)
+
+    @field_validator("judge_link_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # HMAC-SHA256 keys shorter than its output make links guessable offline.
+        if secret is not None and len(secret.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"JUDGE_LINK_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return secret
+
+    @property
+    def judge_links_base_url(self) -> str:
+        """Where the judges' links start (no trailing slash)."""
+        return (self.judge_page_base_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def callback_topic(self) -> str:

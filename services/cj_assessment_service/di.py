@@ -14,6 +14,7 @@ from quart_dishka import QuartProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cj_assessment_service.adapters.postgres import PostgresUnitOfWork
+from cj_assessment_service.application.human_judging import HumanJudgingUseCases
 from cj_assessment_service.application.ports import Transactions
 from cj_assessment_service.application.workflow import CJWorkflow
 from cj_assessment_service.config import SERVICE_NAME, Settings
@@ -31,6 +32,11 @@ class CJProvider(Provider):
     def workflow(self, settings: Settings, compute: ComputePool) -> CJWorkflow:
         """The batch use cases (their heavy computations on the kernel's pool)."""
         return CJWorkflow(settings, compute=compute)
+
+    @provide(scope=Scope.APP)
+    def human_judging(self, settings: Settings) -> HumanJudgingUseCases:
+        """The judging page's and the organiser's use cases (links signed with the settings')."""
+        return HumanJudgingUseCases(settings)
 
     @provide(scope=Scope.APP)
     def transactions(self, sessions: async_sessionmaker[AsyncSession]) -> Transactions:

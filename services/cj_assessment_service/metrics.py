@@ -85,3 +85,9 @@ HUMAN_PAIRS = Counter(
     "Comparisons given to human judges (assigned) and released unjudged at their deadline.",
     ["outcome"],
 )
+HUMAN_VERDICTS = Counter(
+    "huleedu_cj_human_verdicts_total",
+    "Human judges' actions on the judging page, by outcome (accepted, duplicate, "
+    "not_assigned, released, skipped, bad_link).",
+    ["outcome"],
+)

@@ -35,7 +35,13 @@ async def cj_url(
     database_url: str, kafka_bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     env = cj_env(
-        database_url, kafka_bootstrap_servers, unique_prefix(), AUTH_JWT_SECRET=AUTH_SECRET
+        database_url,
+        kafka_bootstrap_servers,
+        unique_prefix(),
+        AUTH_JWT_SECRET=AUTH_SECRET,
+        # Human judging on: its organiser routes answer, not only 503 (the judging page is HTML
+        # outside the document, tested in test_http_judging.py).
+        JUDGE_LINK_SECRET=AUTH_SECRET,
     )
     async with running_service(
         "cj_assessment_service", env=env, log_dir=tmp_path_factory.mktemp("cj")
@@ -91,7 +97,7 @@ def test_cj_assessment_api_passes_every_schemathesis_check(cj_url: str, tmp_path
         cj_url,
         tmp_path,
         _bearer("huleedu-cj", "cj:read", "cj:write", "cj:erase"),
-        operations=7,
+        operations=9,
         # The essay-set upload's body is NDJSON, a grammar JSON Schema cannot state (a document
         # saying "a string" makes schemathesis expect any string to be accepted); its own tests
         # (test_http_essay_sets.py) cover it, bad lines and sizes included.

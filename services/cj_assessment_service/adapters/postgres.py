@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_assessment_service.adapters.postgres_data_lifecycle import PostgresTextLifecycle
 from cj_assessment_service.adapters.postgres_essay_sets import PostgresEssaySets
+from cj_assessment_service.adapters.postgres_human_judging import PostgresHumanJudging
 from cj_assessment_service.adapters.tables import (
     cj_batches,
     cj_essays,
@@ -806,3 +807,4 @@ class PostgresUnitOfWork(SessionUnitOfWork):
         self.hedges = PostgresHedges(session)
         self.essay_sets = PostgresEssaySets(session)
         self.lifecycle = PostgresTextLifecycle(session)
+        self.human_judging = PostgresHumanJudging(session)

@@ -599,6 +599,9 @@ class UnitOfWork(Protocol):
     @property
     def lifecycle(self) -> TextLifecycleStore: ...
 
+    @property
+    def human_judging(self) -> HumanJudgingStore: ...
+
     def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
         """Put an event in this transaction's outbox."""
         ...
@@ -613,3 +616,71 @@ class Transactions(Protocol):
     raises."""
 
     def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HumanPairRecord:
+    """A pair assigned to a human judge, as the judging page sees it (`answered`: its verdict
+    or final error has been recorded by the batch)."""
+
+    id: UUID
+    batch_id: UUID
+    judge_id: str
+    essay_a: int
+    essay_b: int
+    request_id: UUID
+    status: PairStatus
+    requested_at: datetime
+    submitted_at: datetime | None
+    skipped_at: datetime | None
+
+    @property
+    def judged(self) -> bool:
+        """True once the judge's verdict was staged or the batch recorded an answer."""
+        return self.submitted_at is not None or self.status in (
+            PairStatus.COMPLETED,
+            PairStatus.FAILED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeProgress:
+    """One human judge's pairs of a batch: all assigned (released ones included), judged,
+    skipped and still to judge, and released at the deadline."""
+
+    judge_id: str
+    assigned: int = 0
+    judged: int = 0
+    skipped: int = 0
+    remaining: int = 0
+    released: int = 0
+
+
+class HumanJudgingStore(Protocol):
+    """The human judges' side of pairs and batches (the judging page and the organiser API)."""
+
+    async def lock_pair(self, pair_id: UUID) -> HumanPairRecord | None:
+        """A human pair, locked for this transaction (None: no such pair, or not a human's)."""
+        ...
+
+    async def next_pair(self, batch_id: UUID, judge_id: str) -> HumanPairRecord | None:
+        """The judge's next pair to show: pending and not submitted, those never skipped first
+        in planning order, then the skipped ones by when they were skipped."""
+        ...
+
+    async def progress(self, batch_id: UUID) -> dict[str, JudgeProgress]:
+        """Every human judge's progress on a batch, by judge id (judges without pairs absent)."""
+        ...
+
+    async def mark_submitted(self, pair_id: UUID, at: datetime) -> None:
+        """Record that the judge's verdict on a pair was staged."""
+        ...
+
+    async def mark_skipped(self, pair_id: UUID, at: datetime) -> None:
+        """Record that the judge skipped a pair (it goes to the end of their queue)."""
+        ...
+
+    async def start(self, batch_id: UUID, request: HumanJudgingRequest) -> None:
+        """Store a running batch's human judging and its deadline (the planner plans the
+        judges' pairs at its next step)."""
+        ...

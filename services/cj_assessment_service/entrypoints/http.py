@@ -1,6 +1,7 @@
 """The Quart app: operational routes, error handlers, the batch API (`http_batches.py`), the
-essay-set upload (`http_essay_sets.py`) and the operators' erasures (`http_erasures.py`),
-described at `/openapi.json` (`http_schemas.py`)."""
+essay-set upload (`http_essay_sets.py`), the operators' erasures (`http_erasures.py`) and the
+organiser's judge API (`http_judges.py`), described at `/openapi.json` (`http_schemas.py`); the
+human judges' HTML page (`http_judging.py`, outside `/api`: its signed link is the credential)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from cj_assessment_service.entrypoints.http_batches import batches
 from cj_assessment_service.entrypoints.http_erasures import ERASURES_PREFIX, erasures
 from cj_assessment_service.entrypoints.http_errors import register_cj_error_handler
 from cj_assessment_service.entrypoints.http_essay_sets import essay_sets
+from cj_assessment_service.entrypoints.http_judges import judges
+from cj_assessment_service.entrypoints.http_judging import judging
 from cj_assessment_service.entrypoints.http_schemas import CJOpenAPIProvider
 from common_core.runtime.http import (
     ReadinessCheck,
@@ -56,5 +59,7 @@ def create_app(
     app.register_blueprint(batches)
     app.register_blueprint(essay_sets)
     app.register_blueprint(erasures)
+    app.register_blueprint(judges)
+    app.register_blueprint(judging)
     QuartDishka(app=app, container=container)
     return app

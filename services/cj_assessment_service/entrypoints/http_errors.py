@@ -9,6 +9,9 @@ from cj_assessment_service.domain.errors import (
     BatchNotCompleted,
     BatchNotFound,
     CJError,
+    DeadlineInPast,
+    HumanJudgingConflict,
+    HumanJudgingNotConfigured,
     InvalidEssaySet,
 )
 from common_core.runtime.http import error_body
@@ -34,6 +37,16 @@ class UnsupportedBody(CJError):  # noqa: N818 - named for the condition it repor
         self.field = field
 
 
+class InvalidBody(CJError):  # noqa: N818 - named for the condition it reports
+    """A JSON request body outside its model; `field` names the first field at fault."""
+
+    http_code = "validation_error"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class BodyTooLarge(CJError):  # noqa: N818 - named for the condition it reports
     """A request body over the route's size limit."""
 
@@ -45,10 +58,14 @@ _STATUS: dict[type[CJError], int] = {
     InvalidParameter: 400,
     InvalidEssaySet: 422,
     UnsupportedBody: 415,
+    InvalidBody: 422,
     BodyTooLarge: 413,
     BatchNotFound: 404,
     BatchNotCompleted: 409,
     BatchAlreadyFinished: 409,
+    HumanJudgingConflict: 409,
+    DeadlineInPast: 400,
+    HumanJudgingNotConfigured: 503,
 }
 
 

@@ -40,13 +40,17 @@ class CJOpenAPIProvider(ServiceOpenAPIProvider):
     """The shared document, with the request bodies routes describe by `raw_request_body`."""
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Add the route's raw request body, if it has one."""
+        """Add the route's raw request body, if it has one; a documented JSON body is required
+        (no route takes an empty one)."""
         paths, components = super().build_paths(rule)
         body = getattr(self._app.view_functions[rule.endpoint], _RAW_REQUEST_BODY, None)
-        if body is not None:
-            for operations in paths.values():
-                for method, operation in operations.items():
+        for operations in paths.values():
+            for method, operation in operations.items():
+                if body is not None:
                     operations[method] = {**operation, "requestBody": body}
+                elif "requestBody" in operation:
+                    required = {**operation["requestBody"], "required": True}
+                    operations[method] = {**operation, "requestBody": required}
         return paths, components
 
 
@@ -191,3 +195,26 @@ class ErasureOut(_Reply):
     erased: ErasedOut
     already_erased: bool = Field(description="True when an earlier erasure of the batch ran.")
     audit_id: UUID = Field(description="The audit record of this request (`cj_erasures`).")
+
+
+class JudgeOut(_Reply):
+    """An invited human judge: the private link to their judging page (a signed token valid
+    until `expires_at`, the batch's human deadline) and their progress."""
+
+    judge_id: str
+    display_name: str
+    link: str = Field(
+        description="`<JUDGE_PAGE_BASE_URL>/judge/<token>`; give it to this judge only."
+    )
+    expires_at: Timestamp
+    assigned: int = Field(description="Comparisons given to the judge (released ones included).")
+    judged: int
+    skipped: int = Field(description="Skipped and not judged yet (they come back last).")
+    remaining: int = Field(description="Comparisons the judge can still judge.")
+
+
+class JudgesOut(_Reply):
+    """A batch's human judges with their links and progress."""
+
+    batch_id: UUID
+    judges: list[JudgeOut]

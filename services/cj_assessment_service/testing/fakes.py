@@ -31,6 +31,7 @@ from cj_assessment_service.application.ports import (
 )
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.scoring import ScoredEssay
+from cj_assessment_service.testing.fake_human_judging import FakeHumanJudging
 from common_core.events.cj import CJCompletionReason, EssayRanking
 from common_core.events.envelope import EventEnvelope
 from common_core.events.llm import ComparisonWinner, LLMMode
@@ -475,6 +476,7 @@ class FakeUnitOfWork:
         self.essay_sets = FakeEssaySets()
         self.outbox: list[tuple[str, EventEnvelope[Any], str | None]] = []
         self.lifecycle = FakeTextLifecycle(self.batches, self.essays, self.outbox)
+        self.human_judging = FakeHumanJudging(self.batches)
         self._after_commit: list[Callable[[], None]] = []
 
     def stage_event(self, topic: str, envelope: EventEnvelope[Any], key: str | None) -> None:
