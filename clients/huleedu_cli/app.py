@@ -10,6 +10,7 @@ from typing import Annotated
 
 import structlog
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,7 +22,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from common_core.events import CJAssessmentCompletedV1, LLMProviderName
+from common_core.events import (
+    CJAssessmentCompletedV1,
+    HumanJudge,
+    HumanJudgingRequest,
+    LLMProviderName,
+)
 from common_core.topics import DEFAULT_TOPIC_PREFIX
 from huleedu_cli.api_token import ApiTokenFileOption, ApiTokenOption, read_api_token
 from huleedu_cli.cj_batch import build_cj_request, new_entity_ref, run_cj_batch
@@ -36,6 +42,7 @@ from huleedu_cli.inputs import (
     load_intended_order,
     read_text_file,
 )
+from huleedu_cli.judges_client import parse_deadline, parse_judge
 from huleedu_cli.judges_commands import judges_app
 from huleedu_cli.kafka_client import DEFAULT_BOOTSTRAP_SERVERS, kafka_security_from_environment
 from huleedu_cli.report import render_ranking, write_chart, write_ranking_csv, write_result_json
@@ -94,6 +101,24 @@ def _load_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     if prompt_file is not None:
         return read_text_file(prompt_file, what="prompt file").strip()
     return (prompt or "").strip()
+
+
+def _human_judging(
+    judges: list[str] | None, share: float, deadline: str
+) -> HumanJudgingRequest | None:
+    """The request's human judging from `--judge`, `--human-share` and `--human-deadline`."""
+    if not judges:
+        return None
+    try:
+        return HumanJudgingRequest(
+            judges=[HumanJudge.model_validate(parse_judge(text)) for text in judges],
+            share=share,
+            deadline=parse_deadline(deadline),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "human judging"
+        raise InputError(f"--judge: {where}: {first['msg']}") from None
 
 
 def _save_outputs(
@@ -160,6 +185,28 @@ def submit(
     ] = None,
     api_token: ApiTokenOption = None,
     api_token_file: ApiTokenFileOption = None,
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A human judge beside the AI, as ID=Display Name (repeat for each judge); "
+            "their links: huleedu judges links <batch id>.",
+            show_default=False,
+        ),
+    ] = None,
+    human_share: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=0.5,
+            help="With --judge: share of all comparisons for the judges, on top of the budget.",
+        ),
+    ] = 0.1,
+    human_deadline: Annotated[
+        str,
+        typer.Option(
+            help="With --judge: when unjudged pairs are released (ISO time, or +30m, +2h, +1d)."
+        ),
+    ] = "+1d",
 ) -> None:
     """Submit essays as a CJ batch, follow its progress, print and save the ranking."""
     console = Console(highlight=False)
@@ -172,6 +219,7 @@ def submit(
         rubric = read_text_file(rubric_file, what="rubric file").strip() if rubric_file else None
         intended = load_intended_order(intended_order) if intended_order else None
         token = read_api_token(api_token, api_token_file)
+        people = _human_judging(judge, human_share, human_deadline)
         request = build_cj_request(
             essays,
             entity_ref=batch_ref,
@@ -182,11 +230,19 @@ def submit(
             model=model,
             max_comparisons=budget,
             language=language,
+            human_judging=people,
         )
         console.print(
             f"submitting {len(essays)} essays"
             + (f" and {len(anchor_essays)} anchors" if anchor_essays else "")
             + f" as {request.entity_ref} to {kafka}"
+            + (
+                f", with {len(people.judges)} human judge(s) on {people.share:.0%} of the "
+                f"comparisons until {people.deadline:%Y-%m-%d %H:%M %Z} (their links: huleedu "
+                "judges links <batch id>)"
+                if people
+                else ""
+            )
         )
         with Progress(
             SpinnerColumn(),

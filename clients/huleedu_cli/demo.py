@@ -3,7 +3,10 @@
 1. Start Kafka, PostgreSQL and the three services (devstack), unless they are already running.
 2. Run the sample essay batch as an upstream orchestrator would: the `huleedu cj submit` CLI
    publishes a CJ request event and waits for the completed event, then prints the ranking and
-   how well it matches the intended order.
+   how well it matches the intended order. One simulated teacher judges beside the AI (10 % of
+   the comparisons, on top of the AI's budget) through its private judging link, reading the
+   essays on the page as a person would; the ranking's report ends with the teacher's agreement
+   with the AI and its misfit.
 3. Submit one answer through the submission API, complete it, and show its rubric score.
 4. Answer and submit a whole assessment, and follow its essay answer through the four stages
    (rule_score, gpt, rag grounded in the course's reference passages, fusion) to the fused score.
@@ -13,10 +16,12 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from devstack import kafka, postgres, services, stack
+from huleedu_cli.inputs import load_anchors, load_essays, load_intended_order
+from huleedu_cli.simulated_teacher import judge_as_teacher, quality_by_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
@@ -78,9 +85,12 @@ def run_cj_batch(
     anchors: Path | None = SAMPLES / "anchors",
     output: Path = OUTPUT,
     topic_prefix: str | None = None,
+    with_teacher: bool = True,
 ) -> None:
-    """The upstream role: the CLI submits the sample batch and prints the ranking."""
+    """The upstream role: the CLI submits the sample batch and prints the ranking; with a
+    simulated teacher judging beside the AI through its link."""
     output.mkdir(parents=True, exist_ok=True)
+    entity_ref = f"demo-{uuid.uuid4().hex[:10]}"
     command = [
         sys.executable, "-m", "huleedu_cli.app", "cj", "submit", str(essays),
         "--prompt-file", str(SAMPLES / "prompt.md"),
@@ -91,14 +101,80 @@ def run_cj_batch(
         "--out", str(output),
         "--chart", str(output / "scores.png"),
         "--timeout", "600",
+        "--entity-ref", entity_ref,
     ]  # fmt: skip
     if anchors is not None:
         command += ["--anchors", str(anchors)]
     if topic_prefix is not None:
         command += ["--topic-prefix", topic_prefix]
-    result = subprocess.run(command, cwd=REPO_ROOT, check=False)  # noqa: S603 - fixed argv
-    if result.returncode != 0:
-        raise DemoError(f"the CJ batch did not complete (exit {result.returncode})")
+    if with_teacher:
+        command += [
+            "--judge", f"{DEMO_TEACHER}=Demo Teacher (simulated)",
+            "--human-share", "0.1",
+            "--human-deadline", "+15m",
+        ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO_ROOT)  # noqa: S603 - fixed argv
+    try:
+        if with_teacher:
+            _teacher_judges(cj_url, entity_ref, essays, anchors)
+        returncode = process.wait(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if returncode != 0:
+        raise DemoError(f"the CJ batch did not complete (exit {returncode})")
+
+
+DEMO_TEACHER = "demo-teacher"
+
+
+def _teacher_quality(essays: Path, anchors: Path | None) -> Callable[[str], float | None]:
+    """What the simulated teacher knows: the sample's intended order, and for an anchor the
+    mean intended rank of the essays meant for its grade."""
+    intended = load_intended_order(SAMPLES / "intended_order.csv")
+    ranks = {essay_id: placement.rank for essay_id, placement in intended.items()}
+    texts = {essay.essay_id: essay.text_content for essay in load_essays(essays)}
+    if anchors is not None:
+        by_grade: dict[str, list[int]] = {}
+        for placement in intended.values():
+            if placement.grade is not None:
+                by_grade.setdefault(placement.grade, []).append(placement.rank)
+        for anchor in load_anchors(anchors):
+            if anchor.grade in by_grade:
+                texts[anchor.essay_id] = anchor.text_content
+                ranks[anchor.essay_id] = round(statistics.mean(by_grade[anchor.grade]))
+    return quality_by_text(texts, ranks)
+
+
+def _teacher_judges(cj_url: str, entity_ref: str, essays: Path, anchors: Path | None) -> None:
+    """Wait for the batch and the teacher's link, then judge its pairs on the judging page."""
+    link = _teacher_link(cj_url, entity_ref)
+    console.print(
+        f"simulated teacher: judging on its private page {link.split('/judge/')[0]}/judge/…"
+    )
+    report = judge_as_teacher(link, _teacher_quality(essays, anchors), seed=7)
+    console.print(
+        f"simulated teacher: judged {report.judged} pairs "
+        f"({report.agreed_with_intended_order} as the intended order has them)"
+    )
+
+
+def _teacher_link(cj_url: str, entity_ref: str) -> str:
+    deadline = time.monotonic() + SCORE_TIMEOUT_SECONDS
+    with httpx.Client(base_url=cj_url, timeout=10.0) as client:
+        while time.monotonic() < deadline:
+            found = client.get("/api/v1/batches", params={"entity_ref": entity_ref})
+            if found.status_code == httpx.codes.OK:
+                judges = client.get(f"/api/v1/batches/{found.json()['batch_id']}/judges")
+                if judges.status_code == httpx.codes.OK:
+                    for judge in judges.json()["judges"]:
+                        if judge["judge_id"] == DEMO_TEACHER:
+                            return str(judge["link"])
+            time.sleep(0.3)
+    raise DemoError(
+        f"no judging link for the simulated teacher within {SCORE_TIMEOUT_SECONDS:.0f}s"
+    )
 
 
 class DemoError(RuntimeError):

@@ -71,10 +71,14 @@ def invite(
     ],
     deadline: Annotated[
         str,
-        typer.Option(help="When unjudged pairs go back to the AI: an ISO time, or +30m, +2h, +1d."),
+        typer.Option(help="When unjudged pairs are released: an ISO time, or +30m, +2h, +1d."),
     ],
     share: Annotated[
-        float, typer.Option(help="Share of the batch's comparisons for the judges (0-0.5].")
+        float,
+        typer.Option(
+            help="Share of all the batch's comparisons for the judges (0-0.5], on top of the "
+            "AI's budget."
+        ),
     ] = 0.1,
     cj_url: CJUrlOption = DEFAULT_CJ_URL,
     as_json: JsonOption = False,

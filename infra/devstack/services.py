@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.client
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +82,26 @@ def _healthy(port: int) -> bool:
         connection.close()
 
 
+# The service whose judging page needs a key to sign human judges' links.
+JUDGING_SERVICE = "cj_assessment_service"
+
+
+def _judge_secret_given(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("JUDGE_LINK_SECRET") or environ.get("JUDGE_LINK_SECRET_FILE"))
+
+
+def local_judge_link_secret(state_dir: Path) -> Path:
+    """The local stack's key for human judges' links: made once per state dir (readable by its
+    owner only), so links stay valid across restarts of the stack."""
+    path = services_dir(state_dir) / "judge-link-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path
+
+
 def start_services(
     state_dir: Path,
     *,
@@ -112,6 +133,8 @@ def start_services(
                 **database_env,
                 "HTTP_PORT": str(port),
             }
+            if service.name == JUDGING_SERVICE and not _judge_secret_given(os.environ):
+                env["JUDGE_LINK_SECRET_FILE"] = str(local_judge_link_secret(state_dir))
             process = spawn(
                 service.name,
                 [python, "-m", service.name],

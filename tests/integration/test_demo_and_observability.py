@@ -96,6 +96,8 @@ async def stack(
                 "DATABASE_URL": with_database(postgres_server_url, databases[name]),
                 "TOPIC_PREFIX": prefix,
                 "LLM_DEFAULT_PROVIDER": "heuristic",
+                # The CJ step's simulated teacher judges through a signed link.
+                "JUDGE_LINK_SECRET": f"demo-judge-links-{uuid.uuid4().hex}",
             }
             started[name] = await start_service(name, env=env, log_dir=work_dir / "logs")
         yield Stack(kafka_bootstrap_servers, prefix, started)
@@ -146,7 +148,13 @@ class TestDemoSteps:
         )
         assert sorted(r.rank for r in completed.rankings) == list(range(1, 7))
         assert {r.essay_id for r in completed.rankings} == set(SHORT_BATCH)
-        assert completed.system_metadata.resource_usage.completed_comparisons == 15
+        # The AI answers all 15 pairs; the simulated teacher judges its 10 % on top (2 of 17).
+        people = completed.statistics.human_judging
+        assert people is not None
+        assert (people.judges_invited, people.assigned, people.judged) == (1, 2, 2)
+        assert people.agreement is not None
+        assert {j.kind for j in people.judges} == {"human", "llm"}
+        assert completed.system_metadata.resource_usage.completed_comparisons == 15 + 2
         with (output / "ranking.csv").open() as handle:
             assert len(list(csv.DictReader(handle))) == 6
         assert (output / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
