@@ -155,8 +155,10 @@ def _teacher_judges(cj_url: str, entity_ref: str, essays: Path, anchors: Path | 
     )
     report = judge_as_teacher(link, _teacher_quality(essays, anchors), seed=7)
     console.print(
-        f"simulated teacher: judged {report.judged} pairs "
-        f"({report.agreed_with_intended_order} as the intended order has them)"
+        f"simulated teacher: judged {report.judged} pairs: "
+        f"{report.agreed_with_intended_order} as the intended order has them, "
+        f"{report.judged - report.agreed_with_intended_order - report.by_coin} the other way "
+        f"(its mistakes), {report.by_coin} by a coin (essays it could not tell apart)"
     )
 
 

@@ -66,6 +66,8 @@ class TeacherReport:
 
     judged: int = 0
     agreed_with_intended_order: int = 0
+    by_coin: int = 0
+    """Pairs the teacher could not tell apart (an essay it did not know, or a tie)."""
 
 
 def judge_as_teacher(
@@ -94,6 +96,7 @@ def judge_as_teacher(
             first, second = (quality(page.texts[i].strip()) for i in _TEXT_IDS)
             if first is None or second is None or first == second:
                 choice = rng.choice("AB")
+                report.by_coin += 1
             else:
                 better = "A" if first > second else "B"
                 choice = better if rng.random() >= mistake_rate else ("B" if better == "A" else "A")

@@ -7,8 +7,9 @@ model shown essays in an order and a teacher reading them in an order need not f
 by the same amount.
 
 Misfit (Wright and Masters 1982; Pollitt 2012 for judges in comparative judgement). Each
-verdict has a residual r = y - p (y the outcome, 1/0 or a soft verdict's probability, p the
-probability that the first essay wins) and a model variance v = p(1 - p). A judge's outfit is
+verdict has a residual r = y - p (y the decision, 1 when the first essay was picked, else 0, also
+for a soft verdict, whose stated probability the fit is made of; p the probability that the
+first essay wins) and a model variance v = p(1 - p). A judge's outfit is
 the mean of r^2 / v (sensitive to surprising verdicts on pairs far apart), its infit
 sum r^2 / sum v (information-weighted: dominated by the close pairs where the judge's decision
 matters). Both have expectation 1 for a judge who decides as the model says; above 1 the judge
@@ -133,7 +134,11 @@ def judge_misfit(
     names, judge = np.unique(np.asarray(judges, dtype=object), return_inverse=True)
     kinds = np.zeros(len(comparisons), dtype=np.bool_) if human is None else human
     gap = fit.scores[comparisons.essay_a] - fit.scores[comparisons.essay_b]
-    outcome, weight = comparisons.outcomes(), comparisons.weights()
+    # A judge's decisions, not its stated certainty: a soft verdict's probability is close to
+    # the fit by construction (the fit is made of them), so its squared residual says nothing
+    # of a Bernoulli variance; what the judge picked is what can misfit.
+    outcome = comparisons.a_won.astype(np.float64)
+    weight = np.ones(len(comparisons))
     eta = np.empty(len(comparisons))
     for index in range(names.shape[0]):
         mine = judge == index

@@ -62,20 +62,31 @@ class TestOneFit:
 
 class TestMisfit:
     def test_hand_computed_infit_and_outfit(self) -> None:
-        # Essay 0 is ln 3 logits above essay 1: p = 0.75, v = 0.1875 on every verdict. Each
-        # judge's soft verdicts sit symmetrically around p, so the kind's calibration is the
-        # identity and the residuals are +-e: infit = outfit = e^2 / v.
+        # Essay 0 is ln 3 logits above essay 1. Each judge (too few peers: measured against
+        # itself) picks essay 0 on 3 of its 4 verdicts, so its calibration puts p at 3/4
+        # (v = 0.1875): residuals 0.25 three times and -0.75 once, r^2 summing to 0.75 over a
+        # variance of 0.75: infit = outfit = 1 (up to the calibration's weak prior).
         fit = BradleyTerryFit(np.array([math.log(3.0) / 2, -math.log(3.0) / 2]), None, 0.0, 0)
-        comparisons = Comparisons.from_lists(
-            2, [0, 0, 0, 0], [1, 1, 1, 1], [True] * 4, [0.9, 0.6, 1.0, 0.5]
-        )
-        steady, wild = judge_misfit(comparisons, fit, ["steady", "steady", "wild", "wild"])
-        assert (steady.judge, steady.judgements) == ("steady", 2)
-        assert math.isclose(steady.infit, 0.0225 / 0.1875)
-        assert math.isclose(steady.outfit, 0.0225 / 0.1875)
-        assert math.isclose(wild.infit, 1.0 / 3.0)
+        picks = [True, True, True, False]
+        comparisons = Comparisons.from_lists(2, [0] * 8, [1] * 8, picks + picks)
+        steady, twin = judge_misfit(comparisons, fit, ["steady"] * 4 + ["twin"] * 4)
+        assert (steady.judge, steady.judgements) == ("steady", 4)
+        assert math.isclose(steady.infit, 1.0, rel_tol=0.02)
+        assert math.isclose(steady.outfit, 1.0, rel_tol=0.02)
+        assert math.isclose(twin.infit, steady.infit)
         assert not steady.flagged
-        assert not wild.flagged
+
+    def test_a_soft_verdict_misfits_by_its_decision_not_its_stated_certainty(self) -> None:
+        # The same decisions stated softly (what the fit is made of) misfit exactly as hard ones.
+        fit = BradleyTerryFit(np.array([math.log(3.0) / 2, -math.log(3.0) / 2]), None, 0.0, 0)
+        hard = Comparisons.from_lists(2, [0] * 4, [1] * 4, [True, True, True, False])
+        soft = Comparisons.from_lists(
+            2, [0] * 4, [1] * 4, [True, True, True, False], [0.9, 0.6, 1.0, 0.4]
+        )
+        (by_decision,) = judge_misfit(hard, fit, ["ai"] * 4)
+        (stated,) = judge_misfit(soft, fit, ["ai"] * 4)
+        assert math.isclose(stated.infit, by_decision.infit)
+        assert math.isclose(stated.outfit, by_decision.outfit)
 
     def test_infit_weighs_by_information_and_outfit_does_not(self) -> None:
         comparisons, human, judges, _ = _panel(2, 60)
