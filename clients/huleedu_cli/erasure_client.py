@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from huleedu_cli.api_token import TOKEN_FILE_VARIABLE, TOKEN_VARIABLE, bearer_headers
 from huleedu_cli.errors import ErasureFailedError
+from huleedu_cli.service_errors import error_reason
 
 DEFAULT_SUBMISSION_URL = "http://127.0.0.1:8001"
 LEARNER_ERASE_SCOPE = "submission:erase"
@@ -122,14 +123,14 @@ async def _post(
     if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
         raise ErasureFailedError(
             f"{service} at {base} refused the credentials ({response.status_code}"
-            f"{_reason(response)}): set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} to a token "
+            f"{error_reason(response)}): set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} to a token "
             f"with the scope {scope}"
         )
     if response.status_code == httpx.codes.NOT_FOUND and not_found is not None:
         raise ErasureFailedError(f"{not_found} at {base} (404): nothing was erased")
     if response.is_error:
         raise ErasureFailedError(
-            f"{service} answered {response.status_code} for {path}{_reason(response)}"
+            f"{service} answered {response.status_code} for {path}{error_reason(response)}"
         )
     try:
         document = response.json()
@@ -138,16 +139,3 @@ async def _post(
     if not isinstance(document, dict):
         raise ErasureFailedError(f"{service} sent a non-object for {path}")
     return document
-
-
-def _reason(response: httpx.Response) -> str:
-    """`: <code>: <message> (field <f>)` from the services' JSON error body, when there is one."""
-    try:
-        error = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(error, dict) or "message" not in error:
-        return ""
-    field = f" (field {error['field']})" if error.get("field") else ""
-    code = f"{error['code']}: " if error.get("code") else ""
-    return f": {code}{error['message']}{field}"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from huleedu_cli.api_token import TOKEN_FILE_VARIABLE, TOKEN_VARIABLE, bearer_headers
 from huleedu_cli.errors import InputError, JudgesRequestError
+from huleedu_cli.service_errors import error_reason
 
 _RELATIVE = re.compile(r"^\+(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -111,27 +112,14 @@ async def _call(
     if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
         raise JudgesRequestError(
             f"CJ service at {base} refused the credentials ({response.status_code}"
-            f"{_reason(response)}): set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} to a token "
+            f"{error_reason(response)}): set {TOKEN_VARIABLE} or {TOKEN_FILE_VARIABLE} to a token "
             f"with the scope {scope}"
         )
     if response.is_error:
         raise JudgesRequestError(
-            f"CJ service answered {response.status_code} for {path}{_reason(response)}"
+            f"CJ service answered {response.status_code} for {path}{error_reason(response)}"
         )
     try:
         return BatchJudges.model_validate(response.json())
     except (ValueError, ValidationError) as exc:
         raise JudgesRequestError(f"unexpected answer from {base} for {path}") from exc
-
-
-def _reason(response: httpx.Response) -> str:
-    """`: <code>: <message> (field <f>)` from the services' JSON error body, when there is one."""
-    try:
-        error = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(error, dict) or "message" not in error:
-        return ""
-    field = f" (field {error['field']})" if error.get("field") else ""
-    code = f"{error['code']}: " if error.get("code") else ""
-    return f": {code}{error['message']}{field}"
