@@ -24,7 +24,7 @@ import csv
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,10 +33,9 @@ from urllib.parse import unquote_plus
 
 import httpx
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver import ActionChains, Chrome, Keys
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from cj_assessment_service.testing.human_judges import JUDGE_LINK_SECRET
@@ -246,30 +245,34 @@ def has_pair(driver: Chrome) -> bool:
     return bool(driver.find_elements(By.ID, "verdict-form"))
 
 
-def wait_for_next_page(driver: Chrome, page: WebElement) -> None:
-    """Wait until the browser has left `page` (its main element) for the next page."""
-    WebDriverWait(driver, PAGE_LOAD_WITHIN).until(staleness_of(page))
-    WebDriverWait(driver, PAGE_LOAD_WITHIN).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+def leave_page(driver: Chrome, act: Callable[[], object]) -> None:
+    """Do what submits the page (`act`), then wait until the next page has loaded.
+
+    The page is marked first; the next document lacks the mark. While Chromium swaps documents a
+    WebDriver call can fail with a transient error ("Node with given id does not belong to the
+    document", "unhandled inspector error"): the wait asks again.
+    """
+    driver.execute_script("window.judgingPageLeft = true")
+    act()
+    WebDriverWait(driver, PAGE_LOAD_WITHIN, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return !window.judgingPageLeft && document.readyState === 'complete'"
+        )
     )
 
 
 def choose_by_keyboard(driver: Chrome, letter: str) -> str:
     """Press ← (A) or → (B), then Enter on the confirm; the confirm message shown between."""
-    page = driver.find_element(By.ID, "judging")
     ActionChains(driver).send_keys(Keys.ARROW_LEFT if letter == "A" else Keys.ARROW_RIGHT).perform()
     assert driver.find_element(By.ID, "confirm-panel").is_displayed()
     message = driver.find_element(By.ID, "confirm-message").text
-    ActionChains(driver).send_keys(Keys.ENTER).perform()
-    wait_for_next_page(driver, page)
+    leave_page(driver, ActionChains(driver).send_keys(Keys.ENTER).perform)
     return message
 
 
 def choose_by_mouse(driver: Chrome, letter: str) -> None:
     """Click "Essay A is better" or "Essay B is better" (submits at once)."""
-    page = driver.find_element(By.ID, "judging")
-    driver.find_element(By.ID, f"choose-{letter.lower()}").click()
-    wait_for_next_page(driver, page)
+    leave_page(driver, driver.find_element(By.ID, f"choose-{letter.lower()}").click)
 
 
 def urls_visited(driver: Chrome) -> set[str]:
@@ -354,9 +357,7 @@ class TestTwoTeachersJudgeInChromium:
             seen.append(pair)
             if step == 1:
                 skipped = pair
-                page = driver.find_element(By.ID, "judging")
-                driver.find_element(By.ID, "skip").click()
-                wait_for_next_page(driver, page)
+                leave_page(driver, driver.find_element(By.ID, "skip").click)
             elif verdicts % 2 == 0:
                 confirm_messages[pair.better()] = choose_by_keyboard(driver, pair.better())
                 verdicts += 1
