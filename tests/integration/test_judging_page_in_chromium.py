@@ -371,8 +371,7 @@ class TestTwoTeachersJudgeInChromium:
         batch.pairs_seen["t1"] = [pair.pair_id for pair in seen]
 
         assert name == "Ms Lind"
-        assert prompt.startswith("# Essay prompt")
-        assert "Should schools ban mobile phones during the school day?" in prompt
+        assert _normalised(prompt) == _normalised(PROMPT)
         assert first_progress == (0, assigned)
         assert essay_b["x"] >= essay_a["x"] + essay_a["width"]  # side by side
         assert essay_b["y"] == essay_a["y"]
