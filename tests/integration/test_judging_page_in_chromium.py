@@ -9,7 +9,8 @@ many pairs as there are essays, the planner gives each teacher a handful of pair
   second submit of a judged pair (409);
 - teacher 2, at 375 px, sees the essays stacked and an accessible page (axe-core), judges by
   mouse;
-- the batch completes with the AI-human agreement in its statistics.
+- the batch completes with the AI-human agreement in its statistics;
+- neither service logged an essay's text or a judge's link.
 
 The tests share the stack and the batch and run in the order written (each needs the state the
 previous one left). The teachers choose as the sample essays were written to rank
@@ -54,7 +55,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 SCREENSHOTS = REPO / "docs" / "images"
-# Two essays of each grade A to D, one E, one F: clearly different in quality.
+# Two essays of each grade A to C, one D, one E: clearly different in quality.
 ESSAY_IDS = ("s07", "s02", "s11", "s04", "s01", "s13", "s05", "s03")
 TEACHERS = (
     HumanJudge(judge_id="t1", display_name="Ms Lind"),
@@ -85,6 +86,16 @@ RANK = _intended_rank()
 ESSAY_BY_TEXT = {_normalised(text): essay_id for essay_id, text in ESSAYS.items()}
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The broker, the topic prefix and the two services' processes."""
+
+    kafka: str
+    prefix: str
+    cj: ServiceProcess
+    llm: ServiceProcess
+
+
 @dataclass
 class JudgingBatch:
     """The running batch, its teachers' links, what the tests saw, and its outcome (a task)."""
@@ -93,6 +104,7 @@ class JudgingBatch:
     batch_id: str
     links: dict[str, str]
     outcome: asyncio.Task[CJAssessmentCompletedV1]
+    service_logs: tuple[Path, ...]
     pairs_seen: dict[str, list[str]] = field(default_factory=dict)
 
     def token(self, judge_id: str) -> str:
@@ -112,7 +124,7 @@ async def stack(
     postgres_server_url: str,
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[str, str, ServiceProcess]]:
+) -> AsyncIterator[Stack]:
     """The LLM provider (heuristic judge) and the CJ service (links signed) as processes."""
     prefix = f"jp{uuid.uuid4().hex[:10]}"
     logs = tmp_path_factory.mktemp("judging-page-logs")
@@ -133,7 +145,7 @@ async def stack(
         }
         cj = await start_service("cj_assessment_service", env=cj_env, log_dir=logs)
         try:
-            yield kafka_bootstrap_servers, prefix, cj
+            yield Stack(kafka_bootstrap_servers, prefix, cj, llm)
         finally:
             cj.stop()
     finally:
@@ -154,9 +166,9 @@ async def _poll(http: httpx.AsyncClient, path: str, outcome: asyncio.Task[Any]) 
 
 
 @pytest.fixture(scope="module")
-async def batch(stack: tuple[str, str, ServiceProcess]) -> AsyncIterator[JudgingBatch]:
+async def batch(stack: Stack) -> AsyncIterator[JudgingBatch]:
     """The batch, once the planner has given both teachers their pairs."""
-    bootstrap, prefix, cj = stack
+    cj = stack.cj
     entity_ref = f"judging-page-{uuid.uuid4().hex[:8]}"
     request = build_cj_request(
         [EssayToProcess(essay_id=e, text_content=text) for e, text in ESSAYS.items()],
@@ -169,8 +181,8 @@ async def batch(stack: tuple[str, str, ServiceProcess]) -> AsyncIterator[Judging
     outcome = asyncio.create_task(
         run_cj_batch(
             request,
-            bootstrap_servers=bootstrap,
-            topic_prefix=prefix,
+            bootstrap_servers=stack.kafka,
+            topic_prefix=stack.prefix,
             cj_url=cj.url,
             timeout=BATCH_DONE_WITHIN + 2 * PAIRS_GIVEN_WITHIN,
         )
@@ -186,7 +198,8 @@ async def batch(stack: tuple[str, str, ServiceProcess]) -> AsyncIterator[Judging
                         break
                     await asyncio.sleep(0.2)
         links = {judge["judge_id"]: judge["link"] for judge in judges}
-        yield JudgingBatch(cj.url, str(found["batch_id"]), links, outcome)
+        logs = (cj.log_path, stack.llm.log_path)
+        yield JudgingBatch(cj.url, str(found["batch_id"]), links, outcome, logs)
     finally:
         if not outcome.done():
             outcome.cancel()
@@ -298,7 +311,7 @@ def essay_boxes(driver: Chrome) -> tuple[dict[str, int], dict[str, int]]:
 
 class TestTwoTeachersJudgeInChromium:
     """In order: the refusals before any verdict, teacher 1 (desktop), the double submit,
-    teacher 2 (phone), the completed batch."""
+    teacher 2 (phone), the completed batch, the logs."""
 
     def test_another_judges_link_and_a_tampered_link_cannot_judge_teacher_1s_pair(
         self, batch: JudgingBatch
@@ -464,3 +477,11 @@ class TestTwoTeachersJudgeInChromium:
         assert {judge.kind for judge in human.judges} == {"human", "llm"}
         assert {"t1", "t2"} <= {judge.judge_id for judge in human.judges}
         assert results["statistics"]["human_judging"] == human.model_dump(mode="json")
+
+    def test_no_essay_text_or_link_token_is_in_the_services_logs(self, batch: JudgingBatch) -> None:
+        logs = "\n".join(path.read_text(errors="replace") for path in batch.service_logs)
+        tokens = [batch.token(judge.judge_id) for judge in TEACHERS]
+
+        assert "cj_pairs_given_to_people" in logs  # the log is the one the batch ran with
+        assert [e for e, text in ESSAYS.items() if _normalised(text)[:30] in logs] == []
+        assert [token for token in tokens if token.split(".")[1][:16] in logs] == []
