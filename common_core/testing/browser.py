@@ -58,6 +58,10 @@ axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violatio
   );
 """
 
+# Through the CSSOM, which a page's Content-Security-Policy (style-src 'self') allows.
+_HIDE_SCROLLBAR = 'document.documentElement.style.setProperty("scrollbar-width", "none")'
+_SHOW_SCROLLBAR = 'document.documentElement.style.removeProperty("scrollbar-width")'
+
 
 class AxeViolation(TypedDict):
     """One axe-core rule a page breaks, and the CSS selectors of the elements that break it."""
@@ -178,13 +182,22 @@ def axe_violations(driver: Chrome, *, tags: Sequence[str] = DEFAULT_AXE_TAGS) ->
 
 
 def save_screenshot(driver: Chrome, path: Path) -> Path:
-    """Write a PNG of the whole page (its full height, at the window's width) to path."""
-    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-    content = metrics["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": content["width"], "height": content["height"], "scale": 1}
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True, "clip": clip},
-    )
+    """Write a PNG of the whole page (its full height, at the window's width) to path.
+
+    The page is laid out without a scrollbar while it is taken, as a phone's overlay scrollbars
+    leave it: a capture beyond the viewport lays the page out again at the full width with no
+    scrollbar, so a size measured with one (15 px narrower) cut off the page's right edge.
+    """
+    driver.execute_script(_HIDE_SCROLLBAR)
+    try:
+        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        content = metrics["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": content["width"], "height": content["height"], "scale": 1}
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
+    finally:
+        driver.execute_script(_SHOW_SCROLLBAR)
     path.write_bytes(base64.b64decode(shot["data"]))
     return path

@@ -8,8 +8,10 @@ import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from matplotlib.image import imread
 from selenium.webdriver import ActionChains, Keys
 from selenium.webdriver.common.by import By
 
@@ -18,6 +20,7 @@ from common_core.testing.browser import (
     axe_violations,
     browser_pids,
     open_chromium,
+    save_screenshot,
 )
 from devstack.chromium import ChromiumBinaries
 from devstack.processes import pid_alive
@@ -53,7 +56,17 @@ INACCESSIBLE_PAGE = """<!doctype html>
 </main></body>
 </html>
 """
-PAGES = {"/accessible": ACCESSIBLE_PAGE, "/inaccessible": INACCESSIBLE_PAGE}
+# Taller than its window (a vertical scrollbar), a red right border at the page's right edge.
+TALL_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Tall</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="margin: 0">
+<div style="box-sizing: border-box; height: 2000px; border-right: 4px solid #ff0000"></div>
+</body>
+</html>
+"""
+PAGES = {"/accessible": ACCESSIBLE_PAGE, "/inaccessible": INACCESSIBLE_PAGE, "/tall": TALL_PAGE}
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -108,6 +121,22 @@ class TestDrivingAPage:
         width = driver.execute_script("return document.documentElement.clientWidth")
 
         assert 0 < width <= 375
+
+
+class TestScreenshot:
+    def test_a_page_taller_than_a_375_pixel_window_is_saved_whole_with_its_right_edge(
+        self, site: str, chromium_window: OpenChromium, tmp_path: Path
+    ) -> None:
+        driver = chromium_window(width=375, height=667)
+        driver.get(f"{site}/tall")
+
+        pixels = imread(save_screenshot(driver, tmp_path / "tall.png"))  # rows of RGB(A) in 0..1
+        width_after = driver.execute_script("return document.documentElement.clientWidth")
+
+        assert pixels.shape[:2] == (2000, 375)
+        assert pixels[1000, 373, :3].tolist() == [1.0, 0.0, 0.0]
+        assert pixels[1000, 370, :3].tolist() == [1.0, 1.0, 1.0]
+        assert width_after < 375  # the page's own scrollbar is back
 
 
 class TestAxe:

@@ -75,6 +75,21 @@ class TestRefusedLinks:
         flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
         assert _refusal(f"{body}.{flipped}") == LinkProblem.BAD_SIGNATURE
 
+    def test_a_signature_spelt_otherwise_with_the_same_bytes_is_refused(self) -> None:
+        body, signature = sign_judge_link(CLAIMS, SECRET).split(".")
+        # The last of 43 base64url characters carries 4 bits of the digest and 2 unused bits.
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        group = alphabet.index(signature[-1]) // 4 * 4  # the 4 that differ in the unused bits
+        same_digest = [
+            f"{signature[:-1]}{c}" for c in alphabet[group : group + 4] if c != signature[-1]
+        ]
+        decoded = {base64.urlsafe_b64decode(s + "=") for s in [signature, *same_digest]}
+
+        assert len(same_digest) == 3
+        assert len(decoded) == 1
+        for spelling in same_digest:
+            assert _refusal(f"{body}.{spelling}") == LinkProblem.BAD_SIGNATURE
+
     @pytest.mark.parametrize(
         "token", ["", ".", "abc", "abc.", ".abc", "a.b.c", "é.é", "%%%.***", "abc.a"]
     )
