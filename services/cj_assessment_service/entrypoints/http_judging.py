@@ -36,6 +36,7 @@ from cj_assessment_service.domain.errors import (
     PairReleased,
 )
 from cj_assessment_service.domain.judge_links import InvalidJudgeLink, LinkProblem
+from cj_assessment_service.entrypoints.judging_markup import prompt_html
 from common_core.events.llm import ComparisonWinner
 
 # Longest time a pair can have been shown that is taken as the verdict's latency (a day).
@@ -107,6 +108,7 @@ async def judge_page(
     return await render_template(
         "judging/page.html",
         page=page,
+        prompt=prompt_html(page.prompt) if page.prompt else None,
         states=PageState,
         judged=judged,
         assigned=assigned,
