@@ -26,6 +26,12 @@ from common_core.events import (
     EssayStagePartV1,
     EssayToProcess,
     GradeProjection,
+    HumanDisagreement,
+    HumanJudge,
+    HumanJudgingRequest,
+    HumanJudgingStatistics,
+    JudgeFitStatistics,
+    JudgeKind,
     LLMComparisonRequestV1,
     LLMComparisonResultV1,
     LLMConfig,
@@ -144,6 +150,18 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             essay_set_id=st.uuids(),
             content_sha256=st.none() | st.from_regex(r"\A[0-9a-f]{64}\Z"),
         ),
+        human_judging=st.none()
+        | st.builds(
+            HumanJudgingRequest,
+            judges=st.lists(
+                st.builds(HumanJudge, judge_id=ids, display_name=ids),
+                min_size=1,
+                max_size=3,
+                unique_by=lambda judge: judge.judge_id,
+            ),
+            share=st.floats(min_value=0.01, max_value=0.5),
+            deadline=aware_datetimes,
+        ),
     ),
     CJAssessmentCompletedV1: st.builds(
         CJAssessmentCompletedV1,
@@ -169,6 +187,39 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             position_bias_logit=st.none() | finite,
             position_bias_standard_error=st.none() | non_negative,
             comparisons_per_essay=non_negative,
+            human_judging=st.none()
+            | st.builds(
+                HumanJudgingStatistics,
+                judges_invited=counts,
+                assigned=counts,
+                judged=counts,
+                released=counts,
+                agreement=st.none() | st.floats(0, 1),
+                judges=st.lists(
+                    st.builds(
+                        JudgeFitStatistics,
+                        judge_id=ids,
+                        kind=st.sampled_from(["llm", "human"]),
+                        judgements=counts,
+                        infit=non_negative,
+                        outfit=non_negative,
+                        infit_z=finite,
+                        flagged=st.booleans(),
+                    ),
+                    max_size=3,
+                ),
+                largest_disagreements=st.lists(
+                    st.builds(
+                        HumanDisagreement,
+                        chosen_essay_id=ids,
+                        other_essay_id=ids,
+                        judge_id=ids,
+                        ai_probability=st.floats(0, 1),
+                    ),
+                    max_size=2,
+                ),
+                left_out_of_ranking=st.lists(ids, max_size=2),
+            ),
         ),
         grade_projections=st.none()
         | st.lists(
@@ -182,6 +233,7 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             max_size=3,
         ),
         system_metadata=system_metadata,
+        completion_detail=st.none() | texts,
     ),
     CJAssessmentFailedV1: st.builds(
         CJAssessmentFailedV1,
@@ -209,6 +261,16 @@ STRATEGIES: dict[type[BaseModel], st.SearchStrategy[BaseModel]] = {
             justification=texts,
             confidence=st.floats(min_value=1, max_value=5),
             injection_suspected=st.booleans(),
+            judge_kind=st.none() | st.just(JudgeKind.LLM),
+            **_answer_common,
+        ),
+        st.builds(
+            LLMComparisonResultV1,
+            request_id=st.uuids(),
+            winner=st.sampled_from(ComparisonWinner),
+            confidence=st.just(3.0),
+            judge_kind=st.just(JudgeKind.HUMAN),
+            judge_id=ids,
             **_answer_common,
         ),
         st.builds(
