@@ -31,9 +31,9 @@ from cj_assessment_service.domain.batch import PairStatus
 from cj_assessment_service.domain.errors import (
     BatchAlreadyFinished,
     BatchNotFound,
-    DeadlineInPast,
     HumanJudgingConflict,
     HumanJudgingNotConfigured,
+    InvalidDeadline,
     JudgeNotInvited,
     JudgeRefusal,
     PairAlreadyJudged,
@@ -252,7 +252,7 @@ class HumanJudgingUseCases:
         if batch.human_judging is not None:
             raise HumanJudgingConflict(f"batch {batch_id} already has human judging")
         if request.deadline <= self._clock():
-            raise DeadlineInPast("the deadline has passed")
+            raise InvalidDeadline("the deadline has passed")
         await uow.human_judging.start(batch_id, request)
         return self._links(batch_id, request, {})
 

@@ -55,7 +55,7 @@ class HumanJudgingConflict(CJError):  # noqa: N818
     http_code = "human_judging_exists"
 
 
-class DeadlineInPast(CJError):  # noqa: N818
+class InvalidDeadline(CJError):  # noqa: N818
     """A human judging deadline that has already passed."""
 
     code = ErrorCode.VALIDATION

@@ -9,9 +9,9 @@ from cj_assessment_service.domain.errors import (
     BatchNotCompleted,
     BatchNotFound,
     CJError,
-    DeadlineInPast,
     HumanJudgingConflict,
     HumanJudgingNotConfigured,
+    InvalidDeadline,
     InvalidEssaySet,
 )
 from common_core.runtime.http import error_body
@@ -64,7 +64,7 @@ _STATUS: dict[type[CJError], int] = {
     BatchNotCompleted: 409,
     BatchAlreadyFinished: 409,
     HumanJudgingConflict: 409,
-    DeadlineInPast: 400,
+    InvalidDeadline: 400,
     HumanJudgingNotConfigured: 503,
 }
 

@@ -15,9 +15,9 @@ from cj_assessment_service.config import Settings
 from cj_assessment_service.domain.batch import BatchState, PairStatus
 from cj_assessment_service.domain.errors import (
     BatchAlreadyFinished,
-    DeadlineInPast,
     HumanJudgingConflict,
     HumanJudgingNotConfigured,
+    InvalidDeadline,
     JudgeNotInvited,
     PairReleased,
 )
@@ -135,7 +135,7 @@ class TestTheOrganiser:
         use_cases = HumanJudgingUseCases(SETTINGS, clock=lambda: NOW)
         with pytest.raises(BatchAlreadyFinished):
             await use_cases.start_human_judging(uow, finished.id, _request())
-        with pytest.raises(DeadlineInPast):
+        with pytest.raises(InvalidDeadline):
             await use_cases.start_human_judging(uow, live.id, _request(NOW))
 
     async def test_without_a_secret_nothing_is_signed(self) -> None:
