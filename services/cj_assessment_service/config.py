@@ -90,6 +90,8 @@ class Settings(ServiceSettings):
     # Human judging (README "Human judges"): the key that signs the judges' links (unset: the
     # judging page and the organiser's judge API answer 503) and the public base URL the links
     # start with (unset: this instance's own http://127.0.0.1:<HTTP_PORT>).
+    # Human judges: the furthest deadline a batch may wait on its people until.
+    human_deadline_max_days: float = Field(default=30.0, gt=0)
     judge_link_secret: SecretStr | None = None
     judge_page_base_url: str | None = None
 

@@ -40,6 +40,7 @@ from cj_assessment_service.domain.errors import (
     PairNotAssigned,
     PairReleased,
 )
+from cj_assessment_service.domain.human_pairs import deadline_problem
 from cj_assessment_service.domain.judge_links import (
     InvalidJudgeLink,
     JudgeLinkClaims,
@@ -251,8 +252,11 @@ class HumanJudgingUseCases:
             raise BatchAlreadyFinished(f"batch {batch_id} is {batch.state.value}")
         if batch.human_judging is not None:
             raise HumanJudgingConflict(f"batch {batch_id} already has human judging")
-        if request.deadline <= self._clock():
-            raise InvalidDeadline("the deadline has passed")
+        problem = deadline_problem(
+            request.deadline, self._clock(), self._settings.human_deadline_max_days
+        )
+        if problem is not None:
+            raise InvalidDeadline(f"the deadline {problem}")
         await uow.human_judging.start(batch_id, request)
         return self._links(batch_id, request, {})
 

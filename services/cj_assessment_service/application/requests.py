@@ -29,6 +29,7 @@ from cj_assessment_service.domain.batch import (
     plan_opening_pairs,
     transition,
 )
+from cj_assessment_service.domain.human_pairs import deadline_problem
 from common_core.errors import ErrorCode
 from common_core.events.cj import CJAssessmentRequestV1, CJCompletionReason
 from common_core.events.envelope import EventEnvelope
@@ -99,7 +100,7 @@ class RequestUseCases:
         problem = (
             set_problem
             or _validation_problem(essays, essay_count)
-            or _human_judging_problem(request, now)
+            or _human_judging_problem(request, now, self._settings.human_deadline_max_days)
         )
         # An invalid request is kept as a FAILED batch (visible over HTTP) without its essays.
         await uow.batches.add(batch)
@@ -209,13 +210,13 @@ async def _essays_to_rank(
     return stored.essays, None
 
 
-def _human_judging_problem(request: CJAssessmentRequestV1, now: datetime) -> _Problem | None:
+def _human_judging_problem(
+    request: CJAssessmentRequestV1, now: datetime, max_days: float
+) -> _Problem | None:
     human = request.human_judging
-    if human is not None and human.deadline <= now:
-        return _Problem(
-            "human_judging.deadline has passed: the judges would have no time to judge",
-            "human_judging.deadline",
-        )
+    problem = deadline_problem(human.deadline, now, max_days) if human is not None else None
+    if problem is not None:
+        return _Problem(f"human_judging.deadline {problem}", "human_judging.deadline")
     return None
 
 

@@ -56,7 +56,7 @@ class HumanJudgingConflict(CJError):  # noqa: N818
 
 
 class InvalidDeadline(CJError):  # noqa: N818
-    """A human judging deadline that has already passed."""
+    """A human judging deadline that has already passed, or lies beyond the longest allowed."""
 
     code = ErrorCode.VALIDATION
     http_code = "invalid_parameter"

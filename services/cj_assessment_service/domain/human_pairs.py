@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,16 @@ STRATA = 4
 NEIGHBOUR_REACH = 3
 # Random candidate pairs drawn per stratified pair wanted.
 CANDIDATES_PER_PAIR = 20
+
+
+def deadline_problem(deadline: datetime, now: datetime, max_days: float) -> str | None:
+    """Why a human judging deadline cannot be taken, or None: past (the judges would have no
+    time), or more than `max_days` away (the batch would wait on its people that long)."""
+    if deadline <= now:
+        return "has passed: the judges would have no time to judge"
+    if deadline - now > timedelta(days=max_days):
+        return f"is more than {max_days:g} days away (HUMAN_DEADLINE_MAX_DAYS)"
+    return None
 
 
 def human_pair_count(budget: int, share: float) -> int:

@@ -192,3 +192,16 @@ class TestDeadline:
         )
         (failed,) = uow.events(Topic.CJ_ASSESSMENT_FAILED.value)
         assert failed.data.error_detail.details["field"] == "human_judging.deadline"
+        assert "has passed" in failed.data.error_detail.message
+
+    async def test_a_deadline_beyond_the_longest_allowed_fails_naming_the_field(self) -> None:
+        uow = FakeUnitOfWork()
+        settings = Settings(human_deadline_max_days=7)
+        flow = CJWorkflow(settings, seed=1)
+        far = people().model_copy(update={"deadline": datetime.now(UTC) + timedelta(days=8)})
+        await flow.handle_request(
+            uow, request_envelope(settings, "ref", essays(4), human_judging=far)
+        )
+        (failed,) = uow.events(Topic.CJ_ASSESSMENT_FAILED.value)
+        assert failed.data.error_detail.details["field"] == "human_judging.deadline"
+        assert "more than 7 days away" in failed.data.error_detail.message
