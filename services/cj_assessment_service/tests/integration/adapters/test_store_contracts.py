@@ -600,7 +600,11 @@ class TestPeoplesPairs:
         batch = replace(
             _batch(f"ref-{uuid.uuid4().hex}"), human_judging=_people(past), human_deadline=past
         )
-        ai = [NewPair(uuid.uuid4(), 0, 1, uuid.uuid4()), NewPair(uuid.uuid4(), 1, 2, uuid.uuid4())]
+        # One wave's pairs are read in id order: sorted ids make that the order of this list.
+        ai = sorted(
+            [NewPair(uuid.uuid4(), 0, 1, uuid.uuid4()), NewPair(uuid.uuid4(), 1, 2, uuid.uuid4())],
+            key=lambda pair: pair.id,
+        )
         people = [
             NewPair(uuid.uuid4(), a, b, uuid.uuid4(), judge_kind="human", judge_id="t1")
             for a, b in [(1, 0), (2, 1), (0, 2)]
