@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from common_core.runtime.http import error_body, errors
+from common_core.runtime.http import error_body, errors, request_route
 from common_core.runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -250,7 +250,7 @@ def register_signing_key_errors(app: Quart) -> None:
 
     @app.errorhandler(SigningKeysUnavailableError)
     async def keys_unavailable(_exc: SigningKeysUnavailableError) -> Response:
-        log.warning("jwks_unavailable", path=request.path)
+        log.warning("jwks_unavailable", route=request_route())
         return _refusal(
             503,
             "service_unavailable",

@@ -14,6 +14,7 @@ from common_core.runtime.http import (
     register_http_error_handlers,
     register_operational_routes,
 )
+from common_core.runtime.http_auth import SigningKeysUnavailableError, register_signing_key_errors
 from common_core.runtime.http_metrics import ROUTE_SCOPE_KEY
 from common_core.runtime.service_process import RouteAccessLogger
 
@@ -40,6 +41,23 @@ class TestUnhandledExceptions:
         assert response.status_code == 500
         failed = [entry for entry in logs if entry["event"] == "request_failed"]
         assert [entry["route"] for entry in failed] == ["/links/<token>"]
+        assert SECRET_TOKEN not in repr(logs)
+
+
+class TestSigningKeysOutage:
+    async def test_the_log_line_names_the_route_not_the_path(self) -> None:
+        app = Quart(__name__)
+        register_signing_key_errors(app)
+
+        @app.get("/links/<token>")
+        async def unreadable_keys(token: str) -> str:
+            raise SigningKeysUnavailableError("the JWKS endpoint did not answer")
+
+        with capture_logs() as logs:
+            response = await app.test_client().get(f"/links/{SECRET_TOKEN}")
+        assert response.status_code == 503
+        outage = [entry for entry in logs if entry["event"] == "jwks_unavailable"]
+        assert [entry["route"] for entry in outage] == ["/links/<token>"]
         assert SECRET_TOKEN not in repr(logs)
 
 

@@ -6,13 +6,13 @@ import json
 
 import structlog
 from pydantic import ValidationError
-from quart import Quart, Response, request
+from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError, RequestHeadersValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from common_core.runtime.error_text import describe_error
-from common_core.runtime.http import error_body, http_header_name
+from common_core.runtime.http import error_body, http_header_name, request_route
 from submission_service.domain.errors import (
     AuthenticationError,
     ConflictError,
@@ -123,7 +123,7 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.error("unhandled_error", error=describe_error(exc), path=request.path)
+        log.error("unhandled_error", error=describe_error(exc), route=request_route())
         return Response(
             json.dumps(error_body("internal_error", "internal error")),
             status=500,
