@@ -4,10 +4,13 @@ Random pairs, 10 comparisons per essay, judged by a Bradley-Terry judge (ability
 effect 0.3 logits). Timed at each size: the stop rule's posterior reliability, a fit with
 standard errors, one planning step (a top-up of 500 pairs given every pair asked) and the final
 scoring (`score_batch`), each with its growth exponent (the least-squares slope of log time on
-log essays: 1 is linear). Beside the posterior reliability, in the same run where feasible: the
-method before (kept below as the reference: cold-started fits, log|H| by dense Cholesky up to
-2,000 essays and by sparse LU above, the noise term from the second-order Neumann standard
-errors) and the exact figure (dense factorisations throughout).
+log essays: 1 is linear). With human judges beside the AI (a tenth of the verdicts made people's,
+five judges): the final scoring (the joint fit, each judge's misfit and the AI-human agreement),
+timed beside the AI-only scoring as its reference, and the choice of the people's pairs (a fit of
+the AI's answers, then as many pairs as people's verdicts). Beside the posterior reliability, in
+the same run where feasible: the method before (kept below as the reference: cold-started fits,
+log|H| by dense Cholesky up to 2,000 essays and by sparse LU above, the noise term from the
+second-order Neumann standard errors) and the exact figure (dense factorisations throughout).
 
 Accuracy: the stochastic estimate (stochastic Lanczos quadrature, used above
 DENSE_LOG_DET_MAX_ESSAYS) against the exact figure at 300, 1,000 and 2,000 essays on a random
@@ -38,6 +41,8 @@ from cj_assessment_service.domain.bradley_terry import (
     Comparisons,
     fit_bradley_terry,
 )
+from cj_assessment_service.domain.human_pairs import plan_human_pairs_from_answers
+from cj_assessment_service.domain.judge_fit import HumanCounts
 from cj_assessment_service.domain.scoring import ScoredEssay, score_batch
 from cj_assessment_service.domain.stopping import (
     LOG_VARIANCE_TOLERANCE,
@@ -51,6 +56,9 @@ PER_ESSAY = 10
 SPREAD = 1.5
 ORDER_EFFECT = 0.3
 PLAN_PAIRS = 500
+# With human judges: the share of the verdicts that are people's, and how many people.
+HUMAN_SHARE = 0.1
+HUMAN_JUDGES = 5
 # Timing repeats per size (the best is kept: the cores are shared).
 REPEATS = {1_000: 5, 3_000: 3, 10_000: 2, 30_000: 1}
 # The method before takes 17 s at 3,000 essays and grows with the LU's nearly dense fill-in.
@@ -187,6 +195,21 @@ def time_size(n: int) -> dict[str, Any]:
         repeats,
     )
     scoring_s, _ = _best_time(lambda: score_batch(essays, comparisons), max(1, repeats - 1))
+    human, judge_ids = _human_verdicts(len(comparisons), seed=n)
+    judged = int(human.sum())
+    counts = HumanCounts(HUMAN_JUDGES, judged, judged, 0)
+    people_s, with_people = _best_time(
+        lambda: score_batch(essays, comparisons, judges=(human, judge_ids), human_counts=counts),
+        max(1, repeats - 1),
+    )
+    human_statistics = with_people.statistics.human_judging
+    assert human_statistics is not None
+    human_plan_s, human_planned = _best_time(
+        lambda: plan_human_pairs_from_answers(
+            comparisons.subset(~human), asked, judged, rng=np.random.default_rng(0)
+        ),
+        repeats,
+    )
     case: dict[str, Any] = {
         "essays": n,
         "comparisons": len(comparisons),
@@ -196,6 +219,11 @@ def time_size(n: int) -> dict[str, Any]:
         "plan_top_up_seconds": round(plan_s, 4),
         "plan_top_up_pairs": len(planned),
         "score_batch_seconds": round(scoring_s, 4),
+        "human_verdicts": judged,
+        "score_batch_with_people_seconds": round(people_s, 4),
+        "ai_human_agreement": human_statistics.agreement,
+        "plan_human_pairs_seconds": round(human_plan_s, 4),
+        "plan_human_pairs_pairs": len(human_planned),
     }
     if n <= PREVIOUS_MAX_ESSAYS:
         previous_s, previous = _best_time(lambda: previous_posterior_reliability(comparisons), 1)
@@ -208,6 +236,16 @@ def time_size(n: int) -> dict[str, Any]:
         case.update(exact_posterior_reliability_seconds=round(exact_s, 4))
         case.update(exact_posterior_reliability=round(float(exact), 4))
     return case
+
+
+def _human_verdicts(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Which of `count` verdicts are people's (HUMAN_SHARE of them, at random) and who gave
+    each (HUMAN_JUDGES people in turn; the AI's are "ai")."""
+    rng = np.random.default_rng(seed)
+    human = np.zeros(count, dtype=np.bool_)
+    human[rng.choice(count, int(HUMAN_SHARE * count), replace=False)] = True
+    judge_ids = [f"teacher-{i % HUMAN_JUDGES + 1}" if human[i] else "ai" for i in range(count)]
+    return human, judge_ids
 
 
 def accuracy() -> list[dict[str, Any]]:
@@ -259,7 +297,10 @@ def run() -> dict[str, Any]:
         line += (
             f"; fit+SE {case['fit_with_standard_errors_seconds']:.3f}s; plan_top_up "
             f"{PLAN_PAIRS} {case['plan_top_up_seconds']:.3f}s; score_batch "
-            f"{case['score_batch_seconds']:.3f}s"
+            f"{case['score_batch_seconds']:.3f}s; with people ({case['human_verdicts']} of the "
+            f"verdicts, {HUMAN_JUDGES} judges) {case['score_batch_with_people_seconds']:.3f}s "
+            f"(agreement {case['ai_human_agreement']:.3f}); choosing their pairs "
+            f"{case['plan_human_pairs_seconds']:.3f}s"
         )
         print(line, flush=True)
     sizes = [case["essays"] for case in cases]
@@ -269,6 +310,8 @@ def run() -> dict[str, Any]:
         "fit_with_standard_errors",
         "plan_top_up",
         "score_batch",
+        "score_batch_with_people",
+        "plan_human_pairs",
     ):
         exponents[operation] = round(
             _growth_exponent(sizes, [case[f"{operation}_seconds"] for case in cases]), 2
